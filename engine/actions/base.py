@@ -1,0 +1,110 @@
+"""The action contract: probe, then change.
+
+An action declares its capabilities and its params JSON Schema; the executor (not the action)
+decides what to do with them:
+
+* ``probe()`` is read-only and says whether anything needs doing (``Probe.done``) and what the
+  state is now. ``None`` means the action cannot tell (a plain ``shell`` step).
+* check mode: a read-only action runs; a mutating one reports ``probe().would`` and stops.
+* otherwise ``apply()`` runs; a mutating action with a probe is probed again afterwards and the
+  step fails when it did not converge.
+* resume: an in-doubt step is probed; ``done`` → recorded done; not done and ``idempotent`` →
+  run again; otherwise the operator decides.
+* undo: ``apply()`` returns a :class:`StepResult` whose ``undo`` is a JSON-able record; on
+  rollback ``undo(record)`` is called on a fresh instance of the same action class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from engine.model import StepResult
+
+if TYPE_CHECKING:
+    from engine.context import ActionContext
+
+
+@dataclass
+class Probe:
+    """A read-only look at the state: is the change already made, and what would it do."""
+
+    done: bool
+    state: dict[str, Any] = field(default_factory=dict)
+    would: str = ""  # what apply() would change, for check mode and --diff
+
+
+class Action:
+    """Base class of every action. One subclass per module in ``engine/actions/``."""
+
+    name: ClassVar[str]
+    #: JSON Schema of the (rendered) arguments; strings are accepted where templates may go.
+    params_schema: ClassVar[dict[str, Any]] = {"type": "object"}
+    #: may change the host or the database
+    mutating: ClassVar[bool] = True
+    #: safe to run again when a previous attempt is in doubt
+    idempotent: ClassVar[bool] = False
+    #: has a built-in undo
+    reversible: ClassVar[bool] = False
+    #: args are a free-form string (shell, sql) rather than a mapping
+    free_form: ClassVar[bool] = False
+    #: the action renders its own args (sql binds ``{{ }}`` as parameters)
+    renders_own_args: ClassVar[bool] = False
+    #: does its own looping/retrying/timing? (pause, wait_for)
+    #: - no; all actions get the executor's loop/retries
+
+    def __init__(self, args: Any, ctx: ActionContext):
+        self.args = args
+        self.ctx = ctx
+
+    # -- the contract ------------------------------------------------------------------
+    def probe(self) -> Probe | None:
+        """Read-only state check. ``None``: this action cannot tell."""
+        return None
+
+    def apply(self) -> StepResult:
+        raise NotImplementedError
+
+    def undo(self, record: Any) -> StepResult:
+        """Reverse a previous ``apply`` from its journaled undo record."""
+        raise NotImplementedError(f"{self.name} has no built-in undo")
+
+    def check(self) -> StepResult:
+        """Check mode for a mutating action: report what would change, touch nothing."""
+        from engine.model import Status
+
+        probe = self.probe()
+        if probe is None:
+            return StepResult(Status.SKIPPED, msg="check mode: would run (no probe to tell the effect)")
+        if probe.done:
+            return StepResult(Status.OK, msg="check mode: already in the desired state", data=dict(probe.state))
+        return StepResult(Status.CHANGED, msg=f"check mode: would {probe.would}".rstrip(), data=dict(probe.state), diff=probe.would)
+
+    # -- static validation hook ----------------------------------------------------------
+    @classmethod
+    def static_problems(cls, args: Any) -> list[tuple[str, str]]:
+        """Extra checks beyond the JSON Schema: ``[(json_path_suffix, message)]``."""
+        return []
+
+
+REGISTRY: dict[str, type[Action]] = {}
+
+
+def register(cls: type[Action]) -> type[Action]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def action_names() -> list[str]:
+    from engine import actions  # noqa: F401  (imports every action module)
+
+    return sorted(REGISTRY)
+
+
+def get_action(name: str) -> type[Action]:
+    from engine import actions  # noqa: F401
+
+    return REGISTRY[name]
+
+
+ProgressFn = Callable[[int, int | None, str], None]

@@ -1,0 +1,56 @@
+"""``pause``: wait a while, or until the operator presses Enter."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from engine.actions.base import Action, register
+from engine.durations import parse_duration
+from engine.model import Status, StepResult
+
+
+@register
+class Pause(Action):
+    """Wait, or ask the operator to press Enter (needs a terminal).
+
+    ```yaml
+    - name: Let the application drain
+      pause: {seconds: 30}
+    - name: Check the dashboards
+      pause: {prompt: "Is traffic at zero?"}
+    ```
+    """
+
+    name = "pause"
+    mutating = False
+    idempotent = True
+    params_schema = {
+        "type": "object",
+        "properties": {
+            "seconds": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]},
+            "minutes": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]},
+            "prompt": {"type": "string"},
+        },
+        "additionalProperties": False,
+    }
+
+    def apply(self) -> StepResult:
+        a = self.args or {}
+        seconds = 0.0
+        if "seconds" in a:
+            seconds += parse_duration(a["seconds"])
+        if "minutes" in a:
+            seconds += parse_duration(a["minutes"]) * 60
+        if self.ctx.check_mode:
+            return StepResult(Status.OK, msg=f"check mode: would pause {seconds:g}s" if seconds else "check mode: would prompt")
+        if "prompt" in a and not seconds:
+            if not sys.stdin.isatty():
+                return StepResult(Status.FAILED, msg="pause with a prompt needs a terminal", evidence=str(a["prompt"]))
+            try:
+                answer = input(f"{a['prompt']} (press Enter) ")
+            except EOFError:
+                answer = ""
+            return StepResult(Status.OK, data={"user_input": answer})
+        time.sleep(seconds)
+        return StepResult(Status.OK, msg=f"paused {seconds:g}s", data={"seconds": seconds})

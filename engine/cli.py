@@ -1,0 +1,267 @@
+"""The command line. The only place that turns errors into messages and exit codes:
+0 success · 1 the run failed · 2 invalid input (nothing executed) · 130 interrupted."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from engine.errors import InputError, Interrupted, Problem, RunbookError, Source, ValidationFailed
+
+
+def _die(exc: RunbookError) -> NoReturn:
+    click.echo(exc.render(), err=True)
+    sys.exit(exc.exit_code)
+
+
+class _Group(click.Group):
+    """Maps our errors (and click's usage errors) to exit codes; no traceback for a user error."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+            sys.exit(rv or 0)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            if exc.ctx is not None:
+                click.echo(f"try: {exc.ctx.command_path} --help", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(2)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        except (Interrupted, KeyboardInterrupt) as exc:
+            click.echo(str(exc) if isinstance(exc, Interrupted) else "interrupted", err=True)
+            sys.exit(130)
+        except RunbookError as exc:
+            _die(exc)
+        except BrokenPipeError:
+            sys.exit(1)
+        except Exception as exc:  # a bug of ours: say so, keep the traceback out of the operator's way
+            path = Path(os.environ.get("RUNBOOK_HOME", ".runbook")) / "crash.log"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(traceback.format_exc())
+                where = f" (traceback in {path})"
+            except OSError:
+                where = ""
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {exc}{where} — please report it", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="runbook-engine", prog_name="runbook")
+def main() -> None:
+    """runbook: declarative, crash-safe runbooks for MySQL and MariaDB disaster recovery."""
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(t.strip() for v in values for t in v.split(",") if t.strip())
+
+
+def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
+    """``-e KEY=VALUE`` (a string), ``-e @vars.yml`` or ``-e '{"k": 1}'`` (YAML/JSON)."""
+    import re
+
+    from engine.yamlio import load_yaml, load_yaml_text
+
+    out: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for i, raw in enumerate(values, 1):
+        where = Source(f"-e #{i}")
+        if raw.startswith("@"):
+            try:
+                data = load_yaml(raw[1:], what="vars file")
+            except InputError as exc:
+                problems.append(Problem(exc.source or where, "", exc.message, exc.hint))
+                continue
+            except ValidationFailed as exc:
+                problems.extend(exc.problems)
+                continue
+            if not isinstance(data, dict):
+                problems.append(Problem(Source(raw[1:], 1, 1), "", "a vars file is a mapping of names to values"))
+                continue
+            items = data
+        elif raw.lstrip().startswith("{"):
+            try:
+                data = load_yaml_text(raw, f"-e #{i}", what="extra vars")
+            except (InputError, ValidationFailed) as exc:
+                problems.append(Problem(where, "", f"cannot parse {raw!r}: {exc.render()}"))
+                continue
+            items = data if isinstance(data, dict) else {}
+        elif "=" in raw:
+            key, _, value = raw.partition("=")
+            items = {key.strip(): value}
+        else:
+            problems.append(Problem(where, "", f"{raw!r} is not KEY=VALUE, @file.yml or a JSON/YAML mapping", "e.g. -e schema=shop"))
+            continue
+        for key, value in items.items():
+            if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                problems.append(Problem(where, "", f"{key!r} is not a valid variable name", "use letters, digits and _"))
+                continue
+            out[key] = value
+    if problems:
+        raise ValidationFailed(problems)
+    return out
+
+
+def _load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None) -> Any:
+    """Runbook, inventory, extra vars and their cross-checks — every problem at once."""
+    from engine.inventory import load_inventories
+    from engine.loader import load_runbook
+    from engine.validate import cross_check
+
+    problems: list[Problem] = []
+    loaded = inv = None
+    extra_vars: dict[str, Any] = {}
+    for fn, target in ((lambda: load_runbook(runbook), "rb"), (lambda: load_inventories(list(inventories)), "inv"),
+                       (lambda: parse_extra_vars(extra), "extra")):
+        try:
+            value = fn()
+        except ValidationFailed as exc:
+            problems.extend(exc.problems)
+            continue
+        except InputError as exc:
+            problems.append(Problem(exc.source or Source(runbook if target == "rb" else ",".join(inventories) or "-e"), "", exc.message, exc.hint))
+            continue
+        if target == "rb":
+            loaded = value
+        elif target == "inv":
+            inv = value
+        else:
+            extra_vars = value
+    if loaded is not None and inv is not None:
+        problems.extend(cross_check(loaded.runbook, inv, extra_vars, limit))
+    if problems:
+        raise ValidationFailed(problems)
+    return loaded, inv, extra_vars
+
+
+@main.command()
+@click.argument("runbook", type=click.Path(dir_okay=False))
+@click.option("-i", "--inventory", "inventories", multiple=True, help="inventory file (repeatable)")
+@click.option("-e", "--extra-vars", "extra", multiple=True, help="KEY=VALUE, @vars.yml or a JSON mapping")
+@click.option("--limit", help="host pattern to restrict the run to")
+def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None) -> None:
+    """Check a runbook (and inventory) without touching any host."""
+    loaded, inv, _ = _load_all(runbook, inventories, extra, limit)
+    for w in loaded.warnings:
+        click.echo("warning: " + w.render(), err=True)
+    rb = loaded.runbook
+    steps = sum(len(s.steps) for s in rb.stages)
+    click.echo(f"ok: {runbook} is valid — {len(rb.stages)} stages, {steps} steps, {len(inv.hosts)} host(s) in the inventory")
+
+
+@main.command()
+@click.argument("runbook", type=click.Path(dir_okay=False))
+@click.option("-i", "--inventory", "inventories", multiple=True, help="inventory file (repeatable)")
+@click.option("-e", "--extra-vars", "extra", multiple=True, help="KEY=VALUE, @vars.yml or a JSON mapping")
+@click.option("--check", is_flag=True, help="dry run: read-only steps run, the rest say what they would do")
+@click.option("--diff", is_flag=True, help="show what changes")
+@click.option("--tags", "tags", multiple=True, help="only steps with these tags (comma separated)")
+@click.option("--skip-tags", "skip_tags", multiple=True, help="skip steps with these tags")
+@click.option("--limit", help="host pattern to restrict the run to")
+@click.option("--start-at", "start_at", help='start at "STAGE" or "STAGE/STEP"')
+@click.option("--yes", is_flag=True, help="answer yes to stage confirmations")
+@click.option("--forks", default=10, show_default=True, type=click.IntRange(1, 500), help="hosts in parallel")
+@click.option("--journal-dir", "journal_dir", help="default: $RUNBOOK_HOME, else ./.runbook")
+@click.option("--report", "report", help="write a report: .json .xml .html .md by suffix")
+@click.option("-v", "--verbose", count=True, help="-v shows output and rows; -vv everything registered")
+def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], check: bool, diff: bool,
+         tags: tuple[str, ...], skip_tags: tuple[str, ...], limit: str | None, start_at: str | None, yes: bool,
+         forks: int, journal_dir: str | None, report: str | None, verbose: int) -> None:
+    """Run a runbook."""
+    from engine.runner import new_run
+
+    if report and Path(report).suffix.lower() not in (".json", ".xml", ".html", ".md"):
+        raise InputError(f"--report {report}: unknown suffix", hint="use .json, .xml (JUnit), .html or .md")
+    loaded, inv, extra_vars = _load_all(runbook, inventories, extra, limit)
+    code = new_run(loaded, inv, extra_vars, dict(
+        runbook=runbook, inventories=list(inventories), extra=list(extra), check=check, diff=diff, tags=_split(tags),
+        skip_tags=_split(skip_tags), limit=limit, start_at=start_at, yes=yes, forks=forks, journal_dir=journal_dir,
+        report=report, verbose=verbose))
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--yes", is_flag=True, help="answer yes to stage confirmations (never to in-doubt steps)")
+@click.option("--force", is_flag=True, help="resume even though the runbook or inventory changed")
+@click.option("--decide", multiple=True, help="answer for an in-doubt step: 'stage/step@host=rerun|done|abort'")
+@click.option("--journal-dir", "journal_dir")
+@click.option("-v", "--verbose", count=True)
+def resume(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal_dir: str | None, verbose: int) -> None:
+    """Continue an interrupted or failed run where it stopped."""
+    from engine.runner import resume_run
+
+    decisions: dict[str, str] = {}
+    for d in decide:
+        key, sep, value = d.rpartition("=")
+        if not sep or value not in ("rerun", "done", "abort"):
+            raise InputError(f"--decide {d!r}: expected 'stage/step@host=rerun|done|abort'")
+        decisions[key] = value
+    sys.exit(resume_run(run_id, yes=yes, force=force, decisions=decisions, journal_dir=journal_dir, verbose=verbose))
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--force", is_flag=True, help="roll back even though the runbook or inventory changed")
+@click.option("--journal-dir", "journal_dir")
+def rollback(run_id: str, yes: bool, force: bool, journal_dir: str | None) -> None:
+    """Undo a run's reversible steps, newest first."""
+    from engine.runner import rollback_run
+
+    sys.exit(rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir))
+
+
+@main.command()
+@click.option("--journal-dir", "journal_dir")
+def runs(journal_dir: str | None) -> None:
+    """List the runs in the journal dir."""
+    from engine.runner import list_runs_text
+
+    click.echo(list_runs_text(journal_dir))
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--journal-dir", "journal_dir")
+def show(run_id: str, journal_dir: str | None) -> None:
+    """Stages, steps, hosts, status and timings of one run."""
+    from engine.runner import show_text
+
+    click.echo(show_text(run_id, journal_dir))
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json", "junit"]), required=True)
+@click.option("-o", "--output", help="file to write (default: standard output)")
+@click.option("--journal-dir", "journal_dir")
+def report(run_id: str, fmt: str, output: str | None, journal_dir: str | None) -> None:
+    """Render a run's report from its journal."""
+    from engine.report import render_report
+    from engine.runner import load_state
+
+    text = render_report(load_state(run_id, journal_dir), fmt)
+    if output:
+        Path(output).write_text(text)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text)
+
+
+if __name__ == "__main__":
+    main()

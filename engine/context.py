@@ -1,0 +1,105 @@
+"""Per-host connections and what an action sees while it runs."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from engine.model import Host
+from engine.transport.base import Shell, Sql
+
+
+class Connections:
+    """One SSH (or local) shell and one MySQL session per host, opened on first use, reused
+    by every step of the run, closed at the end."""
+
+    def __init__(self, host: Host):
+        self.host = host
+        self._shell: Shell | None = None
+        self._sql: Sql | None = None
+        self._lock = threading.Lock()
+
+    def shell(self) -> Shell:
+        with self._lock:
+            if self._shell is None:
+                from engine.inventory import ssh_settings
+
+                if self.host.connection == "local":
+                    from engine.transport.local import LocalShell
+
+                    self._shell = LocalShell()
+                else:
+                    from engine.transport.ssh import SshShell
+
+                    self._shell = SshShell(ssh_settings(self.host))
+            return self._shell
+
+    def sql(self) -> Sql:
+        with self._lock:
+            if self._sql is None:
+                from engine.inventory import mysql_settings
+                from engine.transport.mysql import MysqlSession
+
+                settings = mysql_settings(self.host)
+                tunnel = None
+                if settings.via == "tunnel":
+                    shell = self._shell_unlocked()
+                    tunnel = shell.open_tunnel  # type: ignore[attr-defined]
+                self._sql = MysqlSession(settings, tunnel=tunnel)
+            return self._sql
+
+    def _shell_unlocked(self) -> Shell:
+        if self._shell is None:
+            from engine.inventory import ssh_settings
+            from engine.transport.ssh import SshShell
+
+            if self.host.connection == "local":
+                from engine.errors import InputError
+
+                raise InputError(f"host {self.host.name}: mysql_via: tunnel needs an SSH connection, not connection: local")
+            self._shell = SshShell(ssh_settings(self.host))
+        return self._shell
+
+    def reset_sql(self) -> None:
+        """Drop a broken MySQL session (after 2006/2013) so the next use reconnects."""
+        with self._lock:
+            if self._sql is not None:
+                self._sql.close()
+                self._sql = None
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in (self._sql, self._shell):
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # closing is best effort: the run is over
+                        pass
+            self._sql = None
+            self._shell = None
+
+
+@dataclass
+class ActionContext:
+    """Everything an action may use. Built by the executor for one step on one host."""
+
+    host: Host
+    conns: Connections
+    vars: dict[str, Any]
+    run_id: str
+    check_mode: bool
+    step_key: str
+    source: Any
+    timeout: float | None = None
+    journal_dir: str = ".runbook"
+    progress: Callable[[int, int | None, str], None] = lambda done, total, label: None
+    warn: Callable[[str], None] = lambda msg: None
+    #: identities seen per host during the run (hostname, server_uuid), shared across steps
+    run_state: dict[str, Any] = field(default_factory=dict)
+
+    def shell(self) -> Shell:
+        return self.conns.shell()
+
+    def sql(self) -> Sql:
+        return self.conns.sql()

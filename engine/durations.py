@@ -1,0 +1,48 @@
+"""Durations as people write them: ``90``, ``30s``, ``5m``, ``1h30m``, ``250ms``, ``2d``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.I)
+_FULL = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)\s*)+$", re.I)
+_FACTOR = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds. Raises ValueError with a message a user can act on."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 1h30m)")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"{value} is negative")
+        return float(value)
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    if not _FULL.match(text):
+        raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 1h30m)")
+    return sum(float(n) * _FACTOR[u.lower()] for n, u in _PART.findall(text))
+
+
+def is_duration(value: Any) -> bool:
+    try:
+        parse_duration(value)
+        return True
+    except ValueError:
+        return False
+
+
+def format_duration(seconds: float) -> str:
+    """``0.004`` → ``4ms``; ``75`` → ``1m15s``; ``3725`` → ``1h02m05s``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h{m:02d}m{s:02d}s"
+    return f"{m}m{s:02d}s"

@@ -1,0 +1,353 @@
+"""One step on one host: render, probe, check mode, journal, apply, re-probe.
+
+The executor — not the action — decides what happens, from the action's declared
+capabilities (STYLE §1, §2):
+
+1. ``when`` false → ``skipped`` (the registered variable is still defined, status skipped).
+2. ``unless``/``creates`` or the action's own probe says done → ``ok``, nothing applied.
+3. check mode: read-only actions run; mutating ones report what they would do.
+4. journal *intent* → apply (with ``retries``/``until``, ``timeout``) → journal *outcome*.
+5. a mutating action with a probe is probed again; not converged → ``failed``.
+6. ``failed_when``/``changed_when``/``ignore_errors`` adjust the verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from engine.actions.base import Action, get_action
+from engine.actions.probes import path_exists, unless_probe
+from engine.context import ActionContext, Connections
+from engine.errors import CommandTimeout, ConnectError, RunbookError, SqlError, TemplateError
+from engine.model import Host, Status, Step, StepResult
+from engine.secrets import MASKER
+from engine.templating import ENGINE, lazify, names_in
+
+if TYPE_CHECKING:
+    from engine.journal import Journal
+
+
+@dataclass
+class HostState:
+    """What the run knows about one host: its connections and its registered facts."""
+
+    host: Host
+    conns: Connections
+    facts: dict[str, Any] = field(default_factory=dict)  # registered results and set_fact values
+    failed: bool = False
+    unreachable: bool = False
+    lazy_vars: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lazy_vars = lazify(self.host.vars)
+
+    @property
+    def active(self) -> bool:
+        return not (self.failed or self.unreachable)
+
+
+@dataclass
+class StepEnv:
+    """Run-wide settings the executor needs."""
+
+    run_id: str
+    check_mode: bool
+    journal: Journal | None
+    journal_dir: str
+    extra_vars: dict[str, Any]
+    runbook_vars: dict[str, Any]
+    magic: Callable[[HostState, str], dict[str, Any]]
+    run_state: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[str, int, int | None, str], None] = lambda host, done, total, label: None
+    warn: Callable[[str], None] = lambda msg: None
+    diff: bool = False
+
+
+def variables(env: StepEnv, hs: HostState, stage: str) -> dict[str, Any]:
+    """Precedence: inventory (all < groups < host) < runbook vars < registered/set_fact < -e."""
+    out = dict(hs.lazy_vars)
+    out.update(env.runbook_vars)
+    out.update(hs.facts)
+    out.update(env.extra_vars)
+    out.update(env.magic(hs, stage))
+    return out
+
+
+def args_digest(action: str, args: Any) -> str:
+    text = json.dumps([action, MASKER.data(args)], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _classify(exc: BaseException) -> StepResult:
+    """Our errors → a failed or unreachable result with evidence."""
+    if isinstance(exc, ConnectError):
+        return StepResult(Status.UNREACHABLE, msg=exc.render())
+    if isinstance(exc, SqlError):
+        return StepResult(Status.FAILED, msg=exc.render(), data={"errno": exc.errno, "sqlstate": exc.sqlstate},
+                          evidence=f"SQL: {exc.sql}\n{exc.render()}" if exc.sql else exc.render())
+    if isinstance(exc, (CommandTimeout, TemplateError, RunbookError)):
+        return StepResult(Status.FAILED, msg=exc.render())
+    raise exc
+
+
+class Executor:
+    """Runs steps. One instance per run; thread-safe across hosts."""
+
+    def __init__(self, env: StepEnv):
+        self.env = env
+
+    def context(self, step: Step, hs: HostState, variables_: dict[str, Any], timeout: float | None) -> ActionContext:
+        env = self.env
+        return ActionContext(
+            host=hs.host, conns=hs.conns, vars=variables_, run_id=env.run_id, check_mode=env.check_mode,
+            step_key=step.key, source=step.source, timeout=timeout, journal_dir=env.journal_dir,
+            progress=lambda done, total, label: env.progress(hs.host.name, done, total, label),
+            warn=env.warn, run_state=env.run_state,
+        )
+
+    # -- the whole step on one host ------------------------------------------------------
+    def run(self, step: Step, hs: HostState, stage: str, *, attempt: int = 1) -> StepResult:
+        start = time.perf_counter()
+        vars_ = variables(self.env, hs, stage)
+        journal = self.env.journal
+        seq = None
+        try:
+            if journal is not None:
+                seq = journal.intent(step.key, hs.host.name, self.digest(step, vars_), attempt)
+            if step.loop is not None:
+                result = self._run_loop(step, hs, vars_, attempt)
+            else:
+                result = self._run_one(step, hs, vars_, attempt)
+        except RunbookError as exc:
+            result = _classify(exc)
+            if step.source and str(step.source) not in result.msg:
+                result.msg = f"{step.source}: {result.msg}"
+        result.duration = time.perf_counter() - start
+        if journal is not None and seq is not None:
+            journal.outcome(seq, step.key, hs.host.name, result.status.value, changed=result.changed,
+                            registered=result.registered(), duration=result.duration, msg=result.msg,
+                            undo=result.undo, evidence=result.evidence)
+        self.remember(step, hs, result)
+        return result
+
+    def digest(self, step: Step, vars_: dict[str, Any]) -> str:
+        """Digest of the rendered arguments (what the step is about to do)."""
+        try:
+            cls = get_action(step.action)
+            if cls.renders_own_args:
+                view = _sql_view(step.args, vars_)
+            elif step.loop is not None:
+                view = [step.args, ENGINE.render(step.loop, vars_)]
+            else:
+                view = ENGINE.render(step.args, vars_)
+        except RunbookError:
+            view = step.args
+        return args_digest(step.action, view)
+
+    def remember(self, step: Step, hs: HostState, result: StepResult) -> None:
+        if step.register:
+            hs.facts[step.register] = result.registered()
+        if step.action == "set_fact" and result.status is Status.OK:
+            hs.facts.update(result.data.get("facts", {}))
+
+    def _run_loop(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int) -> StepResult:
+        if step.when is not None and not _loop_sees_item(step):
+            if not ENGINE.truth(step.when, vars_):
+                return StepResult(Status.SKIPPED, msg="when: false", data={"results": []}, items=[])
+        items = ENGINE.render(step.loop, vars_)
+        if isinstance(items, dict):
+            items = [{"key": k, "value": v} for k, v in items.items()]
+        if not isinstance(items, (list, tuple)):
+            raise TemplateError(f"loop: must give a list, got {type(items).__name__}", source=step.source)
+        results: list[StepResult] = []
+        for i, item in enumerate(items):
+            v = dict(vars_)
+            v[step.loop_var] = item
+            v["ansible_loop"] = {"index": i + 1, "index0": i, "first": i == 0, "last": i == len(items) - 1, "length": len(items)}
+            r = self._run_one(step, hs, v, attempt)
+            r.data.setdefault("item", item)
+            results.append(r)
+            if r.status is Status.UNREACHABLE:
+                break
+        statuses = {r.status for r in results}
+        if Status.UNREACHABLE in statuses:
+            status = Status.UNREACHABLE
+        elif any(r.failed and not r.ignored for r in results):
+            status = Status.FAILED
+        elif Status.CHANGED in statuses:
+            status = Status.CHANGED
+        elif results and statuses == {Status.SKIPPED}:
+            status = Status.SKIPPED
+        else:
+            status = Status.OK
+        failed_items = [r for r in results if r.failed]
+        msg = f"{len(results)} items" + (f", {len(failed_items)} failed: {failed_items[0].msg}" if failed_items else "")
+        undo = [r.undo for r in results if r.undo is not None] or None
+        return StepResult(status, msg=msg, items=results, undo={"kind": "items", "records": undo} if undo else None,
+                          evidence="\n".join(r.evidence for r in failed_items if r.evidence)[-4000:])
+
+    def _run_one(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int) -> StepResult:
+        env = self.env
+        if step.when is not None and not ENGINE.truth(step.when, vars_):
+            return StepResult(Status.SKIPPED, msg="when: false")
+        cls = get_action(step.action)
+        timeout = step.timeout
+        args = step.args if cls.renders_own_args else ENGINE.render(step.args, vars_)
+        ctx = self.context(step, hs, vars_, timeout)
+        action = cls(args, ctx)
+
+        # Probe first: an explicit unless/creates, else the action's own read-only probe.
+        done, why = self._explicit_probe(step, ctx)
+        if done:
+            return StepResult(Status.OK, msg=f"already done ({why})")
+        probe = None
+        if cls.mutating and step.unless is None and step.creates is None:
+            probe = action.probe()
+            if probe is not None and probe.done:
+                return StepResult(Status.OK, msg="already in the desired state", data=dict(probe.state))
+
+        if env.check_mode and cls.mutating:
+            result = action.check()
+            return self._verdict(step, result, vars_)
+
+        result = self._apply_with_retries(step, action, vars_)
+        if cls.mutating and probe is not None and result.status in (Status.OK, Status.CHANGED):
+            after = action.probe()
+            if after is not None and not after.done:
+                result = StepResult(Status.FAILED, msg=f"did not converge: still {after.would or 'not in the desired state'}",
+                                    data=result.data, evidence=result.evidence)
+        if step.undo is not None and result.status is Status.CHANGED:
+            result.undo = {"kind": "explicit", "action": next(iter(step.undo)), "args": step.undo[next(iter(step.undo))],
+                           "vars": _captured(step.undo, vars_)}
+        elif result.undo is not None and not (isinstance(result.undo, dict) and result.undo.get("kind")):
+            result.undo = {"kind": "builtin", "action": step.action, "record": result.undo}
+        return self._verdict(step, result, vars_)
+
+    def probe_only(self, step: Step, hs: HostState, stage: str) -> tuple[bool | None, str]:
+        """For resume: is this step already done? ``None`` when nothing can tell."""
+        vars_ = variables(self.env, hs, stage)
+        cls = get_action(step.action)
+        ctx = self.context(step, hs, vars_, step.timeout)
+        if step.unless is not None or step.creates is not None:
+            done, why = self._explicit_probe(step, ctx)
+            return done, why or "unless/creates say not done"
+        if step.loop is not None or not cls.mutating:
+            return None, ""
+        args = step.args if cls.renders_own_args else ENGINE.render(step.args, vars_)
+        probe = cls(args, ctx).probe()
+        if probe is None:
+            return None, ""
+        return probe.done, "the action's probe says " + ("done" if probe.done else f"not done: {probe.would}")
+
+    def _explicit_probe(self, step: Step, ctx: ActionContext) -> tuple[bool, str]:
+        if step.creates is not None:
+            path = str(ENGINE.render(step.creates, ctx.vars))
+            if path_exists(path, ctx):
+                return True, f"creates: {path} exists"
+        if step.unless is not None:
+            done, what = unless_probe(step.unless, step.action, ctx)
+            if done:
+                return True, f"unless {what[:80]} is true"
+        return False, ""
+
+    def _apply_with_retries(self, step: Step, action: Action, vars_: dict[str, Any]) -> StepResult:
+        retries = step.retries
+        if isinstance(retries, str):
+            retries = int(ENGINE.render(retries, vars_))
+        if retries is None:
+            retries = 3 if step.until is not None else 0
+        attempts = 0
+        while True:
+            attempts += 1
+            t0 = time.perf_counter()
+            try:
+                result = action.apply()
+            except RunbookError as exc:
+                result = _classify(exc)
+            result.duration = time.perf_counter() - t0
+            if result.status is Status.UNREACHABLE:
+                return result
+            if step.until is not None:
+                v = dict(vars_)
+                reg = result.registered()
+                if step.register:
+                    v[step.register] = reg
+                v["result"] = reg
+                if ENGINE.truth(step.until, v):
+                    break
+                if attempts > retries:
+                    result.status = Status.FAILED
+                    result.msg = f"until: {step.until} still false after {attempts} attempts" + (f" ({result.msg})" if result.msg else "")
+                    break
+            elif not result.failed or attempts > retries:
+                break
+            time.sleep(step.delay)
+        if attempts > 1:
+            result.data["attempts"] = attempts
+        return result
+
+    def _verdict(self, step: Step, result: StepResult, vars_: dict[str, Any]) -> StepResult:
+        if step.failed_when is None and step.changed_when is None and not step.ignore_errors:
+            return result
+        if result.status is Status.SKIPPED or result.status is Status.UNREACHABLE:
+            return result
+        v = dict(vars_)
+        reg = result.registered()
+        if step.register:
+            v[step.register] = reg
+        v["result"] = reg
+        if step.changed_when is not None and not result.failed:
+            result.status = Status.CHANGED if ENGINE.truth(step.changed_when, v) else Status.OK
+        if step.failed_when is not None:
+            if ENGINE.truth(step.failed_when, v):
+                if not result.failed:
+                    result.msg = f"failed_when: {step.failed_when}"
+                result.status = Status.FAILED
+            elif result.status is Status.FAILED:
+                result.status = Status.OK if step.changed_when is None else result.status
+                result.msg = f"not failed: failed_when is false ({result.msg})"
+        ignore = step.ignore_errors
+        if isinstance(ignore, str):
+            ignore = ENGINE.truth(ignore, v)
+        if ignore and result.status is Status.FAILED:
+            result.ignored = True
+        return result
+
+
+def _loop_sees_item(step: Step) -> bool:
+    """Ansible evaluates ``when`` per item when it mentions the loop variable."""
+    conds = step.when if isinstance(step.when, list) else [step.when]
+    texts = [c if "{{" in str(c) else "{{ " + str(c) + " }}" for c in conds]
+    return step.loop_var in names_in(texts)
+
+
+def _captured(undo: dict[str, Any], vars_: dict[str, Any]) -> dict[str, Any]:
+    """The variables an explicit undo's templates read, captured at do time, so rollback
+    renders it exactly as it would have been then."""
+    from engine.actions._util import plain
+
+    out: dict[str, Any] = {}
+    for name in names_in([undo]):
+        if name in vars_:
+            try:
+                out[name] = plain(ENGINE.render("{{ " + name + " }}", vars_))
+            except TemplateError:
+                continue
+    return out
+
+
+def _sql_view(args: Any, vars_: dict[str, Any]) -> Any:
+    """For the digest of an action that renders its own args: the rendered statements."""
+    from engine.actions.sql import rendered_statements
+
+    text = args if isinstance(args, str) else args.get("query") if isinstance(args, dict) else None
+    if isinstance(text, str):
+        try:
+            return rendered_statements(text, vars_)
+        except TemplateError:
+            return args
+    return args

@@ -1,0 +1,370 @@
+"""Writing the journal: one synced JSON line per record, appended, never rewritten.
+
+```python
+journal = Journal.create(journal_dir(None), new_run_id(), header)
+seq = journal.intent("stage/step", "db1", digest, attempt=1)
+...                                     # the side effect
+journal.outcome(seq, "stage/step", "db1", "changed", changed=True, registered=reg, duration=1.2)
+journal.close()
+```
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from engine.errors import InputError, JournalError
+from engine.journal.encoding import encode
+from engine.model import Status
+
+#: Format of the records; a journal written by a newer engine is refused, not misread.
+VERSION = 1
+JOURNAL_FILE = "journal.jsonl"
+LOCK_FILE = "lock"
+PHASES = ("do", "undo")
+
+# fdatasync skips the inode metadata flush that fsync does (mtime), which is all we can spare;
+# the file size *is* synced by it, which is what an append needs. macOS has no fdatasync.
+_fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+
+# A run id becomes a directory name and comes from the command line (`runbook resume ID`):
+# one plain path component, so "../x" can never escape the journal dir.
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_STATUSES = frozenset(s.value for s in Status)
+
+
+def new_run_id() -> str:
+    """A sortable, readable run id: UTC start time plus 4 hex digits, e.g. ``20261122-031502-7f3a``."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
+
+
+def journal_dir(option: str | os.PathLike[str] | None) -> Path:
+    """The journal dir: ``--journal-dir``, else ``$RUNBOOK_HOME``, else ``./.runbook``."""
+    if option:
+        return Path(option).expanduser()
+    env = os.environ.get("RUNBOOK_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path(".runbook")
+
+
+def check_run_id(run_id: str) -> None:
+    """Refuse a run id that is not one plain path component."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise InputError(
+            f"invalid run id {run_id!r}",
+            hint="a run id looks like 20261122-031502-7f3a; `runbook runs` lists them",
+        )
+
+
+def run_path(dir: Path, run_id: str) -> Path:
+    """``<dir>/<run_id>/journal.jsonl``, after checking the run id."""
+    check_run_id(run_id)
+    return Path(dir) / run_id / JOURNAL_FILE
+
+
+def ensure_run_dir(dir: Path, run_id: str) -> Path:
+    """Make ``<dir>/<run_id>/`` (mode 0700 whatever the umask) if it does not exist yet.
+
+    Both :meth:`Journal.create` and :class:`RunLock` call this, so either may come first.
+    """
+    check_run_id(run_id)
+    root = Path(dir)
+    run_dir = root / run_id
+    try:
+        if not root.is_dir():
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(root, 0o700)  # mkdir's mode is filtered by the umask
+        try:
+            os.mkdir(run_dir, 0o700)
+        except FileExistsError:
+            return run_dir
+        os.chmod(run_dir, 0o700)
+        _fsync_dir(root)  # the run dir entry itself must survive a crash
+    except OSError as exc:
+        raise JournalError(
+            f"cannot create the run directory {run_dir}: {exc.strerror}",
+            hint="check that --journal-dir / $RUNBOOK_HOME points to a writable directory",
+        ) from exc
+    return run_dir
+
+
+def now() -> str:
+    """The journal's timestamp: ISO 8601, UTC, microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a new directory entry durable (a synced file is lost if its name is not)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on a directory; the data itself is synced
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- the writer
+
+
+class Journal:
+    """The append-only journal of one run. Thread-safe: hosts run in parallel threads.
+
+    Every record is written with one ``os.write`` on an ``O_APPEND`` descriptor and synced
+    with ``fdatasync`` before the call returns. Threads that append at the same time share
+    one sync (group commit, as InnoDB's log writer does): a thread whose line was already
+    covered by another thread's sync returns without syncing again.
+
+    Hold a :class:`RunLock` on the run while a journal is open for writing: one writer per
+    run is what makes a torn tail the only possible damage.
+    """
+
+    def __init__(self, path: Path, run_id: str, fd: int, last_seq: int):
+        """Use :meth:`create` or :meth:`open`."""
+        self.path = path
+        self.run_id = run_id
+        self._fd: int | None = fd
+        self._seq = last_seq
+        self._size = os.fstat(fd).st_size
+        self._synced = self._size
+        self._lock = threading.Lock()  # seq + write: lines and seqs are in the same order
+        self._sync_lock = threading.Lock()  # one fdatasync at a time; the others ride along
+        self._broken: str | None = None
+        # intent seq -> (step, host, phase) of attempts without an outcome yet
+        self._open_intents: dict[int, tuple[str, str, str]] = {}
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, dir: Path, run_id: str, header: dict[str, Any]) -> Journal:
+        """Start the journal of a new run and write its synced header (seq 0)."""
+        reserved = {"type", "seq", "ts", "run_id", "version"} & set(header)
+        if reserved:
+            raise ValueError(f"header keys reserved by the journal: {sorted(reserved)}")
+        run_dir = ensure_run_dir(Path(dir), run_id)
+        path = run_dir / JOURNAL_FILE
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            raise JournalError(
+                f"run {run_id} already exists in {dir}",
+                hint=f"resume it with `runbook resume {run_id}`, or start a new run",
+            ) from None
+        except OSError as exc:
+            raise JournalError(f"cannot create the journal {path}: {exc.strerror}") from exc
+        os.fchmod(fd, 0o600)  # the umask may have left it wider or narrower
+        journal = cls(path, run_id, fd, last_seq=-1)
+        try:
+            journal._append("header", {"run_id": run_id, "version": VERSION, **header})
+            _fsync_dir(run_dir)
+        except BaseException:
+            journal.close()
+            raise
+        return journal
+
+    @classmethod
+    def open(cls, dir: Path, run_id: str) -> Journal:
+        """Reopen an existing run for appending (resume, rollback); seqs continue.
+
+        A torn last line (the crash hit mid-write) is cut off first, so that the next record
+        does not land after it; the fragment is kept in a ``torn_tail_discarded`` event.
+        """
+        from engine.journal.analysis import StepVerdict, read_journal
+
+        state = read_journal(dir, run_id)
+        try:
+            fd = os.open(state.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except OSError as exc:
+            raise JournalError(f"cannot open the journal {state.path} for writing: {exc.strerror}") from exc
+        try:
+            size = os.fstat(fd).st_size
+            fragment = os.pread(fd, size - state.valid_size, state.valid_size) if size > state.valid_size else b""
+            if fragment:
+                os.ftruncate(fd, state.valid_size)
+            last = os.pread(fd, 1, state.valid_size - 1) if state.valid_size else b"\n"
+            if last != b"\n":  # a complete record whose newline never made it to disk
+                os.write(fd, b"\n")
+            if fragment or last != b"\n":
+                _fdatasync(fd)
+        except OSError as exc:
+            os.close(fd)
+            raise JournalError(f"cannot repair the tail of {state.path}: {exc.strerror}") from exc
+        journal = cls(state.path, run_id, fd, last_seq=state.last_seq)
+        journal._open_intents = {
+            s.intent_seq: key for key, s in state.steps.items() if s.status is StepVerdict.IN_DOUBT
+        }
+        if fragment:
+            text = fragment[:2048].decode("utf-8", "replace").replace("\x00", "")
+            journal.event("torn_tail_discarded", bytes=len(fragment), fragment=text)
+        return journal
+
+    # -- records -------------------------------------------------------------------------
+    def intent(
+        self,
+        step_key: str,
+        host: str,
+        digest: str,
+        attempt: int,
+        phase: str = "do",
+        extra: dict[str, Any] | None = None,
+    ) -> int:
+        """Before a side effect: "step on host is about to run". Returns the record's seq."""
+        _check_phase(phase)
+        fields: dict[str, Any] = {"step": step_key, "host": host, "digest": digest, "attempt": attempt, "phase": phase}
+        if extra:
+            fields["extra"] = extra
+        seq = self._append("intent", fields, opens=(step_key, host, phase))
+        return seq
+
+    def outcome(
+        self,
+        intent_seq: int,
+        step_key: str,
+        host: str,
+        status: str | Status,
+        *,
+        changed: bool,
+        registered: dict[str, Any] | None,
+        duration: float,
+        msg: str = "",
+        undo: object = None,
+        phase: str = "do",
+        evidence: str = "",
+    ) -> int:
+        """After a side effect: how the attempt opened by ``intent_seq`` ended."""
+        _check_phase(phase)
+        status = status.value if isinstance(status, Status) else status
+        if status not in _STATUSES:
+            raise ValueError(f"unknown step status {status!r}; expected one of {sorted(_STATUSES)}")
+        fields: dict[str, Any] = {
+            "intent": intent_seq,
+            "step": step_key,
+            "host": host,
+            "phase": phase,
+            "status": status,
+            "changed": changed,
+            "registered": registered,
+            "duration": round(duration, 6),
+            "msg": msg,
+            "undo": undo,
+            "evidence": evidence,
+        }
+        return self._append("outcome", fields, closes=(intent_seq, (step_key, host, phase)))
+
+    def event(self, kind: str, **data: Any) -> int:
+        """A run-level fact: run_start, run_end(status), stage_start, operator_decision, ..."""
+        reserved = {"type", "seq", "ts"} & set(data)
+        if reserved:
+            raise ValueError(f"event fields reserved by the journal: {sorted(reserved)}")
+        return self._append("event", {"kind": kind, **data})
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last record written (0: only the header)."""
+        return self._seq
+
+    def close(self) -> None:
+        """Close the file; every record is already synced. Safe to call twice."""
+        with self._lock, self._sync_lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path)!r}, last_seq={self._seq})"
+
+    # -- the write path ------------------------------------------------------------------
+    def _append(
+        self,
+        kind: str,
+        fields: dict[str, Any],
+        opens: tuple[str, str, str] | None = None,
+        closes: tuple[int, tuple[str, str, str]] | None = None,
+    ) -> int:
+        # Masking and encoding the payload (possibly thousands of result rows) happens outside
+        # the lock; only the seq and timestamp are spliced in under it, so that seqs, times
+        # and the order of lines in the file always agree.
+        payload = encode(fields)
+        body = "}" if payload == "{}" else "," + payload[1:]
+        with self._lock:
+            if self._fd is None:
+                raise JournalError(f"the journal {self.path} is closed")
+            if self._broken:
+                raise JournalError(self._broken, hint=f"fix the cause, then `runbook resume {self.run_id}`")
+            if closes is not None:
+                intent_seq, key = closes
+                if self._open_intents.get(intent_seq) != key:
+                    raise ValueError(f"outcome for {key} names intent {intent_seq}, which is not its open attempt")
+            seq = self._seq + 1
+            line = f'{{"type":"{kind}","seq":{seq},"ts":"{now()}"{body}\n'
+            # backslashreplace: a lone surrogate (undecodable output) must not lose the record
+            self._write(line.encode("utf-8", "backslashreplace"))
+            self._seq = seq
+            if opens is not None:
+                self._open_intents[seq] = opens
+            if closes is not None:
+                del self._open_intents[closes[0]]
+            end = self._size
+        self._sync(end)
+        return seq
+
+    def _write(self, data: bytes) -> None:
+        """Append all of ``data``, or nothing: a half line in the middle would be corruption."""
+        assert self._fd is not None
+        start = self._size
+        done = 0
+        try:
+            while done < len(data):  # a regular file may take less than asked (disk full)
+                n = os.write(self._fd, data[done:])
+                if n <= 0:
+                    raise OSError(0, "write returned 0 bytes")
+                done += n
+        except OSError as exc:
+            if done:
+                try:
+                    os.ftruncate(self._fd, start)
+                except OSError:
+                    self._broken = f"the journal {self.path} has a partial record that could not be removed"
+            raise JournalError(
+                f"cannot write the journal {self.path}: {exc.strerror}",
+                hint="free disk space or fix the journal dir, then resume the run",
+            ) from exc
+        self._size = start + len(data)
+
+    def _sync(self, end: int) -> None:
+        """Return once bytes ``[0, end)`` are on stable storage."""
+        with self._sync_lock:
+            if self._synced >= end:  # another thread's fdatasync already covered this line
+                return
+            if self._fd is None:
+                raise JournalError(f"the journal {self.path} was closed before its last record was synced")
+            target = self._size  # everything written before this sync starts is covered by it
+            try:
+                _fdatasync(self._fd)
+            except OSError as exc:
+                # After a failed fsync the kernel may have dropped the dirty pages and a retry
+                # can "succeed" without writing them (the PostgreSQL fsyncgate lesson): nothing
+                # written through this descriptor can be trusted any more.
+                self._broken = f"syncing the journal {self.path} failed: {exc.strerror}"
+                raise JournalError(self._broken, hint="check the disk; the run must be resumed") from exc
+            self._synced = target
+
+
+def _check_phase(phase: str) -> None:
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES}, not {phase!r}")

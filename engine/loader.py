@@ -1,0 +1,428 @@
+"""Runbook YAML → validated model. Every problem is reported at once, with file:line:col.
+
+Order: YAML (with marks) → structural JSON Schema → per-action params schemas → semantics
+(one action per step, unique names, durations, imports) → templates (syntax everywhere, and
+variables that are certainly undefined). Nothing here touches a host.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from engine.actions.base import REGISTRY, action_names
+from engine.durations import parse_duration
+from engine.errors import InputError, Problem, Source, ValidationFailed
+from engine.model import OnFailure, Runbook, Stage, Step
+from engine.schema import RUNBOOK_KEYWORDS, STAGE_KEYWORDS, STEP_KEYWORDS, runbook_schema
+from engine.templating import ENGINE, has_template
+from engine.yamlio import MDict, MList, key_source, load_yaml, source_at
+
+MAGIC_VARS = {"inventory_hostname", "hostvars", "groups", "run_id", "stage", "check_mode", "group_names",
+              "play_hosts", "ansible_check_mode", "inventory_hostname_short", "omit"}
+
+
+@dataclass
+class Loaded:
+    """A runbook with the warnings found while loading it."""
+
+    runbook: Runbook
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def _structural_schema() -> dict[str, Any]:
+    schema = runbook_schema()
+    step = schema["$defs"]["step"]
+    step["properties"] = {k: (v if k in STEP_KEYWORDS else {}) for k, v in step["properties"].items()}
+    return schema
+
+
+_VALIDATOR: jsonschema.protocols.Validator | None = None
+
+
+def _validator() -> jsonschema.protocols.Validator:
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        _VALIDATOR = jsonschema.Draft202012Validator(_structural_schema())
+    return _VALIDATOR
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _path_str(path: list[Any]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            MList: "a list", dict: "a mapping", MDict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def schema_problems(validator: Any, instance: Any, root: Any, base: list[Any], file: str,
+                    allowed_for: Any = None) -> list[Problem]:
+    """jsonschema errors → Problems with positions and plain-English messages. Errors on values
+    that are templates are dropped: they can only be checked once rendered."""
+    problems: list[Problem] = []
+    for err in validator.iter_errors(instance):
+        path = base + list(err.absolute_path)
+        if isinstance(err.instance, str) and has_template(err.instance):
+            continue
+        src = source_at(root, path, file)
+        where = _path_str(path)
+        v = err.validator
+        if v == "additionalProperties":
+            allowed = sorted((err.schema.get("properties") or {}).keys())
+            for key in err.instance:
+                if key in allowed or not isinstance(err.instance, dict):
+                    continue
+                hint = _did_you_mean(str(key), allowed + (allowed_for(path) if allowed_for else []))
+                problems.append(Problem(key_source(err.instance, key, file), where, f"unknown key {key!r}",
+                                        hint or f"allowed: {', '.join(allowed[:15])}"))
+        elif v == "required":
+            missing = err.message.split("'")[1] if "'" in err.message else err.message
+            problems.append(Problem(src, where, f"missing required key {missing!r}"))
+        elif v == "type":
+            want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+            problems.append(Problem(src, where, f"must be {' or '.join(_type_name({'string': '', 'integer': 0, 'number': 0.5, 'boolean': True, 'array': [], 'object': {}, 'null': None}.get(w)) for w in want)}, not {_type_name(err.instance)}"))
+        elif v == "enum":
+            problems.append(Problem(src, where, f"{err.instance!r} is not allowed", f"use one of: {', '.join(map(str, err.validator_value))}"))
+        elif v == "minItems":
+            problems.append(Problem(src, where, "must not be empty"))
+        elif v == "pattern" and err.schema.get("pattern", "").startswith("^[A-Za-z_]"):
+            problems.append(Problem(src, where, f"{err.instance!r} is not a valid name", "use letters, digits and _"))
+        elif v in ("anyOf", "oneOf"):
+            desc = err.schema.get("description")
+            problems.append(Problem(src, where, f"{err.instance!r} is not valid here" + (f": expected {desc}" if desc else "")))
+        elif v == "propertyNames":
+            problems.append(Problem(src, where, f"{err.instance!r} is not a valid variable name" if not isinstance(err.instance, dict) else err.message))
+        else:
+            problems.append(Problem(src, where, err.message))
+    return problems
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_runbook(path: str) -> Loaded:
+    """Load and validate a runbook file. Raises ValidationFailed with every problem found."""
+    action_names()
+    data = load_yaml(path, what="runbook")
+    file = str(path)
+    if not isinstance(data, dict):
+        raise ValidationFailed([Problem(Source(file, 1, 1), "", f"a runbook is a mapping with name and stages, not {_type_name(data)}")])
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    files = [file]
+
+    # Static imports: `- import: other.yml` in stages is replaced by that file's stages.
+    stages_raw = data.get("stages")
+    expanded: list[tuple[Any, Any, str, list[Any]]] = []  # (stage, root, file, path)
+    if isinstance(stages_raw, list):
+        for i, st in enumerate(stages_raw):
+            if isinstance(st, dict) and "import" in st and isinstance(st["import"], str):
+                extra = set(st) - {"import"}
+                if extra:
+                    problems.append(Problem(key_source(st, sorted(extra)[0], file), f"stages[{i}]", "an import stage takes no other keys"))
+                target = Path(os.path.dirname(file)) / st["import"]
+                try:
+                    sub = load_yaml(target, what="imported file")
+                except InputError as exc:
+                    problems.append(Problem(source_at(data, ["stages", i, "import"], file), f"stages[{i}].import", exc.message, exc.hint))
+                    continue
+                files.append(str(target))
+                sub_stages = sub.get("stages") if isinstance(sub, dict) else sub
+                if not isinstance(sub_stages, list):
+                    problems.append(Problem(Source(str(target), 1, 1), "", "an imported file holds a list of stages (or a mapping with stages)"))
+                    continue
+                for j, sst in enumerate(sub_stages):
+                    expanded.append((sst, sub, str(target), ["stages", j] if isinstance(sub, dict) else [j]))
+            else:
+                expanded.append((st, data, file, ["stages", i]))
+
+    step_keys = sorted(STEP_KEYWORDS) + sorted(REGISTRY)
+    problems += schema_problems(_validator(), {k: v for k, v in data.items() if k != "stages"} | {"stages": []}, data, [], file)
+    problems = [p for p in problems if not p.message == "must not be empty" or p.path != "stages"]
+    if "stages" not in data:
+        pass  # reported as missing by the schema
+    elif not isinstance(stages_raw, list) or not stages_raw:
+        problems.append(Problem(source_at(data, ["stages"], file), "stages", "must be a non-empty list of stages"))
+
+    stage_validator = jsonschema.Draft202012Validator({"$defs": _structural_schema()["$defs"], "$ref": "#/$defs/stage"})
+    stages: list[Stage] = []
+    stage_names: dict[str, Source] = {}
+    for s_index, (raw_stage, root, sfile, spath) in enumerate(expanded):
+        probs = schema_problems(stage_validator, raw_stage, root, spath, sfile,
+                                allowed_for=lambda p: step_keys if "steps" in p else sorted(STAGE_KEYWORDS))
+        problems += probs
+        if not isinstance(raw_stage, dict):
+            continue
+        stage = _build_stage(raw_stage, root, sfile, spath, s_index, problems, warnings)
+        if stage is None:
+            continue
+        if stage.name in stage_names:
+            problems.append(Problem(source_at(root, spath + ["name"], sfile), _path_str(spath + ["name"]),
+                                    f"duplicate stage name {stage.name!r} (first at {stage_names[stage.name]})", "stage names must be unique"))
+        else:
+            stage_names[stage.name] = stage.source
+        stages.append(stage)
+
+    budget = None
+    if "budget" in data:
+        budget = _duration(data["budget"], data, ["budget"], file, problems)
+    rb_vars = data.get("vars") if isinstance(data.get("vars"), dict) else {}
+    _check_templates(rb_vars, data, ["vars"], file, problems)
+    for key in ("name", "description", "targets"):
+        if isinstance(data.get(key), str):
+            _check_templates(data[key], data, [key], file, problems)
+    if problems:
+        raise ValidationFailed(problems)
+    rb = Runbook(
+        name=str(data["name"]),
+        path=file,
+        stages=tuple(stages),
+        source=Source(file, 1, 1),
+        description=str(data.get("description", "")),
+        targets=str(data.get("targets", "all")),
+        vars=dict(rb_vars),
+        budget=budget,
+        files=tuple(files),
+    )
+    return Loaded(rb, warnings)
+
+
+def _duration(value: Any, root: Any, path: list[Any], file: str, problems: list[Problem]) -> float | None:
+    if isinstance(value, str) and has_template(value):
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        problems.append(Problem(source_at(root, path, file), _path_str(path), str(exc)))
+        return None
+
+
+def _build_stage(raw: dict[str, Any], root: Any, file: str, spath: list[Any], index: int,
+                 problems: list[Problem], warnings: list[Problem]) -> Stage | None:
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        if "name" not in raw:
+            problems.append(Problem(source_at(root, spath, file), _path_str(spath), "a stage needs a name", "add name: assess (for example)"))
+        return None
+    steps_raw = raw.get("steps")
+    if steps_raw is None:
+        problems.append(Problem(source_at(root, spath, file), _path_str(spath), f"stage {name!r} has no steps", "add steps: [...]"))
+        steps_raw = []
+    steps: list[Step] = []
+    seen: dict[str, Source] = {}
+    if isinstance(steps_raw, list):
+        for i, st in enumerate(steps_raw):
+            path = spath + ["steps", i]
+            if not isinstance(st, dict):
+                continue
+            step = _build_step(st, root, file, path, name, i, problems, warnings)
+            if step is None:
+                continue
+            if step.name in seen:
+                problems.append(Problem(source_at(root, path + ["name"], file), _path_str(path + ["name"]),
+                                        f"duplicate step name {step.name!r} in stage {name!r} (first at {seen[step.name]})", "step names must be unique in a stage"))
+            else:
+                seen[step.name] = step.source
+            steps.append(step)
+    for key in ("confirm", "targets"):
+        if isinstance(raw.get(key), str):
+            _check_templates(raw[key], root, spath + [key], file, problems)
+    if "when" in raw:
+        _check_condition(raw["when"], root, spath + ["when"], file, problems)
+    return Stage(
+        name=name,
+        steps=tuple(steps),
+        source=source_at(root, spath, file),
+        index=index,
+        budget=_duration(raw["budget"], root, spath + ["budget"], file, problems) if "budget" in raw else None,
+        confirm=raw.get("confirm"),
+        on_failure=OnFailure(raw.get("on_failure", "abort")) if raw.get("on_failure", "abort") in ("abort", "rollback", "continue") else OnFailure.ABORT,
+        when=raw.get("when"),
+        targets=raw.get("targets"),
+        tags=_tags(raw.get("tags")),
+    )
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(t.strip() for t in value.split(",") if t.strip())
+    return tuple(str(t) for t in value)
+
+
+def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stage: str, index: int,
+                problems: list[Problem], warnings: list[Problem]) -> Step | None:
+    src = source_at(root, path, file)
+    actions = [k for k in raw if k in REGISTRY]
+    if not actions:
+        unknown = [k for k in raw if k not in STEP_KEYWORDS and k not in REGISTRY]
+        if not unknown:  # unknown keys were reported by the schema with a did-you-mean
+            problems.append(Problem(src, _path_str(path), "a step needs exactly one action, found none",
+                                    f"actions: {', '.join(sorted(REGISTRY))}"))
+        return None
+    if len(actions) > 1:
+        problems.append(Problem(key_source(raw, actions[1], file), _path_str(path),
+                                f"a step has exactly one action, found {len(actions)}: {', '.join(actions)}", "split it into two steps"))
+        return None
+    action = actions[0]
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        if "name" not in raw:
+            problems.append(Problem(src, _path_str(path), f"the {action} step needs a name", "names identify steps in the journal, resume and reports"))
+        return None
+    args = raw[action]
+    cls = REGISTRY[action]
+    problems += _param_problems(cls, args, root, path + [action], file)
+    if action == "sql":
+        for text in _sql_texts(args):
+            if "| raw" in text.replace("|raw", "| raw"):
+                warnings.append(Problem(source_at(root, path + [action], file), _path_str(path + [action]),
+                                        "'| raw' splices text into SQL verbatim", "make sure the value can never come from untrusted input", warning=True))
+    _check_templates(args, root, path + [action], file, problems)
+    for cond in ("when", "until", "failed_when", "changed_when"):
+        if cond in raw:
+            _check_condition(raw[cond], root, path + [cond], file, problems)
+    for key in ("loop", "creates", "ignore_errors", "retries"):
+        if isinstance(raw.get(key), str):
+            _check_templates(raw[key], root, path + [key], file, problems)
+    unless = raw.get("unless")
+    if isinstance(unless, str) and action not in ("sql", "shell"):
+        problems.append(Problem(source_at(root, path + ["unless"], file), _path_str(path + ["unless"]),
+                                f"a plain unless: works on sql and shell steps; on a {action} step say which probe",
+                                "write unless: {sql: '...'} or unless: {shell: '...'}"))
+    if unless is not None:
+        _check_templates(unless, root, path + ["unless"], file, problems)
+    undo = raw.get("undo")
+    if isinstance(undo, dict):
+        undo_actions = [k for k in undo if k in REGISTRY]
+        if len(undo_actions) != 1 or len(undo) != 1:
+            problems.append(Problem(source_at(root, path + ["undo"], file), _path_str(path + ["undo"]),
+                                    "undo: is one action mapping, e.g. {sql: 'DROP TABLE t'}",
+                                    _did_you_mean(str(next(iter(undo), "")), sorted(REGISTRY)) if undo and not undo_actions else None))
+        else:
+            problems += _param_problems(REGISTRY[undo_actions[0]], undo[undo_actions[0]], root, path + ["undo", undo_actions[0]], file)
+            _check_templates(undo, root, path + ["undo"], file, problems)
+    retries = raw.get("retries")
+    delay = _duration(raw["delay"], root, path + ["delay"], file, problems) if "delay" in raw else None
+    timeout = _duration(raw["timeout"], root, path + ["timeout"], file, problems) if "timeout" in raw else None
+    loop_control = raw.get("loop_control") or {}
+    return Step(
+        name=name,
+        action=action,
+        args=args,
+        source=src,
+        stage=stage,
+        index=index,
+        when=raw.get("when"),
+        register=raw.get("register"),
+        loop=raw.get("loop"),
+        loop_var=str(loop_control.get("loop_var", "item")) if isinstance(loop_control, dict) else "item",
+        retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else (retries if isinstance(retries, str) else None),  # type: ignore[arg-type]
+        delay=delay if delay is not None else 1.0,
+        until=raw.get("until"),
+        failed_when=raw.get("failed_when"),
+        changed_when=raw.get("changed_when"),
+        ignore_errors=raw.get("ignore_errors", False),  # type: ignore[arg-type]
+        timeout=timeout,
+        tags=_tags(raw.get("tags")),
+        run_once=bool(raw.get("run_once", False)),
+        unless=unless,
+        creates=raw.get("creates"),
+        undo=undo,
+        raw=raw,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _sql_texts(args: Any) -> list[str]:
+    if isinstance(args, str):
+        return [args]
+    if isinstance(args, dict) and isinstance(args.get("query"), str):
+        return [args["query"]]
+    return []
+
+
+_PARAM_VALIDATORS: dict[str, Any] = {}
+
+
+def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str) -> list[Problem]:
+    validator = _PARAM_VALIDATORS.get(cls.name)
+    if validator is None:
+        validator = jsonschema.Draft202012Validator(cls.params_schema)
+        _PARAM_VALIDATORS[cls.name] = validator
+    if args is None:
+        args = {}
+    problems = schema_problems(validator, args, root, path, file)
+    if not problems and not (isinstance(args, str) and has_template(args)):
+        for suffix, message in cls.static_problems(args):
+            full = path + [s for s in suffix.split(".") if s] if suffix else path
+            problems.append(Problem(source_at(root, full, file), _path_str(full), message))
+    return problems
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def _check_templates(value: Any, root: Any, path: list[Any], file: str, problems: list[Problem]) -> None:
+    if isinstance(value, str):
+        if "{{" in value or "{%" in value:
+            err = ENGINE.syntax_error(value)
+            if err:
+                problems.append(Problem(source_at(root, path, file), _path_str(path), err, "check the {{ }} braces and the expression"))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_templates(v, root, path + [k], file, problems)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_templates(v, root, path + [i], file, problems)
+
+
+def _check_condition(value: Any, root: Any, path: list[Any], file: str, problems: list[Problem]) -> None:
+    items = value if isinstance(value, list) else [value]
+    for i, cond in enumerate(items):
+        if isinstance(cond, str):
+            text = cond if "{{" in cond else "{{ " + cond + " }}"
+            err = ENGINE.syntax_error(text)
+            if err:
+                p = path + [i] if isinstance(value, list) else path
+                problems.append(Problem(source_at(root, p, file), _path_str(p), err, "a condition is a Jinja2 expression without braces, e.g. facts.read_only == false"))
+
+
+def condition_text(cond: Any) -> list[str]:
+    items = cond if isinstance(cond, list) else [cond]
+    return [c if "{{" in c else "{{ " + c + " }}" for c in items if isinstance(c, str)]
+
+
+def digest_files(paths: list[str] | tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for p in paths:
+        try:
+            out[p] = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+        except OSError:
+            out[p] = "missing"
+    return out

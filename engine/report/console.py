@@ -1,0 +1,203 @@
+"""What the operator reads: one line per step and host, stage headers with budgets, a recap.
+
+On a terminal the lines are coloured with rich (unless ``NO_COLOR`` is set) and long work gets
+a live progress bar; otherwise plain lines, progress every 10 %. Secrets are masked by value
+on every line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from engine.durations import format_duration
+from engine.model import Status, StepResult
+from engine.secrets import MASKER
+
+_STYLE = {
+    Status.OK: "green",
+    Status.CHANGED: "yellow",
+    Status.SKIPPED: "cyan",
+    Status.FAILED: "bold red",
+    Status.UNREACHABLE: "bold magenta",
+}
+
+
+@dataclass
+class HostTally:
+    ok: int = 0
+    changed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    ignored: int = 0
+
+
+@dataclass
+class StageTiming:
+    name: str
+    budget: float | None
+    started: float
+    duration: float = 0.0
+    status: str = "running"
+    exceeded: bool = False
+
+
+@dataclass
+class Recap:
+    hosts: dict[str, HostTally] = field(default_factory=dict)
+    stages: list[StageTiming] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def tally(self, host: str) -> HostTally:
+        return self.hosts.setdefault(host, HostTally())
+
+
+class Console:
+    """Prints the run. Thread-safe: hosts report from worker threads."""
+
+    def __init__(self, out: TextIO | None = None, *, verbose: int = 0, color: bool | None = None):
+        self.out = out or sys.stdout
+        self.verbose = verbose
+        tty = hasattr(self.out, "isatty") and self.out.isatty()
+        self.tty = bool(tty)
+        self.color = (tty and "NO_COLOR" not in os.environ) if color is None else color
+        self._lock = threading.Lock()
+        self._rich: Any = None
+        if self.color:
+            from rich.console import Console as RichConsole
+
+            self._rich = RichConsole(file=self.out, highlight=False, soft_wrap=True)
+        self._progress_last: dict[tuple[str, str], float] = {}
+        self.recap = Recap()
+
+    # -- low level -------------------------------------------------------------------------
+    def line(self, text: str, style: str | None = None) -> None:
+        text = MASKER.text(text)
+        with self._lock:
+            if self._rich is not None and style:
+                from rich.text import Text
+
+                self._rich.print(Text(text, style=style))
+            else:
+                self.out.write(text + "\n")
+                self.out.flush()
+
+    # -- events ----------------------------------------------------------------------------
+    def run_start(self, run_id: str, runbook_name: str, path: str, hosts: list[str], check: bool, resumed: bool = False) -> None:
+        mode = " [CHECK MODE: no changes]" if check else ""
+        verb = "RESUME" if resumed else "RUN"
+        self.line(f"{verb} {run_id} · {runbook_name} · {path} · {len(hosts)} host{'s' if len(hosts) != 1 else ''}: {', '.join(hosts[:8])}{mode}", "bold")
+
+    def stage_start(self, name: str, budget: float | None, hosts: list[str]) -> None:
+        b = f" · budget {format_duration(budget)}" if budget else ""
+        title = f"STAGE [{name}]{b} · {len(hosts)} host{'s' if len(hosts) != 1 else ''} "
+        self.line("\n" + title + "─" * max(4, 72 - len(title)), "bold blue")
+        self.recap.stages.append(StageTiming(name, budget, time.monotonic()))
+
+    def stage_skipped(self, name: str, why: str) -> None:
+        self.line(f"\nSTAGE [{name}] skipped: {why}", "cyan")
+
+    def stage_end(self, name: str, status: str) -> None:
+        for st in reversed(self.recap.stages):
+            if st.name == name and st.status == "running":
+                st.duration = time.monotonic() - st.started
+                st.status = status
+                if st.budget:
+                    pct = st.duration / st.budget * 100
+                    over = " — OVER BUDGET" if st.duration > st.budget else ""
+                    self.line(f"stage [{name}] {status} in {format_duration(st.duration)} ({pct:.0f}% of its {format_duration(st.budget)} budget){over}",
+                              "bold red" if over else "dim")
+                else:
+                    self.line(f"stage [{name}] {status} in {format_duration(st.duration)}", "dim")
+                break
+
+    def budget_exceeded(self, scope: str, name: str, budget: float) -> None:
+        msg = f"WARNING: {scope} [{name}] exceeded its budget of {format_duration(budget)}"
+        self.recap.warnings.append(msg)
+        for st in self.recap.stages:
+            if scope == "stage" and st.name == name:
+                st.exceeded = True
+        self.line(msg, "bold red")
+
+    def warn(self, msg: str) -> None:
+        self.recap.warnings.append(msg)
+        self.line(f"WARNING: {msg}", "yellow")
+
+    def step_result(self, step_name: str, host: str, result: StepResult, note: str = "") -> None:
+        tally = self.recap.tally(host)
+        if result.ignored:
+            tally.ignored += 1
+        else:
+            setattr(tally, result.status.value, getattr(tally, result.status.value) + 1)
+        label = result.status.value + ("*" if result.ignored else "")
+        text = f"{label:<12} {host:<14} {step_name} ({format_duration(result.duration)})"
+        if note:
+            text += f" [{note}]"
+        if result.msg and (result.status is not Status.OK or self.verbose or result.msg.startswith("already") or result.msg.startswith("check mode")):
+            text += f": {result.msg}"
+        if result.ignored:
+            text += " — ignored"
+        self.line(text, _STYLE.get(result.status))
+        if result.failed and result.evidence:
+            self.line("    " + result.evidence.replace("\n", "\n    "), "red")
+        for w in result.warnings:
+            self.warn(f"{host}: {w}")
+        if self.verbose:
+            self._details(result)
+
+    def _details(self, result: StepResult) -> None:
+        d = result.data
+        for key in ("stdout", "stderr"):
+            if d.get(key):
+                self.line(f"    {key}: " + str(d[key]).rstrip().replace("\n", "\n    "), "dim")
+        if "rows" in d and d["rows"]:
+            rows = d["rows"][:20]
+            self.line("    rows: " + json.dumps(rows, default=str)[:2000], "dim")
+        if self.verbose > 1:
+            self.line("    " + json.dumps(result.registered(), default=str)[:4000], "dim")
+
+    def progress(self, host: str, done: int, total: int | None, label: str) -> None:
+        """Plain progress lines at most every 10 % (or 5 s when the total is unknown)."""
+        key = (host, label)
+        now = time.monotonic()
+        last = self._progress_last.get(key, 0.0)
+        if total:
+            pct = done / total * 100
+            bucket = int(pct // 10)
+            if bucket <= last and done < total:
+                return
+            self._progress_last[key] = bucket
+            self.line(f"    {host} {label}: {done:,}/{total:,} ({pct:.0f}%)", "dim")
+        else:
+            if now - last < 5:
+                return
+            self._progress_last[key] = now
+            self.line(f"    {host} {label}: {done:,}", "dim")
+
+    def print_recap(self, run_id: str, status: str, duration: float, budget: float | None, resume_hint: str | None) -> None:
+        self.line("\nRECAP " + "─" * 66, "bold")
+        width = max([14] + [len(h) for h in self.recap.hosts])
+        self.line(f"{'host':<{width}}  {'ok':>4} {'changed':>7} {'skipped':>7} {'failed':>6} {'unreachable':>11} {'ignored':>7}")
+        for host, t in self.recap.hosts.items():
+            style = "bold red" if t.failed or t.unreachable else "green"
+            self.line(f"{host:<{width}}  {t.ok:>4} {t.changed:>7} {t.skipped:>7} {t.failed:>6} {t.unreachable:>11} {t.ignored:>7}", style)
+        if self.recap.stages:
+            self.line("")
+            for st in self.recap.stages:
+                b = f"{format_duration(st.budget):>8}" if st.budget else f"{'-':>8}"
+                mark = "  OVER BUDGET" if st.budget and st.duration > st.budget else ""
+                self.line(f"stage {st.name:<28} {st.status:<10} {format_duration(st.duration):>8} / {b}{mark}",
+                          "red" if mark or st.status in ("failed", "rolled back") else None)
+        total = f"run {status} in {format_duration(duration)}"
+        if budget:
+            total += f" (budget {format_duration(budget)}{', OVER BUDGET' if duration > budget else ''})"
+        self.line(total, "bold green" if status == "succeeded" else "bold red")
+        self.line(f"RUN_ID {run_id}", "bold")
+        if resume_hint:
+            self.line(resume_hint, "bold")

@@ -1,0 +1,281 @@
+"""A run from start to end: journal header, lock, play, recap, report; and resume, rollback,
+runs and show, which need nothing but the run id."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.durations import format_duration
+from engine.errors import InputError, Interrupted, JournalError, NeedsDecision, RunbookError
+from engine.inventory import Inventory, match_pattern
+from engine.journal import Journal, JournalState, RunLock, journal_dir, list_runs, new_run_id, read_journal
+from engine.loader import Loaded, digest_files
+from engine.model import Runbook
+from engine.play import Play, PlayOptions, install_interrupt_handler, undo_one
+from engine.report.console import Console
+
+
+def _targeted_hosts(rb: Runbook, inv: Inventory, limit: str | None) -> list[str]:
+    names: list[str] = []
+    for pattern in [rb.targets] + [s.targets for s in rb.stages if s.targets]:
+        if pattern and "{{" not in pattern:
+            names += [n for n in match_pattern(pattern, inv) if n not in names]
+    if "{{" in rb.targets or any(s.targets and "{{" in s.targets for s in rb.stages):
+        names = list(inv.hosts)
+    if limit:
+        allowed = set(match_pattern(limit, inv))
+        names = [n for n in names if n in allowed]
+    return names
+
+
+def _options(opts: dict[str, Any], jdir: Path) -> PlayOptions:
+    return PlayOptions(check=opts.get("check", False), diff=opts.get("diff", False), tags=tuple(opts.get("tags") or ()),
+                       skip_tags=tuple(opts.get("skip_tags") or ()), limit=opts.get("limit"), start_at=opts.get("start_at"),
+                       yes=opts.get("yes", False), forks=opts.get("forks", 10), journal_dir=str(jdir),
+                       verbose=opts.get("verbose", 0))
+
+
+def _resume_hint(run_id: str, jdir: Path, default: Path) -> str:
+    extra = "" if jdir.resolve() == default.resolve() else f" --journal-dir {jdir}"
+    return f"runbook resume {run_id}{extra}"
+
+
+def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id: str, jdir: Path,
+             report: str | None, resumed: bool) -> int:
+    restore = install_interrupt_handler(play, console)
+    status, code = "failed", 1
+    try:
+        outcome = play.run()
+        status, code = outcome.status, outcome.exit_code
+    except Interrupted as exc:
+        console.line(str(exc), "bold red")
+        status, code = "interrupted", 130
+    except NeedsDecision as exc:
+        console.line(exc.render(), "bold red")
+        status, code = "interrupted", 1
+    except RunbookError as exc:
+        console.line(exc.render(), "bold red")
+        status, code = "failed", exc.exit_code
+    finally:
+        restore()
+        play.close()
+    journal.event("run_end", status=status)
+    duration = play.outcome.duration
+    hint = None
+    if status != "succeeded":
+        hint = f"to continue: {_resume_hint(run_id, jdir, journal_dir(None))}"
+        if status in ("failed", "rolled back"):
+            hint += f"   ·   to undo: runbook rollback {run_id}"
+    console.print_recap(run_id, status, duration, rb.budget, hint)
+    journal.close()
+    if report:
+        from engine.report import render_report
+
+        Path(report).write_text(render_report(read_journal(jdir, run_id), _format_of(report)))
+        console.line(f"report written to {report}")
+    if code == 130:
+        sys.stdout.flush()
+        os._exit(130)  # a second Ctrl-C: do not wait for worker threads still inside a step
+    return code
+
+
+def _format_of(path: str) -> str:
+    return {".json": "json", ".xml": "junit", ".html": "html", ".md": "md"}[Path(path).suffix.lower()]
+
+
+def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: dict[str, Any]) -> int:
+    rb = loaded.runbook
+    jdir = journal_dir(opts.get("journal_dir"))
+    run_id = new_run_id()
+    console = Console(verbose=opts.get("verbose", 0))
+    for w in loaded.warnings:
+        console.warn(w.render())
+    hosts = _targeted_hosts(rb, inv, opts.get("limit"))
+    header = {
+        "runbook": os.path.abspath(rb.path),
+        "runbook_name": rb.name,
+        "files": {os.path.abspath(p): d for p, d in digest_files(rb.files).items()},
+        "inventories": {os.path.abspath(p): d for p, d in digest_files(inv.files).items()},
+        "options": {k: v for k, v in opts.items() if k not in ("runbook", "inventories", "extra")},
+        "extra_vars": list(opts.get("extra") or []),
+        "cwd": os.getcwd(),
+        "operator": getpass.getuser(),
+        "control_host": socket.gethostname(),
+        "hosts": hosts,
+        "check_mode": bool(opts.get("check")),
+    }
+    with RunLock(jdir, run_id, hosts):
+        journal = Journal.create(jdir, run_id, header)
+        journal.event("run_start")
+        console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")))
+        play = Play(rb, inv, _options(opts, jdir), console, run_id=run_id, journal=journal)
+        play.env.extra_vars.update({})
+        play.opts.extra_vars = extra_vars
+        return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
+
+
+# --------------------------------------------------------------------------- resume / rollback
+
+
+def load_state(run_id: str, jdir_opt: str | None) -> JournalState:
+    jdir = journal_dir(jdir_opt)
+    if not (jdir / run_id).is_dir():
+        known = [r.run_id for r in list_runs(jdir)][-5:]
+        raise InputError(f"no run {run_id!r} in {jdir}", hint=("recent runs: " + ", ".join(known)) if known else "runbook runs lists them; --journal-dir or $RUNBOOK_HOME choose the directory")
+    return read_journal(jdir, run_id)
+
+
+def _changed_files(state: JournalState) -> list[str]:
+    out = []
+    for key in ("files", "inventories"):
+        old = state.header.get(key) or {}
+        now = digest_files(list(old))
+        for path, digest in old.items():
+            if now.get(path) != digest:
+                out.append(f"{path} ({'missing now' if now.get(path) == 'missing' else 'changed since the run started'})")
+    return out
+
+
+def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Inventory, dict[str, Any], dict[str, Any]]:
+    from engine.cli import _load_all
+
+    changed = _changed_files(state)
+    if changed and not force:
+        raise InputError(f"refusing to {what} run {state.run_id}: " + "; ".join(changed),
+                         hint=f"the journal pins the runbook and inventory it ran with; restore them, or pass --force to {what} with the new ones")
+    header = state.header
+    opts = dict(header.get("options") or {})
+    cwd = header.get("cwd") or os.getcwd()
+    if os.path.isdir(cwd):
+        os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
+    loaded, inv, extra = _load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"))
+    return loaded, inv, extra, opts
+
+
+def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str], journal_dir: str | None, verbose: int) -> int:
+    state = load_state(run_id, journal_dir)
+    if state.run_status == "succeeded":
+        print(f"run {run_id} already succeeded: nothing to resume")
+        return 0
+    loaded, inv, extra, opts = _reload(state, force, "resume")
+    jdir = _jdir(journal_dir)
+    opts.update(yes=yes or opts.get("yes", False), verbose=verbose, start_at=None)
+    console = Console(verbose=verbose)
+    hosts = list(state.header.get("hosts") or [])
+    with RunLock(jdir, run_id, hosts):
+        state = read_journal(jdir, run_id)  # again, under the lock
+        journal = Journal.open(jdir, run_id)
+        journal.event("resume_start", force=force, decisions=decisions)
+        doubt = state.in_doubt()
+        console.run_start(run_id, loaded.runbook.name, loaded.runbook.path, hosts, bool(opts.get("check")), resumed=True)
+        console.line(f"journal: {len(state.done())} step(s) done, {len(state.failed())} failed, {len(doubt)} in doubt"
+                     + (" (" + ", ".join(f"{s.step}@{s.host}" for s in doubt) + ")" if doubt else ""))
+        play = Play(loaded.runbook, inv, _options(opts, jdir), console, run_id=run_id, journal=journal, prior=state)
+        play.opts.extra_vars = extra
+        play.resumer.decisions = decisions  # type: ignore[union-attr]
+        return _execute(play, journal, console, loaded.runbook, run_id, jdir, None, resumed=True)
+
+
+def _jdir(opt: str | None) -> Path:
+    return journal_dir(opt)
+
+
+def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None) -> int:
+    import sys as _sys
+
+    state = load_state(run_id, journal_dir)
+    pending = state.done_with_undo()
+    console = Console()
+    if not pending:
+        console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
+        return 0
+    loaded, inv, extra, opts = _reload(state, force, "roll back")
+    jdir = _jdir(journal_dir)
+    console.line(f"ROLLBACK {run_id}: {len(pending)} step(s) to undo, newest first:", "bold yellow")
+    for st in pending:
+        console.line(f"  {st.step} on {st.host}")
+    if not yes:
+        if not _sys.stdin.isatty():
+            raise InputError("rollback asks for confirmation and there is no terminal", hint="pass --yes to confirm in advance")
+        answer = input(f"Type the run id ({run_id}) to roll back: ").strip()
+        if answer != run_id:
+            console.line("not confirmed: nothing was undone", "bold red")
+            return 1
+    hosts = sorted({st.host for st in pending})
+    with RunLock(jdir, run_id, hosts):
+        journal = Journal.open(jdir, run_id)
+        journal.event("rollback_start")
+        play = Play(loaded.runbook, inv, _options(opts, jdir), console, run_id=run_id, journal=journal)
+        play.opts.extra_vars = extra
+        play.opts.check = False
+        play.env.check_mode = False
+        status, code = "rolled back", 0
+        try:
+            for st in pending:
+                hs = play.states.get(st.host)
+                if hs is None:
+                    raise JournalError(f"host {st.host} of step {st.step} is not in the inventory any more")
+                name = st.step.split("/", 1)[-1]
+                if not undo_one(play, st.step, name, hs, st.undo):
+                    status, code = "rollback failed", 1
+                    console.line(f"rollback stopped at {st.step} on {st.host}: fix the cause, then run `runbook rollback {run_id}` again "
+                                 "(what is undone stays undone)", "bold red")
+                    break
+        finally:
+            play.close()
+            journal.event("run_end", status=status)
+            journal.close()
+    console.line(f"{status}: run {run_id}", "bold green" if code == 0 else "bold red")
+    return code
+
+
+# --------------------------------------------------------------------------- runs / show
+
+
+def list_runs_text(jdir_opt: str | None) -> str:
+    jdir = journal_dir(jdir_opt)
+    runs = list_runs(jdir)
+    if not runs:
+        return f"no runs in {jdir}"
+    lines = [f"{'RUN_ID':<22} {'STATUS':<14} {'STARTED':<20} {'DURATION':>9}  {'STEPS':<22} RUNBOOK"]
+    for r in runs:
+        dur = format_duration(r.duration) if r.duration is not None else "-"
+        steps = f"{r.done} done" + (f", {r.failed} failed" if r.failed else "") + (f", {r.in_doubt} in doubt" if r.in_doubt else "")
+        started = (r.started or "-").replace("T", " ")[:19]
+        lines.append(f"{r.run_id:<22} {r.status:<14} {started:<20} {dur:>9}  {steps:<22} {r.runbook or '-'}" + (f"  ({r.note})" if r.note else ""))
+    return "\n".join(lines)
+
+
+def show_text(run_id: str, jdir_opt: str | None) -> str:
+    state = load_state(run_id, jdir_opt)
+    h = state.header
+    lines = [f"run {run_id}: {state.run_status}",
+             f"runbook   {h.get('runbook')} ({h.get('runbook_name', '')})",
+             f"started   {state.started} by {h.get('operator')} on {h.get('control_host')}",
+             f"hosts     {', '.join(h.get('hosts') or [])}"]
+    if state.torn_tail:
+        lines.append("note      the journal's last record was torn (a crash while writing) and is ignored")
+    budgets = {e.get("stage"): e.get("budget") for e in state.events if e.get("kind") == "stage_start"}
+    current = None
+    for (step, host, phase), st in sorted(state.steps.items(), key=lambda kv: kv[1].intent_seq):
+        stage = step.split("/", 1)[0]
+        if stage != current:
+            current = stage
+            b = budgets.get(stage)
+            lines.append(f"\nstage [{stage}]" + (f" budget {format_duration(b)}" if b else ""))
+        verdict = {"done": st.outcome_status or "done", "failed": st.outcome_status or "failed", "in_doubt": "IN DOUBT"}[str(st.status.value if hasattr(st.status, 'value') else st.status)]
+        dur = format_duration(st.duration) if st.duration is not None else "-"
+        extra = f" (attempt {st.attempt})" if st.attempt > 1 else ""
+        name = step.split("/", 1)[-1] + (" [undo]" if phase == "undo" else "")
+        lines.append(f"  {verdict:<11} {host:<14} {name} {dur}{extra}" + (f": {st.msg}" if st.msg and verdict not in ("ok",) else ""))
+    exceeded = [e for e in state.events if e.get("kind") == "budget_exceeded"]
+    for e in exceeded:
+        lines.append(f"\nbudget exceeded: {e.get('scope')} [{e.get('name')}] ({format_duration(e.get('budget') or 0)})")
+    if state.run_status not in ("succeeded",):
+        lines.append(f"\nto continue: runbook resume {run_id}")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""Secrets are a type, and they are masked by value everywhere.
+
+A :class:`Secret` never shows its value in ``str``/``repr``/JSON. Every secret value the engine
+learns is also registered in a process-wide :class:`Masker`, so that a password that leaks into
+a command's stderr, an SQL error message or a registered result is still replaced by ``********``
+before it reaches the console, the journal or a report.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+MASK = "********"
+
+# Keys whose values are secrets whatever they hold (inventory vars, -e vars, runbook vars).
+SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|private_key_passphrase|api_key)$", re.I)
+
+
+class Secret:
+    """A string that does not print itself. ``reveal()`` is the only way to the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+        MASKER.add(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __repr__(self) -> str:
+        return "Secret(********)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def reveal(value: Any) -> Any:
+    """The plain value of a Secret, or the value itself."""
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+class Masker:
+    """Replaces every registered secret value in text and in nested data."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        # Very short values would mask innocent text ("a", "1"); they are weak passwords anyway.
+        if not isinstance(value, str) or len(value) < 3 or value in self._values:
+            return
+        with self._lock:
+            self._values.add(value)
+            longest_first = sorted(self._values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in longest_first))
+
+    def text(self, text: str) -> str:
+        pattern = self._pattern
+        if pattern is None or not text:
+            return text
+        return pattern.sub(MASK, text)
+
+    def data(self, value: Any) -> Any:
+        """A copy of ``value`` with secrets masked: strings, lists, dicts, Secrets."""
+        if isinstance(value, Secret):
+            return MASK
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {
+                k: (MASK if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "") else self.data(v))
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple)):
+            return [self.data(v) for v in value]
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+            self._pattern = None
+
+
+MASKER = Masker()

@@ -1,0 +1,105 @@
+"""Small SQL helpers: identifier quoting and statement classification."""
+
+from __future__ import annotations
+
+import re
+
+
+def quote_ident(name: str) -> str:
+    """A backtick-quoted identifier; backticks inside are doubled, as MySQL requires."""
+    if "\x00" in name:
+        raise ValueError("an identifier cannot contain a NUL byte")
+    return "`" + name.replace("`", "``") + "`"
+
+
+def qualified(schema: str, table: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+_LEADING_NOISE = re.compile(r"^(\s+|--[^\n]*\n|#[^\n]*\n|/\*(?!!).*?\*/)+", re.S)
+_READ_ONLY = ("select", "show", "describe", "desc", "explain", "with", "help", "values", "table")
+
+
+def first_keyword(sql: str) -> str:
+    text = _LEADING_NOISE.sub("", sql.lstrip())
+    m = re.match(r"\(*\s*([A-Za-z]+)", text)
+    return m.group(1).lower() if m else ""
+
+
+def is_read_only(sql: str) -> bool:
+    """True for statements that cannot change data: SELECT (without INTO/FOR UPDATE), SHOW,
+    DESCRIBE, EXPLAIN. Used by check mode to decide what may run."""
+    kw = first_keyword(sql)
+    if kw not in _READ_ONLY:
+        return False
+    low = sql.lower()
+    if kw in ("select", "with", "values", "table"):
+        # SELECT ... INTO OUTFILE / @var, FOR UPDATE, LOCK IN SHARE MODE take locks or write.
+        if re.search(r"\binto\s+(outfile|dumpfile|@)", low) or re.search(r"\bfor\s+update\b|\block\s+in\s+share\s+mode\b", low):
+            return False
+        if kw == "with" and re.search(r"\b(update|delete|insert)\b", low):
+            return False
+    return True
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split SQL text on ``;`` outside quotes, backticks and comments. Empty statements dropped."""
+    out: list[str] = []
+    buf: list[str] = []
+    i, n = 0, len(sql)
+    quote: str | None = None
+    while i < n:
+        c = sql[i]
+        if quote:
+            buf.append(c)
+            if c == "\\" and quote != "`" and i + 1 < n:
+                buf.append(sql[i + 1])
+                i += 2
+                continue
+            if c == quote:
+                if i + 1 < n and sql[i + 1] == quote:  # doubled quote
+                    buf.append(sql[i + 1])
+                    i += 2
+                    continue
+                quote = None
+            i += 1
+            continue
+        if c in ("'", '"', "`"):
+            quote = c
+            buf.append(c)
+        elif c == "-" and sql.startswith("-- ", i) or c == "#":
+            j = sql.find("\n", i)
+            j = n if j < 0 else j
+            buf.append(sql[i:j])
+            i = j
+            continue
+        elif c == "/" and sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            buf.append(sql[i:j])
+            i = j
+            continue
+        elif c == "{" and sql.startswith("{{", i):
+            j = sql.find("}}", i + 2)
+            j = n if j < 0 else j + 2
+            buf.append(sql[i:j])  # a template expression may contain ';' inside a string
+            i = j
+            continue
+        elif c == ";":
+            stmt = "".join(buf).strip()
+            if stmt and not _only_comments(stmt):
+                out.append(stmt)
+            buf = []
+            i += 1
+            continue
+        else:
+            buf.append(c)
+        i += 1
+    stmt = "".join(buf).strip()
+    if stmt and not _only_comments(stmt):
+        out.append(stmt)
+    return out
+
+
+def _only_comments(stmt: str) -> bool:
+    return not _LEADING_NOISE.sub("", stmt + "\n").strip()
