@@ -125,7 +125,7 @@ def _load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...]
     problems: list[Problem] = []
     loaded = inv = None
     extra_vars: dict[str, Any] = {}
-    for fn, target in ((lambda: load_runbook(runbook), "rb"), (lambda: load_inventories(list(inventories)), "inv"),
+    for fn, target in ((lambda: load_runbook(runbook, partial=True), "rb"), (lambda: load_inventories(list(inventories)), "inv"),
                        (lambda: parse_extra_vars(extra), "extra")):
         try:
             value = fn()
@@ -137,6 +137,7 @@ def _load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...]
             continue
         if target == "rb":
             loaded = value
+            problems.extend(value.problems)
         elif target == "inv":
             inv = value
         else:

@@ -34,6 +34,9 @@ class Loaded:
 
     runbook: Runbook
     warnings: list[Problem] = field(default_factory=list)
+    #: problems found; a runbook with problems is still built from its valid parts, so that
+    #: cross-checks (undefined variables, targets) can report theirs in the same pass
+    problems: list[Problem] = field(default_factory=list)
 
 
 def _structural_schema() -> dict[str, Any]:
@@ -117,8 +120,9 @@ def schema_problems(validator: Any, instance: Any, root: Any, base: list[Any], f
 # --------------------------------------------------------------------------- loading
 
 
-def load_runbook(path: str) -> Loaded:
-    """Load and validate a runbook file. Raises ValidationFailed with every problem found."""
+def load_runbook(path: str, *, partial: bool = False) -> Loaded:
+    """Load and validate a runbook file. Raises ValidationFailed with every problem found,
+    or with ``partial=True`` returns what could be built along with the problems."""
     action_names()
     data = load_yaml(path, what="runbook")
     file = str(path)
@@ -188,10 +192,10 @@ def load_runbook(path: str) -> Loaded:
     for key in ("name", "description", "targets"):
         if isinstance(data.get(key), str):
             _check_templates(data[key], data, [key], file, problems)
-    if problems:
+    if problems and not partial:
         raise ValidationFailed(problems)
     rb = Runbook(
-        name=str(data["name"]),
+        name=str(data.get("name", "")),
         path=file,
         stages=tuple(stages),
         source=Source(file, 1, 1),
@@ -201,7 +205,7 @@ def load_runbook(path: str) -> Loaded:
         budget=budget,
         files=tuple(files),
     )
-    return Loaded(rb, warnings)
+    return Loaded(rb, warnings, problems)
 
 
 def _duration(value: Any, root: Any, path: list[Any], file: str, problems: list[Problem]) -> float | None:
@@ -321,6 +325,9 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
             problems += _param_problems(REGISTRY[undo_actions[0]], undo[undo_actions[0]], root, path + ["undo", undo_actions[0]], file)
             _check_templates(undo, root, path + ["undo"], file, problems)
     retries = raw.get("retries")
+    if isinstance(retries, str) and not has_template(retries) and not retries.strip().isdigit():
+        problems.append(Problem(source_at(root, path + ["retries"], file), _path_str(path + ["retries"]),
+                                f"{retries!r} is not a number of retries", "e.g. retries: 3"))
     delay = _duration(raw["delay"], root, path + ["delay"], file, problems) if "delay" in raw else None
     timeout = _duration(raw["timeout"], root, path + ["timeout"], file, problems) if "timeout" in raw else None
     loop_control = raw.get("loop_control") or {}

@@ -65,16 +65,16 @@ def cross_check(rb: Runbook, inv: Inventory, extra: dict[str, Any], limit: str |
         if stage.targets and "{{" not in stage.targets:
             why = pattern_problems(stage.targets, inv)
             if why:
-                problems.append(Problem(stage.source, f"stage {stage.name}.targets", why, "fix the stage's targets:"))
+                problems.append(Problem(stage.source, f"stages[{stage.index}].targets", why, "fix the stage's targets:"))
         for cond in ([stage.when] if stage.when is not None else []):
             for var in names_in(condition_text(cond)) - known:
-                problems.append(Problem(stage.source, f"stage {stage.name}.when", f"variable {var!r} is not defined anywhere", _hint(var, known)))
+                problems.append(Problem(stage.source, f"stages[{stage.index}].when", f"variable {var!r} is not defined anywhere", _hint(var, known)))
         for step in stage.steps:
             for path, value in _step_templates(step):
                 missing = names_in([value]) - known
                 for var in sorted(missing):
                     src = source_at(step.raw, path, step.source.file) if step.raw is not None else step.source
-                    problems.append(Problem(src, f"{stage.name}/{step.name}.{path[0]}", f"variable {var!r} is not defined anywhere", _hint(var, known)))
+                    problems.append(Problem(src, f"stages[{stage.index}].steps[{step.index}].{path[0]}", f"variable {var!r} is not defined anywhere", _hint(var, known)))
     return problems
 
 
