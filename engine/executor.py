@@ -251,7 +251,7 @@ class Executor:
         if step.unless is not None:
             done, what = unless_probe(step.unless, step.action, ctx)
             if done:
-                return True, f"unless {what[:80]} is true"
+                return True, f"unless: {' '.join(what.split())[:70]} is true"
         return False, ""
 
     def _apply_with_retries(self, step: Step, action: Action, vars_: dict[str, Any]) -> StepResult:

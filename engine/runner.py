@@ -33,8 +33,8 @@ def _targeted_hosts(rb: Runbook, inv: Inventory, limit: str | None) -> list[str]
     return names
 
 
-def _options(opts: dict[str, Any], jdir: Path) -> PlayOptions:
-    return PlayOptions(check=opts.get("check", False), diff=opts.get("diff", False), tags=tuple(opts.get("tags") or ()),
+def _options(opts: dict[str, Any], jdir: Path, extra_vars: dict[str, Any]) -> PlayOptions:
+    return PlayOptions(extra_vars=extra_vars, check=opts.get("check", False), diff=opts.get("diff", False), tags=tuple(opts.get("tags") or ()),
                        skip_tags=tuple(opts.get("skip_tags") or ()), limit=opts.get("limit"), start_at=opts.get("start_at"),
                        yes=opts.get("yes", False), forks=opts.get("forks", 10), journal_dir=str(jdir),
                        verbose=opts.get("verbose", 0))
@@ -113,9 +113,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         journal = Journal.create(jdir, run_id, header)
         journal.event("run_start")
         console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")))
-        play = Play(rb, inv, _options(opts, jdir), console, run_id=run_id, journal=journal)
-        play.env.extra_vars.update({})
-        play.opts.extra_vars = extra_vars
+        play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal)
         return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
 
 
@@ -175,9 +173,9 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
         console.run_start(run_id, loaded.runbook.name, loaded.runbook.path, hosts, bool(opts.get("check")), resumed=True)
         console.line(f"journal: {len(state.done())} step(s) done, {len(state.failed())} failed, {len(doubt)} in doubt"
                      + (" (" + ", ".join(f"{s.step}@{s.host}" for s in doubt) + ")" if doubt else ""))
-        play = Play(loaded.runbook, inv, _options(opts, jdir), console, run_id=run_id, journal=journal, prior=state)
-        play.opts.extra_vars = extra
-        play.resumer.decisions = decisions  # type: ignore[union-attr]
+        options = _options(opts, jdir, extra)
+        options.decisions = decisions
+        play = Play(loaded.runbook, inv, options, console, run_id=run_id, journal=journal, prior=state)
         return _execute(play, journal, console, loaded.runbook, run_id, jdir, None, resumed=True)
 
 
@@ -210,8 +208,7 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
     with RunLock(jdir, run_id, hosts):
         journal = Journal.open(jdir, run_id)
         journal.event("rollback_start")
-        play = Play(loaded.runbook, inv, _options(opts, jdir), console, run_id=run_id, journal=journal)
-        play.opts.extra_vars = extra
+        play = Play(loaded.runbook, inv, _options(opts, jdir, extra), console, run_id=run_id, journal=journal)
         play.opts.check = False
         play.env.check_mode = False
         status, code = "rolled back", 0
