@@ -15,6 +15,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# sshd refuses to start without its privilege-separation directory (the tests start their own sshd).
+mkdir -p /run/sshd 2>/dev/null || true
+
 # MariaDB: start it when it does not answer (the machine image has it installed).
 if ! (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null; then
   if [ -x /usr/sbin/mariadbd ]; then

@@ -1,0 +1,476 @@
+"""SSH adapter (paramiko): one connection per host, one channel per command.
+
+The first ``run()`` connects; every later command and every MySQL tunnel opens a channel on the
+same transport, so a command costs one channel round trip, not a handshake. No paramiko or socket
+exception leaves this module: failures become a one-line :class:`ConnectError` (unreachable,
+refused, host key, authentication, dropped connection) or :class:`CommandTimeout`.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import os
+import re
+import select
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paramiko
+
+from engine.errors import CommandTimeout, ConnectError, InputError
+from engine.model import CommandResult, HostKeyPolicy, SshSettings
+from engine.secrets import MASKER
+
+_DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+_CHUNK = 65536
+_INLINE_STDIN = 16 * 1024  # within any server's first window (OpenSSH 2 MB, dropbear 24 KB): sendall cannot block
+_MAX_HOPS = 5  # ProxyJump chains longer than this are a config loop
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NET_ERRORS = (paramiko.SSHException, OSError, EOFError)
+_KNOWN_HOSTS_LOCK = threading.Lock()  # parallel hosts may accept-new into one file
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """The key's fingerprint as OpenSSH prints it: ``SHA256:`` + unpadded base64."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where to connect once ``~/.ssh/config`` is applied: inventory settings win, config fills gaps."""
+
+    hostname: str
+    port: int
+    user: str
+    key_files: tuple[str, ...]
+    explicit_key: bool  # ssh_key from the inventory: a missing or unreadable file is an error
+    known_name: str  # the known_hosts name: ``host`` or ``[host]:port``
+    proxy_jump: str | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.hostname}:{self.port}"
+
+
+def _resolve(s: SshSettings, use_config_jump: bool) -> _Target:
+    """Apply ~/.ssh/config (or ``config_file``) under the inventory's explicit settings."""
+    cfg: dict[str, Any] = {}
+    path = os.path.expanduser(s.config_file or "~/.ssh/config")
+    if os.path.isfile(path):
+        try:
+            cfg = dict(paramiko.SSHConfig.from_path(path).lookup(s.host))
+        except (paramiko.SSHException, OSError, ValueError, KeyError) as exc:
+            raise ConnectError(f"cannot read ssh config {path}: {exc}", hint="fix the file or set ssh config_file") from None
+    elif s.config_file:
+        raise ConnectError(f"ssh config file {s.config_file} does not exist", hint="fix the path in the inventory")
+    hostname = str(cfg.get("hostname") or s.host)
+    # SshSettings cannot tell an explicit port 22 from the default, so a config Port applies then.
+    config_port = str(cfg.get("port", 22))
+    if not config_port.isdigit():
+        raise ConnectError(f"ssh config {path}: Port {config_port!r} of {s.host} is not a number")
+    port = s.port if s.port != 22 else int(config_port)
+    user = s.user or cfg.get("user") or getpass.getuser()
+    if s.key_file:
+        keys: tuple[str, ...] = (os.path.expanduser(s.key_file),)
+    else:
+        keys = tuple(os.path.expanduser(k) for k in cfg.get("identityfile", ()))
+    alias = str(cfg.get("hostkeyalias") or hostname)
+    jump = cfg.get("proxyjump") if use_config_jump else None  # a hop of a chain ignores its own
+    return _Target(
+        hostname=hostname,
+        port=port,
+        user=str(user),
+        key_files=keys,
+        explicit_key=bool(s.key_file),
+        known_name=alias if port == 22 else f"[{alias}]:{port}",
+        proxy_jump=None if not jump or jump.lower() == "none" else str(jump),
+    )
+
+
+def _remote_command(cmd: str, chdir: str | None, env: dict[str, str] | None, timeout: float | None) -> str:
+    """The exec string: ``cmd`` under ``/bin/sh -c``, whatever the user's login shell is.
+
+    Env vars are exported in the script rather than sent as SSH ``env`` requests, which sshd
+    drops unless ``AcceptEnv`` lists them. ``cd ... || exit`` keeps a failed chdir from running
+    the command in the wrong directory even when ``cmd`` has several statements.
+
+    A timeout is also enforced on the host by ``timeout(1)``, which kills the command's whole
+    process group: closing the channel alone would leave it running (sshd does not kill it, and
+    refuses the SSH ``signal`` request for root logins).
+    """
+    lines = []
+    for name, value in (env or {}).items():
+        if not _ENV_NAME.match(name):
+            raise InputError(f"environment variable name {name!r} is not valid", hint="use letters, digits and _")
+        lines.append(f"export {name}={shlex.quote(str(value))}")
+    if chdir:
+        if chdir == "~" or chdir.startswith("~/"):  # quoting would stop the remote ~ expansion
+            where = '"$HOME"' + (shlex.quote(chdir[1:]) if len(chdir) > 1 else "")
+        else:
+            where = shlex.quote(chdir)
+        lines.append(f"cd {where} || exit")
+    lines.append(cmd)
+    script = "/bin/sh -c " + shlex.quote("\n".join(lines))
+    if timeout is None:
+        return "exec " + script
+    limit = f"{max(timeout, 0.001):.3f}"  # 0 would mean "no limit" to timeout(1)
+    return f"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 {limit} {script}; else exec {script}; fi"
+
+
+class SshShell:
+    """Runs commands on one host over a single reused SSH connection.
+
+    ```yaml
+    db1: {ssh_host: 10.0.0.5, ssh_user: dba, ssh_key: ~/.ssh/id_ed25519, ssh_host_key_checking: strict}
+    ```
+    """
+
+    def __init__(self, settings: SshSettings, *, jump: SshShell | None = None, hops: int = 0) -> None:
+        self.settings = settings
+        self._via = jump  # set for ProxyJump hops: the shell whose transport carries ours
+        self._hops = hops
+        self._jumps: list[SshShell] = []  # jump shells this one created and must close
+        self._target: _Target | None = None
+        self._transport: paramiko.Transport | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._target.where if self._target else f"{self.settings.host}:{self.settings.port}"
+
+    # -- connection ---------------------------------------------------------------------
+    def _ensure(self) -> paramiko.Transport:
+        """The live transport; (re)connects after the first call or a dropped connection."""
+        transport = self._transport
+        if transport is not None and transport.is_active():
+            return transport
+        with self._lock:  # one connect per host even when several threads start at once
+            if self._transport is None or not self._transport.is_active():
+                if self._transport is not None:
+                    self._transport.close()
+                self._transport = self._connect()
+            return self._transport
+
+    def _connect(self) -> paramiko.Transport:
+        if self._target is None:
+            self._target = _resolve(self.settings, use_config_jump=self._via is None)
+        t = self._target
+        known_path = os.path.expanduser(self.settings.known_hosts or "~/.ssh/known_hosts")
+        known = self._known_keys(known_path, t.known_name)
+        sock = self._open_socket(t)
+        transport: paramiko.Transport | None = None
+        try:
+            transport = paramiko.Transport(sock)
+            transport.set_keepalive(30)  # long silent steps must not lose the connection to a NAT
+            self._prefer_known_key_types(transport, known)
+            transport.start_client(timeout=self.settings.connect_timeout)
+            self._check_host_key(t, transport.get_remote_server_key(), known, known_path)
+            self._authenticate(t, transport)
+            return transport
+        except ConnectError:
+            (transport or sock).close()
+            raise
+        except _NET_ERRORS as exc:
+            (transport or sock).close()
+            raise ConnectError(f"ssh to {t.where} failed: {exc or type(exc).__name__}") from None
+
+    def _open_socket(self, t: _Target) -> Any:
+        timeout = self.settings.connect_timeout
+        if self._via is None and t.proxy_jump and not self._jumps:
+            self._via = self._jump_shell(t.proxy_jump)  # made once: a reconnect reuses the jump's connection
+        if self._via is not None:
+            return self._via.open_tunnel(t.hostname, t.port)
+        try:
+            sock = socket.create_connection((t.hostname, t.port), timeout=timeout)
+        except ConnectionRefusedError:
+            raise ConnectError(f"ssh to {t.where} refused: is sshd running?", hint="check ssh_host and ssh_port") from None
+        except TimeoutError:
+            raise ConnectError(f"ssh to {t.where} timed out after {timeout:g}s", hint="host down or port filtered?") from None
+        except socket.gaierror as exc:
+            raise ConnectError(f"ssh to {t.where}: cannot resolve {t.hostname}: {exc.strerror}") from None
+        except OSError as exc:
+            raise ConnectError(f"ssh to {t.where} unreachable: {exc.strerror or exc}") from None
+        # paramiko leaves Nagle on: each small packet would wait for a delayed ACK (~40 ms/command).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _jump_shell(self, spec: str) -> SshShell:
+        """The last hop of ``ProxyJump a,b``: b reached through a, each with the same policies."""
+        if self._hops >= _MAX_HOPS:
+            raise ConnectError(f"ssh to {self.name}: ProxyJump chain longer than {_MAX_HOPS} hops (a config loop?)")
+        shell: SshShell | None = None
+        for hop in spec.split(","):
+            user, _, hostport = hop.strip().removeprefix("ssh://").rpartition("@")
+            host, sep, port = hostport.rpartition(":")
+            if not sep or not port.isdigit():
+                host, port = hostport, "22"
+            s = self.settings
+            hop_settings = SshSettings(
+                host=host.strip("[]"), port=int(port), user=user or None, host_key_checking=s.host_key_checking,
+                known_hosts=s.known_hosts, config_file=s.config_file, connect_timeout=s.connect_timeout,
+            )
+            shell = SshShell(hop_settings, jump=shell, hops=self._hops + 1)
+            self._jumps.append(shell)
+        assert shell is not None  # split() yields at least one hop
+        return shell
+
+    # -- host keys ----------------------------------------------------------------------
+    @staticmethod
+    def _known_keys(path: str, name: str) -> dict[str, paramiko.PKey]:
+        """The keys known_hosts holds for ``name`` (plain or hashed entries), by key type.
+
+        Read line by line and filtered to this host: paramiko's ``HostKeys.load`` gives up on the
+        whole file at one bad line (ssh skips it) and indexes every entry. ``@cert-authority`` and
+        ``@revoked`` lines are not supported and are skipped.
+        """
+        if not os.path.isfile(path):
+            return {}
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                lines = f.readlines()
+        except OSError as exc:
+            raise ConnectError(f"cannot read known_hosts {path}: {exc.strerror or exc}") from None
+        found: dict[str, paramiko.PKey] = {}
+        for line in lines:
+            if line.startswith("@") or name.split("]")[0].lstrip("[") not in line and "|1|" not in line:
+                continue  # cheap pre-filter: a plain entry for this host names it literally
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+            except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError):
+                continue
+            if entry is not None and any(
+                h == name or (h.startswith("|1|") and paramiko.HostKeys.hash_host(name, h) == h) for h in entry.hostnames
+            ):
+                found.setdefault(entry.key.get_name(), entry.key)
+        return found
+
+    @staticmethod
+    def _prefer_known_key_types(transport: paramiko.Transport, known: dict[str, paramiko.PKey]) -> None:
+        """Ask for the key type known_hosts holds, so a server with several keys is not a mismatch."""
+        wanted: list[str] = []
+        for kind in known:
+            wanted += ["rsa-sha2-512", "rsa-sha2-256", kind] if kind == "ssh-rsa" else [kind]
+        opts = transport.get_security_options()
+        first = [k for k in wanted if k in opts.key_types]
+        opts.key_types = first + [k for k in opts.key_types if k not in first]
+
+    def _check_host_key(self, t: _Target, key: paramiko.PKey, known: dict[str, paramiko.PKey], path: str) -> None:
+        policy = self.settings.host_key_checking
+        if policy is HostKeyPolicy.OFF:
+            return
+        if known:
+            stored = known.get(key.get_name())
+            if stored is not None and stored.asbytes() == key.asbytes():
+                return
+            old = stored or next(iter(known.values()))
+            raise ConnectError(
+                f"host key for {t.known_name} CHANGED (possible man-in-the-middle attack): {path} has "
+                f"{old.get_name()} {fingerprint(old)}, the server offers {key.get_name()} {fingerprint(key)}",
+                hint=f"if the server was reinstalled, verify the new key and run: ssh-keygen -R '{t.known_name}' -f {path}",
+            )
+        if policy is HostKeyPolicy.STRICT:
+            raise ConnectError(
+                f"host key for {t.known_name} is not in {path} (the server offers {key.get_name()} {fingerprint(key)})",
+                hint=f"check the fingerprint and add it with: ssh-keyscan -p {t.port} {t.hostname} >> {path}"
+                " — or set ssh_host_key_checking: accept-new",
+            )
+        self._remember_host_key(path, t.known_name, key)
+
+    @staticmethod
+    def _remember_host_key(path: str, name: str, key: paramiko.PKey) -> None:
+        line = f"{name} {key.get_name()} {key.get_base64()}\n".encode()
+        try:
+            with _KNOWN_HOSTS_LOCK:
+                os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    size = os.fstat(fd).st_size
+                    if size and os.pread(fd, 1, size - 1) != b"\n":
+                        line = b"\n" + line  # do not glue our entry onto an unterminated last line
+                    os.write(fd, line)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            raise ConnectError(f"cannot add the host key of {name} to {path}: {exc.strerror or exc}") from None
+
+    # -- authentication -----------------------------------------------------------------
+    def _authenticate(self, t: _Target, transport: paramiko.Transport) -> None:
+        tried: list[str] = []
+        allowed: list[str] = []
+
+        def attempt(label: str, key: paramiko.PKey | None = None, password: str | None = None) -> bool:
+            tried.append(label)
+            try:
+                if key is not None:
+                    transport.auth_publickey(t.user, key)
+                else:
+                    transport.auth_password(t.user, password)
+            except paramiko.BadAuthenticationType as exc:
+                allowed[:] = list(exc.allowed_types)
+                return False
+            except paramiko.AuthenticationException:
+                return False
+            return bool(transport.is_authenticated())
+
+        for path in t.key_files:
+            key = self._load_key(path, required=t.explicit_key)
+            if key is not None and attempt(f"key {path}", key):
+                return
+        secret = self.settings.password
+        if secret and attempt("password", password=secret.reveal()):
+            return
+        if not t.key_files and not secret:
+            # Like ssh without IdentityFile: the agent's keys, then the default key files.
+            for key in self._agent_keys():
+                if attempt(f"agent key {fingerprint(key)}", key):
+                    return
+            for base in _DEFAULT_KEYS:
+                path = os.path.expanduser(f"~/.ssh/{base}")
+                key = self._load_key(path, required=False)
+                if key is not None and attempt(f"key {path}", key):
+                    return
+        what = ", ".join(tried) if tried else "nothing: no ssh_key, password, agent or ~/.ssh/id_* key"
+        accepts = f"; the server accepts {', '.join(allowed)}" if allowed else ""
+        raise ConnectError(
+            f"authentication failed for {t.user}@{t.where} (tried {what}){accepts}",
+            hint="check ssh_user and ssh_key: the public key must be in the server's authorized_keys",
+        )
+
+    @staticmethod
+    def _load_key(path: str, *, required: bool) -> paramiko.PKey | None:
+        if not os.path.isfile(path):
+            if required:
+                raise ConnectError(f"ssh key {path} does not exist", hint="fix ssh_key in the inventory")
+            return None
+        try:
+            return paramiko.PKey.from_path(path)  # any type paramiko knows (paramiko >= 3.2)
+        except paramiko.PasswordRequiredException:
+            problem, hint = "is protected by a passphrase", "load it into ssh-agent (ssh-add) and unset ssh_key"
+        except (paramiko.SSHException, paramiko.pkey.UnknownKeyType, OSError, ValueError) as exc:
+            problem, hint = f"cannot be loaded: {str(exc).split('. ')[0]}", "is it a private key (not the .pub)?"
+        if required:  # an optional default key that does not load is skipped, as ssh does
+            raise ConnectError(f"ssh key {path} {problem}", hint=hint)
+        return None
+
+    @staticmethod
+    def _agent_keys() -> tuple[paramiko.PKey, ...]:
+        if not os.environ.get("SSH_AUTH_SOCK"):
+            return ()
+        try:
+            return tuple(paramiko.Agent().get_keys())
+        except _NET_ERRORS:  # a stale agent socket is not worth failing for
+            return ()
+
+    # -- commands -----------------------------------------------------------------------
+    def run(
+        self,
+        cmd: str,
+        *,
+        stdin: bytes | str | None = None,
+        chdir: str | None = None,
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+    ) -> CommandResult:
+        """Run ``cmd`` through ``/bin/sh -c`` on the host; a non-zero exit is a result, not an error.
+
+        ``rc`` is -1 when the command died of a signal (paramiko does not decode ``exit-signal``).
+        """
+        start = time.perf_counter()
+        remote = _remote_command(cmd, chdir, env, timeout)
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        transport = self._ensure()
+        try:
+            chan = transport.open_session(timeout=self.settings.connect_timeout)
+        except _NET_ERRORS as exc:
+            raise ConnectError(f"ssh to {self.name}: cannot open a session: {exc}") from None
+        # The timeout is the command's: connecting has its own (connect_timeout).
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        try:
+            chan.exec_command(remote)
+            self._feed(chan, data)
+            out, err, finished = self._drain(chan, deadline)
+            if finished and not chan.status_event.wait(None if deadline is None else max(0.0, deadline - time.perf_counter())):
+                finished = False
+            if not finished:
+                raise CommandTimeout(f"command ran past its timeout of {timeout}s on {self.name}: {MASKER.text(cmd)[:200]}")
+            if not transport.is_active():
+                raise ConnectError(f"ssh connection to {self.name} dropped during the command")
+            rc = chan.exit_status
+        except _NET_ERRORS as exc:
+            raise ConnectError(f"ssh connection to {self.name} dropped during the command: {exc}") from None
+        finally:
+            chan.close()
+        return CommandResult(
+            cmd=cmd,
+            rc=rc,
+            stdout=b"".join(out).decode(errors="replace"),
+            stderr=b"".join(err).decode(errors="replace"),
+            duration=time.perf_counter() - start,
+        )
+
+    @staticmethod
+    def _feed(chan: paramiko.Channel, data: bytes | None) -> None:
+        """Send stdin, then EOF. Large input goes from a thread, or a remote command that writes
+        before it reads would fill our receive window while we block on its send window."""
+
+        def send() -> None:
+            try:
+                if data:
+                    chan.sendall(data)
+                chan.shutdown_write()
+            except _NET_ERRORS:  # the command exited without reading: like EPIPE, not our failure
+                pass
+
+        if data is not None and len(data) > _INLINE_STDIN:
+            threading.Thread(target=send, name="ssh-stdin", daemon=True).start()
+        else:
+            send()
+
+    @staticmethod
+    def _drain(chan: paramiko.Channel, deadline: float | None) -> tuple[list[bytes], list[bytes], bool]:
+        """Read stdout and stderr together until EOF; False when the deadline passes first."""
+        out: list[bytes] = []
+        err: list[bytes] = []
+        fd = chan.fileno()  # a pipe paramiko makes readable when either stream has data or ends
+        while True:
+            ended = chan.eof_received or chan.closed  # sampled first: data before EOF is buffered by now
+            if chan.recv_ready():
+                out.append(chan.recv(_CHUNK))
+            elif chan.recv_stderr_ready():
+                err.append(chan.recv_stderr(_CHUNK))
+            elif ended:
+                return out, err, True
+            else:
+                wait = None if deadline is None else deadline - time.perf_counter()
+                if wait is not None and wait <= 0:
+                    return out, err, False
+                select.select([fd], [], [], wait)
+
+    def open_tunnel(self, host: str, port: int) -> paramiko.Channel:
+        """A TCP connection from the remote host to ``host:port``, as a socket-like channel.
+
+        PyMySQL accepts it in ``Connection.connect(sock)``: a channel has ``settimeout``,
+        ``makefile('rb')``, ``sendall`` and ``close``.
+        """
+        transport = self._ensure()
+        try:
+            return transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=self.settings.connect_timeout)
+        except paramiko.ChannelException as exc:
+            hint = "is a server listening there, and does sshd allow it (AllowTcpForwarding)?"
+            raise ConnectError(f"ssh tunnel from {self.name} to {host}:{port} refused: {exc.text}", hint=hint) from None
+        except _NET_ERRORS as exc:
+            raise ConnectError(f"ssh tunnel from {self.name} to {host}:{port} failed: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None
+            for jump in reversed(self._jumps):
+                jump.close()  # kept: a later run() reconnects through the same hops

@@ -1,0 +1,154 @@
+"""MysqlSession against the real MariaDB of the test machine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from engine.errors import CommandTimeout, ConnectError, SqlError
+from engine.model import MysqlSettings
+from engine.secrets import Secret
+from engine.transport.mysql import MysqlSession
+from tests.sshd import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def session(mysql_settings: MysqlSettings, schema: str) -> Iterator[MysqlSession]:
+    s = MysqlSession(replace(mysql_settings, database=schema))
+    yield s
+    s.close()
+
+
+def sql_error(session: MysqlSession, sql: str) -> SqlError:
+    with pytest.raises(SqlError) as info:
+        session.query(sql)
+    return info.value
+
+
+def test_rows_are_mappings_with_column_names(session: MysqlSession) -> None:
+    session.query("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))")
+    session.query("INSERT INTO t VALUES (%s, %s), (%s, %s)", (1, "a", 2, "b"))
+    res = session.query("SELECT id, name FROM t ORDER BY id")
+    assert res.columns == ("id", "name")
+    assert res.rows == ({"id": 1, "name": "a"}, {"id": 2, "name": "b"})
+    assert res.rowcount == 2 and res.returns_rows
+    assert session.scalar("SELECT COUNT(*) FROM t WHERE name = %s", ("b",)) == 1
+
+
+def test_rowcount_of_an_update(session: MysqlSession) -> None:
+    session.query("CREATE TABLE t (id INT PRIMARY KEY, n INT)")
+    session.query("INSERT INTO t VALUES (1, 0), (2, 0), (3, 5)")
+    res = session.query("UPDATE t SET n = n + 1 WHERE n = 0")
+    assert res.rowcount == 2
+    assert not res.returns_rows and res.rows == ()
+
+
+def test_percent_without_params_is_left_alone(session: MysqlSession) -> None:
+    assert session.query("SELECT 'a%%b' AS s, 'x%' AS t").rows == ({"s": "a%%b", "t": "x%"},)
+
+
+def test_syntax_error(session: MysqlSession) -> None:
+    err = sql_error(session, "SELEC 1")
+    assert err.errno == 1064
+    assert err.sqlstate == "42000"
+    assert err.sql == "SELEC 1"
+    assert err.hint and "does not parse" in err.hint
+    assert "ERROR 1064 (42000)" in err.render()
+
+
+def test_missing_table(session: MysqlSession) -> None:
+    err = sql_error(session, "SELECT * FROM no_such_table")
+    assert err.errno == 1146
+    assert err.sqlstate == "42S02"
+    assert err.hint and "table does not exist" in err.hint
+    assert session.query("SELECT 1 AS ok").rows == ({"ok": 1},)  # the session survives the error
+
+
+def test_duplicate_key(session: MysqlSession) -> None:
+    session.query("CREATE TABLE t (id INT PRIMARY KEY)")
+    session.query("INSERT INTO t VALUES (1)")
+    err = sql_error(session, "INSERT INTO t VALUES (1)")
+    assert err.errno == 1062
+    assert err.sqlstate == "23000"
+    assert err.hint and "on_conflict" in err.hint
+
+
+def test_closed_port_is_a_connect_error(mysql_settings: MysqlSettings) -> None:
+    port = free_port()
+    s = MysqlSession(replace(mysql_settings, port=port, connect_timeout=2))
+    with pytest.raises(ConnectError, match=f"127.0.0.1:{port} is unreachable"):
+        s.query("SELECT 1")
+
+
+def test_bad_password_is_a_connect_error(mysql_settings: MysqlSettings, db: pymysql.connections.Connection) -> None:
+    user, password = "rbt_pw_user", "right-password-123"
+    with db.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS %s@'127.0.0.1' IDENTIFIED BY %s", (user, password))
+        cur.execute("CREATE USER IF NOT EXISTS %s@'localhost' IDENTIFIED BY %s", (user, password))
+    try:
+        bad = MysqlSession(replace(mysql_settings, user=user, password=Secret("wrong-password-456")))
+        with pytest.raises(ConnectError) as info:
+            bad.query("SELECT 1")
+        assert "1045" in str(info.value)
+        assert "wrong-password-456" not in str(info.value)
+        good = MysqlSession(replace(mysql_settings, user=user, password=Secret(password)))
+        assert good.scalar("SELECT 1") == 1
+        good.close()
+    finally:
+        with db.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'127.0.0.1'", (user,))
+            cur.execute("DROP USER IF EXISTS %s@'localhost'", (user,))
+
+
+def test_option_file(mysql_settings: MysqlSettings, db: pymysql.connections.Connection, tmp_path: Path) -> None:
+    # A user only the option file knows (with its password) proves the file is read.
+    user, password = "rbt_cnf_user", "cnf-password-789"
+    with db.cursor() as cur:
+        for host in ("127.0.0.1", "localhost"):
+            cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (user, host, password))
+    cnf = tmp_path / "my.cnf"
+    cnf.write_text(
+        f"[client]\nuser={user}\npassword={password}\nhost={mysql_settings.host}\nport={mysql_settings.port}\n"
+    )
+    s = MysqlSession(MysqlSettings(option_file=str(cnf)))
+    try:
+        assert s.query("SELECT CURRENT_USER() AS u").rows[0]["u"].startswith(f"{user}@")
+    finally:
+        s.close()
+        with db.cursor() as cur:
+            for host in ("127.0.0.1", "localhost"):
+                cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+
+
+def test_missing_option_file(tmp_path: Path) -> None:
+    s = MysqlSession(MysqlSettings(option_file=str(tmp_path / "absent.cnf")))
+    with pytest.raises(ConnectError, match="does not exist"):
+        s.query("SELECT 1")
+
+
+def test_timeout_then_reconnect(session: MysqlSession) -> None:
+    first = session.connection_id
+    start = time.monotonic()
+    with pytest.raises(CommandTimeout, match="timeout of 0.5s"):
+        session.query("SELECT SLEEP(3)", timeout=0.5)
+    assert time.monotonic() - start < 2
+    assert session.query("SELECT 1 AS x").rows == ({"x": 1},)
+    assert session.connection_id != first
+
+
+def test_killed_connection_then_next_query_works(session: MysqlSession, db: pymysql.connections.Connection) -> None:
+    victim = session.connection_id
+    with db.cursor() as cur:
+        cur.execute("KILL %s", (victim,))
+    err = sql_error(session, "SELECT 1")
+    assert err.errno in (2013, 2006)
+    assert err.hint and "reconnect" in err.hint
+    assert session.query("SELECT 1 AS x").rows == ({"x": 1},)
+    assert session.connection_id != victim

@@ -1,0 +1,337 @@
+"""SshShell against a real OpenSSH server (tests/sshd.py) and, through its tunnel, real MariaDB."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.errors import CommandTimeout, ConnectError
+from engine.model import HostKeyPolicy, MysqlSettings
+from engine.secrets import Secret
+from engine.transport.mysql import MysqlSession
+from engine.transport.ssh import SshShell
+from tests.sshd import SshdServer, free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def shell(sshd: SshdServer) -> Iterator[SshShell]:
+    sh = SshShell(sshd.settings())
+    yield sh
+    sh.close()
+
+
+def connect_error(sshd: SshdServer, **overrides: object) -> ConnectError:
+    sh = SshShell(sshd.settings(**overrides))
+    try:
+        with pytest.raises(ConnectError) as info:
+            sh.run("true")
+    finally:
+        sh.close()
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def test_run_returns_stdout_stderr_and_rc(shell: SshShell) -> None:
+    res = shell.run("echo out; echo err >&2; exit 3")
+    assert (res.rc, res.stdout, res.stderr) == (3, "out\n", "err\n")
+    assert res.cmd == "echo out; echo err >&2; exit 3"
+    assert res.duration > 0
+
+
+def test_zero_rc_and_multiline_command(shell: SshShell) -> None:
+    res = shell.run("a=1\nif [ $a = 1 ]; then echo yes; fi")
+    assert (res.rc, res.stdout) == (0, "yes\n")
+
+
+def test_runs_under_bin_sh_without_bashrc(shell: SshShell) -> None:
+    # root's .bashrc sets PYENV_ROOT: the test sshd must not source it (it costs ~125 ms a command)
+    res = shell.run('echo "${PYENV_ROOT:-unset}"; readlink /proc/$$/exe')
+    first, exe = res.stdout.split()
+    assert first == "unset"
+    assert os.path.realpath("/bin/sh") == exe
+
+
+def test_stdin_str_and_bytes(shell: SshShell) -> None:
+    assert shell.run("cat", stdin="hello\nworld\n").stdout == "hello\nworld\n"
+    assert shell.run("wc -c", stdin=b"\x00\x01\x02").stdout.strip() == "3"
+    assert shell.run("cat", stdin="").stdout == ""
+
+
+def test_large_stdin_does_not_deadlock(shell: SshShell) -> None:
+    data = os.urandom(3 * 1024 * 1024).hex().encode()  # 6 MB, larger than any SSH window
+    res = shell.run("cat", stdin=data, timeout=60)
+    assert res.rc == 0
+    assert res.stdout.encode() == data
+
+
+def test_chdir(shell: SshShell, tmp_path: Path) -> None:
+    (tmp_path / "marker").write_text("x")
+    res = shell.run("pwd; ls", chdir=str(tmp_path))
+    assert res.stdout.splitlines() == [str(tmp_path), "marker"]
+    assert shell.run("pwd", chdir="~").stdout.strip() == os.path.expanduser("~")
+
+
+def test_missing_chdir_fails_before_the_command(shell: SshShell, tmp_path: Path) -> None:
+    res = shell.run("touch should-not-exist; echo ran", chdir=str(tmp_path / "nope"))
+    assert res.rc != 0
+    assert "ran" not in res.stdout
+    assert "nope" in res.stderr
+
+
+def test_env(shell: SshShell) -> None:
+    env = {"GREETING": "it's a \"test\" $HOME `x`", "EMPTY": ""}
+    res = shell.run('printf "%s|%s" "$GREETING" "$EMPTY"', env=env)
+    assert res.stdout == "it's a \"test\" $HOME `x`|"
+
+
+def test_large_output_on_both_streams(shell: SshShell) -> None:
+    ten_mb = 10 * 1024 * 1024
+    res = shell.run(f"head -c {ten_mb} /dev/zero | tr '\\0' x; head -c 3000000 /dev/zero | tr '\\0' y >&2", timeout=60)
+    assert res.rc == 0
+    assert len(res.stdout) == ten_mb and set(res.stdout) == {"x"}
+    assert len(res.stderr) == 3_000_000
+
+
+def test_timeout_raises_and_kills_the_command(shell: SshShell, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    start = time.monotonic()
+    with pytest.raises(CommandTimeout, match="timeout of 0.5s"):
+        shell.run(f"echo $$ > {pidfile}; exec sleep 30", timeout=0.5)
+    assert time.monotonic() - start < 3
+    pid = int(pidfile.read_text())
+    for _ in range(100):  # sshd delivers the signal to the command's process group
+        if not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the timed-out command is still running")
+    assert shell.run("echo still usable").stdout == "still usable\n"
+
+
+def test_one_connection_for_many_commands(shell: SshShell) -> None:
+    # Every command of one connection is a child of the same sshd session process.
+    first = shell.run("echo $PPID").stdout
+    transport = shell._transport
+    second = shell.run("echo $PPID").stdout
+    assert first == second
+    assert shell._transport is transport
+
+
+def test_concurrent_commands_share_the_connection(shell: SshShell) -> None:
+    results: list[str] = []
+
+    def work(i: int) -> None:
+        results.append(shell.run(f"sleep 0.1; echo {i}").stdout.strip())
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results, key=int) == [str(i) for i in range(8)]
+
+
+def test_dropped_connection_is_a_connect_error_then_reconnects(shell: SshShell) -> None:
+    shell.run("true")
+    with pytest.raises(ConnectError, match="dropped"):
+        shell.run("kill -9 $PPID; sleep 5")  # kills this connection's sshd process (no timeout(1) between)
+    assert shell.run("echo back").stdout == "back\n"
+
+
+# --------------------------------------------------------------------------- host keys
+
+
+def test_strict_host_key_with_known_hosts_passes(shell: SshShell) -> None:
+    assert shell.run("true").rc == 0
+
+
+def test_hashed_known_hosts_entry(sshd: SshdServer, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd.host_key_line + "\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(known)], check=True, capture_output=True)
+    assert known.read_text().startswith("|1|")
+    sh = SshShell(sshd.settings(known_hosts=str(known)))
+    try:
+        assert sh.run("true").rc == 0
+    finally:
+        sh.close()
+
+
+def test_bad_known_hosts_lines_are_skipped(sshd: SshdServer, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    junk = "@cert-authority *.example ssh-ed25519 AAAAnotbase64\ngarbage\nx ssh-ed25519 !!!\n"
+    known.write_text(junk + sshd.host_key_line + "\n")
+    sh = SshShell(sshd.settings(known_hosts=str(known)))
+    try:
+        assert sh.run("true").rc == 0
+    finally:
+        sh.close()
+
+
+def test_unknown_host_is_refused_under_strict(sshd: SshdServer, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    err = connect_error(sshd, known_hosts=str(known))
+    assert f"host key for [127.0.0.1]:{sshd.port} is not in {known}" in str(err)
+    assert sshd.host_key_fingerprint in str(err)
+    assert "ssh-keyscan" in str(err) and "accept-new" in str(err)
+
+
+def test_accept_new_adds_the_key_then_strict_passes(sshd: SshdServer, tmp_path: Path) -> None:
+    known = tmp_path / "ssh" / "known_hosts"  # neither the file nor its directory exist yet
+    sh = SshShell(sshd.settings(known_hosts=str(known), host_key_checking=HostKeyPolicy.ACCEPT_NEW))
+    try:
+        assert sh.run("true").rc == 0
+    finally:
+        sh.close()
+    assert known.read_text() == sshd.host_key_line + "\n"
+    assert stat.S_IMODE(known.stat().st_mode) == 0o600
+    strict = SshShell(sshd.settings(known_hosts=str(known)))
+    try:
+        assert strict.run("true").rc == 0
+    finally:
+        strict.close()
+
+
+def test_accept_new_keeps_existing_lines(sshd: SshdServer, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    other = "otherhost " + " ".join(sshd.host_key_line.split()[1:])
+    known.write_text(other)  # no trailing newline: our line must not be glued to it
+    sh = SshShell(sshd.settings(known_hosts=str(known), host_key_checking=HostKeyPolicy.ACCEPT_NEW))
+    try:
+        sh.run("true")
+    finally:
+        sh.close()
+    assert known.read_text().splitlines() == [other, sshd.host_key_line]
+
+
+def _wrong_known_hosts(sshd: SshdServer, tmp_path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    other_pub = " ".join((tmp_path / "other.pub").read_text().split()[:2])
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{sshd.port} {other_pub}\n")
+    return known
+
+
+@pytest.mark.parametrize("policy", [HostKeyPolicy.STRICT, HostKeyPolicy.ACCEPT_NEW])
+def test_changed_host_key_is_refused(sshd: SshdServer, tmp_path: Path, policy: HostKeyPolicy) -> None:
+    known = _wrong_known_hosts(sshd, tmp_path)
+    before = known.read_text()
+    err = connect_error(sshd, known_hosts=str(known), host_key_checking=policy)
+    assert "CHANGED" in str(err) and "man-in-the-middle" in str(err)
+    assert sshd.host_key_fingerprint in str(err)
+    assert "ssh-keygen -R" in str(err)
+    assert known.read_text() == before
+
+
+def test_host_key_checking_off_accepts_anything(sshd: SshdServer, tmp_path: Path) -> None:
+    known = _wrong_known_hosts(sshd, tmp_path)
+    sh = SshShell(sshd.settings(known_hosts=str(known), host_key_checking=HostKeyPolicy.OFF))
+    try:
+        assert sh.run("true").rc == 0
+    finally:
+        sh.close()
+
+
+# --------------------------------------------------------------------------- auth and reachability
+
+
+def test_wrong_client_key_is_an_auth_error(sshd: SshdServer, tmp_path: Path) -> None:
+    key = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    err = connect_error(sshd, key_file=str(key), password=Secret("hunter2-not-shown"))
+    msg = str(err)
+    assert f"authentication failed for {sshd.user}@127.0.0.1:{sshd.port}" in msg
+    assert f"key {key}" in msg
+    assert "hunter2-not-shown" not in msg
+
+
+def test_missing_key_file(sshd: SshdServer, tmp_path: Path) -> None:
+    err = connect_error(sshd, key_file=str(tmp_path / "absent"))
+    assert "does not exist" in str(err)
+
+
+def test_refused_port(sshd: SshdServer) -> None:
+    port = free_port()
+    err = connect_error(sshd, port=port)
+    assert f"ssh to 127.0.0.1:{port} refused: is sshd running?" in str(err)
+
+
+def test_stopped_server_is_refused(private_sshd: SshdServer) -> None:
+    sh = SshShell(private_sshd.settings())
+    try:
+        assert sh.run("echo up").stdout == "up\n"
+        private_sshd.stop()
+        fresh = SshShell(private_sshd.settings())
+        with pytest.raises(ConnectError, match="refused: is sshd running"):
+            fresh.run("true")
+    finally:
+        sh.close()
+
+
+def test_not_an_ssh_server(sshd: SshdServer) -> None:
+    err = connect_error(sshd, port=3306)  # MariaDB answers, but not with an SSH banner
+    assert "127.0.0.1:3306" in str(err)
+
+
+def test_ssh_config_alias(sshd: SshdServer, tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host myalias\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n  IdentityFile {sshd.key_file}\n"
+    )
+    sh = SshShell(sshd.settings(host="myalias", port=22, user=None, key_file=None, config_file=str(config)))
+    try:
+        assert sh.run("echo via alias").stdout == "via alias\n"
+    finally:
+        sh.close()
+
+
+def test_ssh_config_proxy_jump(sshd: SshdServer, tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    common = f"  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n  IdentityFile {sshd.key_file}\n"
+    config.write_text(f"Host bastion\n{common}Host behind\n{common}  ProxyJump bastion\n")
+    sh = SshShell(sshd.settings(host="behind", port=22, user=None, key_file=None, config_file=str(config)))
+    try:
+        assert sh.run("echo jumped").stdout == "jumped\n"
+        assert sh._via is not None and sh._via._transport is not None  # the bastion carries us
+    finally:
+        sh.close()
+
+
+# --------------------------------------------------------------------------- MySQL tunnel
+
+
+def test_mysql_through_the_tunnel(shell: SshShell, mysql_settings: MysqlSettings) -> None:
+    session = MysqlSession(MysqlSettings(host="127.0.0.1", port=3306, user="root"), tunnel=shell.open_tunnel)
+    try:
+        assert session.query("SELECT 1 AS x").rows == ({"x": 1},)
+        assert session.query("SELECT REPEAT('a', 100000) AS big").rows[0]["big"] == "a" * 100000
+    finally:
+        session.close()
+
+
+def test_mysql_timeout_through_the_tunnel(shell: SshShell, mysql_settings: MysqlSettings) -> None:
+    session = MysqlSession(MysqlSettings(host="127.0.0.1", port=3306, user="root"), tunnel=shell.open_tunnel)
+    try:
+        with pytest.raises(CommandTimeout):
+            session.query("SELECT SLEEP(3)", timeout=0.5)
+        assert session.query("SELECT 2 AS x").rows == ({"x": 2},)  # a new channel, same SSH connection
+    finally:
+        session.close()
+
+
+def test_tunnel_to_a_closed_port(shell: SshShell) -> None:
+    with pytest.raises(ConnectError, match="refused"):
+        shell.open_tunnel("127.0.0.1", free_port())
