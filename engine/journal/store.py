@@ -118,8 +118,13 @@ def _fsync_dir(path: Path) -> None:
 class Journal:
     """The append-only journal of one run. Thread-safe: hosts run in parallel threads.
 
-    Every record is written with one ``os.write`` on an ``O_APPEND`` descriptor and synced
-    with ``fdatasync`` before the call returns. Threads that append at the same time share
+    Every record is written with one ``os.write`` on an ``O_APPEND`` descriptor before the
+    call returns, so it survives a crash or SIGKILL of the process. Intents and events are
+    also synced with ``fdatasync`` before the call returns: an intent must be on stable
+    storage before its side effect starts (write-ahead). An outcome is made durable by the
+    next sync — the next step's intent, the next event, or ``close()`` — which always comes
+    before any further side effect; after a power loss in between, the step reads as in
+    doubt and resume re-probes it, which is the safe side. This halves the syncs per step. Threads that append at the same time share
     one sync (group commit, as InnoDB's log writer does): a thread whose line was already
     covered by another thread's sync returns without syncing again.
 
@@ -256,7 +261,7 @@ class Journal:
             "undo": undo,
             "evidence": evidence,
         }
-        return self._append("outcome", fields, closes=(intent_seq, (step_key, host, phase)))
+        return self._append("outcome", fields, closes=(intent_seq, (step_key, host, phase)), sync=False)
 
     def event(self, kind: str, **data: Any) -> int:
         """A run-level fact: run_start, run_end(status), stage_start, operator_decision, ..."""
@@ -271,7 +276,9 @@ class Journal:
         return self._seq
 
     def close(self) -> None:
-        """Close the file; every record is already synced. Safe to call twice."""
+        """Sync what is not synced yet and close the file. Safe to call twice."""
+        if self._fd is not None and self._synced < self._size and not self._broken:
+            self._sync(self._size)
         with self._lock, self._sync_lock:
             if self._fd is not None:
                 os.close(self._fd)
@@ -295,6 +302,7 @@ class Journal:
         fields: dict[str, Any],
         opens: tuple[str, str, str] | None = None,
         closes: tuple[int, tuple[str, str, str]] | None = None,
+        sync: bool = True,
     ) -> int:
         # Masking and encoding the payload (possibly thousands of result rows) happens outside
         # the lock; only the seq and timestamp are spliced in under it, so that seqs, times
@@ -320,7 +328,8 @@ class Journal:
             if closes is not None:
                 del self._open_intents[closes[0]]
             end = self._size
-        self._sync(end)
+        if sync:
+            self._sync(end)
         return seq
 
     def _write(self, data: bytes) -> None:
