@@ -191,6 +191,16 @@ class Executor:
                           evidence="\n".join(r.evidence for r in failed_items if r.evidence)[-4000:])
 
     def _run_one(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int) -> StepResult:
+        if self.env.check_mode:
+            try:
+                return self._run_one_inner(step, hs, vars_, attempt)
+            except (TemplateError, SqlError) as exc:
+                # An honest plan: what an earlier step only simulated (a table, a registered
+                # stdout) is not there to probe or render. Say so instead of failing the plan.
+                return StepResult(Status.SKIPPED, msg=f"check mode: cannot tell without running earlier steps ({exc.render()})")
+        return self._run_one_inner(step, hs, vars_, attempt)
+
+    def _run_one_inner(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int) -> StepResult:
         env = self.env
         if step.when is not None and not ENGINE.truth(step.when, vars_):
             return StepResult(Status.SKIPPED, msg="when: false")
@@ -243,6 +253,25 @@ class Executor:
             return None, ""
         return probe.done, "the action's probe says " + ("done" if probe.done else f"not done: {probe.would}")
 
+    def safe_to_rerun(self, step: Step, hs: HostState, stage: str) -> bool:
+        """May resume run this step again when it is in doubt? The runbook's ``idempotent:``
+        wins; else read-only and idempotent actions are; an ``sql`` step is when every
+        statement is of an idempotent form (``CREATE … IF NOT EXISTS``, ``REPLACE``, ...)."""
+        if step.idempotent is not None:
+            return step.idempotent
+        if step.changed_when is False:
+            return True  # the author declared that it changes nothing (a read-only command)
+        cls = get_action(step.action)
+        if cls.idempotent or not cls.mutating:
+            return True
+        if step.action != "sql":
+            return False
+        from engine.sqlutil import is_idempotent, split_statements
+
+        text = step.args if isinstance(step.args, str) else step.args.get("query", "")
+        # The statement's form decides, not its values: the unrendered text is enough.
+        return all(is_idempotent(s) for s in split_statements(text))
+
     def _explicit_probe(self, step: Step, ctx: ActionContext) -> tuple[bool, str]:
         if step.creates is not None:
             path = str(ENGINE.render(step.creates, ctx.vars))
@@ -267,6 +296,8 @@ class Executor:
             try:
                 result = action.apply()
             except RunbookError as exc:
+                if self.env.check_mode and isinstance(exc, TemplateError):
+                    raise  # check mode reports it as "cannot tell", see _run_one
                 result = _classify(exc)
             result.duration = time.perf_counter() - t0
             if result.status is Status.UNREACHABLE:

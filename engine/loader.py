@@ -89,11 +89,14 @@ def schema_problems(validator: Any, instance: Any, root: Any, base: list[Any], f
         v = err.validator
         if v == "additionalProperties":
             allowed = sorted((err.schema.get("properties") or {}).keys())
+            # The instance may be a filtered copy (the top level is checked without its stages):
+            # take key positions from the document itself.
+            owner = err.instance if isinstance(err.instance, MDict) else _node_at(root, path)
             for key in err.instance:
                 if key in allowed or not isinstance(err.instance, dict):
                     continue
                 hint = _did_you_mean(str(key), allowed + (allowed_for(path) if allowed_for else []))
-                problems.append(Problem(key_source(err.instance, key, file), where, f"unknown key {key!r}",
+                problems.append(Problem(key_source(owner, key, file), where, f"unknown key {key!r}",
                                         hint or f"allowed: {', '.join(allowed[:15])}"))
         elif v == "required":
             missing = err.message.split("'")[1] if "'" in err.message else err.message
@@ -107,6 +110,8 @@ def schema_problems(validator: Any, instance: Any, root: Any, base: list[Any], f
             problems.append(Problem(src, where, "must not be empty"))
         elif v == "pattern" and err.schema.get("pattern", "").startswith("^[A-Za-z_]"):
             problems.append(Problem(src, where, f"{err.instance!r} is not a valid name", "use letters, digits and _"))
+        elif v in ("anyOf", "oneOf") and _pattern_kind(err.schema):
+            problems.append(Problem(src, where, f"{err.instance!r} is not {_pattern_kind(err.schema)}"))
         elif v in ("anyOf", "oneOf"):
             desc = err.schema.get("description")
             problems.append(Problem(src, where, f"{err.instance!r} is not valid here" + (f": expected {desc}" if desc else "")))
@@ -117,6 +122,29 @@ def schema_problems(validator: Any, instance: Any, root: Any, base: list[Any], f
     return problems
 
 
+def _pattern_kind(schema: Any) -> str | None:
+    """'a size (e.g. 20G)' when a schema is the sizes module's size or percentage, so the
+    message says what was expected (STYLE: ``'20' is not a percentage (e.g. 20%)``)."""
+    from engine.sizes import PERCENT_PATTERN, SIZE_PATTERN
+
+    patterns = {sub.get("pattern") for sub in schema.get("anyOf", schema.get("oneOf", [])) if isinstance(sub, dict)}
+    if PERCENT_PATTERN in patterns:
+        return "a percentage (e.g. 20%)"
+    if SIZE_PATTERN in patterns:
+        return "a size (e.g. 20G, 512M, 1.5T)"
+    return None
+
+
+def _node_at(root: Any, path: list[Any]) -> Any:
+    node = root
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -124,7 +152,12 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
     """Load and validate a runbook file. Raises ValidationFailed with every problem found,
     or with ``partial=True`` returns what could be built along with the problems."""
     action_names()
-    data = load_yaml(path, what="runbook")
+    try:
+        data = load_yaml(path, what="runbook")
+    except ValidationFailed:
+        raise
+    except InputError as exc:  # one exception type for every bad runbook: the caller lists problems
+        raise ValidationFailed([Problem(exc.source or Source(str(path)), "", exc.message, exc.hint)]) from None
     file = str(path)
     if not isinstance(data, dict):
         raise ValidationFailed([Problem(Source(file, 1, 1), "", f"a runbook is a mapping with name and stages, not {_type_name(data)}")])
@@ -210,10 +243,15 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
 
 def _duration(value: Any, root: Any, path: list[Any], file: str, problems: list[Problem]) -> float | None:
     if isinstance(value, str) and has_template(value):
+        # The model holds seconds: a template here would be silently dropped (no timeout!).
+        problems.append(Problem(source_at(root, path, file), _path_str(path), f"{value!r}: a template is not allowed here",
+                                "write the duration itself, e.g. 30s, 5m, 1h30m"))
         return None
     try:
         return parse_duration(value)
     except ValueError as exc:
+        # One message per mistake: this one says more than the schema's generic "not valid here".
+        problems[:] = [p for p in problems if not (p.path == _path_str(path) and p.source.file == file)]
         problems.append(Problem(source_at(root, path, file), _path_str(path), str(exc)))
         return None
 
@@ -248,6 +286,9 @@ def _build_stage(raw: dict[str, Any], root: Any, file: str, spath: list[Any], in
     for key in ("confirm", "targets"):
         if isinstance(raw.get(key), str):
             _check_templates(raw[key], root, spath + [key], file, problems)
+    if isinstance(raw.get("on_failure"), str) and has_template(raw["on_failure"]):
+        problems.append(Problem(source_at(root, spath + ["on_failure"], file), _path_str(spath + ["on_failure"]),
+                                f"{raw['on_failure']!r}: a template is not allowed here", "use one of: abort, rollback, continue"))
     if "when" in raw:
         _check_condition(raw["when"], root, spath + ["when"], file, problems)
     return Stage(
@@ -269,6 +310,8 @@ def _tags(value: Any) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         return tuple(t.strip() for t in value.split(",") if t.strip())
+    if not isinstance(value, list):  # reported by the schema; keep building the rest
+        return ()
     return tuple(str(t) for t in value)
 
 
@@ -354,6 +397,7 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
         unless=unless,
         creates=raw.get("creates"),
         undo=undo,
+        idempotent=raw.get("idempotent") if isinstance(raw.get("idempotent"), bool) else None,
         raw=raw,
     )
 
@@ -382,7 +426,7 @@ def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str) 
     if validator is None:
         validator = jsonschema.Draft202012Validator(cls.params_schema)
         _PARAM_VALIDATORS[cls.name] = validator
-    if args is None:
+    if args is None and not cls.free_form:
         args = {}
     problems = schema_problems(validator, args, root, path, file)
     if not problems and not (isinstance(args, str) and has_template(args)):

@@ -46,6 +46,7 @@ class Step:
     unless: Any = None
     creates: Any = None
     undo: Any = None  # mapping {action: args} or None
+    idempotent: bool | None = None  # declared by the runbook; None: the engine decides
     targets: str | None = None
     # The raw mapping as written, for digests (resume refuses a changed step).
     raw: Any = None

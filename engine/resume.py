@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from engine.actions.base import get_action
 from engine.errors import NeedsDecision
 from engine.executor import HostState
 from engine.model import Stage, Status, Step, StepResult
@@ -71,11 +70,10 @@ class Resumer:
                                 duration=0.0, msg=res.msg)
             self.play.executor.remember(step, hs, res)
             return res
-        cls = get_action(step.action)
-        if done is False and (cls.idempotent or not cls.mutating or step.unless is not None or step.creates is not None):
-            return None  # the probe says not done: safe to run
-        if not cls.mutating or cls.idempotent:
-            return None
+        if done is False:
+            return None  # a probe says it is not done: running it is what the first attempt meant to do
+        if self.play.executor.safe_to_rerun(step, hs, stage.name):
+            return None  # no probe, but running it again gives the same result
         return self._ask(step, hs, st, why)
 
     def _ask(self, step: Step, hs: HostState, st: Any, why: str) -> StepResult | None:

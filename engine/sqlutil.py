@@ -35,10 +35,35 @@ def is_read_only(sql: str) -> bool:
     low = sql.lower()
     if kw in ("select", "with", "values", "table"):
         # SELECT ... INTO OUTFILE / @var, FOR UPDATE, LOCK IN SHARE MODE take locks or write.
-        if re.search(r"\binto\s+(outfile|dumpfile|@)", low) or re.search(r"\bfor\s+update\b|\block\s+in\s+share\s+mode\b", low):
+        if re.search(r"\binto\s+(outfile|dumpfile|@)", low) or re.search(r"\bfor\s+(update|share)\b|\block\s+in\s+share\s+mode\b", low):
             return False
         if kw == "with" and re.search(r"\b(update|delete|insert)\b", low):
             return False
+    if kw in ("explain", "describe", "desc") and re.search(r"\banalyze\b", low) and re.search(r"\b(update|delete|insert|replace)\b", low):
+        return False  # MySQL 8's EXPLAIN ANALYZE executes the statement it explains
+    return True
+
+
+_IDEMPOTENT = re.compile(
+    r"^\s*(create\s+(or\s+replace\s+)?(temporary\s+)?(table|database|schema|index|view|user|procedure|function|trigger|event)\s+(if\s+not\s+exists\b|)"
+    r"|drop\s+(temporary\s+)?\w+\s+if\s+exists\b|replace\b|truncate\b|set\b|use\b|analyze\b|optimize\b|flush\b|do\s+sleep)",
+    re.I,
+)
+
+
+def is_idempotent(sql: str) -> bool:
+    """True for statements that give the same result when run twice: read-only ones,
+    ``CREATE … IF NOT EXISTS`` / ``CREATE OR REPLACE``, ``DROP … IF EXISTS``, ``REPLACE``,
+    ``TRUNCATE``, ``SET``. Plain INSERT/UPDATE/DELETE and ``CREATE`` without a guard are not
+    (an UPDATE may be, but only the runbook's author can say so: ``idempotent: true``)."""
+    if is_read_only(sql):
+        return True
+    text = _LEADING_NOISE.sub("", sql.lstrip())
+    m = _IDEMPOTENT.match(text)
+    if not m:
+        return False
+    if text.lower().startswith("create") and not re.match(r"^create\s+or\s+replace\b", text, re.I):
+        return bool(re.search(r"\bif\s+not\s+exists\b", text[:200], re.I))
     return True
 
 

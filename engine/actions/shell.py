@@ -60,11 +60,12 @@ class Shell(Action):
     def apply(self) -> StepResult:
         cmd, chdir, stdin, env = self._parts()
         res = self.ctx.shell().run(cmd, stdin=stdin, chdir=chdir, timeout=self.ctx.timeout, env=env)
+        # As Ansible does: trailing newlines are not part of the value ("{{ r.stdout }}" in SQL).
         data = {
             "cmd": cmd,
             "rc": res.rc,
-            "stdout": res.stdout,
-            "stderr": res.stderr,
+            "stdout": res.stdout.rstrip("\r\n"),
+            "stderr": res.stderr.rstrip("\r\n"),
             "stdout_lines": res.stdout.splitlines(),
             "stderr_lines": res.stderr.splitlines(),
         }

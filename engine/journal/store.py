@@ -115,6 +115,17 @@ def _fsync_dir(path: Path) -> None:
 # --------------------------------------------------------------------------- the writer
 
 
+# Fault injection for the crash tests: die by SIGKILL right after record number N is written
+# (and synced, when it is synced), exactly as a power cut or `kill -9` at that boundary would.
+_CRASH_AT: int | None = int(os.environ["RUNBOOK_FAULT_KILL_AT_SEQ"]) if os.environ.get("RUNBOOK_FAULT_KILL_AT_SEQ", "").isdigit() else None
+
+
+def _crash(seq: int) -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 class Journal:
     """The append-only journal of one run. Thread-safe: hosts run in parallel threads.
 
@@ -330,6 +341,8 @@ class Journal:
             end = self._size
         if sync:
             self._sync(end)
+        if _CRASH_AT is not None and seq == _CRASH_AT:
+            _crash(seq)
         return seq
 
     def _write(self, data: bytes) -> None:

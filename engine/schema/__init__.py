@@ -50,6 +50,7 @@ STEP_KEYWORDS: dict[str, Any] = {
             {"type": "object", "properties": {"shell": {"type": "string"}}, "required": ["shell"], "additionalProperties": False},
         ],
     },
+    "idempotent": {"type": "boolean", "description": "safe to run again: resume may re-run it when a crash left it in doubt"},
     "creates": {"type": "string", "description": "a path on the host: when it exists, the step is done"},
     "undo": {"type": "object", "description": "an action mapping run on rollback, e.g. {sql: 'DROP TABLE t'}"},
 }

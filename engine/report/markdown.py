@@ -1,0 +1,125 @@
+"""The Markdown report: pastes into a ticket, a wiki page or a postmortem document.
+
+Sections: the run, totals, stages against their budgets, problems (failed, unreachable and
+in-doubt steps with their evidence), every step, verification results, restore throughput
+and the run's events.
+
+```markdown
+# Runbook report: emergency restore
+| Stage | Status | Started | Duration | Budget | |
+|---|---|---|---|---|---|
+| restore | failed | 2026-11-22 03:15:02 UTC | 7m12s | 5m00s | **over budget** by 2m12s |
+```
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from engine.report.model import STATUSES, ReportModel
+from engine.report.text import count, event_details, fmt_duration, format_ts, number, printable
+from engine.secrets import MASKER
+from engine.sizes import format_size
+
+
+def cell(value: Any) -> str:
+    """Text safe inside a table cell: no pipes, no line breaks, no raw HTML."""
+    text = printable(MASKER.text(str(value))) if value is not None else ""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    return "<br>".join(line.strip() for line in text.strip().splitlines()) or " "
+
+
+def fence(text: str, lang: str = "text") -> str:
+    """A fenced code block that the text itself cannot close."""
+    text = printable(MASKER.text(text))
+    runs = [len(m) for m in re.findall(r"`{3,}", text)]
+    ticks = "`" * max([3, *(n + 1 for n in runs)])
+    return f"{ticks}{lang}\n{text.rstrip()}\n{ticks}"
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def render_markdown(model: ReportModel) -> str:
+    """The whole report as GitHub-flavoured Markdown."""
+    run = model.run
+    out = [f"# Runbook report: {cell(run.runbook_name or run.runbook or run.run_id)}", ""]
+    who = f"{run.operator or '?'} on {run.control_host or '?'}"
+    out += _table(
+        ["", ""],
+        [
+            ["Run", run.run_id],
+            ["Runbook", run.runbook or "—"],
+            ["Status", run.status.upper()],
+            ["Operator", who],
+            ["Started", format_ts(run.started)],
+            ["Ended", format_ts(run.ended)],
+            ["Duration", fmt_duration(run.duration) + (f" (budget {fmt_duration(run.budget)} exceeded)"
+                                                       if run.over_budget else "")],
+            ["Hosts", ", ".join(run.hosts) or "—"],
+            ["Check mode", "yes (nothing was changed)" if run.check_mode else "no"],
+        ],
+    )
+    out += ["**Totals:** " + " · ".join(f"{model.totals[s]} {s}" for s in STATUSES), ""]
+    if run.torn_tail or run.warnings:
+        out += ["> **Journal warnings**"]
+        if run.torn_tail:
+            out += ["> - the last record was torn by a crash and ignored"]
+        out += [f"> - {cell(w)}" for w in run.warnings] + [""]
+
+    out += ["## Stages", ""]
+    stage_rows = []
+    for st in model.stages:
+        note = ""
+        if st.over_budget:
+            note = "**over budget**" + (f" by {fmt_duration(st.overrun)}" if st.overrun else "")
+        if st.spans > 1:
+            note += f" ({st.spans} runs, resumed)"
+        stage_rows.append([st.name, st.status, format_ts(st.started), fmt_duration(st.duration),
+                           fmt_duration(st.budget), note.strip()])
+    out += _table(["Stage", "Status", "Started", "Duration", "Budget", "Note"], stage_rows)
+
+    problems = model.problems
+    if problems:
+        out += ["## Problems", ""]
+        for row in problems:
+            phase = " (undo)" if row.phase == "undo" else ""
+            out += [f"### {cell(row.key)}{phase} on {cell(row.host)}: {row.status}", ""]
+            if row.msg:
+                out += [cell(row.msg), ""]
+            if row.evidence:
+                out += [fence(row.evidence), ""]
+
+    out += ["## Steps", ""]
+    out += _table(
+        ["Stage", "Step", "Host", "Phase", "Status", "Attempts", "Duration", "Message"],
+        [[r.stage, r.step, r.host, r.phase, r.status, r.attempts, fmt_duration(r.duration), r.msg]
+         for r in model.steps],
+    )
+    if model.checks:
+        out += ["## Verification", ""]
+        out += _table(
+            ["Stage", "Step", "Host", "Check", "Result", "Detail"],
+            [[c.stage, c.step, c.host, c.name, c.status, c.detail] for c in model.checks],
+        )
+    if model.throughput:
+        out += ["## Restore throughput", ""]
+        out += _table(
+            ["Stage", "Step", "Host", "Tables", "Rows", "Size", "Duration", "Rows/s", "Bytes/s"],
+            [[t.stage, t.step, t.host, "—" if t.tables is None else t.tables, count(t.rows),
+              "—" if t.bytes is None else format_size(t.bytes), fmt_duration(t.duration), number(t.rows_per_second),
+              "—" if t.bytes_per_second is None else format_size(t.bytes_per_second) + "/s"]
+             for t in model.throughput],
+        )
+    if model.events:
+        out += ["## Events", ""]
+        out += _table(["Time", "Event", "Details"],
+                      [[format_ts(e.get("ts")), e.get("kind", ""), event_details(e)] for e in model.events])
+    out += [f"_Journal: {cell(run.journal)}_", ""]
+    return "\n".join(out)
+
