@@ -88,7 +88,7 @@ def _classify(exc: BaseException) -> StepResult:
         return StepResult(Status.UNREACHABLE, msg=exc.render())
     if isinstance(exc, SqlError):
         return StepResult(Status.FAILED, msg=exc.render(), data={"errno": exc.errno, "sqlstate": exc.sqlstate},
-                          evidence=f"SQL: {exc.sql}\n{exc.render()}" if exc.sql else exc.render())
+                          evidence=f"SQL: {exc.sql}" if exc.sql else "")
     if isinstance(exc, (CommandTimeout, TemplateError, RunbookError)):
         return StepResult(Status.FAILED, msg=exc.render())
     raise exc

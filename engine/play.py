@@ -215,7 +215,7 @@ class Play:
             self.console.stage_skipped(stage.name, "no host left" if not hosts else "no step selected by tags")
             return True
         if self.resumer is not None and self.resumer.stage_done(stage, steps, hosts):
-            self.console.stage_skipped(stage.name, "done before the interruption")
+            self.console.stage_skipped(stage.name, "done in an earlier attempt of this run")
             return True
         if stage.confirm and not self.opts.check and not self._confirm(stage, hosts):
             self.console.line("not confirmed: the run stops here", "bold red")

@@ -113,7 +113,7 @@ class Sql(Action):
                     msg=exc_text,
                     data={"rows": [], "rowcount": 0, "errno": getattr(exc, "errno", None), "sqlstate": getattr(exc, "sqlstate", None),
                           "statement": display(sql, params)},
-                    evidence=f"SQL: {display(sql, params)}\n{exc_text}",
+                    evidence=f"SQL: {display(sql, params)}",
                 )
             counts.append(res.rowcount)
             if res.returns_rows:
