@@ -264,5 +264,83 @@ def report(run_id: str, fmt: str, output: str | None, journal_dir: str | None) -
         click.echo(text)
 
 
+@main.group()
+def snapshots() -> None:
+    """Rollback snapshots on a host: list them, drop a run's."""
+
+
+def _snapshot_session(inventories: tuple[str, ...], host: str | None) -> Any:
+    from engine.context import Connections
+    from engine.inventory import load_inventories
+
+    inv = load_inventories(list(inventories))
+    names = list(inv.hosts)
+    if host is None and len(names) > 1:
+        raise InputError(f"the inventory has {len(names)} hosts: say which with --host", hint=", ".join(names[:10]))
+    name = host or names[0]
+    if name not in inv.hosts:
+        raise InputError(f"no host {name!r} in the inventory", hint=", ".join(names[:10]))
+    return Connections(inv.hosts[name])
+
+
+@snapshots.command("list")
+@click.option("-i", "--inventory", "inventories", multiple=True)
+@click.option("--host", help="inventory host (default: the only one)")
+def snapshots_list(inventories: tuple[str, ...], host: str | None) -> None:
+    """List the snapshots on a host."""
+    from engine.snapshots import list_snapshots
+
+    conns = _snapshot_session(inventories, host)
+    try:
+        snaps = list_snapshots(conns.sql())
+    finally:
+        conns.close()
+    if not snaps:
+        click.echo("no snapshots")
+        return
+    from engine.sizes import format_size
+
+    for snap in snaps:
+        click.echo(f"{snap.run_id}  {snap.schema}  host {snap.host} ({snap.hostname})  taken {snap.created_at}  {format_size(snap.bytes or 0)}")
+        for t in snap.tables:
+            click.echo(f"    {t.source_schema}.{t.source_table}: {t.rows} rows, checksum {t.checksum}, {t.status}")
+
+
+@snapshots.command("drop")
+@click.argument("run_id")
+@click.option("-i", "--inventory", "inventories", multiple=True)
+@click.option("--host", help="inventory host (default: the only one)")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def snapshots_drop(run_id: str, inventories: tuple[str, ...], host: str | None, yes: bool) -> None:
+    """Drop the snapshot a run took (its rollback point is gone afterwards)."""
+    from engine.snapshots import drop_snapshot
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError("dropping a snapshot asks for confirmation and there is no terminal", hint="pass --yes")
+        if input(f"Type the run id ({run_id}) to drop its snapshot: ").strip() != run_id:
+            click.echo("not confirmed: nothing dropped")
+            sys.exit(1)
+    conns = _snapshot_session(inventories, host)
+    try:
+        result = drop_snapshot(conns.sql(), run_id)
+    finally:
+        conns.close()
+    click.echo(f"dropped {result.schema}: the snapshot of run {result.run_id} ({len(result.tables)} table(s)) is gone")
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["up", "down", "status"]))
+@click.option("--journal-dir", "journal_dir", help="the lab lives in <journal dir>/lab")
+def lab(what: str, journal_dir: str | None) -> None:
+    """A disposable local MariaDB + sshd for drills (up, down, status)."""
+    from engine import lab as lab_mod
+    from engine.journal import journal_dir as jdir
+
+    the_lab = lab_mod.Lab(lab_mod.lab_dir(jdir(journal_dir)))
+    fn = {"up": lab_mod.up, "down": lab_mod.down, "status": lab_mod.status}[what]
+    click.echo(fn(the_lab))
+
+
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -15,6 +16,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 1h30m)")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):  # YAML .nan / .inf
+            raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 1h30m)")
         if value < 0:
             raise ValueError(f"{value} is negative")
         return float(value)

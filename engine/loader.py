@@ -234,7 +234,7 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
         source=Source(file, 1, 1),
         description=str(data.get("description", "")),
         targets=str(data.get("targets", "all")),
-        vars=dict(rb_vars),
+        vars=_plain(dict(rb_vars)),  # plain dicts: runtime messages say "dict object", not our YAML type
         budget=budget,
         files=tuple(files),
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from engine.context import Connections
-from engine.errors import InputError, Interrupted, RunbookError
+from engine.errors import InputError, RunbookError
 from engine.executor import Executor, HostState, StepEnv
 from engine.inventory import Inventory, match_pattern
 from engine.model import OnFailure, Runbook, Stage, Status, Step, StepResult
@@ -154,6 +154,7 @@ class Play:
                 run_timer.cancel()
             if self._pool:
                 self._pool.shutdown(wait=False)
+            self.outcome.duration = time.monotonic() - start  # also when a second Ctrl-C aborts the run
         if self.interrupted.is_set() and self.outcome.status == "succeeded":
             self.outcome.status, self.outcome.exit_code = "interrupted", 130
         self.outcome.duration = time.monotonic() - start
@@ -245,6 +246,11 @@ class Play:
                             hs.failed = True
                 if failed and stage.on_failure is not OnFailure.CONTINUE:
                     break
+        except AbortStep:  # a second Ctrl-C: close the stage in the recap and the journal, then stop
+            self.console.stage_end(stage.name, "interrupted")
+            if self.journal is not None:
+                self.journal.event("stage_end", stage=stage.name, status="interrupted")
+            raise
         finally:
             if timer:
                 timer.cancel()
@@ -309,6 +315,13 @@ def undo_one(play: Play, step_key: str, step_name: str, hs: HostState, record: A
     return not res.failed
 
 
+class AbortStep(KeyboardInterrupt):
+    """The second Ctrl-C. A ``KeyboardInterrupt`` on purpose, not an ``Interrupted``: the latter
+    is a ``RunbookError``, which the executor catches and journals as the step's *failed*
+    outcome (exit 1). This one goes through the executor untouched, so the step keeps its
+    intent without an outcome (in doubt, re-probed by resume) and the run exits 130."""
+
+
 def install_interrupt_handler(play: Play, console: Console) -> Callable[[], None]:
     """First Ctrl-C: finish the current step, then stop. Second: abort the step (in doubt)."""
     presses = {"n": 0}
@@ -323,10 +336,10 @@ def install_interrupt_handler(play: Play, console: Console) -> Callable[[], None
         else:
             if play.journal is not None:
                 play.journal.event("interrupted", presses=2)
-            raise Interrupted("aborted by a second Ctrl-C: the running step is in doubt")
+            raise AbortStep("aborted by a second Ctrl-C: the running step is in doubt")
 
     previous = signal.signal(signal.SIGINT, handler)
     return lambda: signal.signal(signal.SIGINT, previous)
 
 
-__all__ = ["Play", "PlayOptions", "PlayOutcome", "install_interrupt_handler", "undo_one", "RunbookError"]
+__all__ = ["AbortStep", "Play", "PlayOptions", "PlayOutcome", "install_interrupt_handler", "undo_one", "RunbookError"]

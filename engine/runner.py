@@ -16,8 +16,9 @@ from engine.inventory import Inventory, match_pattern
 from engine.journal import Journal, JournalState, RunLock, journal_dir, list_runs, new_run_id, read_journal
 from engine.loader import Loaded, digest_files
 from engine.model import Runbook
-from engine.play import Play, PlayOptions, install_interrupt_handler, undo_one
+from engine.play import AbortStep, Play, PlayOptions, install_interrupt_handler, undo_one
 from engine.report.console import Console
+from engine.secrets import MASK, SECRET_KEY, Secret
 
 
 def _targeted_hosts(rb: Runbook, inv: Inventory, limit: str | None) -> list[str]:
@@ -52,7 +53,7 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     try:
         outcome = play.run()
         status, code = outcome.status, outcome.exit_code
-    except Interrupted as exc:
+    except (Interrupted, AbortStep) as exc:  # AbortStep: the second Ctrl-C (see engine.play)
         console.line(str(exc), "bold red")
         status, code = "interrupted", 130
     except NeedsDecision as exc:
@@ -84,12 +85,38 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     return code
 
 
+def _secret_extra_vars(extra_vars: dict[str, Any]) -> dict[str, Any]:
+    """``-e api_token=...``: a secret-named extra var becomes a :class:`Secret`, as a
+    secret-named inventory var already is. That registers its value with the masker *before*
+    the journal header (which keeps the raw ``-e`` strings) is written, so it is masked there,
+    in the output and in reports (it leaked everywhere before)."""
+    return {k: (Secret(v) if isinstance(v, str) and v and SECRET_KEY.search(k) else v) for k, v in extra_vars.items()}
+
+
+def _lost_secrets(extra: dict[str, Any], run_id: str, what: str) -> dict[str, Any]:
+    """Extra vars whose value the journal masked (secrets are never journaled): ask for them
+    again on a terminal, else refuse, rather than run with a literal ``********``."""
+    lost = [k for k, v in extra.items() if isinstance(v, str) and MASK in v]
+    if not lost:
+        return extra
+    if not sys.stdin.isatty():
+        raise InputError(f"cannot {what} run {run_id}: the extra var(s) {', '.join(lost)} held a secret, which the journal "
+                         "does not keep, and there is no terminal to type it again",
+                         hint=f"run `runbook {what.split()[0]} {run_id}` on a terminal; next time give secrets with "
+                              "-e @vars.yml or lookup('env', ...), which are read again")
+    out = dict(extra)
+    for k in lost:
+        out[k] = Secret(getpass.getpass(f"{k} (a secret given with -e; the journal does not keep it): "))
+    return out
+
+
 def _format_of(path: str) -> str:
     return {".json": "json", ".xml": "junit", ".html": "html", ".md": "md"}[Path(path).suffix.lower()]
 
 
 def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: dict[str, Any]) -> int:
     rb = loaded.runbook
+    extra_vars = _secret_extra_vars(extra_vars)  # before the header is written: see there
     jdir = journal_dir(opts.get("journal_dir"))
     run_id = new_run_id()
     console = Console(verbose=opts.get("verbose", 0))
@@ -152,6 +179,7 @@ def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Invent
     if os.path.isdir(cwd):
         os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
     loaded, inv, extra = _load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"))
+    extra = _lost_secrets(_secret_extra_vars(extra), state.run_id, what)
     return loaded, inv, extra, opts
 
 

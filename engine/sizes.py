@@ -64,7 +64,7 @@ def parse_size(value: str | int) -> int:
     Raises :class:`ValueError` with a message fit for a validation report.
     """
     if isinstance(value, bool):  # bool is an int subclass; `need: yes` is a mistake
-        raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")
+        raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")  # noqa: TRY004 (one error type for the loader)
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"{value!r} is not a size: it is negative")
@@ -74,7 +74,7 @@ def parse_size(value: str | int) -> int:
             raise ValueError(f"{value!r} is not a size")
         return math.ceil(value)
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")
+        raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")  # noqa: TRY004
     m = _SIZE.match(value)
     if not m:
         raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")
@@ -84,7 +84,7 @@ def parse_size(value: str | int) -> int:
     return int(number) * _UNITS[unit]
 
 
-def format_size(n: int | float) -> str:
+def format_size(n: float) -> str:
     """``1610612736`` → ``'1.5 GiB'``; below 1 KiB in bytes (``'512 B'``); one decimal otherwise."""
     if n < 0:
         return "-" + format_size(-n)
@@ -99,20 +99,20 @@ def format_size(n: int | float) -> str:
     raise AssertionError("unreachable")
 
 
-def parse_percent(value: str | int | float) -> float:
+def parse_percent(value: str | float) -> float:
     """A fraction from ``'20%'`` (→ 0.2) or a number of percent points (``20`` → 0.2).
 
     A string must carry its ``%``: ``'20'`` is refused as ambiguous. Over 100 % is allowed
     (a margin of 150 % is a valid, if cautious, choice).
     """
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")
+        raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")  # noqa: TRY004 (one error type for the loader)
     if isinstance(value, (int, float)):
         if value < 0 or math.isnan(value) or math.isinf(value):
             raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")
         return float(value) / 100.0
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")
+        raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")  # noqa: TRY004
     m = _PERCENT.match(value)
     if not m:
         raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")

@@ -301,6 +301,47 @@ def _param(value: Any) -> Any:
     return value
 
 
+_GUARDS_FILTERS = {"default", "d"}
+_GUARDS_TESTS = {"defined", "undefined", "none"}
+
+
+def guarded_names(source: str) -> set[str]:
+    """Names a template reads only under a guard (``x | default(..)``, ``x is defined``): they
+    may be undefined on purpose, so validation must not call them certainly undefined."""
+    try:
+        ast = ENGINE.env.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return set()
+    out: set[str] = set()
+    for node in ast.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
+        guard = _GUARDS_FILTERS if isinstance(node, jinja2.nodes.Filter) else _GUARDS_TESTS
+        if node.name in guard and node.node is not None:
+            out.update(n.name for n in node.node.find_all(jinja2.nodes.Name))
+            if isinstance(node.node, jinja2.nodes.Name):
+                out.add(node.node.name)
+    return out
+
+
+def required_names(values: Iterable[Any]) -> set[str]:
+    """Like :func:`names_in`, without the names read only under a guard."""
+    found: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str) and ("{{" in v or "{%" in v):
+            found.update(ENGINE.variables(v) - guarded_names(v))
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                walk(k)
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    for v in values:
+        walk(v)
+    return found
+
+
 def names_in(values: Iterable[Any]) -> set[str]:
     """All variable names read by the templates inside nested values."""
     found: set[str] = set()

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import Problem, Source
+from engine.errors import Problem, RunbookError, Source
 from engine.inventory import Inventory, pattern_problems
 from engine.loader import MAGIC_VARS, condition_text
-from engine.model import Runbook, Step
-from engine.templating import ENGINE, names_in
-from engine.yamlio import source_at
+from engine.model import Runbook, Stage, Step
+from engine.templating import ENGINE, required_names
+from engine.yamlio import MDict, load_yaml, source_at
 
 
 def defined_names(rb: Runbook, inv: Inventory, extra: dict[str, Any]) -> set[str]:
@@ -45,33 +45,65 @@ def _step_templates(step: Step) -> list[tuple[list[Any], Any]]:
     return out
 
 
+class _Places:
+    """Positions of runbook-level and stage-level keys, which the model does not keep: the
+    files are read again (they loaded a moment ago) so that each problem points at its line."""
+
+    def __init__(self) -> None:
+        self._docs: dict[str, Any] = {}
+
+    def _doc(self, file: str) -> Any:
+        if file not in self._docs:
+            try:
+                self._docs[file] = load_yaml(file)
+            except RunbookError:
+                self._docs[file] = None
+        return self._docs[file]
+
+    def runbook(self, rb: Runbook, path: list[Any]) -> Source:
+        return source_at(self._doc(rb.path), path, rb.path)
+
+    def stage(self, stage: Stage, key: str) -> Source:
+        doc = self._doc(stage.source.file)
+        items = doc.get("stages") if isinstance(doc, dict) else doc
+        for node in items if isinstance(items, list) else []:
+            if isinstance(node, MDict) and (node.line, node.col) == (stage.source.line, stage.source.col):
+                return source_at(node, [key], stage.source.file)
+        return stage.source
+
+
 def cross_check(rb: Runbook, inv: Inventory, extra: dict[str, Any], limit: str | None) -> list[Problem]:
     problems: list[Problem] = []
     known = defined_names(rb, inv, extra)
-    src0 = Source(rb.path, 1, 1)
+    places = _Places()
     rb_targets = rb.targets
     if "{{" not in rb_targets:
         why = pattern_problems(rb_targets, inv)
         if why:
-            problems.append(Problem(src0, "targets", why, "fix targets: or the inventory (-i)"))
+            problems.append(Problem(places.runbook(rb, ["targets"]), "targets", why, "fix targets: or the inventory (-i)"))
     if limit:
         why = pattern_problems(limit, inv)
         if why:
             problems.append(Problem(Source("--limit"), "", why, "fix --limit"))
     for name, value in rb.vars.items():
-        for var in names_in([value]) - known:
-            problems.append(Problem(src0, f"vars.{name}", f"variable {var!r} is not defined anywhere", _hint(var, known)))
+        for var in sorted(required_names([value]) - known):
+            problems.append(Problem(places.runbook(rb, ["vars", name]), f"vars.{name}", f"variable {var!r} is not defined anywhere", _hint(var, known)))
     for stage in rb.stages:
         if stage.targets and "{{" not in stage.targets:
             why = pattern_problems(stage.targets, inv)
             if why:
-                problems.append(Problem(stage.source, f"stages[{stage.index}].targets", why, "fix the stage's targets:"))
+                problems.append(Problem(places.stage(stage, "targets"), f"stages[{stage.index}].targets", why, "fix the stage's targets:"))
         for cond in ([stage.when] if stage.when is not None else []):
-            for var in names_in(condition_text(cond)) - known:
-                problems.append(Problem(stage.source, f"stages[{stage.index}].when", f"variable {var!r} is not defined anywhere", _hint(var, known)))
+            for var in sorted(required_names(condition_text(cond)) - known):
+                problems.append(Problem(places.stage(stage, "when"), f"stages[{stage.index}].when", f"variable {var!r} is not defined anywhere", _hint(var, known)))
+        if isinstance(stage.confirm, str):
+            for var in sorted(required_names([stage.confirm]) - known):
+                problems.append(Problem(places.stage(stage, "confirm"), f"stages[{stage.index}].confirm", f"variable {var!r} is not defined anywhere", _hint(var, known)))
         for step in stage.steps:
             for path, value in _step_templates(step):
-                missing = names_in([value]) - known
+                missing = required_names([value]) - known
+                if path[0] in ("until", "failed_when", "changed_when"):
+                    missing.discard("result")  # the executor gives these conditions the step's own result
                 for var in sorted(missing):
                     src = source_at(step.raw, path, step.source.file) if step.raw is not None else step.source
                     problems.append(Problem(src, f"stages[{stage.index}].steps[{step.index}].{path[0]}", f"variable {var!r} is not defined anywhere", _hint(var, known)))

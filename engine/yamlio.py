@@ -117,10 +117,14 @@ def load_yaml_text(text: str, name: str, *, what: str = "file") -> Any:
         mark = exc.problem_mark or exc.context_mark
         src = Source(name, mark.line + 1, mark.column + 1) if mark else Source(name)
         problem = (exc.problem or exc.context or "invalid YAML").strip()
+        cm = exc.context_mark
+        if exc.problem and exc.context and cm is not None and mark is not None and (cm.line, cm.column) != (mark.line, mark.column):
+            # e.g. an unterminated quote: say where the thing being read started
+            problem += f" ({exc.context.strip()} started at line {cm.line + 1}, column {cm.column + 1})"
         hint = "check indentation and quoting"
         if "tab" in problem.lower() or "\t" in text:
             hint = "YAML does not allow tabs for indentation: use spaces"
-        elif "found character '%'" in problem or "'{'" in problem or "mapping values" in problem:
+        elif "found character '%'" in problem or "'{'" in problem or "mapping values" in problem or "plain value" in problem:
             hint = 'check indentation; quote values that start with {{ or contain ": "'
         raise InputError(f"YAML syntax error: {problem}", source=src, hint=hint) from None
     except yaml.YAMLError as exc:

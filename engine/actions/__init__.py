@@ -1,3 +1,14 @@
 """The built-in actions. Importing this package registers every one of them."""
 
-from engine.actions import assert_, pause, set_fact, shell, sql, wait_for  # noqa: F401
+from engine.actions import (  # noqa: F401
+    assert_,
+    disk_space,
+    mysql_facts,
+    pause,
+    set_fact,
+    shell,
+    snapshot,
+    sql,
+    stop_writes,
+    wait_for,
+)

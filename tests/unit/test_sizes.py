@@ -84,7 +84,7 @@ def test_round_trip() -> None:
     ("value", "expected"),
     [("20%", 0.2), ("0%", 0.0), (" 12.5 % ", 0.125), ("150%", 1.5), (10, 0.1), (12.5, 0.125)],
 )
-def test_parse_percent(value: str | int | float, expected: float) -> None:
+def test_parse_percent(value: str | float, expected: float) -> None:
     assert parse_percent(value) == pytest.approx(expected)
     assert is_percent(value)
 

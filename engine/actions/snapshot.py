@@ -1,0 +1,373 @@
+"""``snapshot``: a rollback copy of tables before a restore touches them, and its undo.
+
+Server method: ``CREATE TABLE <snap> LIKE <table>`` in ``_rb_snap_<run id>``, then
+``INSERT … SELECT`` in primary-key chunks, each chunk summed (pt-table-checksum) as it lands.
+Dump method: ``mariadb-dump``/``mysqldump`` to a file on the host. Either way the manifest
+records rows, checksum, foreign keys and triggers at snapshot time.
+
+Undo swaps the copies back with **one** ``RENAME TABLE`` (atomic: all tables or none), keeps
+the displaced current tables in the snapshot schema as ``<copy>__displaced`` (an undo never
+drops data), then repairs what InnoDB's "FKs follow renames" leaves behind:
+
+* copies made with ``LIKE`` have no FKs and no triggers → re-added from the manifest
+  (``foreign_key_checks=0``: the data is exactly what it was when they held);
+* tables *outside* the set whose FK pointed at a swapped table now point at the displaced
+  one in the snapshot schema → re-pointed at the restored table;
+* displaced tables' FKs to live parents would block deletes there (or cascade into the kept
+  evidence) → dropped; FKs among displaced tables stay.
+
+Then every restored table is summed again and compared with the manifest: a mismatch fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from typing import Any, ClassVar
+
+from engine.actions.base import Action, Probe, register
+from engine.actions.disk_space import assess
+from engine.actions.guard import as_bool, check_identity, global_variables, session_settings, sibling_session
+from engine.errors import ActionError
+from engine.model import Status, StepResult
+from engine.sizes import PERCENT_SCHEMA
+from engine.snapshots import (
+    MANIFEST,
+    MANIFEST_DDL,
+    base_tables,
+    chunk_sum,
+    definition_json,
+    fit,
+    fk_clause,
+    foreign_keys,
+    manifest_rows,
+    pk_chunks,
+    snap_table_name,
+    snapshot_schema,
+    table_checksum,
+    table_shape,
+    triggers,
+)
+from engine.sqlutil import qualified, quote_ident
+from engine.transport.base import Sql
+
+
+def _exists(sql: Sql, schema: str, table: str) -> bool:
+    return bool(sql.query("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                          [schema, table]).rows)
+
+
+class _FkChecksOff:
+    """``foreign_key_checks=0`` for this session, put back as it was (the session is shared)."""
+
+    def __init__(self, sql: Sql):
+        self.sql = sql
+
+    def __enter__(self) -> None:
+        self.before = self.sql.query("SELECT @@SESSION.foreign_key_checks AS v").rows[0]["v"]
+        self.sql.query("SET SESSION foreign_key_checks = 0")
+
+    def __exit__(self, *exc: object) -> None:
+        self.sql.query("SET SESSION foreign_key_checks = %s", [int(self.before)])
+
+
+@register
+class Snapshot(Action):
+    """Copy tables aside before changing them; undo puts them back atomically.
+
+    ```yaml
+    - name: Snapshot before restore
+      snapshot: {schema: shop, tables: [users, orders]}        # server-side copy
+    - snapshot: {schema: shop, method: dump, path: /backups/pre-restore.sql}
+    ```
+
+    Registers ``snapshot_schema``, ``method``, ``tables`` (per table: ``rows``, ``checksum``,
+    ``snap_table``), ``bytes`` and ``disk`` (the pre-flight space check). List and drop
+    snapshots with ``runbook snapshots list`` / ``runbook snapshots drop RUN_ID``.
+    """
+
+    name = "snapshot"
+    mutating = True
+    idempotent = True
+    reversible = True
+    params_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["schema"],
+        "properties": {
+            "schema": {"type": "string", "minLength": 1, "description": "the schema whose tables are copied"},
+            "tables": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+                       "description": "tables to copy (default: every base table of the schema)"},
+            "method": {"enum": ["server", "dump"], "description": "server: copy into _rb_snap_<run> (default); dump: mariadb-dump to path"},
+            "path": {"type": "string", "minLength": 1, "description": "dump file on the host (method: dump)"},
+            "chunk_rows": {"type": "integer", "minimum": 1, "description": "rows per INSERT … SELECT chunk (default 50000)"},
+            "margin": dict(PERCENT_SCHEMA, description="free-space margin of the pre-flight check (default 10%)"),
+        },
+        "if": {"properties": {"method": {"const": "dump"}}, "required": ["method"]},
+        "then": {"required": ["path"]},
+    }
+
+    # -- helpers -------------------------------------------------------------------------
+    @property
+    def _schema(self) -> str:
+        return snapshot_schema(self.ctx.run_id)
+
+    def _tables(self, sql: Sql) -> list[str]:
+        a = self.args
+        tables = list(a.get("tables") or base_tables(sql, a["schema"]))
+        if not tables:
+            raise ActionError(f"schema {quote_ident(a['schema'])} has no tables to snapshot")
+        return tables
+
+    def _manifest(self, sql: Sql) -> dict[tuple[str, str], dict[str, Any]]:
+        if not _exists(sql, self._schema, MANIFEST):
+            return {}
+        return {(m["source_schema"], m["source_table"]): m for m in manifest_rows(sql, self._schema)
+                if m["step_key"] == self.ctx.step_key}
+
+    # -- contract ------------------------------------------------------------------------
+    def probe(self) -> Probe:
+        sql = self.ctx.sql()
+        tables = self._tables(sql)
+        done = self._manifest(sql)
+        todo = [t for t in tables if done.get((self.args["schema"], t), {}).get("status") not in ("complete", "restored")]
+        state = {"snapshot_schema": self._schema, "tables_done": len(tables) - len(todo)}
+        if not todo:
+            return Probe(True, state, "snapshot already taken for this run")
+        return Probe(False, state, f"copy {len(todo)} table(s) of {self.args['schema']} into {self._schema}")
+
+    def apply(self) -> StepResult:
+        a, sql, ctx = self.args, self.ctx.sql(), self.ctx
+        schema, method = a["schema"], a.get("method", "server")
+        ident = check_identity(ctx, f"snapshot {schema}")
+        tables = self._tables(sql)
+        for t in tables:
+            if not _exists(sql, schema, t):
+                raise ActionError(f"no table {qualified(schema, t)} to snapshot", hint="check tables: in the runbook")
+        v = global_variables(sql, ["datadir", "read_only", "super_read_only"])
+        if as_bool(v["super_read_only"]) and method == "server":
+            # MySQL's super_read_only stops the engine's own account too; say so before copying.
+            raise ActionError("super_read_only is ON: the snapshot copy cannot be written",
+                              hint="keep read_only but lift super_read_only for the recovery: "
+                                   "resume_writes: {to: {read_only: true, super_read_only: false}}")
+        where = (v["datadir"] or "/var/lib/mysql") if method == "server" else (os.path.dirname(a["path"]) or ".")
+        disk = assess(ctx, {"path": where, "need_for_snapshot": {"schema": schema, "tables": tables},
+                            "margin": a.get("margin", "10%"), "binlog": method == "server"})
+        if disk.status is Status.FAILED:
+            return StepResult(Status.FAILED, msg=f"snapshot would not fit: {disk.msg}", data={"disk": disk.data})
+        warnings = list(disk.warnings)
+        if not as_bool(v["read_only"]):
+            warnings.append("writes are not stopped: rows may change between chunks (run stop_writes first)")
+        sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(self._schema)}")
+        sql.query(MANIFEST_DDL.format(table=qualified(self._schema, MANIFEST)))
+        if method == "dump":
+            results = self._dump(sql, schema, tables, ident)
+        else:
+            results = {t: self._copy(sql, schema, t, ident, int(a.get("chunk_rows", 50000))) for t in tables}
+        size = sum(int(r.pop("bytes", 0)) for r in results.values())
+        undo = {"run_id": ctx.run_id, "snapshot_schema": self._schema, "step_key": ctx.step_key, "schema": schema,
+                "tables": tables, "method": method}
+        rows = sum(r["rows"] for r in results.values())
+        return StepResult(Status.CHANGED, msg=f"{len(tables)} table(s), {rows} rows copied to {self._schema if method == 'server' else a['path']}",
+                          data={"snapshot_schema": self._schema, "method": method, "tables": results, "bytes": size, "disk": disk.data},
+                          undo=undo, warnings=warnings)
+
+    def _record(self, sql: Sql, schema: str, table: str, snap: str, ident: dict[str, Any], method: str) -> None:
+        definition = definition_json(foreign_keys(sql, schema, table), triggers(sql, schema, table))
+        sql.query(
+            f"INSERT INTO {qualified(self._schema, MANIFEST)} (run_id, step_key, host, method, source_schema, source_table,"
+            " snap_table, dump_path, status, definition, hostname, server_uuid, server_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'copying', %s, %s, %s, %s)"
+            " ON DUPLICATE KEY UPDATE status = 'copying', definition = VALUES(definition), created_at = CURRENT_TIMESTAMP(6)",
+            [self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, method, schema, table, snap,
+             self.args.get("path"), definition, ident["hostname"], ident["server_uuid"], ident["server_id"]])
+
+    def _complete(self, sql: Sql, schema: str, table: str, rows: int, checksum: str) -> None:
+        sql.query(f"UPDATE {qualified(self._schema, MANIFEST)} SET status = 'complete', `rows` = %s, checksum = %s,"
+                  " completed_at = CURRENT_TIMESTAMP(6) WHERE step_key = %s AND source_schema = %s AND source_table = %s",
+                  [rows, checksum, self.ctx.step_key, schema, table])
+
+    def _copy(self, sql: Sql, schema: str, table: str, ident: dict[str, Any], chunk_rows: int) -> dict[str, Any]:
+        prior = self._manifest(sql).get((schema, table))
+        if prior and prior["status"] in ("complete", "restored"):
+            return {"rows": prior["rows"], "checksum": prior["checksum"], "snap_table": prior["snap_table"]}
+        taken = {m["snap_table"] for m in manifest_rows(sql, self._schema)}
+        snap = prior["snap_table"] if prior else snap_table_name(schema, table, taken, self.ctx.step_key)
+        self._record(sql, schema, table, snap, ident, "server")
+        sql.query(f"DROP TABLE IF EXISTS {qualified(self._schema, snap)}")  # a half copy from a crash
+        sql.query(f"CREATE TABLE {qualified(self._schema, snap)} LIKE {qualified(schema, table)}")
+        shape = table_shape(sql, schema, table)
+        cols = ", ".join(quote_ident(c) for c in shape.columns)
+        total = int(sql.query("SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                              [schema, table]).rows[0]["n"] or 0)
+        rows, xor = 0, 0
+        for cond, params in pk_chunks(sql, shape, chunk_rows):
+            sql.query(f"INSERT INTO {qualified(self._schema, snap)} ({cols}) SELECT {cols} FROM {qualified(schema, table)}"
+                      f" WHERE {cond}", params)
+            n, x = chunk_sum(sql, self._schema, snap, shape.columns, cond, params)
+            rows, xor = rows + n, xor ^ x
+            self.ctx.progress(rows, max(total, rows), f"snapshot {schema}.{table}")
+        checksum = f"{xor:08x}"
+        self._complete(sql, schema, table, rows, checksum)
+        size = sql.query("SELECT DATA_LENGTH + INDEX_LENGTH AS b FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+                         " AND TABLE_NAME = %s", [self._schema, snap]).rows[0]["b"]
+        return {"rows": rows, "checksum": checksum, "snap_table": snap, "bytes": int(size or 0)}
+
+    # -- dump method ---------------------------------------------------------------------
+    def _with_defaults(self, cmd: str) -> Any:
+        """Run ``cmd`` with ``$RB_DEFAULTS`` naming a 0600 client option file holding the password
+        (never on a command line, where ``ps`` would show it)."""
+        shell, s = self.ctx.shell(), session_settings(self.ctx.sql())
+        from engine.secrets import reveal
+
+        text = "[client]\n" + (f"password={reveal(s.password)}\n" if s.password is not None else "")
+        made = shell.run("umask 077 && f=$(mktemp) && cat > \"$f\" && printf '%s' \"$f\"", stdin=text)
+        if made.rc != 0:
+            raise ActionError(f"cannot write a client option file on {self.ctx.host.name}: {made.stderr.strip()}")
+        path = made.stdout.strip()
+        try:
+            return shell.run(f"RB_DEFAULTS={shlex.quote(path)}; " + cmd)
+        finally:
+            shell.run(f"rm -f -- {shlex.quote(path)}")
+
+    def _client_args(self) -> str:
+        s = session_settings(self.ctx.sql())
+        out = f'--defaults-extra-file="$RB_DEFAULTS" -h {shlex.quote(s.host)} -P {int(s.port)}'
+        return out + (f" -u {shlex.quote(str(s.user))}" if s.user else "")
+
+    def _dump(self, sql: Sql, schema: str, tables: list[str], ident: dict[str, Any]) -> dict[str, Any]:
+        path = self.args["path"]
+        results: dict[str, Any] = {}
+        for t in tables:  # definitions and sums first: the manifest must exist before the file
+            self._record(sql, schema, t, t, ident, "dump")
+            rows, checksum = table_checksum(sql, table_shape(sql, schema, t))
+            results[t] = {"rows": rows, "checksum": checksum, "snap_table": t}
+        # --skip-triggers: triggers come back from the manifest (a trigger would pin the loaded
+        # copy to its schema and block the cross-schema RENAME of the undo).
+        cmd = (f'D=$(command -v mariadb-dump || command -v mysqldump) && mkdir -p -- {shlex.quote(os.path.dirname(path) or ".")}'
+               f' && "$D" {self._client_args()} --single-transaction --skip-triggers --hex-blob --no-tablespaces'
+               f" {shlex.quote(schema)} {' '.join(shlex.quote(t) for t in tables)} > {shlex.quote(path)}")
+        res = self._with_defaults(cmd)
+        if res.rc != 0:
+            raise ActionError(f"dump failed (exit {res.rc}): {res.stderr.strip()[-400:]}", hint="check the path and the client tools on the host")
+        for t in tables:
+            self._complete(sql, schema, t, results[t]["rows"], results[t]["checksum"])
+        size = self.ctx.shell().run(f"wc -c < {shlex.quote(path)}")
+        results[tables[0]]["bytes"] = int(size.stdout.split()[0]) if size.rc == 0 else 0
+        return results
+
+    def _load_dump(self, sql: Sql, entries: list[dict[str, Any]]) -> None:
+        """Load a dump snapshot into the snapshot schema, as plain copies (no FKs), for the swap."""
+        path = entries[0]["dump_path"]
+        res = self._with_defaults(f'C=$(command -v mariadb || command -v mysql) && "$C" {self._client_args()}'
+                                  f" {shlex.quote(self._schema)} < {shlex.quote(path)}")
+        if res.rc != 0:
+            raise ActionError(f"cannot load the snapshot dump {path}: {res.stderr.strip()[-400:]}")
+        for m in entries:
+            for fk in foreign_keys(sql, self._schema, m["snap_table"]):
+                sql.query(f"ALTER TABLE {qualified(self._schema, m['snap_table'])} DROP FOREIGN KEY {quote_ident(fk['name'])}")
+
+    # -- undo ----------------------------------------------------------------------------
+    def undo(self, record: Any) -> StepResult:
+        sql, ctx = self.ctx.sql(), self.ctx
+        snap_schema = record["snapshot_schema"]
+        ident = check_identity(ctx, f"restore the snapshot of {record['schema']}")
+        if not _exists(sql, snap_schema, MANIFEST):
+            raise ActionError(f"snapshot {snap_schema} is gone: nothing to restore from")
+        entries = [m for m in manifest_rows(sql, snap_schema) if m["step_key"] == record["step_key"]
+                   and m["source_schema"] == record["schema"] and m["source_table"] in record["tables"]]
+        taken_on = {k: entries[0][k] for k in ("hostname", "server_uuid", "server_id")} if entries else ident
+        if entries and any(taken_on[k] is not None and str(taken_on[k]) != str(ident[k]) for k in taken_on):
+            raise ActionError(f"refusing to restore on {ctx.host.name}: the snapshot was taken on {taken_on}, this server is {ident}")
+        pending = [m for m in entries if m["status"] != "restored"]
+        if pending and pending[0]["method"] == "dump" and not all(_exists(sql, snap_schema, m["snap_table"]) for m in pending):
+            self._load_dump(sql, pending)
+        swapped = self._swap(sql, snap_schema, pending) if pending else []
+        with _FkChecksOff(sql):
+            self._repair(sql, snap_schema, entries)
+        return self._verify(sql, entries, swapped)
+
+    def _swap(self, sql: Sql, snap_schema: str, pending: list[dict[str, Any]]) -> list[str]:
+        pairs: list[str] = []
+        displaced: dict[str, str] = {}
+        existing = {str(r["t"]) for r in sql.query("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+                                                    [snap_schema]).rows}
+        for m in pending:
+            if m["snap_table"] not in existing:
+                raise ActionError(f"snapshot copy {snap_schema}.{m['snap_table']} is missing: cannot restore {m['source_table']}")
+            if _exists(sql, m["source_schema"], m["source_table"]):
+                name, n = fit(f"{m['snap_table']}__displaced"), 1
+                while name in existing or name in displaced.values():
+                    n += 1
+                    name = fit(f"{m['snap_table']}__displaced{n}")
+                displaced[m["source_table"]] = name
+                # A trigger pins its table to its schema (ERROR 1435 on a cross-schema RENAME);
+                # the manifest has the triggers to put back on the restored copy.
+                for trg in triggers(sql, m["source_schema"], m["source_table"]):
+                    sql.query(f"DROP TRIGGER {qualified(m['source_schema'], trg['name'])}")
+                pairs.append(f"{qualified(m['source_schema'], m['source_table'])} TO {qualified(snap_schema, name)}")
+        pairs += [f"{qualified(snap_schema, m['snap_table'])} TO {qualified(m['source_schema'], m['source_table'])}" for m in pending]
+        sql.query("RENAME TABLE " + ", ".join(pairs))  # one statement: every table or none
+        for m in pending:
+            sql.query(f"UPDATE {qualified(snap_schema, MANIFEST)} SET status = 'restored', restored_at = CURRENT_TIMESTAMP(6),"
+                      " displaced_table = %s WHERE id = %s", [displaced.get(m["source_table"]), m["id"]])
+            m["status"], m["displaced_table"] = "restored", displaced.get(m["source_table"])
+        return [m["source_table"] for m in pending]
+
+    def _repair(self, sql: Sql, snap_schema: str, entries: list[dict[str, Any]]) -> None:
+        live_of = {m["displaced_table"]: (m["source_schema"], m["source_table"]) for m in entries if m.get("displaced_table")}
+        # 1. Tables outside the snapshot whose FK followed a swapped parent into the snapshot schema.
+        outside = sql.query("SELECT DISTINCT CONSTRAINT_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.REFERENTIAL_CONSTRAINTS"
+                            " WHERE UNIQUE_CONSTRAINT_SCHEMA = %s AND CONSTRAINT_SCHEMA <> %s", [snap_schema, snap_schema])
+        for r in outside.rows:
+            for fk in foreign_keys(sql, str(r["s"]), str(r["t"])):
+                if fk["ref_schema"] == snap_schema and fk["ref_table"] in live_of:
+                    to_schema, to_table = live_of[fk["ref_table"]]
+                    sql.query(f"ALTER TABLE {qualified(str(r['s']), str(r['t']))} DROP FOREIGN KEY {quote_ident(fk['name'])}")
+                    sql.query(f"ALTER TABLE {qualified(str(r['s']), str(r['t']))} ADD {fk_clause(fk, to_schema, to_table)}")
+        # 2. Displaced tables must not hold live parents (RESTRICT would block, CASCADE would edit them).
+        for name in live_of:
+            for fk in foreign_keys(sql, snap_schema, name):
+                if fk["ref_schema"] != snap_schema:
+                    sql.query(f"ALTER TABLE {qualified(snap_schema, name)} DROP FOREIGN KEY {quote_ident(fk['name'])}")
+        # 3. Restored copies get back their FKs and triggers as they were at snapshot time.
+        for m in entries:
+            if m["status"] != "restored":
+                continue
+            definition = json.loads(m["definition"] or "{}")
+            have = {fk["name"] for fk in foreign_keys(sql, m["source_schema"], m["source_table"])}
+            for fk in definition.get("foreign_keys", []):
+                if fk["name"] not in have:
+                    sql.query(f"ALTER TABLE {qualified(m['source_schema'], m['source_table'])} ADD {fk_clause(fk)}")
+            have_trg = {t["name"] for t in triggers(sql, m["source_schema"], m["source_table"])}
+            missing = [t for t in definition.get("triggers", []) if t["name"] not in have_trg]
+            if missing:
+                self._create_triggers(sql, m["source_schema"], missing)
+
+    def _create_triggers(self, sql: Sql, schema: str, trgs: list[dict[str, Any]]) -> None:
+        # The statements name their table unqualified: run them in a session whose default
+        # database is the schema, not in the shared session (USE would leak into later steps).
+        session = sibling_session(sql, database=schema)
+        try:
+            for t in trgs:
+                session.query("SET SESSION sql_mode = %s", [t["sql_mode"]])
+                session.query(t["statement"])
+        finally:
+            session.close()
+
+    def _verify(self, sql: Sql, entries: list[dict[str, Any]], swapped: list[str]) -> StepResult:
+        results, bad = {}, []
+        for m in entries:
+            rows, checksum = table_checksum(sql, table_shape(sql, m["source_schema"], m["source_table"]))
+            ok = rows == m["rows"] and checksum == m["checksum"]
+            results[m["source_table"]] = {"rows": rows, "checksum": checksum, "expected_rows": m["rows"],
+                                          "expected_checksum": m["checksum"], "ok": ok, "displaced_table": m.get("displaced_table")}
+            if not ok:
+                bad.append(f"{m['source_table']} ({rows} rows, checksum {checksum}; snapshot had {m['rows']}, {m['checksum']})")
+        data = {"tables": results, "swapped": swapped}
+        if bad:
+            return StepResult(Status.FAILED, msg="restored tables differ from the snapshot: " + "; ".join(bad), data=data)
+        if not swapped:
+            return StepResult(Status.OK, msg="snapshot already restored; checksums match", data=data)
+        return StepResult(Status.CHANGED, msg=f"restored {len(swapped)} table(s) from the snapshot; checksums match", data=data)

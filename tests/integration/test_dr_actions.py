@@ -1,0 +1,308 @@
+"""mysql_facts, disk_space, the identity guard, stop_writes and resume_writes on the real MariaDB.
+
+The server is shared: every test that fences it puts ``read_only=OFF`` back in a finally
+block, and connection killing is limited (``only_users``) to accounts the test created.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from engine.actions.base import Action
+from engine.actions.disk_space import DiskSpace
+from engine.actions.mysql_facts import MysqlFacts
+from engine.actions.stop_writes import ResumeWrites, StopWrites, fence_state
+from engine.context import ActionContext, Connections
+from engine.diagnosis import diagnose
+from engine.errors import ActionError, SqlError
+from engine.model import Host, MysqlSettings, Status, StepResult
+from engine.secrets import Secret
+from engine.transport.mysql import MysqlSession
+from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, mysql_root
+
+pytestmark = pytest.mark.integration
+DATASET = os.path.join(os.path.dirname(__file__), "../../../shared/datasets/employees-10k.sql.gz")
+
+
+def make_ctx(host_vars: dict[str, Any] | None = None, *, run_state: dict[str, Any] | None = None,
+             name: str = "db1", connection: str = "local", step_key: str = "stage/step") -> ActionContext:
+    base: dict[str, Any] = {"mysql_host": MYSQL_HOST, "mysql_port": MYSQL_PORT, "mysql_user": MYSQL_USER}
+    if MYSQL_PASSWORD:
+        base["mysql_password"] = MYSQL_PASSWORD
+    host = Host(name=name, vars={**base, **(host_vars or {})}, groups=(), connection=connection)
+    return ActionContext(host=host, conns=Connections(host), vars={}, run_id="t" + uuid.uuid4().hex[:12],
+                         check_mode=False, step_key=step_key, source=None,
+                         run_state={} if run_state is None else run_state)
+
+
+def run_step(cls: type[Action], args: dict[str, Any], ctx: ActionContext) -> StepResult:
+    """What the executor does: probe; done → ok; else apply and probe again (must converge)."""
+    action = cls(args, ctx)
+    before = action.probe()
+    if before is not None and before.done:
+        return StepResult(Status.OK, msg="nothing to do", data=dict(before.state))
+    result = action.apply()
+    if cls.mutating and before is not None and not result.failed:
+        after = cls(args, ctx).probe()
+        assert after is not None and after.done, f"{cls.name} did not converge: {after}"
+    return result
+
+
+def _root(sql: str) -> None:
+    conn = mysql_root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def unfence() -> Iterator[None]:
+    """Whatever happens in the test, the shared server is writable afterwards."""
+    try:
+        yield
+    finally:
+        _root("SET GLOBAL read_only = OFF")
+
+
+@pytest.fixture
+def app_user(schema: str) -> Iterator[tuple[str, str]]:
+    """An ordinary application account with DML on the test schema only."""
+    user, password = f"rbt_app_{uuid.uuid4().hex[:8]}", "app-" + uuid.uuid4().hex[:12]
+    _root(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+    _root(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{schema}`.* TO '{user}'@'%'")
+    yield user, password
+    _root(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def app_session(schema: str, user: str, password: str) -> MysqlSession:
+    return MysqlSession(MysqlSettings(host=MYSQL_HOST, port=MYSQL_PORT, user=user, password=Secret(password), database=schema))
+
+
+# --------------------------------------------------------------------------- mysql_facts
+
+
+def test_facts_known_values(schema: str, db: pymysql.connections.Connection) -> None:
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
+        cur.execute(f"INSERT INTO `{schema}`.t SELECT seq, 'x' FROM `{schema}`.seq_1_to_1000")
+        cur.execute(f"ANALYZE TABLE `{schema}`.t")
+        cur.fetchall()
+        cur.execute("SELECT @@datadir, @@hostname, @@server_id")
+        datadir, hostname, server_id = cur.fetchone()
+    ctx = make_ctx()
+    res = run_step(MysqlFacts, {"schemas": [schema]}, ctx)
+    f = res.data
+    assert res.status is Status.OK
+    json.dumps(f)  # JSON-able: no Decimal, bytes or datetime
+    assert f["flavor"] == "mariadb" and f["version"].startswith("10.11")
+    assert f["datadir"] == datadir and f["hostname"] == hostname and f["server_id"] == server_id
+    assert f["server_uuid"] is None and f["super_read_only"] is None  # MariaDB has neither
+    assert f["read_only"] is False and f["role"] == "primary" and f["replication"] is None
+    assert f["tables"][f"{schema}.t"]["rows"] == 1000
+    assert f["tables"][f"{schema}.t"]["data_bytes"] > 0
+    assert f["schemas"][schema]["tables"] == 1
+    assert set(f["binlog"]) >= {"enabled", "file", "position", "gtid"}
+    assert f["innodb"]["lsn"] > 0 and f["innodb"]["checkpoint_age"] is not None
+    assert f["uptime_s"] > 0 and f["connections"] >= 1
+    assert ctx.run_state["identity"]["db1"]["hostname"] == hostname
+
+
+def test_facts_default_skips_system_schemas() -> None:
+    f = MysqlFacts({}, make_ctx()).apply().data
+    assert not any(k.split(".")[0] in ("mysql", "sys", "performance_schema") for k in f["tables"])
+
+
+# --------------------------------------------------------------------------- disk_space
+
+
+@pytest.fixture
+def small_fs() -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix="rbt_tmpfs_")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", d], check=True)
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", d], check=False)
+        os.rmdir(d)
+
+
+def test_disk_space_fails_on_small_fs(small_fs: str) -> None:
+    res = run_step(DiskSpace, {"path": small_fs, "need": "20M"}, make_ctx())
+    assert res.status is Status.FAILED and res.data["ok"] is False
+    assert res.data["free_bytes"] == 8 * 1024**2 and res.data["need_bytes"] == 20 * 1024**2
+    assert res.msg == (f"need 20.0 MiB (+10% margin) at {small_fs} on db1, free 8.0 MiB: "
+                       f"free at least 14.0 MiB on the filesystem of {small_fs}")
+
+
+def test_disk_space_passes_and_walks_up(small_fs: str) -> None:
+    path = os.path.join(small_fs, "not", "yet")
+    res = run_step(DiskSpace, {"path": path, "need": 1048576, "margin": "50%"}, make_ctx())
+    assert res.status is Status.OK and res.data["ok"]
+    assert res.data["checked_path"] == small_fs and res.data["margin"] == 0.5
+    assert res.data["need_with_margin_bytes"] == 1572864
+    assert any("nearest existing parent" in n for n in res.data["notes"])
+
+
+def test_disk_space_big_fs() -> None:
+    res = run_step(DiskSpace, {"path": "/var/lib/mysql", "need": "1G"}, make_ctx())
+    assert res.status is Status.OK and res.data["free_bytes"] > 1024**3
+
+
+def test_disk_space_need_for_restore(small_fs: str) -> None:
+    # employees-10k: 5,662,204 bytes of SQL x 1.16 = 6.3 MiB; +10% fits in 8 MiB, +50% does not.
+    ok = run_step(DiskSpace, {"path": small_fs, "need_for_restore": DATASET}, make_ctx())
+    assert ok.status is Status.OK, ok.msg
+    assert ok.data["breakdown"][0]["sql_bytes"] == 5662204
+    assert "exact" in ok.data["breakdown"][0]["estimate"]
+    bad = run_step(DiskSpace, {"path": small_fs, "need_for_restore": DATASET, "margin": "50%"}, make_ctx())
+    assert bad.status is Status.FAILED
+
+
+def test_disk_space_need_for_snapshot(schema: str, db: pymysql.connections.Connection, small_fs: str) -> None:
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.big (id INT PRIMARY KEY, pad CHAR(255)) ENGINE=InnoDB")
+        cur.execute(f"INSERT INTO `{schema}`.big SELECT seq, REPEAT('x', 255) FROM `{schema}`.seq_1_to_40000")
+        cur.execute(f"ANALYZE TABLE `{schema}`.big")
+        cur.fetchall()
+    res = run_step(DiskSpace, {"path": small_fs, "need_for_snapshot": {"schema": schema, "tables": ["big"]}}, make_ctx())
+    assert res.status is Status.FAILED and res.data["need_bytes"] > 8 * 1024**2
+    with pytest.raises(ActionError, match="no table nope"):
+        DiskSpace({"path": small_fs, "need_for_snapshot": {"schema": schema, "tables": ["nope"]}}, make_ctx()).apply()
+
+
+def test_disk_space_over_ssh(sshd: Any, small_fs: str) -> None:
+    ctx = make_ctx({"ssh_host": sshd.host, "ssh_port": sshd.port, "ssh_user": sshd.user, "ssh_key": sshd.key_file,
+                    "ssh_known_hosts": sshd.known_hosts, "ssh_config": sshd.config_file}, connection="ssh")
+    try:
+        res = run_step(DiskSpace, {"path": small_fs, "need": "20M"}, ctx)
+        assert res.status is Status.FAILED and res.data["free_bytes"] == 8 * 1024**2
+        res = run_step(DiskSpace, {"path": small_fs, "need_for_restore": DATASET}, ctx)
+        assert res.status is Status.OK
+    finally:
+        ctx.conns.close()
+
+
+# --------------------------------------------------------------------------- identity guard
+
+
+def test_guard_refuses_pinned_wrong_host(unfence: None) -> None:
+    ctx = make_ctx({"mysql_identity": "not-this-host"})
+    with pytest.raises(ActionError) as err:
+        StopWrites({}, ctx).apply()
+    assert err.value.message.startswith(
+        "refusing to stop writes on db1: expected not-this-host (pinned by mysql_identity in the inventory), but the server is ")
+    assert fence_state(ctx.sql())["read_only"] is False  # nothing changed
+
+
+def test_guard_refuses_identity_from_earlier_in_run(unfence: None) -> None:
+    state = {"identity": {"db1": {"hostname": "db-elsewhere", "server_uuid": None, "server_id": 77, "source": "mysql_facts"}}}
+    with pytest.raises(ActionError, match=r"expected db-elsewhere \(server_id 77\) \(gathered by mysql_facts earlier in this run\)"):
+        ResumeWrites({}, make_ctx(run_state=state)).apply()
+
+
+def test_guard_accepts_the_right_host(unfence: None) -> None:
+    hostname = MysqlFacts({}, make_ctx()).apply().data["hostname"]
+    ctx = make_ctx({"mysql_identity": hostname.upper()})  # host names compare case-insensitively
+    assert ResumeWrites({}, ctx).apply().status is Status.OK
+    assert ctx.run_state["identity"]["db1"]["hostname"] == hostname
+
+
+# --------------------------------------------------------------------------- stop / resume writes
+
+
+def test_stop_writes_fences_and_undo_reopens(schema: str, db: pymysql.connections.Connection,
+                                              app_user: tuple[str, str], unfence: None) -> None:
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.t (id INT PRIMARY KEY)")
+    user, password = app_user
+    app = app_session(schema, user, password)
+    app.query("INSERT INTO t VALUES (1)")
+    ctx = make_ctx()
+    args = {"prove_with": {"user": user, "password": Secret(password)}, "lock_wait_timeout": 5}
+    res = run_step(StopWrites, args, ctx)
+    assert res.status is Status.CHANGED, res.msg
+    assert res.undo == {"read_only": False, "super_read_only": None}
+    assert res.data["proof"]["effective"] and res.data["proof"]["errno"] == 1290
+    assert "'root'@'127.0.0.1'" in res.data["can_still_write"]  # READ_ONLY ADMIN holders, reported
+    assert not any("own account" in w for w in res.warnings)  # the engine itself can still snapshot/restore
+    with pytest.raises(SqlError) as err:
+        app.query("INSERT INTO t VALUES (2)")
+    assert err.value.errno == 1290 and err.value.hint == diagnose(1290).hint()  # type: ignore[union-attr]
+    again = run_step(StopWrites, args, ctx)
+    assert again.status is Status.OK and again.msg == "nothing to do"
+    undone = StopWrites(args, ctx).undo(res.undo)
+    assert undone.status is Status.CHANGED and fence_state(ctx.sql())["read_only"] is False
+    app.query("INSERT INTO t VALUES (2)")
+    assert StopWrites(args, ctx).undo(res.undo).status is Status.OK  # undo is idempotent too
+    app.close()
+
+
+def test_stop_writes_kills_clients_except_listed(schema: str, app_user: tuple[str, str], unfence: None) -> None:
+    user, password = app_user
+    keep_user = user + "k"
+    _root(f"CREATE USER '{keep_user}'@'%' IDENTIFIED BY '{password}'")
+    try:
+        victim, keeper = app_session(schema, user, password), app_session(None, keep_user, password)  # type: ignore[arg-type]
+        victim_id, keeper_id = victim.connection_id, keeper.connection_id
+        ctx = make_ctx()
+        args = {"kill_connections": True, "only_users": [user, keep_user], "except_users": [keep_user]}
+        probe = StopWrites(args, ctx).probe()
+        assert not probe.done and [c["id"] for c in probe.state["to_kill"]] == [victim_id]
+        res = run_step(StopWrites, args, ctx)
+        assert [k["id"] for k in res.data["killed"]] == [victim_id]
+        assert set(res.data["killed"][0]) == {"id", "user", "host", "db", "command", "time"}
+        assert res.data["killed"][0]["db"] == schema
+        with pytest.raises(SqlError) as err:
+            victim.query("SELECT 1")
+        assert err.value.errno in (2006, 2013)
+        assert keeper.scalar("SELECT CONNECTION_ID()") == keeper_id  # still the same connection
+        # The application's pool reconnects at once: a connection opened after the fence cannot
+        # write, so it is not "left to kill" and the step stays converged.
+        pooled = app_session(schema, user, password)
+        assert pooled.scalar("SELECT 1") == 1
+        assert run_step(StopWrites, args, ctx).msg == "nothing to do"
+        # A fresh run (no fence mark yet) does count it.
+        assert not StopWrites(args, make_ctx()).probe().done
+        pooled.close()
+        keeper.close()
+    finally:
+        _root(f"DROP USER IF EXISTS '{keep_user}'@'%'")
+
+
+def test_stop_writes_proof_fails_for_privileged_account(unfence: None) -> None:
+    # root holds READ_ONLY ADMIN: read_only does not stop it, so the "proof" must fail the step.
+    ctx = make_ctx()
+    res = StopWrites({"prove_with": {"user": MYSQL_USER, "password": MYSQL_PASSWORD or None}}, ctx).apply()
+    assert res.status is Status.FAILED and res.msg.startswith("fence not effective")
+    assert res.undo == {"read_only": False, "super_read_only": None}  # rollback can still reopen
+
+
+def test_resume_writes(unfence: None) -> None:
+    ctx = make_ctx()
+    run_step(StopWrites, {}, ctx)
+    res = run_step(ResumeWrites, {}, ctx)
+    assert res.status is Status.CHANGED and fence_state(ctx.sql())["read_only"] is False
+    assert res.undo == {"read_only": True, "super_read_only": None}
+    assert run_step(ResumeWrites, {}, ctx).msg == "nothing to do"
+    explicit = run_step(ResumeWrites, {"to": {"read_only": True}}, ctx)
+    assert explicit.status is Status.CHANGED and fence_state(ctx.sql())["read_only"] is True
+    assert ResumeWrites({}, ctx).undo({"read_only": False, "super_read_only": None}).status is Status.CHANGED
+    assert fence_state(ctx.sql())["read_only"] is False
+
+
+def test_stop_writes_check_mode_changes_nothing(unfence: None) -> None:
+    ctx = make_ctx()
+    res = StopWrites({}, ctx).check()
+    assert res.status is Status.CHANGED and "read_only=ON" in res.msg
+    assert fence_state(ctx.sql())["read_only"] is False
