@@ -94,19 +94,20 @@ def _secret_extra_vars(extra_vars: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lost_secrets(extra: dict[str, Any], run_id: str, what: str) -> dict[str, Any]:
-    """Extra vars whose value the journal masked (secrets are never journaled): ask for them
-    again on a terminal, else refuse, rather than run with a literal ``********``."""
+    """Extra vars whose value the journal masked (secrets are never journaled). Rather than
+    run with a literal ``********``: on a terminal ask for them again; otherwise leave them
+    undefined with a message, so that only a step (or undo) that reads one fails, saying why."""
+    import jinja2
+
     lost = [k for k, v in extra.items() if isinstance(v, str) and MASK in v]
-    if not lost:
-        return extra
-    if not sys.stdin.isatty():
-        raise InputError(f"cannot {what} run {run_id}: the extra var(s) {', '.join(lost)} held a secret, which the journal "
-                         "does not keep, and there is no terminal to type it again",
-                         hint=f"run `runbook {what.split()[0]} {run_id}` on a terminal; next time give secrets with "
-                              "-e @vars.yml or lookup('env', ...), which are read again")
     out = dict(extra)
     for k in lost:
-        out[k] = Secret(getpass.getpass(f"{k} (a secret given with -e; the journal does not keep it): "))
+        if sys.stdin.isatty():
+            out[k] = Secret(getpass.getpass(f"{k} (a secret given with -e; the journal does not keep it): "))
+        else:
+            out[k] = jinja2.StrictUndefined(
+                hint=f"{k} was given with -e and is a secret, which the journal does not keep; {what} on a terminal "
+                     "to type it again (secrets given with -e @vars.yml or lookup('env', ...) are read again)", name=k)
     return out
 
 
@@ -179,7 +180,7 @@ def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Invent
     if os.path.isdir(cwd):
         os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
     loaded, inv, extra = _load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"))
-    extra = _lost_secrets(_secret_extra_vars(extra), state.run_id, what)
+    extra = _secret_extra_vars(_lost_secrets(extra, state.run_id, what))
     return loaded, inv, extra, opts
 
 
@@ -301,6 +302,6 @@ def show_text(run_id: str, jdir_opt: str | None) -> str:
     exceeded = [e for e in state.events if e.get("kind") == "budget_exceeded"]
     for e in exceeded:
         lines.append(f"\nbudget exceeded: {e.get('scope')} [{e.get('name')}] ({format_duration(e.get('budget') or 0)})")
-    if state.run_status not in ("succeeded",):
+    if state.run_status in ("failed", "interrupted"):
         lines.append(f"\nto continue: runbook resume {run_id}")
     return "\n".join(lines)
