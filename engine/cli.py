@@ -74,6 +74,7 @@ def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
     """``-e KEY=VALUE`` (a string), ``-e @vars.yml`` or ``-e '{"k": 1}'`` (YAML/JSON)."""
     import re
 
+    from engine.secrets import MASKER, SECRET_KEY
     from engine.yamlio import load_yaml, load_yaml_text
 
     out: dict[str, Any] = {}
@@ -110,6 +111,8 @@ def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
             if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 problems.append(Problem(where, "", f"{key!r} is not a valid variable name", "use letters, digits and _"))
                 continue
+            if SECRET_KEY.search(key) and isinstance(value, str) and "{{" not in value:
+                MASKER.add(value)  # -e db_password=... never reaches the output or the journal
             out[key] = value
     if problems:
         raise ValidationFailed(problems)

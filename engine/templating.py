@@ -26,9 +26,9 @@ from jinja2.runtime import Context, missing
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import TemplateError
-from engine.secrets import Secret, reveal
+from engine.secrets import MASKER, SECRET_KEY, Secret, reveal
 from engine.sizes import format_size, parse_size
-from engine.sqlutil import quote_ident
+from engine.sqlutil import quote_ident, quoted_placeholders
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.S)
 _EXPR_BLOCK = re.compile(r"\{\{(?P<expr>(?:(?!\}\}).)*?)\}\}", re.S)
@@ -79,6 +79,8 @@ class _LazyContext(Context):
                 value = ENGINE.render(value.template, ctx)
             finally:
                 _local.stack = stack
+            if SECRET_KEY.search(key) and isinstance(value, str):
+                MASKER.add(value)  # e.g. db_password: "{{ lookup('env', 'DB_PASSWORD') }}"
         if isinstance(value, Secret):
             # Templates compute with the real value; masking happens on output by value.
             return value.reveal()
@@ -270,26 +272,39 @@ class TemplateEngine:
         """
         if "{%" in sql:
             raise TemplateError("{% ... %} blocks are not allowed in SQL text", hint="use loop: on the step, or | raw on a rendered value")
-        parts: list[str] = []
+        quoted = quoted_value_placeholders(sql)
+        if quoted:
+            raise TemplateError(f"{quoted[0]} is inside quotes in SQL text: the value is a bound parameter and brings its own quotes",
+                                hint=QUOTED_HINT)
+        parts: list[tuple[str, str]] = []
         params: list[Any] = []
         pos = 0
         for m in _EXPR_BLOCK.finditer(sql):
-            parts.append(("text", sql[pos : m.start()]))  # type: ignore[arg-type]
+            parts.append(("text", sql[pos : m.start()]))
             expr = m.group("expr")
             tail = _TAIL_FILTER.match(expr)
             if tail:
                 value = self._render_str("{{" + tail.group("inner") + "}}", variables)
                 text = quote_ident(str(value)) if tail.group("filter") == "ident" else str(value)
-                parts.append(("splice", text))  # type: ignore[arg-type]
+                parts.append(("splice", text))
             else:
                 params.append(_param(self._render_str("{{" + expr + "}}", variables)))
-                parts.append(("param", "%s"))  # type: ignore[arg-type]
+                parts.append(("param", "%s"))
             pos = m.end()
-        parts.append(("text", sql[pos:]))  # type: ignore[arg-type]
+        parts.append(("text", sql[pos:]))
         out = []
-        for kind, text in parts:  # type: ignore[misc]
+        for kind, text in parts:
             out.append(text.replace("%", "%%") if params and kind != "param" else text)
         return "".join(out), params
+
+
+QUOTED_HINT = "remove the quotes around {{ }} (for LIKE, write CONCAT('%', {{ v }}, '%')); for a name use {{ v | ident }}"
+
+
+def quoted_value_placeholders(sql: str) -> list[str]:
+    """``{{ expr }}`` value placeholders written inside quotes (``| ident``/``| raw`` splice text
+    and are the author's explicit choice). Such a placeholder would splice the value unquoted."""
+    return [b for b in quoted_placeholders(sql) if not _TAIL_FILTER.match(b[2:-2] if b.endswith("}}") else b[2:])]
 
 
 def _param(value: Any) -> Any:

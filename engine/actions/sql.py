@@ -96,16 +96,16 @@ class Sql(Action):
     def apply(self) -> StepResult:
         text, database = self._text_db()
         stmts = rendered_statements(text, self.ctx.vars)
-        session = self.ctx.sql()
+        self._database = database
         if database:
-            session.query(f"USE {quote_ident(database)}")
+            self.ctx.sql().query(f"USE {quote_ident(database)}")
         last_rows: SqlResult | None = None
         changed = False
         affected = 0
         counts: list[int] = []
         for sql, params in stmts:
             try:
-                res = session.query(sql, params, timeout=self.ctx.timeout)
+                res = self._query(sql, params)
             except (SqlError, CommandTimeout) as exc:
                 exc_text = exc.render()
                 return StepResult(
@@ -132,6 +132,35 @@ class Sql(Action):
             "rowcounts": counts,
         }
         return StepResult(Status.CHANGED if changed else Status.OK, data=data)
+
+
+    def _query(self, sql: str, params: list[Any]) -> SqlResult:
+        """One statement, retried where that is safe: a deadlock or lock wait timeout rolled
+        the statement back (autocommit), so running it again is what was meant; after a lost
+        connection it may or may not have committed, so only an idempotent statement is re-run
+        (mydumper PR #1162 lost rows by retrying blindly)."""
+        import time
+
+        from engine.diagnosis import diagnose
+        from engine.sqlutil import is_idempotent
+
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self.ctx.sql().query(sql, params, timeout=self.ctx.timeout)
+            except SqlError as exc:
+                diag = diagnose(exc.errno)
+                if diag is None or not diag.retryable or attempt >= 3:
+                    raise
+                if diag.lost_connection:
+                    self.ctx.conns.reset_sql()
+                    if not is_idempotent(sql):
+                        raise
+                    if getattr(self, "_database", None):
+                        self.ctx.sql().query(f"USE {quote_ident(self._database)}")
+                self.ctx.warn(f"{self.ctx.host.name}: {exc.render()} — retrying ({attempt}/2)")
+                time.sleep(0.2 * attempt)
 
 
 def _is_dml(sql: str) -> bool:
