@@ -280,7 +280,8 @@ class Executor:
         if step.unless is not None:
             done, what = unless_probe(step.unless, step.action, ctx)
             if done:
-                return True, f"unless: {' '.join(what.split())[:70]} is true"
+                shown = " ".join(what.split())
+                return True, f"unless: {shown if len(shown) <= 70 else shown[:69] + '…'} is true"
         return False, ""
 
     def _apply_with_retries(self, step: Step, action: Action, vars_: dict[str, Any]) -> StepResult:

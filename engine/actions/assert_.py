@@ -47,8 +47,8 @@ class Assert(Action):
                 msg = a.get("fail_msg") or a.get("msg") or f"assertion failed: {cond}"
                 return StepResult(Status.FAILED, msg=str(ENGINE.render(msg, self.ctx.vars)),
                                   data={"assertion": str(cond), "evaluated_to": False})
-        ok = a.get("success_msg") or "all assertions passed"
-        return StepResult(Status.OK, msg=str(ENGINE.render(ok, self.ctx.vars)))
+        ok = a.get("success_msg")
+        return StepResult(Status.OK, msg=str(ENGINE.render(ok, self.ctx.vars)) if ok and not a.get("quiet") else "")
 
 
 @register

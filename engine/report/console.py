@@ -74,6 +74,8 @@ class Console:
 
             self._rich = RichConsole(file=self.out, highlight=False, soft_wrap=True)
         self._progress_last: dict[tuple[str, str], float] = {}
+        self._bars: Any = None
+        self._tasks: dict[str, Any] = {}
         self.recap = Recap()
 
     # -- low level -------------------------------------------------------------------------
@@ -139,8 +141,8 @@ class Console:
         text = f"{label:<12} {host:<14} {step_name} ({format_duration(result.duration)})"
         if note:
             text += f" [{note}]"
-        if result.msg and (result.status is not Status.OK or self.verbose or result.msg.startswith("already") or result.msg.startswith("check mode")):
-            text += f": {result.msg}"
+        if result.msg:
+            text += f": {' '.join(result.msg.split())}" if result.status is Status.OK else f": {result.msg}"
         if result.ignored:
             text += " — ignored"
         self.line(text, _STYLE.get(result.status))
@@ -163,7 +165,10 @@ class Console:
             self.line("    " + json.dumps(result.registered(), default=str)[:4000], "dim")
 
     def progress(self, host: str, done: int, total: int | None, label: str) -> None:
-        """Plain progress lines at most every 10 % (or 5 s when the total is unknown)."""
+        """A live bar on a terminal; plain lines at most every 10 % (or 5 s) otherwise."""
+        if self._rich is not None:
+            self._bar(host, done, total, label)
+            return
         key = (host, label)
         now = time.monotonic()
         last = self._progress_last.get(key, 0.0)
@@ -180,7 +185,36 @@ class Console:
             self._progress_last[key] = now
             self.line(f"    {host} {label}: {done:,}", "dim")
 
+    def _bar(self, host: str, done: int, total: int | None, label: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with self._lock:
+            if self._bars is None:
+                self._bars = Progress(TextColumn("    {task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeRemainingColumn(), console=self._rich, transient=True)
+                self._bars.start()
+                self._tasks = {}
+            key = f"{host} {label}"
+            task = self._tasks.get(key)
+            if task is None:
+                task = self._tasks[key] = self._bars.add_task(key, total=total)
+            self._bars.update(task, completed=done, total=total)
+            if total is not None and done >= total:
+                self._bars.remove_task(task)
+                del self._tasks[key]
+                if not self._tasks:
+                    self._bars.stop()
+                    self._bars = None
+
+    def close(self) -> None:
+        """Stop live bars (an interrupted step may leave one running)."""
+        with self._lock:
+            if self._bars is not None:
+                self._bars.stop()
+                self._bars = None
+
     def print_recap(self, run_id: str, status: str, duration: float, budget: float | None, resume_hint: str | None) -> None:
+        self.close()
         self.line("\nRECAP " + "─" * 66, "bold")
         width = max([14] + [len(h) for h in self.recap.hosts])
         self.line(f"{'host':<{width}}  {'ok':>4} {'changed':>7} {'skipped':>7} {'failed':>6} {'unreachable':>11} {'ignored':>7}")
