@@ -126,25 +126,21 @@ def _load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...]
     from engine.validate import cross_check
 
     problems: list[Problem] = []
-    loaded = inv = None
-    extra_vars: dict[str, Any] = {}
-    for fn, target in ((lambda: load_runbook(runbook, partial=True), "rb"), (lambda: load_inventories(list(inventories)), "inv"),
-                       (lambda: parse_extra_vars(extra), "extra")):
+
+    def attempt(fn: Any, fallback: str) -> Any:
         try:
-            value = fn()
+            return fn()
         except ValidationFailed as exc:
             problems.extend(exc.problems)
-            continue
         except InputError as exc:
-            problems.append(Problem(exc.source or Source(runbook if target == "rb" else ",".join(inventories) or "-e"), "", exc.message, exc.hint))
-            continue
-        if target == "rb":
-            loaded = value
-            problems.extend(value.problems)
-        elif target == "inv":
-            inv = value
-        else:
-            extra_vars = value
+            problems.append(Problem(exc.source or Source(fallback), "", exc.message, exc.hint))
+        return None
+
+    loaded = attempt(lambda: load_runbook(runbook, partial=True), runbook)
+    if loaded is not None:
+        problems.extend(loaded.problems)
+    inv = attempt(lambda: load_inventories(list(inventories)), ",".join(inventories) or "inventory")
+    extra_vars = attempt(lambda: parse_extra_vars(extra), "-e") or {}
     if loaded is not None and inv is not None:
         problems.extend(cross_check(loaded.runbook, inv, extra_vars, limit))
     if problems:

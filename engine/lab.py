@@ -182,12 +182,13 @@ def down(lab: Lab, *, quiet: bool = False) -> str:
     for key, name in (("sshd_pid", "sshd"), ("mysql_pid", "mariadbd")):
         pid = st.get(key)
         if _alive(pid):
-            os.kill(int(pid), signal.SIGTERM)  # type: ignore[arg-type]
+            assert isinstance(pid, int)
+            os.kill(pid, signal.SIGTERM)
             end = time.monotonic() + 30
             while _alive(pid) and time.monotonic() < end:
                 time.sleep(0.1)
             if _alive(pid):
-                os.kill(int(pid), signal.SIGKILL)  # type: ignore[arg-type]
+                os.kill(pid, signal.SIGKILL)
             stopped.append(name)
     if lab.dir.exists():
         shutil.rmtree(lab.dir, ignore_errors=True)

@@ -157,8 +157,9 @@ class Sql(Action):
                     self.ctx.conns.reset_sql()
                     if not is_idempotent(sql):
                         raise
-                    if getattr(self, "_database", None):
-                        self.ctx.sql().query(f"USE {quote_ident(self._database)}")
+                    database = getattr(self, "_database", None)
+                    if database:
+                        self.ctx.sql().query(f"USE {quote_ident(database)}")
                 self.ctx.warn(f"{self.ctx.host.name}: {exc.render()} — retrying ({attempt}/2)")
                 time.sleep(0.2 * attempt)
 

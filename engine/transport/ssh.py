@@ -310,7 +310,7 @@ class SshShell:
                 if key is not None:
                     transport.auth_publickey(t.user, key)
                 else:
-                    transport.auth_password(t.user, password)
+                    transport.auth_password(t.user, password or "")
             except paramiko.BadAuthenticationType as exc:
                 allowed[:] = list(exc.allowed_types)
                 return False
