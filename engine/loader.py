@@ -21,7 +21,7 @@ from engine.durations import parse_duration
 from engine.errors import InputError, Problem, Source, ValidationFailed
 from engine.model import OnFailure, Runbook, Stage, Step
 from engine.schema import RUNBOOK_KEYWORDS, STAGE_KEYWORDS, STEP_KEYWORDS, runbook_schema
-from engine.templating import ENGINE, has_template
+from engine.templating import ENGINE, QUOTED_HINT, has_template, quoted_value_placeholders
 from engine.yamlio import MDict, MList, key_source, load_yaml, source_at
 
 MAGIC_VARS = {"inventory_hostname", "hostvars", "groups", "run_id", "stage", "check_mode", "group_names",
@@ -234,7 +234,7 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
         source=Source(file, 1, 1),
         description=str(data.get("description", "")),
         targets=str(data.get("targets", "all")),
-        vars=_plain(dict(rb_vars)),  # plain dicts: runtime messages say "dict object", not our YAML type
+        vars=_plain(dict(rb_vars or {})),  # plain dicts: runtime messages say "dict object", not our YAML type
         budget=budget,
         files=tuple(files),
     )
@@ -344,6 +344,11 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
                 warnings.append(Problem(source_at(root, path + [action], file), _path_str(path + [action]),
                                         "'| raw' splices text into SQL verbatim", "make sure the value can never come from untrusted input", warning=True))
     _check_templates(args, root, path + [action], file, problems)
+    for sql_path, text in _sql_places(action, raw):
+        for block in quoted_value_placeholders(text):
+            problems.append(Problem(source_at(root, path + sql_path, file), _path_str(path + sql_path),
+                                    f"{block} is inside quotes in SQL text: the value is a bound parameter and brings its own quotes "
+                                    "(quoted, it would be spliced as SQL)", QUOTED_HINT))
     for cond in ("when", "until", "failed_when", "changed_when"):
         if cond in raw:
             _check_condition(raw[cond], root, path + [cond], file, problems)
@@ -408,6 +413,26 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+def _sql_places(action: str, raw: dict[str, Any]) -> list[tuple[list[Any], str]]:
+    """Every SQL text of a step (its sql action, an sql probe, an sql undo, wait_for's sql),
+    with its path inside the step."""
+    out: list[tuple[list[Any], str]] = []
+    args = raw.get(action)
+    if action == "sql":
+        out += [([action], t) for t in _sql_texts(args)]
+    if action == "wait_for" and isinstance(args, dict) and isinstance(args.get("sql"), str):
+        out.append(([action, "sql"], args["sql"]))
+    unless = raw.get("unless")
+    if isinstance(unless, str) and action == "sql":
+        out.append((["unless"], unless))
+    elif isinstance(unless, dict) and isinstance(unless.get("sql"), str):
+        out.append((["unless", "sql"], unless["sql"]))
+    undo = raw.get("undo")
+    if isinstance(undo, dict) and "sql" in undo:
+        out += [(["undo", "sql"], t) for t in _sql_texts(undo["sql"])]
+    return out
 
 
 def _sql_texts(args: Any) -> list[str]:

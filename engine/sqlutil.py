@@ -39,9 +39,9 @@ def is_read_only(sql: str) -> bool:
             return False
         if kw == "with" and re.search(r"\b(update|delete|insert)\b", low):
             return False
-    if kw in ("explain", "describe", "desc") and re.search(r"\banalyze\b", low) and re.search(r"\b(update|delete|insert|replace)\b", low):
-        return False  # MySQL 8's EXPLAIN ANALYZE executes the statement it explains
-    return True
+    # MySQL 8's EXPLAIN ANALYZE executes the statement it explains
+    explain_analyze = kw in ("explain", "describe", "desc") and re.search(r"\banalyze\b", low)
+    return not (explain_analyze and re.search(r"\b(update|delete|insert|replace)\b", low))
 
 
 _IDEMPOTENT = re.compile(
@@ -128,3 +128,45 @@ def split_statements(sql: str) -> list[str]:
 
 def _only_comments(stmt: str) -> bool:
     return not _LEADING_NOISE.sub("", stmt + "\n").strip()
+
+
+def quoted_placeholders(sql: str) -> list[str]:
+    """The ``{{ ... }}`` blocks written inside a quoted SQL string or identifier.
+
+    ``WHERE name = '{{ v }}'`` looks right to anyone used to string templating, but the value
+    is bound as a parameter that brings its own quotes: ``'' + 'v' + ''``, i.e. an empty string
+    followed by the value as *unquoted* SQL text. A value like `` OR 1=1 -- `` then injects.
+    """
+    out: list[str] = []
+    quote: str | None = None
+    i, n = 0, len(sql)
+    while i < n:
+        if sql.startswith("{{", i):
+            j = sql.find("}}", i + 2)
+            j = n if j < 0 else j + 2
+            if quote:
+                out.append(sql[i:j])
+            i = j
+            continue
+        c = sql[i]
+        if quote:
+            if c == "\\" and quote != "`":
+                i += 2
+                continue
+            if c == quote:
+                if i + 1 < n and sql[i + 1] == quote:  # doubled quote inside the string
+                    i += 2
+                    continue
+                quote = None
+        elif c in ("'", '"', "`"):
+            quote = c
+        elif (c == "-" and sql.startswith("-- ", i)) or c == "#":
+            j = sql.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+            continue
+        i += 1
+    return out

@@ -1,0 +1,52 @@
+"""Shared fixtures: a real MariaDB (one schema per test) and a real sshd (see tests/sshd.py)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pymysql
+import pytest
+
+from engine.model import MysqlSettings
+
+pytest_plugins = ["tests.sshd"]
+
+MYSQL_HOST = os.environ.get("RUNBOOK_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("RUNBOOK_TEST_MYSQL_PORT", "3306"))
+MYSQL_USER = os.environ.get("RUNBOOK_TEST_MYSQL_USER", "root")
+MYSQL_PASSWORD = os.environ.get("RUNBOOK_TEST_MYSQL_PASSWORD", "")
+
+
+def mysql_root() -> pymysql.connections.Connection:
+    return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def mysql_settings() -> MysqlSettings:
+    try:
+        mysql_root().close()
+    except pymysql.err.MySQLError as exc:  # a missing server is a broken test machine, not a skip
+        pytest.fail(f"MariaDB is not reachable at {MYSQL_HOST}:{MYSQL_PORT}: {exc} (run scripts/setup.sh)")
+    return MysqlSettings(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=None)
+
+
+@pytest.fixture
+def db() -> Iterator[pymysql.connections.Connection]:
+    """A root connection to the test server."""
+    conn = mysql_root()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def schema(db: pymysql.connections.Connection) -> Iterator[str]:
+    """A fresh, empty schema for this test, dropped afterwards."""
+    name = f"rbt_{uuid.uuid4().hex[:10]}"
+    with db.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    yield name
+    with db.cursor() as cur:
+        cur.execute("SET SESSION foreign_key_checks = 0")
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

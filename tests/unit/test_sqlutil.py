@@ -1,0 +1,122 @@
+"""engine.sqlutil: statement splitting, read-only classification (check mode trusts it) and
+identifier quoting."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.sqlutil import first_keyword, is_read_only, qualified, quote_ident, quoted_placeholders, split_statements
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT 1", ["SELECT 1"]),
+        ("SELECT 1; SELECT 2;", ["SELECT 1", "SELECT 2"]),
+        ("  SELECT 1 ;\n\n ; ;SELECT 2  ", ["SELECT 1", "SELECT 2"]),
+        ("SELECT 'a;b'; SELECT 2", ["SELECT 'a;b'", "SELECT 2"]),
+        ('SELECT "c;d"; SELECT 2', ['SELECT "c;d"', "SELECT 2"]),
+        ("SELECT `we;ird` FROM t; SELECT 2", ["SELECT `we;ird` FROM t", "SELECT 2"]),
+        ("SELECT 'it''s; fine'; SELECT 2", ["SELECT 'it''s; fine'", "SELECT 2"]),
+        ("SELECT 'back\\'slash;'; SELECT 2", ["SELECT 'back\\'slash;'", "SELECT 2"]),
+        ("SELECT `a``;b`; SELECT 2", ["SELECT `a``;b`", "SELECT 2"]),
+        ("SELECT 1 -- no; split\n; SELECT 2", ["SELECT 1 -- no; split", "SELECT 2"]),
+        ("SELECT 1 # no; split\n; SELECT 2", ["SELECT 1 # no; split", "SELECT 2"]),
+        ("SELECT /* ; */ 1; SELECT 2", ["SELECT /* ; */ 1", "SELECT 2"]),
+        ("SELECT 1--2; SELECT 3", ["SELECT 1--2", "SELECT 3"]),  # -- without a space is minus minus
+        ("SELECT {{ 'a;b' }} ; SELECT {{ x | ident }}", ["SELECT {{ 'a;b' }}", "SELECT {{ x | ident }}"]),
+        ("INSERT INTO t VALUES ({{ v }}); DELETE FROM t", ["INSERT INTO t VALUES ({{ v }})", "DELETE FROM t"]),
+        ("/*!40101 SET NAMES utf8 */; SELECT 1", ["/*!40101 SET NAMES utf8 */", "SELECT 1"]),
+    ],
+)
+def test_split_statements(sql: str, expected: list[str]) -> None:
+    assert split_statements(sql) == expected
+
+
+@pytest.mark.parametrize("sql", ["", "   ", ";;", "-- just a comment", "/* c */ ; # c\n"])
+def test_split_statements_empty(sql: str) -> None:
+    assert split_statements(sql) == []
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1",
+        "  select * from t",
+        "(SELECT 1) UNION (SELECT 2)",
+        "-- why\nSELECT 1",
+        "/* why */ SELECT 1",
+        "SHOW TABLES",
+        "show slave status",
+        "DESCRIBE t",
+        "DESC t",
+        "EXPLAIN SELECT * FROM t",
+        "EXPLAIN UPDATE t SET a = 1",  # EXPLAIN without ANALYZE does not run the statement
+        "WITH x AS (SELECT 1) SELECT * FROM x",
+        "SELECT * FROM updates",  # a table named like a keyword
+    ],
+)
+def test_read_only(sql: str) -> None:
+    assert is_read_only(sql) is True
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO t VALUES (1)",
+        "UPDATE t SET a = 1",
+        "DELETE FROM t",
+        "REPLACE INTO t VALUES (1)",
+        "CREATE TABLE t (a INT)",
+        "DROP TABLE t",
+        "SET GLOBAL read_only = 1",
+        "KILL 42",
+        "SELECT * FROM t FOR UPDATE",
+        "select * from t for  update nowait",
+        "SELECT * FROM t FOR SHARE",
+        "SELECT * FROM t LOCK IN SHARE MODE",
+        "SELECT * INTO OUTFILE '/tmp/x' FROM t",
+        "SELECT * FROM t INTO DUMPFILE '/tmp/x'",
+        "SELECT 1 INTO @x",
+        "WITH x AS (SELECT 1) DELETE FROM t WHERE a IN (SELECT * FROM x)",
+        "EXPLAIN ANALYZE DELETE t FROM t JOIN u ON t.id = u.id",
+        "/*!50000 DROP TABLE t */",
+        "-- looks harmless\nDELETE FROM t",
+    ],
+)
+def test_not_read_only(sql: str) -> None:
+    assert is_read_only(sql) is False
+
+
+def test_first_keyword() -> None:
+    assert first_keyword("  -- c\n/* d */ (select 1)") == "select"
+    assert first_keyword("") == ""
+
+
+def test_quote_ident() -> None:
+    assert quote_ident("users") == "`users`"
+    assert quote_ident("we`ird") == "`we``ird`"
+    assert quote_ident("``") == "``````"
+    assert quote_ident("a b; DROP") == "`a b; DROP`"
+    assert qualified("shop", "order items") == "`shop`.`order items`"
+    with pytest.raises(ValueError):
+        quote_ident("nul\x00byte")
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT {{ a }}", []),
+        ("SELECT '{{ a }}'", ["{{ a }}"]),
+        ('SELECT "x{{ a }}y"', ["{{ a }}"]),
+        ("SELECT `{{ a }}`", ["{{ a }}"]),
+        ("SELECT 'it''s {{ a }}'", ["{{ a }}"]),
+        ("SELECT 'a\\'{{ b }}'", ["{{ b }}"]),  # an escaped quote does not close the string
+        ("SELECT '' , {{ a }}, ''", []),
+        ("SELECT {{ \"a'b\" }}, {{ c }}", []),  # quotes inside the expression are not SQL quotes
+        ("SELECT 1 -- '{{ a }}'\n, '{{ b }}'", ["{{ b }}"]),
+        ("SELECT /* '{{ a }}' */ {{ b }}", []),
+    ],
+)
+def test_quoted_placeholders(sql: str, expected: list[str]) -> None:
+    assert quoted_placeholders(sql) == expected
