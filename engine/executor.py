@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from engine.actions.base import Action, get_action
 from engine.actions.probes import path_exists, unless_probe
 from engine.context import ActionContext, Connections
-from engine.errors import CommandTimeout, ConnectError, RunbookError, SqlError, TemplateError
+from engine.errors import CommandTimeout, ConnectError, Interrupted, RunbookError, SqlError, TemplateError
 from engine.model import Host, Status, Step, StepResult
 from engine.secrets import MASKER
 from engine.templating import ENGINE, lazify, names_in
@@ -83,7 +83,10 @@ def args_digest(action: str, args: Any) -> str:
 
 
 def _classify(exc: BaseException) -> StepResult:
-    """Our errors → a failed or unreachable result with evidence."""
+    """Our errors → a failed or unreachable result with evidence. An operator's abort is not a
+    step failure: it propagates, and the step stays in doubt in the journal."""
+    if isinstance(exc, Interrupted):
+        raise exc
     if isinstance(exc, ConnectError):
         return StepResult(Status.UNREACHABLE, msg=exc.render())
     if isinstance(exc, SqlError):
@@ -92,6 +95,14 @@ def _classify(exc: BaseException) -> StepResult:
     if isinstance(exc, (CommandTimeout, TemplateError, RunbookError)):
         return StepResult(Status.FAILED, msg=exc.render())
     raise exc
+
+
+def _internal(step: Step, exc: Exception) -> StepResult:
+    import traceback
+
+    tb = "".join(traceback.format_exception(exc)[-6:])
+    return StepResult(Status.FAILED, msg=f"internal error in the {step.action} action: {type(exc).__name__}: {exc} (please report it)",
+                      evidence=MASKER.text(tb))
 
 
 class Executor:
@@ -126,6 +137,8 @@ class Executor:
             result = _classify(exc)
             if step.source and str(step.source) not in result.msg:
                 result.msg = f"{step.source}: {result.msg}"
+        except Exception as exc:  # probes and templates of a buggy action: fail the step, journal it
+            result = _internal(step, exc)
         result.duration = time.perf_counter() - start
         if journal is not None and seq is not None:
             journal.outcome(seq, step.key, hs.host.name, result.status.value, changed=result.changed,
@@ -300,6 +313,8 @@ class Executor:
                 if self.env.check_mode and isinstance(exc, TemplateError):
                     raise  # check mode reports it as "cannot tell", see _run_one
                 result = _classify(exc)
+            except Exception as exc:  # a bug in an action must fail its step, not the whole run
+                result = _internal(step, exc)
             result.duration = time.perf_counter() - t0
             if result.status is Status.UNREACHABLE:
                 return result

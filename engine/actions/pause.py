@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 from engine.actions.base import Action, register
 from engine.durations import parse_duration
@@ -34,6 +35,19 @@ class Pause(Action):
         },
         "additionalProperties": False,
     }
+
+    @classmethod
+    def static_problems(cls, args: Any) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for key in ("seconds", "minutes"):
+            value = (args or {}).get(key)
+            if value is None or (isinstance(value, str) and "{{" in value):
+                continue
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                out.append((key, str(exc)))
+        return out
 
     def apply(self) -> StepResult:
         a = self.args or {}

@@ -107,8 +107,8 @@ stages:
     steps:
       - name: Breaks
         shell: exit 3
-      - name: Not reached on the broken host
-        shell: "touch {{{{ marker }}}}.after-break"
+      - name: Still run after the failure
+        shell: "touch {{{{ marker }}}}.after-break.{{{{ inventory_hostname }}}}"
 
   - name: closing
     targets: ctl
@@ -197,7 +197,7 @@ def test_every_keyword_against_real_sshd_and_mariadb(lab, db, schema, tmp_path):
     assert (work / "marker.ctl").exists() and (work / "marker.db1").exists()
     assert not (work / "marker.skipped-tag").exists()
     assert not (work / "marker.replicas").exists()
-    assert not (work / "marker.after-break").exists()
+    assert (work / "marker.after-break.db1").exists()  # on_failure: continue went on
 
     lines = res.stdout.splitlines()
     assert any(ln.startswith("skipped") and "Skipped by when" in ln for ln in lines)
@@ -249,5 +249,6 @@ def test_confirmation_without_tty_is_refused(lab, db, schema, tmp_path):
     assert res.returncode == 2, res.stdout + res.stderr
     assert "confirmation" in (res.stdout + res.stderr)
     assert "--yes" in (res.stdout + res.stderr)
-    # The prepare stage ran (it has no confirm), the work stage did not.
-    assert _rows(db, f"SELECT COUNT(*) FROM `{schema}`.alpha") == [(0,)]
+    # Refused before anything ran: not even the prepare stage (which has no confirm).
+    assert _rows(db, f"SHOW TABLES FROM `{schema}`") == []
+    assert not (tmp_path / ".runbook").exists() or not any(p.name[0].isdigit() for p in (tmp_path / ".runbook").iterdir())
