@@ -79,6 +79,13 @@ class SshdServer:
         )
         return replace(base, **overrides)
 
+    def host_vars_yaml(self, indent: int = 6) -> str:
+        """The ``ssh_*`` inventory variables that reach this server, as YAML lines."""
+        pad = " " * indent
+        pairs = [("ssh_host", self.host), ("ssh_port", self.port), ("ssh_user", self.user), ("ssh_key", self.key_file),
+                 ("ssh_known_hosts", self.known_hosts), ("ssh_config", self.config_file)]
+        return "\n".join(f"{pad}{k}: {v}" for k, v in pairs)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

@@ -65,12 +65,7 @@ all:
   vars: {{mysql_user: root, mysql_port: 3306, mysql_via: tunnel}}
   hosts:
     db1:
-      ssh_host: {sshd.host}
-      ssh_port: {sshd.port}
-      ssh_user: {sshd.user}
-      ssh_key: {sshd.key_file}
-      ssh_known_hosts: {sshd.known_hosts}
-      ssh_config: {sshd.config_file}
+{sshd.host_vars_yaml()}
 """)
     rb = str(ROOT / "runbooks" / "assess-and-fence.yml")
     # Kill only this test's own (nonexistent) app user's connections: the server is shared.

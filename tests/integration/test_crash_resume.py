@@ -98,12 +98,7 @@ all:
   vars: {{mysql_user: root, mysql_host: 127.0.0.1, mysql_port: 3306}}
   hosts:
     db1:
-      ssh_host: {s.host}
-      ssh_port: {s.port}
-      ssh_user: {s.user}
-      ssh_key: {s.key_file}
-      ssh_known_hosts: {s.known_hosts}
-      ssh_config: {s.config_file}
+{ssh}
 """
 
 
@@ -114,7 +109,7 @@ class Drill:
         self.rb = root / "drill.yml"
         self.inv = root / "inv.yml"
         self.rb.write_text(RUNBOOK.format(schema=schema, work=self.work))
-        self.inv.write_text(INVENTORY.format(s=sshd))
+        self.inv.write_text(INVENTORY.format(ssh=sshd.host_vars_yaml()))
         self.home = root / "home"
 
     def reset(self, db: pymysql.connections.Connection) -> None:

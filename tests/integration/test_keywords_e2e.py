@@ -134,11 +134,7 @@ all:
     dbs:
       hosts:
         db1:
-          ssh_host: {sshd.host}
-          ssh_port: {sshd.port}
-          ssh_user: {sshd.user}
-          ssh_key: {sshd.key_file}
-          ssh_known_hosts: {sshd.known_hosts}
+{sshd.host_vars_yaml(10)}
           mysql_host: 127.0.0.1
           mysql_via: tunnel
 """
