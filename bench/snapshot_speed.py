@@ -132,11 +132,22 @@ def main() -> int:
                                 [SCHEMA, *TABLES]).rows[0]["b"])
         size = dump.stat().st_size
 
+        # The other half of a rollback with a dump: loading it back (into a scratch schema).
+        ctx.sql().query(f"DROP DATABASE IF EXISTS {SCHEMA}_reload")
+        ctx.sql().query(f"CREATE DATABASE {SCHEMA}_reload")
+        t0 = time.perf_counter()
+        with open(dump, "rb") as inp:
+            client(f"{SCHEMA}_reload", stdin=inp)
+        t_reload = time.perf_counter() - t0
+
         print(f"{'':<34}{'seconds':>9}{'rows/s':>12}")
         print(f"{'snapshot (server, copy+checksum)':<34}{t_snap:>9.1f}{copied / t_snap:>12,.0f}")
         print(f"{'mariadb-dump to a file':<34}{t_dump:>9.1f}{rows / t_dump:>12,.0f}")
         print(f"{'snapshot undo (rename+verify)':<34}{t_undo:>9.1f}{copied / t_undo:>12,.0f}")
+        print(f"{'mariadb-dump reload (mariadb <)':<34}{t_reload:>9.1f}{rows / t_reload:>12,.0f}")
         print(f"snapshot / mariadb-dump time ratio: {t_snap / t_dump:.2f}")
+        print(f"rollback cycle (take + put back): snapshot {t_snap + t_undo:.1f}s vs dump + reload {t_dump + t_reload:.1f}s"
+              f" ({(t_dump + t_reload) / (t_snap + t_undo):.1f}x)")
         print(f"dump {size / 1024**2:.1f} MiB of SQL; InnoDB data+index after ANALYZE {on_disk / 1024**2:.1f} MiB:"
               f" factor {on_disk / size:.2f}")
         return 0
@@ -144,6 +155,7 @@ def main() -> int:
         if not a.keep:
             ctx.sql().query("SET SESSION foreign_key_checks = 0")
             ctx.sql().query(f"DROP DATABASE IF EXISTS {SCHEMA}")
+            ctx.sql().query(f"DROP DATABASE IF EXISTS {SCHEMA}_reload")
             ctx.sql().query(f"DROP DATABASE IF EXISTS `{snapshot_schema(ctx.run_id)}`")
         ctx.conns.close()
         dump.unlink(missing_ok=True)

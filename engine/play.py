@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from engine.context import Connections
 from engine.errors import InputError, RunbookError
-from engine.executor import Executor, HostState, StepEnv
+from engine.executor import Executor, HostState, StepEnv, variables
 from engine.inventory import Inventory, match_pattern
 from engine.model import OnFailure, Runbook, Stage, Status, Step, StepResult
 from engine.report.console import Console
@@ -197,7 +197,6 @@ class Play:
         return answer == expected
 
     def _vars(self, hs: HostState, stage: Stage) -> dict[str, Any]:
-        from engine.executor import variables
 
         return variables(self.env, hs, stage.name)
 
@@ -242,7 +241,9 @@ class Play:
                         failed = True
                         if res.status is Status.UNREACHABLE:
                             hs.unreachable = True
-                        else:
+                        elif stage.on_failure is not OnFailure.CONTINUE:
+                            # continue: the failure is recorded (the run ends with exit 1) and
+                            # the host goes on with the next steps and stages.
                             hs.failed = True
                 if failed and stage.on_failure is not OnFailure.CONTINUE:
                     break
@@ -306,8 +307,12 @@ class Play:
 def undo_one(play: Play, step_key: str, step_name: str, hs: HostState, record: Any) -> bool:
     journal = play.journal
     seq = journal.intent(step_key, hs.host.name, "undo", 1, phase="undo") if journal else None
+    try:
+        base = variables(play.env, hs, step_key.split("/", 1)[0])
+    except RunbookError:
+        base = None
     res = run_undo(record, hs, run_id=play.run_id, step_key=step_key, journal_dir=play.opts.journal_dir,
-                   run_state=play.env.run_state, check_mode=play.opts.check)
+                   run_state=play.env.run_state, check_mode=play.opts.check, base_vars=base)
     if journal is not None and seq is not None:
         journal.outcome(seq, step_key, hs.host.name, res.status.value, changed=res.changed, registered=None,
                         duration=res.duration, msg=res.msg, phase="undo", evidence=res.evidence)

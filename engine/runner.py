@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.durations import format_duration
-from engine.errors import InputError, Interrupted, JournalError, NeedsDecision, RunbookError
+from engine.errors import InputError, Interrupted, JournalError, NeedsDecision, RunbookError, RunLocked
 from engine.inventory import Inventory, match_pattern
-from engine.journal import Journal, JournalState, RunLock, journal_dir, list_runs, new_run_id, read_journal
+from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunLock, journal_dir, list_runs, new_run_id,
+                            read_journal)
 from engine.loader import Loaded, digest_files
 from engine.model import Runbook
 from engine.play import AbortStep, Play, PlayOptions, install_interrupt_handler, undo_one
 from engine.report.console import Console
-from engine.secrets import MASK, SECRET_KEY, Secret
+from engine.secrets import MASK, Secret
 
 
 def _targeted_hosts(rb: Runbook, inv: Inventory, limit: str | None) -> list[str]:
@@ -85,14 +86,6 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     return code
 
 
-def _secret_extra_vars(extra_vars: dict[str, Any]) -> dict[str, Any]:
-    """``-e api_token=...``: a secret-named extra var becomes a :class:`Secret`, as a
-    secret-named inventory var already is. That registers its value with the masker *before*
-    the journal header (which keeps the raw ``-e`` strings) is written, so it is masked there,
-    in the output and in reports (it leaked everywhere before)."""
-    return {k: (Secret(v) if isinstance(v, str) and v and SECRET_KEY.search(k) else v) for k, v in extra_vars.items()}
-
-
 def _lost_secrets(extra: dict[str, Any], run_id: str, what: str) -> dict[str, Any]:
     """Extra vars whose value the journal masked (secrets are never journaled). Rather than
     run with a literal ``********``: on a terminal ask for them again; otherwise leave them
@@ -115,9 +108,38 @@ def _format_of(path: str) -> str:
     return {".json": "json", ".xml": "junit", ".html": "html", ".md": "md"}[Path(path).suffix.lower()]
 
 
+def preflight(rb: Runbook, opts: dict[str, Any]) -> None:
+    """What the options make impossible, refused before anything runs (exit 2, no journal):
+    a --start-at that names no stage or step, a stage confirmation with no terminal to type
+    it on and no --yes."""
+    stages = list(rb.stages)
+    start_at = opts.get("start_at")
+    if start_at:
+        at_stage, _, at_step = start_at.partition("/")
+        names = [s.name for s in stages]
+        if at_stage not in names:
+            raise InputError(f"--start-at {start_at!r}: no stage {at_stage!r}", hint=f"stages: {', '.join(names)}")
+        stage = stages[names.index(at_stage)]
+        if at_step and at_step not in [s.name for s in stage.steps]:
+            raise InputError(f"--start-at {start_at!r}: stage {at_stage!r} has no step {at_step!r}",
+                             hint=f"steps: {', '.join(s.name for s in stage.steps)}")
+        stages = stages[names.index(at_stage):]
+    if opts.get("yes") or opts.get("check") or sys.stdin.isatty():
+        return
+    tags, skip = set(opts.get("tags") or ()), set(opts.get("skip_tags") or ())
+    for stage in stages:
+        if not stage.confirm:
+            continue
+        selected = [s for s in stage.steps if not ((set(s.tags) | set(stage.tags)) & skip)
+                    and (not tags or "all" in tags or "always" in (set(s.tags) | set(stage.tags)) or (set(s.tags) | set(stage.tags)) & tags)]
+        if selected:
+            raise InputError(f"stage {stage.name!r} asks for a typed confirmation and there is no terminal: nothing was run",
+                             source=stage.source, hint="run it on a terminal, or pass --yes to confirm in advance")
+
+
 def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: dict[str, Any]) -> int:
     rb = loaded.runbook
-    extra_vars = _secret_extra_vars(extra_vars)  # before the header is written: see there
+    preflight(rb, opts)
     jdir = journal_dir(opts.get("journal_dir"))
     run_id = new_run_id()
     console = Console(verbose=opts.get("verbose", 0))
@@ -137,12 +159,32 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         "hosts": hosts,
         "check_mode": bool(opts.get("check")),
     }
-    with RunLock(jdir, run_id, hosts):
+    lock = RunLock(jdir, run_id, hosts)
+    try:
+        lock.acquire()
+    except RunLocked:
+        # Another live run holds one of our hosts. Acquiring made <jdir>/<run_id>/ with only
+        # the lock file in it, which `runbook runs` then listed as an "unreadable" run. The
+        # run id is new and ours alone, so its directory can go.
+        _discard_run_dir(jdir, run_id)
+        raise
+    with lock:
         journal = Journal.create(jdir, run_id, header)
         journal.event("run_start")
         console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")))
         play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal)
         return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
+
+
+def _discard_run_dir(jdir: Path, run_id: str) -> None:
+    run_dir = jdir / run_id
+    if (run_dir / JOURNAL_FILE).exists():
+        return
+    try:
+        (run_dir / LOCK_FILE).unlink(missing_ok=True)
+        run_dir.rmdir()
+    except OSError:
+        pass
 
 
 # --------------------------------------------------------------------------- resume / rollback
@@ -180,7 +222,7 @@ def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Invent
     if os.path.isdir(cwd):
         os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
     loaded, inv, extra = _load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"))
-    extra = _secret_extra_vars(_lost_secrets(extra, state.run_id, what))
+    extra = _lost_secrets(extra, state.run_id, what)
     return loaded, inv, extra, opts
 
 
@@ -303,5 +345,6 @@ def show_text(run_id: str, jdir_opt: str | None) -> str:
     for e in exceeded:
         lines.append(f"\nbudget exceeded: {e.get('scope')} [{e.get('name')}] ({format_duration(e.get('budget') or 0)})")
     if state.run_status in ("failed", "interrupted"):
-        lines.append(f"\nto continue: runbook resume {run_id}")
+        # With --journal-dir the command must carry it, or it would look in the default dir.
+        lines.append(f"\nto continue: {_resume_hint(run_id, journal_dir(jdir_opt), journal_dir(None))}")
     return "\n".join(lines)

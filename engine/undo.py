@@ -16,16 +16,20 @@ from engine.context import ActionContext
 from engine.errors import RunbookError
 from engine.executor import HostState, _classify
 from engine.model import Status, StepResult
+from engine.secrets import MASK
 from engine.templating import ENGINE, lazify
 
 
 def run_undo(record: Any, hs: HostState, *, run_id: str, step_key: str, journal_dir: str,
-             run_state: dict[str, Any], check_mode: bool = False) -> StepResult:
-    """Undo one step on one host. Never raises for a failed undo: returns ``failed``."""
+             run_state: dict[str, Any], check_mode: bool = False, base_vars: dict[str, Any] | None = None) -> StepResult:
+    """Undo one step on one host. Never raises for a failed undo: returns ``failed``.
+
+    ``base_vars``: the run's variables for the host (runbook vars, -e, inventory), under the
+    variables the record captured at do time."""
     start = time.perf_counter()
     try:
         result = _undo(record, hs, run_id=run_id, step_key=step_key, journal_dir=journal_dir,
-                       run_state=run_state, check_mode=check_mode)
+                       run_state=run_state, check_mode=check_mode, base_vars=base_vars)
     except RunbookError as exc:
         result = _classify(exc)
     result.duration = time.perf_counter() - start
@@ -50,8 +54,12 @@ def _undo(record: Any, hs: HostState, **kw: Any) -> StepResult:
                               evidence=failed[0].evidence, items=results)
         return StepResult(Status.CHANGED, msg=f"undid {len(results)} items", items=results)
     cls = get_action(record["action"])
-    vars_ = dict(lazify(hs.host.vars))
-    vars_.update(record.get("vars") or {})
+    vars_ = dict(kw["base_vars"]) if kw.get("base_vars") is not None else dict(lazify(hs.host.vars))
+    # A captured value that holds the mask is a secret the journal did not keep (a record read
+    # back by `runbook rollback`): rendering it would undo with a literal "********" (say, set
+    # a password to it). Leave the run's own value (re-read from the inventory, the runbook,
+    # lookup('env') or -e) instead, or an undefined variable that fails the undo loudly.
+    vars_.update({k: v for k, v in (record.get("vars") or {}).items() if not (isinstance(v, str) and MASK in v)})
     vars_["inventory_hostname"] = hs.host.name
     ctx = _ctx(hs, vars_, kw["run_id"], kw["step_key"], kw["journal_dir"], kw["run_state"], kw["check_mode"])
     if kind == "explicit":

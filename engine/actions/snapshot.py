@@ -102,6 +102,8 @@ class Snapshot(Action):
             "method": {"enum": ["server", "dump"], "description": "server: copy into _rb_snap_<run> (default); dump: mariadb-dump to path"},
             "path": {"type": "string", "minLength": 1, "description": "dump file on the host (method: dump)"},
             "chunk_rows": {"type": "integer", "minimum": 1, "description": "rows per INSERT … SELECT chunk (default 50000)"},
+            "parallel": {"type": "integer", "minimum": 1, "maximum": 16,
+                         "description": "sessions copying chunks at once (default 2; the server does the work)"},
             "margin": dict(PERCENT_SCHEMA, description="free-space margin of the pre-flight check (default 10%)"),
         },
         "if": {"properties": {"method": {"const": "dump"}}, "required": ["method"]},
@@ -164,7 +166,12 @@ class Snapshot(Action):
         if method == "dump":
             results = self._dump(sql, schema, tables, ident)
         else:
-            results = {t: self._copy(sql, schema, t, ident, int(a.get("chunk_rows", 50000))) for t in tables}
+            workers = [sql] + [sibling_session(sql) for _ in range(int(a.get("parallel", 2)) - 1)]
+            try:
+                results = {t: self._copy(sql, schema, t, ident, int(a.get("chunk_rows", 50000)), workers) for t in tables}
+            finally:
+                for w in workers[1:]:
+                    w.close()
         size = sum(int(r.pop("bytes", 0)) for r in results.values())
         undo = {"run_id": ctx.run_id, "snapshot_schema": self._schema, "step_key": ctx.step_key, "schema": schema,
                 "tables": tables, "method": method}
@@ -188,7 +195,52 @@ class Snapshot(Action):
                   " completed_at = CURRENT_TIMESTAMP(6) WHERE step_key = %s AND source_schema = %s AND source_table = %s",
                   [rows, checksum, self.ctx.step_key, schema, table])
 
-    def _copy(self, sql: Sql, schema: str, table: str, ident: dict[str, Any], chunk_rows: int) -> dict[str, Any]:
+    def _copy_chunks(self, workers: list[Sql], insert: str, snap: str, shape: Any, chunks: list[tuple[str, list[Any]]],
+                     total: int, label: str) -> tuple[int, int]:
+        """Copy and checksum primary-key chunks, one session per worker thread. Chunks are
+        disjoint and the checksum is a XOR, so the order they land in does not matter; the
+        server does the work, so two sessions use two cores."""
+        import threading
+
+        pending = iter(chunks)
+        lock = threading.Lock()
+        state = {"rows": 0, "xor": 0}
+        errors: list[BaseException] = []
+
+        def work(session: Sql) -> None:
+            while True:
+                with lock:
+                    item = None if errors else next(pending, None)
+                if item is None:
+                    return
+                cond, params = item
+                try:
+                    session.query(insert + cond, params)
+                    n, x = chunk_sum(session, self._schema, snap, shape.columns, cond, params)
+                except BaseException as exc:  # re-raised in the calling thread below
+                    with lock:
+                        errors.append(exc)
+                    return
+                with lock:
+                    state["rows"] += n
+                    state["xor"] ^= x
+                    done = state["rows"]
+                self.ctx.progress(done, max(total, done), label)
+
+        if len(workers) == 1 or len(chunks) == 1:
+            work(workers[0])
+        else:
+            threads = [threading.Thread(target=work, args=(w,), name=f"snapshot-{i}") for i, w in enumerate(workers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        if errors:
+            raise errors[0]
+        return state["rows"], state["xor"]
+
+    def _copy(self, sql: Sql, schema: str, table: str, ident: dict[str, Any], chunk_rows: int,
+              workers: list[Sql]) -> dict[str, Any]:
         prior = self._manifest(sql).get((schema, table))
         if prior and prior["status"] in ("complete", "restored"):
             return {"rows": prior["rows"], "checksum": prior["checksum"], "snap_table": prior["snap_table"]}
@@ -201,13 +253,9 @@ class Snapshot(Action):
         cols = ", ".join(quote_ident(c) for c in shape.columns)
         total = int(sql.query("SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
                               [schema, table]).rows[0]["n"] or 0)
-        rows, xor = 0, 0
-        for cond, params in pk_chunks(sql, shape, chunk_rows):
-            sql.query(f"INSERT INTO {qualified(self._schema, snap)} ({cols}) SELECT {cols} FROM {qualified(schema, table)}"
-                      f" WHERE {cond}", params)
-            n, x = chunk_sum(sql, self._schema, snap, shape.columns, cond, params)
-            rows, xor = rows + n, xor ^ x
-            self.ctx.progress(rows, max(total, rows), f"snapshot {schema}.{table}")
+        insert = f"INSERT INTO {qualified(self._schema, snap)} ({cols}) SELECT {cols} FROM {qualified(schema, table)} WHERE "
+        rows, xor = self._copy_chunks(workers, insert, snap, shape, list(pk_chunks(sql, shape, chunk_rows)), total,
+                                      f"snapshot {schema}.{table}")
         checksum = f"{xor:08x}"
         self._complete(sql, schema, table, rows, checksum)
         size = sql.query("SELECT DATA_LENGTH + INDEX_LENGTH AS b FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"

@@ -1,0 +1,168 @@
+"""Ctrl-C through the real CLI. The process runs in its own process group and SIGINT goes to
+the whole group, as a terminal sends it; shell steps run in their own session, so the first
+Ctrl-C lets the running step finish. A second Ctrl-C aborts the step: it is left in doubt."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+INVENTORY = """
+all:
+  hosts:
+    ctl: {connection: local}
+"""
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home))
+    env.pop("RUNBOOK_FAULT_KILL_AT_SEQ", None)
+    return env
+
+
+def cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=cli_env(cwd / "home"),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def start(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=cli_env(cwd / "home"), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.01)
+
+
+def ctrl_c(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGINT)
+
+
+def lines_of(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def runbook(work: Path, slow: str, idempotent: bool) -> str:
+    return f"""
+name: interruptible
+targets: ctl
+stages:
+  - name: work
+    steps:
+      - name: First
+        shell: echo once >> {work}/first
+      - name: Slow
+{"        idempotent: true" if idempotent else ""}
+        shell: touch {work}/started; {slow}; echo done >> {work}/slow
+      - name: Third
+        shell: echo once >> {work}/third
+"""
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Path:
+    (tmp_path / "inv.yml").write_text(INVENTORY)
+    (tmp_path / "work").mkdir()
+    return tmp_path
+
+
+def test_first_ctrl_c_finishes_the_step_then_stops_and_resume_finishes(lab):
+    work = lab / "work"
+    (lab / "rb.yml").write_text(runbook(work, "sleep 2", idempotent=False))
+    proc = start(lab, "play", "rb.yml", "-i", "inv.yml")
+    wait_for(work / "started", proc)
+    ctrl_c(proc)
+    out, _ = proc.communicate(timeout=30)
+    assert "Traceback" not in out
+    assert proc.returncode == 130, out
+    # The running step finished (its effect is there), the next one did not start.
+    assert lines_of(work / "slow") == ["done"], out
+    assert not (work / "third").exists(), out
+    run_id = re.search(r"RUN_ID (\S+)", out).group(1)  # type: ignore[union-attr]
+    assert f"runbook resume {run_id}" in out
+
+    res = cli("resume", run_id, cwd=lab)
+    rout = res.stdout + res.stderr
+    assert res.returncode == 0, rout
+    assert lines_of(work / "third") == ["once"]
+    # Nothing that was done ran again.
+    assert lines_of(work / "first") == ["once"] and lines_of(work / "slow") == ["done"], rout
+
+
+def _abort_with_two_ctrl_c(lab: Path) -> tuple[str, str]:
+    work = lab / "work"
+    proc = start(lab, "play", "rb.yml", "-i", "inv.yml")
+    wait_for(work / "started", proc)
+    ctrl_c(proc)
+    time.sleep(0.2)
+    second = time.monotonic()
+    ctrl_c(proc)
+    out, _ = proc.communicate(timeout=30)
+    took = time.monotonic() - second
+    assert "Traceback" not in out
+    assert proc.returncode == 130, out
+    assert took < 1.5, f"a second Ctrl-C must stop the run promptly (took {took:.1f}s)\n{out}"
+    assert not (work / "third").exists(), out
+    run_id = re.search(r"RUN_ID (\S+)", out).group(1)  # type: ignore[union-attr]
+    assert f"runbook resume {run_id}" in out
+
+    show = cli("show", run_id, cwd=lab)
+    assert show.returncode == 0, show.stdout + show.stderr
+    slow_line = [ln for ln in show.stdout.splitlines() if ln.strip().endswith("Slow -") or " Slow " in ln]
+    assert slow_line and "IN DOUBT" in slow_line[0], show.stdout
+    assert f"runbook resume {run_id}" in show.stdout
+    runs = cli("runs", cwd=lab)
+    assert re.search(rf"{run_id}\s+interrupted\s.*1 in doubt", runs.stdout), runs.stdout
+    return run_id, out
+
+
+def test_second_ctrl_c_aborts_the_step_in_doubt_and_resume_reruns_an_idempotent_one(lab):
+    work = lab / "work"
+    (lab / "rb.yml").write_text(runbook(work, f"sleep $(cat {work}/delay)", idempotent=True))
+    (work / "delay").write_text("3")
+    run_id, _ = _abort_with_two_ctrl_c(lab)
+    (work / "delay").write_text("0.1")  # the re-run need not be slow
+
+    res = cli("resume", run_id, cwd=lab, timeout=30)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "1 in doubt" in out  # the analysis saw it
+    # The idempotent step ran again to the end, then the rest; the first step did not run again.
+    assert "done" in lines_of(work / "slow"), out
+    assert lines_of(work / "third") == ["once"]
+    assert lines_of(work / "first") == ["once"]
+    assert cli("show", run_id, cwd=lab).stdout.splitlines()[0] == f"run {run_id}: succeeded"
+
+
+def test_an_in_doubt_step_without_a_probe_is_put_to_the_operator(lab):
+    work = lab / "work"
+    (lab / "rb.yml").write_text(runbook(work, "sleep 3", idempotent=False))
+    run_id, _ = _abort_with_two_ctrl_c(lab)
+
+    # No probe, not idempotent, no terminal: resume stops before touching it and says how to decide.
+    res = cli("resume", run_id, cwd=lab)
+    out = res.stdout + res.stderr
+    assert res.returncode == 1, out
+    assert "in doubt" in out and "--decide" in out
+    assert not (work / "third").exists()
+
+    # The operator looked at the host and decides it is done: it is not run again.
+    res = cli("resume", run_id, "--decide", "work/Slow@ctl=done", cwd=lab)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert lines_of(work / "third") == ["once"]
+    assert lines_of(work / "first") == ["once"]
