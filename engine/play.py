@@ -197,7 +197,6 @@ class Play:
         return answer == expected
 
     def _vars(self, hs: HostState, stage: Stage) -> dict[str, Any]:
-
         return variables(self.env, hs, stage.name)
 
     def _run_stage(self, stage: Stage, first_step: str | None) -> bool:

@@ -198,10 +198,20 @@ def load_state(run_id: str, jdir_opt: str | None) -> JournalState:
     return read_journal(jdir, run_id)
 
 
+def _pinned(state: JournalState, key: str) -> dict[str, str]:
+    """The digests the run is pinned to: the header's, or those an operator accepted later
+    with --force (so one forced resume is not needed again at every later resume)."""
+    pinned = dict(state.header.get(key) or {})
+    for e in state.events:
+        if e.get("kind") == "definition_accepted":
+            pinned = dict(e.get(key) or pinned)
+    return pinned
+
+
 def _changed_files(state: JournalState) -> list[str]:
     out = []
     for key in ("files", "inventories"):
-        old = state.header.get(key) or {}
+        old = _pinned(state, key)
         now = digest_files(list(old))
         for path, digest in old.items():
             if now.get(path) != digest:
@@ -240,6 +250,10 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
         state = read_journal(jdir, run_id)  # again, under the lock
         journal = Journal.open(jdir, run_id)
         journal.event("resume_start", force=force, decisions=decisions)
+        if force and _changed_files(state):
+            journal.event("definition_accepted", changed=_changed_files(state),
+                          files=digest_files(list(_pinned(state, "files"))),
+                          inventories=digest_files(list(_pinned(state, "inventories"))))
         doubt = state.in_doubt()
         console.run_start(run_id, loaded.runbook.name, loaded.runbook.path, hosts, bool(opts.get("check")), resumed=True)
         console.line(f"journal: {len(state.done())} step(s) done, {len(state.failed())} failed, {len(doubt)} in doubt"

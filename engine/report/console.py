@@ -215,6 +215,10 @@ class Console:
 
     def print_recap(self, run_id: str, status: str, duration: float, budget: float | None, resume_hint: str | None) -> None:
         self.close()
+        for st in self.recap.stages:
+            if st.status == "running":  # the run stopped inside it (interrupted, or a question to the operator)
+                st.duration = time.monotonic() - st.started
+                st.status = "stopped"
         self.line("\nRECAP " + "─" * 66, "bold")
         width = max([14] + [len(h) for h in self.recap.hosts])
         self.line(f"{'host':<{width}}  {'ok':>4} {'changed':>7} {'skipped':>7} {'failed':>6} {'unreachable':>11} {'ignored':>7}")

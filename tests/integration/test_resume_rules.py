@@ -285,3 +285,21 @@ all:
     assert rows(db, f"SELECT id, v FROM `{schema}`.items") == [(1, "one")]
     assert (work / "marker").read_text() == "made\n"
     assert (work / "lines").read_text() == "line\n"
+
+
+def test_a_forced_resume_pins_the_new_definition(lab, db, schema):
+    run_id = play_until_failure(lab, db, schema)
+    rb = lab / "rb.yml"
+    rb.write_text(rb.read_text() + "\n# edited during the incident\n")
+    # Forced, and still failing (the table is still missing): the edit is now the run's definition...
+    res = cli("resume", run_id, "--force", cwd=lab, home=lab / "home")
+    assert res.returncode == 1, out_of(res)
+    execute(db, f"CREATE TABLE `{schema}`.later (v VARCHAR(20))")
+    # ...so the next resume needs no --force, while a further edit is refused again.
+    rb.write_text(rb.read_text() + "# and again\n")
+    res = cli("resume", run_id, cwd=lab, home=lab / "home")
+    assert res.returncode == 2 and str(rb.resolve()) in out_of(res), out_of(res)
+    rb.write_text(rb.read_text().replace("# and again\n", ""))
+    res = cli("resume", run_id, cwd=lab, home=lab / "home")
+    assert res.returncode == 0, out_of(res)
+    assert rows(db, f"SELECT v FROM `{schema}`.later") == [("made",)]
