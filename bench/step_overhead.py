@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.model import MysqlSettings  # noqa: E402
-from engine.transport.mysql import MysqlSession  # noqa: E402
-from engine.transport.ssh import SshShell  # noqa: E402
-from tests.sshd import start_sshd  # noqa: E402
+from engine.model import MysqlSettings
+from engine.transport.mysql import MysqlSession
+from engine.transport.ssh import SshShell
+from tests.sshd import start_sshd
 
 
 def inventory(sshd, path: Path) -> None:
@@ -117,12 +117,12 @@ def journal_share(work: Path, inv: Path, n: int) -> float:
         for name in ("intent", "outcome"):
             real = getattr(journal, name)
 
-            def timed(*a, _real=real, **kw):
+            def timed(*a, _real=real, _spent=spent, **kw):
                 t0 = time.perf_counter()
                 try:
                     return _real(*a, **kw)
                 finally:
-                    spent[0] += time.perf_counter() - t0
+                    _spent[0] += time.perf_counter() - t0
 
             setattr(journal, name, timed)
         play = Play(rb, inv_, PlayOptions(journal_dir=str(work / "home")), Console(out=io.StringIO()), run_id=run_id, journal=journal)
@@ -183,7 +183,7 @@ def main() -> None:
             ansible = ansible_per_task(sshd, work, args.ansible_steps)
         finally:
             sshd.stop()
-    ms = lambda s: f"{s * 1000:8.2f} ms"  # noqa: E731
+    ms = lambda s: f"{s * 1000:8.2f} ms"
     print(f"runbook step overhead ({n} steps per run, best of 3, one host over a real sshd on loopback)")
     print(f"  shell over SSH: {ms(shell_step)} per step; bare paramiko exec {ms(ssh_raw)} → engine overhead {ms(shell_step - ssh_raw)}")
     print(f"  SQL:            {ms(sql_step)} per step; bare PyMySQL query {ms(sql_raw)} → engine overhead {ms(sql_step - sql_raw)}")

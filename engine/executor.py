@@ -17,7 +17,8 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from engine.actions.base import Action, get_action
 from engine.actions.probes import path_exists, unless_probe
@@ -168,9 +169,8 @@ class Executor:
             hs.facts.update(result.data.get("facts", {}))
 
     def _run_loop(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int) -> StepResult:
-        if step.when is not None and not _loop_sees_item(step):
-            if not ENGINE.truth(step.when, vars_):
-                return StepResult(Status.SKIPPED, msg="when: false", data={"results": []}, items=[])
+        if step.when is not None and not _loop_sees_item(step) and not ENGINE.truth(step.when, vars_):
+            return StepResult(Status.SKIPPED, msg="when: false", data={"results": []}, items=[])
         items = ENGINE.render(step.loop, vars_)
         if isinstance(items, dict):
             items = [{"key": k, "value": v} for k, v in items.items()]

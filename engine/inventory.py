@@ -25,7 +25,7 @@ from engine.errors import InputError, Problem, Source, ValidationFailed
 from engine.model import Host, HostKeyPolicy, MysqlSettings, SshSettings
 from engine.secrets import SECRET_KEY, Secret
 from engine.templating import ENGINE, lazify
-from engine.yamlio import MDict, key_source, load_yaml, source_at
+from engine.yamlio import key_source, load_yaml, source_at
 
 ALIASES = {
     "ansible_host": "ssh_host",
@@ -263,7 +263,7 @@ def _secret(value: Any) -> Secret | None:
 
 
 def ssh_settings(host: Host) -> SshSettings:
-    v = lambda k, d=None: _render_host_var(host, k, d)  # noqa: E731
+    v = lambda k, d=None: _render_host_var(host, k, d)
     policy = str(v("ssh_host_key_checking", "strict")).lower()
     if policy in ("true", "yes", "on"):
         policy = "strict"
@@ -288,7 +288,7 @@ def ssh_settings(host: Host) -> SshSettings:
 
 
 def mysql_settings(host: Host) -> MysqlSettings:
-    v = lambda k, d=None: _render_host_var(host, k, d)  # noqa: E731
+    v = lambda k, d=None: _render_host_var(host, k, d)
     via = str(v("mysql_via", "direct"))
     if via not in ("direct", "tunnel"):
         raise InputError(f"host {host.name}: mysql_via must be direct or tunnel, not {via!r}", source=host.source)

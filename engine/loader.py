@@ -20,7 +20,7 @@ from engine.actions.base import REGISTRY, action_names
 from engine.durations import parse_duration
 from engine.errors import InputError, Problem, Source, ValidationFailed
 from engine.model import OnFailure, Runbook, Stage, Step
-from engine.schema import RUNBOOK_KEYWORDS, STAGE_KEYWORDS, STEP_KEYWORDS, runbook_schema
+from engine.schema import STAGE_KEYWORDS, STEP_KEYWORDS, runbook_schema
 from engine.templating import ENGINE, QUOTED_HINT, has_template, quoted_value_placeholders
 from engine.yamlio import MDict, MList, key_source, load_yaml, source_at
 
@@ -192,7 +192,7 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
 
     step_keys = sorted(STEP_KEYWORDS) + sorted(REGISTRY)
     problems += schema_problems(_validator(), {k: v for k, v in data.items() if k != "stages"} | {"stages": []}, data, [], file)
-    problems = [p for p in problems if not p.message == "must not be empty" or p.path != "stages"]
+    problems = [p for p in problems if p.message != "must not be empty" or p.path != "stages"]
     if "stages" not in data:
         pass  # reported as missing by the schema
     elif not isinstance(stages_raw, list) or not stages_raw:

@@ -15,7 +15,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
 
 from engine.context import Connections
 from engine.errors import InputError, RunbookError
@@ -53,6 +54,15 @@ class PlayOutcome:
     exit_code: int
     duration: float
     results: list[tuple[str, str, str, StepResult]] = field(default_factory=list)  # (stage, step, host, result)
+
+
+def tags_select(stage: Stage, step: Step, tags: tuple[str, ...] | set[str], skip_tags: tuple[str, ...] | set[str]) -> bool:
+    """Ansible's rules: --skip-tags wins; with --tags a step runs when it (or its stage) has
+    one of them, or ``always``; ``--tags all`` selects everything."""
+    mine = set(stage.tags) | set(step.tags)
+    if mine & set(skip_tags):
+        return False
+    return not tags or "all" in tags or "always" in mine or bool(mine & set(tags))
 
 
 class _HostVarsView(Mapping[str, Any]):
@@ -121,12 +131,7 @@ class Play:
         return [self.states[n] for n in match_pattern(pat, self.inv) if n in self.states]
 
     def tag_selected(self, stage: Stage, step: Step) -> bool:
-        tags = set(stage.tags) | set(step.tags)
-        if self.opts.skip_tags and tags & set(self.opts.skip_tags):
-            return False
-        if self.opts.tags and "always" not in tags and not (tags & set(self.opts.tags)) and "all" not in self.opts.tags:
-            return False
-        return True
+        return tags_select(stage, step, self.opts.tags, self.opts.skip_tags)
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> PlayOutcome:
@@ -343,7 +348,11 @@ def install_interrupt_handler(play: Play, console: Console) -> Callable[[], None
             raise AbortStep("aborted by a second Ctrl-C: the running step is in doubt")
 
     previous = signal.signal(signal.SIGINT, handler)
-    return lambda: signal.signal(signal.SIGINT, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+
+    return restore
 
 
-__all__ = ["AbortStep", "Play", "PlayOptions", "PlayOutcome", "install_interrupt_handler", "undo_one", "RunbookError"]
+__all__ = ["AbortStep", "Play", "PlayOptions", "PlayOutcome", "RunbookError", "install_interrupt_handler", "undo_one"]

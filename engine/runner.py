@@ -17,7 +17,7 @@ from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunL
                             read_journal)
 from engine.loader import Loaded, digest_files
 from engine.model import Runbook
-from engine.play import AbortStep, Play, PlayOptions, install_interrupt_handler, undo_one
+from engine.play import AbortStep, Play, PlayOptions, install_interrupt_handler, tags_select, undo_one
 from engine.report.console import Console
 from engine.secrets import MASK, Secret
 
@@ -128,11 +128,7 @@ def preflight(rb: Runbook, opts: dict[str, Any]) -> None:
         return
     tags, skip = set(opts.get("tags") or ()), set(opts.get("skip_tags") or ())
     for stage in stages:
-        if not stage.confirm:
-            continue
-        selected = [s for s in stage.steps if not ((set(s.tags) | set(stage.tags)) & skip)
-                    and (not tags or "all" in tags or "always" in (set(s.tags) | set(stage.tags)) or (set(s.tags) | set(stage.tags)) & tags)]
-        if selected:
+        if stage.confirm and any(tags_select(stage, s, tags, skip) for s in stage.steps):
             raise InputError(f"stage {stage.name!r} asks for a typed confirmation and there is no terminal: nothing was run",
                              source=stage.source, hint="run it on a terminal, or pass --yes to confirm in advance")
 

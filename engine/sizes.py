@@ -64,7 +64,7 @@ def parse_size(value: str | int) -> int:
     Raises :class:`ValueError` with a message fit for a validation report.
     """
     if isinstance(value, bool):  # bool is an int subclass; `need: yes` is a mistake
-        raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")  # noqa: TRY004 (one error type for the loader)
+        raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"{value!r} is not a size: it is negative")
@@ -74,7 +74,7 @@ def parse_size(value: str | int) -> int:
             raise ValueError(f"{value!r} is not a size")
         return math.ceil(value)
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")  # noqa: TRY004
+        raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")
     m = _SIZE.match(value)
     if not m:
         raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")
@@ -106,13 +106,13 @@ def parse_percent(value: str | float) -> float:
     (a margin of 150 % is a valid, if cautious, choice).
     """
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")  # noqa: TRY004 (one error type for the loader)
+        raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")
     if isinstance(value, (int, float)):
         if value < 0 or math.isnan(value) or math.isinf(value):
             raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")
         return float(value) / 100.0
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")  # noqa: TRY004
+        raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")
     m = _PERCENT.match(value)
     if not m:
         raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")

@@ -92,7 +92,7 @@ def split_statements(sql: str) -> list[str]:
         if c in ("'", '"', "`"):
             quote = c
             buf.append(c)
-        elif c == "-" and sql.startswith("-- ", i) or c == "#":
+        elif (c == "-" and sql.startswith("-- ", i)) or c == "#":
             j = sql.find("\n", i)
             j = n if j < 0 else j
             buf.append(sql[i:j])

@@ -46,6 +46,7 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that builds MDict/MList and rejects duplicate keys (a silent YAML trap)."""
 
     filename = ""
+    duplicates: list[tuple[int, int, Any]]
 
     def construct_yaml_map(self, node: yaml.MappingNode) -> Any:  # type: ignore[override]
         data = MDict()

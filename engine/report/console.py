@@ -158,7 +158,7 @@ class Console:
         for key in ("stdout", "stderr"):
             if d.get(key):
                 self.line(f"    {key}: " + str(d[key]).rstrip().replace("\n", "\n    "), "dim")
-        if "rows" in d and d["rows"]:
+        if d.get("rows"):
             rows = d["rows"][:20]
             self.line("    rows: " + json.dumps(rows, default=str)[:2000], "dim")
         if self.verbose > 1:

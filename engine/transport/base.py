@@ -7,7 +7,8 @@ socket and PyMySQL exceptions stop inside ``engine.transport``.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
+from collections.abc import Sequence
 
 from engine.model import CommandResult, SqlResult
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import time
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import pymysql
 import pymysql.err
@@ -37,10 +37,9 @@ _SQLSTATE_BY_ERRNO = {
 def _error(exc: BaseException, sql: str | None) -> SqlError:
     errno: int | None = None
     message = str(exc)
-    if isinstance(exc, pymysql.err.MySQLError) and exc.args:
-        if isinstance(exc.args[0], int):
-            errno = exc.args[0]
-            message = str(exc.args[1]) if len(exc.args) > 1 else ""
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
+        errno = exc.args[0]
+        message = str(exc.args[1]) if len(exc.args) > 1 else ""
     sqlstate = None
     m = _SQLSTATE.match(message)
     if m:
@@ -148,10 +147,10 @@ class MysqlSession:
                 raise CommandTimeout(f"query ran past its timeout of {timeout}s: {MASKER.text(sql)[:200]}") from None
             err = _error(exc, sql)
             diag = diagnose(err.errno)
-            if diag is not None and diag.lost_connection or isinstance(exc, pymysql.err.InterfaceError):
+            if (diag is not None and diag.lost_connection) or isinstance(exc, pymysql.err.InterfaceError):
                 self._drop()
             raise err from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             self._drop()  # the server may still be running it; this session is unusable now
             raise CommandTimeout(f"query ran past its timeout of {timeout}s: {MASKER.text(sql)[:200]}") from None
         except OSError as exc:

@@ -238,7 +238,7 @@ class SshShell:
             raise ConnectError(f"cannot read known_hosts {path}: {exc.strerror or exc}") from None
         found: dict[str, paramiko.PKey] = {}
         for line in lines:
-            if line.startswith("@") or name.split("]")[0].lstrip("[") not in line and "|1|" not in line:
+            if line.startswith("@") or (name.split("]")[0].lstrip("[") not in line and "|1|" not in line):
                 continue  # cheap pre-filter: a plain entry for this host names it literally
             try:
                 entry = paramiko.hostkeys.HostKeyEntry.from_line(line)

@@ -240,7 +240,7 @@ def test_start_at_and_tags(lab, db, schema, tmp_path):
 
 
 def test_confirmation_without_tty_is_refused(lab, db, schema, tmp_path):
-    rb, inv, work = lab
+    rb, inv, _ = lab
     res = runbook_cli("play", str(rb), "-i", str(inv), "-e", f"evil={EVIL}", "--limit", "ctl", cwd=tmp_path)
     assert res.returncode == 2, res.stdout + res.stderr
     assert "confirmation" in (res.stdout + res.stderr)
