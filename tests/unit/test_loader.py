@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from engine.actions.base import action_names
 from engine.cli import parse_extra_vars
 from engine.errors import InputError, Problem, ValidationFailed
 from engine.inventory import load_inventories
@@ -102,17 +101,6 @@ EXPECTED: dict[str, list[Expect]] = {
 LOADER_ONLY = sorted(set(EXPECTED) - {"undefined_vars.yml", "targets.yml", "many_problems.yml"})
 
 
-def needs_action(name: str) -> None:
-    """Skip (not fail) while an action another engineer is writing is not registered yet."""
-    if name not in action_names():
-        pytest.skip(f"action {name!r} is not registered in engine.actions yet")
-
-
-def maybe_skip(fname: str) -> None:
-    if fname == "sizes.yml":
-        needs_action("disk_space")
-
-
 def all_problems(path: str | Path, inventory: Path = LOCAL_INVENTORY, extra: dict[str, Any] | None = None,
                  limit: str | None = None) -> list[Problem]:
     """What `runbook validate` reports: loader problems and cross-checks, sorted by position."""
@@ -138,14 +126,12 @@ def assert_matches(problems: list[Problem], expected: list[Expect], file: str) -
 
 @pytest.mark.parametrize("fname", sorted(EXPECTED))
 def test_bad_runbook_reports_every_problem_at_its_position(fname: str) -> None:
-    maybe_skip(fname)
     problems = all_problems(BAD / fname)
     assert_matches(problems, EXPECTED[fname], fname)
 
 
 @pytest.mark.parametrize("fname", LOADER_ONLY)
 def test_loader_raises_validation_failed(fname: str) -> None:
-    maybe_skip(fname)
     with pytest.raises(ValidationFailed) as info:
         load_runbook(str(BAD / fname))
     assert_matches(info.value.problems, EXPECTED[fname], fname)
