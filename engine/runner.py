@@ -138,7 +138,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
     preflight(rb, opts)
     jdir = journal_dir(opts.get("journal_dir"))
     run_id = new_run_id()
-    console = Console(verbose=opts.get("verbose", 0))
+    console = Console(verbose=opts.get("verbose", 0), diff=bool(opts.get("diff")))
     for w in loaded.warnings:
         console.warn(w.render())
     hosts = _targeted_hosts(rb, inv, opts.get("limit"))

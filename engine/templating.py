@@ -338,44 +338,31 @@ def guarded_names(source: str) -> set[str]:
     return out
 
 
+def names_in(values: Iterable[Any], *, required: bool = False) -> set[str]:
+    """All variable names read by the templates inside nested values; with ``required``,
+    without the names read only under a guard (``x | default(..)``, ``x is defined``)."""
+    found: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str) and ("{{" in v or "{%" in v):
+            names = ENGINE.variables(v)
+            found.update(names - guarded_names(v) if required else names)
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                walk(k)
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    for v in values:
+        walk(v)
+    return found
+
+
 def required_names(values: Iterable[Any]) -> set[str]:
     """Like :func:`names_in`, without the names read only under a guard."""
-    found: set[str] = set()
-
-    def walk(v: Any) -> None:
-        if isinstance(v, str) and ("{{" in v or "{%" in v):
-            found.update(ENGINE.variables(v) - guarded_names(v))
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                walk(k)
-                walk(x)
-        elif isinstance(v, (list, tuple)):
-            for x in v:
-                walk(x)
-
-    for v in values:
-        walk(v)
-    return found
-
-
-def names_in(values: Iterable[Any]) -> set[str]:
-    """All variable names read by the templates inside nested values."""
-    found: set[str] = set()
-
-    def walk(v: Any) -> None:
-        if isinstance(v, str) and ("{{" in v or "{%" in v):
-            found.update(ENGINE.variables(v))
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                walk(k)
-                walk(x)
-        elif isinstance(v, (list, tuple)):
-            for x in v:
-                walk(x)
-
-    for v in values:
-        walk(v)
-    return found
+    return names_in(values, required=True)
 
 
 ENGINE = TemplateEngine()

@@ -61,9 +61,10 @@ class Recap:
 class Console:
     """Prints the run. Thread-safe: hosts report from worker threads."""
 
-    def __init__(self, out: TextIO | None = None, *, verbose: int = 0, color: bool | None = None):
+    def __init__(self, out: TextIO | None = None, *, verbose: int = 0, color: bool | None = None, diff: bool = False):
         self.out = out or sys.stdout
         self.verbose = verbose
+        self.diff = diff
         tty = hasattr(self.out, "isatty") and self.out.isatty()
         self.tty = bool(tty)
         self.color = (tty and "NO_COLOR" not in os.environ) if color is None else color
@@ -146,6 +147,8 @@ class Console:
         if result.ignored:
             text += " — ignored"
         self.line(text, _STYLE.get(result.status))
+        if self.diff and result.diff and result.status in (Status.CHANGED, Status.SKIPPED):
+            self.line("    change: " + result.diff.replace("\n", "\n            "), "cyan")
         if result.failed and result.evidence:
             self.line("    " + result.evidence.replace("\n", "\n    "), "red")
         for w in result.warnings:

@@ -325,6 +325,16 @@ def test_check_mode_runs_nothing(tmp_path: Path) -> None:
     assert c.rc == 0 and not marker.exists()
 
 
+def test_check_with_diff_shows_the_change(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    text = rb(stage("s", "      - name: touch it\n        shell: touch {{ marker }}\n"))
+    plain = play(tmp_path, text, "-e", f"marker={marker}", "--check")
+    assert "change:" not in plain.out
+    r = play(tmp_path, text, "-e", f"marker={marker}", "--check", "--diff")
+    assert r.rc == 0 and not marker.exists()
+    assert f"    change: touch {marker}" in r.out.splitlines()
+
+
 # --------------------------------------------------------------------------- variables
 
 

@@ -6,46 +6,19 @@ which undos ran is read back from the database, not from the output.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pymysql
 import pytest
 
+from tests.cliutil import cli, out_of, rows, run_id_of
 from tests.sshd import SshdServer
 
 pytestmark = pytest.mark.integration
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def cli(*args: str, cwd: Path, home: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home))
-    env.pop("RUNBOOK_FAULT_KILL_AT_SEQ", None)
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def out_of(res: subprocess.CompletedProcess[str]) -> str:
-    out = res.stdout + res.stderr
-    assert "Traceback" not in out, out
-    return out
-
-
-def run_id_of(res: subprocess.CompletedProcess[str]) -> str:
-    m = re.search(r"RUN_ID (\S+)", res.stdout)
-    assert m, res.stdout + res.stderr
-    return m.group(1)
-
-
-def rows(db: pymysql.connections.Connection, sql: str) -> list[tuple]:
-    with db.cursor() as cur:
-        cur.execute(sql)
-        return list(cur.fetchall())
 
 
 def log(db: pymysql.connections.Connection, schema: str) -> list[str]:
