@@ -276,7 +276,8 @@ def ssh_settings(host: Host) -> SshSettings:
     key = v("ssh_key")
     return SshSettings(
         host=str(v("ssh_host", host.name)),
-        port=int(v("ssh_port", 22) or 22) if host.vars.get("ssh_port") is not None else 0,
+        # 22 also means "not set": a Port in ~/.ssh/config then applies (see transport.ssh).
+        port=int(v("ssh_port", 22) or 22),
         user=v("ssh_user"),
         key_file=os.path.expanduser(str(key)) if key else None,
         password=_secret(v("ssh_password")),
