@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InputError, Problem, Source, ValidationFailed
+from engine.errors import ConnectError, InputError, Problem, Source, ValidationFailed
 from engine.model import Host, HostKeyPolicy, MysqlSettings, SshSettings
 from engine.secrets import SECRET_KEY, Secret
 from engine.templating import ENGINE, lazify
@@ -71,8 +71,34 @@ def _normalise_vars(vars_: Any, file: str, path: list[Any], problems: list[Probl
         if not isinstance(k, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
             problems.append(Problem(key_source(vars_, k, file), ".".join(map(str, path)), f"{k!r} is not a valid variable name"))
             continue
+        why = _connection_value_problem(_canon(k), v)
+        if why:
+            problems.append(Problem(source_at(root, path + [k], file), ".".join(map(str, path + [k])), why[0], why[1]))
         out[_canon(k)] = v
     return out
+
+
+_CHOICES = {
+    "connection": ("ssh", "local"),
+    "mysql_via": ("direct", "tunnel"),
+    "ssh_host_key_checking": ("strict", "accept-new", "off", True, False),
+}
+
+
+def _connection_value_problem(key: str, value: Any) -> tuple[str, str] | None:
+    """Connection variables are checked when the inventory loads, not when a step first
+    connects halfway through a run. Templated values are checked once rendered."""
+    if isinstance(value, str) and "{{" in value:
+        return None
+    if key in ("ssh_port", "mysql_port"):
+        port = value if isinstance(value, int) and not isinstance(value, bool) else (int(value) if isinstance(value, str) and value.isdigit() else None)
+        if port is None or not 1 <= port <= 65535:
+            return f"{key} must be a port number (1-65535), not {value!r}", f"e.g. {key}: {22 if key == 'ssh_port' else 3306}"
+    if key in _CHOICES and value not in _CHOICES[key]:
+        return f"{key} must be one of {', '.join(str(c) for c in _CHOICES[key] if not isinstance(c, bool))}, not {value!r}", "fix the inventory"
+    if key in ("ssh_connect_timeout", "mysql_connect_timeout") and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+        return f"{key} must be a positive number of seconds, not {value!r}", "e.g. 10"
+    return None
 
 
 def load_inventories(paths: list[str]) -> Inventory:
@@ -263,6 +289,20 @@ def _secret(value: Any) -> Secret | None:
 
 
 def ssh_settings(host: Host) -> SshSettings:
+    try:
+        return _ssh_settings(host)
+    except (ValueError, TypeError) as exc:  # a templated port or timeout that rendered to nonsense
+        raise ConnectError(f"host {host.name}: bad SSH settings: {exc}", hint="fix the inventory variables") from None
+
+
+def mysql_settings(host: Host) -> MysqlSettings:
+    try:
+        return _mysql_settings(host)
+    except (ValueError, TypeError) as exc:
+        raise ConnectError(f"host {host.name}: bad MySQL settings: {exc}", hint="fix the inventory variables") from None
+
+
+def _ssh_settings(host: Host) -> SshSettings:
     v = lambda k, d=None: _render_host_var(host, k, d)
     policy = str(v("ssh_host_key_checking", "strict")).lower()
     if policy in ("true", "yes", "on"):
@@ -288,7 +328,7 @@ def ssh_settings(host: Host) -> SshSettings:
     )
 
 
-def mysql_settings(host: Host) -> MysqlSettings:
+def _mysql_settings(host: Host) -> MysqlSettings:
     v = lambda k, d=None: _render_host_var(host, k, d)
     via = str(v("mysql_via", "direct"))
     if via not in ("direct", "tunnel"):

@@ -109,7 +109,8 @@ def test_bad_connection(tmp_path: Path) -> None:
     p.write_text("all:\n  hosts:\n    h: {connection: telnet}\n")
     with pytest.raises(ValidationFailed) as info:
         load_inventories([str(p)])
-    assert "connection must be ssh or local" in info.value.render()
+    assert "connection must be one of ssh, local, not 'telnet'" in info.value.render()
+    assert info.value.problems[0].source.line == 3  # at the value, not at the host
 
 
 def test_no_inventory_is_localhost() -> None:
@@ -237,3 +238,16 @@ def test_mysql_settings_defaults(inv) -> None:  # type: ignore[no-untyped-def]
     assert (web.host, web.port, web.user, web.password, web.via) == ("127.0.0.1", 3306, "root", None, "direct")
     db1 = mysql_settings(inv.hosts["db1"])
     assert db1.host == "10.0.0.5"  # direct to the ssh host unless mysql_host says otherwise
+
+
+def test_connection_values_are_checked_when_the_inventory_loads(tmp_path):
+    from engine.errors import ValidationFailed
+
+    path = tmp_path / "inv.yml"
+    path.write_text("all:\n  hosts:\n    db1: {ssh_port: abc, mysql_port: 70000, mysql_via: pigeon}\n"
+                    "    db2: {ssh_port: '{{ port }}', mysql_port: '3307', ssh_host_key_checking: accept-new}\n")
+    with pytest.raises(ValidationFailed) as info:
+        load_inventories([str(path)])
+    got = [(p.source.line, p.source.col, p.path) for p in info.value.problems]
+    assert got == [(3, 21, "all.hosts.db1.ssh_port"), (3, 38, "all.hosts.db1.mysql_port"), (3, 56, "all.hosts.db1.mysql_via")]
+    assert "must be a port number" in info.value.problems[0].message
