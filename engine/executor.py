@@ -26,7 +26,7 @@ from engine.context import ActionContext, Connections
 from engine.errors import CommandTimeout, ConnectError, Interrupted, RunbookError, SqlError, TemplateError
 from engine.model import Host, Status, Step, StepResult
 from engine.secrets import MASKER
-from engine.templating import ENGINE, lazify, names_in
+from engine.templating import ENGINE, has_template, lazify, names_in
 
 if TYPE_CHECKING:
     from engine.journal import Journal
@@ -220,6 +220,12 @@ class Executor:
         cls = get_action(step.action)
         timeout = step.timeout
         args = step.args if cls.renders_own_args else ENGINE.render(step.args, vars_)
+        if not cls.renders_own_args and has_template(step.args):
+            from engine.loader import rendered_problems
+
+            bad = rendered_problems(cls, args)
+            if bad:
+                raise TemplateError("after rendering, " + "; ".join(bad), hint="check the variables these arguments use")
         ctx = self.context(step, hs, vars_, timeout)
         action = cls(args, ctx)
 
@@ -300,7 +306,11 @@ class Executor:
     def _apply_with_retries(self, step: Step, action: Action, vars_: dict[str, Any]) -> StepResult:
         retries = step.retries
         if isinstance(retries, str):
-            retries = int(ENGINE.render(retries, vars_))
+            rendered = ENGINE.render(retries, vars_)
+            try:
+                retries = int(rendered)
+            except (TypeError, ValueError):
+                raise TemplateError(f"retries: {rendered!r} is not a number of retries", source=step.source) from None
         if retries is None:
             retries = 3 if step.until is not None else 0
         attempts = 0

@@ -461,6 +461,13 @@ def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str) 
     return problems
 
 
+def rendered_problems(cls: Any, args: Any) -> list[str]:
+    """Validation's checks again, on arguments after their templates gave values: a
+    ``need: "{{ size }}"`` that rendered to ``abc`` fails its step with this, not deep inside
+    the action."""
+    return [f"{p.path}: {p.message}" for p in _param_problems(cls, args, None, [cls.name], "")]
+
+
 # --------------------------------------------------------------------------- templates
 
 

@@ -456,3 +456,12 @@ def test_no_color_on_a_terminal(tmp_path: Path, no_color: bool) -> None:
     out = _pty_run([sys.executable, "-m", "engine.cli", "play", "rb.yml", "--journal-dir", str(tmp_path / "j")], env, tmp_path)
     assert b"hello" in out and b"Traceback" not in out
     assert (b"\x1b[" in out) is not no_color
+
+
+def test_arguments_are_checked_again_after_rendering(tmp_path: Path) -> None:
+    text = rb(stage("s", "      - name: wait\n        pause: {seconds: '{{ how_long }}'}\n"
+                         "      - name: retry\n        shell: 'true'\n        retries: '{{ how_long }}'\n"))
+    r = play(tmp_path, text, "-e", "how_long=soon")
+    assert r.rc == 1
+    assert "after rendering, pause.seconds: 'soon' is not a duration" in r.line("wait")
+    assert "internal error" not in r.out
