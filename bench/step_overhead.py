@@ -133,6 +133,26 @@ def journal_share(work: Path, inv: Path, n: int) -> float:
     return best
 
 
+def in_process_sql(work: Path, inv: Path, n: int) -> float:
+    """Seconds per SQL step of an in-process play with no journal and no CLI: the engine's
+    own cost plus the query, without process start-up noise."""
+    from engine.inventory import load_inventories
+    from engine.loader import load_runbook
+    from engine.play import Play, PlayOptions
+    from engine.report.console import Console
+
+    rb = load_runbook(str(work / f"sql-{n + 1}.yml")).runbook
+    play = Play(rb, load_inventories([str(inv)]), PlayOptions(), Console(out=io.StringIO()), run_id="bench", journal=None)
+    play.run()  # connections open, templates compiled
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        play.run()
+        best = min(best, (time.perf_counter() - t0) / (n + 1))
+    play.close()
+    return best
+
+
 def ansible_per_task(sshd, work: Path, n: int) -> float | None:
     exe = shutil.which("ansible-playbook")
     if exe is None:
@@ -180,6 +200,7 @@ def main() -> None:
             ssh_raw = raw_ssh(sshd, n)
             sql_raw = raw_sql(n)
             journal = journal_share(work, inv, n)
+            sql_inproc = in_process_sql(work, inv, n)
             ansible = ansible_per_task(sshd, work, args.ansible_steps)
         finally:
             sshd.stop()
@@ -188,6 +209,7 @@ def main() -> None:
     print(f"  shell over SSH: {ms(shell_step)} per step; bare paramiko exec {ms(ssh_raw)} → engine overhead {ms(shell_step - ssh_raw)}")
     print(f"  SQL:            {ms(sql_step)} per step; bare PyMySQL query {ms(sql_raw)} → engine overhead {ms(sql_step - sql_raw)}")
     print(f"  journal (intent + outcome, fdatasync'd), share of the above: {ms(journal)} per step")
+    print(f"  SQL in-process without journal or CLI: {ms(sql_inproc)} per step → engine alone {ms(sql_inproc - sql_raw)}")
     if ansible is None:
         print("  ansible-playbook: not installed (pip install ansible-core) — no comparison")
     else:

@@ -8,6 +8,7 @@ before it reaches the console, the journal or a report.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from typing import Any
@@ -75,19 +76,29 @@ class Masker:
         return pattern.sub(MASK, text)
 
     def data(self, value: Any) -> Any:
-        """A copy of ``value`` with secrets masked: strings, lists, dicts, Secrets."""
-        if isinstance(value, Secret):
-            return MASK
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {
-                k: (MASK if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "") else self.data(v))
-                for k, v in value.items()
-            }
-        if isinstance(value, (list, tuple)):
-            return [self.data(v) for v in value]
-        return value
+        """A copy of ``value`` with secrets masked: strings, lists, dicts, Secrets. Values
+        under a secret-looking key (``password``, ``token``...) are masked whatever they hold."""
+        pattern = self._pattern
+        secret_key = self._secret_key
+
+        def walk(v: Any) -> Any:
+            if isinstance(v, str):
+                return pattern.sub(MASK, v) if pattern is not None and v else v
+            if isinstance(v, dict):
+                return {k: (MASK if isinstance(k, str) and secret_key(k) and x not in (None, "") else walk(x)) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [walk(x) for x in v]
+            if isinstance(v, Secret):
+                return MASK
+            return v
+
+        return walk(value)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=4096)
+    def _secret_key(key: str) -> bool:
+        # The same few keys (rows' columns, changed, failed, ...) come back on every record.
+        return SECRET_KEY.search(key) is not None
 
     def clear(self) -> None:
         with self._lock:
