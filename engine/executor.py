@@ -13,8 +13,6 @@ capabilities (STYLE §1, §2):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,7 +24,8 @@ from engine.context import ActionContext, Connections
 from engine.errors import CommandTimeout, ConnectError, Interrupted, RunbookError, SqlError, TemplateError
 from engine.model import Host, Status, Step, StepResult
 from engine.secrets import MASKER
-from engine.templating import ENGINE, has_template, lazify, names_in
+from engine.stepargs import args_digest, captured, loop_sees_item, sql_view
+from engine.templating import ENGINE, has_template, lazify
 
 if TYPE_CHECKING:
     from engine.journal import Journal
@@ -76,11 +75,6 @@ def variables(env: StepEnv, hs: HostState, stage: str) -> dict[str, Any]:
     out.update(env.extra_vars)
     out.update(env.magic(hs, stage))
     return out
-
-
-def args_digest(action: str, args: Any) -> str:
-    text = json.dumps([action, MASKER.data(args)], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _classify(exc: BaseException) -> StepResult:
@@ -153,7 +147,7 @@ class Executor:
         try:
             cls = get_action(step.action)
             if cls.renders_own_args:
-                view = _sql_view(step.args, vars_)
+                view = sql_view(step.args, vars_)
             elif step.loop is not None:
                 view = [step.args, ENGINE.render(step.loop, vars_)]
             else:
@@ -169,7 +163,7 @@ class Executor:
             hs.facts.update(result.data.get("facts", {}))
 
     def _run_loop(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int) -> StepResult:
-        if step.when is not None and not _loop_sees_item(step) and not ENGINE.truth(step.when, vars_):
+        if step.when is not None and not loop_sees_item(step) and not ENGINE.truth(step.when, vars_):
             return StepResult(Status.SKIPPED, msg="when: false", data={"results": []}, items=[])
         items = ENGINE.render(step.loop, vars_)
         if isinstance(items, dict):
@@ -251,7 +245,7 @@ class Executor:
                                     data=result.data, evidence=result.evidence)
         if step.undo is not None and result.status is Status.CHANGED:
             result.undo = {"kind": "explicit", "action": next(iter(step.undo)), "args": step.undo[next(iter(step.undo))],
-                           "vars": _captured(step.undo, vars_)}
+                           "vars": captured(step.undo, vars_)}
         elif result.undo is not None and not (isinstance(result.undo, dict) and result.undo.get("kind")):
             result.undo = {"kind": "builtin", "action": step.action, "record": result.undo}
         return self._verdict(step, result, vars_)
@@ -373,38 +367,3 @@ class Executor:
         if ignore and result.status is Status.FAILED:
             result.ignored = True
         return result
-
-
-def _loop_sees_item(step: Step) -> bool:
-    """Ansible evaluates ``when`` per item when it mentions the loop variable."""
-    conds = step.when if isinstance(step.when, list) else [step.when]
-    texts = [c if "{{" in str(c) else "{{ " + str(c) + " }}" for c in conds]
-    return step.loop_var in names_in(texts)
-
-
-def _captured(undo: dict[str, Any], vars_: dict[str, Any]) -> dict[str, Any]:
-    """The variables an explicit undo's templates read, captured at do time, so rollback
-    renders it exactly as it would have been then."""
-    from engine.actions._util import plain
-
-    out: dict[str, Any] = {}
-    for name in names_in([undo]):
-        if name in vars_:
-            try:
-                out[name] = plain(ENGINE.render("{{ " + name + " }}", vars_))
-            except TemplateError:
-                continue
-    return out
-
-
-def _sql_view(args: Any, vars_: dict[str, Any]) -> Any:
-    """For the digest of an action that renders its own args: the rendered statements."""
-    from engine.actions.sql import rendered_statements
-
-    text = args if isinstance(args, str) else args.get("query") if isinstance(args, dict) else None
-    if isinstance(text, str):
-        try:
-            return rendered_statements(text, vars_)
-        except TemplateError:
-            return args
-    return args

@@ -23,6 +23,7 @@ from typing import Any
 
 from engine.errors import ConnectError, InputError, Problem, Source, ValidationFailed
 from engine.model import Host, HostKeyPolicy, MysqlSettings, SshSettings
+from engine.schema_messages import did_you_mean
 from engine.secrets import SECRET_KEY, Secret
 from engine.templating import ENGINE, lazify
 from engine.yamlio import key_source, load_yaml, source_at
@@ -126,7 +127,7 @@ def load_inventories(paths: list[str]) -> Inventory:
             return
         for key in body:
             if key not in GROUP_KEYS:
-                hint = _did_you_mean(str(key), GROUP_KEYS)
+                hint = did_you_mean(str(key), sorted(GROUP_KEYS))
                 problems.append(Problem(key_source(body, key, file), ".".join(map(str, path)), f"unknown key {key!r} in group {name}", hint))
         group_vars.setdefault(name, {}).update(_normalise_vars(body.get("vars"), file, path + ["vars"], problems, root))
         hosts = body.get("hosts") or {}
@@ -259,15 +260,8 @@ def pattern_problems(pattern: str, inv: Inventory) -> str | None:
     if match_pattern(pattern, inv):
         return None
     known = sorted(set(inv.hosts) | set(inv.groups))
-    hint = _did_you_mean(pattern.lstrip("&!~"), known)
+    hint = did_you_mean(pattern.lstrip("&!~"), known)
     return f"pattern {pattern!r} matches no host" + (f" ({hint})" if hint else f"; hosts and groups: {', '.join(known[:12])}")
-
-
-def _did_you_mean(word: str, choices: Any) -> str | None:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
 
 
 # --------------------------------------------------------------------------- connection settings

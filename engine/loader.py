@@ -2,12 +2,12 @@
 
 Order: YAML (with marks) → structural JSON Schema → per-action params schemas → semantics
 (one action per step, unique names, durations, imports) → templates (syntax everywhere, and
-variables that are certainly undefined). Nothing here touches a host.
+variables that are certainly undefined). Nothing here touches a host. Schema errors are worded
+by :mod:`engine.schema_messages`; template syntax is checked by :mod:`engine.template_checks`.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -21,8 +21,10 @@ from engine.durations import parse_duration
 from engine.errors import InputError, Problem, Source, ValidationFailed
 from engine.model import OnFailure, Runbook, Stage, Step
 from engine.schema import STAGE_KEYWORDS, STEP_KEYWORDS, runbook_schema
-from engine.templating import ENGINE, QUOTED_HINT, has_template, quoted_value_placeholders
-from engine.yamlio import MDict, MList, key_source, load_yaml, source_at
+from engine.schema_messages import did_you_mean, path_str, schema_problems, type_name
+from engine.template_checks import check_condition, check_templates
+from engine.templating import QUOTED_HINT, has_template, quoted_value_placeholders
+from engine.yamlio import key_source, load_yaml, source_at
 
 MAGIC_VARS = {"inventory_hostname", "hostvars", "groups", "run_id", "stage", "check_mode", "group_names",
               "play_hosts", "ansible_check_mode", "inventory_hostname_short", "omit"}
@@ -56,95 +58,6 @@ def _validator() -> jsonschema.protocols.Validator:
     return _VALIDATOR
 
 
-def _did_you_mean(word: str, choices: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
-
-
-def _path_str(path: list[Any]) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            MList: "a list", dict: "a mapping", MDict: "a mapping"}.get(type(value), type(value).__name__)
-
-
-def schema_problems(validator: Any, instance: Any, root: Any, base: list[Any], file: str,
-                    allowed_for: Any = None) -> list[Problem]:
-    """jsonschema errors → Problems with positions and plain-English messages. Errors on values
-    that are templates are dropped: they can only be checked once rendered."""
-    problems: list[Problem] = []
-    for err in validator.iter_errors(instance):
-        path = base + list(err.absolute_path)
-        if isinstance(err.instance, str) and has_template(err.instance):
-            continue
-        src = source_at(root, path, file)
-        where = _path_str(path)
-        v = err.validator
-        if v == "additionalProperties":
-            allowed = sorted((err.schema.get("properties") or {}).keys())
-            # The instance may be a filtered copy (the top level is checked without its stages):
-            # take key positions from the document itself.
-            owner = err.instance if isinstance(err.instance, MDict) else _node_at(root, path)
-            for key in err.instance:
-                if key in allowed or not isinstance(err.instance, dict):
-                    continue
-                hint = _did_you_mean(str(key), allowed + (allowed_for(path) if allowed_for else []))
-                problems.append(Problem(key_source(owner, key, file), where, f"unknown key {key!r}",
-                                        hint or f"allowed: {', '.join(allowed[:15])}"))
-        elif v == "required":
-            missing = err.message.split("'")[1] if "'" in err.message else err.message
-            problems.append(Problem(src, where, f"missing required key {missing!r}"))
-        elif v == "type":
-            want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
-            problems.append(Problem(src, where, f"must be {' or '.join(_type_name({'string': '', 'integer': 0, 'number': 0.5, 'boolean': True, 'array': [], 'object': {}, 'null': None}.get(w)) for w in want)}, not {_type_name(err.instance)}"))
-        elif v == "enum":
-            problems.append(Problem(src, where, f"{err.instance!r} is not allowed", f"use one of: {', '.join(map(str, err.validator_value))}"))
-        elif v == "minItems":
-            problems.append(Problem(src, where, "must not be empty"))
-        elif v == "pattern" and err.schema.get("pattern", "").startswith("^[A-Za-z_]"):
-            problems.append(Problem(src, where, f"{err.instance!r} is not a valid name", "use letters, digits and _"))
-        elif v in ("anyOf", "oneOf") and _pattern_kind(err.schema):
-            problems.append(Problem(src, where, f"{err.instance!r} is not {_pattern_kind(err.schema)}"))
-        elif v in ("anyOf", "oneOf"):
-            desc = err.schema.get("description")
-            problems.append(Problem(src, where, f"{err.instance!r} is not valid here" + (f": expected {desc}" if desc else "")))
-        elif v == "propertyNames":
-            problems.append(Problem(src, where, f"{err.instance!r} is not a valid variable name" if not isinstance(err.instance, dict) else err.message))
-        else:
-            problems.append(Problem(src, where, err.message))
-    return problems
-
-
-def _pattern_kind(schema: Any) -> str | None:
-    """'a size (e.g. 20G)' when a schema is the sizes module's size or percentage, so the
-    message says what was expected (STYLE: ``'20' is not a percentage (e.g. 20%)``)."""
-    from engine.sizes import PERCENT_PATTERN, SIZE_PATTERN
-
-    patterns = {sub.get("pattern") for sub in schema.get("anyOf", schema.get("oneOf", [])) if isinstance(sub, dict)}
-    if PERCENT_PATTERN in patterns:
-        return "a percentage (e.g. 20%)"
-    if SIZE_PATTERN in patterns:
-        return "a size (e.g. 20G, 512M, 1.5T)"
-    return None
-
-
-def _node_at(root: Any, path: list[Any]) -> Any:
-    node = root
-    for part in path:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return node
-
-
 # --------------------------------------------------------------------------- loading
 
 
@@ -160,7 +73,7 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
         raise ValidationFailed([Problem(exc.source or Source(str(path)), "", exc.message, exc.hint)]) from None
     file = str(path)
     if not isinstance(data, dict):
-        raise ValidationFailed([Problem(Source(file, 1, 1), "", f"a runbook is a mapping with name and stages, not {_type_name(data)}")])
+        raise ValidationFailed([Problem(Source(file, 1, 1), "", f"a runbook is a mapping with name and stages, not {type_name(data)}")])
     problems: list[Problem] = []
     warnings: list[Problem] = []
     files = [file]
@@ -211,7 +124,7 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
         if stage is None:
             continue
         if stage.name in stage_names:
-            problems.append(Problem(source_at(root, spath + ["name"], sfile), _path_str(spath + ["name"]),
+            problems.append(Problem(source_at(root, spath + ["name"], sfile), path_str(spath + ["name"]),
                                     f"duplicate stage name {stage.name!r} (first at {stage_names[stage.name]})", "stage names must be unique"))
         else:
             stage_names[stage.name] = stage.source
@@ -221,10 +134,10 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
     if "budget" in data:
         budget = _duration(data["budget"], data, ["budget"], file, problems)
     rb_vars = data.get("vars") if isinstance(data.get("vars"), dict) else {}
-    _check_templates(rb_vars, data, ["vars"], file, problems)
+    check_templates(rb_vars, data, ["vars"], file, problems)
     for key in ("name", "description", "targets"):
         if isinstance(data.get(key), str):
-            _check_templates(data[key], data, [key], file, problems)
+            check_templates(data[key], data, [key], file, problems)
     if problems and not partial:
         raise ValidationFailed(problems)
     rb = Runbook(
@@ -244,15 +157,15 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
 def _duration(value: Any, root: Any, path: list[Any], file: str, problems: list[Problem]) -> float | None:
     if isinstance(value, str) and has_template(value):
         # The model holds seconds: a template here would be silently dropped (no timeout!).
-        problems.append(Problem(source_at(root, path, file), _path_str(path), f"{value!r}: a template is not allowed here",
+        problems.append(Problem(source_at(root, path, file), path_str(path), f"{value!r}: a template is not allowed here",
                                 "write the duration itself, e.g. 30s, 5m, 1h30m"))
         return None
     try:
         return parse_duration(value)
     except ValueError as exc:
         # One message per mistake: this one says more than the schema's generic "not valid here".
-        problems[:] = [p for p in problems if not (p.path == _path_str(path) and p.source.file == file)]
-        problems.append(Problem(source_at(root, path, file), _path_str(path), str(exc)))
+        problems[:] = [p for p in problems if not (p.path == path_str(path) and p.source.file == file)]
+        problems.append(Problem(source_at(root, path, file), path_str(path), str(exc)))
         return None
 
 
@@ -261,11 +174,11 @@ def _build_stage(raw: dict[str, Any], root: Any, file: str, spath: list[Any], in
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         if "name" not in raw:
-            problems.append(Problem(source_at(root, spath, file), _path_str(spath), "a stage needs a name", "add name: assess (for example)"))
+            problems.append(Problem(source_at(root, spath, file), path_str(spath), "a stage needs a name", "add name: assess (for example)"))
         return None
     steps_raw = raw.get("steps")
     if steps_raw is None:
-        problems.append(Problem(source_at(root, spath, file), _path_str(spath), f"stage {name!r} has no steps", "add steps: [...]"))
+        problems.append(Problem(source_at(root, spath, file), path_str(spath), f"stage {name!r} has no steps", "add steps: [...]"))
         steps_raw = []
     steps: list[Step] = []
     seen: dict[str, Source] = {}
@@ -278,19 +191,19 @@ def _build_stage(raw: dict[str, Any], root: Any, file: str, spath: list[Any], in
             if step is None:
                 continue
             if step.name in seen:
-                problems.append(Problem(source_at(root, path + ["name"], file), _path_str(path + ["name"]),
+                problems.append(Problem(source_at(root, path + ["name"], file), path_str(path + ["name"]),
                                         f"duplicate step name {step.name!r} in stage {name!r} (first at {seen[step.name]})", "step names must be unique in a stage"))
             else:
                 seen[step.name] = step.source
             steps.append(step)
     for key in ("confirm", "targets"):
         if isinstance(raw.get(key), str):
-            _check_templates(raw[key], root, spath + [key], file, problems)
+            check_templates(raw[key], root, spath + [key], file, problems)
     if isinstance(raw.get("on_failure"), str) and has_template(raw["on_failure"]):
-        problems.append(Problem(source_at(root, spath + ["on_failure"], file), _path_str(spath + ["on_failure"]),
+        problems.append(Problem(source_at(root, spath + ["on_failure"], file), path_str(spath + ["on_failure"]),
                                 f"{raw['on_failure']!r}: a template is not allowed here", "use one of: abort, rollback, continue"))
     if "when" in raw:
-        _check_condition(raw["when"], root, spath + ["when"], file, problems)
+        check_condition(raw["when"], root, spath + ["when"], file, problems)
     return Stage(
         name=name,
         steps=tuple(steps),
@@ -322,18 +235,18 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
     if not actions:
         unknown = [k for k in raw if k not in STEP_KEYWORDS and k not in REGISTRY]
         if not unknown:  # unknown keys were reported by the schema with a did-you-mean
-            problems.append(Problem(src, _path_str(path), "a step needs exactly one action, found none",
+            problems.append(Problem(src, path_str(path), "a step needs exactly one action, found none",
                                     f"actions: {', '.join(sorted(REGISTRY))}"))
         return None
     if len(actions) > 1:
-        problems.append(Problem(key_source(raw, actions[1], file), _path_str(path),
+        problems.append(Problem(key_source(raw, actions[1], file), path_str(path),
                                 f"a step has exactly one action, found {len(actions)}: {', '.join(actions)}", "split it into two steps"))
         return None
     action = actions[0]
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
         if "name" not in raw:
-            problems.append(Problem(src, _path_str(path), f"the {action} step needs a name", "names identify steps in the journal, resume and reports"))
+            problems.append(Problem(src, path_str(path), f"the {action} step needs a name", "names identify steps in the journal, resume and reports"))
         return None
     args = raw[action]
     cls = REGISTRY[action]
@@ -341,40 +254,40 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
     if action == "sql":
         for text in _sql_texts(args):
             if "| raw" in text.replace("|raw", "| raw"):
-                warnings.append(Problem(source_at(root, path + [action], file), _path_str(path + [action]),
+                warnings.append(Problem(source_at(root, path + [action], file), path_str(path + [action]),
                                         "'| raw' splices text into SQL verbatim", "make sure the value can never come from untrusted input", warning=True))
-    _check_templates(args, root, path + [action], file, problems)
+    check_templates(args, root, path + [action], file, problems)
     for sql_path, text in _sql_places(action, raw):
         for block in quoted_value_placeholders(text):
-            problems.append(Problem(source_at(root, path + sql_path, file), _path_str(path + sql_path),
+            problems.append(Problem(source_at(root, path + sql_path, file), path_str(path + sql_path),
                                     f"{block} is inside quotes in SQL text: the value is a bound parameter and brings its own quotes "
                                     "(quoted, it would be spliced as SQL)", QUOTED_HINT))
     for cond in ("when", "until", "failed_when", "changed_when"):
         if cond in raw:
-            _check_condition(raw[cond], root, path + [cond], file, problems)
+            check_condition(raw[cond], root, path + [cond], file, problems)
     for key in ("loop", "creates", "ignore_errors", "retries"):
         if isinstance(raw.get(key), str):
-            _check_templates(raw[key], root, path + [key], file, problems)
+            check_templates(raw[key], root, path + [key], file, problems)
     unless = raw.get("unless")
     if isinstance(unless, str) and action not in ("sql", "shell"):
-        problems.append(Problem(source_at(root, path + ["unless"], file), _path_str(path + ["unless"]),
+        problems.append(Problem(source_at(root, path + ["unless"], file), path_str(path + ["unless"]),
                                 f"a plain unless: works on sql and shell steps; on a {action} step say which probe",
                                 "write unless: {sql: '...'} or unless: {shell: '...'}"))
     if unless is not None:
-        _check_templates(unless, root, path + ["unless"], file, problems)
+        check_templates(unless, root, path + ["unless"], file, problems)
     undo = raw.get("undo")
     if isinstance(undo, dict):
         undo_actions = [k for k in undo if k in REGISTRY]
         if len(undo_actions) != 1 or len(undo) != 1:
-            problems.append(Problem(source_at(root, path + ["undo"], file), _path_str(path + ["undo"]),
+            problems.append(Problem(source_at(root, path + ["undo"], file), path_str(path + ["undo"]),
                                     "undo: is one action mapping, e.g. {sql: 'DROP TABLE t'}",
-                                    _did_you_mean(str(next(iter(undo), "")), sorted(REGISTRY)) if undo and not undo_actions else None))
+                                    did_you_mean(str(next(iter(undo), "")), sorted(REGISTRY)) if undo and not undo_actions else None))
         else:
             problems += _param_problems(REGISTRY[undo_actions[0]], undo[undo_actions[0]], root, path + ["undo", undo_actions[0]], file)
-            _check_templates(undo, root, path + ["undo"], file, problems)
+            check_templates(undo, root, path + ["undo"], file, problems)
     retries = raw.get("retries")
     if isinstance(retries, str) and not has_template(retries) and not retries.strip().isdigit():
-        problems.append(Problem(source_at(root, path + ["retries"], file), _path_str(path + ["retries"]),
+        problems.append(Problem(source_at(root, path + ["retries"], file), path_str(path + ["retries"]),
                                 f"{retries!r} is not a number of retries", "e.g. retries: 3"))
     delay = _duration(raw["delay"], root, path + ["delay"], file, problems) if "delay" in raw else None
     timeout = _duration(raw["timeout"], root, path + ["timeout"], file, problems) if "timeout" in raw else None
@@ -457,7 +370,7 @@ def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str) 
     if not problems and not (isinstance(args, str) and has_template(args)):
         for suffix, message in cls.static_problems(args):
             full = path + [s for s in suffix.split(".") if s] if suffix else path
-            problems.append(Problem(source_at(root, full, file), _path_str(full), message))
+            problems.append(Problem(source_at(root, full, file), path_str(full), message))
     return problems
 
 
@@ -466,39 +379,6 @@ def rendered_problems(cls: Any, args: Any) -> list[str]:
     ``need: "{{ size }}"`` that rendered to ``abc`` fails its step with this, not deep inside
     the action."""
     return [f"{p.path}: {p.message}" for p in _param_problems(cls, args, None, [cls.name], "")]
-
-
-# --------------------------------------------------------------------------- templates
-
-
-def _check_templates(value: Any, root: Any, path: list[Any], file: str, problems: list[Problem]) -> None:
-    if isinstance(value, str):
-        if "{{" in value or "{%" in value:
-            err = ENGINE.syntax_error(value)
-            if err:
-                problems.append(Problem(source_at(root, path, file), _path_str(path), err, "check the {{ }} braces and the expression"))
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_templates(v, root, path + [k], file, problems)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_templates(v, root, path + [i], file, problems)
-
-
-def _check_condition(value: Any, root: Any, path: list[Any], file: str, problems: list[Problem]) -> None:
-    items = value if isinstance(value, list) else [value]
-    for i, cond in enumerate(items):
-        if isinstance(cond, str):
-            text = cond if "{{" in cond else "{{ " + cond + " }}"
-            err = ENGINE.syntax_error(text)
-            if err:
-                p = path + [i] if isinstance(value, list) else path
-                problems.append(Problem(source_at(root, p, file), _path_str(p), err, "a condition is a Jinja2 expression without braces, e.g. facts.read_only == false"))
-
-
-def condition_text(cond: Any) -> list[str]:
-    items = cond if isinstance(cond, list) else [cond]
-    return [c if "{{" in c else "{{ " + c + " }}" for c in items if isinstance(c, str)]
 
 
 def digest_files(paths: list[str] | tuple[str, ...]) -> dict[str, str]:

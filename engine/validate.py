@@ -9,8 +9,9 @@ from typing import Any
 
 from engine.errors import Problem, RunbookError, Source
 from engine.inventory import Inventory, pattern_problems
-from engine.loader import MAGIC_VARS, condition_text
+from engine.loader import MAGIC_VARS
 from engine.model import Runbook, Stage, Step
+from engine.template_checks import condition_text
 from engine.templating import ENGINE, required_names
 from engine.yamlio import MDict, load_yaml, source_at
 

@@ -3,14 +3,13 @@
 The first ``run()`` connects; every later command and every MySQL tunnel opens a channel on the
 same transport, so a command costs one channel round trip, not a handshake. No paramiko or socket
 exception leaves this module: failures become a one-line :class:`ConnectError` (unreachable,
-refused, host key, authentication, dropped connection) or :class:`CommandTimeout`.
+refused, host key, authentication, dropped connection) or :class:`CommandTimeout`. Host-key
+checks and key loading live in :mod:`engine.transport.sshkeys`, under the same rule.
 """
 
 from __future__ import annotations
 
-import base64
 import getpass
-import hashlib
 import os
 import re
 import select
@@ -24,8 +23,9 @@ from typing import Any
 import paramiko
 
 from engine.errors import CommandTimeout, ConnectError, InputError
-from engine.model import CommandResult, HostKeyPolicy, SshSettings
+from engine.model import CommandResult, SshSettings
 from engine.secrets import MASKER
+from engine.transport.sshkeys import agent_keys, check_host_key, fingerprint, known_keys, load_key, prefer_known_key_types
 
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 _CHUNK = 65536
@@ -33,12 +33,6 @@ _INLINE_STDIN = 16 * 1024  # within any server's first window (OpenSSH 2 MB, dro
 _MAX_HOPS = 5  # ProxyJump chains longer than this are a config loop
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NET_ERRORS = (paramiko.SSHException, OSError, EOFError)
-_KNOWN_HOSTS_LOCK = threading.Lock()  # parallel hosts may accept-new into one file
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """The key's fingerprint as OpenSSH prints it: ``SHA256:`` + unpadded base64."""
-    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
 
 
 @dataclass(frozen=True)
@@ -162,15 +156,16 @@ class SshShell:
             self._target = _resolve(self.settings, use_config_jump=self._via is None)
         t = self._target
         known_path = os.path.expanduser(self.settings.known_hosts or "~/.ssh/known_hosts")
-        known = self._known_keys(known_path, t.known_name)
+        known = known_keys(known_path, t.known_name)
         sock = self._open_socket(t)
         transport: paramiko.Transport | None = None
         try:
             transport = paramiko.Transport(sock)
             transport.set_keepalive(30)  # long silent steps must not lose the connection to a NAT
-            self._prefer_known_key_types(transport, known)
+            prefer_known_key_types(transport, known)
             transport.start_client(timeout=self.settings.connect_timeout)
-            self._check_host_key(t, transport.get_remote_server_key(), known, known_path)
+            check_host_key(transport.get_remote_server_key(), known, known_path, policy=self.settings.host_key_checking,
+                           known_name=t.known_name, hostname=t.hostname, port=t.port)
             self._authenticate(t, transport)
             return transport
         except ConnectError:
@@ -220,85 +215,6 @@ class SshShell:
         assert shell is not None  # split() yields at least one hop
         return shell
 
-    # -- host keys ----------------------------------------------------------------------
-    @staticmethod
-    def _known_keys(path: str, name: str) -> dict[str, paramiko.PKey]:
-        """The keys known_hosts holds for ``name`` (plain or hashed entries), by key type.
-
-        Read line by line and filtered to this host: paramiko's ``HostKeys.load`` gives up on the
-        whole file at one bad line (ssh skips it) and indexes every entry. ``@cert-authority`` and
-        ``@revoked`` lines are not supported and are skipped.
-        """
-        if not os.path.isfile(path):
-            return {}
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                lines = f.readlines()
-        except OSError as exc:
-            raise ConnectError(f"cannot read known_hosts {path}: {exc.strerror or exc}") from None
-        found: dict[str, paramiko.PKey] = {}
-        for line in lines:
-            if line.startswith("@") or (name.split("]")[0].lstrip("[") not in line and "|1|" not in line):
-                continue  # cheap pre-filter: a plain entry for this host names it literally
-            try:
-                entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
-            except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError):
-                continue
-            if entry is not None and any(
-                h == name or (h.startswith("|1|") and paramiko.HostKeys.hash_host(name, h) == h) for h in entry.hostnames
-            ):
-                found.setdefault(entry.key.get_name(), entry.key)
-        return found
-
-    @staticmethod
-    def _prefer_known_key_types(transport: paramiko.Transport, known: dict[str, paramiko.PKey]) -> None:
-        """Ask for the key type known_hosts holds, so a server with several keys is not a mismatch."""
-        wanted: list[str] = []
-        for kind in known:
-            wanted += ["rsa-sha2-512", "rsa-sha2-256", kind] if kind == "ssh-rsa" else [kind]
-        opts = transport.get_security_options()
-        first = [k for k in wanted if k in opts.key_types]
-        opts.key_types = first + [k for k in opts.key_types if k not in first]
-
-    def _check_host_key(self, t: _Target, key: paramiko.PKey, known: dict[str, paramiko.PKey], path: str) -> None:
-        policy = self.settings.host_key_checking
-        if policy is HostKeyPolicy.OFF:
-            return
-        if known:
-            stored = known.get(key.get_name())
-            if stored is not None and stored.asbytes() == key.asbytes():
-                return
-            old = stored or next(iter(known.values()))
-            raise ConnectError(
-                f"host key for {t.known_name} CHANGED (possible man-in-the-middle attack): {path} has "
-                f"{old.get_name()} {fingerprint(old)}, the server offers {key.get_name()} {fingerprint(key)}",
-                hint=f"if the server was reinstalled, verify the new key and run: ssh-keygen -R '{t.known_name}' -f {path}",
-            )
-        if policy is HostKeyPolicy.STRICT:
-            raise ConnectError(
-                f"host key for {t.known_name} is not in {path} (the server offers {key.get_name()} {fingerprint(key)})",
-                hint=f"check the fingerprint and add it with: ssh-keyscan -p {t.port} {t.hostname} >> {path}"
-                " — or set ssh_host_key_checking: accept-new",
-            )
-        self._remember_host_key(path, t.known_name, key)
-
-    @staticmethod
-    def _remember_host_key(path: str, name: str, key: paramiko.PKey) -> None:
-        line = f"{name} {key.get_name()} {key.get_base64()}\n".encode()
-        try:
-            with _KNOWN_HOSTS_LOCK:
-                os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    size = os.fstat(fd).st_size
-                    if size and os.pread(fd, 1, size - 1) != b"\n":
-                        line = b"\n" + line  # do not glue our entry onto an unterminated last line
-                    os.write(fd, line)
-                finally:
-                    os.close(fd)
-        except OSError as exc:
-            raise ConnectError(f"cannot add the host key of {name} to {path}: {exc.strerror or exc}") from None
-
     # -- authentication -----------------------------------------------------------------
     def _authenticate(self, t: _Target, transport: paramiko.Transport) -> None:
         tried: list[str] = []
@@ -319,7 +235,7 @@ class SshShell:
             return bool(transport.is_authenticated())
 
         for path in t.key_files:
-            key = self._load_key(path, required=t.explicit_key)
+            key = load_key(path, required=t.explicit_key)
             if key is not None and attempt(f"key {path}", key):
                 return
         secret = self.settings.password
@@ -327,12 +243,12 @@ class SshShell:
             return
         if not t.key_files and not secret:
             # Like ssh without IdentityFile: the agent's keys, then the default key files.
-            for key in self._agent_keys():
+            for key in agent_keys():
                 if attempt(f"agent key {fingerprint(key)}", key):
                     return
             for base in _DEFAULT_KEYS:
                 path = os.path.expanduser(f"~/.ssh/{base}")
-                key = self._load_key(path, required=False)
+                key = load_key(path, required=False)
                 if key is not None and attempt(f"key {path}", key):
                     return
         what = ", ".join(tried) if tried else "nothing: no ssh_key, password, agent or ~/.ssh/id_* key"
@@ -341,31 +257,6 @@ class SshShell:
             f"authentication failed for {t.user}@{t.where} (tried {what}){accepts}",
             hint="check ssh_user and ssh_key: the public key must be in the server's authorized_keys",
         )
-
-    @staticmethod
-    def _load_key(path: str, *, required: bool) -> paramiko.PKey | None:
-        if not os.path.isfile(path):
-            if required:
-                raise ConnectError(f"ssh key {path} does not exist", hint="fix ssh_key in the inventory")
-            return None
-        try:
-            return paramiko.PKey.from_path(path)  # any type paramiko knows (paramiko >= 3.2)
-        except paramiko.PasswordRequiredException:
-            problem, hint = "is protected by a passphrase", "load it into ssh-agent (ssh-add) and unset ssh_key"
-        except (paramiko.SSHException, paramiko.pkey.UnknownKeyType, OSError, ValueError) as exc:
-            problem, hint = f"cannot be loaded: {str(exc).split('. ')[0]}", "is it a private key (not the .pub)?"
-        if required:  # an optional default key that does not load is skipped, as ssh does
-            raise ConnectError(f"ssh key {path} {problem}", hint=hint)
-        return None
-
-    @staticmethod
-    def _agent_keys() -> tuple[paramiko.PKey, ...]:
-        if not os.environ.get("SSH_AUTH_SOCK"):
-            return ()
-        try:
-            return tuple(paramiko.Agent().get_keys())
-        except _NET_ERRORS:  # a stale agent socket is not worth failing for
-            return ()
 
     # -- commands -----------------------------------------------------------------------
     def run(
