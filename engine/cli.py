@@ -257,7 +257,10 @@ def report(run_id: str, fmt: str, output: str | None, journal_dir: str | None) -
 
     text = render_report(load_state(run_id, journal_dir), fmt)
     if output:
-        Path(output).write_text(text)
+        try:
+            Path(output).write_text(text)
+        except OSError as exc:
+            raise InputError(f"cannot write the report to {output}: {exc.strerror}", hint="choose a writable path with -o") from None
         click.echo(f"wrote {output}")
     else:
         click.echo(text)

@@ -78,8 +78,12 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     if report:
         from engine.report import render_report
 
-        Path(report).write_text(render_report(read_journal(jdir, run_id), _format_of(report)))
-        console.line(f"report written to {report}")
+        try:
+            Path(report).write_text(render_report(read_journal(jdir, run_id), _format_of(report)))
+            console.line(f"report written to {report}")
+        except OSError as exc:  # the run is over and journaled: say so, keep its exit code
+            console.line(f"could not write the report to {report}: {exc.strerror} — "
+                         f"runbook report {run_id} --format {_format_of(report)} -o PATH writes it from the journal", "bold red")
     if code == 130:
         sys.stdout.flush()
         os._exit(130)  # a second Ctrl-C: do not wait for worker threads still inside a step
@@ -133,10 +137,22 @@ def preflight(rb: Runbook, opts: dict[str, Any]) -> None:
                              source=stage.source, hint="run it on a terminal, or pass --yes to confirm in advance")
 
 
+def _writable_dir(path: Path, what: str, hint: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{what} {path} cannot be created: {exc.strerror}", hint=hint) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path} is not writable", hint=hint)
+
+
 def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: dict[str, Any]) -> int:
     rb = loaded.runbook
     preflight(rb, opts)
     jdir = journal_dir(opts.get("journal_dir"))
+    _writable_dir(jdir, "the journal dir", "point --journal-dir or $RUNBOOK_HOME at a writable directory")
+    if opts.get("report"):
+        _writable_dir(Path(opts["report"]).resolve().parent, "the report's directory", "choose another --report path")
     run_id = new_run_id()
     console = Console(verbose=opts.get("verbose", 0), diff=bool(opts.get("diff")))
     for w in loaded.warnings:

@@ -465,3 +465,15 @@ def test_arguments_are_checked_again_after_rendering(tmp_path: Path) -> None:
     assert r.rc == 1
     assert "after rendering, pause.seconds: 'soon' is not a duration" in r.line("wait")
     assert "internal error" not in r.out
+
+
+def test_unusable_journal_dir_or_report_path_is_refused_before_running(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    text = rb(stage("s", "      - name: touch it\n        shell: touch {{ marker }}\n"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = play(tmp_path, text, "-e", f"marker={marker}", "--journal-dir", str(blocker / "journal"))
+    assert r.rc == 2 and "the journal dir" in r.err and "cannot be created" in r.err
+    r = play(tmp_path, text, "-e", f"marker={marker}", "--report", str(blocker / "r.json"))
+    assert r.rc == 2 and "the report's directory" in r.err
+    assert not marker.exists()  # nothing ran
