@@ -183,7 +183,8 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
     with lock:
         journal = Journal.create(jdir, run_id, header)
         journal.event("run_start")
-        console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")))
+        console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")),
+                          resume_cmd=_resume_hint(run_id, jdir, journal_dir(None)))
         play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal)
         return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
 

@@ -92,10 +92,14 @@ class Console:
                 self.out.flush()
 
     # -- events ----------------------------------------------------------------------------
-    def run_start(self, run_id: str, runbook_name: str, path: str, hosts: list[str], check: bool, resumed: bool = False) -> None:
+    def run_start(self, run_id: str, runbook_name: str, path: str, hosts: list[str], check: bool, resumed: bool = False,
+                  resume_cmd: str | None = None) -> None:
         mode = " [CHECK MODE: no changes]" if check else ""
         verb = "RESUME" if resumed else "RUN"
         self.line(f"{verb} {run_id} · {runbook_name} · {path} · {len(hosts)} host{'s' if len(hosts) != 1 else ''}: {', '.join(hosts[:8])}{mode}", "bold")
+        if resume_cmd:
+            # Printed first, so that it is on the screen even if this process is killed.
+            self.line(f"if this run stops, continue it with: {resume_cmd}", "dim")
 
     def stage_start(self, name: str, budget: float | None, hosts: list[str]) -> None:
         b = f" · budget {format_duration(budget)}" if budget else ""
