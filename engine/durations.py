@@ -29,14 +29,6 @@ def parse_duration(value: Any) -> float:
     return sum(float(n) * _FACTOR[u.lower()] for n, u in _PART.findall(text))
 
 
-def is_duration(value: Any) -> bool:
-    try:
-        parse_duration(value)
-        return True
-    except ValueError:
-        return False
-
-
 def format_duration(seconds: float) -> str:
     """``0.004`` → ``4ms``; ``75`` → ``1m15s``; ``3725`` → ``1h02m05s``."""
     if seconds < 1:

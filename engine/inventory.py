@@ -18,7 +18,6 @@ import fnmatch
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from engine.errors import ConnectError, InputError, Problem, Source, ValidationFailed
@@ -341,7 +340,3 @@ def _mysql_settings(host: Host) -> MysqlSettings:
         connect_timeout=float(v("mysql_connect_timeout", 10)),
         identity=v("mysql_identity"),
     )
-
-
-def inventory_digest_files(inv: Inventory) -> list[Path]:
-    return [Path(p) for p in inv.files]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
-from collections.abc import Callable
 
 from engine.model import StepResult
 
@@ -107,5 +106,3 @@ def get_action(name: str) -> type[Action]:
 
     return REGISTRY[name]
 
-
-ProgressFn = Callable[[int, int | None, str], None]
