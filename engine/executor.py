@@ -100,6 +100,16 @@ def _internal(step: Step, exc: Exception) -> StepResult:
                       evidence=MASKER.text(tb))
 
 
+IDENTITY = "identity"  # run_state key of the identity guard (engine.actions.guard.IDENTITY_KEY)
+
+
+def restore_run_state(events: list[dict[str, Any]], run_state: dict[str, Any]) -> None:
+    """Put back what a previous process of this run learnt (the identities it saw)."""
+    for e in events:
+        if e.get("kind") == IDENTITY and e.get("host") and isinstance(e.get("identity"), dict):
+            run_state.setdefault(IDENTITY, {})[e["host"]] = e["identity"]
+
+
 class Executor:
     """Runs steps. One instance per run; thread-safe across hosts."""
 
@@ -121,6 +131,7 @@ class Executor:
         vars_ = variables(self.env, hs, stage)
         journal = self.env.journal
         seq = None
+        known = self._identity(hs)
         try:
             if journal is not None:
                 seq = journal.intent(step.key, hs.host.name, self.digest(step, vars_), attempt)
@@ -139,8 +150,15 @@ class Executor:
             journal.outcome(seq, step.key, hs.host.name, result.status.value, changed=result.changed,
                             registered=result.registered(), duration=result.duration, msg=result.msg,
                             undo=result.undo, evidence=result.evidence)
+        if journal is not None and self._identity(hs) != known:
+            # The identity guard's memory must outlive this process: resume and rollback
+            # check destructive steps against the server the run first saw.
+            journal.event("identity", host=hs.host.name, identity=self._identity(hs))
         self.remember(step, hs, result)
         return result
+
+    def _identity(self, hs: HostState) -> Any:
+        return self.env.run_state.get(IDENTITY, {}).get(hs.host.name)
 
     def digest(self, step: Step, vars_: dict[str, Any]) -> str:
         """Digest of the rendered arguments (what the step is about to do)."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 from engine.context import Connections
 from engine.errors import InputError, RunbookError
-from engine.executor import Executor, HostState, StepEnv, variables
+from engine.executor import Executor, HostState, StepEnv, restore_run_state, variables
 from engine.inventory import Inventory, match_pattern
 from engine.model import OnFailure, Runbook, Stage, Status, Step, StepResult
 from engine.report.console import Console
@@ -105,6 +105,8 @@ class Play:
                            progress=console.progress, warn=console.warn, diff=opts.diff)
         self.executor = Executor(self.env)
         self.resumer = Resumer(prior, self, opts.decisions) if prior is not None else None
+        if prior is not None:
+            restore_run_state(prior.events, self.env.run_state)
         self.interrupted = threading.Event()
         self.outcome = PlayOutcome("succeeded", 0, 0.0)
         self._pool: ThreadPoolExecutor | None = None

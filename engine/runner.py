@@ -13,6 +13,7 @@ from typing import Any
 from engine.durations import format_duration
 from engine.errors import InputError, Interrupted, JournalError, NeedsDecision, RunbookError, RunLocked
 from engine.inventory import Inventory, match_pattern
+from engine.executor import restore_run_state
 from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunLock, journal_dir, list_runs, new_run_id,
                             read_journal)
 from engine.loader import Loaded, digest_files
@@ -307,6 +308,7 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
         journal = Journal.open(jdir, run_id)
         journal.event("rollback_start")
         play = Play(loaded.runbook, inv, _options(opts, jdir, extra), console, run_id=run_id, journal=journal)
+        restore_run_state(state.events, play.env.run_state)  # undo checks it is still the same server
         play.opts.check = False
         play.env.check_mode = False
         status, code = "rolled back", 0
