@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from engine.errors import InputError, Interrupted, Problem, RunbookError, Source, ValidationFailed
+from engine.errors import InputError, Problem, RunbookError, Source, ValidationFailed
 
 
 def _die(exc: RunbookError) -> NoReturn:
@@ -40,8 +40,8 @@ class _Group(click.Group):
         except click.Abort:
             click.echo("aborted", err=True)
             sys.exit(130)
-        except (Interrupted, KeyboardInterrupt) as exc:
-            click.echo(str(exc) if isinstance(exc, Interrupted) else "interrupted", err=True)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
             sys.exit(130)
         except RunbookError as exc:
             _die(exc)

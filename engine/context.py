@@ -23,18 +23,7 @@ class Connections:
 
     def shell(self) -> Shell:
         with self._lock:
-            if self._shell is None:
-                from engine.inventory import ssh_settings
-
-                if self.host.connection == "local":
-                    from engine.transport.local import LocalShell
-
-                    self._shell = LocalShell()
-                else:
-                    from engine.transport.ssh import SshShell
-
-                    self._shell = SshShell(ssh_settings(self.host))
-            return self._shell
+            return self._open_shell()
 
     def sql(self) -> Sql:
         with self._lock:
@@ -43,23 +32,23 @@ class Connections:
                 from engine.transport.mysql import MysqlSession
 
                 settings = mysql_settings(self.host)
-                tunnel = None
-                if settings.via == "tunnel":
-                    shell = self._shell_unlocked()
-                    tunnel = shell.open_tunnel  # type: ignore[attr-defined]
+                # mysql_via: tunnel on a connection: local host is refused when the inventory loads.
+                tunnel = self._open_shell().open_tunnel if settings.via == "tunnel" else None  # type: ignore[attr-defined]
                 self._sql = MysqlSession(settings, tunnel=tunnel)
             return self._sql
 
-    def _shell_unlocked(self) -> Shell:
+    def _open_shell(self) -> Shell:
+        """The host's shell, opened on first use; the caller holds the lock."""
         if self._shell is None:
-            from engine.inventory import ssh_settings
-            from engine.transport.ssh import SshShell
-
             if self.host.connection == "local":
-                from engine.errors import InputError
+                from engine.transport.local import LocalShell
 
-                raise InputError(f"host {self.host.name}: mysql_via: tunnel needs an SSH connection, not connection: local")
-            self._shell = SshShell(ssh_settings(self.host))
+                self._shell = LocalShell()
+            else:
+                from engine.inventory import ssh_settings
+                from engine.transport.ssh import SshShell
+
+                self._shell = SshShell(ssh_settings(self.host))
         return self._shell
 
     def reset_sql(self) -> None:

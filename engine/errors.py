@@ -136,11 +136,5 @@ class RunLocked(InputError):
     """Another live process holds the run or targets the same host."""
 
 
-class Interrupted(RunbookError):
-    """The operator pressed Ctrl-C."""
-
-    exit_code = 130
-
-
 class NeedsDecision(RunbookError):
     """A step is in doubt after a crash and only the operator can say whether it ran."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from engine.actions.base import Action, get_action
 from engine.actions.probes import path_exists, unless_probe
 from engine.context import ActionContext, Connections
-from engine.errors import CommandTimeout, ConnectError, Interrupted, RunbookError, SqlError, TemplateError
+from engine.errors import CommandTimeout, ConnectError, RunbookError, SqlError, TemplateError
 from engine.model import Host, Status, Step, StepResult
 from engine.secrets import MASKER
 from engine.stepargs import args_digest, captured, loop_sees_item, sql_view
@@ -78,10 +78,8 @@ def variables(env: StepEnv, hs: HostState, stage: str) -> dict[str, Any]:
 
 
 def _classify(exc: BaseException) -> StepResult:
-    """Our errors → a failed or unreachable result with evidence. An operator's abort is not a
-    step failure: it propagates, and the step stays in doubt in the journal."""
-    if isinstance(exc, Interrupted):
-        raise exc
+    """Our errors → a failed or unreachable result with evidence. (An operator's abort is a
+    ``KeyboardInterrupt``, never seen here: the step stays in doubt in the journal.)"""
     if isinstance(exc, ConnectError):
         return StepResult(Status.UNREACHABLE, msg=exc.render())
     if isinstance(exc, SqlError):

@@ -199,6 +199,10 @@ def load_inventories(paths: list[str]) -> Inventory:
         conn = str(merged.get("connection", "ssh"))
         if conn not in ("ssh", "local"):
             raise ValidationFailed([Problem(host_src.get(h, Source(paths[0])), f"hosts.{h}.connection", f"connection must be ssh or local, not {conn!r}")])
+        if conn == "local" and merged.get("mysql_via") == "tunnel":
+            raise ValidationFailed([Problem(host_src.get(h, Source(paths[0])), f"hosts.{h}.mysql_via",
+                                            "mysql_via: tunnel needs an SSH connection, and this host is connection: local",
+                                            "use mysql_via: direct (the default) for a local host")])
         merged = {k: (Secret(v) if isinstance(v, str) and SECRET_KEY.search(k) and "{{" not in v else v) for k, v in merged.items()}
         hosts[h] = Host(name=h, vars=merged, groups=tuple(g for g in mine), connection=conn, source=host_src.get(h))
     return Inventory(hosts=hosts, groups=groups, files=list(paths))

@@ -327,10 +327,10 @@ def undo_one(play: Play, step_key: str, step_name: str, hs: HostState, record: A
 
 
 class AbortStep(KeyboardInterrupt):
-    """The second Ctrl-C. A ``KeyboardInterrupt`` on purpose, not an ``Interrupted``: the latter
-    is a ``RunbookError``, which the executor catches and journals as the step's *failed*
-    outcome (exit 1). This one goes through the executor untouched, so the step keeps its
-    intent without an outcome (in doubt, re-probed by resume) and the run exits 130."""
+    """The second Ctrl-C. A ``KeyboardInterrupt`` on purpose, not a ``RunbookError``: the
+    executor catches those and journals them as the step's *failed* outcome (exit 1). This one
+    goes through the executor untouched, so the step keeps its intent without an outcome (in
+    doubt, re-probed by resume) and the run exits 130."""
 
 
 def install_interrupt_handler(play: Play, console: Console) -> Callable[[], None]:

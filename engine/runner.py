@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.durations import format_duration
-from engine.errors import InputError, Interrupted, JournalError, NeedsDecision, RunbookError, RunLocked
+from engine.errors import InputError, JournalError, NeedsDecision, RunbookError, RunLocked
 from engine.inventory import Inventory, match_pattern
 from engine.executor import restore_run_state
 from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunLock, journal_dir, list_runs, new_run_id,
@@ -55,7 +55,7 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     try:
         outcome = play.run()
         status, code = outcome.status, outcome.exit_code
-    except (Interrupted, AbortStep) as exc:  # AbortStep: the second Ctrl-C (see engine.play)
+    except AbortStep as exc:  # the second Ctrl-C (see engine.play)
         console.line(str(exc), "bold red")
         status, code = "interrupted", 130
     except NeedsDecision as exc:

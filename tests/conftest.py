@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -21,6 +23,28 @@ MYSQL_PASSWORD = os.environ.get("RUNBOOK_TEST_MYSQL_PASSWORD", "")
 
 def mysql_root() -> pymysql.connections.Connection:
     return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD, autocommit=True)
+
+
+def root_execute(sql: str) -> None:
+    """One statement as root on a connection of its own."""
+    conn = mysql_root()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def small_fs() -> Iterator[str]:
+    """An 8 MiB tmpfs (the tests run as root): a filesystem that really fills up."""
+    d = tempfile.mkdtemp(prefix="rbt_tmpfs_")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", d], check=True)
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", d], check=False)
+        os.rmdir(d)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -27,7 +25,7 @@ from engine.errors import ActionError, SqlError
 from engine.model import Host, MysqlSettings, Status, StepResult
 from engine.secrets import Secret
 from engine.transport.mysql import MysqlSession
-from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, mysql_root
+from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, root_execute
 
 pytestmark = pytest.mark.integration
 DATASET = os.path.join(os.path.dirname(__file__), "../../../shared/datasets/employees-10k.sql.gz")
@@ -57,32 +55,23 @@ def run_step(cls: type[Action], args: dict[str, Any], ctx: ActionContext) -> Ste
     return result
 
 
-def _root(sql: str) -> None:
-    conn = mysql_root()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def unfence() -> Iterator[None]:
     """Whatever happens in the test, the shared server is writable afterwards."""
     try:
         yield
     finally:
-        _root("SET GLOBAL read_only = OFF")
+        root_execute("SET GLOBAL read_only = OFF")
 
 
 @pytest.fixture
 def app_user(schema: str) -> Iterator[tuple[str, str]]:
     """An ordinary application account with DML on the test schema only."""
     user, password = f"rbt_app_{uuid.uuid4().hex[:8]}", "app-" + uuid.uuid4().hex[:12]
-    _root(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
-    _root(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{schema}`.* TO '{user}'@'%'")
+    root_execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+    root_execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{schema}`.* TO '{user}'@'%'")
     yield user, password
-    _root(f"DROP USER IF EXISTS '{user}'@'%'")
+    root_execute(f"DROP USER IF EXISTS '{user}'@'%'")
 
 
 def app_session(schema: str, user: str, password: str) -> MysqlSession:
@@ -124,17 +113,6 @@ def test_facts_default_skips_system_schemas() -> None:
 
 
 # --------------------------------------------------------------------------- disk_space
-
-
-@pytest.fixture
-def small_fs() -> Iterator[str]:
-    d = tempfile.mkdtemp(prefix="rbt_tmpfs_")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", d], check=True)
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", d], check=False)
-        os.rmdir(d)
 
 
 def test_disk_space_fails_on_small_fs(small_fs: str) -> None:
@@ -251,7 +229,7 @@ def test_stop_writes_fences_and_undo_reopens(schema: str, db: pymysql.connection
 def test_stop_writes_kills_clients_except_listed(schema: str, app_user: tuple[str, str], unfence: None) -> None:
     user, password = app_user
     keep_user = user + "k"
-    _root(f"CREATE USER '{keep_user}'@'%' IDENTIFIED BY '{password}'")
+    root_execute(f"CREATE USER '{keep_user}'@'%' IDENTIFIED BY '{password}'")
     try:
         victim, keeper = app_session(schema, user, password), app_session(None, keep_user, password)  # type: ignore[arg-type]
         victim_id, keeper_id = victim.connection_id, keeper.connection_id
@@ -277,7 +255,7 @@ def test_stop_writes_kills_clients_except_listed(schema: str, app_user: tuple[st
         pooled.close()
         keeper.close()
     finally:
-        _root(f"DROP USER IF EXISTS '{keep_user}'@'%'")
+        root_execute(f"DROP USER IF EXISTS '{keep_user}'@'%'")
 
 
 def test_stop_writes_proof_fails_for_privileged_account(unfence: None) -> None:

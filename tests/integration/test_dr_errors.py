@@ -21,7 +21,7 @@ from engine.errors import ConnectError, SqlError
 from engine.model import MysqlSettings
 from engine.secrets import Secret
 from engine.transport.mysql import MysqlSession
-from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, mysql_root
+from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, mysql_root, root_execute
 
 pytestmark = pytest.mark.integration
 
@@ -41,22 +41,13 @@ def expect(errno: int, sql: MysqlSession, stmt: str, params: Any = None) -> SqlE
     return err.value
 
 
-def _root(stmt: str) -> None:
-    conn = mysql_root()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(stmt)
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def nobody() -> Iterator[tuple[str, str]]:
     """An account with no privileges at all."""
     user, password = f"rbt_nobody_{uuid.uuid4().hex[:8]}", "pw-" + uuid.uuid4().hex[:10]
-    _root(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+    root_execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
     yield user, password
-    _root(f"DROP USER IF EXISTS '{user}'@'%'")
+    root_execute(f"DROP USER IF EXISTS '{user}'@'%'")
 
 
 @pytest.fixture
@@ -147,13 +138,13 @@ def test_1213_deadlock(sql: MysqlSession, schema: str) -> None:
 
 def test_1290_read_only(sql: MysqlSession, schema: str, nobody: tuple[str, str]) -> None:
     sql.query("CREATE TABLE t (id INT PRIMARY KEY)")
-    _root(f"GRANT INSERT ON `{schema}`.* TO '{nobody[0]}'@'%'")
+    root_execute(f"GRANT INSERT ON `{schema}`.* TO '{nobody[0]}'@'%'")
     app = session(*nobody, database=schema)
     try:
-        _root("SET GLOBAL read_only = ON")
+        root_execute("SET GLOBAL read_only = ON")
         expect(1290, app, "INSERT INTO t VALUES (1)")
     finally:
-        _root("SET GLOBAL read_only = OFF")
+        root_execute("SET GLOBAL read_only = OFF")
         app.close()
 
 
@@ -194,7 +185,7 @@ def test_1153_packet_too_large(schema: str) -> None:
 def test_2006_2013_lost_connection(kill: str) -> None:
     s = session()
     victim = s.connection_id
-    _root(f"{kill} {int(victim)}")
+    root_execute(f"{kill} {int(victim)}")
     with pytest.raises(SqlError) as err:
         s.query("SELECT 1")
     assert err.value.errno in (2006, 2013)
@@ -207,7 +198,7 @@ def test_2006_2013_lost_connection(kill: str) -> None:
 def test_2013_killed_mid_query() -> None:
     s = session()
     victim = s.connection_id
-    timer = threading.Timer(0.5, _root, args=(f"KILL {int(victim)}",))
+    timer = threading.Timer(0.5, root_execute, args=(f"KILL {int(victim)}",))
     timer.start()
     try:
         with pytest.raises(SqlError) as err:

@@ -8,8 +8,6 @@ a generated column, so the swap has to get every constraint right.
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -183,17 +181,6 @@ def test_snapshot_refuses_wrong_host(shop: str) -> None:
 def test_snapshot_missing_table(shop: str, ctx: Any) -> None:
     with pytest.raises(ActionError, match="no table .*nope"):
         Snapshot({"schema": shop, "tables": ["authors", "nope"]}, ctx).apply()
-
-
-@pytest.fixture
-def small_fs() -> Iterator[str]:
-    d = tempfile.mkdtemp(prefix="rbt_tmpfs_")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", d], check=True)
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", d], check=False)
-        os.rmdir(d)
 
 
 def test_dump_snapshot_and_undo(shop: str, ctx: Any, db: pymysql.connections.Connection, tmp_path: Any) -> None:

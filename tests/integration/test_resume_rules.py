@@ -232,11 +232,7 @@ all:
   vars: {{mysql_user: root, mysql_host: 127.0.0.1, mysql_port: 3306}}
   hosts:
     db1:
-      ssh_host: {sshd.host}
-      ssh_port: {sshd.port}
-      ssh_user: {sshd.user}
-      ssh_key: {sshd.key_file}
-      ssh_known_hosts: {sshd.known_hosts}
+{sshd.host_vars_yaml()}
 """)
     (lab / "idem.yml").write_text(IDEMPOTENT_RUNBOOK.format(schema=schema, dir=work))
     first = cli("play", "idem.yml", "-i", "inv-ssh.yml", cwd=lab, home=lab / "home")

@@ -110,11 +110,7 @@ all:
     mysql_password: "{s['mysql_password']}"
   hosts:
     db1:
-      ssh_host: {sshd.host}
-      ssh_port: {sshd.port}
-      ssh_user: {sshd.user}
-      ssh_key: {sshd.key_file}
-      ssh_known_hosts: {sshd.known_hosts}
+{sshd.host_vars_yaml()}
       vault_password: "{s['vault_password']}"
 """)
     (tmp_path / "rb.yml").write_text(RUNBOOK.format(schema=schema, user=mysql_user))
