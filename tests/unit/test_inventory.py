@@ -251,3 +251,13 @@ def test_connection_values_are_checked_when_the_inventory_loads(tmp_path):
     got = [(p.source.line, p.source.col, p.path) for p in info.value.problems]
     assert got == [(3, 21, "all.hosts.db1.ssh_port"), (3, 38, "all.hosts.db1.mysql_port"), (3, 56, "all.hosts.db1.mysql_via")]
     assert "must be a port number" in info.value.problems[0].message
+
+
+def test_a_local_host_cannot_tunnel_mysql(tmp_path):
+    from engine.errors import ValidationFailed
+
+    path = tmp_path / "inv.yml"
+    path.write_text("all:\n  vars: {mysql_via: tunnel}\n  hosts:\n    ctl: {connection: local}\n")
+    with pytest.raises(ValidationFailed) as info:
+        load_inventories([str(path)])
+    assert "mysql_via: tunnel needs an SSH connection" in info.value.render()
