@@ -369,7 +369,9 @@ def list_runs(dir: Path) -> list[RunSummary]:
                 note="torn last record ignored" if state.torn_tail else "",
             )
         )
-    return sorted(runs, key=lambda r: (r.started or "", r.run_id))
+    # Order by the start time the run id carries (set once, when the run was created), so the
+    # listing never depends on when a journal's first record happened to be written.
+    return sorted(runs, key=lambda r: (_time_from_run_id(r.run_id) or r.started or "", r.run_id))
 
 
 def _runbook_of(header: dict[str, Any]) -> str | None:
@@ -387,7 +389,7 @@ def _seconds(start: str | None, end: str | None) -> float | None:
 
 
 def _time_from_run_id(run_id: str) -> str | None:
-    """Sort an unreadable run by the start time its id carries (``new_run_id`` format)."""
+    """The start time a run id carries (``new_run_id`` format), or None for a foreign name."""
     try:
         return datetime.strptime(run_id[:15], "%Y%m%d-%H%M%S").strftime("%Y-%m-%dT%H:%M:%S") + ".000000+00:00"
     except ValueError:
