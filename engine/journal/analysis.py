@@ -369,9 +369,9 @@ def list_runs(dir: Path) -> list[RunSummary]:
                 note="torn last record ignored" if state.torn_tail else "",
             )
         )
-    # Order by the start time the run id carries (set once, when the run was created), so the
-    # listing never depends on when a journal's first record happened to be written.
-    return sorted(runs, key=lambda r: (_time_from_run_id(r.run_id) or r.started or "", r.run_id))
+    # Order by the start time the run id carries (to the second, set when the run was created),
+    # then by the journal's own start (sub-second): the listing never depends on today's date.
+    return sorted(runs, key=lambda r: (_time_from_run_id(r.run_id) or r.started or "", r.started or "", r.run_id))
 
 
 def _runbook_of(header: dict[str, Any]) -> str | None:
