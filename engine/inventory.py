@@ -22,10 +22,10 @@ from typing import Any
 
 from engine.errors import ConnectError, InputError, Problem, Source, ValidationFailed
 from engine.model import Host, HostKeyPolicy, MysqlSettings, SshSettings
-from engine.schema_messages import did_you_mean
+from engine.language.schema_messages import did_you_mean
 from engine.secrets import SECRET_KEY, Secret
-from engine.templating import ENGINE, lazify
-from engine.yamlio import key_source, load_yaml, source_at
+from engine.templating.render import ENGINE, lazify
+from engine.language.yamlio import key_source, load_yaml, source_at
 
 ALIASES = {
     "ansible_host": "ssh_host",

@@ -9,11 +9,11 @@ from typing import Any
 
 from engine.errors import Problem, RunbookError, Source
 from engine.inventory import Inventory, pattern_problems
-from engine.loader import MAGIC_VARS
+from engine.language.loader import MAGIC_VARS
 from engine.model import Runbook, Stage, Step
-from engine.template_checks import condition_text
-from engine.templating import ENGINE, required_names
-from engine.yamlio import MDict, load_yaml, source_at
+from engine.language.template_checks import condition_text
+from engine.templating.render import ENGINE, required_names
+from engine.language.yamlio import MDict, load_yaml, source_at
 
 
 def defined_names(rb: Runbook, inv: Inventory, extra: dict[str, Any]) -> set[str]:

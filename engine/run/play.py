@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
-from engine.context import Connections
+from engine.run.context import Connections
 from engine.errors import InputError, RunbookError
-from engine.executor import Executor, HostState, StepEnv, restore_run_state, variables
+from engine.run.executor import Executor, HostState, StepEnv, restore_run_state, variables
 from engine.inventory import Inventory, match_pattern
 from engine.model import OnFailure, Runbook, Stage, Status, Step, StepResult
 from engine.report.console import Console
-from engine.resume import Resumer
-from engine.templating import ENGINE, lazify
-from engine.undo import run_undo
+from engine.run.recovery import Resumer
+from engine.templating.render import ENGINE, lazify
+from engine.run.rollback import run_undo
 
 if TYPE_CHECKING:
     from engine.journal import Journal, JournalState
@@ -104,7 +104,7 @@ class Play:
                            extra_vars=extra, runbook_vars=self.runbook_vars, magic=self._magic,
                            progress=console.progress, warn=console.warn, diff=opts.diff)
         self.executor = Executor(self.env)
-        self.resumer = Resumer(prior, self, opts.decisions) if prior is not None else None
+        self.resumer = Resumer(prior, self.executor, journal, console, run_id, opts.decisions) if prior is not None else None
         if prior is not None:
             restore_run_state(prior.events, self.env.run_state)
         self.interrupted = threading.Event()

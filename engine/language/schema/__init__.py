@@ -2,7 +2,7 @@
 
 The schemas are built here from the action registry (each action carries its own params
 schema) and published as files next to this module, so editors can use them through
-``# yaml-language-server: $schema=…``. ``python -m engine.schema`` rewrites the files; a test
+``# yaml-language-server: $schema=…``. ``python -m engine.language.schema`` rewrites the files; a test
 checks that they are up to date.
 """
 
@@ -78,7 +78,7 @@ RUNBOOK_KEYWORDS: dict[str, Any] = {
 
 
 def runbook_schema() -> dict[str, Any]:
-    from engine.actions.base import REGISTRY, action_names
+    from engine.actions.registry import REGISTRY, action_names
 
     action_names()
     step_props = dict(STEP_KEYWORDS)

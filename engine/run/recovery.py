@@ -9,20 +9,22 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import NeedsDecision
-from engine.executor import HostState
+from engine.run.executor import HostState
 from engine.model import Stage, Status, Step, StepResult
 
 if TYPE_CHECKING:
-    from engine.journal import JournalState
-    from engine.play import Play
+    from engine.journal import Journal, JournalState
+    from engine.report.console import Console
+    from engine.run.executor import Executor
 
 _COMMON = {"changed", "failed", "skipped", "unreachable", "status", "msg", "duration", "ignored", "results"}
 
 
 class Resumer:
-    def __init__(self, prior: JournalState, play: Play, decisions: dict[str, str]):
+    def __init__(self, prior: JournalState, executor: Executor, journal: Journal | None, console: Console,
+                 run_id: str, decisions: dict[str, str]):
         self.prior = prior
-        self.play = play
+        self.executor, self.journal, self.console, self.run_id = executor, journal, console, run_id
         self.decisions = decisions
 
     def _state(self, step: Step, hs: HostState) -> Any:
@@ -61,18 +63,18 @@ class Resumer:
             res.note = "from the journal"  # type: ignore[attr-defined]
             return res
         # In doubt: an intent without an outcome.
-        done, why = self.play.executor.probe_only(step, hs, stage.name)
-        journal = self.play.journal
+        done, why = self.executor.probe_only(step, hs, stage.name)
+        journal = self.journal
         if done:
             res = StepResult(Status.OK, msg=f"was in doubt; {why}: recorded as done")
             if journal is not None:
                 journal.outcome(st.intent_seq, step.key, hs.host.name, "ok", changed=False, registered=res.registered(),
                                 duration=0.0, msg=res.msg)
-            self.play.executor.remember(step, hs, res)
+            self.executor.remember(step, hs, res)
             return res
         if done is False:
             return None  # a probe says it is not done: running it is what the first attempt meant to do
-        if self.play.executor.safe_to_rerun(step, hs, stage.name):
+        if self.executor.safe_to_rerun(step, hs, stage.name):
             return None  # no probe, but running it again gives the same result
         return self._ask(step, hs, st, why)
 
@@ -80,7 +82,7 @@ class Resumer:
         key = f"{step.key}@{hs.host.name}"
         decision = self.decisions.get(key) or self.decisions.get(step.key)
         if decision is None and sys.stdin.isatty():
-            self.play.console.line(
+            self.console.line(
                 f"\nIN DOUBT: step {step.key!r} on {hs.host.name} was running when the run stopped, "
                 f"and nothing can tell whether it took effect ({why or 'the step has no probe'}).", "bold yellow")
             while decision not in ("rerun", "done", "abort"):
@@ -92,8 +94,8 @@ class Resumer:
             raise NeedsDecision(
                 f"step {step.key!r} on {hs.host.name} is in doubt (it was running when the run stopped) and has no probe "
                 "to tell whether it took effect",
-                hint=f"check the host, then: runbook resume {self.play.run_id} --decide '{key}=done' (or =rerun)")
-        journal = self.play.journal
+                hint=f"check the host, then: runbook resume {self.run_id} --decide '{key}=done' (or =rerun)")
+        journal = self.journal
         if journal is not None:
             journal.event("operator_decision", step=step.key, host=hs.host.name, decision=decision)
         if decision == "rerun":
@@ -103,6 +105,6 @@ class Resumer:
             if journal is not None:
                 journal.outcome(st.intent_seq, step.key, hs.host.name, "ok", changed=False, registered=res.registered(),
                                 duration=0.0, msg=res.msg)
-            self.play.executor.remember(step, hs, res)
+            self.executor.remember(step, hs, res)
             return res
         raise NeedsDecision(f"resume aborted by the operator at step {step.key!r} on {hs.host.name}")

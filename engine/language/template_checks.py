@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import Problem
-from engine.schema_messages import path_str
-from engine.templating import ENGINE
-from engine.yamlio import source_at
+from engine.language.schema_messages import path_str
+from engine.templating.render import ENGINE
+from engine.language.yamlio import source_at
 
 
 def check_templates(value: Any, root: Any, path: list[Any], file: str, problems: list[Problem]) -> None:

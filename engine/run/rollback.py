@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from engine.actions.base import get_action
-from engine.context import ActionContext
+from engine.actions.registry import get_action
+from engine.run.context import ActionContext
 from engine.errors import RunbookError
-from engine.executor import HostState, _classify
+from engine.run.executor import HostState, _classify
 from engine.model import Status, StepResult
 from engine.secrets import MASK
-from engine.templating import ENGINE, lazify
+from engine.templating.render import ENGINE, lazify
 
 
 def run_undo(record: Any, hs: HostState, *, run_id: str, step_key: str, journal_dir: str,

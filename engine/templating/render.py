@@ -28,8 +28,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import TemplateError
 from engine.secrets import MASKER, SECRET_KEY, Secret, reveal
-from engine.sizes import format_size, parse_size
-from engine.sqlutil import quote_ident, quoted_placeholders
+from engine.language.sizes import format_size, parse_size
+from engine.mysql.sqlutil import quote_ident, quoted_placeholders
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.S)
 _EXPR_BLOCK = re.compile(r"\{\{(?P<expr>(?:(?!\}\}).)*?)\}\}", re.S)

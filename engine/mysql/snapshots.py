@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from engine.jsonsafe import plain
+from engine.mysql.values import plain
 from engine.errors import ActionError, SqlError
-from engine.sqlutil import qualified, quote_ident
+from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
 PREFIX = "_rb_snap_"

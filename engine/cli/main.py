@@ -11,7 +11,8 @@ from typing import Any, NoReturn
 
 import click
 
-from engine.errors import InputError, Problem, RunbookError, Source, ValidationFailed
+from engine.errors import InputError, RunbookError
+from engine.language.load import load_all
 
 
 def _die(exc: RunbookError) -> NoReturn:
@@ -70,84 +71,6 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(t.strip() for v in values for t in v.split(",") if t.strip())
 
 
-def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
-    """``-e KEY=VALUE`` (a string), ``-e @vars.yml`` or ``-e '{"k": 1}'`` (YAML/JSON)."""
-    import re
-
-    from engine.secrets import MASKER, SECRET_KEY
-    from engine.yamlio import load_yaml, load_yaml_text
-
-    out: dict[str, Any] = {}
-    problems: list[Problem] = []
-    for i, raw in enumerate(values, 1):
-        where = Source(f"-e #{i}")
-        if raw.startswith("@"):
-            try:
-                data = load_yaml(raw[1:], what="vars file")
-            except InputError as exc:
-                problems.append(Problem(exc.source or where, "", exc.message, exc.hint))
-                continue
-            except ValidationFailed as exc:
-                problems.extend(exc.problems)
-                continue
-            if not isinstance(data, dict):
-                problems.append(Problem(Source(raw[1:], 1, 1), "", "a vars file is a mapping of names to values"))
-                continue
-            items = data
-        elif raw.lstrip().startswith("{"):
-            try:
-                data = load_yaml_text(raw, f"-e #{i}", what="extra vars")
-            except (InputError, ValidationFailed) as exc:
-                problems.append(Problem(where, "", f"cannot parse {raw!r}: {exc.render()}"))
-                continue
-            items = data if isinstance(data, dict) else {}
-        elif "=" in raw:
-            key, _, value = raw.partition("=")
-            items = {key.strip(): value}
-        else:
-            problems.append(Problem(where, "", f"{raw!r} is not KEY=VALUE, @file.yml or a JSON/YAML mapping", "e.g. -e schema=shop"))
-            continue
-        for key, value in items.items():
-            if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-                problems.append(Problem(where, "", f"{key!r} is not a valid variable name", "use letters, digits and _"))
-                continue
-            if SECRET_KEY.search(key) and isinstance(value, str) and "{{" not in value:
-                MASKER.add(value)  # -e db_password=... never reaches the output or the journal
-            out[key] = value
-    if problems:
-        raise ValidationFailed(problems)
-    return out
-
-
-def _load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None) -> Any:
-    """Runbook, inventory, extra vars and their cross-checks — every problem at once."""
-    from engine.inventory import load_inventories
-    from engine.loader import load_runbook
-    from engine.validate import cross_check
-
-    problems: list[Problem] = []
-
-    def attempt(fn: Any, fallback: str) -> Any:
-        try:
-            return fn()
-        except ValidationFailed as exc:
-            problems.extend(exc.problems)
-        except InputError as exc:
-            problems.append(Problem(exc.source or Source(fallback), "", exc.message, exc.hint))
-        return None
-
-    loaded = attempt(lambda: load_runbook(runbook, partial=True), runbook)
-    if loaded is not None:
-        problems.extend(loaded.problems)
-    inv = attempt(lambda: load_inventories(list(inventories)), ",".join(inventories) or "inventory")
-    extra_vars = attempt(lambda: parse_extra_vars(extra), "-e") or {}
-    if loaded is not None and inv is not None:
-        problems.extend(cross_check(loaded.runbook, inv, extra_vars, limit))
-    if problems:
-        raise ValidationFailed(problems)
-    return loaded, inv, extra_vars
-
-
 @main.command()
 @click.argument("runbook", type=click.Path(dir_okay=False))
 @click.option("-i", "--inventory", "inventories", multiple=True, help="inventory file (repeatable)")
@@ -155,7 +78,7 @@ def _load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...]
 @click.option("--limit", help="host pattern to restrict the run to")
 def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None) -> None:
     """Check a runbook (and inventory) without touching any host."""
-    loaded, inv, _ = _load_all(runbook, inventories, extra, limit)
+    loaded, inv, _ = load_all(runbook, inventories, extra, limit)
     for w in loaded.warnings:
         click.echo("warning: " + w.render(), err=True)
     rb = loaded.runbook
@@ -182,11 +105,11 @@ def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], che
          tags: tuple[str, ...], skip_tags: tuple[str, ...], limit: str | None, start_at: str | None, yes: bool,
          forks: int, journal_dir: str | None, report: str | None, verbose: int) -> None:
     """Run a runbook."""
-    from engine.runner import new_run
+    from engine.run.runner import new_run
 
     if report and Path(report).suffix.lower() not in (".json", ".xml", ".html", ".md"):
         raise InputError(f"--report {report}: unknown suffix", hint="use .json, .xml (JUnit), .html or .md")
-    loaded, inv, extra_vars = _load_all(runbook, inventories, extra, limit)
+    loaded, inv, extra_vars = load_all(runbook, inventories, extra, limit)
     code = new_run(loaded, inv, extra_vars, dict(
         runbook=runbook, inventories=list(inventories), extra=list(extra), check=check, diff=diff, tags=_split(tags),
         skip_tags=_split(skip_tags), limit=limit, start_at=start_at, yes=yes, forks=forks, journal_dir=journal_dir,
@@ -203,7 +126,7 @@ def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], che
 @click.option("-v", "--verbose", count=True)
 def resume(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal_dir: str | None, verbose: int) -> None:
     """Continue an interrupted or failed run where it stopped."""
-    from engine.runner import resume_run
+    from engine.run.runner import resume_run
 
     decisions: dict[str, str] = {}
     for d in decide:
@@ -221,7 +144,7 @@ def resume(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal
 @click.option("--journal-dir", "journal_dir")
 def rollback(run_id: str, yes: bool, force: bool, journal_dir: str | None) -> None:
     """Undo a run's reversible steps, newest first."""
-    from engine.runner import rollback_run
+    from engine.run.runner import rollback_run
 
     sys.exit(rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir))
 
@@ -230,7 +153,7 @@ def rollback(run_id: str, yes: bool, force: bool, journal_dir: str | None) -> No
 @click.option("--journal-dir", "journal_dir")
 def runs(journal_dir: str | None) -> None:
     """List the runs in the journal dir."""
-    from engine.runner import list_runs_text
+    from engine.run.runner import list_runs_text
 
     click.echo(list_runs_text(journal_dir))
 
@@ -240,7 +163,7 @@ def runs(journal_dir: str | None) -> None:
 @click.option("--journal-dir", "journal_dir")
 def show(run_id: str, journal_dir: str | None) -> None:
     """Stages, steps, hosts, status and timings of one run."""
-    from engine.runner import show_text
+    from engine.run.runner import show_text
 
     click.echo(show_text(run_id, journal_dir))
 
@@ -253,7 +176,7 @@ def show(run_id: str, journal_dir: str | None) -> None:
 def report(run_id: str, fmt: str, output: str | None, journal_dir: str | None) -> None:
     """Render a run's report from its journal."""
     from engine.report import render_report
-    from engine.runner import load_state
+    from engine.run.runner import load_state
 
     text = render_report(load_state(run_id, journal_dir), fmt)
     if output:
@@ -272,7 +195,7 @@ def snapshots() -> None:
 
 
 def _snapshot_session(inventories: tuple[str, ...], host: str | None) -> Any:
-    from engine.context import Connections
+    from engine.run.context import Connections
     from engine.inventory import load_inventories
 
     inv = load_inventories(list(inventories))
@@ -290,7 +213,7 @@ def _snapshot_session(inventories: tuple[str, ...], host: str | None) -> Any:
 @click.option("--host", help="inventory host (default: the only one)")
 def snapshots_list(inventories: tuple[str, ...], host: str | None) -> None:
     """List the snapshots on a host."""
-    from engine.snapshots import list_snapshots
+    from engine.mysql.snapshots import list_snapshots
 
     conns = _snapshot_session(inventories, host)
     try:
@@ -300,7 +223,7 @@ def snapshots_list(inventories: tuple[str, ...], host: str | None) -> None:
     if not snaps:
         click.echo("no snapshots")
         return
-    from engine.sizes import format_size
+    from engine.language.sizes import format_size
 
     for snap in snaps:
         click.echo(f"{snap.run_id}  {snap.schema}  host {snap.host} ({snap.hostname})  taken {snap.created_at}  {format_size(snap.bytes or 0)}")
@@ -315,7 +238,7 @@ def snapshots_list(inventories: tuple[str, ...], host: str | None) -> None:
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 def snapshots_drop(run_id: str, inventories: tuple[str, ...], host: str | None, yes: bool) -> None:
     """Drop the snapshot a run took (its rollback point is gone afterwards)."""
-    from engine.snapshots import drop_snapshot
+    from engine.mysql.snapshots import drop_snapshot
 
     if not yes:
         if not sys.stdin.isatty():
@@ -336,13 +259,10 @@ def snapshots_drop(run_id: str, inventories: tuple[str, ...], host: str | None, 
 @click.option("--journal-dir", "journal_dir", help="the lab lives in <journal dir>/lab")
 def lab(what: str, journal_dir: str | None) -> None:
     """A disposable local MariaDB + sshd for drills (up, down, status)."""
-    from engine import lab as lab_mod
+    from engine.cli import lab as lab_mod
     from engine.journal import journal_dir as jdir
 
     the_lab = lab_mod.Lab(lab_mod.lab_dir(jdir(journal_dir)))
     fn = {"up": lab_mod.up, "down": lab_mod.down, "status": lab_mod.status}[what]
     click.echo(fn(the_lab))
 
-
-if __name__ == "__main__":
-    main()

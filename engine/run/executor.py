@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
 
-from engine.actions.base import Action, get_action
+from engine.actions.base import Action
+from engine.actions.registry import get_action
 from engine.actions.probes import path_exists, unless_probe
-from engine.context import ActionContext, Connections
+from engine.run.context import ActionContext, Connections
 from engine.errors import CommandTimeout, ConnectError, RunbookError, SqlError, TemplateError
 from engine.model import Host, Status, Step, StepResult
 from engine.secrets import MASKER
-from engine.stepargs import args_digest, captured, loop_sees_item, sql_view
-from engine.templating import ENGINE, has_template, lazify
+from engine.run.stepargs import args_digest, captured, loop_sees_item, sql_view
+from engine.templating.render import ENGINE, has_template, lazify
 
 if TYPE_CHECKING:
     from engine.journal import Journal
@@ -231,7 +232,7 @@ class Executor:
         timeout = step.timeout
         args = step.args if cls.renders_own_args else ENGINE.render(step.args, vars_)
         if not cls.renders_own_args and has_template(step.args):
-            from engine.loader import rendered_problems
+            from engine.language.loader import rendered_problems
 
             bad = rendered_problems(cls, args)
             if bad:
@@ -295,7 +296,7 @@ class Executor:
             return True
         if step.action != "sql":
             return False
-        from engine.sqlutil import is_idempotent, split_statements
+        from engine.mysql.sqlutil import is_idempotent, split_statements
 
         text = step.args if isinstance(step.args, str) else step.args.get("query", "")
         # The statement's form decides, not its values: the unrendered text is enough.

@@ -2,7 +2,7 @@
 
 jsonschema says ``'20' is not valid under any of the given schemas``; a runbook author needs
 ``'20' is not a percentage (e.g. 20%)`` at the line of the value (STYLE §7), and a did-you-mean
-for a misspelt key. Positions come from the YAML marks that :mod:`engine.yamlio` keeps.
+for a misspelt key. Positions come from the YAML marks that :mod:`engine.language.yamlio` keeps.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import difflib
 from typing import Any
 
 from engine.errors import Problem
-from engine.templating import has_template
-from engine.yamlio import MDict, MList, key_source, source_at
+from engine.templating.render import has_template
+from engine.language.yamlio import MDict, MList, key_source, source_at
 
 
 def did_you_mean(word: str, choices: list[str]) -> str | None:
@@ -85,7 +85,7 @@ def schema_problems(validator: Any, instance: Any, root: Any, base: list[Any], f
 def _pattern_kind(schema: Any) -> str | None:
     """'a size (e.g. 20G)' when a schema is the sizes module's size or percentage, so the
     message says what was expected (STYLE: ``'20' is not a percentage (e.g. 20%)``)."""
-    from engine.sizes import PERCENT_PATTERN, SIZE_PATTERN
+    from engine.language.sizes import PERCENT_PATTERN, SIZE_PATTERN
 
     patterns = {sub.get("pattern") for sub in schema.get("anyOf", schema.get("oneOf", [])) if isinstance(sub, dict)}
     if PERCENT_PATTERN in patterns:

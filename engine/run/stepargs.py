@@ -14,7 +14,7 @@ from typing import Any
 from engine.errors import TemplateError
 from engine.model import Step
 from engine.secrets import MASKER
-from engine.templating import ENGINE, names_in
+from engine.templating.render import ENGINE, names_in
 
 
 def args_digest(action: str, args: Any) -> str:

@@ -10,15 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.durations import format_duration
+from engine.language.durations import format_duration
 from engine.errors import InputError, JournalError, NeedsDecision, RunbookError, RunLocked
 from engine.inventory import Inventory, match_pattern
-from engine.executor import restore_run_state
+from engine.run.executor import restore_run_state
 from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunLock, journal_dir, list_runs, new_run_id,
                             read_journal)
-from engine.loader import Loaded, digest_files
+from engine.language.load import load_all
+from engine.language.loader import Loaded, digest_files
 from engine.model import Runbook
-from engine.play import AbortStep, Play, PlayOptions, install_interrupt_handler, tags_select, undo_one
+from engine.run.play import AbortStep, Play, PlayOptions, install_interrupt_handler, tags_select, undo_one
 from engine.report.console import Console
 from engine.secrets import MASK, Secret
 
@@ -55,7 +56,7 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     try:
         outcome = play.run()
         status, code = outcome.status, outcome.exit_code
-    except AbortStep as exc:  # the second Ctrl-C (see engine.play)
+    except AbortStep as exc:  # the second Ctrl-C (see engine.run.play)
         console.line(str(exc), "bold red")
         status, code = "interrupted", 130
     except NeedsDecision as exc:
@@ -234,7 +235,6 @@ def _changed_files(state: JournalState) -> list[str]:
 
 
 def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Inventory, dict[str, Any], dict[str, Any]]:
-    from engine.cli import _load_all
 
     changed = _changed_files(state)
     if changed and not force:
@@ -245,7 +245,7 @@ def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Invent
     cwd = header.get("cwd") or os.getcwd()
     if os.path.isdir(cwd):
         os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
-    loaded, inv, extra = _load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"))
+    loaded, inv, extra = load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"))
     extra = _lost_secrets(extra, state.run_id, what)
     return loaded, inv, extra, opts
 

@@ -3,7 +3,7 @@
 Order: YAML (with marks) → structural JSON Schema → per-action params schemas → semantics
 (one action per step, unique names, durations, imports) → templates (syntax everywhere, and
 variables that are certainly undefined). Nothing here touches a host. Schema errors are worded
-by :mod:`engine.schema_messages`; template syntax is checked by :mod:`engine.template_checks`.
+by :mod:`engine.language.schema_messages`; template syntax is checked by :mod:`engine.language.template_checks`.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from typing import Any
 
 import jsonschema
 
-from engine.actions.base import REGISTRY, action_names
-from engine.durations import parse_duration
+from engine.actions.registry import REGISTRY, action_names
+from engine.language.durations import parse_duration
 from engine.errors import InputError, Problem, Source, ValidationFailed
 from engine.model import OnFailure, Runbook, Stage, Step
-from engine.schema import STAGE_KEYWORDS, STEP_KEYWORDS, runbook_schema
-from engine.schema_messages import did_you_mean, path_str, schema_problems, type_name
-from engine.template_checks import check_condition, check_templates
-from engine.templating import QUOTED_HINT, has_template, quoted_value_placeholders
-from engine.yamlio import key_source, load_yaml, source_at
+from engine.language.schema import STAGE_KEYWORDS, STEP_KEYWORDS, runbook_schema
+from engine.language.schema_messages import did_you_mean, path_str, schema_problems, type_name
+from engine.language.template_checks import check_condition, check_templates
+from engine.templating.render import QUOTED_HINT, has_template, quoted_value_placeholders
+from engine.language.yamlio import key_source, load_yaml, source_at
 
 MAGIC_VARS = {"inventory_hostname", "hostvars", "groups", "run_id", "stage", "check_mode", "group_names",
               "play_hosts", "ansible_check_mode", "inventory_hostname_short", "omit"}

@@ -1,0 +1,1 @@
+"""Server knowledge shared by actions: SQL text, identity, snapshot manifest, error diagnosis, the dump reader."""
