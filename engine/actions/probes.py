@@ -24,7 +24,7 @@ def sql_truth(text: str, ctx: ActionContext) -> bool:
     session = ctx.sql()
     rows: tuple[dict[str, Any], ...] = ()
     for sql, params in rendered_statements(text, ctx.vars):
-        res = session.query(sql, params, timeout=ctx.timeout)
+        res = session.query(sql, params, timeout=ctx.remaining())
         if res.returns_rows:
             rows = res.rows
     if not rows:
@@ -33,11 +33,11 @@ def sql_truth(text: str, ctx: ActionContext) -> bool:
 
 
 def shell_truth(cmd: str, ctx: ActionContext) -> bool:
-    return ctx.shell().run(cmd, timeout=ctx.timeout).rc == 0
+    return ctx.shell().run(cmd, timeout=ctx.remaining()).rc == 0
 
 
 def path_exists(path: str, ctx: ActionContext) -> bool:
-    return ctx.shell().run(f"test -e {shlex.quote(path)}", timeout=ctx.timeout).rc == 0
+    return ctx.shell().run(f"test -e {shlex.quote(path)}", timeout=ctx.remaining()).rc == 0
 
 
 def unless_probe(unless: Any, action: str, ctx: ActionContext) -> tuple[bool, str]:

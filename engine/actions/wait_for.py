@@ -72,7 +72,7 @@ class WaitFor(Action):
                 self.ctx.conns.reset_sql()  # the server may be restarting: reconnect next time
                 return False, exc.render()
         if "shell" in a:
-            res = self.ctx.shell().run(a["shell"], timeout=self.ctx.timeout)
+            res = self.ctx.shell().run(a["shell"], timeout=self.ctx.remaining())
             return res.rc == 0, res.stderr.strip()[-200:]
         port = int(a["port"])
         host = a.get("host") or ("127.0.0.1" if self.ctx.host.connection == "local" else str(self.ctx.host.vars.get("ssh_host", self.ctx.host.name)))
