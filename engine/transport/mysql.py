@@ -212,7 +212,7 @@ class MysqlSession:
         conn_id = int(conn.thread_id())
         watchdog = None
         if timeout is not None:
-            watchdog = threading.Timer(max(timeout, 0.0), self._stop_running, args=(f"ran past its timeout of {timeout:g}s",))
+            watchdog = threading.Timer(max(timeout, 0.0), self._stop_running, args=(f"ran past its timeout ({timeout:.3g}s)",))
             watchdog.daemon = True
             conn._read_timeout = max(timeout, 0.0) + _KILL_GRACE  # type: ignore[attr-defined]  # the KILL's answer comes first
         with self._state:
@@ -280,7 +280,7 @@ class MysqlSession:
         self._drop()
         shown = MASKER.text(sql)
         shown = shown if len(shown) <= 200 else shown[:199] + "…"
-        why = stopped or (f"ran past its timeout of {timeout:g}s" if timeout is not None else "the server stopped answering")
+        why = stopped or (f"ran past its timeout ({timeout:.3g}s)" if timeout is not None else "the server stopped answering")
         if timeout is not None and why.startswith("ran past"):
             return CommandTimeout(f"query {why}, stopped on the server with {how}; whether it took effect is unknown: {shown}",
                                   what=MASKER.text(sql), stopped=how)

@@ -1,0 +1,229 @@
+"""Outcome unknown is in doubt (issue 7 item 3), through the real CLI and a real MariaDB.
+
+A statement or command that was sent and whose fate is unknown — it ran past `timeout:`, its
+connection was lost, a later statement of the step failed after earlier ones committed — is
+journaled `unknown` (in doubt), never plain `failed`: resume probes it or asks, and never runs
+a non-idempotent step a second time blindly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from tests.cliutil import cli, out_of, rows, run_id_of
+from tests.conftest import mysql_root
+
+pytestmark = pytest.mark.integration
+
+INVENTORY = "all:\n  vars: {mysql_user: root, mysql_host: 127.0.0.1}\n  hosts:\n    h: {connection: local}\n"
+
+
+def _setup(tmp_path: Path, runbook: str) -> None:
+    (tmp_path / "rb.yml").write_text(runbook)
+    (tmp_path / "inv.yml").write_text(INVENTORY)
+
+
+def _play(tmp_path: Path, *extra: str) -> tuple[int, str, str]:
+    res = cli("play", "rb.yml", "-i", "inv.yml", *extra, cwd=tmp_path, home=tmp_path / "home")
+    return res.returncode, out_of(res), run_id_of(res)
+
+
+def _outcomes(tmp_path: Path, run_id: str) -> list[dict]:
+    path = tmp_path / "home" / run_id / "journal.jsonl"
+    return [r for r in map(json.loads, path.read_text().splitlines()) if r["type"] == "outcome"]
+
+
+def _processlist(db: pymysql.connections.Connection, needle: str) -> list[tuple]:
+    return rows(db, "SELECT ID, INFO FROM information_schema.PROCESSLIST "
+                    f"WHERE INFO LIKE '%{needle}%' AND INFO NOT LIKE '%PROCESSLIST%'")
+
+
+def test_sql_past_its_timeout_is_stopped_on_the_server_and_in_doubt(tmp_path: Path, db, schema: str) -> None:
+    """Was: journaled `failed`, the INSERT kept running on the server and resume ran it again
+    (two rows). Now: KILL QUERY stops it, the step is in doubt, resume asks."""
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB")
+    _setup(tmp_path, f"""
+name: slow insert
+stages:
+  - name: s
+    steps:
+      - name: Slow insert
+        timeout: 1
+        sql: INSERT INTO `{schema}`.t (v) SELECT SLEEP(4) /* rbt-slow-{schema} */
+""")
+    code, out, run_id = _play(tmp_path)
+    assert code == 1, out
+    assert "past its timeout" in out and "KILL QUERY" in out, out
+    # Gone from the server the moment the step ends, not still running behind our back.
+    assert _processlist(db, f"rbt-slow-{schema}") == []
+    assert [o["status"] for o in _outcomes(tmp_path, run_id)] == ["unknown"]
+    show = cli("show", run_id, cwd=tmp_path, home=tmp_path / "home")
+    assert "IN DOUBT" in show.stdout, show.stdout
+
+    res = cli("resume", run_id, cwd=tmp_path, home=tmp_path / "home")
+    rout = out_of(res)
+    assert res.returncode == 1 and "in doubt" in rout and "--decide" in rout, rout
+    time.sleep(0.1)
+    assert rows(db, f"SELECT COUNT(*) FROM `{schema}`.t") == [(0,)]
+
+
+def test_sql_timeout_with_a_probe_resumes_exactly_once(tmp_path: Path, db, schema: str) -> None:
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+    (tmp_path / "delay").write_text("3")
+    _setup(tmp_path, f"""
+name: slow insert
+stages:
+  - name: s
+    steps:
+      - name: Slow insert
+        timeout: 1
+        sql: INSERT INTO `{schema}`.t VALUES (1, SLEEP({{{{ lookup('file', 'delay') | float }}}}))
+        unless: SELECT COUNT(*) FROM `{schema}`.t WHERE id = 1
+""")
+    code, out, run_id = _play(tmp_path)
+    assert code == 1, out
+    (tmp_path / "delay").write_text("0")
+    res = cli("resume", run_id, cwd=tmp_path, home=tmp_path / "home")
+    assert res.returncode == 0, out_of(res)
+    assert rows(db, f"SELECT COUNT(*) FROM `{schema}`.t") == [(1,)]
+
+
+def test_local_command_past_its_timeout_kills_its_whole_process_group(tmp_path: Path) -> None:
+    """Was: only /bin/sh was killed; a grandchild kept running (and writing) after the step
+    was journaled `failed`."""
+    pidfile = tmp_path / "child.pid"
+    _setup(tmp_path, f"""
+name: slow command
+stages:
+  - name: s
+    steps:
+      - name: Slow
+        timeout: 1
+        shell: "sleep 30 & echo $! > {pidfile}; wait"
+""")
+    code, out, run_id = _play(tmp_path)
+    assert code == 1, out
+    pid = int(pidfile.read_text())
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the timed-out command's child {pid} is still running")
+    assert [o["status"] for o in _outcomes(tmp_path, run_id)] == ["unknown"]
+
+
+def test_multi_statement_step_failing_on_its_third_statement(tmp_path: Path, db, schema: str) -> None:
+    """Was: `failed`, and resume ran all three again (duplicate rows from the first two).
+    Now: the outcome says 2 of 3 completed and the step is in doubt."""
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.t (id INT PRIMARY KEY)")
+        cur.execute(f"CREATE TABLE `{schema}`.log (n INT)")
+        cur.execute(f"INSERT INTO `{schema}`.t VALUES (3)")
+    _setup(tmp_path, f"""
+name: three statements
+stages:
+  - name: s
+    steps:
+      - name: Three
+        sql: "INSERT INTO `{schema}`.log VALUES (1); INSERT INTO `{schema}`.log VALUES (2); INSERT INTO `{schema}`.t VALUES (3)"
+""")
+    code, out, run_id = _play(tmp_path)
+    assert code == 1, out
+    assert "statement 3 of 3 failed (2 of 3 statements completed" in out, out
+    [outcome] = _outcomes(tmp_path, run_id)
+    assert outcome["status"] == "unknown"
+    assert outcome["registered"]["statements_done"] == 2
+    assert "INSERT INTO" in outcome["evidence"] and "VALUES (3)" in outcome["evidence"]
+    res = cli("resume", run_id, cwd=tmp_path, home=tmp_path / "home")
+    assert res.returncode == 1 and "--decide" in out_of(res)
+    assert rows(db, f"SELECT COUNT(*) FROM `{schema}`.log") == [(2,)]
+
+
+def test_a_failed_statement_inside_a_transaction_rolls_it_back_and_is_plain_failed(tmp_path: Path, db, schema: str) -> None:
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        cur.execute(f"INSERT INTO `{schema}`.t VALUES (3)")
+    _setup(tmp_path, f"""
+name: transaction
+stages:
+  - name: s
+    steps:
+      - name: Tx
+        sql: "START TRANSACTION; INSERT INTO `{schema}`.t VALUES (1); INSERT INTO `{schema}`.t VALUES (3); COMMIT"
+""")
+    code, out, run_id = _play(tmp_path)
+    assert code == 1, out
+    assert "rolled back" in out, out
+    assert [o["status"] for o in _outcomes(tmp_path, run_id)] == ["failed"]
+    assert rows(db, f"SELECT id FROM `{schema}`.t") == [(3,)]
+
+
+def _wait_until_waiting(db: pymysql.connections.Connection, needle: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = rows(db, "SELECT COUNT(*) FROM information_schema.INNODB_TRX x JOIN information_schema.PROCESSLIST p "
+                         "ON p.ID = x.trx_mysql_thread_id WHERE x.trx_state = 'LOCK WAIT' "
+                         f"AND p.INFO LIKE '%{needle}%' AND p.INFO NOT LIKE '%PROCESSLIST%'")
+        if found[0][0]:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the engine's statement never waited for the lock")
+
+
+def test_deadlock_inside_a_transaction_is_not_replayed_one_statement(tmp_path: Path, db, schema: str) -> None:
+    """Was: the deadlocked UPDATE was retried alone after InnoDB had rolled back the whole
+    transaction, and COMMIT then made half of it durable."""
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+        cur.execute(f"CREATE TABLE `{schema}`.heavy (id INT PRIMARY KEY) ENGINE=InnoDB")
+        cur.execute(f"CREATE TABLE `{schema}`.log (n INT) ENGINE=InnoDB")
+        cur.execute(f"INSERT INTO `{schema}`.t VALUES (1, 0), (2, 0)")
+    other = mysql_root()
+    other.autocommit(False)
+    with other.cursor() as cur:  # the other transaction is heavier: InnoDB picks ours as the victim
+        cur.execute(f"INSERT INTO `{schema}`.heavy SELECT seq FROM mysql.seq_1_to_500" if False else f"INSERT INTO `{schema}`.heavy WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) SELECT i FROM n")
+        cur.execute(f"UPDATE `{schema}`.t SET v = 9 WHERE id = 2")
+    tag = f"rbt-dl-{schema}"
+
+    def close_the_cycle() -> None:
+        _wait_until_waiting(mysql_root(), tag)
+        with other.cursor() as cur:
+            try:
+                cur.execute(f"UPDATE `{schema}`.t SET v = 9 WHERE id = 1")
+            except pymysql.err.OperationalError:
+                pass
+        other.commit()
+
+    t = threading.Thread(target=close_the_cycle)
+    t.start()
+    _setup(tmp_path, f"""
+name: deadlock
+stages:
+  - name: s
+    steps:
+      - name: Tx
+        sql: >-
+          START TRANSACTION; INSERT INTO `{schema}`.log VALUES (1);
+          UPDATE `{schema}`.t SET v = 1 WHERE id = 1;
+          UPDATE `{schema}`.t SET v = 1 WHERE id = 2 /* {tag} */; COMMIT
+""")
+    try:
+        code, out, _ = _play(tmp_path)
+    finally:
+        t.join()
+        other.close()
+    assert code == 1, out
+    assert "1213" in out and "retrying" not in out, out
+    # Nothing of the transaction is left: no half-applied COMMIT.
+    assert rows(db, f"SELECT COUNT(*) FROM `{schema}`.log") == [(0,)]
+    assert rows(db, f"SELECT v FROM `{schema}`.t ORDER BY id") == [(9,), (9,)]
