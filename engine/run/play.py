@@ -98,7 +98,7 @@ class Play:
         self.states: dict[str, HostState] = {}
         for name, host in inv.hosts.items():
             if limit_hosts is None or name in limit_hosts:
-                self.states[name] = HostState(host, Connections(host))
+                self.states[name] = HostState(host, Connections(host, on_sql_connect=self._sql_connected))
         self._hostvars = _HostVarsView(self)
         self.env = StepEnv(run_id=run_id, check_mode=opts.check, journal=journal, journal_dir=opts.journal_dir,
                            extra_vars=extra, runbook_vars=self.runbook_vars, magic=self._magic,
@@ -110,6 +110,12 @@ class Play:
         self.interrupted = threading.Event()
         self.outcome = PlayOutcome("succeeded", 0, 0.0)
         self._pool: ThreadPoolExecutor | None = None
+
+    def _sql_connected(self, host: str, connection_id: int) -> None:
+        """Every MySQL connection is journaled: after a kill -9 of this process, resume finds
+        a statement of ours still running on the server and stops it before probing."""
+        if self.journal is not None and not self.journal.aborting:
+            self.journal.event("sql_connection", host=host, connection_id=connection_id)
 
     def _magic(self, hs: HostState, stage: str) -> dict[str, Any]:
         return {

@@ -26,6 +26,7 @@ class Resumer:
         self.prior = prior
         self.executor, self.journal, self.console, self.run_id = executor, journal, console, run_id
         self.decisions = decisions
+        self._settled: set[str] = set()  # hosts whose orphaned statements were dealt with
 
     def _state(self, step: Step, hs: HostState) -> Any:
         return self.prior.steps.get((step.key, hs.host.name, "do"))
@@ -62,7 +63,8 @@ class Resumer:
             res = self._restore(step, hs, st)
             res.note = "from the journal"  # type: ignore[attr-defined]
             return res
-        # In doubt: an intent without an outcome.
+        # In doubt: an intent without an outcome, or an outcome "unknown".
+        self.settle_orphans(hs)
         done, why = self.executor.probe_only(step, hs, stage.name)
         journal = self.journal
         if done:
@@ -77,6 +79,43 @@ class Resumer:
         if self.executor.safe_to_rerun(step, hs, stage.name):
             return None  # no probe, but running it again gives the same result
         return self._ask(step, hs, st, why)
+
+    def settle_orphans(self, hs: HostState) -> None:
+        """A statement the dead process sent may still be running on the server (kill -9
+        during a slow INSERT): probed now it reads "not done", and running the step again
+        would apply it twice. Every connection the run opened to this host is journaled; any
+        still running a statement is killed, and its rollback waited for, before a probe."""
+        name = hs.host.name
+        if name in self._settled:
+            return
+        ids = sorted({int(e["connection_id"]) for e in self.prior.events
+                      if e.get("kind") == "sql_connection" and e.get("host") == name and isinstance(e.get("connection_id"), int)})
+        if not ids:
+            self._settled.add(name)
+            return
+        from engine.errors import ConnectError, SqlError
+        from engine.transport.mysql import MysqlSession, kill_on_server, running_statements
+
+        session = hs.conns.sql()
+        if not isinstance(session, MysqlSession):
+            return
+        try:
+            busy = [r for r in running_statements(session, ids) if r["id"] != session.connection_id]
+            for row in busy:
+                self.console.line(f"{name}: connection {row['id']} of the interrupted run is still running a statement "
+                                  f"({row['seconds']}s: {row['info'] or row['command']}); killing it before the probe", "yellow")
+                if self.journal is not None:
+                    self.journal.event("orphan_killed", host=name, connection_id=row["id"], info=row["info"])
+                kill_on_server(session, int(row["id"]), query_only=False, wait=300)
+        except (ConnectError, SqlError) as exc:
+            raise NeedsDecision(f"{name}: cannot tell whether a statement of the interrupted run still runs: {exc.message}",
+                                hint="check the server's processlist, then resume again") from None
+        still = [r for r in running_statements(session, ids) if r["id"] != session.connection_id]
+        if still:
+            raise NeedsDecision(f"{name}: connection {still[0]['id']} of the interrupted run is still running after KILL "
+                                f"({still[0]['state']}): probing now could read a state about to change",
+                                hint="wait for its rollback to end (SHOW PROCESSLIST), then resume again")
+        self._settled.add(name)
 
     def _ask(self, step: Step, hs: HostState, st: Any, why: str) -> StepResult | None:
         key = f"{step.key}@{hs.host.name}"

@@ -227,3 +227,123 @@ stages:
     # Nothing of the transaction is left: no half-applied COMMIT.
     assert rows(db, f"SELECT COUNT(*) FROM `{schema}`.log") == [(0,)]
     assert rows(db, f"SELECT v FROM `{schema}`.t ORDER BY id") == [(9,), (9,)]
+
+
+# --------------------------------------------------------------------------- item 11: faults
+
+
+def _start_play(tmp_path: Path) -> "subprocess.Popen[str]":
+    import subprocess
+    import sys
+
+    from tests.cliutil import cli_env
+
+    return subprocess.Popen([sys.executable, "-m", "engine.cli", "play", "rb.yml", "-i", "inv.yml"], cwd=tmp_path,
+                            env=cli_env(tmp_path / "home"), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _wait_running(db: pymysql.connections.Connection, needle: str, proc: "subprocess.Popen[str]") -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = _processlist(db, needle)
+        if found:
+            return int(found[0][0])
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.02)
+    raise AssertionError(f"{needle} never ran")
+
+
+def test_kill_9_during_a_guarded_slow_insert_then_resume_inserts_once(tmp_path: Path, db, schema: str) -> None:
+    """Was: resume probed at once, the probe said "not done" (the dead run's INSERT had not
+    committed yet), and the INSERT ran a second time: two rows."""
+    import signal
+
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.t (v INT) ENGINE=InnoDB")
+    tag = f"rbt-k9-{schema}"
+    (tmp_path / "delay").write_text("4")
+    _setup(tmp_path, f"""
+name: slow guarded insert
+stages:
+  - name: s
+    steps:
+      - name: Insert
+        sql: INSERT INTO `{schema}`.t (v) SELECT SLEEP({{{{ lookup('file', 'delay') | float }}}}) /* {tag} */
+        unless: SELECT COUNT(*) FROM `{schema}`.t
+""")
+    proc = _start_play(tmp_path)
+    _wait_running(db, tag, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    out = proc.communicate()[0]
+    run_id = out.split("RUN ", 1)[1].split()[0]
+    (tmp_path / "delay").write_text("0")
+    res = cli("resume", run_id, cwd=tmp_path, home=tmp_path / "home")
+    rout = out_of(res)
+    assert res.returncode == 0, rout
+    assert "still running a statement" in rout, rout
+    time.sleep(0.2)
+    assert _processlist(db, tag) == []
+    assert rows(db, f"SELECT COUNT(*) FROM `{schema}`.t") == [(1,)], rout
+
+
+def test_kill_of_the_engine_connection_during_a_two_statement_step_is_in_doubt(tmp_path: Path, db, schema: str) -> None:
+    """Was: plain `failed`, and resume ran both statements again."""
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.t (v INT) ENGINE=InnoDB")
+    tag = f"rbt-kc-{schema}"
+    _setup(tmp_path, f"""
+name: two statements
+stages:
+  - name: s
+    steps:
+      - name: Two
+        sql: "INSERT INTO `{schema}`.t VALUES (1); INSERT INTO `{schema}`.t SELECT SLEEP(5) /* {tag} */"
+""")
+    proc = _start_play(tmp_path)
+    victim = _wait_running(db, tag, proc)
+    with db.cursor() as cur:
+        cur.execute("KILL %s", (victim,))
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 1, out
+    run_id = out.split("RUN ", 1)[1].split()[0]
+    assert [o["status"] for o in _outcomes(tmp_path, run_id)] == ["unknown"], out
+    res = cli("resume", run_id, cwd=tmp_path, home=tmp_path / "home")
+    assert res.returncode == 1 and "--decide" in out_of(res)
+    assert rows(db, f"SELECT COUNT(*) FROM `{schema}`.t WHERE v = 1") == [(1,)]
+
+
+def test_sshd_dropped_under_a_tunnelled_insert_is_in_doubt(tmp_path: Path, db, schema: str, private_sshd) -> None:
+    """Was: plain `failed` (resume ran the INSERT again)."""
+    import signal
+    import subprocess
+
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.t (v INT) ENGINE=InnoDB")
+    tag = f"rbt-tun-{schema}"
+    (tmp_path / "rb.yml").write_text(f"""
+name: tunnelled insert
+stages:
+  - name: s
+    steps:
+      - name: Insert
+        sql: INSERT INTO `{schema}`.t SELECT SLEEP(5) /* {tag} */
+""")
+    (tmp_path / "inv.yml").write_text(f"""
+all:
+  vars: {{mysql_user: root, mysql_host: 127.0.0.1, mysql_via: tunnel}}
+  hosts:
+    db1:
+{private_sshd.host_vars_yaml(6)}
+""")
+    proc = _start_play(tmp_path)
+    _wait_running(db, tag, proc)
+    assert private_sshd.proc is not None
+    children = subprocess.run(["pgrep", "-P", str(private_sshd.proc.pid)], capture_output=True, text=True).stdout.split()
+    for pid in children:  # the connection's own sshd processes: the TCP connection drops
+        os.kill(int(pid), signal.SIGKILL)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 1, out
+    run_id = out.split("RUN ", 1)[1].split()[0]
+    assert [o["status"] for o in _outcomes(tmp_path, run_id)] == ["unknown"], out
+    assert "whether it took effect is unknown" in out, out
