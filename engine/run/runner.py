@@ -65,6 +65,8 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     except RunbookError as exc:
         console.line(exc.render(), "bold red")
         status, code = "failed", exc.exit_code
+        if code == 2 and (play.outcome.results or resumed):
+            code = 1  # "invalid input, nothing was executed" is no longer true: steps ran
     finally:
         restore()
         play.close()

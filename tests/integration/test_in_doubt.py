@@ -347,3 +347,25 @@ all:
     run_id = out.split("RUN ", 1)[1].split()[0]
     assert [o["status"] for o in _outcomes(tmp_path, run_id)] == ["unknown"], out
     assert "whether it took effect is unknown" in out, out
+
+
+def test_template_error_in_a_later_stage_when_exits_1_once_steps_ran(tmp_path: Path) -> None:
+    """Was: exit 2 ("invalid input: nothing was executed") although the first stage wrote."""
+    marker = tmp_path / "wrote"
+    _setup(tmp_path, f"""
+name: later when
+stages:
+  - name: first
+    steps:
+      - name: Write
+        shell: touch {marker}
+        register: w
+  - name: second
+    when: "w.stdout | int(default=0) > (1 / 0)"
+    steps:
+      - name: Never
+        shell: "true"
+""")
+    code, out, _ = _play(tmp_path)
+    assert marker.exists()
+    assert code == 1, out
