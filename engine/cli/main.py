@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
+from engine.cli.operator import TerminalOperator
 from engine.errors import InputError, RunbookError
 from engine.language.load import load_all
 
@@ -113,7 +114,7 @@ def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], che
     code = new_run(loaded, inv, extra_vars, dict(
         runbook=runbook, inventories=list(inventories), extra=list(extra), check=check, diff=diff, tags=_split(tags),
         skip_tags=_split(skip_tags), limit=limit, start_at=start_at, yes=yes, forks=forks, journal_dir=journal_dir,
-        report=report, verbose=verbose))
+        report=report, verbose=verbose), operator=TerminalOperator())
     sys.exit(code)
 
 
@@ -134,7 +135,8 @@ def resume(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal
         if not sep or value not in ("rerun", "done", "abort"):
             raise InputError(f"--decide {d!r}: expected 'stage/step@host=rerun|done|abort'")
         decisions[key] = value
-    sys.exit(resume_run(run_id, yes=yes, force=force, decisions=decisions, journal_dir=journal_dir, verbose=verbose))
+    sys.exit(resume_run(run_id, yes=yes, force=force, decisions=decisions, journal_dir=journal_dir, verbose=verbose,
+                        operator=TerminalOperator()))
 
 
 @main.command()
@@ -146,7 +148,7 @@ def rollback(run_id: str, yes: bool, force: bool, journal_dir: str | None) -> No
     """Undo a run's reversible steps, newest first."""
     from engine.run.runner import rollback_run
 
-    sys.exit(rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir))
+    sys.exit(rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir, operator=TerminalOperator()))
 
 
 @main.command()

@@ -152,7 +152,7 @@ class ActionContext:
     #: set at the operator's first Ctrl-C (a pause ends at once)
     interrupted: threading.Event = field(default_factory=threading.Event)
     #: ask the operator (on the main thread) and return the answer; None: no terminal
-    ask: Callable[[str], str] | None = None
+    ask: Callable[[str], str | None] | None = None
     #: the runbook declared the step ``idempotent: true`` (it may be replayed whole)
     idempotent: bool = False
 

@@ -70,7 +70,7 @@ class StepEnv:
     #: set at the operator's first Ctrl-C: waits (pause) end at once
     interrupted: threading.Event = field(default_factory=threading.Event)
     #: ask the operator a question from a worker thread (answered on the main thread)
-    ask: Callable[[str], str] | None = None
+    ask: Callable[[str], str | None] | None = None
 
 
 def variables(env: StepEnv, hs: HostState, stage: str) -> dict[str, Any]:

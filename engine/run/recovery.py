@@ -5,7 +5,7 @@ twice: an in-doubt step without a probe is put to the operator.
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import NeedsDecision
@@ -16,13 +16,16 @@ if TYPE_CHECKING:
     from engine.journal import Journal, JournalState
     from engine.report.console import Console
     from engine.run.executor import Executor
+    from engine.run.operator import Operator
 
 _COMMON = {"changed", "failed", "skipped", "unreachable", "status", "msg", "duration", "ignored", "results"}
 
 
 class Resumer:
     def __init__(self, prior: JournalState, executor: Executor, journal: Journal | None, console: Console,
-                 run_id: str, decisions: dict[str, str]):
+                 run_id: str, decisions: dict[str, str], operator: Operator | None = None,
+                 interrupted: Callable[[], bool] = lambda: False):
+        self.operator, self.interrupted = operator, interrupted
         self.prior = prior
         self.executor, self.journal, self.console, self.run_id = executor, journal, console, run_id
         self.decisions = decisions
@@ -120,15 +123,13 @@ class Resumer:
     def _ask(self, step: Step, hs: HostState, st: Any, why: str) -> StepResult | None:
         key = f"{step.key}@{hs.host.name}"
         decision = self.decisions.get(key) or self.decisions.get(step.key)
-        if decision is None and sys.stdin.isatty():
-            self.console.line(
-                f"\nIN DOUBT: step {step.key!r} on {hs.host.name} was running when the run stopped, "
-                f"and nothing can tell whether it took effect ({why or 'the step has no probe'}).", "bold yellow")
-            while decision not in ("rerun", "done", "abort"):
-                try:
-                    decision = input("  rerun it, mark it done, or abort? [rerun/done/abort]: ").strip().lower()
-                except EOFError:
-                    decision = "abort"
+        by = "--decide"
+        if decision is None and self.operator is not None and self.operator.interactive:
+            what = f" ({st.msg})" if st.msg else ""
+            decision = self.operator.decide(
+                f"IN DOUBT: step {step.key!r} on {hs.host.name} was running when the run stopped{what}, "
+                f"and nothing can tell whether it took effect ({why or 'the step has no probe'}).", self.interrupted)
+            by = "terminal"
         if decision is None:
             raise NeedsDecision(
                 f"step {step.key!r} on {hs.host.name} is in doubt (it was running when the run stopped) and has no probe "
@@ -136,7 +137,7 @@ class Resumer:
                 hint=f"check the host, then: runbook resume {self.run_id} --decide '{key}=done' (or =rerun)")
         journal = self.journal
         if journal is not None:
-            journal.event("operator_decision", step=step.key, host=hs.host.name, decision=decision)
+            journal.event("operator_decision", step=step.key, host=hs.host.name, decision=decision, by=by)
         if decision == "rerun":
             return None
         if decision == "done":

@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunL
 from engine.language.load import load_all
 from engine.language.loader import Loaded, digest_files
 from engine.model import Runbook
-from engine.run.play import AbortStep, Play, PlayOptions, install_interrupt_handler, tags_select, undo_one
+from engine.run.play import AbortStep, Play, PlayOptions, tags_select, undo_one
+from engine.run.operator import Operator, Unattended
 from engine.report.console import Console
 from engine.secrets import MASK, Secret
 
@@ -51,7 +51,7 @@ def _resume_hint(run_id: str, jdir: Path, default: Path) -> str:
 
 def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id: str, jdir: Path,
              report: str | None, resumed: bool) -> int:
-    restore = install_interrupt_handler(play, console)
+    restore = play.interrupts.install()
     status, code = "failed", 1
     try:
         outcome = play.run()
@@ -88,13 +88,10 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
         except OSError as exc:  # the run is over and journaled: say so, keep its exit code
             console.line(f"could not write the report to {report}: {exc.strerror} — "
                          f"runbook report {run_id} --format {_format_of(report)} -o PATH writes it from the journal", "bold red")
-    if code == 130:
-        sys.stdout.flush()
-        os._exit(130)  # a second Ctrl-C: do not wait for worker threads still inside a step
     return code
 
 
-def _lost_secrets(extra: dict[str, Any], run_id: str, what: str) -> dict[str, Any]:
+def _lost_secrets(extra: dict[str, Any], run_id: str, what: str, operator: Operator) -> dict[str, Any]:
     """Extra vars whose value the journal masked (secrets are never journaled). Rather than
     run with a literal ``********``: on a terminal ask for them again; otherwise leave them
     undefined with a message, so that only a step (or undo) that reads one fails, saying why."""
@@ -103,8 +100,8 @@ def _lost_secrets(extra: dict[str, Any], run_id: str, what: str) -> dict[str, An
     lost = [k for k, v in extra.items() if isinstance(v, str) and MASK in v]
     out = dict(extra)
     for k in lost:
-        if sys.stdin.isatty():
-            out[k] = Secret(getpass.getpass(f"{k} (a secret given with -e; the journal does not keep it): "))
+        if operator.interactive:
+            out[k] = Secret(operator.secret(f"{k} (a secret given with -e; the journal does not keep it): "))
         else:
             out[k] = jinja2.StrictUndefined(
                 hint=f"{k} was given with -e and is a secret, which the journal does not keep; {what} on a terminal "
@@ -116,7 +113,7 @@ def _format_of(path: str) -> str:
     return {".json": "json", ".xml": "junit", ".html": "html", ".md": "md"}[Path(path).suffix.lower()]
 
 
-def preflight(rb: Runbook, opts: dict[str, Any]) -> None:
+def preflight(rb: Runbook, opts: dict[str, Any], interactive: bool = False) -> None:
     """What the options make impossible, refused before anything runs (exit 2, no journal):
     a --start-at that names no stage or step, a stage confirmation with no terminal to type
     it on and no --yes."""
@@ -132,9 +129,18 @@ def preflight(rb: Runbook, opts: dict[str, Any]) -> None:
             raise InputError(f"--start-at {start_at!r}: stage {at_stage!r} has no step {at_step!r}",
                              hint=f"steps: {', '.join(s.name for s in stage.steps)}")
         stages = stages[names.index(at_stage):]
-    if opts.get("yes") or opts.get("check") or sys.stdin.isatty():
+    if opts.get("check") or interactive:
         return
     tags, skip = set(opts.get("tags") or ()), set(opts.get("skip_tags") or ())
+    for stage in stages:
+        for step in stage.steps:
+            prompt = step.action == "pause" and isinstance(step.args, dict) and "prompt" in step.args
+            if prompt and not ({"seconds", "minutes"} & set(step.args)) and tags_select(stage, step, tags, skip):
+                raise InputError(f"step {step.key!r} pauses for the operator to press Enter and there is no terminal: "
+                                 "nothing was run", source=step.source,
+                                 hint="run it on a terminal, or give the pause `seconds:` instead of a prompt")
+    if opts.get("yes"):
+        return
     for stage in stages:
         if stage.confirm and any(tags_select(stage, s, tags, skip) for s in stage.steps):
             raise InputError(f"stage {stage.name!r} asks for a typed confirmation and there is no terminal: nothing was run",
@@ -150,9 +156,11 @@ def _writable_dir(path: Path, what: str, hint: str) -> None:
         raise InputError(f"{what} {path} is not writable", hint=hint)
 
 
-def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: dict[str, Any]) -> int:
+def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: dict[str, Any],
+            operator: Operator | None = None) -> int:
+    operator = operator if operator is not None else Unattended()
     rb = loaded.runbook
-    preflight(rb, opts)
+    preflight(rb, opts, operator.interactive)
     jdir = journal_dir(opts.get("journal_dir"))
     _writable_dir(jdir, "the journal dir", "point --journal-dir or $RUNBOOK_HOME at a writable directory")
     if opts.get("report"):
@@ -189,7 +197,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         journal.event("run_start")
         console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")),
                           resume_cmd=_resume_hint(run_id, jdir, journal_dir(None)))
-        play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal)
+        play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal, operator=operator)
         return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
 
 
@@ -236,7 +244,7 @@ def _changed_files(state: JournalState) -> list[str]:
     return out
 
 
-def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Inventory, dict[str, Any], dict[str, Any]]:
+def _reload(state: JournalState, force: bool, what: str, operator: Operator) -> tuple[Loaded, Inventory, dict[str, Any], dict[str, Any]]:
 
     changed = _changed_files(state)
     if changed and not force:
@@ -248,16 +256,18 @@ def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Invent
     if os.path.isdir(cwd):
         os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
     loaded, inv, extra = load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"))
-    extra = _lost_secrets(extra, state.run_id, what)
+    extra = _lost_secrets(extra, state.run_id, what, operator)
     return loaded, inv, extra, opts
 
 
-def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str], journal_dir: str | None, verbose: int) -> int:
+def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str], journal_dir: str | None, verbose: int,
+               operator: Operator | None = None) -> int:
+    operator = operator if operator is not None else Unattended()
     state = load_state(run_id, journal_dir)
     if state.run_status == "succeeded":
-        print(f"run {run_id} already succeeded: nothing to resume")
+        Console(verbose=verbose).line(f"run {run_id} already succeeded: nothing to resume")
         return 0
-    loaded, inv, extra, opts = _reload(state, force, "resume")
+    loaded, inv, extra, opts = _reload(state, force, "resume", operator)
     jdir = _jdir(journal_dir)
     opts.update(yes=yes or opts.get("yes", False), verbose=verbose, start_at=None)
     console = Console(verbose=verbose)
@@ -276,7 +286,7 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
                      + (" (" + ", ".join(f"{s.step}@{s.host}" for s in doubt) + ")" if doubt else ""))
         options = _options(opts, jdir, extra)
         options.decisions = decisions
-        play = Play(loaded.runbook, inv, options, console, run_id=run_id, journal=journal, prior=state)
+        play = Play(loaded.runbook, inv, options, console, run_id=run_id, journal=journal, prior=state, operator=operator)
         return _execute(play, journal, console, loaded.runbook, run_id, jdir, None, resumed=True)
 
 
@@ -284,25 +294,23 @@ def _jdir(opt: str | None) -> Path:
     return journal_dir(opt)
 
 
-def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None) -> int:
-    import sys as _sys
-
+def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None, operator: Operator | None = None) -> int:
+    operator = operator if operator is not None else Unattended()
     state = load_state(run_id, journal_dir)
     pending = state.done_with_undo()
     console = Console()
     if not pending:
         console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
         return 0
-    loaded, inv, extra, opts = _reload(state, force, "roll back")
+    loaded, inv, extra, opts = _reload(state, force, "roll back", operator)
     jdir = _jdir(journal_dir)
     console.line(f"ROLLBACK {run_id}: {len(pending)} step(s) to undo, newest first:", "bold yellow")
     for st in pending:
         console.line(f"  {st.step} on {st.host}")
     if not yes:
-        if not _sys.stdin.isatty():
+        if not operator.interactive:
             raise InputError("rollback asks for confirmation and there is no terminal", hint="pass --yes to confirm in advance")
-        answer = input(f"Type the run id ({run_id}) to roll back: ").strip()
-        if answer != run_id:
+        if not operator.confirm(f"roll back run {run_id}", run_id, lambda: False):
             console.line("not confirmed: nothing was undone", "bold red")
             return 1
     hosts = sorted({st.host for st in pending})
