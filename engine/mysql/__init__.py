@@ -1,0 +1,1 @@
+"""MySQL/MariaDB server knowledge shared by actions (the dump reader, DDL parsing, ...)."""
