@@ -86,6 +86,7 @@ class Statement:
     scope: str = ""  # SESSION: 'header' | 'table' | 'post' | 'footer' | 'body'
     name: str | None = None  # POST: the object's name (view, trigger, routine, event)
     client_command: bool = False  # OTHER: a mysql-client command (\g, source, …): not loadable
+    rows: int = -1  # DATA: its rows when the reader's fast path already knows them (then also LOAD DATA safe); see count_rows
 
 
 @dataclass
@@ -254,7 +255,7 @@ class _Classifier:
         cols = m.group("cols")
         columns = tuple(unquote(c.strip()) for c in re.findall(_IDENT, cols)) if cols is not None else None
         return Statement(Kind.DATA, r.text, r.offset, r.length, table, schema, ordinal, verb, columns, m.end(),
-                         delimiter=r.delimiter)
+                         delimiter=r.delimiter, rows=r.rows)
 
     def _set(self, st: Statement, head: bytes) -> Statement:
         text = st.text
