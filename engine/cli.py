@@ -139,7 +139,8 @@ def _load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...]
     loaded = attempt(lambda: load_runbook(runbook, partial=True), runbook)
     if loaded is not None:
         problems.extend(loaded.problems)
-    inv = attempt(lambda: load_inventories(list(inventories)), ",".join(inventories) or "inventory")
+    inv = attempt(lambda: load_inventories(list(inventories), playbook_dir=os.path.dirname(os.path.abspath(runbook))),
+                  ",".join(inventories) or "inventory")
     extra_vars = attempt(lambda: parse_extra_vars(extra), "-e") or {}
     if loaded is not None and inv is not None:
         problems.extend(cross_check(loaded.runbook, inv, extra_vars, limit))
@@ -160,7 +161,14 @@ def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
         click.echo("warning: " + w.render(), err=True)
     rb = loaded.runbook
     steps = sum(len(s.steps) for s in rb.stages)
+    from engine.validate import stage_hosts
+
+    for w in inv.warnings:
+        click.echo(f"warning: {w}", err=True)
     click.echo(f"ok: {runbook} is valid — {len(rb.stages)} stages, {steps} steps, {len(inv.hosts)} host(s) in the inventory")
+    for name, hosts in stage_hosts(rb, inv, limit):
+        shown = "decided at run time (templated targets)" if hosts is None else (", ".join(hosts) if hosts else "no host")
+        click.echo(f"  stage {name}: {shown}")
 
 
 @main.command()
