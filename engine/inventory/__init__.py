@@ -17,11 +17,23 @@ Modules: :mod:`.sources` (which files), :mod:`.yamlsrc` and :mod:`.ini` (formats
 """
 
 from engine.inventory.build import Inventory, connection_kind, load_inventories
-from engine.inventory.connection import mysql_settings, option_file_problem, ssh_settings, target_problems
+from engine.inventory.connection import become_settings, mysql_settings, option_file_problem, ssh_settings, target_problems
 from engine.inventory.patterns import PatternError, match_pattern, pattern_problems, split_pattern
 from engine.inventory.vars import ALIAS_FAMILIES, ALIASES
 
 __all__ = [
-    "ALIASES", "ALIAS_FAMILIES", "Inventory", "PatternError", "connection_kind", "load_inventories", "match_pattern",
-    "mysql_settings", "option_file_problem", "pattern_problems", "split_pattern", "ssh_settings", "target_problems",
+    "ALIASES",
+    "ALIAS_FAMILIES",
+    "Inventory",
+    "PatternError",
+    "become_settings",
+    "connection_kind",
+    "load_inventories",
+    "match_pattern",
+    "mysql_settings",
+    "option_file_problem",
+    "pattern_problems",
+    "split_pattern",
+    "ssh_settings",
+    "target_problems",
 ]

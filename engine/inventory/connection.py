@@ -14,6 +14,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import shlex
 from typing import Any
 
 import jinja2
@@ -22,6 +23,7 @@ from engine.errors import ConnectError, InputError, Problem, Source
 from engine.model import Host, HostKeyPolicy, MysqlSettings, SshSettings
 from engine.secrets import SECRET_KEY, Secret
 from engine.templating import ENGINE, lazify
+from engine.transport.become import Become
 
 _PROXY = re.compile(r"ProxyCommand|ProxyJump|(^|\s)-J\s|(^|\s)-W\s", re.I)
 _TRUE = (True, "true", "True", "yes", "on", "1", 1)
@@ -140,6 +142,38 @@ def option_file_problem(path: str) -> tuple[str, Source] | None:
     return None
 
 
+# --------------------------------------------------------------------------- become
+
+_BECOME_PASSWORDS = ("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password")
+
+
+def _host_value(host: Host, key: str, default: Any = None) -> Any:
+    value = host.vars.get(key, default)
+    if isinstance(value, str) and "{{" in value:
+        value = ENGINE.render(value, dict(lazify(host.vars), inventory_hostname=host.name))
+    return value
+
+
+def become_settings(host: Host) -> Become | None:
+    """``ansible_become`` as runbook honours it: every command through ``sudo -n -u USER``.
+    What we cannot honour faithfully (another method, a password to type) is refused."""
+    if _host_value(host, "ansible_become", False) not in _TRUE:
+        return None
+    user = str(_host_value(host, "ansible_become_user", "root") or "root")
+    method = str(_host_value(host, "ansible_become_method", "sudo"))
+    if method not in ("sudo", "ansible.builtin.sudo"):
+        raise InputError(f"host {host.name} becomes {user} with ansible_become_method: {method}; runbook only uses sudo",
+                         source=host.source, hint="use sudo (runbook runs sudo -n -u USER), or write the command into the shell step")
+    exe = _host_value(host, "ansible_become_exe")
+    if exe not in (None, "", "sudo"):
+        raise InputError(f"host {host.name}: ansible_become_exe {exe!r} is not supported (runbook runs sudo)", source=host.source)
+    if any(host.vars.get(k) not in (None, "") for k in _BECOME_PASSWORDS):
+        raise InputError(f"host {host.name} has a become password: runbook runs sudo -n, which never types one",
+                         source=host.source, hint=f"allow {user} through sudo without a password (NOPASSWD) for the SSH user, or drop ansible_become")
+    flags = _host_value(host, "ansible_become_flags")
+    return Become(user=user, flags=tuple(shlex.split(str(flags))) if flags else ())
+
+
 # --------------------------------------------------------------------------- targeted hosts
 
 
@@ -152,14 +186,10 @@ def target_problems(host: Host) -> list[Problem]:
         out.append(Problem(where, f"hosts.{host.name}.ansible_connection",
                            f"host {host.name} uses connection {host.connection!r}, which runbook cannot use",
                            "runbook connects over SSH (also for ansible_connection: paramiko) or locally; target other hosts, or use --limit"))
-    become = host.vars.get("ansible_become")
-    if isinstance(become, str) and "{{" in become:
-        become = ENGINE.render(become, dict(lazify(host.vars), inventory_hostname=host.name))
-    if become in _TRUE:
-        user = host.vars.get("ansible_become_user", "root")
-        out.append(Problem(where, f"hosts.{host.name}.ansible_become",
-                           f"host {host.name} has ansible_become (to {user}), which runbook does not do: its commands would run as the SSH user",
-                           "write sudo into the shell step (e.g. shell: sudo -n -u root ...), or set ansible_become: false for this host"))
+    try:
+        become_settings(host)
+    except InputError as exc:
+        out.append(Problem(where, f"hosts.{host.name}.ansible_become", exc.message, exc.hint))
     for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args"):
         value = host.vars.get(key)
         if isinstance(value, str) and _PROXY.search(value):

@@ -62,3 +62,22 @@ def test_a_targeted_host_we_cannot_use_is_refused_before_anything_runs(tmp_path:
     res = cli("play", str(tmp_path / "rb2.yml"), "-i", str(ini), cwd=tmp_path, home=tmp_path / "home")
     assert res.returncode == 2, out_of(res)
     assert "switch1 uses connection 'network_cli', which runbook cannot use" in out_of(res)
+
+
+def test_become_runs_commands_through_sudo(tmp_path: Path, sshd: SshdServer) -> None:
+    import shutil
+
+    if shutil.which("sudo") is None:
+        pytest.skip("sudo is not installed (scripts/setup.sh installs it)")
+    ini = _layout(tmp_path, sshd)
+    ini.write_text(ini.read_text() + "\n[dbs:vars]\nansible_become=true\nansible_become_user=nobody\n")
+    (tmp_path / "rb3.yml").write_text(
+        "name: become\ntargets: db1\nstages:\n  - name: s\n    steps:\n"
+        "      - name: Who\n        shell: {cmd: 'echo \"$(id -un) $GREETING $(pwd)\"', chdir: /tmp, env: {GREETING: hi}}\n"
+        "        register: who\n"
+        "      - name: Check\n        assert: {that: \"who.stdout == 'nobody hi /tmp'\"}\n")
+    res = cli("play", str(tmp_path / "rb3.yml"), "-i", str(ini), cwd=tmp_path, home=tmp_path / "home")
+    assert res.returncode == 0, out_of(res)
+    ini.write_text(ini.read_text() + "ansible_become_password=secret\n")
+    res = cli("play", str(tmp_path / "rb3.yml"), "-i", str(ini), cwd=tmp_path, home=tmp_path / "home")
+    assert res.returncode == 2 and "runs sudo -n, which never types one" in out_of(res)

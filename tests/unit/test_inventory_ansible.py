@@ -163,12 +163,12 @@ def test_targeted_host_checks(tmp_path: Path) -> None:
     cnf = tmp_path / "my.cnf"
     cnf.write_text("user=root\n[client]\n")
     p = tmp_path / "inv.yml"
-    p.write_text(f"all:\n  hosts:\n    sw1: {{ansible_connection: network_cli}}\n    db1: {{ansible_become: true}}\n"
+    p.write_text(f"all:\n  hosts:\n    sw1: {{ansible_connection: network_cli}}\n    db1: {{ansible_become: true, ansible_become_method: su}}\n"
                  f"    db2: {{ansible_ssh_common_args: '-o ProxyCommand=\"ssh -W %h:%p bastion\"'}}\n"
                  f"    db3: {{mysql_option_file: {cnf}}}\n    db4: {{ansible_connection: ansible.builtin.ssh}}\n")
     inv = load_inventories([str(p)])
     msgs = {h: " ".join(pr.message for pr in target_problems(inv.hosts[h])) for h in inv.hosts}
-    assert "network_cli" in msgs["sw1"] and "ansible_become" in msgs["db1"] and "ansible_ssh_common_args" in msgs["db2"]
+    assert "network_cli" in msgs["sw1"] and "only uses sudo" in msgs["db1"] and "ansible_ssh_common_args" in msgs["db2"]
     assert "a setting before any [section] header" in msgs["db3"]
     assert msgs["db4"] == ""
     with pytest.raises(InputError) as info:
