@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +20,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from tests.cliutil import cli, out_of, rows, run_id_of
+from tests.cliutil import cli, cli_env, out_of, rows, run_id_of
 from tests.conftest import mysql_root
 
 pytestmark = pytest.mark.integration
@@ -232,18 +235,13 @@ stages:
 # --------------------------------------------------------------------------- item 11: faults
 
 
-def _start_play(tmp_path: Path) -> "subprocess.Popen[str]":
-    import subprocess
-    import sys
-
-    from tests.cliutil import cli_env
-
+def _start_play(tmp_path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "engine.cli", "play", "rb.yml", "-i", "inv.yml"], cwd=tmp_path,
                             env=cli_env(tmp_path / "home"), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def _wait_running(db: pymysql.connections.Connection, needle: str, proc: "subprocess.Popen[str]") -> int:
+def _wait_running(db: pymysql.connections.Connection, needle: str, proc: subprocess.Popen[str]) -> int:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = _processlist(db, needle)
@@ -257,8 +255,6 @@ def _wait_running(db: pymysql.connections.Connection, needle: str, proc: "subpro
 def test_kill_9_during_a_guarded_slow_insert_then_resume_inserts_once(tmp_path: Path, db, schema: str) -> None:
     """Was: resume probed at once, the probe said "not done" (the dead run's INSERT had not
     committed yet), and the INSERT ran a second time: two rows."""
-    import signal
-
     with db.cursor() as cur:
         cur.execute(f"CREATE TABLE `{schema}`.t (v INT) ENGINE=InnoDB")
     tag = f"rbt-k9-{schema}"
@@ -315,9 +311,6 @@ stages:
 
 def test_sshd_dropped_under_a_tunnelled_insert_is_in_doubt(tmp_path: Path, db, schema: str, private_sshd) -> None:
     """Was: plain `failed` (resume ran the INSERT again)."""
-    import signal
-    import subprocess
-
     with db.cursor() as cur:
         cur.execute(f"CREATE TABLE `{schema}`.t (v INT) ENGINE=InnoDB")
     tag = f"rbt-tun-{schema}"
