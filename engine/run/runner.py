@@ -147,6 +147,20 @@ def preflight(rb: Runbook, opts: dict[str, Any], interactive: bool = False) -> N
                              source=stage.source, hint="run it on a terminal, or pass --yes to confirm in advance")
 
 
+def _selection_notes(rb: Runbook, opts: dict[str, Any]) -> list[str]:
+    """What --tags/--skip-tags make of the runbook, when it is surprising: a tag no step has,
+    or no step selected at all (the run would "succeed" doing nothing)."""
+    tags, skip = tuple(opts.get("tags") or ()), tuple(opts.get("skip_tags") or ())
+    if not tags and not skip:
+        return []
+    known = {t for st in rb.stages for t in st.tags} | {t for st in rb.stages for s in st.steps for t in s.tags}
+    notes = [f"--tags {t}: no stage or step has this tag" for t in tags if t not in known and t not in ("all", "always")]
+    notes += [f"--skip-tags {t}: no stage or step has this tag" for t in skip if t not in known]
+    if not any(tags_select(st, s, tags, skip) for st in rb.stages for s in st.steps):
+        notes.append(f"--tags {','.join(tags) or '-'} / --skip-tags {','.join(skip) or '-'} select no step: nothing runs")
+    return notes
+
+
 def _writable_dir(path: Path, what: str, hint: str) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -169,6 +183,14 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
     console = Console(verbose=opts.get("verbose", 0), diff=bool(opts.get("diff")))
     for w in loaded.warnings:
         console.warn(w.render())
+    for note in _selection_notes(rb, opts):
+        console.warn(note)
+        console.recap.notes.append(note)
+    if not opts.get("inventories"):
+        # Decided: a warning, not a refusal. Without -i the implicit inventory is this machine
+        # (connection: local), as with ansible; refusing mutating runbooks would refuse hello.yml
+        # and every local drill. The warning names the machine so nobody mistakes it for a server.
+        console.warn(f"no inventory given (-i): the run targets this machine ({socket.gethostname()}), with connection: local")
     hosts = _targeted_hosts(rb, inv, opts.get("limit"))
     header = {
         "runbook": os.path.abspath(rb.path),

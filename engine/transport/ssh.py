@@ -10,6 +10,7 @@ checks and key loading live in :mod:`engine.transport.sshkeys`, under the same r
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import select
 import socket
@@ -31,6 +32,11 @@ _CHUNK = 65536
 _INLINE_STDIN = 16 * 1024  # within any server's first window (OpenSSH 2 MB, dropbear 24 KB): sendall cannot block
 _MAX_HOPS = 5  # ProxyJump chains longer than this are a config loop
 _NET_ERRORS = (paramiko.SSHException, OSError, EOFError)
+
+# paramiko's transport thread logs its failures (a port that answers but does not speak SSH)
+# with a traceback, which Python's last-resort handler prints on stderr. Ours is the one-line
+# ConnectError; the library's log stays out of the operator's way.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,9 @@ class SshShell:
             raise
         except _NET_ERRORS as exc:
             (transport or sock).close()
+            if "protocol banner" in str(exc):
+                raise ConnectError(f"ssh to {t.where}: the port answers but does not speak SSH ({exc})",
+                                   hint="check ssh_host and ssh_port: is sshd listening there?") from None
             raise ConnectError(f"ssh to {t.where} failed: {exc or type(exc).__name__}") from None
 
     def _open_socket(self, t: _Target) -> Any:
