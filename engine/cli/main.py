@@ -14,6 +14,12 @@ import click
 from engine.cli.operator import TerminalOperator
 from engine.errors import InputError, RunbookError, Source
 from engine.language.load import load_all
+from engine.run.ending import RunEnd
+
+
+# How a run ended -> the exit code of the SPEC: 0 success · 1 the run failed · 2 invalid input,
+# nothing executed · 130 interrupted. This module is the only place that decides it.
+_EXIT = {RunEnd.SUCCEEDED: 0, RunEnd.FAILED: 1, RunEnd.NEEDS_DECISION: 1, RunEnd.INVALID: 2, RunEnd.INTERRUPTED: 130}
 
 
 def _die(exc: RunbookError) -> NoReturn:
@@ -118,11 +124,11 @@ def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], che
     if report and Path(report).suffix.lower() not in (".json", ".xml", ".html", ".md"):
         raise InputError(f"--report {report}: unknown suffix", hint="use .json, .xml (JUnit), .html or .md")
     loaded, inv, extra_vars = load_all(runbook, inventories, extra, limit)
-    code = new_run(loaded, inv, extra_vars, dict(
+    end = new_run(loaded, inv, extra_vars, dict(
         runbook=runbook, inventories=list(inventories), extra=list(extra), check=check, diff=diff, tags=_split(tags),
         skip_tags=_split(skip_tags), limit=limit, start_at=start_at, yes=yes, forks=forks, journal_dir=journal_dir,
         report=report, verbose=verbose), operator=TerminalOperator())
-    sys.exit(code)
+    sys.exit(_EXIT[end])
 
 
 @main.command()
@@ -177,8 +183,8 @@ def resume(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal
         if not sep or value not in ("rerun", "done", "abort"):
             raise InputError(f"--decide {d!r}: expected 'stage/step@host=rerun|done|abort'")
         decisions[key] = value
-    sys.exit(resume_run(run_id, yes=yes, force=force, decisions=decisions, journal_dir=journal_dir, verbose=verbose,
-                        operator=TerminalOperator()))
+    sys.exit(_EXIT[resume_run(run_id, yes=yes, force=force, decisions=decisions, journal_dir=journal_dir, verbose=verbose,
+                              operator=TerminalOperator())])
 
 
 @main.command()
@@ -190,7 +196,7 @@ def rollback(run_id: str, yes: bool, force: bool, journal_dir: str | None) -> No
     """Undo a run's reversible steps, newest first."""
     from engine.run.runner import rollback_run
 
-    sys.exit(rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir, operator=TerminalOperator()))
+    sys.exit(_EXIT[rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir, operator=TerminalOperator())])
 
 
 @main.command()

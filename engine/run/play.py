@@ -51,8 +51,7 @@ class PlayOptions:
 
 @dataclass
 class PlayOutcome:
-    status: str  # succeeded | failed | interrupted | rolled back
-    exit_code: int
+    status: str  # succeeded | failed | interrupted | rolled back (engine.cli.main maps it to an exit code)
     duration: float
     results: list[tuple[str, str, str, StepResult]] = field(default_factory=list)  # (stage, step, host, result)
 
@@ -117,7 +116,7 @@ class Play:
                                 lambda: self.interrupts.presses > 0) if prior is not None else None)
         if prior is not None:
             restore_run_state(prior.events, self.env.run_state)
-        self.outcome = PlayOutcome("succeeded", 0, 0.0)
+        self.outcome = PlayOutcome("succeeded", 0.0)
 
     @property
     def interrupted(self) -> bool:
@@ -197,7 +196,7 @@ class Play:
                 run_timer.cancel()
             self.outcome.duration = time.monotonic() - start  # also when a second Ctrl-C aborts the run
         if self.interrupted and self.outcome.status == "succeeded":
-            self.outcome.status, self.outcome.exit_code = "interrupted", 130
+            self.outcome.status = "interrupted"
         self.outcome.duration = time.monotonic() - start
         return self.outcome
 
@@ -257,7 +256,7 @@ class Play:
             return True
         if stage.confirm and not self.opts.check and not self._confirm(stage, hosts):
             self.console.line("not confirmed: the run stops here", "bold red")
-            self.outcome.status, self.outcome.exit_code = "failed", 1
+            self.outcome.status = "failed"
             return False
         self.console.stage_start(stage.name, stage.budget, [h.host.name for h in hosts])
         if self.journal is not None:
@@ -300,7 +299,7 @@ class Play:
         if self.journal is not None:
             self.journal.event("stage_end", stage=stage.name, status=status)
         if failed:
-            self.outcome.status, self.outcome.exit_code = ("rolled back" if status == "rolled back" else "failed"), 1
+            self.outcome.status = "rolled back" if status == "rolled back" else "failed"
             return stage.on_failure is OnFailure.CONTINUE and any(hs.active for hs in self.states.values())
         return not self.interrupted
 

@@ -19,6 +19,7 @@ from engine.language.load import load_all
 from engine.language.loader import Loaded, digest_files
 from engine.model import Runbook
 from engine.run.play import AbortStep, Play, PlayOptions, tags_select, undo_one
+from engine.run.ending import RunEnd
 from engine.run.operator import Operator, Unattended
 from engine.report.console import Console
 from engine.secrets import MASK, Secret
@@ -50,23 +51,24 @@ def _resume_hint(run_id: str, jdir: Path, default: Path) -> str:
 
 
 def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id: str, jdir: Path,
-             report: str | None, resumed: bool) -> int:
+             report: str | None, resumed: bool) -> RunEnd:
     restore = play.interrupts.install()
-    status, code = "failed", 1
+    status, end = "failed", RunEnd.FAILED
     try:
         outcome = play.run()
-        status, code = outcome.status, outcome.exit_code
+        status = outcome.status
+        end = {"succeeded": RunEnd.SUCCEEDED, "interrupted": RunEnd.INTERRUPTED}.get(status, RunEnd.FAILED)
     except AbortStep as exc:  # the second Ctrl-C (see engine.run.play)
         console.line(str(exc), "bold red")
-        status, code = "interrupted", 130
+        status, end = "interrupted", RunEnd.INTERRUPTED
     except NeedsDecision as exc:
         console.line(exc.render(), "bold red")
-        status, code = "interrupted", 1
+        status, end = "interrupted", RunEnd.NEEDS_DECISION
     except RunbookError as exc:
         console.line(exc.render(), "bold red")
-        status, code = "failed", exc.exit_code
-        if code == 2 and (play.outcome.results or resumed):
-            code = 1  # "invalid input, nothing was executed" is no longer true: steps ran
+        status, end = "failed", RunEnd.FAILED
+        if isinstance(exc, InputError) and not (play.outcome.results or resumed):
+            end = RunEnd.INVALID  # "invalid input, nothing was executed" holds only while nothing ran
     finally:
         restore()
         play.close()
@@ -88,7 +90,7 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
         except OSError as exc:  # the run is over and journaled: say so, keep its exit code
             console.line(f"could not write the report to {report}: {exc.strerror} — "
                          f"runbook report {run_id} --format {_format_of(report)} -o PATH writes it from the journal", "bold red")
-    return code
+    return end
 
 
 def _lost_secrets(extra: dict[str, Any], run_id: str, what: str, operator: Operator) -> dict[str, Any]:
@@ -171,7 +173,7 @@ def _writable_dir(path: Path, what: str, hint: str) -> None:
 
 
 def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: dict[str, Any],
-            operator: Operator | None = None) -> int:
+            operator: Operator | None = None) -> RunEnd:
     operator = operator if operator is not None else Unattended()
     rb = loaded.runbook
     preflight(rb, opts, operator.interactive)
@@ -283,12 +285,12 @@ def _reload(state: JournalState, force: bool, what: str, operator: Operator) -> 
 
 
 def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str], journal_dir: str | None, verbose: int,
-               operator: Operator | None = None) -> int:
+               operator: Operator | None = None) -> RunEnd:
     operator = operator if operator is not None else Unattended()
     state = load_state(run_id, journal_dir)
     if state.run_status == "succeeded":
         Console(verbose=verbose).line(f"run {run_id} already succeeded: nothing to resume")
-        return 0
+        return RunEnd.SUCCEEDED
     loaded, inv, extra, opts = _reload(state, force, "resume", operator)
     jdir = _jdir(journal_dir)
     opts.update(yes=yes or opts.get("yes", False), verbose=verbose, start_at=None)
@@ -316,14 +318,14 @@ def _jdir(opt: str | None) -> Path:
     return journal_dir(opt)
 
 
-def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None, operator: Operator | None = None) -> int:
+def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None, operator: Operator | None = None) -> RunEnd:
     operator = operator if operator is not None else Unattended()
     state = load_state(run_id, journal_dir)
     pending = state.done_with_undo()
     console = Console()
     if not pending:
         console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
-        return 0
+        return RunEnd.SUCCEEDED
     loaded, inv, extra, opts = _reload(state, force, "roll back", operator)
     jdir = _jdir(journal_dir)
     console.line(f"ROLLBACK {run_id}: {len(pending)} step(s) to undo, newest first:", "bold yellow")
@@ -334,7 +336,7 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
             raise InputError("rollback asks for confirmation and there is no terminal", hint="pass --yes to confirm in advance")
         if not operator.confirm(f"roll back run {run_id}", run_id, lambda: False):
             console.line("not confirmed: nothing was undone", "bold red")
-            return 1
+            return RunEnd.FAILED
     hosts = sorted({st.host for st in pending})
     with RunLock(jdir, run_id, hosts):
         journal = Journal.open(jdir, run_id)
@@ -343,7 +345,7 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
         restore_run_state(state.events, play.env.run_state)  # undo checks it is still the same server
         play.opts.check = False
         play.env.check_mode = False
-        status, code = "rolled back", 0
+        status, end = "rolled back", RunEnd.SUCCEEDED
         try:
             for st in pending:
                 hs = play.states.get(st.host)
@@ -351,7 +353,7 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
                     raise JournalError(f"host {st.host} of step {st.step} is not in the inventory any more")
                 name = st.step.split("/", 1)[-1]
                 if not undo_one(play, st.step, name, hs, st.undo):
-                    status, code = "rollback failed", 1
+                    status, end = "rollback failed", RunEnd.FAILED
                     console.line(f"rollback stopped at {st.step} on {st.host}: fix the cause, then run `runbook rollback {run_id}` again "
                                  "(what is undone stays undone)", "bold red")
                     break
@@ -359,8 +361,8 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
             play.close()
             journal.event("run_end", status=status)
             journal.close()
-    console.line(f"{status}: run {run_id}", "bold green" if code == 0 else "bold red")
-    return code
+    console.line(f"{status}: run {run_id}", "bold green" if end is RunEnd.SUCCEEDED else "bold red")
+    return end
 
 
 # --------------------------------------------------------------------------- runs / show
@@ -378,6 +380,22 @@ def list_runs_text(jdir_opt: str | None) -> str:
         started = (r.started or "-").replace("T", " ")[:19]
         lines.append(f"{r.run_id:<22} {r.status:<14} {started:<20} {dur:>9}  {steps:<22} {r.runbook or '-'}" + (f"  ({r.note})" if r.note else ""))
     return "\n".join(lines)
+
+
+_OPERATOR_EVENTS = ("operator_confirm", "operator_decision", "interrupted", "orphan_killed")
+
+
+def _operator_line(e: dict[str, Any]) -> str:
+    """One line of `show` for what the operator said or did (journal events)."""
+    kind = e.get("kind")
+    if kind == "operator_confirm":
+        return f"{'confirmed' if e.get('confirmed') else 'did NOT confirm'} stage [{e.get('stage')}] ({e.get('by')}): {e.get('text')}"
+    if kind == "operator_decision":
+        return f"decided {e.get('decision')} for in-doubt {e.get('step')} on {e.get('host')} ({e.get('by', 'terminal')})"
+    if kind == "interrupted":
+        return f"interrupted ({e.get('signal') or 'Ctrl-C'}, press {e.get('presses')})" + (
+            f": in doubt on {', '.join(e['in_doubt'])}" if e.get("in_doubt") else "")
+    return f"killed connection {e.get('connection_id')} of the interrupted run on {e.get('host')}: {e.get('info')}"
 
 
 def show_text(run_id: str, jdir_opt: str | None) -> str:
@@ -402,6 +420,10 @@ def show_text(run_id: str, jdir_opt: str | None) -> str:
         extra = f" (attempt {st.attempt})" if st.attempt > 1 else ""
         name = step.split("/", 1)[-1] + (" [undo]" if phase == "undo" else "")
         lines.append(f"  {verdict:<11} {host:<14} {name} {dur}{extra}" + (f": {st.msg}" if st.msg and verdict not in ("ok",) else ""))
+    said = [e for e in state.events if e.get("kind") in _OPERATOR_EVENTS]
+    if said:
+        lines.append("\noperator")
+        lines += [f"  {(e.get('ts') or '')[11:19]}  {_operator_line(e)}" for e in said]
     exceeded = [e for e in state.events if e.get("kind") == "budget_exceeded"]
     for e in exceeded:
         lines.append(f"\nbudget exceeded: {e.get('scope')} [{e.get('name')}] ({format_duration(e.get('budget') or 0)})")

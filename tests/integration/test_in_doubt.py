@@ -363,3 +363,21 @@ stages:
     code, out, _ = _play(tmp_path)
     assert marker.exists()
     assert code == 1, out
+
+
+def test_a_confirmation_is_journaled_and_shown(tmp_path: Path) -> None:
+    _setup(tmp_path, """
+name: confirmed
+stages:
+  - name: fence
+    confirm: "Stop writes on {{ inventory_hostname }}"
+    steps:
+      - name: Nothing
+        shell: "true"
+""")
+    code, out, run_id = _play(tmp_path, "--yes")
+    assert code == 0, out
+    show = cli("show", run_id, cwd=tmp_path, home=tmp_path / "home").stdout
+    assert "confirmed stage [fence] (--yes): Stop writes on h" in show, show
+    report = cli("report", run_id, "--format", "json", cwd=tmp_path, home=tmp_path / "home").stdout
+    assert '"operator_confirm"' in report

@@ -167,6 +167,10 @@ def test_an_in_doubt_step_without_a_probe_is_put_to_the_operator(lab):
     assert res.returncode == 0, out
     assert lines_of(work / "third") == ["once"]
     assert lines_of(work / "first") == ["once"]
+    # The decision is the operator's word, journaled: `show` and the reports carry it.
+    show = cli("show", run_id, cwd=lab).stdout
+    assert "decided done for in-doubt work/Slow on ctl (--decide)" in show, show
+    assert "interrupted (Ctrl-C, press 2)" in show, show
 
 
 # --------------------------------------------------------------------------- issue 7 item 4
