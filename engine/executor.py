@@ -65,6 +65,8 @@ class StepEnv:
     progress: Callable[[str, int, int | None, str], None] = lambda host, done, total, label: None
     warn: Callable[[str], None] = lambda msg: None
     diff: bool = False
+    #: another inventory host's connections by name (see ``Play.peer``)
+    peers: Callable[[str], Connections] | None = None
 
 
 def variables(env: StepEnv, hs: HostState, stage: str) -> dict[str, Any]:
@@ -120,7 +122,7 @@ class Executor:
             host=hs.host, conns=hs.conns, vars=variables_, run_id=env.run_id, check_mode=env.check_mode,
             step_key=step.key, source=step.source, timeout=timeout, journal_dir=env.journal_dir,
             progress=lambda done, total, label: env.progress(hs.host.name, done, total, label),
-            warn=env.warn, run_state=env.run_state,
+            warn=env.warn, run_state=env.run_state, peers=env.peers,
         )
 
     # -- the whole step on one host ------------------------------------------------------

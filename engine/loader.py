@@ -369,7 +369,8 @@ def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str) 
     problems = schema_problems(validator, args, root, path, file)
     if not problems and not (isinstance(args, str) and has_template(args)):
         for suffix, message in cls.static_problems(args):
-            full = path + [s for s in suffix.split(".") if s] if suffix else path
+            # "rules.1.sql": list indexes as ints, so source_at finds the item's line
+            full = path + [int(s) if s.isdigit() else s for s in suffix.split(".") if s] if suffix else path
             problems.append(Problem(source_at(root, full, file), path_str(full), message))
     return problems
 

@@ -10,5 +10,6 @@ from engine.actions import (  # noqa: F401
     snapshot,
     sql,
     stop_writes,
+    verify,
     wait_for,
 )
