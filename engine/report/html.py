@@ -136,9 +136,12 @@ _TEMPLATE = """<!DOCTYPE html>
 </tbody></table>
 
 {% if checks %}<h2>Verification</h2>
-<table><thead><tr><th>Stage</th><th>Step</th><th>Host</th><th>Check</th><th>Result</th><th>Detail</th></tr></thead><tbody>
+<table><thead><tr><th>Stage</th><th>Step</th><th>Host</th><th>Check</th><th>Kind</th><th>Table</th><th>Result</th><th>Count</th><th>Detail</th></tr></thead><tbody>
 {% for c in checks %}<tr class="{% if c.status == 'FAIL' %}problem{% endif %}"><td>{{ c.stage }}</td><td>{{ c.step }}</td><td>{{ c.host }}</td><td>{{ c.name }}</td>
-<td><span class="badge {{ c.status|cls }}">{{ c.status }}</span></td><td>{{ c.detail }}</td></tr>{% endfor %}
+<td>{{ c.kind or "—" }}</td><td>{{ c.table or "—" }}</td>
+<td><span class="badge {{ c.status|cls }}">{{ c.status }}</span></td><td class="num">{{ "—" if c.count is none else c.count }}</td>
+<td>{{ c.detail }}{% if c.sample %}<details><summary>sample ({{ c.sample|length }})</summary><pre>{% for s in c.sample %}{{ s|tojson }}
+{% endfor %}</pre></details>{% endif %}</td></tr>{% endfor %}
 </tbody></table>{% endif %}
 
 {% if throughput %}<h2>Restore throughput</h2>

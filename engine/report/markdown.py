@@ -14,6 +14,8 @@ and the run's events.
 
 from __future__ import annotations
 
+import json
+
 import re
 from typing import Any
 
@@ -104,8 +106,11 @@ def render_markdown(model: ReportModel) -> str:
     if model.checks:
         out += ["## Verification", ""]
         out += _table(
-            ["Stage", "Step", "Host", "Check", "Result", "Detail"],
-            [[c.stage, c.step, c.host, c.name, c.status, c.detail] for c in model.checks],
+            ["Stage", "Step", "Host", "Check", "Kind", "Table", "Result", "Count", "Detail"],
+            [[c.stage, c.step, c.host, c.name, c.kind or "—", c.table or "—", c.status,
+              "—" if c.count is None else c.count,
+              c.detail + (f" — sample: {json.dumps(list(c.sample[:3]), default=str)}" if c.sample else "")]
+             for c in model.checks],
         )
     if model.throughput:
         out += ["## Restore throughput", ""]

@@ -31,9 +31,11 @@ HEADER = {
     "hosts": ["db1", "db2"],
     "check_mode": False,
 }
-CHECKS = [
-    {"name": "fk orphans", "status": "PASS", "detail": "0 orphan rows in 4 foreign keys"},
-    {"name": "row counts", "status": "FAIL", "detail": "orders: 118000 rows, dump had 120000"},
+CHECKS = [  # as verify registers them; the last in an older journal's form
+    {"name": "fk orphans", "kind": "foreign_key", "table": "orders", "result": "pass", "count": 0, "expected": 0,
+     "sample": [], "detail": "orders(user_id) → users(id)"},
+    {"name": "row counts", "kind": "row_count", "table": "orders", "result": "fail", "count": 118000,
+     "expected": 120000, "sample": [], "detail": "orders: 118000 rows, dump had 120000"},
     {"name": "checksums", "status": "WARNING", "detail": "users: skipped (no primary key)"},
 ]
 
@@ -181,8 +183,12 @@ def test_junit_suites_are_stages(state: JournalState) -> None:
     assert root.tag == "testsuites"
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == ["prepare", "restore"]
-    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("10", "1", "1", "1")
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("13", "2", "1", "1")
     cases = {c.get("name"): c for c in root.iter("testcase")}
+    check = cases["row counts @ db1"]  # one case per verification check, failing ones as failures
+    assert check.get("classname") == "restore.verify" and check.find("failure") is not None
+    assert "118000" in (check.find("failure").get("message") or "")  # type: ignore[union-attr]
+    assert cases["fk orphans @ db1"].find("failure") is None
     failure = cases["apply grants @ db2"].find("failure")
     assert failure is not None and failure.get("type") == "failed"
     assert "Access denied" in (failure.get("message") or "")

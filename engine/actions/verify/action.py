@@ -16,14 +16,14 @@ from engine.actions.verify.model import Check, Sessions
 from engine.actions.verify.plan import Planner, merged_required, missing_table
 from engine.actions.verify.pool import run_tasks
 from engine.actions.verify.record import record
-from engine.actions.verify.suites import Suite, load_suite
-from engine.errors import ActionError, SqlError
+from engine.actions.verify.suites import Suite, find_suite, load_suite, suite_problems
+from engine.errors import ActionError, InputError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql.introspect import base_tables, schema_exists, table_sizes
 from engine.mysql.limits import BoundedSql
 from engine.secrets import MASKER
 from engine.sqlutil import quote_ident
-from engine.templating import ENGINE
+from engine.templating import ENGINE, has_template
 
 DEFAULT_PARALLEL = 2
 
@@ -78,6 +78,23 @@ class Verify(Action):
     @classmethod
     def static_problems(cls, args: Any) -> list[tuple[str, str]]:
         return params.static_problems(args)
+
+    @classmethod
+    def file_problems(cls, args: Any, base_dir: str) -> list[Any]:
+        """Each suite named without a template exists and is valid (its problems at its own lines)."""
+        if not isinstance(args, dict):
+            return []
+        names = args.get("suite")
+        out: list[Any] = []
+        for i, name in enumerate([names] if isinstance(names, str) else names if isinstance(names, list) else []):
+            if not isinstance(name, str) or has_template(name):
+                continue
+            where = "suite" if isinstance(names, str) else f"suite.{i}"
+            try:
+                out += suite_problems(find_suite(name, base_dir))
+            except InputError as exc:
+                out.append((where, exc.message + (f" — {exc.hint}" if exc.hint else "")))
+        return out
 
     # -- the step --------------------------------------------------------------------------
     def _base_dir(self) -> str | None:
