@@ -65,7 +65,8 @@ def find_suite(name: str, base_dir: str | None) -> Path:
             candidates.append(Path(base_dir) / rel)
             if rel.parent == Path("."):
                 candidates.append(Path(base_dir) / "checks" / rel)
-        candidates.append(PROJECT_CHECKS.parent / rel)
+        if rel.parent != Path("."):
+            candidates.append(PROJECT_CHECKS.parent / rel)
         candidates.append(PROJECT_CHECKS / rel.name)
     for c in candidates:
         if c.is_file():
