@@ -207,3 +207,38 @@ def test_missing_copy_and_different_columns_fail(planted: str) -> None:
     assert "columns differ" in checks[f"checksum staff vs {planted}_copy"]["detail"]
     assert "has no table logs" in checks[f"checksum logs vs {planted}_copy"]["detail"]
     assert checks[f"checksum users vs {planted}_copy"]["result"] == "pass"
+
+
+def test_against_the_runs_snapshot(planted: str, db: pymysql.connections.Connection) -> None:
+    from engine.actions.snapshot import Snapshot
+    from engine.snapshots import snapshot_schema
+
+    run_id = "snap-" + uuid.uuid4().hex[:8]
+    ctx = make_ctx(run_id=run_id)
+    try:
+        assert not Snapshot({"schema": planted, "tables": ["orders", "staff"], "chunk_rows": 64}, ctx).apply().failed
+        with db.cursor() as cur:  # after the snapshot: one order changes, one staff row goes
+            cur.execute(f"UPDATE `{planted}`.orders SET total = 1 WHERE id = 180")
+            cur.execute(f"DELETE FROM `{planted}`.staff WHERE id = 4")
+        res = verify({"schema": planted, "row_counts": {"from_snapshot": True},
+                      "checksums": {"against_snapshot": True, "chunk_rows": 50}}, run_id=run_id)
+        assert not_passing(res) == {"rows staff": "fail", "checksum orders vs snapshot": "fail", "checksum staff vs snapshot": "fail"}
+        assert by_name(res)["checksum orders vs snapshot"]["sample"][0]["lower"] == {"id": 150}
+        assert by_name(res)["rows staff"]["expected"] == 5
+    finally:
+        root_execute(f"DROP DATABASE IF EXISTS `{snapshot_schema(run_id)}`")
+        ctx.conns.close()
+
+
+def test_no_snapshot_in_this_run_is_an_error(planted: str) -> None:
+    from engine.errors import ActionError
+
+    with pytest.raises(ActionError, match="this run took no snapshot"):
+        verify({"schema": planted, "checksums": {"against_snapshot": True}})
+
+
+def test_a_missing_schema_is_an_error() -> None:
+    from engine.errors import ActionError
+
+    with pytest.raises(ActionError, match="does not exist"):
+        verify({"schema": "rbt_no_such_schema_" + uuid.uuid4().hex[:6], "foreign_keys": True})
