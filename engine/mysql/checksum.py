@@ -7,12 +7,13 @@ associative, so chunk values XOR into one table value whatever the chunking — 
 ``CHECKSUM TABLE``, which depends on the row format and server version (mydumper #860).
 
 XOR has one blind spot: two equal rows cancel out. With a primary key they cannot exist; in a
-table without one, ``{a, b, b}`` and ``{a, c, c}`` have the same COUNT and BIT_XOR. The
-comparison :func:`chunk_digest` therefore also sums the CRCs (``SUM`` does not cancel).
+table without one, ``{a, b, b}`` and ``{a, c, c}`` have the same COUNT and BIT_XOR. For such a
+table :func:`digest_sql` also sums the CRCs (``SUM`` does not cancel). Only there: the server
+does not share the CRC between the two aggregates, and the CRC of every row is the cost.
 
 ```python
 for chunk in key_chunks(sql, table_shape(sql, "shop", "orders"), 50000):
-    here = chunk_digest(sql, "shop", "orders", columns, chunk)
+    here = digest_of(sql.query(digest_sql("shop", "orders", columns, chunk.cond, summed=False), chunk.params).rows[0])
 ```
 """
 
@@ -126,9 +127,12 @@ class Digest:
     total: int
 
 
-def digest_sql(schema: str, table: str, columns: tuple[str, ...], cond: str) -> str:
+def digest_sql(schema: str, table: str, columns: tuple[str, ...], cond: str, *, summed: bool) -> str:
+    """One chunk's COUNT and BIT_XOR (pt-table-checksum's query), plus the SUM when ``summed``
+    (a table without a primary key, where equal rows would cancel out in the XOR)."""
     crc = row_crc(columns)
-    return (f"SELECT COUNT(*) AS n, COALESCE(BIT_XOR({crc}), 0) AS x, COALESCE(SUM({crc}), 0) AS s"
+    total = f"COALESCE(SUM({crc}), 0)" if summed else "0"
+    return (f"SELECT COUNT(*) AS n, COALESCE(BIT_XOR({crc}), 0) AS x, {total} AS s"
             f" FROM {qualified(schema, table)} WHERE {cond}")
 
 

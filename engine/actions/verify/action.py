@@ -17,7 +17,7 @@ from engine.actions.verify.plan import Planner, merged_required, missing_table
 from engine.actions.verify.pool import run_tasks
 from engine.actions.verify.record import record
 from engine.actions.verify.suites import Suite, find_suite, load_suite, suite_problems
-from engine.errors import ActionError, InputError, SqlError
+from engine.errors import ActionError, ConnectError, InputError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql.introspect import base_tables, schema_exists, table_sizes
 from engine.mysql.limits import BoundedSql
@@ -134,7 +134,18 @@ class Verify(Action):
         checksums = args.get("checksums")
         other_host = checksums.get("against_host") if isinstance(checksums, dict) else None
         if isinstance(checksums, dict):
-            planner.checksums(checksums, ctx.peer_sql(other_host) if other_host else None)
+            # A session of our own on the other host: its shared one may be busy with that
+            # host's own steps in another thread (PyMySQL sessions are not thread-safe).
+            peer = sibling_session(ctx.peer_sql(str(other_host))) if other_host else None
+            try:
+                planner.checksums(checksums, peer)
+            except ConnectError as exc:
+                # The replica is down, not this host: fail the step, do not mark it unreachable.
+                raise ActionError(f"cannot compare with {other_host}: {exc.render()}",
+                                  hint="is the other host up? check its connection settings in the inventory") from None
+            finally:
+                if peer is not None:
+                    peer.close()
         self._plan_rules(planner, args, suites)
 
         plan = planner.plan

@@ -3,7 +3,8 @@
 The chunk boundaries come from this side (``LIMIT 1 OFFSET chunk_rows-1`` on the primary key,
 as pt-table-checksum nibbles); the same ``WHERE`` runs on both sides, so a row that exists on
 only one side falls in the same chunk on both, and the last chunk is open above. Each chunk is
-summed as ``COUNT(*)``, ``BIT_XOR`` and ``SUM`` of the row CRCs (:mod:`engine.mysql.checksum`).
+summed as ``COUNT(*)`` and ``BIT_XOR`` of the row CRCs, plus their ``SUM`` in a table without a
+primary key, where equal rows would cancel out (:mod:`engine.mysql.checksum`).
 The result names the differing chunks by their key range, first one first.
 """
 
@@ -45,9 +46,12 @@ def checksum_task(shape: TableShape, copy: Copy, chunk_rows: int, weight: int) -
         there: Sql = s.other() if copy.host is not None else s.main
         differing: list[tuple[Chunk, int, int]] = []
         chunks = rows_here = rows_there = 0
+        summed = not shape.pk
         for chunk in key_chunks(here, shape, chunk_rows):
-            a = digest_of(here.query(digest_sql(shape.schema, shape.table, shape.columns, chunk.cond), list(chunk.params)).rows[0])
-            b = digest_of(there.query(digest_sql(copy.schema, copy.table, shape.columns, chunk.cond), list(chunk.params)).rows[0])
+            a = digest_of(here.query(digest_sql(shape.schema, shape.table, shape.columns, chunk.cond, summed=summed),
+                                     list(chunk.params)).rows[0])
+            b = digest_of(there.query(digest_sql(copy.schema, copy.table, shape.columns, chunk.cond, summed=summed),
+                                      list(chunk.params)).rows[0])
             chunks, rows_here, rows_there = chunks + 1, rows_here + a.rows, rows_there + b.rows
             if a != b:
                 differing.append((chunk, a.rows, b.rows))
