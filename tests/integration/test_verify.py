@@ -242,3 +242,8 @@ def test_a_missing_schema_is_an_error() -> None:
 
     with pytest.raises(ActionError, match="does not exist"):
         verify({"schema": "rbt_no_such_schema_" + uuid.uuid4().hex[:6], "foreign_keys": True})
+
+
+def test_check_mode_cannot_compare_with_a_snapshot_not_taken_yet(planted: str) -> None:
+    res = verify({"schema": planted, "checksums": {"against_snapshot": True}}, check_mode=True)
+    assert res.status is Status.SKIPPED and "this run took no snapshot" in res.msg

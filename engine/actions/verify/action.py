@@ -13,7 +13,7 @@ from engine.actions.base import Action, register
 from engine.actions.guard import server_flavor, sibling_session
 from engine.actions.verify import params
 from engine.actions.verify.model import Check, Sessions
-from engine.actions.verify.plan import Planner, merged_required, missing_table
+from engine.actions.verify.plan import NotYet, Planner, merged_required, missing_table
 from engine.actions.verify.pool import run_tasks
 from engine.actions.verify.record import record
 from engine.actions.verify.suites import Suite, find_suite, load_suite, suite_problems
@@ -102,6 +102,14 @@ class Verify(Action):
         return os.path.dirname(os.path.abspath(src)) if src else None
 
     def apply(self) -> StepResult:
+        try:
+            return self._verify()
+        except NotYet as exc:
+            if not self.ctx.check_mode:
+                raise
+            return StepResult(Status.SKIPPED, msg=f"check mode: cannot tell before the earlier steps run ({exc.message})")
+
+    def _verify(self) -> StepResult:
         from engine.loader import rendered_problems
 
         ctx = self.ctx

@@ -18,6 +18,11 @@ from engine.transport.base import Sql
 DEFAULT_CHUNK_ROWS = 10000
 
 
+class NotYet(ActionError):
+    """What a check compares with is made by an earlier step (a snapshot, a restore's result)
+    that has not run: in check mode, an honest "cannot tell yet"."""
+
+
 @dataclass
 class Plan:
     tasks: list[Task] = field(default_factory=list)
@@ -96,7 +101,7 @@ class Planner:
             found = spec["from"]
             tables = found.get("tables") if isinstance(found, dict) else None
             if not isinstance(tables, dict):
-                raise ActionError("row_counts.from: not a restore result (it has no tables: {name: {rows, status}})",
+                raise NotYet("row_counts.from: not a restore result (it has no tables: {name: {rows, status}})",
                                   hint='register the restore step and give its name: from: "{{ r }}"')
             source = "restore"
             for name, info in tables.items():
@@ -132,7 +137,7 @@ class Planner:
             rows = manifest_rows(self.sql, snap)
         except SqlError as exc:
             if exc.errno in (1049, 1146):
-                raise ActionError(f"this run took no snapshot ({snap}.{MANIFEST} does not exist)",
+                raise NotYet(f"this run took no snapshot ({snap}.{MANIFEST} does not exist)",
                                   hint="run a snapshot step before verify, or compare with against_schema") from None
             raise
         out: dict[str, dict[str, Any]] = {}
