@@ -82,7 +82,7 @@ def required_task(schema: str, table: str, wanted: list[tuple[Column, str]], pk:
     for col, mode in wanted:
         what = {"zero_date": "zero dates", "empty": "empty strings"}.get(mode, "NULL or ''" if col.is_text else "NULL")
         checks.append(Check(name=f"required {table}.{col.name}", kind="required", table=table, severity=severity,  # type: ignore[arg-type]
-                            expected=0, detail=f"{table}.{col.name}: {what}"))
+                            expected=0, detail=what))
     exprs = [missing_expr(col, mode) for col, mode in wanted]
     tbl = qualified(schema, table)
     sums = ", ".join(f"COALESCE(SUM({e}), 0) AS m{i}" for i, e in enumerate(exprs))
