@@ -177,3 +177,20 @@ def test_shipped_suites_validate() -> None:
     assert names == ["business-example.yml", "referential.yml"]
     for p in PROJECT_CHECKS.glob("*.yml"):
         assert suite_problems(p) == [], p
+
+
+def test_step_vars_are_known_to_validate(tmp_path: Path) -> None:
+    (tmp_path / "rb.yml").write_text("""
+name: vars
+stages:
+  - name: verify
+    steps:
+      - name: Rule with a variable of its own
+        verify:
+          schema: shop
+          vars: {col: total}
+          rules: [{name: a, sql: "SELECT COUNT(*) FROM orders WHERE {{ col | ident }} < 0"}]
+""")
+    (tmp_path / "inv.yml").write_text("all:\n  hosts:\n    db1: {connection: local}\n")
+    res = cli("validate", "rb.yml", "-i", "inv.yml", cwd=tmp_path, home=tmp_path / "home")
+    assert res.returncode == 0, out_of(res)

@@ -33,7 +33,10 @@ def render_args(args: Any, variables: Any) -> Any:
     when the rule runs (as in an ``sql`` step)."""
     if not isinstance(args, dict):
         return ENGINE.render(args, variables)
-    out = {k: ENGINE.render(v, variables) for k, v in args.items() if k != "rules"}
+    own = ENGINE.render(args.get("vars"), variables)
+    if isinstance(own, dict):  # the step's vars: are seen by its other arguments too
+        variables = dict(ChainMap(own, dict(variables)))
+    out = {k: (own if k == "vars" else ENGINE.render(v, variables)) for k, v in args.items() if k != "rules"}
     rules = args.get("rules")
     if isinstance(rules, list):
         out["rules"] = [{k: (v if k == "sql" else ENGINE.render(v, variables)) for k, v in r.items()}
@@ -78,6 +81,11 @@ class Verify(Action):
     @classmethod
     def static_problems(cls, args: Any) -> list[tuple[str, str]]:
         return params.static_problems(args)
+
+    @classmethod
+    def local_names(cls, args: Any) -> set[str]:
+        v = args.get("vars") if isinstance(args, dict) else None
+        return {str(k) for k in v} if isinstance(v, dict) else set()
 
     @classmethod
     def file_problems(cls, args: Any, base_dir: str) -> list[Any]:
