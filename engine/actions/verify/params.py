@@ -45,7 +45,7 @@ SCHEMA: dict[str, Any] = {
                          "description": "orphans of every foreign key of the tables (composite and self-references too)"},
         "required": REQUIRED_SCHEMA,
         "row_counts": {
-            "description": "{table: rows}, {from: <registered restore result>} or {from_snapshot: true}",
+            "description": "{table: rows (0 or more)}, {from: <registered restore result>} or {from_snapshot: true}",
             "anyOf": [
                 {"type": "object",
                  "properties": {
@@ -69,15 +69,14 @@ SCHEMA: dict[str, Any] = {
                 "tables": dict(_NAMES, description="tables to checksum (default: the verified tables)"),
             },
         },
-        "rules": {"anyOf": [{"type": "array", "items": RULE_SCHEMA}, _TEMPLATE],
-                  "description": "business rules: queries counting violations"},
+        "rules": {"type": "array", "items": RULE_SCHEMA, "description": "business rules: queries counting violations"},
         "suite": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": {"type": "string", "minLength": 1}}],
                   "description": "check suites (YAML): relative to the runbook's directory, then the project's checks/"},
         "vars": {"type": "object", "description": "values for the suites' and rules' templates (over a suite's own vars:)"},
         "record_to": {"type": "string", "minLength": 1,
                       "description": "schema.table to write the verdicts into with the run id (created if missing); skipped in check mode"},
         "parallel": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 16}, _TEMPLATE],
-                     "description": "sessions running checks at once (default 2)"},
+                     "description": "a number of sessions from 1 to 16 running checks at once (default 2)"},
     },
 }
 
