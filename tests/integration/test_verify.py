@@ -247,3 +247,11 @@ def test_a_missing_schema_is_an_error() -> None:
 def test_check_mode_cannot_compare_with_a_snapshot_not_taken_yet(planted: str) -> None:
     res = verify({"schema": planted, "checksums": {"against_snapshot": True}}, check_mode=True)
     assert res.status is Status.SKIPPED and "this run took no snapshot" in res.msg
+
+
+def test_check_mode_after_a_restore_that_only_planned(planted: str) -> None:
+    plan = {"tables": {"users": {"rows": 10, "status": "planned"}}}
+    res = verify({"schema": planted, "row_counts": {"from": plan}}, check_mode=True)
+    assert res.status is Status.SKIPPED and "not loaded yet" in res.msg
+    res = verify({"schema": planted, "row_counts": {"from": plan}})
+    assert not_passing(res) == {"rows users": "fail"}  # outside check mode, "planned" is not "loaded"

@@ -135,7 +135,8 @@ class Verify(Action):
         flavor, _ = server_flavor(sql)
         all_tables = base_tables(sql, schema)
         tables = list(args.get("tables") or all_tables)
-        planner = Planner(sql, schema, [t for t in tables if t in all_tables], table_sizes(sql, schema), ctx.run_id)
+        planner = Planner(sql, schema, [t for t in tables if t in all_tables], table_sizes(sql, schema), ctx.run_id,
+                          ctx.check_mode)
         planner.plan.findings += [missing_table(t, "row_count", "listed in tables:") for t in tables if t not in all_tables]
 
         if args.get("foreign_keys") is True or any(s.foreign_keys for s in suites):

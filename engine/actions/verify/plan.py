@@ -53,8 +53,10 @@ def _primary_keys(sql: Sql, schema: str) -> dict[str, tuple[str, ...]]:
 class Planner:
     """Reads the schema once (columns, keys, sizes) and turns each requested check into tasks."""
 
-    def __init__(self, sql: Sql, schema: str, tables: list[str], sizes: dict[str, int], run_id: str):
+    def __init__(self, sql: Sql, schema: str, tables: list[str], sizes: dict[str, int], run_id: str,
+                 check_mode: bool = False):
         self.sql, self.schema, self.tables, self.sizes, self.run_id = sql, schema, tables, sizes, run_id
+        self.check_mode = check_mode
         self.cols: dict[str, list[Column]] = columns(sql, schema)
         self.pks = _primary_keys(sql, schema)
         self.plan = Plan()
@@ -110,6 +112,8 @@ class Planner:
                 status = str(info.get("status", "loaded"))
                 if status == "skipped":
                     continue
+                if status not in ("loaded", "failed") and self.check_mode:
+                    raise NotYet(f"row_counts.from: {name} is {status!r} in the restore's plan, not loaded yet")
                 if status != "loaded":
                     c = Check(name=f"rows {name}", kind="row_count", table=str(name), count=None,
                               detail=f"the restore reported {name} as {status}")
