@@ -42,7 +42,7 @@ from engine.actions.verify import Verify
 from engine.actions.verify.checks import fk_task
 from engine.actions.verify.compare import Copy, checksum_task
 from engine.actions.verify.model import Sessions
-from engine.context import ActionContext, Connections
+from engine.run.context import ActionContext, Connections
 from engine.model import Host
 from engine.mysql.introspect import schema_foreign_keys, table_shape
 from engine.transport.mysql import MysqlSession

@@ -1,7 +1,7 @@
 """One error tree for the whole engine.
 
 Every error knows where it comes from (a runbook ``file:line:col`` when there is one) and
-carries a hint that says what to do next. Only ``engine.cli`` turns these into messages and
+carries a hint that says what to do next. Only ``engine.cli.main`` turns these into messages and
 exit codes; library code raises and never prints.
 """
 

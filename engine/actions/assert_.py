@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.actions.base import Action, register
 from engine.model import Status, StepResult
-from engine.templating import ENGINE
+from engine.templating.render import ENGINE
 
 
 @register

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from engine.model import StepResult
 
 if TYPE_CHECKING:
-    from engine.context import ActionContext
+    from engine.run.context import ActionContext
 
 
 @dataclass
@@ -106,16 +106,3 @@ REGISTRY: dict[str, type[Action]] = {}
 def register(cls: type[Action]) -> type[Action]:
     REGISTRY[cls.name] = cls
     return cls
-
-
-def action_names() -> list[str]:
-    from engine import actions  # noqa: F401  (imports every action module)
-
-    return sorted(REGISTRY)
-
-
-def get_action(name: str) -> type[Action]:
-    from engine import actions  # noqa: F401
-
-    return REGISTRY[name]
-

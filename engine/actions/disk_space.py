@@ -38,8 +38,8 @@ from engine.actions.base import Action, register
 from engine.actions.guard import as_bool, global_variables
 from engine.errors import ActionError
 from engine.model import Status, StepResult
-from engine.sizes import PERCENT_SCHEMA, SIZE_SCHEMA, format_percent, format_size, parse_percent, parse_size
-from engine.sqlutil import quote_ident
+from engine.language.sizes import PERCENT_SCHEMA, SIZE_SCHEMA, format_percent, format_size, parse_percent, parse_size
+from engine.mysql.sqlutil import quote_ident
 from engine.transport.base import Shell, Sql
 
 INNODB_FACTOR = 1.16

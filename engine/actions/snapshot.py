@@ -31,8 +31,8 @@ from engine.actions.disk_space import assess
 from engine.actions.guard import as_bool, check_identity, global_variables, session_settings, sibling_session
 from engine.errors import ActionError
 from engine.model import Status, StepResult
-from engine.sizes import PERCENT_SCHEMA
-from engine.snapshots import (
+from engine.language.sizes import PERCENT_SCHEMA
+from engine.mysql.snapshots import (
     MANIFEST,
     MANIFEST_DDL,
     base_tables,
@@ -49,7 +49,7 @@ from engine.snapshots import (
     table_shape,
     triggers,
 )
-from engine.sqlutil import qualified, quote_ident
+from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
 

@@ -9,8 +9,8 @@ from engine.actions.base import Action, register
 from engine.errors import CommandTimeout, SqlError, TemplateError
 from engine.model import SqlResult, Status, StepResult
 from engine.secrets import MASKER
-from engine.sqlutil import is_read_only, quote_ident, split_statements
-from engine.templating import ENGINE
+from engine.mysql.sqlutil import is_read_only, quote_ident, split_statements
+from engine.templating.render import ENGINE
 
 
 def rendered_statements(text: str, variables: dict[str, Any]) -> list[tuple[str, list[Any]]]:
@@ -141,8 +141,8 @@ class Sql(Action):
         (mydumper PR #1162 lost rows by retrying blindly)."""
         import time
 
-        from engine.diagnosis import diagnose
-        from engine.sqlutil import is_idempotent
+        from engine.mysql.diagnosis import diagnose
+        from engine.mysql.sqlutil import is_idempotent
 
         attempt = 0
         while True:
@@ -165,6 +165,6 @@ class Sql(Action):
 
 
 def _is_dml(sql: str) -> bool:
-    from engine.sqlutil import first_keyword
+    from engine.mysql.sqlutil import first_keyword
 
     return first_keyword(sql) in ("insert", "update", "delete", "replace")

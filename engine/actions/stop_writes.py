@@ -19,7 +19,7 @@ from engine.actions.guard import as_bool, check_identity, global_variables, serv
 from engine.errors import ActionError, ConnectError, SqlError
 from engine.model import Status, StepResult
 from engine.secrets import Secret
-from engine.sqlutil import quote_ident
+from engine.mysql.sqlutil import quote_ident
 from engine.transport.base import Sql
 
 # Threads that are not clients: replication, the event scheduler, background daemons.

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import JournalError, RunbookError, Source
-from engine.journal.store import JOURNAL_FILE, VERSION, run_path
+from engine.journal.layout import JOURNAL_FILE, VERSION, run_path
 
 DONE_STATUSES = frozenset({"ok", "changed", "skipped"})
 FAILED_STATUSES = frozenset({"failed", "unreachable"})

@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from engine.errors import InputError, JournalError, RunLocked
-from engine.journal.store import LOCK_FILE, check_run_id, ensure_run_dir, now
+from engine.journal.layout import LOCK_FILE, check_run_id, ensure_run_dir, now
 
 # Another process probing our lock file (the host check, `runbook runs`) holds a shared lock
 # on it for a few microseconds; retrying this long keeps that from passing for a live run.

@@ -1,5 +1,2 @@
-"""Server knowledge shared by actions: introspection (tables, keys, columns), chunk checksums.
-
-Everything here takes an :class:`engine.transport.base.Sql` session and reads
-``information_schema`` or the tables themselves; nothing here writes.
-"""
+"""Server knowledge shared by actions: SQL text, identity, snapshot manifest, error diagnosis, the dump
+reader, introspection (tables, keys, columns) and chunk checksums."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.mysql.introspect import TableShape
-from engine.sqlutil import qualified, quote_ident
+from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
 

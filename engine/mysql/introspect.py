@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ActionError
-from engine.sqlutil import qualified
+from engine.mysql.sqlutil import qualified
 from engine.transport.base import Sql
 
 #: data types whose empty string ``''`` means "no value" to a required-field check

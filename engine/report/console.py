@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from engine.durations import format_duration
+from engine.language.durations import format_duration
 from engine.model import Status, StepResult
 from engine.secrets import MASKER
 

@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from engine.report.model import STATUSES, ReportModel, StageReport
 from engine.report.text import count, event_details, fmt_duration, format_ts, number, printable
-from engine.sizes import format_size
+from engine.language.sizes import format_size
 
 _CSS = """
 :root { --ok:#1a7f37; --changed:#9a6700; --skipped:#6e7781; --failed:#cf222e; --unreachable:#8250df;

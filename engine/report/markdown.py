@@ -22,7 +22,7 @@ from typing import Any
 from engine.report.model import STATUSES, ReportModel
 from engine.report.text import count, event_details, fmt_duration, format_ts, number, printable
 from engine.secrets import MASKER
-from engine.sizes import format_size
+from engine.language.sizes import format_size
 
 
 def cell(value: Any) -> str:

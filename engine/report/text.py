@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from engine.durations import format_duration, parse_duration
+from engine.language.durations import format_duration, parse_duration
 from engine.secrets import MASK, MASKER, SECRET_KEY, Secret
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -74,7 +74,7 @@ def format_ts(ts: str | None) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    """:func:`~engine.durations.format_duration`, or ``—`` when unknown."""
+    """:func:`~engine.language.durations.format_duration`, or ``—`` when unknown."""
     return "—" if seconds is None else format_duration(seconds)
 
 

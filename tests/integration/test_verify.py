@@ -10,7 +10,7 @@ import pymysql
 import pytest
 
 from engine.actions.verify import Verify
-from engine.context import ActionContext, Connections
+from engine.run.context import ActionContext, Connections
 from engine.model import Host, Status, StepResult
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, root_execute
 from tests.integration.verify_fixtures import build, drop_copy
@@ -211,7 +211,7 @@ def test_missing_copy_and_different_columns_fail(planted: str) -> None:
 
 def test_against_the_runs_snapshot(planted: str, db: pymysql.connections.Connection) -> None:
     from engine.actions.snapshot import Snapshot
-    from engine.snapshots import snapshot_schema
+    from engine.mysql.snapshots import snapshot_schema
 
     run_id = "snap-" + uuid.uuid4().hex[:8]
     ctx = make_ctx(run_id=run_id)

@@ -1,5 +1,5 @@
 """The published JSON Schemas are what the code generates (a new action forces
-``python -m engine.schema``), they are valid Draft 2020-12, and they accept what we ship."""
+``python -m engine.language.schema``), they are valid Draft 2020-12, and they accept what we ship."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
-from engine.schema import (
+from engine.language.schema import (
     INVENTORY_SCHEMA_FILE,
     RUNBOOK_SCHEMA_FILE,
     SUITE_SCHEMA_FILE,
@@ -20,7 +20,7 @@ from engine.schema import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-FIX = "published schema is stale: run `python -m engine.schema`"
+FIX = "published schema is stale: run `python -m engine.language.schema`"
 
 
 def _published(path: Path) -> dict:  # type: ignore[type-arg]
@@ -47,7 +47,7 @@ def test_schema_is_valid_draft_2020_12(path: Path) -> None:
 
 
 def test_every_registered_action_is_in_the_runbook_schema() -> None:
-    from engine.actions.base import action_names
+    from engine.actions.registry import action_names
 
     step = _published(RUNBOOK_SCHEMA_FILE)["$defs"]["step"]["properties"]
     assert set(action_names()) <= set(step), FIX
@@ -74,7 +74,7 @@ def test_published_schema_rejects_a_misspelt_key() -> None:
 
 def test_runbook_schema_header_tells_editors_where_it_is() -> None:
     first = (ROOT / "runbooks" / "hello.yml").read_text().splitlines()[0]
-    assert first == "# yaml-language-server: $schema=../engine/schema/runbook.schema.json"
+    assert first == "# yaml-language-server: $schema=../engine/language/schema/runbook.schema.json"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "checks").glob("*.yml")), ids=lambda p: p.name)

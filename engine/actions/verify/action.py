@@ -22,8 +22,8 @@ from engine.model import Status, StepResult
 from engine.mysql.introspect import base_tables, schema_exists, table_sizes
 from engine.mysql.limits import BoundedSql
 from engine.secrets import MASKER
-from engine.sqlutil import quote_ident
-from engine.templating import ENGINE, has_template
+from engine.mysql.sqlutil import quote_ident
+from engine.templating.render import ENGINE, has_template
 
 DEFAULT_PARALLEL = 2
 
@@ -118,7 +118,7 @@ class Verify(Action):
             return StepResult(Status.SKIPPED, msg=f"check mode: cannot tell before the earlier steps run ({exc.message})")
 
     def _verify(self) -> StepResult:
-        from engine.loader import rendered_problems
+        from engine.language.loader import rendered_problems
 
         ctx = self.ctx
         start = time.perf_counter()

@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from engine.actions.verify.model import SAMPLE, Check, Sessions, Task
-from engine.jsonsafe import plain
+from engine.mysql.values import plain
 from engine.mysql.introspect import Column, ForeignKey
-from engine.sqlutil import is_read_only, qualified, quote_ident
+from engine.mysql.sqlutil import is_read_only, qualified, quote_ident
 
 
 def _q(alias: str, col: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from engine.sqlutil import is_read_only, split_statements
-from engine.templating import has_template
+from engine.mysql.sqlutil import is_read_only, split_statements
+from engine.templating.render import has_template
 
 _TEMPLATE = {"type": "string", "pattern": r"\{\{"}
 _NAMES = {"anyOf": [{"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}, _TEMPLATE]}

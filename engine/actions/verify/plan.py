@@ -11,8 +11,8 @@ from engine.actions.verify.model import Check, Task
 from engine.actions.verify.suites import Suite
 from engine.errors import ActionError, SqlError
 from engine.mysql.introspect import Column, TableShape, columns, schema_foreign_keys
-from engine.snapshots import MANIFEST, manifest_rows, snapshot_schema
-from engine.templating import ENGINE
+from engine.mysql.snapshots import MANIFEST, manifest_rows, snapshot_schema
+from engine.templating.render import ENGINE
 from engine.transport.base import Sql
 
 DEFAULT_CHUNK_ROWS = 10000

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.actions.verify.model import Check
 from engine.errors import ActionError
-from engine.sqlutil import qualified, quote_ident
+from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
 DDL = """CREATE TABLE IF NOT EXISTS {table} (

@@ -25,8 +25,8 @@ import jsonschema
 
 from engine.actions.verify.params import REQUIRED_SCHEMA, RULE_SCHEMA, rule_problems
 from engine.errors import InputError, Problem, ValidationFailed
-from engine.schema_messages import path_str, schema_problems
-from engine.yamlio import load_yaml, source_at
+from engine.language.schema_messages import path_str, schema_problems
+from engine.language.yamlio import load_yaml, source_at
 
 #: the project's own suites, shipped next to the engine
 PROJECT_CHECKS = Path(__file__).resolve().parents[3] / "checks"

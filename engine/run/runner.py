@@ -1,0 +1,379 @@
+"""A run from start to end: journal header, lock, play, recap, report; and resume, rollback,
+runs and show, which need nothing but the run id."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.language.durations import format_duration
+from engine.errors import InputError, JournalError, NeedsDecision, RunbookError, RunLocked
+from engine.inventory import Inventory, match_pattern
+from engine.run.executor import restore_run_state
+from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunLock, journal_dir, list_runs, new_run_id,
+                            read_journal)
+from engine.language.load import load_all
+from engine.language.loader import Loaded, digest_files
+from engine.model import Runbook
+from engine.run.play import AbortStep, Play, PlayOptions, install_interrupt_handler, tags_select, undo_one
+from engine.report.console import Console
+from engine.secrets import MASK, Secret
+
+
+def _targeted_hosts(rb: Runbook, inv: Inventory, limit: str | None) -> list[str]:
+    names: list[str] = []
+    for pattern in [rb.targets] + [s.targets for s in rb.stages if s.targets]:
+        if pattern and "{{" not in pattern:
+            names += [n for n in match_pattern(pattern, inv) if n not in names]
+    if "{{" in rb.targets or any(s.targets and "{{" in s.targets for s in rb.stages):
+        names = list(inv.hosts)
+    if limit:
+        allowed = set(match_pattern(limit, inv))
+        names = [n for n in names if n in allowed]
+    return names
+
+
+def _options(opts: dict[str, Any], jdir: Path, extra_vars: dict[str, Any]) -> PlayOptions:
+    return PlayOptions(extra_vars=extra_vars, check=opts.get("check", False), diff=opts.get("diff", False), tags=tuple(opts.get("tags") or ()),
+                       skip_tags=tuple(opts.get("skip_tags") or ()), limit=opts.get("limit"), start_at=opts.get("start_at"),
+                       yes=opts.get("yes", False), forks=opts.get("forks", 10), journal_dir=str(jdir),
+                       verbose=opts.get("verbose", 0))
+
+
+def _resume_hint(run_id: str, jdir: Path, default: Path) -> str:
+    extra = "" if jdir.resolve() == default.resolve() else f" --journal-dir {jdir}"
+    return f"runbook resume {run_id}{extra}"
+
+
+def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id: str, jdir: Path,
+             report: str | None, resumed: bool) -> int:
+    restore = install_interrupt_handler(play, console)
+    status, code = "failed", 1
+    try:
+        outcome = play.run()
+        status, code = outcome.status, outcome.exit_code
+    except AbortStep as exc:  # the second Ctrl-C (see engine.run.play)
+        console.line(str(exc), "bold red")
+        status, code = "interrupted", 130
+    except NeedsDecision as exc:
+        console.line(exc.render(), "bold red")
+        status, code = "interrupted", 1
+    except RunbookError as exc:
+        console.line(exc.render(), "bold red")
+        status, code = "failed", exc.exit_code
+    finally:
+        restore()
+        play.close()
+    journal.event("run_end", status=status)
+    duration = play.outcome.duration
+    hint = None
+    if status != "succeeded":
+        hint = f"to continue: {_resume_hint(run_id, jdir, journal_dir(None))}"
+        if status in ("failed", "rolled back"):
+            hint += f"   ·   to undo: runbook rollback {run_id}"
+    console.print_recap(run_id, status, duration, rb.budget, hint)
+    journal.close()
+    if report:
+        from engine.report import render_report
+
+        try:
+            Path(report).write_text(render_report(read_journal(jdir, run_id), _format_of(report)))
+            console.line(f"report written to {report}")
+        except OSError as exc:  # the run is over and journaled: say so, keep its exit code
+            console.line(f"could not write the report to {report}: {exc.strerror} — "
+                         f"runbook report {run_id} --format {_format_of(report)} -o PATH writes it from the journal", "bold red")
+    if code == 130:
+        sys.stdout.flush()
+        os._exit(130)  # a second Ctrl-C: do not wait for worker threads still inside a step
+    return code
+
+
+def _lost_secrets(extra: dict[str, Any], run_id: str, what: str) -> dict[str, Any]:
+    """Extra vars whose value the journal masked (secrets are never journaled). Rather than
+    run with a literal ``********``: on a terminal ask for them again; otherwise leave them
+    undefined with a message, so that only a step (or undo) that reads one fails, saying why."""
+    import jinja2
+
+    lost = [k for k, v in extra.items() if isinstance(v, str) and MASK in v]
+    out = dict(extra)
+    for k in lost:
+        if sys.stdin.isatty():
+            out[k] = Secret(getpass.getpass(f"{k} (a secret given with -e; the journal does not keep it): "))
+        else:
+            out[k] = jinja2.StrictUndefined(
+                hint=f"{k} was given with -e and is a secret, which the journal does not keep; {what} on a terminal "
+                     "to type it again (secrets given with -e @vars.yml or lookup('env', ...) are read again)", name=k)
+    return out
+
+
+def _format_of(path: str) -> str:
+    return {".json": "json", ".xml": "junit", ".html": "html", ".md": "md"}[Path(path).suffix.lower()]
+
+
+def preflight(rb: Runbook, opts: dict[str, Any]) -> None:
+    """What the options make impossible, refused before anything runs (exit 2, no journal):
+    a --start-at that names no stage or step, a stage confirmation with no terminal to type
+    it on and no --yes."""
+    stages = list(rb.stages)
+    start_at = opts.get("start_at")
+    if start_at:
+        at_stage, _, at_step = start_at.partition("/")
+        names = [s.name for s in stages]
+        if at_stage not in names:
+            raise InputError(f"--start-at {start_at!r}: no stage {at_stage!r}", hint=f"stages: {', '.join(names)}")
+        stage = stages[names.index(at_stage)]
+        if at_step and at_step not in [s.name for s in stage.steps]:
+            raise InputError(f"--start-at {start_at!r}: stage {at_stage!r} has no step {at_step!r}",
+                             hint=f"steps: {', '.join(s.name for s in stage.steps)}")
+        stages = stages[names.index(at_stage):]
+    if opts.get("yes") or opts.get("check") or sys.stdin.isatty():
+        return
+    tags, skip = set(opts.get("tags") or ()), set(opts.get("skip_tags") or ())
+    for stage in stages:
+        if stage.confirm and any(tags_select(stage, s, tags, skip) for s in stage.steps):
+            raise InputError(f"stage {stage.name!r} asks for a typed confirmation and there is no terminal: nothing was run",
+                             source=stage.source, hint="run it on a terminal, or pass --yes to confirm in advance")
+
+
+def _writable_dir(path: Path, what: str, hint: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{what} {path} cannot be created: {exc.strerror}", hint=hint) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path} is not writable", hint=hint)
+
+
+def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: dict[str, Any]) -> int:
+    rb = loaded.runbook
+    preflight(rb, opts)
+    jdir = journal_dir(opts.get("journal_dir"))
+    _writable_dir(jdir, "the journal dir", "point --journal-dir or $RUNBOOK_HOME at a writable directory")
+    if opts.get("report"):
+        _writable_dir(Path(opts["report"]).resolve().parent, "the report's directory", "choose another --report path")
+    run_id = new_run_id()
+    console = Console(verbose=opts.get("verbose", 0), diff=bool(opts.get("diff")))
+    for w in loaded.warnings:
+        console.warn(w.render())
+    hosts = _targeted_hosts(rb, inv, opts.get("limit"))
+    header = {
+        "runbook": os.path.abspath(rb.path),
+        "runbook_name": rb.name,
+        "files": {os.path.abspath(p): d for p, d in digest_files(rb.files).items()},
+        "inventories": {os.path.abspath(p): d for p, d in digest_files(inv.files).items()},
+        "options": {k: v for k, v in opts.items() if k not in ("runbook", "inventories", "extra")},
+        "extra_vars": list(opts.get("extra") or []),
+        "cwd": os.getcwd(),
+        "operator": getpass.getuser(),
+        "control_host": socket.gethostname(),
+        "hosts": hosts,
+        "check_mode": bool(opts.get("check")),
+    }
+    lock = RunLock(jdir, run_id, hosts)
+    try:
+        lock.acquire()
+    except RunLocked:
+        # Another live run holds one of our hosts. Acquiring made <jdir>/<run_id>/ with only
+        # the lock file in it, which `runbook runs` then listed as an "unreadable" run. The
+        # run id is new and ours alone, so its directory can go.
+        _discard_run_dir(jdir, run_id)
+        raise
+    with lock:
+        journal = Journal.create(jdir, run_id, header)
+        journal.event("run_start")
+        console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")),
+                          resume_cmd=_resume_hint(run_id, jdir, journal_dir(None)))
+        play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal)
+        return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
+
+
+def _discard_run_dir(jdir: Path, run_id: str) -> None:
+    run_dir = jdir / run_id
+    if (run_dir / JOURNAL_FILE).exists():
+        return
+    try:
+        (run_dir / LOCK_FILE).unlink(missing_ok=True)
+        run_dir.rmdir()
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------- resume / rollback
+
+
+def load_state(run_id: str, jdir_opt: str | None) -> JournalState:
+    jdir = journal_dir(jdir_opt)
+    if not (jdir / run_id).is_dir():
+        known = [r.run_id for r in list_runs(jdir)][-5:]
+        raise InputError(f"no run {run_id!r} in {jdir}", hint=("recent runs: " + ", ".join(known)) if known else "runbook runs lists them; --journal-dir or $RUNBOOK_HOME choose the directory")
+    return read_journal(jdir, run_id)
+
+
+def _pinned(state: JournalState, key: str) -> dict[str, str]:
+    """The digests the run is pinned to: the header's, or those an operator accepted later
+    with --force (so one forced resume is not needed again at every later resume)."""
+    pinned = dict(state.header.get(key) or {})
+    for e in state.events:
+        if e.get("kind") == "definition_accepted":
+            pinned = dict(e.get(key) or pinned)
+    return pinned
+
+
+def _changed_files(state: JournalState) -> list[str]:
+    out = []
+    for key in ("files", "inventories"):
+        old = _pinned(state, key)
+        now = digest_files(list(old))
+        for path, digest in old.items():
+            if now.get(path) != digest:
+                out.append(f"{path} ({'missing now' if now.get(path) == 'missing' else 'changed since the run started'})")
+    return out
+
+
+def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Inventory, dict[str, Any], dict[str, Any]]:
+
+    changed = _changed_files(state)
+    if changed and not force:
+        raise InputError(f"refusing to {what} run {state.run_id}: " + "; ".join(changed),
+                         hint=f"the journal pins the runbook and inventory it ran with; restore them, or pass --force to {what} with the new ones")
+    header = state.header
+    opts = dict(header.get("options") or {})
+    cwd = header.get("cwd") or os.getcwd()
+    if os.path.isdir(cwd):
+        os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
+    loaded, inv, extra = load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"))
+    extra = _lost_secrets(extra, state.run_id, what)
+    return loaded, inv, extra, opts
+
+
+def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str], journal_dir: str | None, verbose: int) -> int:
+    state = load_state(run_id, journal_dir)
+    if state.run_status == "succeeded":
+        print(f"run {run_id} already succeeded: nothing to resume")
+        return 0
+    loaded, inv, extra, opts = _reload(state, force, "resume")
+    jdir = _jdir(journal_dir)
+    opts.update(yes=yes or opts.get("yes", False), verbose=verbose, start_at=None)
+    console = Console(verbose=verbose)
+    hosts = list(state.header.get("hosts") or [])
+    with RunLock(jdir, run_id, hosts):
+        state = read_journal(jdir, run_id)  # again, under the lock
+        journal = Journal.open(jdir, run_id)
+        journal.event("resume_start", force=force, decisions=decisions)
+        if force and _changed_files(state):
+            journal.event("definition_accepted", changed=_changed_files(state),
+                          files=digest_files(list(_pinned(state, "files"))),
+                          inventories=digest_files(list(_pinned(state, "inventories"))))
+        doubt = state.in_doubt()
+        console.run_start(run_id, loaded.runbook.name, loaded.runbook.path, hosts, bool(opts.get("check")), resumed=True)
+        console.line(f"journal: {len(state.done())} step(s) done, {len(state.failed())} failed, {len(doubt)} in doubt"
+                     + (" (" + ", ".join(f"{s.step}@{s.host}" for s in doubt) + ")" if doubt else ""))
+        options = _options(opts, jdir, extra)
+        options.decisions = decisions
+        play = Play(loaded.runbook, inv, options, console, run_id=run_id, journal=journal, prior=state)
+        return _execute(play, journal, console, loaded.runbook, run_id, jdir, None, resumed=True)
+
+
+def _jdir(opt: str | None) -> Path:
+    return journal_dir(opt)
+
+
+def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None) -> int:
+    import sys as _sys
+
+    state = load_state(run_id, journal_dir)
+    pending = state.done_with_undo()
+    console = Console()
+    if not pending:
+        console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
+        return 0
+    loaded, inv, extra, opts = _reload(state, force, "roll back")
+    jdir = _jdir(journal_dir)
+    console.line(f"ROLLBACK {run_id}: {len(pending)} step(s) to undo, newest first:", "bold yellow")
+    for st in pending:
+        console.line(f"  {st.step} on {st.host}")
+    if not yes:
+        if not _sys.stdin.isatty():
+            raise InputError("rollback asks for confirmation and there is no terminal", hint="pass --yes to confirm in advance")
+        answer = input(f"Type the run id ({run_id}) to roll back: ").strip()
+        if answer != run_id:
+            console.line("not confirmed: nothing was undone", "bold red")
+            return 1
+    hosts = sorted({st.host for st in pending})
+    with RunLock(jdir, run_id, hosts):
+        journal = Journal.open(jdir, run_id)
+        journal.event("rollback_start")
+        play = Play(loaded.runbook, inv, _options(opts, jdir, extra), console, run_id=run_id, journal=journal)
+        restore_run_state(state.events, play.env.run_state)  # undo checks it is still the same server
+        play.opts.check = False
+        play.env.check_mode = False
+        status, code = "rolled back", 0
+        try:
+            for st in pending:
+                hs = play.states.get(st.host)
+                if hs is None:
+                    raise JournalError(f"host {st.host} of step {st.step} is not in the inventory any more")
+                name = st.step.split("/", 1)[-1]
+                if not undo_one(play, st.step, name, hs, st.undo):
+                    status, code = "rollback failed", 1
+                    console.line(f"rollback stopped at {st.step} on {st.host}: fix the cause, then run `runbook rollback {run_id}` again "
+                                 "(what is undone stays undone)", "bold red")
+                    break
+        finally:
+            play.close()
+            journal.event("run_end", status=status)
+            journal.close()
+    console.line(f"{status}: run {run_id}", "bold green" if code == 0 else "bold red")
+    return code
+
+
+# --------------------------------------------------------------------------- runs / show
+
+
+def list_runs_text(jdir_opt: str | None) -> str:
+    jdir = journal_dir(jdir_opt)
+    runs = list_runs(jdir)
+    if not runs:
+        return f"no runs in {jdir}"
+    lines = [f"{'RUN_ID':<22} {'STATUS':<14} {'STARTED':<20} {'DURATION':>9}  {'STEPS':<22} RUNBOOK"]
+    for r in runs:
+        dur = format_duration(r.duration) if r.duration is not None else "-"
+        steps = f"{r.done} done" + (f", {r.failed} failed" if r.failed else "") + (f", {r.in_doubt} in doubt" if r.in_doubt else "")
+        started = (r.started or "-").replace("T", " ")[:19]
+        lines.append(f"{r.run_id:<22} {r.status:<14} {started:<20} {dur:>9}  {steps:<22} {r.runbook or '-'}" + (f"  ({r.note})" if r.note else ""))
+    return "\n".join(lines)
+
+
+def show_text(run_id: str, jdir_opt: str | None) -> str:
+    state = load_state(run_id, jdir_opt)
+    h = state.header
+    lines = [f"run {run_id}: {state.run_status}",
+             f"runbook   {h.get('runbook')} ({h.get('runbook_name', '')})",
+             f"started   {state.started} by {h.get('operator')} on {h.get('control_host')}",
+             f"hosts     {', '.join(h.get('hosts') or [])}"]
+    if state.torn_tail:
+        lines.append("note      the journal's last record was torn (a crash while writing) and is ignored")
+    budgets = {e.get("stage"): e.get("budget") for e in state.events if e.get("kind") == "stage_start"}
+    current = None
+    for (step, host, phase), st in sorted(state.steps.items(), key=lambda kv: kv[1].intent_seq):
+        stage = step.split("/", 1)[0]
+        if stage != current:
+            current = stage
+            b = budgets.get(stage)
+            lines.append(f"\nstage [{stage}]" + (f" budget {format_duration(b)}" if b else ""))
+        verdict = {"done": st.outcome_status or "done", "failed": st.outcome_status or "failed", "in_doubt": "IN DOUBT"}[str(st.status.value if hasattr(st.status, 'value') else st.status)]
+        dur = format_duration(st.duration) if st.duration is not None else "-"
+        extra = f" (attempt {st.attempt})" if st.attempt > 1 else ""
+        name = step.split("/", 1)[-1] + (" [undo]" if phase == "undo" else "")
+        lines.append(f"  {verdict:<11} {host:<14} {name} {dur}{extra}" + (f": {st.msg}" if st.msg and verdict not in ("ok",) else ""))
+    exceeded = [e for e in state.events if e.get("kind") == "budget_exceeded"]
+    for e in exceeded:
+        lines.append(f"\nbudget exceeded: {e.get('scope')} [{e.get('name')}] ({format_duration(e.get('budget') or 0)})")
+    if state.run_status in ("failed", "interrupted"):
+        # With --journal-dir the command must carry it, or it would look in the default dir.
+        lines.append(f"\nto continue: {_resume_hint(run_id, journal_dir(jdir_opt), journal_dir(None))}")
+    return "\n".join(lines)
