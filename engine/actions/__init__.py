@@ -3,7 +3,9 @@
 from engine.actions import (  # noqa: F401
     assert_,
     disk_space,
+    innodb_recovery,
     mysql_facts,
+    mysql_service,
     pause,
     set_fact,
     shell,
