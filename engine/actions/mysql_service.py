@@ -142,7 +142,11 @@ class MysqlService(Action):
             pid_file = self._opt("pid_file", "mysql_pid_file")
             if pid_file:
                 q = shlex.quote(str(pid_file))
-                rc, out, _ = self._run(f"p=$(cat {q} 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && echo \"$p\"")
+                # A stale pid file may name a zombie or a process that reused the pid: a live
+                # (not Z) mysqld/mariadbd only.
+                rc, out, _ = self._run(f"p=$(cat {q} 2>/dev/null) && kill -0 \"$p\" 2>/dev/null"
+                                       f" && ! grep -q ') Z ' /proc/$p/stat 2>/dev/null"
+                                       f" && grep -Eq 'mysqld|mariadbd' /proc/$p/comm 2>/dev/null && echo \"$p\"")
                 if rc == 0 and out.strip().isdigit():
                     running, pid, how = True, int(out.strip()), f"pid file {pid_file}"
             datadir = self._opt("datadir", "datadir")
@@ -201,11 +205,12 @@ class MysqlService(Action):
 
     def _start(self, timeout: float, wait: bool) -> None:
         unit = self._unit()
+        launched: int | None = None
         if unit is not None:
             rc, out, err = self._run(f"systemctl start {'--no-block ' if not wait else ''}{shlex.quote(unit)}", timeout=timeout)
             if rc != 0:
-                raise ActionError(f"systemctl start {unit} failed (exit {rc}): {(err or out).strip()[-400:]}",
-                                  hint=f"journalctl -u {unit} -n 50 says why")
+                raise self._start_failed(f"systemctl start {unit} failed (exit {rc}): {(err or out).strip()[-400:]}",
+                                         f"journalctl -u {unit} -n 50 says more")
         else:
             cmd = self._opt("start_cmd", "mysql_start_cmd")
             if not cmd:
@@ -213,11 +218,45 @@ class MysqlService(Action):
                                   hint="set start_cmd: or mysql_start_cmd in the inventory (the server's command line)")
             # A session of its own, detached from this shell: the server outlives the SSH channel.
             rc, out, err = self._run(f"setsid sh -c {shlex.quote('exec ' + str(cmd))} </dev/null >/dev/null 2>&1 & echo $!")
-            if rc != 0:
+            if rc != 0 or not out.strip().isdigit():
                 raise ActionError(f"start command failed (exit {rc}): {err.strip()[-400:]}")
-        self._until(lambda: self.status()["running"], 60, "the server process to appear")
+            launched = int(out.strip())
+        end = time.monotonic() + 60
+        while not self.status()["running"]:
+            if launched is not None and self._run(f"kill -0 {launched} 2>/dev/null")[0] != 0:
+                raise self._start_failed("the server exited right after it was started", "")
+            if unit is not None and self._run(f"systemctl is-failed --quiet {shlex.quote(unit)}")[0] == 0:
+                raise self._start_failed(f"systemd unit {unit} failed to start", f"journalctl -u {unit} -n 50 says more")
+            if time.monotonic() > end:
+                raise ActionError("waited 1m for the server process to appear", hint="see the server's error log")
+            time.sleep(0.5)
         if wait:
-            self._until(self._accepting, timeout, "the server to accept connections")
+            end = time.monotonic() + timeout
+            while not self._accepting():
+                if not self.status()["running"]:
+                    raise self._start_failed("the server stopped before it accepted connections", "")
+                if time.monotonic() > end:
+                    raise ActionError(f"waited {format_duration(timeout)} for the server to accept connections",
+                                      hint="crash recovery may still run: watch it with innodb_recovery")
+                time.sleep(0.5)
+
+    def _start_failed(self, what: str, hint: str) -> ActionError:
+        """The start failed: say why from the error log when it tells (a fatal recovery line)."""
+        from engine.mysql.error_log import LogTail, locate_error_log
+        from engine.mysql.recovery_log import RecoveryState, parse_text
+
+        try:
+            path, _ = locate_error_log(self.ctx, None)
+            text = LogTail(self.ctx.shell(), path).since_last_start()
+        except ActionError:
+            return ActionError(what, hint=hint or "see the server's error log")
+        st = RecoveryState().feed_all(parse_text(text))
+        if st.fatal is not None and st.fatal.fatal is not None:
+            f = st.fatal.fatal
+            return ActionError(f"{what}: {f.title}: {f.diagnosis} (error log {path}: {st.fatal.line.raw.strip()})",
+                               hint=f"next: {f.next_step}")
+        last = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
+        return ActionError(f"{what} (error log {path}: {last or 'nothing written'})", hint=hint or None)
 
     def _stop(self, timeout: float, wait: bool) -> None:
         self._guard()

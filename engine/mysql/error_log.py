@@ -5,7 +5,8 @@ Everything goes through the host's shell (SSH or local), with POSIX tools only (
 
 Where the log is, in this order: the step's ``error_log:``; the inventory's
 ``mysql_error_log``; ``@@log_error`` when the server answers (relative to ``@@datadir``);
-the server's option files (``my_print_defaults``: ``log-error``, ``datadir``); the newest
+the server's option files (``my_print_defaults``: ``log-error``, ``datadir``; ignored when
+their datadir or port is not this host's, as on a host running several servers); the newest
 ``*.err`` of the datadir (inventory ``datadir``, the option files', or ``/var/lib/mysql``).
 A crashed server cannot answer, so for one that logs somewhere unusual give the path.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import base64
 import posixpath
 import shlex
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import ActionError, CommandTimeout, ConnectError, SqlError
 from engine.mysql.recovery_log import last_start
@@ -128,9 +129,20 @@ def _option_files(shell: Shell) -> dict[str, str]:
     for line in res.stdout.splitlines():
         key, _, value = line.strip().lstrip("-").partition("=")
         key = key.replace("_", "-")
-        if key in ("log-error", "datadir") and value:
+        if key in ("log-error", "datadir", "port") and value:
             out[key] = value  # the last one wins, as in the server
     return out
+
+
+def _same_server(ctx: ActionContext, opts: dict[str, str], datadir: Any) -> bool:
+    """Do the option files describe this host's server (same datadir and port when known)?"""
+    from engine.inventory import mysql_settings
+
+    if datadir and opts.get("datadir") and posixpath.normpath(str(datadir)) != posixpath.normpath(opts["datadir"]):
+        return False
+    if opts.get("port") and "mysql_port" in ctx.host.vars:
+        return str(mysql_settings(ctx.host).port) == opts["port"]
+    return True
 
 
 def _absolute(path: str, datadir: str | None) -> str:
@@ -153,7 +165,10 @@ def locate_error_log(ctx: ActionContext, explicit: str | None) -> tuple[str, str
         return _absolute(log_error, datadir), "@@log_error"
     shell = ctx.shell()
     opts = _option_files(shell)
-    datadir = datadir or opts.get("datadir") or _render_host_var(ctx.host, "datadir") or "/var/lib/mysql"
+    known = datadir or _render_host_var(ctx.host, "datadir")
+    if not _same_server(ctx, opts, known):
+        opts = {}  # the host's option files describe another server (a multi-instance host)
+    datadir = known or opts.get("datadir") or "/var/lib/mysql"
     if opts.get("log-error"):
         return _absolute(opts["log-error"], datadir), "option files (my_print_defaults)"
     q = shlex.quote(str(datadir).rstrip("/"))
