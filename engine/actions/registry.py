@@ -5,7 +5,9 @@ from __future__ import annotations
 from engine.actions import (  # noqa: F401
     assert_,
     disk_space,
+    innodb_recovery,
     mysql_facts,
+    mysql_service,
     pause,
     set_fact,
     shell,

@@ -172,11 +172,14 @@ class Console:
             self.line("    " + json.dumps(result.registered(), default=str)[:4000], "dim")
 
     def progress(self, host: str, done: int, total: int | None, label: str) -> None:
-        """A live bar on a terminal; plain lines at most every 10 % (or 5 s) otherwise."""
+        """A live bar on a terminal; plain lines at most every 10 % (or 5 s) otherwise.
+
+        A label ``"name | detail"`` keeps one bar per name while its detail (an LSN, an ETA)
+        changes."""
         if self._rich is not None:
             self._bar(host, done, total, label)
             return
-        key = (host, label)
+        key = (host, label.split(" | ")[0])
         now = time.monotonic()
         last = self._progress_last.get(key, 0.0)
         if total:
@@ -185,12 +188,13 @@ class Console:
             if bucket <= last and done < total:
                 return
             self._progress_last[key] = bucket
-            self.line(f"    {host} {label}: {done:,}/{total:,} ({pct:.0f}%)", "dim")
+            self.line(f"    {host} {label}: {done:,}/{total:,} ({pct:.0f}%)" if " | " not in label
+                      else f"    {host} {label.replace(' | ', ': ')} ({pct:.0f}%)", "dim")
         else:
             if now - last < 5:
                 return
             self._progress_last[key] = now
-            self.line(f"    {host} {label}: {done:,}", "dim")
+            self.line(f"    {host} {label}: {done:,}" if " | " not in label else f"    {host} {label.replace(' | ', ': ')}", "dim")
 
     def _bar(self, host: str, done: int, total: int | None, label: str) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -201,11 +205,11 @@ class Console:
                                       TimeRemainingColumn(), console=self._rich, transient=True)
                 self._bars.start()
                 self._tasks = {}
-            key = f"{host} {label}"
+            key = f"{host} {label.split(' | ')[0]}"
             task = self._tasks.get(key)
             if task is None:
                 task = self._tasks[key] = self._bars.add_task(key, total=total)
-            self._bars.update(task, completed=done, total=total)
+            self._bars.update(task, completed=done, total=total, description=f"{host} {label.replace(' | ', ': ')}")
             if total is not None and done >= total:
                 self._bars.remove_task(task)
                 del self._tasks[key]

@@ -20,6 +20,7 @@ import jinja2
 from markupsafe import Markup
 
 from engine.report.model import STATUSES, ReportModel, StageReport
+from engine.report.recovery import recoveries
 from engine.report.text import count, event_details, fmt_duration, format_ts, number, printable
 from engine.language.sizes import format_size
 
@@ -57,6 +58,8 @@ code, pre, .mono { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monosp
 .tl-when { font-size:11.5px; color:var(--muted); font-weight:400; }
 .tl-fig { font-size:12.5px; color:var(--muted); } .tl-fig b { color:var(--ink); }
 .over-budget { color:var(--failed); font-weight:700; }
+.tl-row.recovery { border-top:1px dashed var(--line); padding-top:8px; } .phase-name { font-weight:500; padding-left:12px; }
+.bar.phase-analysis { background:#8250df; } .bar.phase-redo { background:#bf8700; } .bar.phase-undo { background:#0969da; }
 .legend { display:flex; gap:18px; font-size:12px; color:var(--muted); margin:4px 0 6px 204px; }
 .legend i { display:inline-block; width:14px; height:10px; border-radius:2px; margin-right:5px; vertical-align:middle; }
 table { border-collapse:collapse; width:100%; font-size:13px; }
@@ -117,6 +120,19 @@ _TEMPLATE = """<!DOCTYPE html>
   {% if t.stage.over_budget %}<br><span class="over-budget">over budget{% if t.stage.overrun %} by {{ t.stage.overrun|dur }}{% endif %}</span>{% endif %}
   {% if t.stage.spans > 1 %}<br>{{ t.stage.spans }} runs (resumed){% endif %}</div>
 </div>{% else %}<p class="muted">No stage started.</p>{% endfor %}
+{% for r in recoveries %}
+<div class="tl-row recovery"><div class="tl-name">InnoDB crash recovery<span class="badge {{ ('ok' if r.ready else 'failed')|cls }}">{{ 'ready' if r.ready else 'not ready' }}</span>
+    <div class="tl-when">{{ r.host }} · {{ r.stage }} / {{ r.step }}</div></div>
+  <div class="tl-fig">{% if r.crashed %}checkpoint LSN <b>{{ r.checkpoint_lsn }}</b> → <b>{{ r.recovered_to_lsn }}</b>{% else %}no crash recovery needed{% endif %}</div>
+  <div class="tl-fig">{{ r.rolled_back_transactions or 0 }} transaction(s) rolled back{% if r.fatal %}<br><span class="over-budget">{{ r.fatal }}</span>{% endif %}</div>
+</div>
+{% for p in r.phases %}<div class="tl-row">
+  <div class="tl-name phase-name">· {{ p.name }}<div class="tl-when">{{ p.started or "" }}</div></div>
+  <div class="track" title="{{ p.name }}: {{ p.seconds|dur }}">
+    <div class="bar phase-{{ p.name }}" style="left:{{ (100 * (p.offset or 0) / r.span)|round(2) }}%;width:{{ (100 * (p.seconds or 0) / r.span)|round(2) }}%"></div>
+  </div>
+  <div class="tl-fig"><b>{{ p.seconds|dur }}</b>{% if p.ended is none %} (not finished){% endif %}</div>
+</div>{% endfor %}{% endfor %}
 </div>
 
 {% if problems %}<h2>Problems</h2>
@@ -224,5 +240,6 @@ def render_html(model: ReportModel) -> str:
         steps=model.steps,
         checks=model.checks,
         throughput=model.throughput,
+        recoveries=recoveries(model),
         events=model.events,
     )

@@ -19,6 +19,7 @@ import json
 import re
 from typing import Any
 
+from engine.report.recovery import recovery_markdown
 from engine.report.model import STATUSES, ReportModel
 from engine.report.text import count, event_details, fmt_duration, format_ts, number, printable
 from engine.secrets import MASKER
@@ -121,6 +122,7 @@ def render_markdown(model: ReportModel) -> str:
               "—" if t.bytes_per_second is None else format_size(t.bytes_per_second) + "/s"]
              for t in model.throughput],
         )
+    out += recovery_markdown(model)
     if model.events:
         out += ["## Events", ""]
         out += _table(["Time", "Event", "Details"],
