@@ -96,6 +96,9 @@ class ActionContext:
     run_state: dict[str, Any] = field(default_factory=dict)
     #: another inventory host's connections by name (reading a replica); None outside a play
     peers: Callable[[str], Connections] | None = None
+    #: the loader's checks of rendered arguments, for an action that renders its own (supplied
+    #: by the executor, so that actions never import the language layer)
+    args_problems: Callable[[type, Any], list[str]] | None = None
 
     def shell(self) -> Shell:
         return self.conns.shell()
