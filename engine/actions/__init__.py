@@ -5,6 +5,7 @@ from engine.actions import (  # noqa: F401
     disk_space,
     mysql_facts,
     pause,
+    restore,
     set_fact,
     shell,
     snapshot,
