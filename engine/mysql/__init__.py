@@ -1,2 +1,3 @@
-"""Server knowledge shared by actions: introspection of a target schema, schema comparison,
-the dump reader (``dumpfile``), and the restore's opening of a dump file (``dumpsource``)."""
+"""Server knowledge shared by actions: the dump reader (``dumpfile``), introspection of a
+target schema and schema comparison (``target``), and the restore's opening of a dump file
+(``dumpsource``)."""
