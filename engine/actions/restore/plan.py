@@ -228,7 +228,11 @@ def make_plan(*, scan: Any, defs: dict[str, Any], names: list[str], target: dict
         key_cols = {c.lower() for c in d.primary_key} | {c.lower() for k in d.unique_keys for c in (k if isinstance(k, (list, tuple)) else getattr(k, "columns", ()))}
         upsert_cols = tuple(c for c in dump_cols if c not in skip and c.lower() not in key_cols)
         types = [c.type for c in d.columns]
-        load_data_ok = types_allow_load_data(types) and _load_data_safe(scan, n) and not via_temp
+        load_data_ok = types_allow_load_data(types) and _load_data_safe(scan, n)
+        if via_temp and (not load_data_ok or conflict == "upsert"):
+            refusals.append(f"{n}: the target lacks dump column(s) {', '.join(c for c in dump_cols if c in skip and c not in generated)}"
+                            " and the rows hold values only INSERT can load (hex, bit, spatial) or on_conflict is upsert"
+                            " — add the columns to the target, or schema_mismatch: recreate")
         empty = ddl in ("create", "recreate") or (truncate and tgt is not None)
         if not transactional and not empty:
             refusals.append(f"{n} uses {engine}, which cannot commit a batch with its progress row: exactly-once needs "
