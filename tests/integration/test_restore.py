@@ -138,16 +138,17 @@ def test_create_missing_only_creates(source: str, target: str, tmp_path: str) ->
 def test_bad_files_refused(source: str, target: str, tmp_path: str, case: str) -> None:
     path = dump(source, os.path.join(tmp_path, "d.sql.gz"))
     args = {"file": path, "schema": target, "schema_mismatch": "create_missing", "file_on": "control"}
-    if case == "truncated_gz":
-        data = open(path, "rb").read()
-        open(path, "wb").write(data[: len(data) - 40])
-    elif case == "not_a_dump":
-        open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + os.urandom(4000))
-    elif case == "no_trailer":
-        import gzip
+    import gzip
+    from pathlib import Path
 
-        text = gzip.decompress(open(path, "rb").read())
-        open(path, "wb").write(gzip.compress(text[: text.rindex(b"-- Dump completed")]))
+    f = Path(path)
+    if case == "truncated_gz":
+        f.write_bytes(f.read_bytes()[:-40])
+    elif case == "not_a_dump":
+        f.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(4000))
+    elif case == "no_trailer":
+        text = gzip.decompress(f.read_bytes())
+        f.write_bytes(gzip.compress(text[: text.rindex(b"-- Dump completed")]))
     else:
         args["tables"] = ["parent", "no_such_table"]
     with pytest.raises(RunbookError) as exc:
