@@ -64,6 +64,7 @@ class TableStats:
     seconds: float = 0.0
     warnings: int = 0
     skipped_batches: int = 0  # committed by an earlier attempt
+    redone: int = 0  # batches run again whole (lost connection, deadlock, lock wait)
     error: SqlError | RunbookError | None = None
     error_batch: Batch | None = None
     started: float | None = None
@@ -304,6 +305,7 @@ class Loader:
                 force_insert = True
             except ConnectError as exc:
                 w.reset()
+                self._redone(t.name)
                 lost += 1
                 if lost > RETRY_LOST:
                     raise Fatal(exc, t.name, b) from None
@@ -312,6 +314,7 @@ class Loader:
                 diag = diagnose(exc.errno)
                 if diag is not None and diag.lost_connection and exc.errno not in (1153,):
                     w.reset()
+                    self._redone(t.name)
                     lost += 1
                     if lost > RETRY_LOST:
                         raise Fatal(exc, t.name, b) from None
@@ -319,12 +322,17 @@ class Loader:
                     continue
                 w.rollback()
                 if exc.errno in (1205, 1213) and locks < RETRY_LOCKS:
+                    self._redone(t.name)
                     locks += 1
                     time.sleep(0.1 * 2 ** locks)
                     continue
                 if exc.errno in FATAL:
                     raise Fatal(exc, t.name, b) from None
                 raise
+
+    def _redone(self, table: str) -> None:
+        with self.shared.cond:
+            self.shared.stats[table].redone += 1
 
     def _attempt(self, w: Worker, t: TablePlan, b: Batch, body: bytes, n: int, force_insert: bool) -> tuple[prog.Done, int] | None:
         s = w.session()
@@ -341,6 +349,7 @@ class Loader:
                 return None
             raise
         if self.fault.kill_conn == n:
+            self.fault.kill_conn = None  # once: the redo must go through
             self.control.query(f"KILL CONNECTION {int(s.connection_id)}")
         rows, ignored, warnings = self._data(w, t, b, body, force_insert)
         s.query(prog.BATCH_UPDATE, [rows, ignored, self.sid, t.name, b.first, b.part])
