@@ -104,8 +104,8 @@ def test_kill_at_random_instants(source: str, tmp_path: str, target: str) -> Non
     args = dict(_args(path, target), batch_bytes=65536)
     rng = random.Random(8)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = ("import json, sys; sys.path.insert(0, %r); from tests.integration.restore_helpers import restore; "
-            "restore(json.loads(sys.argv[1]), run_id=sys.argv[2])") % root
+    code = (f"import json, sys; sys.path.insert(0, {root!r}); from tests.integration.restore_helpers import restore; "
+            "restore(json.loads(sys.argv[1]), run_id=sys.argv[2])")
     import json
 
     for _ in range(2):
