@@ -9,7 +9,6 @@ followed by ``runbook resume`` loads each batch once.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Any, ClassVar
@@ -17,7 +16,7 @@ from typing import Any, ClassVar
 from engine.actions.base import Action, Probe, register
 from engine.actions.guard import check_identity, session_settings
 from engine.actions.restore import progress as prog
-from engine.actions.restore.index import DumpIndex, build_index
+from engine.actions.restore.index import DumpIndex, IndexBuilder, TableIndex
 from engine.actions.restore.loader import Fatal, Loader, Shared
 from engine.actions.restore.plan import Plan, make_plan
 from engine.actions.restore.report import explain, table_results
@@ -80,6 +79,7 @@ class Restore(Action):
 
     def __init__(self, args: Any, ctx: Any):
         super().__init__(args, ctx)
+        self._names: list[str] = []
         self._dump: LocalDump | None = None
         self._scan: Any = None
         self._defs: dict[str, Any] = {}
@@ -91,33 +91,61 @@ class Restore(Action):
         v = self.args.get(key, default)
         return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
 
-    def _source(self) -> Any:
-        """The dump as a checked, plain local file and its scan (cached for probe/apply/probe)."""
-        if self._scan is not None:
-            return self._scan
-        from engine.mysql.dumpfile import parse_create_table, scan_dump
+    def _fetch(self) -> LocalDump:
+        """The dump as a plain local file (copied over SFTP, decompressed), cached."""
+        if self._dump is None:
+            shell = None if self.args.get("file_on", "host") == "control" else self.ctx.shell()
+            self._dump = fetch_dump(str(self.args["file"]), shell=shell)
+        return self._dump
 
-        shell = None if self.args.get("file_on", "host") == "control" else self.ctx.shell()
-        self._dump = fetch_dump(str(self.args["file"]), shell=shell)
+    def _source(self, batch_bytes: int | None = None, split_bytes: int | None = None) -> Any:
+        """The whole-file check (scan) and, in the same pass, the batch index; cached (any
+        batching when none is asked for)."""
+        if self._scan is not None and (batch_bytes is None or self._index_opts == (batch_bytes, split_bytes)):
+            return self._scan
+        batch_bytes = batch_bytes or int(self.args.get("batch_bytes") or BATCH_BYTES)
+        split_bytes = split_bytes or 8 << 20
+        from engine.mysql.dumpfile import DumpReader, parse_create_table, scan_dump
+
+        dump = self._fetch()
+        wanted = set(self.args["tables"]) if self.args.get("tables") else None
+        builder = IndexBuilder(wanted, batch_bytes=batch_bytes, split_bytes=split_bytes)
+
+        class _Tee(DumpReader):
+            """The check's own pass also feeds the index: the dump is split once."""
+
+            def statements(self, *, hash_file: bool = False) -> Any:
+                for st in super().statements(hash_file=hash_file):
+                    builder.feed(st)
+                    yield st
+
         try:
-            scan = scan_dump(self._dump.path, tables=None)
+            scan = scan_dump(_Tee(dump.path), tables=None)
         except RunbookError as exc:
+            builder.discard()
             self.close()
             raise ActionError(f"refusing {self.args['file']}: {exc.message}; nothing was written", hint=exc.hint) from None
-        dbs = list(getattr(scan.header, "databases", None) or [])
+        except BaseException:
+            builder.discard()
+            raise
+        if self._index is not None:
+            self._index.close()
+        self._index = builder.finish()
+        self._index_opts = (batch_bytes, split_bytes)
+        dbs = list(getattr(scan, "databases", None) or getattr(scan.header, "databases", None) or [])
         if len(dbs) > 1:
             self.close()
             raise ActionError(f"{self.args['file']} holds {len(dbs)} schemas ({', '.join(dbs)}); restore maps one schema",
                               hint="dump one schema per file (mariadb-dump DB or --databases DB)")
         names = [n for n, t in scan.tables.items() if not getattr(t, "is_view", False)]
-        wanted = list(self.args.get("tables") or names)
-        missing = [t for t in wanted if t not in scan.tables]
+        wanted_list = list(self.args.get("tables") or names)
+        missing = [t for t in wanted_list if t not in scan.tables]
         if missing:
             self.close()
             raise ActionError(f"refusing {self.args['file']}: no table {', '.join(missing)} in the dump; nothing was written",
                               hint=f"the dump has: {', '.join(sorted(names)[:30])}")
         excluded = set(self.args.get("exclude_tables") or [])
-        self._names = [t for t in wanted if t not in excluded and t in names]
+        self._names = [t for t in wanted_list if t not in excluded and t in names]
         for n in self._names:
             create = scan.tables[n].create
             if create is None:
@@ -125,18 +153,20 @@ class Restore(Action):
                 raise ActionError(f"refusing {self.args['file']}: the dump has rows for {n} but no CREATE TABLE; nothing was written",
                                   hint="take the dump without --no-create-info, or restore into existing tables with a dump that has them")
             self._defs[n] = create if hasattr(create, "columns") else parse_create_table(getattr(create, "text", b""))
+            self._index.tables.setdefault(n, TableIndex(n))
         self._scan = scan
         return scan
 
     @property
     def _schema(self) -> str:
-        scan = self._source()
         s = self.args.get("schema")
         if s:
             return str(s)
-        dbs = list(getattr(scan.header, "databases", None) or [])
-        if not dbs:
-            raise ActionError("the dump names no schema: say which one to restore into", hint="add schema: to the step")
+        from engine.mysql.dumpfile import DumpReader
+
+        dbs = list(DumpReader(self._fetch().path).header.databases or [])
+        if len(dbs) != 1:
+            raise ActionError("the dump names no single schema: say which one to restore into", hint="add schema: to the step")
         return str(dbs[0])
 
     @property
@@ -170,20 +200,6 @@ class Restore(Action):
                 t.empty = True
         return plan
 
-    def _get_index(self, batch_bytes: int, split_bytes: int) -> DumpIndex:
-        if self._index is not None and self._index_opts == (batch_bytes, split_bytes):
-            return self._index
-        if self._index is not None:
-            self._index.close()
-        from engine.mysql.dumpfile import DumpReader
-
-        self._source()
-        assert self._dump is not None
-        reader = DumpReader(self._dump.path)
-        self._index = build_index(reader.statements(), set(self._names), batch_bytes=batch_bytes, split_bytes=split_bytes)
-        self._index_opts = (batch_bytes, split_bytes)
-        return self._index
-
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
@@ -200,22 +216,20 @@ class Restore(Action):
 
     # -- contract ---------------------------------------------------------------------------
     def probe(self) -> Probe:
+        """Done when this step's run row says it finished and every batch it counted is recorded
+        (read-only; the dump is not read when the step names its schema)."""
         sql = self.ctx.sql()
-        self._source()
-        row = prog.run_row(sql, self._sid)
+        sid = self._sid
+        row = prog.run_row(sql, sid)
+        what = f"restore {self.args['file']} into {self._schema}"
         if row is None:
-            return Probe(False, {}, f"restore {len(self._names)} table(s) of {self.args['file']} into {self._schema}")
-        if row.get("finished_at") is not None and row.get("result"):
-            o = row["options"]
-            index = self._get_index(int(o["batch_bytes"]), int(o["split_bytes"]))
-            done = prog.done(sql, self._sid)
-            todo = [b for t in self._names for b in index.tables[t].batches if b.key not in done]
-            if not todo:
-                return Probe(True, dict(row["result"]), "every batch is recorded in the progress table")
-        done = prog.done(sql, self._sid)
+            return Probe(False, {}, what)
+        done = prog.done(sql, sid)
         n = sum(1 for k in done if k[1] >= 0)
-        return Probe(False, {"batches_done": n}, f"continue the restore of {self.args['file']} into {self._schema} "
-                                                 f"({n} batch(es) already committed)")
+        if row.get("finished_at") is not None and row.get("result") and row.get("batches_total") is not None \
+                and n >= int(row["batches_total"]):
+            return Probe(True, dict(row["result"]), "every batch is recorded in the progress table")
+        return Probe(False, {"batches_done": n}, f"continue to {what} ({n} batch(es) already committed)")
 
     def check(self) -> StepResult:
         """Check mode: the plan, read-only."""
@@ -243,21 +257,24 @@ class Restore(Action):
 
     def _apply(self, start: float) -> StepResult:
         ctx, sql = self.ctx, self.ctx.sql()
-        scan = self._source()
-        schema = self._schema
+        schema, sid = self._schema, self._sid
+        prior = prog.run_row(sql, sid)  # a resume cuts the dump exactly as the first attempt did
+        if prior is not None:
+            opts = dict(prior["options"])
+        else:
+            max_packet = int(sql.query("SELECT @@max_allowed_packet AS p").rows[0]["p"])
+            opts = {"batch_bytes": int(self.args.get("batch_bytes") or BATCH_BYTES),
+                    "split_bytes": max(4096, min(max_packet // 2, 16 << 20))}
+        scan = self._source(int(opts["batch_bytes"]), int(opts["split_bytes"]))
         plan = self._plan()  # refusals raise here: nothing written yet
         check_identity(ctx, f"restore into {schema}")
-        max_packet = int(sql.query("SELECT @@max_allowed_packet AS p").rows[0]["p"])
-        batch_bytes = int(self.args.get("batch_bytes") or BATCH_BYTES)
         sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)}")
         prog.ensure(sql)
-        sid = self._sid
-        opts = prog.begin(sql, sid, run_id=ctx.run_id, step_key=ctx.step_key, host=ctx.host.name, schema=schema,
-                          path=str(self.args["file"]), size=int(getattr(scan, "total_bytes", 0) or os.path.getsize(self._dump.path)),  # type: ignore[union-attr]
-                          sha256=str(scan.sha256),
-                          options={"batch_bytes": batch_bytes, "split_bytes": max(4096, min(max_packet // 2, 16 << 20))})
+        prog.begin(sql, sid, run_id=ctx.run_id, step_key=ctx.step_key, host=ctx.host.name, schema=schema,
+                   path=str(self.args["file"]), size=int(scan.total_bytes), sha256=str(scan.sha256), options=opts)
         prog.unfinish(sql, sid)
-        index = self._get_index(int(opts["batch_bytes"]), int(opts["split_bytes"]))
+        index = self._index
+        assert index is not None
         settings = session_settings(sql)
         import dataclasses
 

@@ -88,99 +88,128 @@ def _ddl_verb(text: bytes) -> str:
     return "other"
 
 
-def build_index(statements: Iterable[Any], wanted: set[str], *, batch_bytes: int, split_bytes: int,
-                tmpdir: str | None = None) -> DumpIndex:
-    """Cut the data statements of ``wanted`` tables into batches of about ``batch_bytes``;
-    a statement over ``split_bytes`` (≈ half of max_allowed_packet) is cut by rows."""
-    from engine.mysql.dumpfile import iter_rows
+class IndexBuilder:
+    """Cuts the data statements of ``wanted`` tables (None: every table) into batches of about
+    ``batch_bytes`` as statements are fed to it; a statement over ``split_bytes`` (≈ half of
+    max_allowed_packet) is cut by rows. Fed by the whole-file check's own pass (one read)."""
 
-    tables: dict[str, TableIndex] = {t: TableIndex(t) for t in wanted}
-    control: list[ControlStatement] = []
-    header: list[bytes] = []
-    seen_table = False
-    side: BinaryIO | None = None
-    side_path: str | None = None
-    side_pos = 0
-    # pending small statements of one table, merged into one side-file batch
-    pend_table: str | None = None
-    pend: list[bytes] = []
-    pend_bytes = 0
-    pend_first = pend_last = 0
+    def __init__(self, wanted: set[str] | None, *, batch_bytes: int, split_bytes: int, tmpdir: str | None = None):
+        self.wanted = wanted
+        self.batch_bytes, self.split_bytes, self.tmpdir = batch_bytes, split_bytes, tmpdir
+        self.tables: dict[str, TableIndex] = {t: TableIndex(t) for t in wanted or ()}
+        self.control: list[ControlStatement] = []
+        self.header: list[bytes] = []
+        self.seen_table = False
+        self.side: BinaryIO | None = None
+        self.side_path: str | None = None
+        self.side_pos = 0
+        # pending small statements of one table, merged into one side-file batch
+        self.pend_table: str | None = None
+        self.pend: list[bytes] = []
+        self.pend_bytes = 0
+        self.pend_first = self.pend_last = 0
 
-    def side_write(data: bytes) -> int:
-        nonlocal side, side_path, side_pos
-        if side is None:
-            fd, side_path = tempfile.mkstemp(prefix="runbook-restore-", suffix=".rows", dir=tmpdir)
-            side = os.fdopen(fd, "wb")
-        at = side_pos
-        side.write(data)
-        side_pos += len(data)
+    def _side_write(self, data: bytes) -> int:
+        if self.side is None:
+            fd, self.side_path = tempfile.mkstemp(prefix="runbook-restore-", suffix=".rows", dir=self.tmpdir)
+            self.side = os.fdopen(fd, "wb")
+        at = self.side_pos
+        self.side.write(data)
+        self.side_pos += len(data)
         return at
 
-    def flush() -> None:
-        nonlocal pend_table, pend, pend_bytes
-        if pend_table is None:
+    def _flush(self) -> None:
+        if self.pend_table is None:
             return
-        body = b",\n".join(pend)
-        at = side_write(body)
-        ti = tables[pend_table]
-        ti.batches.append(Batch(pend_table, pend_first, pend_last, 0, True, at, len(body), True))
-        pend_table, pend, pend_bytes = None, [], 0
+        body = b",\n".join(self.pend)
+        at = self._side_write(body)
+        self.tables[self.pend_table].batches.append(Batch(self.pend_table, self.pend_first, self.pend_last, 0, True, at,
+                                                          len(body), True))
+        self.pend_table, self.pend, self.pend_bytes = None, [], 0
 
-    for st in statements:
+    def feed(self, st: Any) -> None:
         kind = _kind(st)
         if kind == "DATA":
-            seen_table = True
-            table = st.table
-            if table not in tables:
-                continue
-            ti = tables[table]
-            if ti.columns is None and st.columns:
-                ti.columns = tuple(st.columns)
-            body = strip_body(st.text, st.values_at)
-            n = len(body)
-            ti.bytes += n
-            newline = b"),\n(" in body[: min(n, 65536)].tobytes() if n > 4 else True
-            if n > split_bytes:
-                flush()
-                part, chunk, size = 0, [], 0
-                for row in iter_rows(st):
-                    chunk.append(bytes(row))
-                    size += len(row) + 2
-                    if size >= batch_bytes:
-                        data = b",\n".join(chunk)
-                        ti.batches.append(Batch(table, st.ordinal, st.ordinal, part, True, side_write(data), len(data), True))
-                        part, chunk, size = part + 1, [], 0
-                if chunk:
-                    data = b",\n".join(chunk)
-                    ti.batches.append(Batch(table, st.ordinal, st.ordinal, part, True, side_write(data), len(data), True))
-            elif n * 2 >= batch_bytes:
-                flush()
-                ti.batches.append(Batch(table, st.ordinal, st.ordinal, 0, False, st.offset + st.values_at, n, newline))
-            else:
-                if pend_table != table or pend_bytes + n > batch_bytes:
-                    flush()
-                    pend_table, pend_first = table, st.ordinal
-                if newline:
-                    pend.append(body.tobytes())
-                else:  # MySQL's one-line layout: put each row on its own line, as mariadb-dump does
-                    pend.append(b",\n".join(bytes(r) for r in iter_rows(st)))
-                pend_bytes += n
-                pend_last = st.ordinal
-            continue
-        flush()
+            self._data(st)
+            return
+        self._flush()
         if kind == "SESSION":
             scope = getattr(st, "scope", "")
-            if (scope == "header") if scope else not seen_table:
-                header.append(st.text)
-            control.append(ControlStatement("session", st.text, None))
+            if (scope == "header") if scope else not self.seen_table:
+                self.header.append(st.text)
+            self.control.append(ControlStatement("session", st.text, None))
         elif kind == "TABLE_DDL":
-            seen_table = True
-            control.append(ControlStatement("ddl", st.text, st.table, verb=_ddl_verb(st.text)))
+            self.seen_table = True
+            self.control.append(ControlStatement("ddl", st.text, st.table, verb=_ddl_verb(st.text)))
         elif kind == "POST":
-            control.append(ControlStatement("post", st.text, st.table, post_kind=str(getattr(st, "post_kind", "") or "")))
+            self.control.append(ControlStatement("post", st.text, st.table, post_kind=str(getattr(st, "post_kind", "") or "")))
         # SKIP (LOCK TABLES, DISABLE KEYS, GTID), SCHEMA (CREATE DATABASE, USE), OTHER: not replayed
-    flush()
-    if side is not None:
-        side.close()
-    return DumpIndex(tables, control, header, side_path)
+
+    def _data(self, st: Any) -> None:
+        from engine.mysql.dumpfile import iter_rows
+
+        self.seen_table = True
+        table = st.table
+        if table not in self.tables:
+            if self.wanted is not None:
+                return
+            self.tables[table] = TableIndex(table)
+        ti = self.tables[table]
+        if ti.columns is None and st.columns:
+            ti.columns = tuple(st.columns)
+        body = strip_body(st.text, st.values_at)
+        n = len(body)
+        ti.bytes += n
+        newline = b"),\n(" in body[: min(n, 65536)].tobytes() if n > 4 else True
+        if n > self.split_bytes:
+            self._flush()
+            part, chunk, size = 0, [], 0
+            for row in iter_rows(st):
+                chunk.append(bytes(row))
+                size += len(row) + 2
+                if size >= self.batch_bytes:
+                    data = b",\n".join(chunk)
+                    ti.batches.append(Batch(table, st.ordinal, st.ordinal, part, True, self._side_write(data), len(data), True))
+                    part, chunk, size = part + 1, [], 0
+            if chunk:
+                data = b",\n".join(chunk)
+                ti.batches.append(Batch(table, st.ordinal, st.ordinal, part, True, self._side_write(data), len(data), True))
+        elif n * 2 >= self.batch_bytes:
+            self._flush()
+            ti.batches.append(Batch(table, st.ordinal, st.ordinal, 0, False, st.offset + st.values_at, n, newline))
+        else:
+            if self.pend_table != table or self.pend_bytes + n > self.batch_bytes:
+                self._flush()
+                self.pend_table, self.pend_first = table, st.ordinal
+            if newline:
+                self.pend.append(body.tobytes())
+            else:  # MySQL's one-line layout: put each row on its own line, as mariadb-dump does
+                self.pend.append(b",\n".join(bytes(r) for r in iter_rows(st)))
+            self.pend_bytes += n
+            self.pend_last = st.ordinal
+
+    def finish(self) -> DumpIndex:
+        self._flush()
+        if self.side is not None:
+            self.side.close()
+            self.side = None
+        return DumpIndex(self.tables, self.control, self.header, self.side_path)
+
+    def discard(self) -> None:
+        if self.side is not None:
+            self.side.close()
+            self.side = None
+        if self.side_path:
+            try:
+                os.unlink(self.side_path)
+            except OSError:
+                pass
+
+
+def build_index(statements: Iterable[Any], wanted: set[str] | None, *, batch_bytes: int, split_bytes: int,
+                tmpdir: str | None = None) -> DumpIndex:
+    """The index of ``statements`` (a second pass; :class:`IndexBuilder` rides on the check's)."""
+    b = IndexBuilder(wanted, batch_bytes=batch_bytes, split_bytes=split_bytes, tmpdir=tmpdir)
+    for st in statements:
+        b.feed(st)
+    return b.finish()
