@@ -155,3 +155,32 @@ def test_bad_files_refused(source: str, target: str, tmp_path: str, case: str) -
         restore(args)
     assert "nothing was written" in exc.value.render() or case == "not_a_dump"
     assert query("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [target])[0][0] == 0
+
+
+def test_target_trigger_not_fired_and_put_back(source: str, target: str, tmp_path: str) -> None:
+    path = dump(source, os.path.join(tmp_path, "d.sql"), tables=["nopk"])
+    execute(None, f"CREATE DATABASE `{target}`")
+    execute(target, "CREATE TABLE nopk (a INT, b VARCHAR(20)); CREATE TABLE log (n INT);"
+                    "CREATE TRIGGER nopk_ins AFTER INSERT ON nopk FOR EACH ROW INSERT INTO log VALUES (NEW.a)")
+    res = restore({"file": path, "schema": target, "file_on": "control"})
+    assert res.status is Status.CHANGED, res.msg
+    assert query(f"SELECT COUNT(*) FROM `{target}`.nopk")[0][0] == 4
+    assert query(f"SELECT COUNT(*) FROM `{target}`.log")[0][0] == 0
+    execute(target, "INSERT INTO nopk VALUES (5, 'after')")  # the trigger is back and fires again
+    assert query(f"SELECT n FROM `{target}`.log") == [(5,)]
+
+
+def test_check_mode_plan_writes_nothing(source: str, target: str, tmp_path: str) -> None:
+    from engine.actions.restore import Restore
+    from tests.integration.test_dr_actions import make_ctx
+
+    path = dump(source, os.path.join(tmp_path, "d.sql"))
+    res = Restore({"file": path, "schema": target, "schema_mismatch": "create_missing", "file_on": "control"}, make_ctx()).check()
+    assert res.status is Status.CHANGED
+    lines = res.msg.splitlines()
+    assert lines[0].startswith("check mode: would restore 8 table(s)")
+    plan = [p["table"] for p in res.data["plan"]]
+    assert plan.index("parent") < plan.index("child") and plan.index("tree") >= 0
+    assert {p["table"]: p["rows"] for p in res.data["plan"]}["parent"] == 4
+    assert any("cycle group" in p["strategy"] for p in res.data["plan"] if p["table"] == "cyc_a")
+    assert query("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [target])[0][0] == 0

@@ -266,6 +266,7 @@ class Restore(Action):
             opts = {"batch_bytes": int(self.args.get("batch_bytes") or BATCH_BYTES),
                     "split_bytes": max(4096, min(max_packet // 2, 16 << 20))}
         scan = self._source(int(opts["batch_bytes"]), int(opts["split_bytes"]))
+        self._phases = {"check": time.monotonic() - start}
         plan = self._plan()  # refusals raise here: nothing written yet
         check_identity(ctx, f"restore into {schema}")
         sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)}")
@@ -291,11 +292,15 @@ class Restore(Action):
             done = prog.done(sql, sid)
             self._prepare(control, plan, index, done, sid)
             done = prog.done(sql, sid)
+            t = time.monotonic()
             shared = self._load(plan, index, done, sid, make, control)
+            self._phases["load"] = time.monotonic() - t
+            t = time.monotonic()
             warnings: list[str] = []
             orphans = self._orphans(control, plan)
             post_warnings = self._post(control, plan, index, shared)
             warnings.extend(post_warnings)
+            self._phases["post"] = time.monotonic() - t
         except Fatal as exc:
             return self._fatal(exc, start)
         finally:
@@ -325,7 +330,15 @@ class Restore(Action):
                 continue  # made by an earlier attempt of this step (no batch committed yet)
             control.query(st.text)
         control.query("SET SESSION foreign_key_checks = 0")
+        from engine.snapshots import triggers as table_triggers
+
         for t in plan.tables:
+            if t.ddl == "keep":
+                found = table_triggers(control, schema, t.name)
+                if found:  # the target's own triggers would fire on every loaded row: set aside until after
+                    prog.save_triggers(control, sid, t.name, found)
+                    for trg in found:
+                        control.query(f"DROP TRIGGER IF EXISTS {qualified(schema, trg['name'])}")
             partial = t.name in committed and not all(b.key in done for b in index.tables[t.name].batches)
             if not t.transactional and partial:
                 # MyISAM/Aria: a batch and its progress row do not commit together: reload whole
@@ -338,30 +351,36 @@ class Restore(Action):
     def _load(self, plan: Plan, index: DumpIndex, done: dict[tuple[str, int, int], prog.Done], sid: str,
               make: Any, control: MysqlSession) -> Shared:
         total_bytes = sum(sum(b.length for b in index.tables[t.name].batches) for t in plan.tables)
-        total_rows = {t.name: t.rows for t in plan.tables}
         t0 = time.monotonic()
         state = {"last": 0.0, "base": None}
         schema = self._schema
 
+        table_bytes = {t.name: sum(b.length for b in index.tables[t.name].batches) for t in plan.tables}
+        shown: dict[str, int] = {}
+
         def report(sh: Shared) -> None:
+            """Per table (bytes, with rows in the text) and overall (bytes, rows, MB/s, ETA),
+            from committed batches only: a resumed run shows the true state at once."""
             now = time.monotonic()
-            if now - state["last"] < 1.0 and not all(not q for q in sh.pending.values()):  # type: ignore[operator]
+            finished = not any(sh.pending.values()) and not any(sh.running.values())
+            if now - state["last"] < 1.0 and not finished:  # type: ignore[operator]
                 return
             state["last"] = now
             with sh.cond:
-                stats = {n: (s.rows, s.bytes, s.skipped_batches) for n, s in sh.stats.items()}
-            for n, (rows, _, _) in stats.items():
-                if rows or sh.running.get(n):
-                    self.ctx.progress(rows, max(total_rows[n], rows), f"restore {n}")
-            done_bytes = sum(b for _, b, _ in stats.values())
+                stats = {n: (s.rows, s.bytes) for n, s in sh.stats.items()}
+            for n, (rows, size) in stats.items():
+                if shown.get(n) != size and (size or sh.running.get(n)):
+                    shown[n] = size
+                    self.ctx.progress(size, max(table_bytes[n], size), f"restore {n} | {rows:,} rows")
+            done_bytes = sum(b for _, b in stats.values())
             if state["base"] is None:
                 state["base"] = done_bytes  # type: ignore[assignment]
             rate = (done_bytes - int(state["base"] or 0)) / max(now - t0, 1e-6)  # type: ignore[call-overload]
             eta = (total_bytes - done_bytes) / rate if rate > 0 else None
-            rows_all = sum(r for r, _, _ in stats.values())
+            rows_all = sum(r for r, _ in stats.values())
             self.ctx.progress(done_bytes, max(total_bytes, done_bytes),
                               f"restore {schema} | {rows_all:,} rows, {rate / 1e6:.1f} MB/s"
-                              + (f", ETA {eta:.0f}s" if eta is not None else ""))
+                              + (f", ETA {eta:.0f}s" if eta is not None and not finished else ""))
 
         ids = dict(run_id=self.ctx.run_id, step_key=self.ctx.step_key, host=self.ctx.host.name)
         loader = Loader(plan=plan, index=index, dump_path=self._dump.path, sid=sid, done=done, make_session=make,  # type: ignore[union-attr]
@@ -410,6 +429,20 @@ class Restore(Action):
                 control.query(st.text)
             except SqlError as exc:
                 warnings.append(f"{st.post_kind or 'statement'} not created: {exc.render()}")
+        schema = self._schema
+        for trg in prog.saved_triggers(control, self._sid):
+            if trg["restored"]:
+                continue
+            exists = control.query("SELECT 1 AS x FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s AND TRIGGER_NAME = %s",
+                                   [schema, trg["name"]]).rows
+            if not exists:  # the dump did not bring its own version back: put the target's back
+                control.query("SET SESSION sql_mode = %s", [trg["sql_mode"]])
+                try:
+                    control.query(trg["statement"])
+                except SqlError as exc:
+                    warnings.append(f"trigger {trg['name']} of {trg['tbl']} not re-created: {exc.render()}")
+                    continue
+            prog.trigger_restored(control, self._sid, trg["tbl"], trg["name"])
         return warnings
 
     # -- results ------------------------------------------------------------------------------
@@ -430,7 +463,7 @@ class Restore(Action):
         data = {"tables": tables, "rows": rows, "bytes": sum(t["bytes"] for t in tables.values()), "seconds": round(seconds, 3),
                 "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None, "failed_tables": failed, "core_ok": core_ok,
                 "partial": bool(failed) and core_ok, "schema": self._schema, "orphans": orphans,
-                "load_order": names}
+                "load_order": names, "phases": {k: round(v, 3) for k, v in getattr(self, "_phases", {}).items()}}
         if failed:
             reasons = []
             for n in failed:

@@ -63,6 +63,18 @@ RUNS_DDL = """CREATE TABLE IF NOT EXISTS {table} (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 
 
+TRIGGERS = "restore_triggers"
+TRIGGERS_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+  step_id CHAR(40) NOT NULL,
+  tbl VARCHAR(64) NOT NULL,
+  name VARCHAR(64) NOT NULL,
+  statement LONGTEXT NOT NULL COMMENT 'SHOW CREATE TRIGGER: re-created after the load',
+  sql_mode VARCHAR(1024) NOT NULL,
+  restored TINYINT NOT NULL DEFAULT 0,
+  PRIMARY KEY (step_id, tbl, name)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+
+
 def step_id(run_id: str, step_key: str, host: str, schema: str) -> str:
     return hashlib.sha1("\0".join((run_id, step_key, host, schema)).encode()).hexdigest()
 
@@ -88,6 +100,29 @@ def ensure(sql: Sql) -> None:
     sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(SCHEMA)}")
     sql.query(PROGRESS_DDL.format(table=progress_table()))
     sql.query(RUNS_DDL.format(table=runs_table()))
+    sql.query(TRIGGERS_DDL.format(table=qualified(SCHEMA, TRIGGERS)))
+
+
+def save_triggers(sql: Sql, sid: str, table: str, found: list[dict[str, Any]]) -> None:
+    """Keep the target's own triggers of ``table`` before they are dropped for the load (a
+    load never fires a trigger); a resume finds them here, already dropped."""
+    for t in found:
+        sql.query(f"INSERT IGNORE INTO {qualified(SCHEMA, TRIGGERS)} (step_id, tbl, name, statement, sql_mode)"
+                  " VALUES (%s, %s, %s, %s, %s)", [sid, table, t["name"], t["statement"], t["sql_mode"]])
+
+
+def saved_triggers(sql: Sql, sid: str) -> list[dict[str, Any]]:
+    if not sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                     [SCHEMA, TRIGGERS]).rows:
+        return []
+    rows = sql.query(f"SELECT tbl, name, statement, sql_mode, restored FROM {qualified(SCHEMA, TRIGGERS)} WHERE step_id = %s"
+                     " ORDER BY tbl, name", [sid]).rows
+    return [{k: _s(v) if isinstance(v, (bytes, bytearray)) else v for k, v in r.items()} for r in rows]
+
+
+def trigger_restored(sql: Sql, sid: str, table: str, name: str) -> None:
+    sql.query(f"UPDATE {qualified(SCHEMA, TRIGGERS)} SET restored = 1 WHERE step_id = %s AND tbl = %s AND name = %s",
+              [sid, table, name])
 
 
 def _exists(sql: Sql) -> bool:
