@@ -192,9 +192,18 @@ class _Classifier:
         self.ordinals: dict[tuple[str | None, str], int] = {}
         self.seen_table = False  # a TABLE_DDL/DATA/POST statement was seen: SETs are no longer 'header'
         self.standin: str | None = None  # the view whose stand-in is being written
+        self.standin_tail = False  # just after a stand-in's CREATE: its closing SETs still belong to it
         self.unsafe_charset: str | None = None
 
     def classify(self, r: RawStatement) -> Statement:
+        st = self._classify(r)
+        if st.kind is not Kind.SESSION:
+            self.standin_tail = False
+        if st.kind is Kind.POST and st.post_kind == "standin_view" and head_of(st.text)[:6].upper() == b"CREATE":
+            self.standin, self.standin_tail = None, True  # the stand-in is complete; the final view comes later
+        return st
+
+    def _classify(self, r: RawStatement) -> Statement:
         if r.what == "sandbox":
             return Statement(Kind.SKIP, r.text, r.offset, r.length, None, self.schema, delimiter=r.delimiter)
         if r.what == "delimiter":
@@ -272,7 +281,7 @@ class _Classifier:
             scope = "header"
         elif b"@OLD_" in text:
             scope = "footer"
-        elif st.delimiter != b";" or text.startswith(_POST_SET_VERSIONS) or self.standin is not None:
+        elif st.delimiter != b";" or text.startswith(_POST_SET_VERSIONS) or self.standin is not None or self.standin_tail:
             scope = "post"
         elif text.startswith(b"/*!40101 SET") and b"character_set_client" in text:
             scope = "table"
@@ -488,6 +497,8 @@ def parse_header(data: bytes, *, gzip: bool = False, complete: bool = False) -> 
             h.gtid.append(st.text[:300].decode("utf-8", "replace"))
         elif st.kind is Kind.SCHEMA and st.schema and st.schema not in h.databases:
             h.databases.append(st.schema)
+    if h.tool is None and h.has_sandbox_line:  # only mariadb-dump writes it (--skip-comments drops the rest)
+        h.tool = "mariadb-dump"
     if h.tool:
         h.looks_like_sql = True
     return h
