@@ -41,8 +41,8 @@ from typing import BinaryIO
 from engine.mysql.dumpsplit import ByteSource, DumpError, RawStatement, Splitter
 
 __all__ = [
-    "ColumnDef", "DumpError", "DumpHeader", "DumpReader", "DumpScan", "ForeignKey", "Kind", "Statement",
-    "TableDef", "TableScan", "count_rows", "iter_rows", "parse_create_table", "scan_dump",
+    "ColumnDef", "DumpError", "DumpHeader", "DumpReader", "DumpScan", "DumpSize", "ForeignKey", "Kind", "Statement",
+    "TableDef", "TableScan", "count_rows", "iter_rows", "measure_dump", "parse_create_table", "scan_dump",
 ]
 
 SNIFF = 64 * 1024
@@ -354,7 +354,8 @@ def _open(path: str | os.PathLike[str] | None, fileobj: BinaryIO | None) -> tupl
     try:
         return open(path, "rb"), str(path), True
     except OSError as exc:
-        raise DumpError(f"cannot open the dump: {exc.strerror}", path=str(path)) from exc
+        raise DumpError(f"cannot open the dump: {exc.strerror}", path=str(path),
+                        hint="check the path (and that the file is readable by this user)") from exc
 
 
 class DumpReader:
@@ -506,4 +507,4 @@ def parse_header(data: bytes, *, gzip: bool = False, complete: bool = False) -> 
 
 from engine.mysql.ddl import ColumnDef, ForeignKey, TableDef, parse_create_table  # noqa: E402
 from engine.mysql.dumprows import count_rows, iter_rows  # noqa: E402
-from engine.mysql.dumpscan import DumpScan, TableScan, scan_dump  # noqa: E402
+from engine.mysql.dumpscan import DumpScan, DumpSize, TableScan, measure_dump, scan_dump  # noqa: E402

@@ -389,3 +389,28 @@ def test_datasets(files: list[str], orig: str, expected: dict[str, int], tmp_pat
             cur.execute("SET foreign_key_checks = 0")
             cur.execute(f"DROP DATABASE IF EXISTS `{schema}`")
         root.close()
+
+
+# ------------------------------------------------------------------------ disk_space estimate
+
+
+def test_disk_space_need_for_restore_uses_the_reader(good_dump: Path, tmp_path: Path) -> None:
+    from engine.actions.disk_space import INNODB_FACTOR, DiskSpace
+    from tests.integration.test_dr_actions import make_ctx, run_step
+
+    sql = good_dump.read_bytes()
+    misnamed = tmp_path / "backup.sql"  # gzip data under a .sql name: found by its magic bytes
+    misnamed.write_bytes(gzip.compress(sql))
+    res = run_step(DiskSpace, {"path": str(tmp_path), "need_for_restore": str(misnamed)}, make_ctx())
+    first = res.data["breakdown"][0]
+    assert first["sql_bytes"] == len(sql) and first["file_bytes"] == misnamed.stat().st_size
+    assert first["estimate"] == "decompressed by the dump reader (exact)"
+    assert first["bytes"] == int(-(-len(sql) * INNODB_FACTOR // 1))
+    png = tmp_path / "x.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(DumpError, match="not a mysqldump"):
+        DiskSpace({"path": str(tmp_path), "need_for_restore": str(png)}, make_ctx()).apply()
+    bad = tmp_path / "cut.sql.gz"
+    bad.write_bytes(misnamed.read_bytes()[:-100])
+    with pytest.raises(DumpError, match="truncated"):
+        DiskSpace({"path": str(tmp_path), "need_for_restore": str(bad)}, make_ctx()).apply()
