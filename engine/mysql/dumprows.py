@@ -15,19 +15,23 @@ from engine.mysql.dumpsplit import DumpError
 if TYPE_CHECKING:
     from engine.mysql.dumpfile import Statement
 
-_STRINGS = re.compile(rb"'[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'|\"[^\"\\]*+(?:(?:\\.|\"\")[^\"\\]*+)*+\"", re.S)
-_NESTED = re.compile(rb"\([^()]*+\(")
+_STR = rb"'[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'|\"[^\"\\]*+(?:(?:\\.|\"\")[^\"\\]*+)*+\""
+_STRINGS = re.compile(_STR, re.S)
+_PLAIN = rb"[^()'\"\\]*+"
 # Literals LOAD DATA would not carry exactly: hex, _binary/_charset introducers, b'…', X'…'.
 # Checked after every string was replaced by '' (so a prefixed literal reads x'' or _binary '').
 _UNSAFE = re.compile(rb"0[xX][0-9A-Fa-f]|(?<![A-Za-z0-9_$])(?:[bBxX]|_[A-Za-z0-9]+\s*+)''")
+_MAYBE_UNSAFE = (b"0x", b"0X", b"_binary", b"b'", b"B'", b"x'", b"X'")  # mysqldump writes no other introducer
 
 
-def _atom(inner: bytes) -> bytes:
-    return (rb"(?:[^()'\"\\]++|'[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'|\"[^\"\\]*+(?:(?:\\.|\"\")[^\"\\]*+)*+\"|\\."
-            + (rb"|\(" + inner + rb"\)" if inner else b"") + rb")*+")
+def _level(inner: bytes) -> bytes:
+    """A row's inside, unrolled like the splitter (plain runs absorbed after each token)."""
+    alts = _STR + rb"|\\." + ((rb"|\(" + inner + rb"\)") if inner else b"")
+    return _PLAIN + rb"(?:(?:" + alts + rb")" + _PLAIN + rb")*+"
 
 
-_ROW = rb"\(" + _atom(_atom(_atom(b""))) + rb"\)"  # function calls nest up to 3 levels: POINT(1, 2) inside ST_…(…)
+_ROW = rb"\(" + _level(_level(_level(b""))) + rb"\)"  # function calls nest up to 3 levels: POINT(1, 2) inside ST_…(…)
+_ROWS = re.compile(_ROW, re.S)
 _ROW_ITEM = re.compile(rb"\s*+(" + _ROW + rb")\s*+(,?)", re.S)
 
 
@@ -38,13 +42,22 @@ def _values(stmt: Statement) -> bytes:
 
 
 def row_stats(stmt: Statement) -> tuple[int, bool]:
-    """(rows, load_data_safe) of a DATA statement in one pass."""
-    rest = _STRINGS.sub(b"''", _values(stmt))
-    safe = _UNSAFE.search(rest) is None
-    opens = rest.count(b"(")
-    if opens == rest.count(b")") and _NESTED.search(rest) is None:
-        return opens, safe
-    return sum(1 for _ in iter_rows(stmt, strict=False)), False
+    """(rows, load_data_safe) of a DATA statement.
+
+    Rows: every top-level tuple removed in one C pass; what is left must be separators, else
+    the anchored row-by-row scan decides. Safety: a byte search first (most statements have
+    no ``0x``, ``_`` or ``b'``), the exact check only when it hits.
+    """
+    if stmt.rows >= 0:  # the reader's fast path counted them and saw no unsafe literal
+        return stmt.rows, True
+    body = _values(stmt)
+    residue, rows = _ROWS.subn(b"", body)
+    if residue.strip(b" \t\r\n,"):
+        rows = sum(1 for _ in iter_rows(stmt, strict=False))
+    safe = True
+    if any(m in body for m in _MAYBE_UNSAFE):
+        safe = _UNSAFE.search(_STRINGS.sub(b"''", body)) is None
+    return rows, safe
 
 
 def count_rows(stmt: Statement) -> int:

@@ -40,8 +40,6 @@ class DumpError(RunbookError):
     (the first bytes there), rendered on one line.
     """
 
-    exit_code = 2
-
     def __init__(self, message: str, *, path: str | None = None, offset: int | None = None,
                  snippet: bytes | None = None, hint: str | None = None) -> None:
         where = path or "dump"
@@ -176,6 +174,19 @@ def _body(delim: bytes) -> bytes:
     return plain + b"(?:(?:" + b"|".join(alts) + b")" + plain + b")*+"
 
 
+# The fast path for the bulk of a dump: an extended INSERT in mariadb-dump's layout (one row
+# per line, rows separated by ",\n"), whose strings hold no raw newline (mysqldump escapes
+# them) and whose rows hold no 0x…, _binary, b'…', X'…', comment or function call. Matched,
+# every newline in the row list is a row separator, so rows = newlines + 1, exactly, and the
+# statement is safe for LOAD DATA. Anything else falls through to the general tokenizer.
+_F_ID = rb"(?:`[^`\n]*+`|[A-Za-z0-9_$]++)"
+_F_STR = rb"'[^'\\\n]*+(?:(?:\\[^\n]|'')[^'\\\n]*+)*+'"
+_F_PLAIN = rb"[^()'\"`\\\n_xXbB;#/-]*+"
+_F_ROW = rb"\(" + _F_PLAIN + rb"(?:(?:" + _F_STR + rb"|-(?!-))" + _F_PLAIN + rb")*+\)"
+_FAST_DATA = (rb"(?i:INSERT|REPLACE)(?:\s++(?i:IGNORE|DELAYED|LOW_PRIORITY|HIGH_PRIORITY))*+\s++(?i:INTO)\s++" + _F_ID
+              + rb"(?:\s*+\.\s*+" + _F_ID + rb")?\s*+(?:\(" + _F_ID + rb"(?:\s*+,\s*+" + _F_ID + rb")*+\)\s*+)?"
+              rb"(?i:VALUES)[ \n]?+(?P<rows>(?:" + _F_ROW + rb",\n)*+" + _F_ROW + rb")")
+
 _PATTERNS: dict[bytes, re.Pattern[bytes]] = {}
 
 
@@ -184,8 +195,9 @@ def statement_pattern(delim: bytes) -> re.Pattern[bytes]:
     or a statement with (if complete) its delimiter."""
     pat = _PATTERNS.get(delim)
     if pat is None:
+        fast = rb"|(?P<fast>" + _FAST_DATA + rb");" if delim == b";" else b""
         pat = re.compile(
-            rb"(?s)" + _GAP + rb"(?:(?P<sb>" + _SANDBOX + rb")|(?P<dl>" + _DELIMITER_CMD + rb")|(?P<st>"
+            rb"(?s)" + _GAP + rb"(?:(?P<sb>" + _SANDBOX + rb")|(?P<dl>" + _DELIMITER_CMD + rb")" + fast + rb"|(?P<st>"
             + _body(delim) + rb")(?P<end>" + re.escape(delim) + rb")?)")
         _PATTERNS[delim] = pat
     return pat
@@ -201,6 +213,7 @@ class RawStatement:
     length: int  # bytes spanned in the stream, delimiter included
     delimiter: bytes  # the delimiter in force for this statement
     gap: bytes  # the comments and whitespace just before it (file-order context, e.g. "-- Table structure for ...")
+    rows: int = -1  # an INSERT taken by the fast path: its rows (and it is LOAD DATA safe); else -1
 
 
 class Splitter:
@@ -225,7 +238,13 @@ class Splitter:
             m = pat.match(buf, pos)
             assert m is not None  # the pattern can match the empty string
             end = m.end()
-            complete = (m.group("end") is not None if m.group("st") is not None
+            if m.lastgroup == "fast":
+                st = m.start("fast")
+                yield RawStatement("sql", buf[st:end - 1], base + st, end - st, delim, buf[pos:st],
+                                   buf.count(b"\n", m.start("rows"), end) + 1)
+                pos = end
+                continue
+            complete = (m.start("end") >= 0 if m.start("st") >= 0
                         else end < len(buf) or buf.endswith(b"\n") or eof)
             if not complete and not eof:
                 more = src.read(max(self.chunk, len(buf) - pos))
@@ -238,11 +257,11 @@ class Splitter:
                 buf = buf[pos:] + more
                 pos = 0
                 continue
-            gap_end = m.start("sb") if m.group("sb") is not None else m.start("dl") if m.group("dl") is not None else m.start("st")
+            gap_end = m.start("sb") if m.start("sb") >= 0 else m.start("dl") if m.start("dl") >= 0 else m.start("st")
             gap = buf[pos:gap_end]
-            if m.group("sb") is not None:
+            if m.start("sb") >= 0:
                 yield RawStatement("sandbox", buf[gap_end:end].rstrip(b"\r\n"), base + gap_end, end - gap_end, delim, gap)
-            elif m.group("dl") is not None:
+            elif m.start("dl") >= 0:
                 new = m.group("dv")
                 if new[0] in _REFUSED_DELIM_START:
                     raise DumpError(f"unsupported delimiter {_show(new)}", path=name, offset=base + gap_end)
@@ -250,7 +269,7 @@ class Splitter:
                 delim = new
                 self.delimiter = delim
                 pat = statement_pattern(delim)
-            elif m.group("end") is not None:
+            elif m.start("end") >= 0:
                 st = m.start("st")
                 yield RawStatement("sql", buf[st:m.end("st")], base + st, end - st, delim, gap)
             else:  # at EOF without the delimiter
