@@ -192,9 +192,13 @@ class Restore(Action):
                 "charset": _charset(scan)}
         # a re-run of this step: tables it already created are "its own", not mismatches
         target = describe_schema(sql, schema)
+        snapshotted = self._snapshotted(sql, schema) if opts["truncate"] else set()
+        if self.ctx.check_mode and opts["truncate"]:
+            snapshotted = set(self._names)  # an earlier snapshot step only simulated its copy
         plan = make_plan(scan=scan, defs=self._defs, names=self._names, target=target,
-                         target_fks=foreign_keys_touching(sql, schema), schema=schema, opts=opts,
-                         snapshotted=self._snapshotted(sql, schema) if opts["truncate"] else set())
+                         target_fks=foreign_keys_touching(sql, schema), schema=schema, opts=opts, snapshotted=snapshotted)
+        if self.ctx.check_mode and opts["truncate"] and not opts["allow_without_snapshot"]:
+            plan.notes.append("truncate: refused when it runs unless a snapshot step of this run copied the tables first")
         for t in plan.tables:
             if t.ddl == "keep" and not t.truncate and not t.empty and not has_rows(sql, schema, t.name):
                 t.empty = True

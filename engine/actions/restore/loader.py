@@ -65,6 +65,7 @@ class TableStats:
     warnings: int = 0
     skipped_batches: int = 0  # committed by an earlier attempt
     redone: int = 0  # batches run again whole (lost connection, deadlock, lock wait)
+    load_data: int = 0  # batches sent as LOAD DATA LOCAL (the rest as INSERT)
     error: SqlError | RunbookError | None = None
     error_batch: Batch | None = None
     started: float | None = None
@@ -365,6 +366,8 @@ class Loader:
         if not force_insert and shape.uses_load_data(body):
             name = f"rb:{t.name}:{b.first}:{b.part}"
             r = s.load_local(shape.load_data_sql(name, b.newline_layout), name, load_data_payload(body, b.newline_layout))
+            with self.shared.cond:
+                self.shared.stats[t.name].load_data += 1
             records, dup = counts(r.info, r.rowcount)
             if conflict == "error" and (dup or r.rowcount != records):
                 # LOCAL turned duplicates into warnings: redo by INSERT, whose 1062 names the key

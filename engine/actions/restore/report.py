@@ -23,7 +23,7 @@ def table_results(shared: Shared, names: list[str]) -> dict[str, dict[str, Any]]
         status = "failed" if n in shared.failed else ("loaded" if not shared.pending[n] else "skipped")
         out[n] = {"status": status, "rows": st.rows, "ignored": st.ignored, "bytes": st.bytes, "seconds": round(seconds, 3),
                   "rows_per_s": round(st.rows / seconds, 1) if seconds > 0 else None, "batches": st.batches,
-                  "batches_resumed": st.skipped_batches, "batches_redone": st.redone, "warnings": st.warnings}
+                  "batches_resumed": st.skipped_batches, "batches_redone": st.redone, "batches_load_data": st.load_data, "warnings": st.warnings}
         if st.error is not None:
             out[n]["error"] = st.error.render()
     return out
