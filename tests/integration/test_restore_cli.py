@@ -97,7 +97,7 @@ def test_play_killed_mid_restore_then_resume(schemas: tuple[str, str], tmp_path:
 def test_truncate_refused_without_snapshot(schemas: tuple[str, str], tmp_path: Path) -> None:
     src, dst = schemas
     path = dump(src, str(tmp_path / "items.sql"))
-    text = RUNBOOK.format(target=dst, path=path).replace("      - name: Snapshot\n        snapshot: {schema: %s, tables: [items]}\n" % dst, "")
+    text = RUNBOOK.format(target=dst, path=path).replace(f"      - name: Snapshot\n        snapshot: {{schema: {dst}, tables: [items]}}\n", "")
     (tmp_path / "rb.yml").write_text(text)
     (tmp_path / "inv.yml").write_text(INVENTORY)
     home = tmp_path / "home"
