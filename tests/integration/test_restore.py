@@ -184,3 +184,25 @@ def test_check_mode_plan_writes_nothing(source: str, target: str, tmp_path: str)
     assert {p["table"]: p["rows"] for p in res.data["plan"]}["parent"] == 4
     assert any("cycle group" in p["strategy"] for p in res.data["plan"] if p["table"] == "cyc_a")
     assert query("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [target])[0][0] == 0
+
+
+def test_partial_success_and_1452(source: str, target: str, tmp_path: str) -> None:
+    """child's parents are not on the target: 1452 names the constraint; child is not a core
+    table, so the step succeeds as a partial restore (seed §7); as a core table it fails."""
+    path = dump(source, os.path.join(tmp_path, "d.sql"), tables=["parent", "child", "nopk"])
+    execute(None, f"CREATE DATABASE `{target}`")
+    execute(target, "CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(100) CHARACTER SET utf8mb4, note TEXT);"
+                    "CREATE TABLE child (id INT PRIMARY KEY, parent_id INT, v VARCHAR(50), CONSTRAINT fk_child_parent"
+                    " FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE)")
+    args = {"file": path, "schema": target, "tables": ["child", "nopk"], "schema_mismatch": "create_missing", "file_on": "control",
+            "core_tables": ["nopk"]}
+    res = restore(args)
+    assert res.status is Status.CHANGED, res.msg
+    assert res.data["partial"] and res.data["core_ok"] and res.data["failed_tables"] == ["child"]
+    assert res.data["tables"]["child"]["status"] == "failed" and "1452" in res.data["tables"]["child"]["error"]
+    assert "fk_child_parent" in res.data["tables"]["child"]["error"]
+    assert res.data["tables"]["nopk"]["status"] == "loaded" and res.data["tables"]["nopk"]["rows"] == 4
+    assert any("partial restore" in w and "1452" in w for w in res.warnings)
+    assert query(f"SELECT COUNT(*) FROM `{target}`.child")[0][0] == 0
+    core = restore({**args, "core_tables": ["child"], "tables": ["child"]})
+    assert core.status is Status.FAILED and "fk_child_parent" in core.msg and not core.data["core_ok"]

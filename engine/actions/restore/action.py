@@ -480,7 +480,9 @@ class Restore(Action):
                 return StepResult(Status.FAILED, msg="restore failed: " + reasons[0], data=data,
                                   evidence="\n".join(reasons), warnings=warnings)
             warnings = warnings + [f"partial restore: {r}" for r in reasons]
-        prog.finish(sql, sid, sum(len(index.tables[n].batches) for n in names), data)
+        # a partial success is this step's outcome: the probe counts what it committed
+        committed = sum(1 for k in prog.done(sql, sid) if k[1] >= 0)
+        prog.finish(sql, sid, committed if failed else sum(len(index.tables[n].batches) for n in names), data)
         msg = (f"{len(names) - len(failed)} table(s), {rows:,} rows in {seconds:.1f}s ({data['rows_per_s'] or 0:,.0f} rows/s)"
                + (f"; failed (not core): {', '.join(failed)}" if failed else ""))
         return StepResult(Status.CHANGED, msg=msg, data=data, warnings=warnings)
