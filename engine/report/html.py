@@ -170,7 +170,12 @@ _TEMPLATE = """<!DOCTYPE html>
 {% for t in throughput %}<tr><td>{{ t.stage }}</td><td>{{ t.step }}{% if t.phase == "undo" %}<span class="phase">undo</span>{% endif %}</td><td>{{ t.host }}</td>
 <td class="num">{{ t.tables if t.tables is not none else "—" }}</td><td class="num">{{ t.rows|count }}</td><td class="num">{{ t.bytes|size }}</td>
 <td class="num">{{ t.duration|dur }}</td><td class="num">{{ t.rows_per_second|num }}</td><td class="num">{{ t.bytes_per_second|size }}{% if t.bytes_per_second is not none %}/s{% endif %}</td></tr>{% endfor %}
-</tbody></table>{% endif %}
+</tbody></table>
+{% for t in throughput if t.per_table %}<h3>{{ t.step }} on {{ t.host }}: per table</h3>
+<table><thead><tr><th>Table</th><th>Status</th><th>Rows</th><th>Ignored</th><th>Size</th><th>Duration</th><th>Rows/s</th></tr></thead><tbody>
+{% for x in t.per_table %}<tr class="{% if x.status == 'failed' %}problem{% endif %}"><td>{{ x.table }}</td><td>{{ x.status }}</td><td class="num">{{ x.rows|count }}</td>
+<td class="num">{{ x.ignored|count }}</td><td class="num">{{ x.bytes|size }}</td><td class="num">{{ x.seconds|dur }}</td><td class="num">{{ x.rows_per_second|num }}</td></tr>{% endfor %}
+</tbody></table>{% endfor %}{% endif %}
 
 {% if events %}<h2>Events</h2>
 <table><thead><tr><th>Time</th><th>Event</th><th>Details</th></tr></thead><tbody>

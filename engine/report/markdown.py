@@ -122,6 +122,15 @@ def render_markdown(model: ReportModel) -> str:
               "—" if t.bytes_per_second is None else format_size(t.bytes_per_second) + "/s"]
              for t in model.throughput],
         )
+        per_table = [(t, x) for t in model.throughput for x in t.per_table]
+        if per_table:
+            out += ["### Restore throughput per table", ""]
+            out += _table(
+                ["Step", "Host", "Table", "Status", "Rows", "Ignored", "Size", "Duration", "Rows/s"],
+                [[t.step, t.host, x.table, x.status, count(x.rows), count(x.ignored),
+                  "—" if x.bytes is None else format_size(x.bytes), fmt_duration(x.seconds), number(x.rows_per_second)]
+                 for t, x in per_table],
+            )
     out += recovery_markdown(model)
     if model.events:
         out += ["## Events", ""]
