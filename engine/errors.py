@@ -116,6 +116,10 @@ class DeadlinePassed(RunbookError):
     that one did not run (what ran before it did)."""
 
 
+class FileReadError(RunbookError):
+    """A file on a host (or the control machine) cannot be read."""
+
+
 class SqlError(RunbookError):
     """A MySQL/MariaDB error, with errno, SQLSTATE and a diagnosis of what to do next."""
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from engine.actions.base import Action
 from engine.actions.registry import get_action
+from engine.language.loader import rendered_problems
 from engine.actions.probes import path_exists, unless_probe
 from engine.run.context import ActionContext, Connections
 from engine.errors import ConnectError, OutcomeUnknown, RunbookError, SqlError, TemplateError
@@ -71,6 +72,8 @@ class StepEnv:
     interrupted: threading.Event = field(default_factory=threading.Event)
     #: ask the operator a question from a worker thread (answered on the main thread)
     ask: Callable[[str], str | None] | None = None
+    #: another inventory host's connections by name (see ``Play.peer``)
+    peers: Callable[[str], Connections] | None = None
 
 
 def variables(env: StepEnv, hs: HostState, stage: str) -> dict[str, Any]:
@@ -135,6 +138,7 @@ class Executor:
             progress=lambda done, total, label: env.progress(hs.host.name, done, total, label),
             warn=env.warn, run_state=env.run_state, deadline=deadline, interrupted=env.interrupted, ask=env.ask,
             idempotent=step.idempotent is True,
+            peers=env.peers, args_problems=rendered_problems,
         )
 
     # -- the whole step on one host ------------------------------------------------------
@@ -249,8 +253,6 @@ class Executor:
         timeout = step.timeout
         args = step.args if cls.renders_own_args else ENGINE.render(step.args, vars_)
         if not cls.renders_own_args and has_template(step.args):
-            from engine.language.loader import rendered_problems
-
             bad = rendered_problems(cls, args)
             if bad:
                 raise TemplateError("after rendering, " + "; ".join(bad), hint="check the variables these arguments use")

@@ -12,8 +12,9 @@ import signal
 import subprocess
 import threading
 import time
+from typing import Any
 
-from engine.errors import CommandTimeout, ConnectError, OutcomeUnknown
+from engine.errors import CommandTimeout, ConnectError, FileReadError, OutcomeUnknown
 from engine.model import CommandResult
 from engine.secrets import MASKER
 
@@ -113,6 +114,18 @@ class LocalShell:
         for proc in procs:
             _kill_group(proc)
         return bool(procs)
+
+    def copy_file(self, path: str, dest: Any, *, chunk: int = 1 << 20) -> int:
+        """Copy the local file ``path`` into the binary file object ``dest``; returns the byte count."""
+        total = 0
+        try:
+            with open(os.path.expanduser(path), "rb") as f:
+                while data := f.read(chunk):
+                    dest.write(data)
+                    total += len(data)
+        except OSError as exc:
+            raise FileReadError(f"cannot read {path}: {exc.strerror or exc}", hint="check the path") from None
+        return total
 
     def close(self) -> None:
         pass

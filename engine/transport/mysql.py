@@ -20,6 +20,7 @@ from engine.mysql.diagnosis import diagnose
 from engine.errors import CommandTimeout, ConnectError, LostConnection, OutcomeUnknown, SqlError
 from engine.model import MysqlSettings, SqlResult
 from engine.secrets import MASKER, reveal
+from engine.transport.mysql_local import Connection as _Connection, _text
 
 _SQLSTATE = re.compile(r"^#?([0-9A-Z]{5})")
 
@@ -43,7 +44,7 @@ _SQLSTATE_BY_ERRNO = {
 }  # fmt: skip
 
 
-def _error(exc: BaseException, sql: str | None) -> SqlError:
+def _error(exc: BaseException, sql: str | bytes | None) -> SqlError:
     errno: int | None = None
     message = str(exc)
     if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
@@ -61,7 +62,7 @@ def _error(exc: BaseException, sql: str | None) -> SqlError:
         MASKER.text(message),
         errno=errno,
         sqlstate=sqlstate,
-        sql=MASKER.text(sql) if sql else None,
+        sql=MASKER.text(_text(sql)) if sql else None,
         hint=diag.hint() if diag else None,
     )
 
@@ -75,9 +76,11 @@ class MysqlSession:
     :class:`LostConnection`. Both are :class:`OutcomeUnknown`: the step is in doubt.
     """
 
-    def __init__(self, settings: MysqlSettings, tunnel: TunnelFactory | None = None, on_connect: OnConnect | None = None):
+    def __init__(self, settings: MysqlSettings, tunnel: TunnelFactory | None = None, on_connect: OnConnect | None = None,
+                 *, local_infile: bool = False):
         self.settings = settings
         self._tunnel = tunnel
+        self.local_infile = local_infile
         self._conn: pymysql.connections.Connection | None = None
         self.on_connect = on_connect
         self.dirty = False  # a statement ran since the last reset: session state may have changed
@@ -95,7 +98,7 @@ class MysqlSession:
             connect_timeout=s.connect_timeout,
             autocommit=True,
             charset="utf8mb4",
-            local_infile=False,
+            local_infile=self.local_infile,
             client_flag=0,
             defer_connect=True,
         )
@@ -115,7 +118,7 @@ class MysqlSession:
             kwargs["read_default_group"] = "client"
         where = f"{s.host}:{s.port}" + (" (through the SSH tunnel)" if self._tunnel else "")
         try:
-            conn = pymysql.connections.Connection(**kwargs)
+            conn = _Connection(**kwargs)
             sock = None
             if self._tunnel is not None:
                 sock = self._tunnel(s.host, s.port)
@@ -202,7 +205,7 @@ class MysqlSession:
     # -- queries ------------------------------------------------------------------------
     def query(
         self,
-        sql: str,
+        sql: str | bytes,
         params: Sequence[Any] | dict[str, Any] | None = None,
         *,
         timeout: float | None = None,
@@ -223,12 +226,16 @@ class MysqlSession:
         try:
             with conn.cursor() as cur:
                 # PyMySQL formats %s only when params is given; a bare '%' in SQL stays intact.
-                rowcount = cur.execute(sql, params if params else None)
+                rowcount = cur.execute(sql, params if params else None)  # type: ignore[arg-type]  # bytes: a restore batch
                 columns: tuple[str, ...] = tuple(d[0] for d in cur.description) if cur.description else ()
                 rows: tuple[dict[str, Any], ...] = ()
                 if columns:
                     rows = tuple(dict(zip(columns, r)) for r in cur.fetchall())
                     rowcount = len(rows)
+                result = getattr(cur, "_result", None)
+                warnings = int(getattr(result, "warning_count", 0) or 0)
+                raw_info = getattr(result, "message", None)  # "Records: 3  Duplicates: 1  Warnings: 1"
+                info = raw_info.decode("utf-8", "replace") if isinstance(raw_info, bytes) else str(raw_info or "")
         except pymysql.err.MySQLError as exc:
             stopped = self._settle(watchdog)
             if stopped or isinstance(exc.__context__, TimeoutError):
@@ -249,14 +256,29 @@ class MysqlSession:
             self._settle(watchdog)
             self._drop()
             raise LostConnection(f"lost connection: {exc} (the statement was sent: whether it took effect is unknown)",
-                                 errno=2013, sql=MASKER.text(sql), hint=diagnose(2013).hint()) from None  # type: ignore[union-attr]
+                                 errno=2013, sql=MASKER.text(_text(sql)), hint=diagnose(2013).hint()) from None  # type: ignore[union-attr]
         finally:
             if self._conn is not None:
                 self._conn._read_timeout = None  # type: ignore[attr-defined]
         stopped = self._settle(watchdog)
         if stopped:  # the KILL came as it finished (SLEEP() returns 1 when killed): still our stop
             raise self._stopped_error(sql, timeout, stopped, conn_id)
-        return SqlResult(sql=sql, columns=columns, rows=rows, rowcount=int(rowcount or 0), duration=time.perf_counter() - start)
+        return SqlResult(sql=sql if isinstance(sql, str) else _text(sql)[:200], columns=columns, rows=rows, rowcount=int(rowcount or 0),
+                         duration=time.perf_counter() - start, warnings=warnings, info=info)
+
+    def load_local(self, sql: str | bytes, name: str, data: bytes | bytearray | memoryview, *, timeout: float | None = None) -> SqlResult:
+        """Run ``LOAD DATA LOCAL INFILE '<name>' …`` feeding ``data`` from memory.
+
+        The session must have been made with ``local_infile=True``; only ``name`` is served."""
+        if not self.local_infile:
+            raise SqlError("LOAD DATA LOCAL needs a session opened with local_infile", errno=1148, sql=_text(sql)[:200])
+        conn = self._ensure()
+        conn._rb_payload = (name, data)  # type: ignore[attr-defined]
+        try:
+            return self.query(sql, timeout=timeout)
+        finally:
+            if self._conn is not None:
+                self._conn._rb_payload = None  # type: ignore[attr-defined]
 
     def _settle(self, watchdog: threading.Timer | None) -> str:
         """The statement is off the wire: disarm the watchdog; how it was stopped, if it was."""
@@ -267,7 +289,7 @@ class MysqlSession:
             watchdog.cancel()
         return stopped
 
-    def _stopped_error(self, sql: str, timeout: float | None, stopped: str, conn_id: int) -> OutcomeUnknown:
+    def _stopped_error(self, sql: str | bytes, timeout: float | None, stopped: str, conn_id: int) -> OutcomeUnknown:
         """The statement was stopped (or never answered): make sure it is gone from the server,
         drop this session, and say its outcome is unknown."""
         how = "KILL QUERY"
@@ -278,14 +300,15 @@ class MysqlSession:
             except (ConnectError, SqlError) as exc:
                 how = f"KILL CONNECTION failed ({exc.message}); it may still be running"
         self._drop()
-        shown = MASKER.text(sql)
+        text = MASKER.text(_text(sql))
+        shown = text
         shown = shown if len(shown) <= 200 else shown[:199] + "…"
         why = stopped or (f"ran past its timeout ({timeout:.3g}s)" if timeout is not None else "the server stopped answering")
         if timeout is not None and why.startswith("ran past"):
             return CommandTimeout(f"query {why}, stopped on the server with {how}; whether it took effect is unknown: {shown}",
-                                  what=MASKER.text(sql), stopped=how)
+                                  what=text, stopped=how)
         return OutcomeUnknown(f"query {why}, stopped on the server with {how}; whether it took effect is unknown: {shown}",
-                              what=MASKER.text(sql), stopped=how)
+                              what=text, stopped=how)
 
     def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """First column of the first row, or None."""
