@@ -346,10 +346,11 @@ class SshShell:
         if pid is None:
             return "it had not started, or its pid is unknown: it may still be running"
         try:
-            res = self.run(f"kill -KILL -- -{pid} 2>/dev/null || kill -KILL {pid} 2>/dev/null; true", timeout=10)
+            # "kill -9 -PGID": dash's kill takes no "--"
+            res = self.run(f"kill -9 -{pid} 2>/dev/null || kill -9 {pid} 2>/dev/null", timeout=10)
         except (ConnectError, OutcomeUnknown) as exc:
             return f"its process group {pid} could not be killed ({exc.message}): it may still be running"
-        return f"its process group {pid} was killed" if res.rc == 0 else f"kill of process group {pid} failed"
+        return f"its process group {pid} was killed" if res.rc == 0 else f"its process group {pid} was gone already"
 
     def interrupt(self, why: str = "aborted by the operator") -> bool:
         """Stop every command running on this host now (from any thread): its channel is

@@ -381,3 +381,33 @@ stages:
     assert "confirmed stage [fence] (--yes): Stop writes on h" in show, show
     report = cli("report", run_id, "--format", "json", cwd=tmp_path, home=tmp_path / "home").stdout
     assert '"operator_confirm"' in report
+
+
+def test_interrupt_of_a_local_command_kills_its_group_and_says_unknown(tmp_path: Path) -> None:
+    from engine.errors import OutcomeUnknown
+    from engine.transport.local import LocalShell
+
+    shell = LocalShell()
+    pidfile = tmp_path / "bg.pid"
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            shell.run(f"sleep 60 & echo $! > {pidfile}; wait")
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        time.sleep(0.02)
+    assert shell.interrupt("aborted by the operator")
+    t.join(20)
+    assert errors and isinstance(errors[0], OutcomeUnknown)
+    pid = int(pidfile.read_text())
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the aborted command's child is still running")

@@ -337,3 +337,36 @@ def test_mysql_timeout_through_the_tunnel(shell: SshShell, mysql_settings: Mysql
 def test_tunnel_to_a_closed_port(shell: SshShell) -> None:
     with pytest.raises(ConnectError, match="refused"):
         shell.open_tunnel("127.0.0.1", free_port())
+
+
+def test_interrupt_kills_the_remote_process_group_and_the_outcome_is_unknown(shell: SshShell, tmp_path: Path) -> None:
+    """Issue 7 item 4: an abort closes the channel and kills the command's process group on the
+    host (a child in the background included), and says the outcome is unknown."""
+    import threading
+
+    pidfile = tmp_path / "bg.pid"
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            shell.run(f"sleep 60 & echo $! > {pidfile}; sleep 60")
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    for _ in range(200):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        time.sleep(0.02)
+    assert shell.interrupt("aborted by the operator")
+    t.join(20)
+    assert not t.is_alive()
+    assert errors and isinstance(errors[0], OutcomeUnknown) and "process group" in str(errors[0])
+    pid = int(pidfile.read_text())
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the background child of the aborted command is still running")
