@@ -28,6 +28,8 @@ TunnelFactory = Callable[[str, int], Any]  # (host, port) -> socket-like channel
 OnConnect = Callable[[int], None]  # called with the server's connection id after each connect
 
 _COM_RESET_CONNECTION = 0x1F  # MySQL 5.7.3+, MariaDB 10.2.4+: a fresh session on the same socket
+# Statements after which the default database may differ (USE, a procedure that runs USE).
+_MAY_CHANGE_DB = re.compile(r"\b(use|call|execute)\b", re.I)
 _SERVER_STATUS_IN_TRANS = 0x0001
 _SERVER_STATUS_AUTOCOMMIT = 0x0002
 # After our KILL QUERY the server answers at once; if it has not within this grace, the
@@ -84,6 +86,7 @@ class MysqlSession:
         self._conn: pymysql.connections.Connection | None = None
         self.on_connect = on_connect
         self.dirty = False  # a statement ran since the last reset: session state may have changed
+        self._db_may_change = False  # ... and one of them may have changed the default database
         # The statement on the wire, and how another thread stopped it ("" while it was not).
         self._state = threading.Lock()
         self._running_id: int | None = None
@@ -138,7 +141,7 @@ class MysqlSession:
     def _ensure(self) -> pymysql.connections.Connection:
         if self._conn is None:
             self._conn = self._connect()
-            self.dirty = False
+            self.dirty = self._db_may_change = False
         return self._conn
 
     @property
@@ -172,6 +175,10 @@ class MysqlSession:
             conn._read_ok_packet()  # type: ignore[attr-defined]
             conn.autocommit(True)
             # The reset keeps the default database: a step's USE must not reach the next one.
+            if not self._db_may_change:
+                self.dirty = False
+                return
+            self._db_may_change = False
             with conn.cursor() as cur:
                 cur.execute("SELECT DATABASE()")
                 row = cur.fetchone()
@@ -221,6 +228,8 @@ class MysqlSession:
         with self._state:
             self._running_id, self._stopped = conn_id, ""
         self.dirty = True
+        if not self._db_may_change and _MAY_CHANGE_DB.search(sql if isinstance(sql, str) else "use"):
+            self._db_may_change = True
         if watchdog is not None:
             watchdog.start()
         try:
