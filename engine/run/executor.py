@@ -123,6 +123,30 @@ def restore_run_state(events: list[dict[str, Any]], run_state: dict[str, Any]) -
             run_state.setdefault(IDENTITY, {})[e["host"]] = e["identity"]
 
 
+class _StepWatch:
+    """``timeout:`` bounds the whole step whatever the action does with it: at the deadline,
+    what still runs on the host (a statement, a command) is stopped — its outcome unknown, the
+    step in doubt. Actions that honour ``ctx.remaining()`` end on their own before that."""
+
+    def __init__(self, hs: HostState, seconds: float):
+        self._lock = threading.Lock()
+        self._active = True
+        self._hs = hs
+        self._timer = threading.Timer(seconds + 0.5, self._fire, args=(seconds,))  # the action's own limit goes first
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self, seconds: float) -> None:
+        with self._lock:
+            if self._active:
+                self._hs.conns.interrupt(f"ran past the step's timeout of {seconds:g}s")
+
+    def stop(self) -> None:
+        with self._lock:  # after this, the watch can no longer touch the host's next step
+            self._active = False
+        self._timer.cancel()
+
+
 class Executor:
     """Runs steps. One instance per run; thread-safe across hosts."""
 
@@ -150,6 +174,7 @@ class Executor:
         journal = self.env.journal
         seq = None
         known = self._identity(hs)
+        watch = _StepWatch(hs, step.timeout) if step.timeout is not None else None
         try:
             hs.conns.begin_step()  # session state of the previous step (USE, SET ...) is gone
             if journal is not None:
@@ -164,6 +189,9 @@ class Executor:
                 result.msg = f"{step.source}: {result.msg}"
         except Exception as exc:  # probes and templates of a buggy action: fail the step, journal it
             result = _internal(step, exc)
+        finally:
+            if watch is not None:
+                watch.stop()
         result.duration = time.perf_counter() - start
         if journal is not None and seq is not None:
             journal.outcome(seq, step.key, hs.host.name, "unknown" if result.uncertain else result.status.value, changed=result.changed,

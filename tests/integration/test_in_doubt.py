@@ -411,3 +411,30 @@ def test_interrupt_of_a_local_command_kills_its_group_and_says_unknown(tmp_path:
         time.sleep(0.05)
     else:
         pytest.fail("the aborted command's child is still running")
+
+
+def test_timeout_bounds_a_step_whose_action_ignores_it(tmp_path: Path, db, schema: str) -> None:
+    """Was: `timeout:` was only handed to actions, several of which ignore it: a snapshot of
+    a write-locked table waited forever. Now the executor stops what still runs at the step's
+    deadline (KILL QUERY), and the step is in doubt."""
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{schema}`.t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        cur.execute(f"INSERT INTO `{schema}`.t VALUES (1)")
+        cur.execute(f"LOCK TABLES `{schema}`.t WRITE")  # reads of t wait for this session
+    try:
+        _setup(tmp_path, f"""
+name: locked snapshot
+stages:
+  - name: s
+    steps:
+      - name: Snap
+        timeout: 2
+        snapshot: {{schema: {schema}, tables: [t], parallel: 1}}
+""")
+        code, out, run_id = _play(tmp_path)
+    finally:
+        with db.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+    assert code == 1, out
+    assert "timeout of 2s" in out, out
+    assert [o["status"] for o in _outcomes(tmp_path, run_id)] == ["unknown"], out
