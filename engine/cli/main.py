@@ -291,9 +291,10 @@ def snapshots_drop(run_id: str, inventories: tuple[str, ...], host: str | None, 
     from engine.mysql.snapshots import drop_snapshot
 
     if not yes:
-        if not sys.stdin.isatty():
+        operator = TerminalOperator()
+        if not operator.interactive:
             raise InputError("dropping a snapshot asks for confirmation and there is no terminal", hint="pass --yes")
-        if input(f"Type the run id ({run_id}) to drop its snapshot: ").strip() != run_id:
+        if not operator.confirm(f"drop the snapshot of run {run_id}", run_id, lambda: False):
             click.echo("not confirmed: nothing dropped")
             sys.exit(1)
     conns = _snapshot_session(inventories, host)

@@ -280,3 +280,66 @@ stages:
     assert res.returncode == 2, out
     assert "no terminal" in out and "nothing was run" in out
     assert not (work / "ran").exists()
+
+
+def _on_a_terminal(cwd: Path, *args: str) -> tuple[int, subprocess.Popen[bytes]]:
+    """The CLI with a pseudo-terminal as its stdin/stdout: the operator is interactive."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=cli_env(cwd / "home"),
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    return master, proc
+
+
+def _read_until(master: int, needle: bytes, seen: bytearray, timeout: float = 30) -> None:
+    import select as _select
+
+    deadline = time.monotonic() + timeout
+    while needle not in seen:
+        assert time.monotonic() < deadline, seen.decode(errors="replace")
+        ready, _, _ = _select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                break
+
+
+def test_the_operator_on_a_terminal_confirms_and_answers_a_pause(lab):
+    """One operator, on the main thread: the stage confirmation and a worker's pause prompt
+    are asked on the terminal, answered, and the confirmation is journaled."""
+    work = lab / "work"
+    (lab / "rb.yml").write_text(f"""
+name: operator
+targets: ctl
+stages:
+  - name: fence
+    confirm: "Stop writes on {{{{ inventory_hostname }}}}"
+    steps:
+      - name: Ask
+        pause: {{prompt: "Is traffic at zero?"}}
+        register: answer
+      - name: Record
+        shell: "echo '{{{{ answer.user_input }}}}' > {work}/answer"
+""")
+    master, proc = _on_a_terminal(lab, "play", "rb.yml", "-i", "inv.yml")
+    seen = bytearray()
+    try:
+        _read_until(master, b"Type 'ctl' to go on", seen)
+        os.write(master, b"ctl\n")
+        _read_until(master, b"Is traffic at zero? (press Enter)", seen)
+        os.write(master, b"yes it is\n")
+        _read_until(master, b"RUN_ID ", seen)
+        while not re.search(rb"RUN_ID (\S+)\s", bytes(seen)):  # the rest of the line
+            _read_until(master, b"RUN_ID " + bytes(seen).split(b"RUN_ID ", 1)[1] + b"\n", seen, timeout=10)
+        assert proc.wait(timeout=30) == 0, seen.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert (work / "answer").read_text() == "yes it is\n"
+    run_id = re.search(rb"RUN_ID (\S+)\s", bytes(seen)).group(1).decode()  # type: ignore[union-attr]
+    show = cli("show", run_id, cwd=lab).stdout
+    assert "confirmed stage [fence] (terminal): Stop writes on ctl" in show, show
