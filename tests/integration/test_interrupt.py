@@ -293,11 +293,11 @@ def _on_a_terminal(cwd: Path, *args: str) -> tuple[int, subprocess.Popen[bytes]]
     return master, proc
 
 
-def _read_until(master: int, needle: bytes, seen: bytearray, timeout: float = 30) -> None:
+def _read_until(master: int, needle: bytes, seen: bytearray, timeout: float = 30, after: bytes = b"") -> None:
     import select as _select
 
     deadline = time.monotonic() + timeout
-    while needle not in seen:
+    while needle not in (bytes(seen).split(after, 1)[-1] if after else seen):
         assert time.monotonic() < deadline, seen.decode(errors="replace")
         ready, _, _ = _select.select([master], [], [], 0.2)
         if ready:
@@ -332,8 +332,7 @@ stages:
         _read_until(master, b"Is traffic at zero? (press Enter)", seen)
         os.write(master, b"yes it is\n")
         _read_until(master, b"RUN_ID ", seen)
-        while not re.search(rb"RUN_ID (\S+)\s", bytes(seen)):  # the rest of the line
-            _read_until(master, b"RUN_ID " + bytes(seen).split(b"RUN_ID ", 1)[1] + b"\n", seen, timeout=10)
+        _read_until(master, b"\n", seen, after=b"RUN_ID ")  # the rest of its line
         assert proc.wait(timeout=30) == 0, seen.decode(errors="replace")
     finally:
         if proc.poll() is None:
