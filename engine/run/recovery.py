@@ -5,7 +5,9 @@ twice: an in-doubt step without a probe is put to the operator.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import NeedsDecision
@@ -17,6 +19,14 @@ if TYPE_CHECKING:
     from engine.report.console import Console
     from engine.run.executor import Executor
     from engine.run.operator import Operator
+
+def _epoch(ts: Any) -> float:
+    """A journal timestamp as seconds since the epoch (0 when unreadable: never "recent")."""
+    try:
+        return datetime.fromisoformat(str(ts)).timestamp()
+    except ValueError:
+        return 0.0
+
 
 _COMMON = {"changed", "failed", "skipped", "unreachable", "status", "msg", "duration", "ignored", "results"}
 
@@ -91,9 +101,9 @@ class Resumer:
         name = hs.host.name
         if name in self._settled:
             return
-        ids = sorted({int(e["connection_id"]) for e in self.prior.events
-                      if e.get("kind") == "sql_connection" and e.get("host") == name and isinstance(e.get("connection_id"), int)})
-        if not ids:
+        events = [e for e in self.prior.events
+                  if e.get("kind") == "sql_connection" and e.get("host") == name and isinstance(e.get("connection_id"), int)]
+        if not events:
             self._settled.add(name)
             return
         from engine.errors import ConnectError, SqlError
@@ -103,7 +113,14 @@ class Resumer:
         if not isinstance(session, MysqlSession):
             return
         try:
-            busy = [r for r in running_statements(session, ids) if r["id"] != session.connection_id]
+            # Connection ids restart with the server: only ids handed out since its last start
+            # can be ours (an older one may now be an application's connection).
+            uptime = float(session.query("SHOW GLOBAL STATUS LIKE 'Uptime'").rows[0]["Value"])
+            since = time.time() - uptime - 5  # 5 s of slack for clock rounding
+            ids = sorted({int(e["connection_id"]) for e in events if _epoch(e.get("ts")) >= since})
+            user = session.settings.user
+            busy = [r for r in running_statements(session, ids)
+                    if r["id"] != session.connection_id and (user is None or r["user"] == user)]
             for row in busy:
                 self.console.line(f"{name}: connection {row['id']} of the interrupted run is still running a statement "
                                   f"({row['seconds']}s: {row['info'] or row['command']}); killing it before the probe", "yellow")
