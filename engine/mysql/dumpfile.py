@@ -193,9 +193,17 @@ class _Classifier:
         self.seen_table = False  # a TABLE_DDL/DATA/POST statement was seen: SETs are no longer 'header'
         self.standin: str | None = None  # the view whose stand-in is being written
         self.standin_tail = False  # just after a stand-in's CREATE: its closing SETs still belong to it
+        self._heads: dict[bytes, tuple[str | None, str, str, tuple[str, ...] | None]] = {}
         self.unsafe_charset: str | None = None
 
     def classify(self, r: RawStatement) -> Statement:
+        if r.values_at >= 0:  # the splitter's fast path: an extended INSERT, the bulk of a dump
+            if b"--" in r.gap:
+                self.standin = None
+            self.standin_tail = False
+            fast = self._data_fast(r)
+            if fast is not None:
+                return fast
         st = self._classify(r)
         if st.kind is not Kind.SESSION:
             self.standin_tail = False
@@ -248,6 +256,35 @@ class _Classifier:
         if not kw or kw.lower() in _CLIENT_COMMANDS or (b"\\" in text and has_client_command(text)):
             return replace(st, client_command=bool(kw) or has_client_command(text))
         return st
+
+    def _data_fast(self, r: RawStatement) -> Statement | None:
+        """A DATA statement from the fast path: its head (``INSERT INTO `t` VALUES``) is parsed
+        once per distinct head, then looked up (a --skip-extended-insert dump has millions)."""
+        head = r.text[:r.values_at]
+        info = self._heads.get(head)
+        if info is None:
+            m = _DATA.match(r.text)
+            if m is None or m.end() != r.values_at:
+                return None
+            qs, table = _qname(m)
+            verb = m.group("verb").upper().decode()
+            if m.group("prio") and m.group("prio").upper() == b"DELAYED":
+                verb += " DELAYED"
+            if m.group("ign"):
+                verb += " IGNORE"
+            cols = m.group("cols")
+            columns = tuple(unquote(c.strip()) for c in re.findall(_IDENT, cols)) if cols is not None else None
+            if len(self._heads) > 10000:
+                self._heads.clear()
+            info = self._heads[head] = (qs, table, verb, columns)
+        qs, table, verb, columns = info
+        schema = qs or self.schema
+        key = (schema, table)
+        ordinal = self.ordinals.get(key, 0)
+        self.ordinals[key] = ordinal + 1
+        self.seen_table = True
+        return Statement(Kind.DATA, r.text, r.offset, r.length, table, schema, ordinal, verb, columns, r.values_at,
+                         "", r.delimiter, "", None, False, r.rows)
 
     def _data(self, r: RawStatement, m: re.Match[bytes]) -> Statement:
         qs, table = _qname(m)

@@ -146,7 +146,7 @@ def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, t
                 t.create = parse_create_table(st.text)
                 t.is_view = False
                 unsafe_types[(st.schema, st.table)] = any(
-                    c.type.split("(")[0].split()[0] in _NOT_LOAD_DATA_TYPES for c in t.create.columns)
+                    c.base_type in _NOT_LOAD_DATA_TYPES for c in t.create.columns)
         elif kind is Kind.POST:
             if st.post_kind in ("view", "standin_view") and st.table:
                 if (st.schema, st.table) not in by_key or by_key[(st.schema, st.table)].create is None:

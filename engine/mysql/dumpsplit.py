@@ -20,8 +20,7 @@ import hashlib
 import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from engine.errors import RunbookError
 
@@ -97,7 +96,7 @@ class ByteSource:
 
     def _read_plain(self, n: int) -> bytes:
         if self._zin:
-            data, self._zin = self._zin, b""
+            data, self._zin = self._zin[:n], self._zin[n:]
             return data
         return self._raw_read(n)
 
@@ -203,9 +202,11 @@ def statement_pattern(delim: bytes) -> re.Pattern[bytes]:
     return pat
 
 
-@dataclass(frozen=True, slots=True)
-class RawStatement:
-    """One piece of the stream: ``what`` is 'sql', 'sandbox' or 'delimiter'."""
+class RawStatement(NamedTuple):
+    """One piece of the stream: ``what`` is 'sql', 'sandbox' or 'delimiter'.
+
+    A tuple, not a dataclass: a ``--skip-extended-insert`` dump has millions of them.
+    """
 
     what: str
     text: bytes  # without the delimiter (the DELIMITER/sandbox line without its newline)
@@ -214,6 +215,7 @@ class RawStatement:
     delimiter: bytes  # the delimiter in force for this statement
     gap: bytes  # the comments and whitespace just before it (file-order context, e.g. "-- Table structure for ...")
     rows: int = -1  # an INSERT taken by the fast path: its rows (and it is LOAD DATA safe); else -1
+    values_at: int = -1  # ... and where its row list starts in ``text``
 
 
 class Splitter:
@@ -239,9 +241,9 @@ class Splitter:
             assert m is not None  # the pattern can match the empty string
             end = m.end()
             if m.lastgroup == "fast":
-                st = m.start("fast")
+                st, rs = m.start("fast"), m.start("rows")
                 yield RawStatement("sql", buf[st:end - 1], base + st, end - st, delim, buf[pos:st],
-                                   buf.count(b"\n", m.start("rows"), end) + 1)
+                                   buf.count(b"\n", rs, end) + 1, rs - st)
                 pos = end
                 continue
             complete = (m.start("end") >= 0 if m.start("st") >= 0
