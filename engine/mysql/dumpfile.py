@@ -138,9 +138,9 @@ _POST_SET_VERSIONS = (b"/*!50001", b"/*!50003", b"/*!50106", b"/*!50117")
 _STANDIN_COMMENT = re.compile(rb"Temporary (?:table|view) structure for view `(?P<n>(?:[^`]|``)+)`")
 _CLIENT_COMMANDS = frozenset({
     b"source", b"system", b"connect", b"charset", b"pager", b"nopager", b"tee", b"notee", b"prompt", b"rehash",
-    b"status", b"warnings", b"nowarning", b"quit", b"exit", b"ego", b"go", b"print", b"help", b"edit", b"clear"})
+    b"status", b"warnings", b"nowarning", b"quit", b"exit", b"ego", b"go", b"print", b"edit", b"clear"})
 _BACKSLASH_OUTSIDE = re.compile(
-    rb"(?s)'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)*`|/\*(?!!|M!).*?\*/|(?P<bs>\\.)")
+    rb"(?s)'(?:[^'\\]++|\\.|'')*+'|\"(?:[^\"\\]++|\\.|\"\")*+\"|`(?:[^`]++|``)*+`|/\*(?!!|M!).*?\*/|(?P<bs>\\.)")
 
 
 def unquote(ident: bytes) -> str:
@@ -446,7 +446,10 @@ class DumpReader:
         finally:
             if owned:
                 f.close()
-        return parse_header(data, gzip=src.gzip, complete=len(data) < SNIFF)
+        try:
+            return parse_header(data, gzip=src.gzip, complete=len(data) < SNIFF)
+        except _NoPath as exc:
+            raise DumpError(exc.message, path=self.name, offset=exc.offset, snippet=exc.snippet, hint=exc.hint) from exc
 
     def statements(self, *, hash_file: bool = False) -> Iterator[Statement]:
         """Every statement in file order (``hash_file``: also compute the file's sha256 into

@@ -322,3 +322,97 @@ def test_missing_table_did_you_mean() -> None:
         scan_dump(io.BytesIO(data), tables=["user"])
     scan = scan_dump(io.BytesIO(data), tables=["users"])
     assert scan.tables["users"].rows == 1 and scan.has_trailer and len(scan.sha256) == 64
+
+
+# ------------------------------------------------------------------------------ more edges
+
+def test_fast_path_counts_rows_and_general_path_agrees() -> None:
+    mariadb = b"INSERT INTO `t` VALUES\n(1,'a),\\n(b',NULL),\n(2,'\\'',-3.5e-2),\n(3,'x''y',0);\n"
+    mysql = b"INSERT INTO `t` VALUES (1,'a),(b',NULL),(2,'\\'',-3.5e-2),(3,'x''y',0);\n"
+    crlf = mariadb.replace(b"\n", b"\r\n")
+    multiline_string = b"INSERT INTO `t` VALUES\n(1,'a),\n(b'),\n(2,'c');\n"  # a raw newline in a string: not the fast path
+    for data, fast, rows in ((mariadb, True, 3), (mysql, False, 3), (crlf, False, 3), (multiline_string, False, 2)):
+        (st,) = stmts(data)
+        assert (st.rows >= 0) is fast, data
+        assert count_rows(st) == rows == len(list(iter_rows(st))), data
+        assert st.rows in (-1, rows)
+
+
+def test_fast_path_leaves_unsafe_literals_to_the_general_path() -> None:
+    for value in (b"0x00FF", b"_binary 'a'", b"b'1'", b"X'41'", b"/* c */ 1", b"CONCAT('a')"):
+        (st,) = stmts(b"INSERT INTO `t` VALUES\n(1," + value + b"),\n(2,NULL);\n")
+        assert st.rows == -1 and count_rows(st) == 2, value
+
+
+def test_delimiter_and_sandbox_at_eof_without_newline() -> None:
+    assert [s.text for s in stmts(b"SELECT 1;\nDELIMITER ;;")] == [b"SELECT 1", b"DELIMITER ;;"]
+    assert [s.kind for s in stmts(b"/*M!999999\\- enable the sandbox mode */")] == [Kind.SKIP]
+
+
+def test_comment_at_eof_is_the_tail() -> None:
+    r = DumpReader(fileobj=io.BytesIO(b"SELECT 1;\n-- Dump completed on 2026-11-30\n--"))
+    assert [s.text for s in r.statements()] == [b"SELECT 1"]
+    assert b"Dump completed" in r.tail
+
+
+def test_scope_of_session_statements() -> None:
+    data = HEADER + (b"CREATE TABLE `t` (a int);\n/*!40101 SET character_set_client = utf8mb4 */;\nSET @x = 1;\n"
+                     b"/*!50003 SET sql_mode = '' */ ;\nDELIMITER ;;\nSET @y = 1;;\nDELIMITER ;\n"
+                     b"/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n")
+    assert [s.scope for s in stmts(data) if s.kind is Kind.SESSION] == ["header", "header", "table", "body", "post", "post", "footer"]
+
+
+def test_several_schemas_key_tables_by_schema() -> None:
+    data = (b"-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n"
+            b"CREATE DATABASE `a`;\nUSE `a`;\nCREATE TABLE `t` (x int);\nINSERT INTO `t` VALUES (1);\n"
+            b"CREATE DATABASE `b`;\nUSE `b`;\nCREATE TABLE `t` (x int);\nINSERT INTO `t` VALUES (1),(2);\n" + TRAILER)
+    scan = scan_dump(io.BytesIO(data))
+    assert {k: t.rows for k, t in scan.tables.items()} == {"a.t": 1, "b.t": 2} and scan.databases == ["a", "b"]
+
+
+def test_measure_dump_and_sizes() -> None:
+    from engine.mysql.dumpfile import measure_dump
+    data = HEADER + b"INSERT INTO `t` VALUES (1);\n" * 1000 + TRAILER
+    gz = gzip.compress(data)
+    m = measure_dump(io.BytesIO(gz))
+    assert (m.total_bytes, m.compressed_bytes, m.gzip) == (len(data), len(gz), True)
+    assert measure_dump(io.BytesIO(data)).total_bytes == len(data)
+    scan = scan_dump(io.BytesIO(gz))
+    assert (scan.total_bytes, scan.compressed_bytes, scan.rows, scan.tables["t"].data_statements) == (len(data), len(gz), 1000, 1000)
+    assert scan.largest_statement_bytes == max(st.length for st in stmts(data)) == 41  # the sandbox line
+    import hashlib
+    assert scan.sha256 == hashlib.sha256(gz).hexdigest()
+    with pytest.raises(DumpError, match="not a mysqldump"):
+        measure_dump(io.BytesIO(b"\x89PNG\r\n\x1a\n"))
+
+
+def test_tool_from_sandbox_line_and_header_gtid_of_mariadb() -> None:
+    h = DumpReader(fileobj=io.BytesIO(b"/*M!999999\\- enable the sandbox mode */ \n/*!40101 SET NAMES utf8mb4 */;\n"
+                                      b"-- CHANGE MASTER TO MASTER_LOG_FILE='b.000001', MASTER_LOG_POS=4;\n"
+                                      b"SET GLOBAL gtid_slave_pos='0-1-5';\n")).header
+    assert h.tool == "mariadb-dump" and h.gtid == ["SET GLOBAL gtid_slave_pos='0-1-5'"]
+
+
+def test_a_reader_on_a_path_reads_twice_and_a_stream_once(tmp_path: object) -> None:
+    from pathlib import Path
+    assert isinstance(tmp_path, Path)
+    p = tmp_path / "d.sql"
+    p.write_bytes(HEADER + TRAILER)
+    r = DumpReader(p)
+    assert list(r.statements()) == list(r.statements())
+
+    class OneWay(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.inner = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+            chunk = self.inner.read(len(b))
+            b[:len(chunk)] = chunk
+            return len(chunk)
+
+    one = DumpReader(fileobj=OneWay(HEADER + TRAILER))  # type: ignore[arg-type]
+    with pytest.raises(DumpError, match="cannot be read twice"):
+        list(one.statements())
