@@ -416,3 +416,94 @@ def test_a_reader_on_a_path_reads_twice_and_a_stream_once(tmp_path: object) -> N
     one = DumpReader(fileobj=OneWay(HEADER + TRAILER))  # type: ignore[arg-type]
     with pytest.raises(DumpError, match="cannot be read twice"):
         list(one.statements())
+
+
+MYSQL8 = b"""-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)
+--
+-- Host: 127.0.0.1    Database: shop
+-- ------------------------------------------------------
+-- Server version\t8.0.36
+
+/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;
+/*!50503 SET NAMES utf8mb4 */;
+/*!40103 SET TIME_ZONE='+00:00' */;
+SET @MYSQLDUMP_TEMP_LOG_BIN = @@SESSION.SQL_LOG_BIN;
+SET @@SESSION.SQL_LOG_BIN= 0;
+
+--
+-- GTID state at the beginning of the backup
+--
+
+SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5';
+
+--
+-- Table structure for table `t`
+--
+
+DROP TABLE IF EXISTS `t`;
+/*!40101 SET @saved_cs_client     = @@character_set_client */;
+/*!50503 SET character_set_client = utf8mb4 */;
+CREATE TABLE `t` (
+  `id` int NOT NULL AUTO_INCREMENT,
+  `b` varbinary(10) DEFAULT NULL,
+  `s` varchar(20) COLLATE utf8mb4_0900_ai_ci DEFAULT NULL,
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB AUTO_INCREMENT=4 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci;
+/*!40101 SET character_set_client = @saved_cs_client */;
+
+LOCK TABLES `t` WRITE;
+/*!40000 ALTER TABLE `t` DISABLE KEYS */;
+INSERT INTO `t` VALUES (1,_binary 'a;b\\'),(',' ;'),(2,_binary '',NULL),(3,NULL,'x),(y');
+/*!40000 ALTER TABLE `t` ENABLE KEYS */;
+UNLOCK TABLES;
+/*!50003 SET @saved_sql_mode       = @@sql_mode */ ;
+DELIMITER ;;
+/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`%`*/ /*!50003 TRIGGER `t_bi` BEFORE INSERT ON `t` FOR EACH ROW SET NEW.s = ';;' */;;
+DELIMITER ;
+/*!50003 SET sql_mode              = @saved_sql_mode */ ;
+
+--
+-- Temporary view structure for view `v`
+--
+
+DROP TABLE IF EXISTS `v`;
+/*!50001 DROP VIEW IF EXISTS `v`*/;
+SET @saved_cs_client     = @@character_set_client;
+/*!50503 SET character_set_client = utf8mb4 */;
+/*!50001 CREATE VIEW `v` AS SELECT
+ 1 AS `id`*/;
+SET character_set_client = @saved_cs_client;
+SET @@SESSION.SQL_LOG_BIN = @MYSQLDUMP_TEMP_LOG_BIN;
+
+--
+-- Final view structure for view `v`
+--
+
+/*!50001 DROP VIEW IF EXISTS `v`*/;
+/*!50001 CREATE ALGORITHM=UNDEFINED */
+/*!50013 DEFINER=`root`@`%` SQL SECURITY DEFINER */
+/*!50001 VIEW `v` AS select `t`.`id` AS `id` from `t` */;
+
+-- Dump completed on 2026-11-30 10:00:00
+"""
+
+
+def test_a_mysql8_dump() -> None:
+    r = DumpReader(fileobj=io.BytesIO(MYSQL8))
+    assert (r.header.tool, r.header.charset, r.header.server_version) == ("mysqldump", "utf8mb4", "8.0.36")
+    assert [g[:30] for g in r.header.gtid] == ["SET @MYSQLDUMP_TEMP_LOG_BIN = ", "SET @@SESSION.SQL_LOG_BIN= 0",
+                                               "SET @@GLOBAL.GTID_PURGED=/*!80", "SET @@SESSION.SQL_LOG_BIN = @M"]
+    got = [(s.kind.name, s.post_kind, s.table) for s in r.statements()]
+    assert got == [
+        ("SESSION", "", None), ("SESSION", "", None), ("SESSION", "", None), ("SKIP", "", None), ("SKIP", "", None),
+        ("SKIP", "", None), ("TABLE_DDL", "", "t"), ("SESSION", "", None), ("SESSION", "", None), ("TABLE_DDL", "", "t"),
+        ("SESSION", "", None), ("SKIP", "", "t"), ("SKIP", "", "t"), ("DATA", "", "t"), ("SKIP", "", "t"), ("SKIP", "", None),
+        ("SESSION", "", None), ("SKIP", "", None), ("POST", "trigger", "t"), ("SKIP", "", None), ("SESSION", "", None),
+        ("POST", "standin_view", "v"), ("POST", "standin_view", "v"), ("SESSION", "", None), ("SESSION", "", None),
+        ("POST", "standin_view", "v"), ("SESSION", "", None), ("SKIP", "", None), ("POST", "view", "v"), ("POST", "view", "v"),
+    ]
+    scan = scan_dump(io.BytesIO(MYSQL8))
+    t = scan.tables["t"]
+    assert (t.rows, t.load_data_safe, t.has_triggers) == (3, False, True)
+    data = next(s for s in DumpReader(fileobj=io.BytesIO(MYSQL8)).statements() if s.kind is Kind.DATA)
+    assert list(iter_rows(data)) == [b"(1,_binary 'a;b\\'),(',' ;')", b"(2,_binary '',NULL)", b"(3,NULL,'x),(y')"]
