@@ -34,9 +34,11 @@ _CREATE_POST = re.compile(
     rb"(?P<what>VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT|AGGREGATE\s+FUNCTION|PACKAGE(?:\s+BODY)?)\s+"
     rb"(?:IF\s+NOT\s+EXISTS\s+)?" + _QNAME, re.I)
 _TRIGGER_ON = re.compile(rb"\s+(?:BEFORE|AFTER)\s+(?:INSERT|UPDATE|DELETE)\s+ON\s+" + _QNAME.replace(b"q1", b"t1").replace(b"q2", b"t2"), re.I)
-_DROP = re.compile(rb"DROP\s+(?P<what>TABLE|VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT|DATABASE|SCHEMA|PACKAGE(?:\s+BODY)?)\s+"
+_DROP = re.compile(rb"DROP\s+(?P<what>TABLE|SEQUENCE|VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT|DATABASE|SCHEMA|PACKAGE(?:\s+BODY)?)\s+"
                    rb"(?:IF\s+EXISTS\s+)?" + _QNAME, re.I)
 _CREATE_TABLE = re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _QNAME, re.I)
+CREATE_SEQUENCE = re.compile(rb"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?SEQUENCE\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _QNAME, re.I)
+_SETVAL = re.compile(rb"(?:DO|SELECT)\s+SETVAL\s*\(\s*" + _QNAME, re.I)
 _CREATE_DB = re.compile(rb"(?:CREATE|ALTER)\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?" + _QNAME, re.I)
 _USE = re.compile(rb"USE\s+" + _QNAME, re.I)
 _LOCK = re.compile(rb"LOCK\s+TABLES?\s+" + _QNAME, re.I)
@@ -158,6 +160,11 @@ class Classifier:
             if m:
                 self.schema = _qname(m)[1]
                 return replace(st, kind=Kind.SCHEMA, schema=self.schema)
+        if kw in (b"DO", b"SELECT"):  # mariadb-dump restores a sequence's position with DO SETVAL(`s`, n, 0)
+            m = _SETVAL.match(head)
+            if m:
+                qs, name = _qname(m)
+                return replace(st, kind=Kind.TABLE_DDL, table=name, schema=qs or self.schema)
         if kw == b"CHANGE":
             return replace(st, kind=Kind.SKIP)
         if kw == b"DROP":
@@ -247,6 +254,8 @@ class Classifier:
             return replace(st, kind=Kind.SCHEMA, schema=name)
         self.seen_table = True
         schema = qs or self.schema
+        if what == b"SEQUENCE":  # a sequence is a table to MariaDB: DROP/CREATE SEQUENCE + DO SETVAL are its DDL
+            return replace(st, kind=Kind.TABLE_DDL, table=name, schema=schema)
         if what == b"TABLE":
             if self.standin == name:
                 return replace(st, kind=Kind.POST, post_kind="standin_view", table=name, name=name, schema=schema)
@@ -268,6 +277,11 @@ class Classifier:
                 return replace(st, kind=Kind.POST, post_kind="standin_view", table=name, name=name, schema=schema)
             self.standin = None
             return replace(st, kind=Kind.TABLE_DDL, table=name, schema=schema)
+        m = CREATE_SEQUENCE.match(head)
+        if m:
+            qs, name = _qname(m)
+            self.seen_table = True
+            return replace(st, kind=Kind.TABLE_DDL, table=name, schema=qs or self.schema)
         m = _CREATE_DB.match(head)
         if m:
             self.schema = _qname(m)[1]

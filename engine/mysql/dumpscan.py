@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from engine.mysql.ddl import TableDef, parse_create_table
+from engine.mysql.dumpclassify import CREATE_SEQUENCE
 from engine.mysql.dumpfile import DumpHeader, DumpReader, Kind, head_of
 from engine.mysql.dumprows import row_stats
 from engine.mysql.dumpsplit import CHUNK, ByteSource, DumpError
@@ -47,6 +48,7 @@ class TableScan:
     data_bytes: int = 0  # bytes of its DATA statements in the (decompressed) stream
     has_triggers: bool = False
     is_view: bool = False
+    is_sequence: bool = False  # a MariaDB sequence: CREATE SEQUENCE + DO SETVAL, no data statements
     load_data_safe: bool = True  # no 0x…, _binary, b'…', X'…', bit or spatial value: LOAD DATA is exact
     first_offset: int = -1  # offset of its first statement (DDL or data)
 
@@ -153,7 +155,10 @@ def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, t
             t = entry(st.schema, st.table)
             if t.first_offset < 0:
                 t.first_offset = st.offset
-            if head_of(st.text)[:6].upper() == b"CREATE":
+            head = head_of(st.text)
+            if CREATE_SEQUENCE.match(head):
+                t.is_sequence = True
+            elif head[:6].upper() == b"CREATE":
                 t.create = parse_create_table(st.text)
                 t.is_view = False
                 unsafe_types[(st.schema, st.table)] = any(

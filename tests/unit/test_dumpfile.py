@@ -507,3 +507,11 @@ def test_a_mysql8_dump() -> None:
     assert (t.rows, t.load_data_safe, t.has_triggers) == (3, False, True)
     data = next(s for s in DumpReader(fileobj=io.BytesIO(MYSQL8)).statements() if s.kind is Kind.DATA)
     assert list(iter_rows(data)) == [b"(1,_binary 'a;b\\'),(',' ;')", b"(2,_binary '',NULL)", b"(3,NULL,'x),(y')"]
+
+
+def test_mariadb_sequences_are_table_ddl() -> None:
+    data = HEADER + (b"DROP SEQUENCE IF EXISTS `s`;\nCREATE SEQUENCE `s` start with 100 minvalue 1 maxvalue 9223372036854775806"
+                     b" increment by 5 cache 1000 nocycle ENGINE=InnoDB;\nDO SETVAL(`s`, 5100, 0);\n" + TRAILER)
+    assert [(s.kind, s.table) for s in stmts(data)][3:] == [(Kind.TABLE_DDL, "s")] * 3
+    t = scan_dump(io.BytesIO(data)).tables["s"]
+    assert t.is_sequence and t.create is None and t.rows == 0
