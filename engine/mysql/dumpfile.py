@@ -91,12 +91,41 @@ def _open(path: str | os.PathLike[str] | None, fileobj: BinaryIO | None) -> tupl
                         hint="check the path (and that the file is readable by this user)") from exc
 
 
+class _Recorder:
+    """Reads a stream and keeps what it read (the header sniff of a non-seekable stream)."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.taken = bytearray()
+        self.name = getattr(inner, "name", None)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        self.taken += data
+        return data
+
+
+class _Replay:
+    """The bytes a sniff took, then the rest of the stream."""
+
+    def __init__(self, head: bytes, inner: BinaryIO) -> None:
+        self.head = head
+        self.inner = inner
+        self.name = getattr(inner, "name", None)
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            data, self.head = (self.head, b"") if n < 0 else (self.head[:n], self.head[n:])
+            return data
+        return self.inner.read(n)
+
+
 class DumpReader:
     """Streams the classified statements of a mysqldump/mariadb-dump file (plain or gzip).
 
     ``DumpReader(path)`` can be iterated several times (each :meth:`statements` call reads the
-    file again); ``DumpReader(fileobj=f)`` once, unless ``f`` is seekable. ``header`` is read at
-    construction from the first 64 KiB.
+    file again); ``DumpReader(fileobj=f)`` once (a pipe, a socket), or again when ``f`` can seek.
+    ``header`` is read at construction from the first 64 KiB.
 
     In a runbook the reader is behind ``restore`` and ``disk_space``::
 
@@ -107,7 +136,9 @@ class DumpReader:
                  chunk: int | None = None) -> None:
         self.path = path
         self._fileobj = fileobj
-        self._used = False
+        self._passes = 0  # passes started over fileobj
+        self._sniffed = b""  # raw bytes the header sniff took from a stream, handed to the first pass
+        self._start = 0
         self.chunk = chunk
         self.source: ByteSource | None = None  # the byte source of the latest pass (sizes, sha256)
         self.splitter: Splitter | None = None
@@ -118,19 +149,30 @@ class DumpReader:
         return str(self.path or getattr(self._fileobj, "name", None) or "dump")
 
     def _raw(self) -> tuple[BinaryIO, bool]:
+        """The file for a new pass (and whether to close it): a path is opened again; a stream's
+        first pass gets back the bytes the sniff read, later passes need it to seek."""
         if self._fileobj is None:
             f, _, owned = _open(self.path, None)
             return f, owned
-        if self._used:
-            try:
-                self._fileobj.seek(0)
-            except (OSError, AttributeError, io.UnsupportedOperation) as exc:
-                raise DumpError("the dump stream cannot be read twice (not seekable)", path=self.name) from exc
-        self._used = True
+        self._passes += 1
+        if self._passes == 1:
+            return _Replay(self._sniffed, self._fileobj), False  # type: ignore[return-value]
+        try:
+            self._fileobj.seek(self._start)
+        except (OSError, AttributeError, io.UnsupportedOperation) as exc:
+            raise DumpError("the dump stream cannot be read twice (not seekable)", path=self.name) from exc
         return self._fileobj, False
 
     def _sniff(self) -> DumpHeader:
-        f, owned = self._raw()
+        if self._fileobj is not None:
+            try:
+                self._start = self._fileobj.tell()
+            except (OSError, AttributeError, io.UnsupportedOperation):
+                self._start = 0
+            f: BinaryIO = _Recorder(self._fileobj)  # type: ignore[assignment]
+            owned = False
+        else:
+            f, owned = self._raw()
         try:
             src = ByteSource(f, self.name)
             data = b""
@@ -142,6 +184,8 @@ class DumpReader:
         finally:
             if owned:
                 f.close()
+        if isinstance(f, _Recorder):
+            self._sniffed = bytes(f.taken)
         try:
             return parse_header(data, gzip=src.gzip, complete=len(data) < SNIFF)
         except NoPathError as exc:

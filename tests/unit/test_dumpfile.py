@@ -413,9 +413,16 @@ def test_a_reader_on_a_path_reads_twice_and_a_stream_once(tmp_path: object) -> N
             b[:len(chunk)] = chunk
             return len(chunk)
 
-    one = DumpReader(fileobj=OneWay(HEADER + TRAILER))  # type: ignore[arg-type]
-    with pytest.raises(DumpError, match="cannot be read twice"):
-        list(one.statements())
+    data = HEADER + b"INSERT INTO `t` VALUES (1);\n" * 5000 + TRAILER  # more than the 64 KiB the header sniff takes
+    for blob in (data, gzip.compress(data)):
+        one = DumpReader(fileobj=OneWay(blob))  # type: ignore[arg-type]
+        assert len(list(one.statements())) == 5003 and one.header.tool == "mariadb-dump"
+        with pytest.raises(DumpError, match="cannot be read twice"):
+            list(one.statements())
+        seekable = io.BytesIO(b"junk" + blob)
+        seekable.seek(4)
+        two = DumpReader(fileobj=seekable)
+        assert len(list(two.statements())) == len(list(two.statements())) == 5003
 
 
 MYSQL8 = b"""-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)
