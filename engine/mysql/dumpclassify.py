@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 
 from engine.mysql.dumpsplit import DumpError, RawStatement
-from engine.mysql.dumptypes import Kind, Statement
+from engine.mysql.dumptypes import Kind, Statement, make_statement
 
 # Multi-byte charsets whose trail bytes can be 0x5C ("\"): a byte-level tokenizer would take
 # half a character for an escape and split in the middle of a string.
@@ -201,8 +201,8 @@ class Classifier:
         ordinal = self.ordinals.get(key, 0)
         self.ordinals[key] = ordinal + 1
         self.seen_table = True
-        return Statement(Kind.DATA, r.text, r.offset, r.length, table, schema, ordinal, verb, columns, r.values_at,
-                         "", r.delimiter, "", None, False, r.rows)
+        return make_statement(Kind.DATA, r.text, r.offset, r.length, table, schema, ordinal, verb, columns, r.values_at,
+                              "", r.delimiter, "", None, False, r.rows)
 
     def _data(self, r: RawStatement, m: re.Match[bytes]) -> Statement:
         qs, table = _qname(m)

@@ -200,9 +200,10 @@ class DumpReader:
             sp = self.splitter = Splitter(src, **({"chunk": self.chunk} if self.chunk else {}))
             cl = Classifier()
             pending: Statement | None = None
+            classify, ddl = cl.classify, Kind.TABLE_DDL
             try:
                 for raw in sp:
-                    st = cl.classify(raw)
+                    st = classify(raw)
                     if pending is not None:
                         # A stand-in without the comment (--skip-comments): DROP TABLE v then DROP VIEW v.
                         if (st.kind is Kind.POST and st.post_kind == "view" and pending.kind is Kind.TABLE_DDL
@@ -213,7 +214,7 @@ class DumpReader:
                             cl.standin = st.table
                         yield pending
                         pending = None
-                    if st.kind is Kind.TABLE_DDL and head_of(st.text)[:4].upper() == b"DROP":
+                    if st.kind is ddl and head_of(st.text)[:4].upper() == b"DROP":
                         pending = st
                     else:
                         yield st

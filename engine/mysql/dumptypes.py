@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 class Kind(enum.Enum):
@@ -61,3 +63,20 @@ class DumpHeader:
     gzip: bool = False
     first_statement: bytes = b""  # the first bytes of the first statement (foreign-file evidence)
     looks_like_sql: bool = False  # a dump header, or a first statement that is recognisable SQL
+
+
+def _compile_maker() -> Callable[..., Statement]:
+    """``Statement(*fields)`` without the frozen dataclass ``__init__``'s per-field
+    ``object.__setattr__`` calls: the slots are set through their descriptors directly. Same
+    object (frozen, equal, hashable); about a third faster, which matters for the millions of
+    one-row statements of a ``--skip-extended-insert`` dump."""
+    names = [f.name for f in fields(Statement)]
+    env: dict[str, Any] = {"_new": object.__new__, "_cls": Statement}
+    env.update({f"_s_{n}": getattr(Statement, n).__set__ for n in names})
+    args = ", ".join(names)
+    body = "".join(f"    _s_{n}(o, {n})\n" for n in names)
+    exec(f"def make({args}):\n    o = _new(_cls)\n{body}    return o\n", env)
+    return env["make"]  # type: ignore[no-any-return]
+
+
+make_statement = _compile_maker()
