@@ -139,7 +139,8 @@ class ByteSource:
 
 _WS = rb" \t\r\n\f\v"
 # Whitespace and comments between statements (never sent: the gap before a statement).
-_GAP = (rb"(?:[" + _WS + rb"]++|--(?:[ \t\r\f\v][^\n]*+)?(?=\n|\Z)|#[^\n]*+"
+# (a UTF-8 byte-order mark, as an editor may add, is skipped like the mysql client does)
+_GAP = (rb"(?:[" + _WS + rb"]++|\xef\xbb\xbf|--(?:[ \t\r\f\v][^\n]*+)?(?=\n|\Z)|#[^\n]*+"
         rb"|/\*(?!!|M!)(?:[^*]++|\*(?!/))*+\*/)*+")
 _SANDBOX = rb"/\*M!999999\\-[^\n]*+(?:\n|\Z)"
 _DELIMITER_CMD = rb"(?i:delimiter)[ \t]++(?P<dv>[^" + _WS + rb"]++)[^\n]*+(?:\n|\Z)"

@@ -57,6 +57,7 @@ def stmts(data: bytes, chunk: int | None = None) -> list[Statement]:
     (b"-- only a comment\n\n/* and another */\n", []),
     (b"SELECT 'a''';", [b"SELECT 'a'''"]),
     (b"SELECT '';SELECT 2;", [b"SELECT ''", b"SELECT 2"]),
+    (b"\xef\xbb\xbf-- saved by an editor\nSELECT 1;", [b"SELECT 1"]),
 ])
 def test_split(sql: bytes, expected: list[bytes]) -> None:
     assert split(sql) == expected
