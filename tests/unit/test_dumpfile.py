@@ -523,3 +523,10 @@ def test_mariadb_sequences_are_table_ddl() -> None:
     assert [(s.kind, s.table) for s in stmts(data)][3:] == [(Kind.TABLE_DDL, "s")] * 3
     t = scan_dump(io.BytesIO(data)).tables["s"]
     assert t.is_sequence and t.create is None and t.rows == 0
+
+
+def test_create_table_like_is_loadable_but_undescribed() -> None:
+    data = HEADER + b"CREATE TABLE `a` (x int);\nCREATE TABLE `b` LIKE `a`;\nINSERT INTO `b` VALUES (1);\n" + TRAILER
+    scan = scan_dump(io.BytesIO(data))
+    assert scan.tables["b"].create is None and scan.tables["b"].rows == 1 and not scan.tables["b"].load_data_safe
+    assert scan.notes and scan.notes[0].startswith("b: no column definition read")
