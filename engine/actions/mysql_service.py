@@ -173,7 +173,11 @@ class MysqlService(Action):
             return None
         st = self.status()
         if state == "started":
-            return Probe(done=st["running"], state=st, would="start the server")
+            would = "start the server"
+            if not st["running"]:
+                diagnosis, _ = self._log_diagnosis()
+                would += f" (its last start failed: {diagnosis})" if diagnosis else ""
+            return Probe(done=st["running"], state=st, would=would)
         return Probe(done=not st["running"], state=st, would=f"stop the server (pid {st['pid']})")
 
     def check(self) -> StepResult:
@@ -240,8 +244,8 @@ class MysqlService(Action):
                                       hint="crash recovery may still run: watch it with innodb_recovery")
                 time.sleep(0.5)
 
-    def _start_failed(self, what: str, hint: str) -> ActionError:
-        """The start failed: say why from the error log when it tells (a fatal recovery line)."""
+    def _log_diagnosis(self) -> tuple[str | None, str]:
+        """(what the error log says went wrong at the server's last start, or None; its last lines)."""
         from engine.mysql.error_log import LogTail, locate_error_log
         from engine.mysql.recovery_log import RecoveryState, parse_text
 
@@ -249,14 +253,21 @@ class MysqlService(Action):
             path, _ = locate_error_log(self.ctx, None)
             text = LogTail(self.ctx.shell(), path).since_last_start()
         except ActionError:
-            return ActionError(what, hint=hint or "see the server's error log")
+            return None, ""
         st = RecoveryState().feed_all(parse_text(text))
+        last = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
         if st.fatal is not None and st.fatal.fatal is not None:
             f = st.fatal.fatal
-            return ActionError(f"{what}: {f.title}: {f.diagnosis} (error log {path}: {st.fatal.line.raw.strip()})",
-                               hint=f"next: {f.next_step}")
-        last = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
-        return ActionError(f"{what} (error log {path}: {last or 'nothing written'})", hint=hint or None)
+            return (f"{f.title}: {f.diagnosis} (error log {path}: {st.fatal.line.raw.strip()}) — next: {f.next_step}",
+                    last)
+        return None, f"error log {path}: {last or 'nothing written'}"
+
+    def _start_failed(self, what: str, hint: str) -> ActionError:
+        """The start failed: say why from the error log when it tells (a fatal recovery line)."""
+        diagnosis, last = self._log_diagnosis()
+        if diagnosis:
+            return ActionError(f"{what}: {diagnosis}")
+        return ActionError(f"{what} ({last or 'no error log found'})", hint=hint or None)
 
     def _stop(self, timeout: float, wait: bool) -> None:
         self._guard()
