@@ -247,7 +247,8 @@ class MysqlService(Action):
     def _log_diagnosis(self) -> tuple[str | None, str]:
         """(what the error log says went wrong at the server's last start, or None; its last lines)."""
         from engine.mysql.error_log import LogTail, locate_error_log
-        from engine.mysql.recovery_log import RecoveryState, parse_text
+        from engine.mysql.recovery_log import parse_text
+        from engine.mysql.recovery_state import RecoveryState
 
         try:
             path, _ = locate_error_log(self.ctx, None)

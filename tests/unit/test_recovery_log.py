@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.mysql.recovery_log import RecoveryState, last_start, parse_line, parse_text
+from engine.mysql.recovery_log import last_start, parse_line, parse_text
+from engine.mysql.recovery_state import RecoveryState
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "recovery_logs"
 
