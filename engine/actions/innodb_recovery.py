@@ -258,7 +258,10 @@ class _Watch:
             else:
                 detail = f"{len(st.rolled_back)}/{st.transactions_to_roll_back or '?'} transactions rolled back"
         elif phase == "ready":
-            detail = "ready for connections" + (f" (connection refused: {self.sql_error})" if self.sql_error else "")
+            detail = "ready for connections"
+            if self.sql_error:  # maybe the run that crashed: waiting for the new start's lines
+                when = st.ready_at.isoformat(sep=" ") if st.ready_at else "?"
+                detail = f"the log's last start was ready at {when}, but connections fail (has the server been started again?): {self.sql_error}"
         else:
             detail = "waiting for the server to start" if phase == "starting" else phase
         self.ctx.progress(done, total, f"InnoDB {phase} | {detail}")

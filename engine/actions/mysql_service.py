@@ -163,8 +163,16 @@ class MysqlService(Action):
                 "unit": unit, "seen_by": how or "no process found"}
 
     def _accepting(self) -> bool:
+        """Does the server's port accept a TCP connection on the host (loopback or mysql_host)?"""
+        from engine.inventory import mysql_settings
+
         port = self._port()
-        rc, _, _ = self._run(f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' 2>/dev/null", timeout=15)
+        hosts = ["127.0.0.1"]
+        configured = mysql_settings(self.ctx.host).host
+        if configured not in hosts and configured != "localhost":
+            hosts.append(configured)  # a server bound to one address only
+        probes = " || ".join(f"bash -c {shlex.quote(f'exec 3<>/dev/tcp/{h}/{port}')} 2>/dev/null" for h in hosts)
+        rc, _, _ = self._run(probes, timeout=15)
         return rc == 0
 
     def probe(self) -> Probe | None:

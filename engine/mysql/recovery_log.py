@@ -160,7 +160,7 @@ _PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
     (UNDO_TRX_DONE, re.compile(r"Rollback of trx with id " + _N + " completed"), ("trx_id",)),
     (UNDO_DONE, re.compile(r"Rollback of non-prepared transactions completed|Rollback of (?:incomplete|uncommitted) transactions completed"), ()),
     (INNODB_STARTED, re.compile(r"^(?:\S+ started; )?log sequence number " + _N + r"(?:;|\.?$)"), ("lsn",)),
-    (READY, re.compile(r"ready for connections"), ()),
+    (READY, re.compile(r"^(?!X Plugin).*ready for connections"), ()),  # MySQL's X Plugin says it first
     (SHUTDOWN, re.compile(r"Shutdown complete"), ()),
     (FORCE_RECOVERY, re.compile(r"innodb_force_recovery is set to " + _N), ("level",)),
     (HINT, re.compile(r"(?:Set|set) innodb_force_recovery\s*=\s*\d|for information about forcing recovery"), ()),
