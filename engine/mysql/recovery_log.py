@@ -27,6 +27,7 @@ for event in parse_text(log_text_since_last_start):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -60,9 +61,16 @@ class LogLine:
     innodb: bool = False
 
 
+@functools.lru_cache(maxsize=1024)
 def _ts(date: str, clock: str, fmt: str) -> datetime | None:
+    """``2026-11-30`` / ``261130`` and ``4:41:11`` → datetime (cached: a log repeats its seconds)."""
     try:
-        return datetime.strptime(f"{date} {clock}", fmt)
+        if fmt == "ymd":
+            year, month, day = int(date[0:4]), int(date[5:7]), int(date[8:10])
+        else:
+            year, month, day = 2000 + int(date[0:2]), int(date[2:4]), int(date[4:6])
+        hour, minute, second = (int(x) for x in clock.split(":"))
+        return datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
 
@@ -75,7 +83,7 @@ def parse_line(raw: str) -> LogLine:
     body = raw.strip()
     m = _MARIADB_TS.match(raw)
     if m:
-        ts, level, body = _ts(m.group(1), m.group(2), "%Y-%m-%d %H:%M:%S"), m.group(3), m.group(4)
+        ts, level, body = _ts(m.group(1), m.group(2), "ymd"), m.group(3), m.group(4)
     elif (m := _MYSQL_TS.match(raw)) is not None:
         try:
             ts = datetime.fromisoformat(m.group(1))
@@ -83,7 +91,7 @@ def parse_line(raw: str) -> LogLine:
             ts = None
         level, body = m.group(2), m.group(3)
     elif (m := _MARIADB_OLD_TS.match(raw)) is not None:
-        ts, level, body = _ts(m.group(1), m.group(2), "%y%m%d %H:%M:%S"), m.group(3), m.group(4)
+        ts, level, body = _ts(m.group(1), m.group(2), "yymmdd"), m.group(3), m.group(4)
     code = None
     if (c := _CODE.match(body)) is not None:
         code, body = c.group(1), body[c.end():]
@@ -99,7 +107,12 @@ def parse_line(raw: str) -> LogLine:
 def split_entries(text: str) -> Iterator[str]:
     """The lines of a log, with entries glued onto one line split apart."""
     for line in text.splitlines():
-        yield from (part for part in _EMBEDDED.split(line) if part.strip())
+        # Only a line with more brackets than its own header may hold a second entry
+        # (MySQL 8's header has three: [Level] [MY-n] [Subsystem]).
+        if line.count("[") >= (4 if line[10:11] == "T" else 2) and _EMBEDDED.search(line):
+            yield from (part for part in _EMBEDDED.split(line) if part.strip())
+        elif line.strip():
+            yield line
 
 
 # ---------------------------------------------------------------------------- events
@@ -167,6 +180,14 @@ _PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
 ]
 
 
+#: every non-fatal pattern above contains one of these: a line with none of them is skipped
+#: after a few substring tests instead of forty searches (most of a log is not about recovery)
+_INTERESTING = ("as process", "crash recovery", "not shut", "checkpoint", "scanned up to", "redo log up to",
+                "Multi-batch", "End of log", "To recover", "Progress in percent", "%", "batch", "must be rolled back",
+                "prepared state", "ollback", "Rolling back", "Rolled back", "log sequence number",
+                "ready for connections", "Shutdown complete", "force_recovery", "forcing recovery")
+
+
 @dataclass(frozen=True)
 class Event:
     """What one log line means for a recovery."""
@@ -189,6 +210,8 @@ def classify(line: LogLine) -> Event | None:
     fatal = match_fatal(text, line.level)
     if fatal is not None:
         return Event(FATAL, line, fatal=fatal)
+    if not any(key in text for key in _INTERESTING):
+        return None
     for kind, pattern, names in _PATTERNS:
         m = pattern.search(text)
         if m is None:
@@ -222,8 +245,11 @@ def last_start(text: str) -> int:
     offset = 0
     pos = 0
     for line in text.splitlines(keepends=True):
+        if "as process" not in line:  # the only lines that can start a run
+            pos += len(line)
+            continue
         for part in _EMBEDDED.split(line):
-            event = classify(parse_line(part)) if part.strip() else None
+            event = classify(parse_line(part)) if "as process" in part else None
             if event is not None and event.kind == START:
                 offset = pos
             pos += len(part)
