@@ -24,6 +24,7 @@ from engine.mysql.recovery_log import REDO_PROGRESS, classify, parse_line, parse
 from engine.mysql.recovery_state import RecoveryState
 
 DEFAULT_TIMEOUT = 30 * 60.0
+MISSING_LOG_WAIT = 30.0  # for the error log file to appear
 #: after the log says every recovered transaction is rolled back... or when it never says so
 #: (an old server, a lost line), INNODB_TRX showing none rolling back for this long is enough
 QUIET_UNDO = 10.0
@@ -151,9 +152,12 @@ class _Watch:
         start = time.monotonic()
         path, how = locate_error_log(self.ctx, self.args.get("error_log"))
         tail = LogTail(self.ctx.shell(), path)
-        if not tail.exists():
-            return StepResult(Status.FAILED, msg=f"the error log {path} ({how}) does not exist on {self.ctx.host.name}",
-                              data=self._data(path, how, start))
+        appear = time.monotonic() + min(self.timeout, MISSING_LOG_WAIT)
+        while not tail.exists():  # a server's first start creates it; a typo never will
+            if time.monotonic() > appear:
+                return StepResult(Status.FAILED, msg=f"the error log {path} ({how}) does not exist on {self.ctx.host.name}",
+                                  data=self._data(path, how, start), evidence="give the right error_log: or mysql_error_log")
+            time.sleep(self.poll)
         self._feed(tail.since_last_start())
         if self.ctx.check_mode:
             return self._check(path, how, start)

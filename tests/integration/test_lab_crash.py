@@ -91,6 +91,8 @@ def test_lab_crash_then_the_crash_recovery_runbook(tmp_path: Path) -> None:
         html = (tmp_path / "report.html").read_text()
         assert "InnoDB crash recovery" in html and "phase-undo" in html
         assert cli("lab", "status", cwd=tmp_path).returncode == 0
+        runs = cli("runs", cwd=tmp_path).stdout
+        assert "unreadable" not in runs and "\nlab " not in runs  # the lab's dir is no run
         state = json.loads((lab / "lab.json").read_text())
         n, expected, uncommitted, load = lab_counts(state["mysql_port"])
         assert (n, uncommitted) == (expected, 0)
