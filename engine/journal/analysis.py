@@ -344,6 +344,8 @@ def list_runs(dir: Path) -> list[RunSummary]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith(".") or not entry.is_dir():
             continue
+        if (entry / "lab.json").exists():  # `runbook lab` lives in <journal dir>/lab: not a run
+            continue
         try:
             if not (entry / JOURNAL_FILE).exists():
                 raise JournalError("no journal file (the run stopped before it started)")
