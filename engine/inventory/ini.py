@@ -71,7 +71,8 @@ def parse_ini(text: str, file: str, inv: InventoryData, problems: list[Problem])
             if m:
                 group, state = m.group(1), m.group(2) or "hosts"
                 if state not in ("hosts", "children", "vars"):
-                    raise InputError(f"section [{group}:{state}] has an unknown type {state!r}", source=here,
+                    state = "skip"  # its lines are not read: the section itself is the error
+                    raise InputError(f"section [{m.group(1)}:{m.group(2)}] has an unknown type {m.group(2)!r}", source=here,
                                      hint="use [group], [group:vars] or [group:children]")
                 if group not in inv.groups:
                     if state == "vars" and group not in pending:
@@ -85,6 +86,8 @@ def parse_ini(text: str, file: str, inv: InventoryData, problems: list[Problem])
                 continue
             if line.startswith("[") and line.endswith("]"):
                 raise InputError(f"invalid section {line!r}", source=here, hint="no spaces inside [ ]: [group], [group:vars], [group:children]")
+            if state == "skip":
+                continue
             if state == "hosts":
                 _host_line(line, group, here, inv)
             elif state == "vars":

@@ -220,3 +220,15 @@ def test_ssh_args_are_read_as_openssh_reads_them(tmp_path: Path) -> None:
     assert (s.port, s.proxy_command, s.proxy_jump, s.known_hosts) == (2200, "ssh -W %h:%p bastion", "jump1", "/dev/null")
     assert s.host_key_checking.value == "off"
     assert "-A (in ansible_ssh_extra_args)" in " ".join(target_problems(inv.hosts["db2"])[0].message.split(": ", 1)[1:])
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("nul.yml", b"all:\n  hosts:\n    db1\x00: {}\n"),
+    ("badsection.ini", b"[dbs:childs]\nprimary\n[primary]\nh\n"),
+])
+def test_control_characters_and_bad_sections_are_located_errors(tmp_path: Path, name: str, content: bytes) -> None:
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(InputError) as info:
+        load_inventories([str(p)])
+    assert str(p) in info.value.render()
