@@ -121,7 +121,7 @@ def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
 
 def _load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None) -> Any:
     """Runbook, inventory, extra vars and their cross-checks — every problem at once."""
-    from engine.inventory import load_inventories
+    from engine.inventory import limit_pattern, load_inventories
     from engine.loader import load_runbook
     from engine.validate import cross_check
 
@@ -143,7 +143,7 @@ def _load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...]
                   ",".join(inventories) or "inventory")
     extra_vars = attempt(lambda: parse_extra_vars(extra), "-e") or {}
     if loaded is not None and inv is not None:
-        problems.extend(cross_check(loaded.runbook, inv, extra_vars, limit))
+        problems.extend(cross_check(loaded.runbook, inv, extra_vars, attempt(lambda: limit_pattern(limit), "--limit")))
     if problems:
         raise ValidationFailed(problems)
     return loaded, inv, extra_vars
@@ -156,7 +156,10 @@ def _load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...]
 @click.option("--limit", help="host pattern to restrict the run to")
 def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None) -> None:
     """Check a runbook (and inventory) without touching any host."""
+    from engine.inventory import limit_pattern
+
     loaded, inv, _ = _load_all(runbook, inventories, extra, limit)
+    limit = limit_pattern(limit)
     for w in loaded.warnings:
         click.echo("warning: " + w.render(), err=True)
     rb = loaded.runbook
@@ -195,6 +198,9 @@ def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], che
     if report and Path(report).suffix.lower() not in (".json", ".xml", ".html", ".md"):
         raise InputError(f"--report {report}: unknown suffix", hint="use .json, .xml (JUnit), .html or .md")
     loaded, inv, extra_vars = _load_all(runbook, inventories, extra, limit)
+    from engine.inventory import limit_pattern
+
+    limit = limit_pattern(limit)  # @FILE read once: the journal keeps the hosts it named
     code = new_run(loaded, inv, extra_vars, dict(
         runbook=runbook, inventories=list(inventories), extra=list(extra), check=check, diff=diff, tags=_split(tags),
         skip_tags=_split(skip_tags), limit=limit, start_at=start_at, yes=yes, forks=forks, journal_dir=journal_dir,

@@ -232,3 +232,14 @@ def test_control_characters_and_bad_sections_are_located_errors(tmp_path: Path, 
     with pytest.raises(InputError) as info:
         load_inventories([str(p)])
     assert str(p) in info.value.render()
+
+
+def test_limit_file(tmp_path: Path, inv) -> None:  # type: ignore[no-untyped-def]
+    from engine.inventory import limit_pattern
+
+    f = tmp_path / "site.retry"
+    f.write_text("db3\ndb1\n\n")
+    limit = limit_pattern(f"@{f},web1")
+    assert limit == "db3,db1,web1" and match_pattern(limit, inv) == ["db3", "db1", "web1"]
+    with pytest.raises(InputError):
+        limit_pattern(f"@{tmp_path / 'nope'}")
