@@ -119,7 +119,7 @@ class Play:
         return {
             "inventory_hostname": hs.host.name,
             "inventory_hostname_short": hs.host.name.split(".")[0],
-            "group_names": [g for g in hs.host.groups if g not in ("all", "ungrouped")],
+            "group_names": sorted(g for g in hs.host.groups if g != "all"),  # as Ansible: sorted, ungrouped included
             "groups": self.inv.groups,
             "hostvars": self._hostvars,
             "run_id": self.run_id,

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import InputError, Problem, Source, ValidationFailed
+from engine.errors import Problem, Source, ValidationFailed
 from engine.inventory.checks import near_miss, value_problem
 from engine.inventory.data import InventoryData
 from engine.inventory.patterns import match_pattern
@@ -149,8 +149,3 @@ def _unique(problems: list[Problem]) -> list[Problem]:
             out.append(p)
     return out
 
-
-def require_hosts(inv: Inventory, names: list[str]) -> None:
-    missing = [n for n in names if n not in inv.hosts]
-    if missing:
-        raise InputError(f"host(s) {', '.join(missing)} not in the inventory")
