@@ -82,7 +82,7 @@ def _file(path: str, inv: InventoryData, problems: list[Problem], warnings: list
     try:
         if ext == ".toml":
             raise InputError("TOML inventories are not supported", source=Source(path, 1, 1), hint="convert it to YAML or INI")
-        text = read_text(path)
+        text = _ini_tolerant_text(path) if ext not in YAML_EXTS else read_text(path)
         if text.startswith("#!"):
             raise InputError("dynamic inventory scripts are not supported", source=Source(path, 1, 1),
                              hint="save its output with `ansible-inventory -i THIS --list --yaml > hosts.yml` and use that")
@@ -114,3 +114,26 @@ def _yaml_or_none(text: str, path: str) -> object:
         return parse_yaml(text, path)
     except (InputError, ValidationFailed):
         return None
+
+
+def _ini_tolerant_text(path: str) -> str:
+    """As Ansible's INI reader: comment lines may hold any bytes (a Latin-1 "é" in a comment is
+    common); every other line must be UTF-8, else a located error."""
+    try:
+        return read_text(path)
+    except InputError as exc:
+        if "not UTF-8" not in exc.message:
+            raise
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    lines: list[str] = []
+    for n, line in enumerate(raw.splitlines(), 1):
+        if line.lstrip()[:1] in (b"#", b";"):
+            lines.append("")
+            continue
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise InputError(f"inventory is not UTF-8 text (byte 0x{line[err.start]:02x})", source=Source(path, n, err.start + 1),
+                             hint="save the file as UTF-8") from None
+    return "\n".join(lines)

@@ -243,3 +243,13 @@ def test_limit_file(tmp_path: Path, inv) -> None:  # type: ignore[no-untyped-def
     assert limit == "db3,db1,web1" and match_pattern(limit, inv) == ["db3", "db1", "web1"]
     with pytest.raises(InputError):
         limit_pattern(f"@{tmp_path / 'nope'}")
+
+
+def test_ini_comments_may_hold_any_bytes_other_lines_must_be_utf8(tmp_path: Path) -> None:
+    ok, bad = tmp_path / "ok.ini", tmp_path / "bad.ini"
+    ok.write_bytes(b"# caf\xe9\n[dbs]\ndb1\n")
+    bad.write_bytes(b"[dbs]\ndb1 x=caf\xe9\n")
+    assert list(load_inventories([str(ok)]).hosts) == ["db1"]
+    with pytest.raises(InputError) as info:
+        load_inventories([str(bad)])
+    assert info.value.render().startswith(f"{bad}:2:10: inventory is not UTF-8")
