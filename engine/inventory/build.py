@@ -95,15 +95,13 @@ def load_inventories(paths: list[str], *, playbook_dir: str | None = None) -> In
                 origin[k] = (where, k if k in layer else None)
         raw[name] = merged_raw
         for k, v in merged.items():
-            src = _source_of(origin[k], data, dirs, hd.source)
             why = value_problem(k, v)
             if why:
-                problems.append(Problem(src, f"hosts.{name}.{k}", why[0], why[1]))
-            if isinstance(k, str) and k in merged_raw:
-                hint = near_miss(k, v, merged)
-                if hint:
-                    problems.append(Problem(src, f"hosts.{name}.{k}", f"unknown connection variable {k!r}",
-                                            f"{hint} (runbook reads the right name only; rename it)"))
+                problems.append(Problem(_source_of(origin[k], data, dirs, hd.source), f"hosts.{name}.{k}", why[0], why[1]))
+            hint = near_miss(k, v, merged) if isinstance(k, str) and k in merged_raw else None
+            if hint:
+                problems.append(Problem(_source_of(origin[k], data, dirs, hd.source), f"hosts.{name}.{k}", f"unknown connection variable {k!r}",
+                                        f"{hint} (runbook reads the right name only; rename it)"))
         conn = connection_kind(merged.get("connection", "ssh"))
         if conn == "local" and merged.get("mysql_via") == "tunnel":
             problems.append(Problem(_source_of(origin.get("mysql_via", (("host", name), None)), data, dirs, hd.source), f"hosts.{name}.mysql_via",

@@ -123,9 +123,15 @@ def _resolve_pending(group: str, pending: dict[str, dict[str, Any]], inv: Invent
             _resolve_pending(parent, pending, inv)
 
 
+_SHLEX_SPECIAL = re.compile(r"""['"\\#]""")
+_SHLEX_SPACE = re.compile(r"[ \t\r\n]+")
+
+
 def _host_line(line: str, group: str, here: Source, inv: InventoryData) -> None:
     try:
-        tokens = shlex.split(line, comments=True)
+        # shlex is slow (a large inventory spends most of its load there); a line without quotes,
+        # backslashes or comments splits the same on shlex's whitespace.
+        tokens = [t for t in _SHLEX_SPACE.split(line) if t] if not _SHLEX_SPECIAL.search(line) else shlex.split(line, comments=True)
     except ValueError as exc:
         raise InputError(f"cannot read the host line {line!r}: {exc}", source=here, hint="check the quotes") from None
     if not tokens:
