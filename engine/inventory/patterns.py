@@ -147,6 +147,10 @@ def pattern_problems(pattern: str, inv: Selectable) -> str | None:
         return exc.message
     known = sorted(set(inv.hosts) | set(inv.groups))
     words = [p.lstrip("&!~") for p in split_pattern(pattern)]
+    local = [w for w in words if w in ("localhost", "127.0.0.1", "::1")]
+    if local:
+        return (f"pattern {pattern!r} matches no host: runbook does not create Ansible's implicit {local[0]}; "
+                f"add it to the inventory: {local[0]}: {{ansible_connection: local}}")
     unknown = [w for w in words if w and w not in known and not any(c in w for c in "*?[")]
     hint = did_you_mean(unknown[0], known) if unknown else None
     return f"pattern {pattern!r} matches no host" + (f" ({hint})" if hint else f"; hosts and groups: {', '.join(known[:12])}")

@@ -253,3 +253,10 @@ def test_ini_comments_may_hold_any_bytes_other_lines_must_be_utf8(tmp_path: Path
     with pytest.raises(InputError) as info:
         load_inventories([str(bad)])
     assert info.value.render().startswith(f"{bad}:2:10: inventory is not UTF-8")
+
+
+def test_implicit_localhost_is_explained(inv) -> None:  # type: ignore[no-untyped-def]
+    from engine.inventory import pattern_problems
+
+    why = pattern_problems("localhost", inv)
+    assert why is not None and "implicit localhost" in why and "ansible_connection: local" in why
