@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import InputError, Problem, Source, ValidationFailed
+from engine.inventory.vault import unvault
 from engine.inventory.yamlsrc import parse_yaml, read_text
 
 VARS_EXTS = ("", ".yml", ".yaml", ".json")
@@ -101,6 +102,7 @@ class VarsDirs:
     playbook_dir: str | None
     problems: list[Problem]
     files: list[str] = field(default_factory=list)
+    vault_password: bytes | None = None
     _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
     _merged_cache: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     _listings: dict[str, set[str]] = field(default_factory=dict)
@@ -111,7 +113,7 @@ class VarsDirs:
             return self._cache[path]
         data: dict[str, Any] = {}
         try:
-            text = read_text(path, "vars file")
+            text = unvault(read_text(path, "vars file"), path, self.vault_password)
             if text.strip() and not all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
                 loaded = parse_yaml(text, path)
                 if isinstance(loaded, dict):

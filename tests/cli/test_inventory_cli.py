@@ -49,3 +49,38 @@ def test_inventory_command_mistakes_exit_2() -> None:
 def test_no_inventory_is_localhost() -> None:
     r = run("inventory", "--hosts", "all")
     assert r.returncode == 0 and r.stdout.split() == ["localhost"]
+
+
+VAULT = CORPUS / "vault"
+VAULT_RUNBOOK = """\
+name: vault
+stages:
+  - name: s
+    steps:
+      - name: Plain
+        shell: echo "{{ vaulted_all if vaulted_all is defined else 'none' }} {{ motd }}"
+        register: plain
+      - name: Check plain
+        assert: {that: ["plain.stdout.startswith('%s ')", "plain.stdout.endswith(' not_rendered ' ~ '}' ~ '}')"]}
+      - name: Secret
+        shell: test "{{ mysql_password }}" = tunnel-S3cret && echo "pw={{ mysql_password }} ep={{ endpoint }}"
+        register: secret
+      - name: Check secret
+        assert: {that: "secret.stdout.endswith(' ep=not-a-secret-name')"}
+"""
+
+
+def test_vault_values_are_decrypted_with_a_password_file(tmp_path: Path) -> None:
+    (tmp_path / "rb.yml").write_text(VAULT_RUNBOOK % "from-a-vaulted-file")
+    r = run("play", str(tmp_path / "rb.yml"), "-i", str(VAULT / "hosts.yml"), "--vault-password-file", str(VAULT / "vault-password"),
+            "-v", "--journal-dir", str(tmp_path / "j"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "tunnel-S3cret" not in r.stdout  # decrypted (the shell test passed), and masked on output
+    journal = "".join(p.read_text() for p in (tmp_path / "j").rglob("*.jsonl"))
+    assert "tunnel-S3cret" not in journal
+
+
+def test_without_the_vault_password_the_inventory_says_so(tmp_path: Path) -> None:
+    (tmp_path / "rb.yml").write_text(VAULT_RUNBOOK % "none")
+    r = run("play", str(tmp_path / "rb.yml"), "-i", str(VAULT / "hosts.yml"), "--journal-dir", str(tmp_path / "j"))
+    assert r.returncode == 2 and "group_vars/all.yml is encrypted with ansible-vault" in r.stderr, r.stdout + r.stderr

@@ -123,3 +123,11 @@ def test_graph_is_ansible_inventorys() -> None:
         r = run_cli("inventory", *_dash_i(name), "--graph")
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == _ansible("ansible-inventory", *_dash_i(name), "--graph").strip()
+
+
+def test_vaulted_inventory_is_ansible_inventorys() -> None:
+    source, password = str(CORPUS / "vault" / "hosts.yml"), str(CORPUS / "vault" / "vault-password")
+    theirs = json.loads(_ansible("ansible-inventory", "-i", source, "--list", "--vault-password-file", password))
+    r = run_cli("inventory", "-i", source, "--list", "--vault-password-file", password)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == _masked(theirs)
