@@ -217,6 +217,9 @@ _BECOME_PASSWORDS = ("ansible_become_password", "ansible_become_pass", "ansible_
 
 def _host_value(host: Host, key: str, default: Any = None) -> Any:
     value = host.vars.get(key, default)
+    why = _undefined_reason(key, value)
+    if why:  # a vaulted become setting without the vault password, say
+        raise InputError(f"host {host.name}: {why}", source=host.source)
     if isinstance(value, str) and "{{" in value:
         value = ENGINE.render(value, dict(lazify(host.vars), inventory_hostname=host.name))
     return value
@@ -235,7 +238,7 @@ def become_settings(host: Host) -> Become | None:
     exe = _host_value(host, "ansible_become_exe")
     if exe not in (None, "", "sudo"):
         raise InputError(f"host {host.name}: ansible_become_exe {exe!r} is not supported (runbook runs sudo)", source=host.source)
-    if any(host.vars.get(k) not in (None, "") for k in _BECOME_PASSWORDS):
+    if any(isinstance(host.vars.get(k), jinja2.Undefined) or host.vars.get(k) not in (None, "") for k in _BECOME_PASSWORDS):
         raise InputError(f"host {host.name} has a become password: runbook runs sudo -n, which never types one",
                          source=host.source, hint=f"allow {user} through sudo without a password (NOPASSWD) for the SSH user, or drop ansible_become")
     flags = _host_value(host, "ansible_become_flags")

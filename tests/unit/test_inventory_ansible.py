@@ -260,3 +260,12 @@ def test_implicit_localhost_is_explained(inv) -> None:  # type: ignore[no-untype
 
     why = pattern_problems("localhost", inv)
     assert why is not None and "implicit localhost" in why and "ansible_connection: local" in why
+
+
+def test_vaulted_become_settings_without_a_password_are_problems_not_crashes(tmp_path: Path) -> None:
+    vaulted = "!vault |\n        $ANSIBLE_VAULT;1.1;AES256\n        6162\n"
+    p = tmp_path / "inv.yml"
+    p.write_text(f"all:\n  hosts:\n    a:\n      ansible_become: {vaulted}    b:\n      ansible_become: true\n      ansible_become_password: {vaulted}")
+    inv = load_inventories([str(p)])
+    assert "ansible-vault" in target_problems(inv.hosts["a"])[0].message
+    assert "become password" in target_problems(inv.hosts["b"])[0].message
