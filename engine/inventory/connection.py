@@ -242,7 +242,10 @@ def become_settings(host: Host) -> Become | None:
         raise InputError(f"host {host.name} has a become password: runbook runs sudo -n, which never types one",
                          source=host.source, hint=f"allow {user} through sudo without a password (NOPASSWD) for the SSH user, or drop ansible_become")
     flags = _host_value(host, "ansible_become_flags")
-    return Become(user=user, flags=tuple(shlex.split(str(flags))) if flags else ())
+    try:
+        return Become(user=user, flags=tuple(shlex.split(str(flags))) if flags else ())
+    except ValueError as exc:
+        raise InputError(f"host {host.name}: ansible_become_flags {flags!r} cannot be read: {exc}", source=host.source) from None
 
 
 # --------------------------------------------------------------------------- targeted hosts
