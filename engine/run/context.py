@@ -87,6 +87,15 @@ class ActionContext:
     warn: Callable[[str], None] = lambda msg: None
     #: identities seen per host during the run (hostname, server_uuid), shared across steps
     run_state: dict[str, Any] = field(default_factory=dict)
+    #: what earlier attempts of this step on this host journaled before their change
+    notes: dict[str, Any] = field(default_factory=dict)
+    #: journal (synced) facts about the state *before* a change, for a later probe or undo
+    note_fn: Callable[[dict[str, Any]], None] = lambda data: None
+
+    def note(self, **data: Any) -> None:
+        """Write-ahead: journal ``data`` for this step before changing anything it describes."""
+        self.notes.update(data)
+        self.note_fn(data)
 
     def shell(self) -> Shell:
         return self.conns.shell()

@@ -26,7 +26,7 @@ from engine.model import OnFailure, Runbook, Stage, Status, Step, StepResult
 from engine.report.console import Console
 from engine.run.recovery import Resumer
 from engine.templating.render import ENGINE, lazify
-from engine.run.rollback import run_undo
+from engine.run.rollback import undo_step
 
 if TYPE_CHECKING:
     from engine.journal import Journal, JournalState
@@ -103,7 +103,7 @@ class Play:
         self.env = StepEnv(run_id=run_id, check_mode=opts.check, journal=journal, journal_dir=opts.journal_dir,
                            extra_vars=extra, runbook_vars=self.runbook_vars, magic=self._magic,
                            progress=console.progress, warn=console.warn, diff=opts.diff)
-        self.executor = Executor(self.env)
+        self.executor = Executor(self.env, prior)
         self.resumer = Resumer(prior, self.executor, journal, console, run_id, opts.decisions) if prior is not None else None
         if prior is not None:
             restore_run_state(prior.events, self.env.run_state)
@@ -300,7 +300,9 @@ class Play:
 
     def _rollback_stage(self, stage: Stage, done: list[tuple[Step, HostState, StepResult]]) -> bool:
         """Undo the stage's completed steps, newest first. False when an undo failed."""
-        todo = [(s, hs, r) for s, hs, r in done if r.undo is not None and r.status is Status.CHANGED]
+        # Every result with an undo record: changed steps, a loop step that failed after
+        # changing some items, a step found done that an earlier attempt of this run made.
+        todo = [(s, hs, r) for s, hs, r in done if r.undo is not None]
         self.console.line(f"ROLLBACK of stage [{stage.name}]: {len(todo)} step(s) to undo, newest first", "bold yellow")
         for step, hs, res in reversed(todo):
             ok = undo_one(self, step.key, step.name, hs, res.undo)
@@ -311,18 +313,7 @@ class Play:
 
 
 def undo_one(play: Play, step_key: str, step_name: str, hs: HostState, record: Any) -> bool:
-    journal = play.journal
-    seq = journal.intent(step_key, hs.host.name, "undo", 1, phase="undo") if journal else None
-    try:
-        base = variables(play.env, hs, step_key.split("/", 1)[0])
-    except RunbookError:
-        base = None
-    res = run_undo(record, hs, run_id=play.run_id, step_key=step_key, journal_dir=play.opts.journal_dir,
-                   run_state=play.env.run_state, check_mode=play.opts.check, base_vars=base)
-    if journal is not None and seq is not None:
-        journal.outcome(seq, step_key, hs.host.name, res.status.value, changed=res.changed, registered=None,
-                        duration=res.duration, msg=res.msg, phase="undo", evidence=res.evidence)
-    play.console.step_result(f"undo: {step_name}", hs.host.name, res)
+    res = undo_step(play.env, play.console, step_key, step_name, hs, record)
     return not res.failed
 
 

@@ -11,15 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from engine.language.durations import format_duration
-from engine.errors import InputError, JournalError, NeedsDecision, RunbookError, RunLocked
+from engine.errors import InputError, NeedsDecision, RunbookError, RunLocked
 from engine.inventory import Inventory, match_pattern
 from engine.run.executor import restore_run_state
+from engine.journal.layout import journal_flag
 from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunLock, journal_dir, list_runs, new_run_id,
                             read_journal)
 from engine.language.load import load_all
 from engine.language.loader import Loaded, digest_files
 from engine.model import Runbook
-from engine.run.play import AbortStep, Play, PlayOptions, install_interrupt_handler, tags_select, undo_one
+from engine.run.play import AbortStep, Play, PlayOptions, install_interrupt_handler, tags_select
+from engine.run.recovery import resume_outlook
+from engine.run.rollback import Rollback
 from engine.report.console import Console
 from engine.secrets import MASK, Secret
 
@@ -44,10 +47,28 @@ def _options(opts: dict[str, Any], jdir: Path, extra_vars: dict[str, Any]) -> Pl
                        verbose=opts.get("verbose", 0))
 
 
-def _resume_hint(run_id: str, jdir: Path, default: Path) -> str:
-    extra = "" if jdir.resolve() == default.resolve() else f" --journal-dir {jdir}"
-    return f"runbook resume {run_id}{extra}"
+def _resume_hint(run_id: str, jdir: Path, default: Path | None = None) -> str:
+    return f"runbook resume {run_id}{journal_flag(jdir)}"
 
+
+def _next_steps(run_id: str, jdir: Path, status: str) -> str | None:
+    """The recap's last line: the resume command only where resuming means something, with
+    what it will do; the rollback command only where there is something to undo."""
+    if status == "succeeded":
+        return None
+    try:
+        state = read_journal(jdir, run_id)
+    except RunbookError:
+        return f"to continue: {_resume_hint(run_id, jdir)}"
+    out = []
+    if state.check_mode:
+        return None  # a check-mode run changed nothing: run it again for real instead
+    outlook = resume_outlook(state)
+    if outlook:
+        out.append(f"to continue: {_resume_hint(run_id, jdir)}  (it will {outlook})")
+    if state.done_with_undo() or state.in_doubt():
+        out.append(f"to undo: runbook rollback {run_id}{journal_flag(jdir)}")
+    return "\n".join(out) or None
 
 def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id: str, jdir: Path,
              report: str | None, resumed: bool) -> int:
@@ -70,12 +91,7 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
         play.close()
     journal.event("run_end", status=status)
     duration = play.outcome.duration
-    hint = None
-    if status != "succeeded":
-        hint = f"to continue: {_resume_hint(run_id, jdir, journal_dir(None))}"
-        if status in ("failed", "rolled back"):
-            hint += f"   ·   to undo: runbook rollback {run_id}"
-    console.print_recap(run_id, status, duration, rb.budget, hint)
+    console.print_recap(run_id, status, duration, rb.budget, _next_steps(run_id, jdir, status))
     journal.close()
     if report:
         from engine.report import render_report
@@ -186,7 +202,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         journal = Journal.create(jdir, run_id, header)
         journal.event("run_start")
         console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")),
-                          resume_cmd=_resume_hint(run_id, jdir, journal_dir(None)))
+                          resume_cmd=_resume_hint(run_id, jdir))
         play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal)
         return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
 
@@ -282,50 +298,62 @@ def _jdir(opt: str | None) -> Path:
     return journal_dir(opt)
 
 
-def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None) -> int:
-    import sys as _sys
-
+def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None,
+                 decisions: dict[str, str] | None = None) -> int:
     state = load_state(run_id, journal_dir)
-    pending = state.done_with_undo()
+    jdir = _jdir(journal_dir)
     console = Console()
-    if not pending:
+    hosts = list(state.header.get("hosts") or [])
+    if not state.done_with_undo() and not state.in_doubt("do") and not any(
+            s.phase == "undo" and s.status.value != "done" for s in state.steps.values()):
         console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
         return 0
     loaded, inv, extra, opts = _reload(state, force, "roll back")
-    jdir = _jdir(journal_dir)
-    console.line(f"ROLLBACK {run_id}: {len(pending)} step(s) to undo, newest first:", "bold yellow")
-    for st in pending:
-        console.line(f"  {st.step} on {st.host}")
-    if not yes:
-        if not _sys.stdin.isatty():
-            raise InputError("rollback asks for confirmation and there is no terminal", hint="pass --yes to confirm in advance")
-        answer = input(f"Type the run id ({run_id}) to roll back: ").strip()
-        if answer != run_id:
-            console.line("not confirmed: nothing was undone", "bold red")
-            return 1
-    hosts = sorted({st.host for st in pending})
+    # The lock first, then the work list: what another process undid meanwhile is not undone twice.
     with RunLock(jdir, run_id, hosts):
+        state = read_journal(jdir, run_id)
         journal = Journal.open(jdir, run_id)
-        journal.event("rollback_start")
         play = Play(loaded.runbook, inv, _options(opts, jdir, extra), console, run_id=run_id, journal=journal)
+        play.executor.prior = state
         restore_run_state(state.events, play.env.run_state)  # undo checks it is still the same server
         play.opts.check = False
         play.env.check_mode = False
-        status, code = "rolled back", 0
+        rollback = Rollback(state, play.executor, play.states, loaded.runbook, console, decisions or {})
+        status, code, started = "rolled back", 0, False
         try:
-            for st in pending:
-                hs = play.states.get(st.host)
-                if hs is None:
-                    raise JournalError(f"host {st.host} of step {st.step} is not in the inventory any more")
-                name = st.step.split("/", 1)[-1]
-                if not undo_one(play, st.step, name, hs, st.undo):
-                    status, code = "rollback failed", 1
-                    console.line(f"rollback stopped at {st.step} on {st.host}: fix the cause, then run `runbook rollback {run_id}` again "
-                                 "(what is undone stays undone)", "bold red")
-                    break
+            pending = rollback.plan()
+            if not pending:
+                console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
+                return 0
+            console.line(f"ROLLBACK {run_id}: {len(pending)} step(s) to undo, newest first:", "bold yellow")
+            for item in pending:
+                again = " (again: the last attempt " + ("is in doubt" if item.previous.status.value == "in_doubt" else "failed") + ")" \
+                    if item.previous is not None else ""
+                console.line(f"  {item.do.step} on {item.do.host}{again}")
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise InputError("rollback asks for confirmation and there is no terminal", hint="pass --yes to confirm in advance")
+                answer = input(f"Type the run id ({run_id}) to roll back: ").strip()
+                if answer != run_id:
+                    console.line("not confirmed: nothing was undone", "bold red")
+                    return 1
+            journal.event("rollback_start")
+            started = True
+
+            def stopped(item: Any) -> None:
+                console.line(f"rollback stopped at {item.do.step} on {item.do.host}: fix the cause, then run "
+                             f"`runbook rollback {run_id}{journal_flag(jdir)}` again (what is undone stays undone)", "bold red")
+
+            if not rollback.run(pending, stopped):
+                status, code = "rollback failed", 1
+        except NeedsDecision as exc:
+            console.line(exc.render(), "bold red")
+            status, code = "rollback failed", 1
+            started = True
         finally:
             play.close()
-            journal.event("run_end", status=status)
+            if started:
+                journal.event("run_end", status=status)
             journal.close()
     console.line(f"{status}: run {run_id}", "bold green" if code == 0 else "bold red")
     return code
@@ -344,14 +372,15 @@ def list_runs_text(jdir_opt: str | None) -> str:
         dur = format_duration(r.duration) if r.duration is not None else "-"
         steps = f"{r.done} done" + (f", {r.failed} failed" if r.failed else "") + (f", {r.in_doubt} in doubt" if r.in_doubt else "")
         started = (r.started or "-").replace("T", " ")[:19]
-        lines.append(f"{r.run_id:<22} {r.status:<14} {started:<20} {dur:>9}  {steps:<22} {r.runbook or '-'}" + (f"  ({r.note})" if r.note else ""))
+        status = r.status + (" (check)" if r.check_mode else "")
+        lines.append(f"{r.run_id:<22} {status:<14} {started:<20} {dur:>9}  {steps:<22} {r.runbook or '-'}" + (f"  ({r.note})" if r.note else ""))
     return "\n".join(lines)
 
 
 def show_text(run_id: str, jdir_opt: str | None) -> str:
     state = load_state(run_id, jdir_opt)
     h = state.header
-    lines = [f"run {run_id}: {state.run_status}",
+    lines = [f"run {run_id}: {state.run_status}" + (" (check mode: nothing was changed)" if state.check_mode else ""),
              f"runbook   {h.get('runbook')} ({h.get('runbook_name', '')})",
              f"started   {state.started} by {h.get('operator')} on {h.get('control_host')}",
              f"hosts     {', '.join(h.get('hosts') or [])}"]
@@ -365,7 +394,8 @@ def show_text(run_id: str, jdir_opt: str | None) -> str:
             current = stage
             b = budgets.get(stage)
             lines.append(f"\nstage [{stage}]" + (f" budget {format_duration(b)}" if b else ""))
-        verdict = {"done": st.outcome_status or "done", "failed": st.outcome_status or "failed", "in_doubt": "IN DOUBT"}[str(st.status.value if hasattr(st.status, 'value') else st.status)]
+        verdict = {"done": st.outcome_status or "done", "failed": st.outcome_status or "failed", "in_doubt": "IN DOUBT",
+                   "undone": "undone"}[st.status.value]
         dur = format_duration(st.duration) if st.duration is not None else "-"
         extra = f" (attempt {st.attempt})" if st.attempt > 1 else ""
         name = step.split("/", 1)[-1] + (" [undo]" if phase == "undo" else "")
@@ -375,5 +405,5 @@ def show_text(run_id: str, jdir_opt: str | None) -> str:
         lines.append(f"\nbudget exceeded: {e.get('scope')} [{e.get('name')}] ({format_duration(e.get('budget') or 0)})")
     if state.run_status in ("failed", "interrupted"):
         # With --journal-dir the command must carry it, or it would look in the default dir.
-        lines.append(f"\nto continue: {_resume_hint(run_id, journal_dir(jdir_opt), journal_dir(None))}")
+        lines.append(f"\nto continue: {_resume_hint(run_id, journal_dir(jdir_opt))}")
     return "\n".join(lines)
