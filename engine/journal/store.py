@@ -40,6 +40,12 @@ _STATUSES = frozenset(s.value for s in Status)
 _CRASH_AT: int | None = int(os.environ["RUNBOOK_FAULT_KILL_AT_SEQ"]) if os.environ.get("RUNBOOK_FAULT_KILL_AT_SEQ", "").isdigit() else None
 
 
+# And between a side effect and its outcome: die right *before* the outcome record of step
+# KEY (``stage/step``; ``undo:stage/step`` for its undo) is written — the side effect happened,
+# the journal does not know it (a kill -9 between apply and outcome).
+_CRASH_BEFORE_OUTCOME: str | None = os.environ.get("RUNBOOK_FAULT_KILL_BEFORE_OUTCOME") or None
+
+
 def _crash(seq: int) -> None:
     import signal
 
@@ -174,6 +180,8 @@ class Journal:
     ) -> int:
         """After a side effect: how the attempt opened by ``intent_seq`` ended."""
         _check_phase(phase)
+        if _CRASH_BEFORE_OUTCOME is not None and (step_key if phase == "do" else f"{phase}:{step_key}") == _CRASH_BEFORE_OUTCOME:
+            _crash(self._seq + 1)
         status = status.value if isinstance(status, Status) else status
         if status not in _STATUSES:
             raise ValueError(f"unknown step status {status!r}; expected one of {sorted(_STATUSES)}")
