@@ -385,8 +385,9 @@ def list_runs(dir: Path) -> list[RunSummary]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith(".") or not entry.is_dir():
             continue
-        if not (entry / JOURNAL_FILE).exists() and not (entry / LOCK_FILE).exists():
-            continue  # not a run (the lab lives in <journal dir>/lab, a user's own folder)
+        if (_time_from_run_id(entry.name) is None and not (entry / JOURNAL_FILE).exists()
+                and not (entry / LOCK_FILE).exists()):
+            continue  # not a run (the lab lives in <journal dir>/lab), not a broken one
         try:
             if not (entry / JOURNAL_FILE).exists():
                 raise JournalError("no journal file (the run stopped before it started)")
