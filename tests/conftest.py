@@ -15,6 +15,10 @@ from engine.model import MysqlSettings
 
 pytest_plugins = ["tests.sshd"]
 
+# Host locks are machine-wide (engine.journal.lock.host_lock_dir): test sessions of several
+# people at once, all naming their host "ctl" or "db1", must not lock each other out.
+os.environ.setdefault("RUNBOOK_LOCK_DIR", tempfile.mkdtemp(prefix="rbt_locks_"))
+
 MYSQL_HOST = os.environ.get("RUNBOOK_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("RUNBOOK_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("RUNBOOK_TEST_MYSQL_USER", "root")

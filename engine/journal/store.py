@@ -21,10 +21,12 @@ from typing import Any, Self
 from engine.errors import JournalError
 from engine.journal.layout import JOURNAL_FILE, VERSION, _fsync_dir, ensure_run_dir, now
 from engine.journal.analysis import StepVerdict, read_journal
-from engine.journal.encoding import encode
+from engine.journal.encoding import encode, encode_header
 from engine.model import Status
 
 PHASES = ("do", "undo")
+#: header keys the engine made from file names and ids: never masked (see encode_header)
+HEADER_VERBATIM = frozenset({"run_id", "runbook", "files", "inventories", "vars_files", "cwd", "hosts"})
 
 # fdatasync skips the inode metadata flush that fsync does (mtime), which is all we can spare;
 # the file size *is* synced by it, which is what an append needs. macOS has no fdatasync.
@@ -104,7 +106,7 @@ class Journal:
         os.fchmod(fd, 0o600)  # the umask may have left it wider or narrower
         journal = cls(path, run_id, fd, last_seq=-1)
         try:
-            journal._append("header", {"run_id": run_id, "version": VERSION, **header})
+            journal._append("header", {"run_id": run_id, "version": VERSION, **header}, verbatim=HEADER_VERBATIM)
             _fsync_dir(run_dir)
         except BaseException:
             journal.close()
@@ -240,11 +242,12 @@ class Journal:
         opens: tuple[str, str, str] | None = None,
         closes: tuple[int, tuple[str, str, str]] | None = None,
         sync: bool = True,
+        verbatim: frozenset[str] | None = None,
     ) -> int:
         # Masking and encoding the payload (possibly thousands of result rows) happens outside
         # the lock; only the seq and timestamp are spliced in under it, so that seqs, times
         # and the order of lines in the file always agree.
-        payload = encode(fields)
+        payload = encode(fields) if verbatim is None else encode_header(fields, verbatim)
         body = "}" if payload == "{}" else "," + payload[1:]
         with self._lock:
             if self._fd is None:

@@ -22,7 +22,7 @@ from engine.run.context import Connections
 from engine.errors import InputError, RunbookError
 from engine.run.executor import Executor, HostState, StepEnv, restore_run_state, variables
 from engine.inventory import Inventory, match_pattern
-from engine.model import OnFailure, Runbook, Stage, Status, Step, StepResult
+from engine.model import Host, OnFailure, Runbook, Stage, Status, Step, StepResult
 from engine.report.console import Console
 from engine.run.recovery import Resumer
 from engine.templating.render import ENGINE, lazify
@@ -65,6 +65,16 @@ def tags_select(stage: Stage, step: Step, tags: tuple[str, ...] | set[str], skip
     return not tags or "all" in tags or "always" in mine or bool(mine & set(tags))
 
 
+def with_extra_vars(host: Host, extra: dict[str, Any]) -> Host:
+    """-e has the highest precedence, connection variables included: ``-e mysql_password=…``
+    must reach the MySQL connection, not only templates."""
+    if not extra:
+        return host
+    import dataclasses
+
+    return dataclasses.replace(host, vars={**host.vars, **extra})
+
+
 class _HostVarsView(Mapping[str, Any]):
     """``hostvars['db1'].x`` without building every host's variables for every step."""
 
@@ -102,6 +112,7 @@ class Play:
         self.states: dict[str, HostState] = {}
         for name, host in inv.hosts.items():
             if limit_hosts is None or name in limit_hosts:
+                host = with_extra_vars(host, opts.extra_vars)
                 self.states[name] = HostState(host, Connections(host))
         self._hostvars = _HostVarsView(self)
         self.env = StepEnv(run_id=run_id, check_mode=opts.check, journal=journal, journal_dir=opts.journal_dir,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.language.durations import format_duration
-from engine.errors import InputError, NeedsDecision, RunbookError, RunLocked
+from engine.errors import InputError, JournalError, NeedsDecision, RunbookError, RunLocked
 from engine.inventory import Inventory, match_pattern
 from engine.run.executor import restore_run_state
 from engine.journal.layout import journal_flag
@@ -89,7 +89,10 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     finally:
         restore()
         play.close()
-    journal.event("run_end", status=status)
+    try:
+        journal.event("run_end", status=status)
+    except JournalError as exc:  # a full disk: the run stopped before its next side effect
+        console.line(f"the end of the run could not be journaled either: {exc.message}", "bold red")
     duration = play.outcome.duration
     console.print_recap(run_id, status, duration, rb.budget, _next_steps(run_id, jdir, status))
     journal.close()
@@ -172,6 +175,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
     if opts.get("report"):
         _writable_dir(Path(opts["report"]).resolve().parent, "the report's directory", "choose another --report path")
     run_id = new_run_id()
+    register_templated_secrets(inv, rb.vars, extra_vars)
     console = Console(verbose=opts.get("verbose", 0), diff=bool(opts.get("diff")))
     for w in loaded.warnings:
         console.warn(w.render())
@@ -182,7 +186,10 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         "files": {os.path.abspath(p): d for p, d in digest_files(rb.files).items()},
         "inventories": {os.path.abspath(p): d for p, d in digest_files(inv.files).items()},
         "options": {k: v for k, v in opts.items() if k not in ("runbook", "inventories", "extra")},
-        "extra_vars": list(opts.get("extra") or []),
+        "extra_vars": [f"@{os.path.abspath(e[1:])}" if e.startswith("@") else e for e in opts.get("extra") or []],
+        # -e @file is pinned like the runbook and the inventory: resume refuses a changed one
+        "vars_files": {os.path.abspath(p): d for p, d in digest_files(
+            [e[1:] for e in opts.get("extra") or [] if e.startswith("@")]).items()},
         "cwd": os.getcwd(),
         "operator": getpass.getuser(),
         "control_host": socket.gethostname(),
@@ -241,7 +248,7 @@ def _pinned(state: JournalState, key: str) -> dict[str, str]:
 
 def _changed_files(state: JournalState) -> list[str]:
     out = []
-    for key in ("files", "inventories"):
+    for key in ("files", "inventories", "vars_files"):
         old = _pinned(state, key)
         now = digest_files(list(old))
         for path, digest in old.items():
@@ -255,7 +262,7 @@ def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Invent
     changed = _changed_files(state)
     if changed and not force:
         raise InputError(f"refusing to {what} run {state.run_id}: " + "; ".join(changed),
-                         hint=f"the journal pins the runbook and inventory it ran with; restore them, or pass --force to {what} with the new ones")
+                         hint=f"the journal pins the runbook, inventory and -e @files it ran with; restore them, or pass --force to {what} with the new ones")
     header = state.header
     opts = dict(header.get("options") or {})
     cwd = header.get("cwd") or os.getcwd()
@@ -263,7 +270,33 @@ def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Invent
         os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
     loaded, inv, extra = load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"))
     extra = _lost_secrets(extra, state.run_id, what)
+    register_templated_secrets(inv, loaded.runbook.vars, extra)
     return loaded, inv, extra, opts
+
+
+def register_templated_secrets(inv: Inventory, runbook_vars: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Every secret-named variable whose value is a template (``lookup('env', ...)``) is
+    rendered and registered with the masker at run start, not when first used: a step that
+    prints it before the connection that reads it opens must not show it."""
+    from engine.secrets import SECRET_KEY, Secret
+    from engine.templating.render import ENGINE, lazify
+
+    def register(value: Any, variables: dict[str, Any]) -> None:
+        try:
+            rendered = ENGINE.render(value, variables)
+        except (RunbookError, Exception):  # best effort: the step that uses it says what is wrong
+            return
+        if isinstance(rendered, str):
+            Secret(rendered)
+
+    for host in inv.hosts.values():
+        for key, value in host.vars.items():
+            if SECRET_KEY.search(key) and isinstance(value, str) and "{{" in value:
+                register(value, dict(lazify(host.vars), inventory_hostname=host.name))
+    base = dict(lazify(runbook_vars), **extra)
+    for key, value in list(runbook_vars.items()) + list(extra.items()):
+        if SECRET_KEY.search(key) and isinstance(value, str) and "{{" in value:
+            register(value, base)
 
 
 def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str], journal_dir: str | None, verbose: int) -> int:
@@ -283,7 +316,8 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
         if force and _changed_files(state):
             journal.event("definition_accepted", changed=_changed_files(state),
                           files=digest_files(list(_pinned(state, "files"))),
-                          inventories=digest_files(list(_pinned(state, "inventories"))))
+                          inventories=digest_files(list(_pinned(state, "inventories"))),
+                          vars_files=digest_files(list(_pinned(state, "vars_files"))))
         doubt = state.in_doubt()
         console.run_start(run_id, loaded.runbook.name, loaded.runbook.path, hosts, bool(opts.get("check")), resumed=True)
         console.line(f"journal: {len(state.done())} step(s) done, {len(state.failed())} failed, {len(doubt)} in doubt"
