@@ -78,3 +78,18 @@ def schema(db: pymysql.connections.Connection) -> Iterator[str]:
     with db.cursor() as cur:
         cur.execute("SET SESSION foreign_key_checks = 0")
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A private MariaDB + sshd (``runbook lab``'s), for tests that fence a server or change
+    its globals (read_only, server_id): the machine's server is shared by every test of
+    everyone working at once. Yields (inventory path, MariaDB port); host ``db1``."""
+    from engine.cli.lab import Lab, down, up
+
+    lab = Lab(tmp_path_factory.mktemp("lab") / "lab")
+    up(lab)
+    try:
+        yield str(lab.inventory), int(lab.state()["mysql_port"])  # type: ignore[call-overload]
+    finally:
+        down(lab, quiet=True)

@@ -18,7 +18,6 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from engine.cli.lab import Lab, down, up
 from tests.cliutil import rows
 
 pytestmark = pytest.mark.integration
@@ -41,24 +40,13 @@ def only_run(cwd: Path) -> str:
     return runs[0]
 
 
-@pytest.fixture(scope="module")
-def private_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
-    """A private MariaDB + sshd (the lab): (inventory path, MariaDB port)."""
-    lab = Lab(tmp_path_factory.mktemp("lab") / "lab")
-    up(lab)
-    try:
-        yield lab.inventory, int(lab.state()["mysql_port"])  # type: ignore[call-overload]
-    finally:
-        down(lab, quiet=True)
-
-
 def connect(port: int) -> pymysql.connections.Connection:
     return pymysql.connect(host="127.0.0.1", port=port, user="root", autocommit=True)
 
 
 @pytest.fixture
-def lab_db(private_db: tuple[Path, int]) -> Iterator[tuple[Path, pymysql.connections.Connection]]:
-    inv, port = private_db
+def lab_db(lab_server: tuple[str, int]) -> Iterator[tuple[str, pymysql.connections.Connection]]:
+    inv, port = lab_server
     conn = connect(port)
     with conn.cursor() as cur:
         cur.execute("SET GLOBAL read_only = OFF")
