@@ -10,18 +10,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.language.durations import format_duration
 from engine.errors import InputError, JournalError, NeedsDecision, RunbookError, RunLocked
 from engine.inventory import Inventory, match_pattern
 from engine.run.executor import restore_run_state
 from engine.journal.layout import journal_flag
-from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunLock, journal_dir, list_runs, new_run_id,
+from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunLock, journal_dir, new_run_id,
                             read_journal)
 from engine.language.load import load_all
 from engine.language.loader import Loaded, digest_files
 from engine.model import Runbook
 from engine.run.play import AbortStep, Play, PlayOptions, install_interrupt_handler, tags_select
 from engine.run.recovery import resume_outlook
+from engine.run.catalog import resume_command, list_runs_text, load_state, show_text
 from engine.run.rollback import Rollback
 from engine.report.console import Console
 from engine.secrets import MASK, Secret
@@ -47,10 +47,6 @@ def _options(opts: dict[str, Any], jdir: Path, extra_vars: dict[str, Any]) -> Pl
                        verbose=opts.get("verbose", 0))
 
 
-def _resume_hint(run_id: str, jdir: Path, default: Path | None = None) -> str:
-    return f"runbook resume {run_id}{journal_flag(jdir)}"
-
-
 def _next_steps(run_id: str, jdir: Path, status: str) -> str | None:
     """The recap's last line: the resume command only where resuming means something, with
     what it will do; the rollback command only where there is something to undo."""
@@ -59,13 +55,13 @@ def _next_steps(run_id: str, jdir: Path, status: str) -> str | None:
     try:
         state = read_journal(jdir, run_id)
     except RunbookError:
-        return f"to continue: {_resume_hint(run_id, jdir)}"
+        return f"to continue: {resume_command(run_id, jdir)}"
     out = []
     if state.check_mode:
         return None  # a check-mode run changed nothing: run it again for real instead
     outlook = resume_outlook(state)
     if outlook:
-        out.append(f"to continue: {_resume_hint(run_id, jdir)}  (it will {outlook})")
+        out.append(f"to continue: {resume_command(run_id, jdir)}  (it will {outlook})")
     if state.done_with_undo() or state.in_doubt():
         out.append(f"to undo: runbook rollback {run_id}{journal_flag(jdir)}")
     return "\n".join(out) or None
@@ -209,7 +205,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         journal = Journal.create(jdir, run_id, header)
         journal.event("run_start")
         console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")),
-                          resume_cmd=_resume_hint(run_id, jdir))
+                          resume_cmd=resume_command(run_id, jdir))
         play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal)
         return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
 
@@ -226,14 +222,6 @@ def _discard_run_dir(jdir: Path, run_id: str) -> None:
 
 
 # --------------------------------------------------------------------------- resume / rollback
-
-
-def load_state(run_id: str, jdir_opt: str | None) -> JournalState:
-    jdir = journal_dir(jdir_opt)
-    if not (jdir / run_id).is_dir():
-        known = [r.run_id for r in list_runs(jdir)][-5:]
-        raise InputError(f"no run {run_id!r} in {jdir}", hint=("recent runs: " + ", ".join(known)) if known else "runbook runs lists them; --journal-dir or $RUNBOOK_HOME choose the directory")
-    return read_journal(jdir, run_id)
 
 
 def _pinned(state: JournalState, key: str) -> dict[str, str]:
@@ -393,51 +381,4 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
     return code
 
 
-# --------------------------------------------------------------------------- runs / show
-
-
-def list_runs_text(jdir_opt: str | None) -> str:
-    jdir = journal_dir(jdir_opt)
-    runs = list_runs(jdir)
-    if not runs:
-        return f"no runs in {jdir}"
-    lines = [f"{'RUN_ID':<22} {'STATUS':<14} {'STARTED':<20} {'DURATION':>9}  {'STEPS':<22} RUNBOOK"]
-    for r in runs:
-        dur = format_duration(r.duration) if r.duration is not None else "-"
-        steps = f"{r.done} done" + (f", {r.failed} failed" if r.failed else "") + (f", {r.in_doubt} in doubt" if r.in_doubt else "")
-        started = (r.started or "-").replace("T", " ")[:19]
-        status = r.status + (" (check)" if r.check_mode else "")
-        lines.append(f"{r.run_id:<22} {status:<14} {started:<20} {dur:>9}  {steps:<22} {r.runbook or '-'}" + (f"  ({r.note})" if r.note else ""))
-    return "\n".join(lines)
-
-
-def show_text(run_id: str, jdir_opt: str | None) -> str:
-    state = load_state(run_id, jdir_opt)
-    h = state.header
-    lines = [f"run {run_id}: {state.run_status}" + (" (check mode: nothing was changed)" if state.check_mode else ""),
-             f"runbook   {h.get('runbook')} ({h.get('runbook_name', '')})",
-             f"started   {state.started} by {h.get('operator')} on {h.get('control_host')}",
-             f"hosts     {', '.join(h.get('hosts') or [])}"]
-    if state.torn_tail:
-        lines.append("note      the journal's last record was torn (a crash while writing) and is ignored")
-    budgets = {e.get("stage"): e.get("budget") for e in state.events if e.get("kind") == "stage_start"}
-    current = None
-    for (step, host, phase), st in sorted(state.steps.items(), key=lambda kv: kv[1].intent_seq):
-        stage = step.split("/", 1)[0]
-        if stage != current:
-            current = stage
-            b = budgets.get(stage)
-            lines.append(f"\nstage [{stage}]" + (f" budget {format_duration(b)}" if b else ""))
-        verdict = {"done": st.outcome_status or "done", "failed": st.outcome_status or "failed", "in_doubt": "IN DOUBT",
-                   "undone": "undone"}[st.status.value]
-        dur = format_duration(st.duration) if st.duration is not None else "-"
-        extra = f" (attempt {st.attempt})" if st.attempt > 1 else ""
-        name = step.split("/", 1)[-1] + (" [undo]" if phase == "undo" else "")
-        lines.append(f"  {verdict:<11} {host:<14} {name} {dur}{extra}" + (f": {st.msg}" if st.msg and verdict not in ("ok",) else ""))
-    exceeded = [e for e in state.events if e.get("kind") == "budget_exceeded"]
-    for e in exceeded:
-        lines.append(f"\nbudget exceeded: {e.get('scope')} [{e.get('name')}] ({format_duration(e.get('budget') or 0)})")
-    if state.run_status in ("failed", "interrupted"):
-        # With --journal-dir the command must carry it, or it would look in the default dir.
-        lines.append(f"\nto continue: {_resume_hint(run_id, journal_dir(jdir_opt))}")
-    return "\n".join(lines)
+__all__ = ["list_runs_text", "load_state", "new_run", "resume_run", "rollback_run", "show_text"]
