@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from engine.actions.base import Action
 from engine.actions.registry import get_action
+from engine.language.loader import rendered_problems
 from engine.run.context import ActionContext, Connections
 from engine.errors import CommandTimeout, ConnectError, RunbookError, SqlError, TemplateError
 from engine.model import Host, Status, Step, StepResult
@@ -66,6 +67,8 @@ class StepEnv:
     progress: Callable[[str, int, int | None, str], None] = lambda host, done, total, label: None
     warn: Callable[[str], None] = lambda msg: None
     diff: bool = False
+    #: another inventory host's connections by name (see ``Play.peer``)
+    peers: Callable[[str], Connections] | None = None
 
 
 def variables(env: StepEnv, hs: HostState, stage: str) -> dict[str, Any]:
@@ -125,8 +128,8 @@ class Executor(Probing):
             host=hs.host, conns=hs.conns, vars=variables_, run_id=env.run_id, check_mode=env.check_mode,
             step_key=step.key, source=step.source, timeout=timeout, journal_dir=env.journal_dir,
             progress=lambda done, total, label: env.progress(hs.host.name, done, total, label),
-            warn=env.warn, run_state=env.run_state, notes=dict(self._notes(step, hs)),
-            note_fn=lambda data: self._write_note(step, hs, data),
+            warn=env.warn, run_state=env.run_state, peers=env.peers, args_problems=rendered_problems,
+            notes=dict(self._notes(step, hs)), note_fn=lambda data: self._write_note(step, hs, data),
         )
 
     def _notes(self, step: Step, hs: HostState) -> dict[str, Any]:
@@ -259,8 +262,6 @@ class Executor(Probing):
         timeout = step.timeout
         args = step.args if cls.renders_own_args else ENGINE.render(step.args, vars_)
         if not cls.renders_own_args and has_template(step.args):
-            from engine.language.loader import rendered_problems
-
             bad = rendered_problems(cls, args)
             if bad:
                 raise TemplateError("after rendering, " + "; ".join(bad), hint="check the variables these arguments use")
