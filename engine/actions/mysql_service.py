@@ -166,8 +166,16 @@ class MysqlService(Action):
                 "unit": unit, "seen_by": how or "no process found"}
 
     def _accepting(self) -> bool:
+        """Does the server's port accept a TCP connection on the host (loopback or mysql_host)?"""
+        from engine.inventory import mysql_settings
+
         port = self._port()
-        rc, _, _ = self._run(f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' 2>/dev/null", timeout=15)
+        hosts = ["127.0.0.1"]
+        configured = mysql_settings(self.ctx.host).host
+        if configured not in hosts and configured != "localhost":
+            hosts.append(configured)  # a server bound to one address only
+        probes = " || ".join(f"bash -c {shlex.quote(f'exec 3<>/dev/tcp/{h}/{port}')} 2>/dev/null" for h in hosts)
+        rc, _, _ = self._run(probes, timeout=15)
         return rc == 0
 
     def probe(self) -> Probe | None:
@@ -176,7 +184,11 @@ class MysqlService(Action):
             return None
         st = self.status()
         if state == "started":
-            return Probe(done=st["running"], state=st, would="start the server")
+            would = "start the server"
+            if not st["running"]:
+                diagnosis, _ = self._log_diagnosis()
+                would += f" (its last start failed: {diagnosis})" if diagnosis else ""
+            return Probe(done=st["running"], state=st, would=would)
         return Probe(done=not st["running"], state=st, would=f"stop the server (pid {st['pid']})")
 
     def check(self) -> StepResult:
@@ -243,23 +255,31 @@ class MysqlService(Action):
                                       hint="crash recovery may still run: watch it with innodb_recovery")
                 time.sleep(0.5)
 
-    def _start_failed(self, what: str, hint: str) -> ActionError:
-        """The start failed: say why from the error log when it tells (a fatal recovery line)."""
+    def _log_diagnosis(self) -> tuple[str | None, str]:
+        """(what the error log says went wrong at the server's last start, or None; its last lines)."""
         from engine.mysql.error_log import LogTail, locate_error_log
-        from engine.mysql.recovery_log import RecoveryState, parse_text
+        from engine.mysql.recovery_log import parse_text
+        from engine.mysql.recovery_state import RecoveryState
 
         try:
             path, _ = locate_error_log(self.ctx, None)
             text = LogTail(self.ctx.shell(), path).since_last_start()
         except ActionError:
-            return ActionError(what, hint=hint or "see the server's error log")
+            return None, ""
         st = RecoveryState().feed_all(parse_text(text))
+        last = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
         if st.fatal is not None and st.fatal.fatal is not None:
             f = st.fatal.fatal
-            return ActionError(f"{what}: {f.title}: {f.diagnosis} (error log {path}: {st.fatal.line.raw.strip()})",
-                               hint=f"next: {f.next_step}")
-        last = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
-        return ActionError(f"{what} (error log {path}: {last or 'nothing written'})", hint=hint or None)
+            return (f"{f.title}: {f.diagnosis} (error log {path}: {st.fatal.line.raw.strip()}) — next: {f.next_step}",
+                    last)
+        return None, f"error log {path}: {last or 'nothing written'}"
+
+    def _start_failed(self, what: str, hint: str) -> ActionError:
+        """The start failed: say why from the error log when it tells (a fatal recovery line)."""
+        diagnosis, last = self._log_diagnosis()
+        if diagnosis:
+            return ActionError(f"{what}: {diagnosis}")
+        return ActionError(f"{what} ({last or 'no error log found'})", hint=hint or None)
 
     def _stop(self, timeout: float, wait: bool) -> None:
         self._guard()

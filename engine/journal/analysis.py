@@ -385,6 +385,8 @@ def list_runs(dir: Path) -> list[RunSummary]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith(".") or not entry.is_dir():
             continue
+        if (entry / "lab.json").exists():  # `runbook lab` lives in <journal dir>/lab: not a run
+            continue
         if (_time_from_run_id(entry.name) is None and not (entry / JOURNAL_FILE).exists()
                 and not (entry / LOCK_FILE).exists()):
             continue  # not a run (the lab lives in <journal dir>/lab), not a broken one

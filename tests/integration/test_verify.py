@@ -255,3 +255,12 @@ def test_check_mode_after_a_restore_that_only_planned(planted: str) -> None:
     assert res.status is Status.SKIPPED and "not loaded yet" in res.msg
     res = verify({"schema": planted, "row_counts": {"from": plan}})
     assert not_passing(res) == {"rows users": "fail"}  # outside check mode, "planned" is not "loaded"
+
+
+def test_a_differing_chunk_of_a_composite_key(planted: str) -> None:
+    root_execute(f"UPDATE `{planted}_copy`.order_items SET sku = 'zz' WHERE order_id = 15 AND line = 2")
+    res = verify({"schema": planted, "checksums": {"against_schema": f"{planted}_copy", "tables": ["order_items"], "chunk_rows": 10}})
+    (check,) = res.data["checks"]
+    assert check["sample"] == [{"chunk": 2, "lower": {"order_id": 10, "line": 2}, "upper": {"order_id": 15, "line": 2},
+                                "rows": 10, "other_rows": 10}]
+    assert "(order_id, line) in ((10, 2), (15, 2)]" in check["detail"]
