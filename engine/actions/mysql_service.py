@@ -53,6 +53,9 @@ class MysqlService(Action):
     name = "mysql_service"
     mutating = True
     idempotent = True
+    # Not the executor's guard: a server that is down has no identity to read; stopping one
+    # that answers is checked here (_guard), starting one is harmless.
+    identity_guard = ""
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,

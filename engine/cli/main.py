@@ -49,10 +49,18 @@ class _Group(click.Group):
         except BrokenPipeError:
             sys.exit(1)
         except Exception as exc:  # a bug of ours: say so, keep the traceback out of the operator's way
-            path = Path(os.environ.get("RUNBOOK_HOME", ".runbook")) / "crash.log"
+            from engine.journal.layout import journal_dir as _jdir
+            from engine.secrets import MASKER
+
+            # In the journal dir (the user's state dir by default), masked (a traceback's
+            # values may hold a password) and readable by its owner only.
+            path = _jdir(None) / "crash.log"
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(traceback.format_exc())
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(MASKER.text(traceback.format_exc()))
                 where = f" (traceback in {path})"
             except OSError:
                 where = ""
@@ -110,7 +118,7 @@ def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
 @click.option("--start-at", "start_at", help='start at "STAGE" or "STAGE/STEP"')
 @click.option("--yes", is_flag=True, help="answer yes to stage confirmations")
 @click.option("--forks", default=10, show_default=True, type=click.IntRange(1, 500), help="hosts in parallel")
-@click.option("--journal-dir", "journal_dir", help="default: $RUNBOOK_HOME, else ./.runbook")
+@click.option("--journal-dir", "journal_dir", help="default: $RUNBOOK_HOME, else $XDG_STATE_HOME/runbook (~/.local/state/runbook)")
 @click.option("--report", "report", help="write a report: .json .xml .html .md by suffix")
 @click.option("-v", "--verbose", count=True, help="-v shows output and rows; -vv everything registered")
 @click.option("--vault-password-file", "vault_password_file", envvar="ANSIBLE_VAULT_PASSWORD_FILE",
@@ -195,12 +203,20 @@ def resume(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal
 @click.argument("run_id")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--force", is_flag=True, help="roll back even though the runbook or inventory changed")
+@click.option("--decide", multiple=True,
+              help="answer for an in-doubt step or undo: 'stage/step@host=done|rerun|skip|abort'")
 @click.option("--journal-dir", "journal_dir")
-def rollback(run_id: str, yes: bool, force: bool, journal_dir: str | None) -> None:
+def rollback(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal_dir: str | None) -> None:
     """Undo a run's reversible steps, newest first."""
     from engine.run.runner import rollback_run
 
-    sys.exit(rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir))
+    decisions: dict[str, str] = {}
+    for d in decide:
+        key, sep, value = d.rpartition("=")
+        if not sep or value not in ("rerun", "done", "skip", "abort"):
+            raise InputError(f"--decide {d!r}: expected 'stage/step@host=done|rerun|skip|abort'")
+        decisions[key] = value
+    sys.exit(rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir, decisions=decisions))
 
 
 @main.command()
