@@ -50,6 +50,9 @@ class Action:
     free_form: ClassVar[bool] = False
     #: the action renders its own args (sql binds ``{{ }}`` as parameters)
     renders_own_args: ClassVar[bool] = False
+    #: argument keys that hold conditions (Jinja2 expressions without braces, like ``when``):
+    #: validation checks their syntax and their variables as it does a ``when``
+    condition_params: ClassVar[tuple[str, ...]] = ()
     #: does its own looping/retrying/timing? (pause, wait_for)
     #: - no; all actions get the executor's loop/retries
 

@@ -198,7 +198,7 @@ class _Loader(yaml.SafeLoader):
     def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:  # type: ignore[override]
         try:
             value = yaml.constructor.SafeConstructor.construct_yaml_int(self, node)  # type: ignore[no-untyped-call]
-        except ValueError:  # not a number (`!!int abc`), or more than 4,300 digits
+        except (ValueError, IndexError):  # not a number (`!!int abc`, `!!int ""`), or more than 4,300 digits
             value = None
         if value is None or value.bit_length() > MAX_INT_BITS:
             raise Refused(None, None, f"{_clip(node.value)!r} is not an integer this engine can use "
@@ -210,7 +210,7 @@ class _Loader(yaml.SafeLoader):
         # a bare ValueError/KeyError without a position: give it the node's.
         try:
             return yaml.constructor.BaseConstructor.construct_object(self, node, deep=deep)  # type: ignore[no-untyped-call]
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError) as exc:
             value = node.value if isinstance(node, yaml.ScalarNode) else ""
             raise Refused(None, None, f"{_clip(value)!r} is not a valid {_short_tag(node.tag)} ({type(exc).__name__})",
                           node.start_mark) from None
