@@ -136,7 +136,7 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
         budget = _duration(data["budget"], data, ["budget"], file, problems)
     rb_vars = data.get("vars") if isinstance(data.get("vars"), dict) else {}
     # a key that is not a name (`~: 1`, `[a]: 1`) was reported by the schema; the model keeps names only
-    rb_vars = {k: v for k, v in rb_vars.items() if _is_name(k)}
+    rb_vars = {k: v for k, v in (rb_vars or {}).items() if _is_name(k)}
     check_templates(rb_vars, data, ["vars"], file, problems)
     for key in ("name", "description", "targets"):
         if isinstance(data.get(key), str):
