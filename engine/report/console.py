@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from engine.language.durations import format_duration
 from engine.model import Status, StepResult
 from engine.secrets import MASKER
+from engine.visible import visible
 
 _STYLE = {
     Status.OK: "green",
@@ -81,7 +82,9 @@ class Console:
 
     # -- low level -------------------------------------------------------------------------
     def line(self, text: str, style: str | None = None) -> None:
-        text = MASKER.text(text)
+        # Masked, then escape sequences made visible: a step name or another host's output
+        # must not drive the operator's terminal (NO_COLOR or not).
+        text = visible(MASKER.text(text))
         with self._lock:
             if self._rich is not None and style:
                 from rich.text import Text
