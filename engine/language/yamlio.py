@@ -199,6 +199,8 @@ class _Loader(yaml.SafeLoader):
         try:
             value = yaml.constructor.SafeConstructor.construct_yaml_int(self, node)  # type: ignore[no-untyped-call]
         except (ValueError, IndexError):  # not a number (`!!int abc`, `!!int ""`), or more than 4,300 digits
+            if not re.fullmatch(r"[-+]?[0-9_]{100,}", node.value):
+                raise Refused(None, None, f"{_clip(node.value)!r} is not a valid !!int", node.start_mark) from None
             value = None
         if value is None or value.bit_length() > MAX_INT_BITS:
             raise Refused(None, None, f"{_clip(node.value)!r} is not an integer this engine can use "

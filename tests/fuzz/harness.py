@@ -55,13 +55,8 @@ class Outcome:
         return self.exit_code is None
 
 
-def run_case(case: Case, kind: str, workdir: Path, *, limit_s: float = 5.0, extra: tuple[str, ...] = ()) -> Outcome:
-    """Validate ``case`` as a runbook (with the shipped inventory) or as an inventory (with
-    the shipped runbook). Returns what the operator would have seen."""
-    path = workdir / ("case.yml" if kind == "runbook" else "inv.yml")
-    path.write_bytes(case.data)
-    args = ["validate", str(path), "-i", GOOD_INVENTORY] if kind == "runbook" else ["validate", GOOD_RUNBOOK, "-i", str(path)]
-    args += list(extra)
+def invoke(args: list[str], workdir: Path, *, limit_s: float = 5.0) -> tuple[int | None, str, float]:
+    """``runbook ARGS`` in-process under a watchdog: (exit code or None on a hang, output, seconds)."""
     from engine.cli.main import main
     from engine.secrets import MASKER
 
@@ -82,13 +77,27 @@ def run_case(case: Case, kind: str, workdir: Path, *, limit_s: float = 5.0, extr
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
         MASKER.clear()  # -e secrets of one case are not the next case's business
-    seconds = time.perf_counter() - start
+    return code, out, time.perf_counter() - start
+
+
+def unlocated(output: str) -> list[str]:
+    """Lines of a rejection that do not start with their place (``file:line:col: ``)."""
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    if not lines:
+        return ["(no message)"]
+    return [ln for ln in lines if not LOCATED.match(ln)]
+
+
+def run_case(case: Case, kind: str, workdir: Path, *, limit_s: float = 5.0, extra: tuple[str, ...] = ()) -> Outcome:
+    """Validate ``case`` as a runbook (with the shipped inventory) or as an inventory (with
+    the shipped runbook). Returns what the operator would have seen."""
+    path = workdir / ("case.yml" if kind == "runbook" else "inv.yml")
+    path.write_bytes(case.data)
+    args = ["validate", str(path), "-i", GOOD_INVENTORY] if kind == "runbook" else ["validate", GOOD_RUNBOOK, "-i", str(path)]
+    code, out, seconds = invoke(args + list(extra), workdir, limit_s=limit_s)
     outcome = Outcome(case.seed, kind, case.ops, code, seconds, out)
     if code == 2:
-        lines = [ln for ln in out.splitlines() if ln.strip()]
-        outcome.problems = [ln for ln in lines if not LOCATED.match(ln)]
-        if not lines:
-            outcome.problems = ["(no message)"]
+        outcome.problems = unlocated(out)
     return outcome
 
 
