@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from engine.errors import InputError, RunbookError
+from engine.errors import InputError, RunbookError, Source
 from engine.language.load import load_all
 from engine.visible import visible, visible_json
 
@@ -90,7 +90,14 @@ def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
         click.echo("warning: " + w.render(), err=True)
     rb = loaded.runbook
     steps = sum(len(s.steps) for s in rb.stages)
+    from engine.language.crosscheck import stage_hosts
+
+    for w in inv.warnings:
+        click.echo(visible(f"warning: {w}", newlines=False), err=True)
     say(f"ok: {runbook} is valid — {len(rb.stages)} stages, {steps} steps, {len(inv.hosts)} host(s) in the inventory")
+    for name, hosts in stage_hosts(rb, inv, limit):
+        shown = "decided at run time (templated targets)" if hosts is None else (", ".join(hosts) if hosts else "no host")
+        say(f"  stage {name}: {shown}")
 
 
 @main.command()
@@ -122,6 +129,41 @@ def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], che
         skip_tags=_split(skip_tags), limit=limit, start_at=start_at, yes=yes, forks=forks, journal_dir=journal_dir,
         report=report, verbose=verbose))
     sys.exit(code)
+
+
+@main.command()
+@click.option("-i", "--inventory", "inventories", multiple=True, help="inventory file or directory (repeatable)")
+@click.option("--list", "as_list", is_flag=True, help="every group and host with its variables, as JSON (like ansible-inventory)")
+@click.option("--graph", "graph", is_flag=False, flag_value="all", default=None, help="the group tree (from GROUP, default all)")
+@click.option("--host", "host", help="the variables of one host, as JSON")
+@click.option("--hosts", "pattern", help="the hosts a pattern selects, in order, one per line")
+@click.option("--playbook-dir", "playbook_dir", type=click.Path(file_okay=False), help="also read group_vars/ and host_vars/ here (the runbook's directory)")
+def inventory(inventories: tuple[str, ...], as_list: bool, graph: str | None, host: str | None, pattern: str | None,
+              playbook_dir: str | None) -> None:
+    """Show the inventory as runbook (and Ansible) reads it."""
+    from engine.inventory import load_inventories, match_pattern
+    from engine.inventory import listing
+
+    chosen = [n for n, v in (("--list", as_list), ("--graph", graph), ("--host", host), ("--hosts", pattern)) if v]
+    if len(chosen) != 1:
+        raise InputError("say what to show: one of --list, --graph, --host NAME, --hosts PATTERN" if not chosen
+                         else f"{' and '.join(chosen)} cannot be used together", hint="runbook inventory -i INVENTORY --list")
+    inv = load_inventories(list(inventories), playbook_dir=playbook_dir)
+    for w in inv.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if as_list:
+        click.echo(listing.dump(listing.as_list(inv)))
+    elif graph:
+        click.echo(listing.graph(inv, graph))
+    elif host:
+        if host not in inv.hosts:
+            from engine.language.schema_messages import did_you_mean
+
+            raise InputError(f"--host {host}: no such host in the inventory", hint=did_you_mean(host, list(inv.hosts)) or "runbook inventory --hosts all")
+        click.echo(listing.dump(listing.host_vars(inv, host)))
+    else:
+        for name in match_pattern(pattern, inv, source=Source("--hosts")):
+            click.echo(name)
 
 
 @main.command()

@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.actions.registry import REGISTRY
 from engine.errors import Problem, RunbookError, Source
-from engine.inventory import Inventory, pattern_problems
+from engine.inventory import Inventory, PatternError, match_pattern, pattern_problems, target_problems
 from engine.language.loader import MAGIC_VARS
 from engine.model import Runbook, Stage, Step
 from engine.language.schema_messages import path_str
@@ -114,7 +114,48 @@ def cross_check(rb: Runbook, inv: Inventory, extra: dict[str, Any], limit: str |
                 for var in sorted(missing):
                     src = source_at(step.raw, path, step.source.file) if step.raw is not None else step.source
                     problems.append(Problem(src, f"stages[{stage.index}].steps[{step.index}].{path_str(path)}", f"variable {var!r} is not defined anywhere", _hint(var, known)))
+    problems.extend(_target_problems(rb, inv, limit))
     return problems
+
+
+def stage_hosts(rb: Runbook, inv: Inventory, limit: str | None) -> list[tuple[str, list[str] | None]]:
+    """The hosts each stage targets, in the order they run (None: decided at run time by a
+    templated pattern)."""
+    allowed = None
+    if limit:
+        try:
+            allowed = set(match_pattern(limit, inv))
+        except PatternError:
+            allowed = set()
+    out: list[tuple[str, list[str] | None]] = []
+    for stage in rb.stages:
+        pattern = stage.targets or rb.targets
+        if "{{" in pattern:
+            out.append((stage.name, None))
+            continue
+        try:
+            names = match_pattern(pattern, inv)
+        except PatternError:
+            names = []
+        out.append((stage.name, [n for n in names if allowed is None or n in allowed]))
+    return out
+
+
+def _target_problems(rb: Runbook, inv: Inventory, limit: str | None) -> list[Problem]:
+    """A host the run targets must be one we can reach as the inventory says (connection,
+    become, proxies, vault, option file); other hosts of the inventory are never refused."""
+    targeted: dict[str, None] = {}
+    for _, names in stage_hosts(rb, inv, limit):
+        for n in names if names is not None else list(inv.hosts):
+            targeted.setdefault(n)
+    out: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for name in targeted:
+        for p in target_problems(inv.hosts[name]):
+            if (str(p.source), p.message) not in seen:
+                seen.add((str(p.source), p.message))
+                out.append(p)
+    return out
 
 
 def _hint(var: str, known: set[str]) -> str:

@@ -3,6 +3,7 @@ extra vars, with their cross-checks, every problem reported at once."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from engine.errors import InputError, Problem, Source, ValidationFailed
@@ -77,7 +78,8 @@ def load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
     loaded = attempt(lambda: load_runbook(runbook, partial=True), runbook)
     if loaded is not None:
         problems.extend(loaded.problems)
-    inv = attempt(lambda: load_inventories(list(inventories)), ",".join(inventories) or "inventory")
+    inv = attempt(lambda: load_inventories(list(inventories), playbook_dir=os.path.dirname(os.path.abspath(runbook))),
+                  ",".join(inventories) or "inventory")
     extra_vars = attempt(lambda: parse_extra_vars(extra), "-e") or {}
     if loaded is not None and inv is not None:
         problems.extend(cross_check(loaded.runbook, inv, extra_vars, limit))

@@ -49,6 +49,13 @@ class Connections:
                 from engine.transport.ssh import SshShell
 
                 self._shell = SshShell(ssh_settings(self.host))
+            from engine.inventory import become_settings
+
+            become = become_settings(self.host)
+            if become is not None:  # ansible_become: commands run through sudo -n -u USER
+                from engine.transport.become import BecomeShell
+
+                self._shell = BecomeShell(self._shell, become)
         return self._shell
 
     def reset_sql(self) -> None:

@@ -72,19 +72,23 @@ class _HostVarsView(Mapping[str, Any]):
         self._play = play
 
     def __getitem__(self, name: str) -> Any:
-        hs = self._play.states[name]
-        out = dict(hs.lazy_vars)
+        hs = self._play.states.get(name)
+        if hs is None:  # outside --limit: still in hostvars, as in Ansible (its inventory variables)
+            out = lazify(self._play.inv.hosts[name].vars)
+            facts: dict[str, Any] = {}
+        else:
+            out, facts = dict(hs.lazy_vars), hs.facts
         out.update(self._play.runbook_vars)
-        out.update(hs.facts)
+        out.update(facts)
         out.update(self._play.opts.extra_vars)
         out["inventory_hostname"] = name
         return out
 
     def __iter__(self) -> Any:
-        return iter(self._play.states)
+        return iter(self._play.inv.hosts)
 
     def __len__(self) -> int:
-        return len(self._play.states)
+        return len(self._play.inv.hosts)
 
 
 class Play:

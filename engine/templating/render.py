@@ -38,7 +38,15 @@ _EXPR_BLOCK = re.compile(r"\{\{(?P<expr>(?:(?!\}\}).)*?)\}\}", re.S)
 _TAIL_FILTER = re.compile(r"^(?P<inner>.*?)\|\s*(?P<filter>ident|raw)\s*$", re.S)
 
 
+class UnsafeText(str):
+    """A string templates never render (Ansible's ``!unsafe``): ``{{`` in it is literal text."""
+
+    __slots__ = ()
+
+
 def has_template(value: Any) -> bool:
+    if isinstance(value, UnsafeText):
+        return False
     if isinstance(value, str):
         return "{{" in value or "{%" in value
     if isinstance(value, dict):
@@ -252,7 +260,7 @@ class TemplateEngine:
     def render(self, value: Any, variables: dict[str, Any]) -> Any:
         """Render a value recursively (strings, lists, mappings) with native types."""
         if isinstance(value, str):
-            if "{{" not in value and "{%" not in value:
+            if ("{{" not in value and "{%" not in value) or isinstance(value, UnsafeText):
                 return value
             return self._render_str(value, variables)
         if isinstance(value, dict):

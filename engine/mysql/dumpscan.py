@@ -1,0 +1,206 @@
+"""``scan_dump``: the whole-file check a restore runs before its first write.
+
+One pass over the dump (plain or gzip) that proves it is whole and loadable and says what it
+holds::
+
+    scan = scan_dump("/backups/shop.sql.gz", tables=["users", "orders"])
+    scan.tables["users"].rows            # rows in the dump
+    scan.tables["users"].create          # TableDef: columns, keys, foreign keys
+    scan.sha256                          # identity of the file, for resume
+
+Refused with :class:`DumpError` (one line, with the offset and first bytes as evidence): a
+corrupt or truncated gzip, a dump without its completion trailer (``-- Dump completed``), a
+file that is not a dump, a statement the reader cannot load (unterminated quote or comment,
+a ``mysql`` client command), a requested table the dump does not have (with the tables it has
+and a did-you-mean).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from engine.mysql.ddl import TableDef, parse_create_table
+from engine.mysql.dumpfile import DumpHeader, DumpReader, Kind, head_of
+from engine.mysql.dumprows import row_stats
+from engine.mysql.dumpsplit import DumpError
+
+TRAILER = b"-- Dump completed"
+# Column types a LOAD DATA stream cannot carry exactly (mysqldump writes them as binary strings
+# or b'…'): such a table stays on the INSERT path.
+_NOT_LOAD_DATA_TYPES = ("bit", "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
+                        "multipolygon", "geometrycollection")
+
+
+@dataclass
+class TableScan:
+    """What the dump holds for one table (or view: ``is_view``)."""
+
+    name: str
+    schema: str | None = None
+    create: TableDef | None = None
+    data_statements: int = 0
+    rows: int = 0
+    data_bytes: int = 0  # bytes of its DATA statements in the (decompressed) stream
+    has_triggers: bool = False
+    is_view: bool = False
+    load_data_safe: bool = True  # no 0x…, _binary, b'…', X'…', bit or spatial value: LOAD DATA is exact
+    first_offset: int = -1  # offset of its first statement (DDL or data)
+
+
+@dataclass
+class DumpScan:
+    """The result of :func:`scan_dump`.
+
+    ``tables`` is keyed by table name; when the dump holds several schemas (``--databases a b``)
+    the keys are ``schema.table``.
+    """
+
+    path: str
+    header: DumpHeader
+    tables: dict[str, TableScan] = field(default_factory=dict)
+    views: list[str] = field(default_factory=list)
+    routines: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    triggers: dict[str, str] = field(default_factory=dict)  # trigger -> table
+    databases: list[str] = field(default_factory=list)
+    total_bytes: int = 0  # decompressed
+    compressed_bytes: int = 0  # the file's own size
+    sha256: str = ""
+    largest_statement_bytes: int = 0
+    statements: int = 0
+    has_trailer: bool = False
+    other: list[str] = field(default_factory=list)  # OTHER statements (first bytes), loadable by a server
+
+    @property
+    def load_data_safe(self) -> dict[str, bool]:
+        return {k: t.load_data_safe for k, t in self.tables.items()}
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.tables.values())
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(t.data_bytes for t in self.tables.values())
+
+
+def _reader(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader) -> DumpReader:
+    if isinstance(path_or_fileobj, DumpReader):
+        return path_or_fileobj
+    if isinstance(path_or_fileobj, (str, os.PathLike)):
+        return DumpReader(path_or_fileobj)
+    return DumpReader(fileobj=path_or_fileobj)
+
+
+def check_foreign(reader: DumpReader) -> None:
+    """Refuse a file that is not SQL at all (an image, a YAML file, a tarball) before reading it whole."""
+    h = reader.header
+    if not h.looks_like_sql:
+        raise DumpError("not a mysqldump/mariadb-dump file: no dump header and no SQL statement at its start",
+                        path=reader.name, offset=0, snippet=h.first_statement or None,
+                        hint="check the path (is it the .sql or .sql.gz the backup job wrote?)")
+
+
+def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, tables: Iterable[str] | None = None,
+              *, require_trailer: bool = True) -> DumpScan:
+    """Read the whole dump once and check it (see the module docstring).
+
+    ``require_trailer=False`` accepts a file without ``-- Dump completed`` (a dump written with
+    ``--skip-comments``, or a hand-written SQL script); everything else is still checked.
+    """
+    reader = _reader(path_or_fileobj)
+    check_foreign(reader)
+    scan = DumpScan(path=reader.name, header=reader.header)
+    by_key: dict[tuple[str | None, str], TableScan] = {}
+    unsafe_types: dict[tuple[str | None, str], bool] = {}
+
+    def entry(schema: str | None, name: str) -> TableScan:
+        t = by_key.get((schema, name))
+        if t is None:
+            t = by_key[(schema, name)] = TableScan(name=name, schema=schema)
+        return t
+
+    for st in reader.statements(hash_file=True):
+        scan.statements += 1
+        scan.largest_statement_bytes = max(scan.largest_statement_bytes, st.length)
+        kind = st.kind
+        if kind is Kind.DATA:
+            assert st.table is not None
+            t = entry(st.schema, st.table)
+            if t.first_offset < 0:
+                t.first_offset = st.offset
+            rows, safe = row_stats(st)
+            t.data_statements += 1
+            t.rows += rows
+            t.data_bytes += st.length
+            t.load_data_safe = t.load_data_safe and safe
+        elif kind is Kind.TABLE_DDL and st.table:
+            t = entry(st.schema, st.table)
+            if t.first_offset < 0:
+                t.first_offset = st.offset
+            if head_of(st.text)[:6].upper() == b"CREATE":
+                t.create = parse_create_table(st.text)
+                t.is_view = False
+                unsafe_types[(st.schema, st.table)] = any(
+                    c.type.split("(")[0].split()[0] in _NOT_LOAD_DATA_TYPES for c in t.create.columns)
+        elif kind is Kind.POST:
+            if st.post_kind in ("view", "standin_view") and st.table:
+                if (st.schema, st.table) not in by_key or by_key[(st.schema, st.table)].create is None:
+                    entry(st.schema, st.table).is_view = True
+                if st.name and st.name not in scan.views:
+                    scan.views.append(st.name)
+            elif st.post_kind == "trigger" and st.name and head_of(st.text)[:6].upper() == b"CREATE":
+                scan.triggers[st.name] = st.table or ""
+                if st.table:
+                    entry(st.schema, st.table).has_triggers = True
+            elif st.post_kind == "routine" and st.name and st.name not in scan.routines:
+                scan.routines.append(st.name)
+            elif st.post_kind == "event" and st.name and st.name not in scan.events:
+                scan.events.append(st.name)
+        elif kind is Kind.SCHEMA:
+            if st.schema and st.schema not in scan.databases:
+                scan.databases.append(st.schema)
+        elif kind is Kind.OTHER:
+            if st.client_command:
+                raise DumpError("a mysql client command this reader cannot load (only DELIMITER is supported)",
+                                path=reader.name, offset=st.offset, snippet=st.text[:60])
+            scan.other.append(st.text[:80].decode("utf-8", "replace"))
+    src = reader.source
+    assert src is not None
+    scan.total_bytes, scan.compressed_bytes, scan.sha256 = src.total_bytes, src.compressed_bytes, src.sha256
+    scan.has_trailer = TRAILER in reader.tail
+    if require_trailer and not scan.has_trailer:
+        raise DumpError("the dump has no completion trailer ('-- Dump completed'): it was cut short or is still being written",
+                        path=reader.name, offset=scan.total_bytes, snippet=reader.tail[-60:] or None,
+                        hint="use a complete dump (or, for a dump made with --skip-comments, require_trailer: false)")
+    for key, unsafe in unsafe_types.items():
+        if unsafe and key in by_key:
+            by_key[key].load_data_safe = False
+    schemas = {k[0] for k in by_key if k[0] is not None}
+    for (schema, name), t in by_key.items():
+        scan.tables[f"{schema}.{name}" if len(schemas) > 1 and schema else name] = t
+    for db in reader.header.databases:
+        if db not in scan.databases:
+            scan.databases.append(db)
+    if tables is not None:
+        _check_requested(scan, list(tables))
+    return scan
+
+
+def _check_requested(scan: DumpScan, wanted: list[str]) -> None:
+    have = list(scan.tables)
+    missing = [t for t in wanted if t not in scan.tables]
+    if not missing:
+        return
+    hints = []
+    for t in missing:
+        close = difflib.get_close_matches(t, have, n=1) or [h for h in have if h.lower() == t.lower()]
+        if close:
+            hints.append(f"{t!r}: did you mean {close[0]!r}?")
+    listing = ", ".join(have[:30]) + (f", … ({len(have)} in all)" if len(have) > 30 else "") if have else "none"
+    raise DumpError(f"table{'s' if len(missing) > 1 else ''} {', '.join(missing)} not in the dump (it has: {listing})",
+                    path=scan.path, hint="; ".join(hints) or "check the table names against the dump")
