@@ -115,7 +115,7 @@ class _Composer:
                 done = (node, sizes.get(id(node), 1))  # a scalar counts one
             else:
                 tag = ev.tag
-                if tag is not None and tag not in ALLOWED_TAGS:
+                if tag is not None and tag not in ALLOWED_TAGS and tag not in ld.extra_tags:
                     raise Refused(None, None, f"the YAML tag {_short_tag(tag)} is not supported here", ev.start_mark)
                 if isinstance(ev, yaml.ScalarEvent):
                     if tag is None or tag == "!":
@@ -166,6 +166,8 @@ class _Loader(yaml.SafeLoader):
 
     filename = ""
     duplicates: list[tuple[int, int, Any]]
+    #: local tags a subclass gives constructors of its own to (the inventory's ``!vault``)
+    extra_tags: frozenset[str] = frozenset()
 
     def construct_yaml_map(self, node: yaml.MappingNode) -> Any:  # type: ignore[override]
         data = MDict()
@@ -246,6 +248,7 @@ if getattr(yaml, "__with_libyaml__", False):
     class _CLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
         filename = ""
         duplicates: list[tuple[int, int, Any]]
+        extra_tags: frozenset[str] = frozenset()
         construct_yaml_map = _Loader.construct_yaml_map
         construct_yaml_seq = _Loader.construct_yaml_seq
         construct_object = _Loader.construct_object
@@ -260,10 +263,10 @@ def _read(loader: Any) -> Any:
     return None if node is None else loader.construct_document(node)
 
 
-def load_yaml(path: str | Path, *, what: str = "file") -> Any:
-    """Parse one YAML file. Missing, unreadable, non-UTF-8, empty, malformed or oversized
-    files, and anything but a regular file, raise :class:`InputError` / :class:`ValidationFailed`
-    with the position of the problem."""
+def read_text(path: str | Path, *, what: str = "file") -> str:
+    """The text of a user's file. Missing, unreadable, non-UTF-8 or oversized files, and
+    anything but a regular file (``/dev/zero``, a FIFO: read forever), raise a located
+    :class:`InputError`."""
     name = str(path)
     try:
         st = os.stat(path)
@@ -275,20 +278,21 @@ def load_yaml(path: str | Path, *, what: str = "file") -> Any:
         raise InputError(f"{what} {name}: not a valid path", hint="check the path") from None
     if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{what} {name} is a directory, not a YAML file")
-    if not stat.S_ISREG(st.st_mode):  # /dev/zero, a FIFO: would be read forever
-        raise InputError(f"{what} {name} is not a regular file", hint="give the path of a YAML file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{what} {name} is not a regular file", hint="give the path of a file")
+    limit = f"the {MAX_FILE_BYTES // 1024 // 1024} MiB a {what} may be"
     if st.st_size > MAX_FILE_BYTES:
-        raise InputError(f"{what} {name} is {st.st_size:,} bytes: more than the {MAX_FILE_BYTES // 1024 // 1024} MiB a {what} may be",
-                         hint="split it with import:, or check that this is the file you meant")
+        raise InputError(f"{what} {name} is {st.st_size:,} bytes: more than {limit}",
+                         hint="split it, or check that this is the file you meant")
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)  # the file may have grown since stat
     except OSError as exc:
         raise InputError(f"cannot read {what} {name}: {exc.strerror}") from None
     if len(raw) > MAX_FILE_BYTES:
-        raise InputError(f"{what} {name} is larger than {MAX_FILE_BYTES // 1024 // 1024} MiB")
+        raise InputError(f"{what} {name} is larger than {limit}")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(
@@ -296,7 +300,11 @@ def load_yaml(path: str | Path, *, what: str = "file") -> Any:
             source=Source(name, line, exc.start - raw.rfind(b"\n", 0, exc.start)),
             hint="save the file as UTF-8",
         ) from None
-    return load_yaml_text(text, name, what=what)
+
+
+def load_yaml(path: str | Path, *, what: str = "file") -> Any:
+    """Parse one YAML file (see :func:`read_text` and :func:`load_yaml_text` for what is refused)."""
+    return load_yaml_text(read_text(path, what=what), str(path), what=what)
 
 
 def _control_character(text: str, name: str) -> InputError | None:
@@ -309,7 +317,10 @@ def _control_character(text: str, name: str) -> InputError | None:
                       hint=r'remove it; in a value, write it as an escape in double quotes, e.g. "\a" or "\x1b"')
 
 
-def load_yaml_text(text: str, name: str, *, what: str = "file") -> Any:
+def load_yaml_text(text: str, name: str, *, what: str = "file", loader: type[_Loader] | None = None) -> Any:
+    """Parse YAML text with the limits of this module; ``loader`` is a subclass of the
+    runbook loader with constructors of its own (the inventory's ``!vault``), parsed by the
+    Python parser. Every failure is a located :class:`InputError` / :class:`ValidationFailed`."""
     if len(text) > MAX_FILE_BYTES:
         raise InputError(f"{what} is longer than {MAX_FILE_BYTES // 1024 // 1024} MiB", source=Source(name, 1, 1))
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
@@ -317,7 +328,7 @@ def load_yaml_text(text: str, name: str, *, what: str = "file") -> Any:
     bad = _control_character(text, name)
     if bad is not None:
         raise bad
-    if _CLoader is not None:
+    if _CLoader is not None and loader is None:
         fast = _CLoader(text)
         fast.filename, fast.duplicates = name, []
         try:
@@ -330,18 +341,18 @@ def load_yaml_text(text: str, name: str, *, what: str = "file") -> Any:
             return _checked(data, fast.duplicates, name)
         finally:
             fast.dispose()
-    loader = _Loader(text)
-    loader.filename = name
-    loader.duplicates = []
+    slow = (loader or _Loader)(text)
+    slow.filename = name
+    slow.duplicates = []
     try:
-        data = _read(loader)
+        data = _read(slow)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, name, text) from None
     except yaml.YAMLError as exc:
         raise InputError(f"YAML syntax error: {exc}", source=Source(name, 1, 1)) from None
     finally:
-        loader.dispose()
-    return _checked(data, loader.duplicates, name)
+        slow.dispose()
+    return _checked(data, slow.duplicates, name)
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, name: str, text: str) -> InputError:

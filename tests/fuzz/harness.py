@@ -91,7 +91,8 @@ def unlocated(output: str) -> list[str]:
 def run_case(case: Case, kind: str, workdir: Path, *, limit_s: float = 5.0, extra: tuple[str, ...] = ()) -> Outcome:
     """Validate ``case`` as a runbook (with the shipped inventory) or as an inventory (with
     the shipped runbook). Returns what the operator would have seen."""
-    path = workdir / ("case.yml" if kind == "runbook" else "inv.yml")
+    # an inventory without a suffix is read as YAML, else as INI: both parsers get cases
+    path = workdir / ("case.yml" if kind == "runbook" else ("inv.yml" if case.seed % 2 else "inv"))
     path.write_bytes(case.data)
     args = ["validate", str(path), "-i", GOOD_INVENTORY] if kind == "runbook" else ["validate", GOOD_RUNBOOK, "-i", str(path)]
     code, out, seconds = invoke(args + list(extra), workdir, limit_s=limit_s)

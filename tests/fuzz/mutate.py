@@ -58,7 +58,10 @@ def corpus(kind: str) -> list[str]:
     if kind == "runbook":
         files = _yaml_files("runbooks", "tests/cli/bad")
     else:
-        files = _yaml_files("inventory", "tests/data/inventories", "tests/data/inventory")
+        files = _yaml_files("inventory")
+        data = ROOT / "tests" / "data" / "inventories"
+        if data.is_dir():  # YAML, INI and extensionless inventories, group_vars and host_vars files
+            files += sorted(f for f in data.rglob("*") if f.is_file() and f.suffix in ("", ".yml", ".yaml", ".ini", ".json"))
     texts = []
     for f in files:
         try:

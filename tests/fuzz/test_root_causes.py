@@ -22,6 +22,18 @@ def runbook(body: str = "", *, stage: str = "", step: str = STEP, vars_: str = "
     return f"name: t\n{vars_}{body}stages:\n  - name: a\n{stage}    steps:\n{step}"
 
 
+def nested_groups(n: int) -> str:
+    text, indent = "all:\n  children:\n", "    "
+    for i in range(n):
+        text += f"{indent}g{i}:\n{indent}  children:\n"
+        indent += "    "
+    return text + f"{indent}last:\n{indent}  hosts:\n{indent}    h1: {{connection: local}}\n"
+
+
+def host(var: str) -> str:
+    return f"all:\n  hosts:\n    localhost:\n      connection: local\n      {var}\n"
+
+
 def bomb(levels: int) -> str:
     lines = ["  l0: &l0 lol\n"]
     for n in range(1, levels + 1):
@@ -56,6 +68,10 @@ CASES: list[tuple[str, str | bytes, str | None, tuple[str, ...], str]] = [
     ("V7-register-list", runbook(step=STEP + "        register: [a]\n"), None, (), "register: must be a string"),
     ("V8-null-var-key", runbook(vars_="vars: {~: 1, b: '{{ nope }}'}\n"), None, (), "'nope' is not defined"),
     ("V9-stage-targets", runbook(stage="    targets: {a: 1}\n"), None, (), "targets: must be a string"),
+    ("V10-targets-regex", runbook('targets: "~("\n'), None, (), "invalid host pattern '~('"),
+    ("V10-stage-targets-regex", runbook(stage='    targets: "~["\n'), None, (), "invalid host pattern"),
+    ("V2-inventory-groups", runbook(), nested_groups(300), (), "nested more than"),
+    ("V13-superscript-port", runbook(), host('ssh_port: "\u00b2"'), (), "ssh_port must be a port number"),
     ("V11-long-import", "name: t\nstages:\n  - import: " + "x" * 300 + ".yml\n", None, (), "File name too long"),
     ("V12-import-dev-zero", "name: t\nstages:\n  - import: /dev/zero\n", None, (), "is not a regular file"),
     ("V12-extra-dev-zero", runbook(), None, ("-e", "@/dev/zero"), "is not a regular file"),
@@ -68,6 +84,9 @@ CASES: list[tuple[str, str | bytes, str | None, tuple[str, ...], str]] = [
     ("R-pause", runbook(step="      - name: s\n        pause: {seconds: 1.0e+300}\n"), None, (), "longer than the 3650d"),
     ("R-pause-text", runbook(step="      - name: s\n        pause: {seconds: 1e300}\n"), None, (), "is not a duration"),
     ("R-pause-minutes", runbook(step="      - name: s\n        pause: {minutes: 9999999999}\n"), None, (), "longer than the 3650d"),
+    ("R-mysql-connect-timeout", runbook(), host("mysql_connect_timeout: .inf"), (), "must be a positive number of seconds"),
+    ("M-group-cycle", runbook(), "all:\n  children:\n    a:\n      children:\n        b:\n          children:\n            a: {}\n"
+     "  hosts:\n    localhost: {connection: local}\n", (), "makes a loop"),
     ("R-size", runbook(step="      - name: s\n        disk_space: {path: /, need: 99999999999999E}\n"), None, (), "more than 8 EiB"),
     ("M-newline-in-import", 'name: t\nstages:\n  - import: "a\\nb.yml"\n', None, (), "a\\nb.yml"),
     ("I7-assert-undefined", runbook(step="      - name: s\n        assert:\n          that: [nope == 1]\n"), None, (), "'nope' is not defined"),
