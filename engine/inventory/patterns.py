@@ -55,7 +55,7 @@ def split_pattern(pattern: str) -> list[str]:
             left = _COLON_PARTS.sub("", pattern).replace(":", "").strip()
             if left:  # an unclosed '[' would be dropped silently: '~[' read as '~', i.e. every host
                 raise PatternError(f"invalid host pattern {pattern!r}: unbalanced {left[0]!r}",
-                                   hint="close the brackets, or quote the pattern differently")
+                                   hint="close the brackets, or quote the pattern differently") from None
     return [p.strip() for p in parts if p.strip()]
 
 
