@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from engine.actions.base import Action, register
+from engine.visible import visible
 from engine.language.durations import MAX_SECONDS, parse_duration
 from engine.model import Status, StepResult
 
@@ -65,7 +66,7 @@ class Pause(Action):
             if not sys.stdin.isatty():
                 return StepResult(Status.FAILED, msg="pause with a prompt needs a terminal", evidence=str(a["prompt"]))
             try:
-                answer = input(f"{a['prompt']} (press Enter) ")
+                answer = input(visible(f"{a['prompt']} (press Enter) "))
             except EOFError:
                 answer = ""
             return StepResult(Status.OK, data={"user_input": answer})

@@ -163,3 +163,13 @@ def test_masking_catches_simple_transforms() -> None:
     for form in forms:
         assert m.text(f"x {form} y") == f"x {MASK} y", form
     assert m.text("Tr0ub4") == "Tr0ub4"  # a part is not masked (the README says so)
+
+
+def test_play_check_refuses_an_inventory_bomb_before_running(tmp_path: Path) -> None:
+    """H3: validate said ok and ``play --check`` hung; now both refuse the inventory at load."""
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  vars:\n" + bomb(9).replace("  l", "    l") + "  hosts:\n    localhost:\n      connection: local\n")
+    code, out, _ = invoke(["play", GOOD_RUNBOOK, "-i", str(inv), "--check", "--journal-dir", str(tmp_path / "j")], tmp_path, limit_s=10)
+    assert code == 2, out
+    assert "alias bomb" in out and unlocated(out) == [], out
+    assert not (tmp_path / "j").exists() or not any((tmp_path / "j").iterdir())
