@@ -258,6 +258,24 @@ if getattr(yaml, "__with_libyaml__", False):
     _install(_CLoader)
 
 
+_FAST: dict[type, Any] = {}
+
+
+def _fast_variant(loader: type[_Loader] | None) -> Any:
+    """The libyaml loader with ``loader``'s own constructors and tags (the inventory's ``!vault``),
+    or None without libyaml. The Python scanner is quadratic on deeply nested flow collections;
+    libyaml reads them in linear time, so hostile input is refused quickly whoever loads it."""
+    if _CLoader is None or loader is None:
+        return _CLoader
+    if loader not in _FAST:
+        fast: Any = type(f"_C{loader.__name__}", (_CLoader,), {"extra_tags": loader.extra_tags})
+        own = {tag: fn for tag, fn in loader.yaml_constructors.items() if tag not in _Loader.yaml_constructors}
+        for tag, fn in own.items():
+            fast.add_constructor(tag, fn)
+        _FAST[loader] = fast
+    return _FAST[loader]
+
+
 def _read(loader: Any) -> Any:
     node = _Composer(loader).compose()
     return None if node is None else loader.construct_document(node)
@@ -328,8 +346,9 @@ def load_yaml_text(text: str, name: str, *, what: str = "file", loader: type[_Lo
     bad = _control_character(text, name)
     if bad is not None:
         raise bad
-    if _CLoader is not None and loader is None:
-        fast = _CLoader(text)
+    fast_cls = _fast_variant(loader)
+    if fast_cls is not None:
+        fast = fast_cls(text)
         fast.filename, fast.duplicates = name, []
         try:
             data = _read(fast)

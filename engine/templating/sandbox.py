@@ -33,6 +33,7 @@ MAX_INT_BITS = 4096
 #: the widest width or precision in a ``%`` format or a string method
 MAX_WIDTH = 100_000
 
+_BRACE_WIDTH = re.compile(r"\{[^{}]*:[^{}\d]*(\d+)")
 _FORMAT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
@@ -112,6 +113,15 @@ class BoundedSandbox(SandboxedEnvironment):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(optimized=False, **kwargs)
         self.filters.update(center=_center, indent=_indent, format=_format)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        # '{:>999999999}'.format(1): the width is in the format string, not in the arguments
+        owner = getattr(value, "__self__", None)
+        if isinstance(owner, str) and getattr(value, "__name__", "") in ("format", "format_map"):
+            for width in _BRACE_WIDTH.findall(owner):
+                if int(width) > MAX_WIDTH:
+                    raise _too_big(f"a width of {width} in a format")
+        return super().wrap_str_format(value)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         # 'a'.ljust(10**9), 'x'.zfill(...), '{:>999999999}'.format(1): a string method given a
