@@ -242,6 +242,20 @@ def _bignum(text: str, rng: random.Random) -> str:
     return "".join(lines)
 
 
+def _import_op(text: str, rng: random.Random) -> str:
+    """A stage replaced by an import of something odd: itself, a device, a directory, a name
+    too long, a name with a newline or a NUL, a missing file."""
+    target = rng.choice(["case.yml", "/dev/zero", "/dev/null", ".", "/", "x" * 300 + ".yml", "a\\nb.yml", "nul\\0.yml",
+                         "missing.yml", "../" * 50 + "etc/passwd", "/proc/self/status", "~/x.yml"])
+    stage = f'  - import: "{target}"\n'
+    lines = text.splitlines(True)
+    at = [i for i, ln in enumerate(lines) if ln.startswith("  - name:")]
+    if not at:
+        return text + "stages:\n" + stage
+    lines.insert(rng.choice(at), stage)
+    return "".join(lines)
+
+
 def _truncate(text: str, rng: random.Random) -> str:
     return text[: rng.randrange(len(text) + 1)]
 
@@ -255,9 +269,9 @@ def _non_utf8(text: str, rng: random.Random) -> bytes:
 
 MUTATIONS: list[tuple[str, Callable[[str, random.Random], Any]]] = [
     ("structure", _structural), ("lines", _lines_op), ("char", _char_op), ("tag", _tag_op), ("alias", _alias_op),
-    ("deep", _deep_text), ("bignum", _bignum), ("truncate", _truncate), ("non_utf8", _non_utf8),
+    ("deep", _deep_text), ("bignum", _bignum), ("truncate", _truncate), ("non_utf8", _non_utf8), ("import", _import_op),
 ]
-_WEIGHTS = [30, 14, 14, 10, 8, 4, 6, 8, 3]
+_WEIGHTS = [30, 14, 14, 10, 8, 4, 6, 8, 3, 4]
 
 
 @dataclass
