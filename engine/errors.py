@@ -96,6 +96,10 @@ class ConnectError(RunbookError):
     """A host could not be reached (SSH or MySQL): the step's status is ``unreachable``."""
 
 
+class FileReadError(RunbookError):
+    """A file on a host (or the control machine) cannot be read."""
+
+
 class CommandTimeout(RunbookError):
     """A command or query ran past its timeout."""
 

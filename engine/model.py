@@ -158,6 +158,8 @@ class SqlResult:
     rows: tuple[dict[str, Any], ...]
     rowcount: int
     duration: float
+    warnings: int = 0  # the server's warning count for the statement
+    info: str = ""  # the server's info line for multi-row statements: "Records: 3  Duplicates: 1  Warnings: 0"
 
     @property
     def returns_rows(self) -> bool:

@@ -89,6 +89,19 @@ class Action:
         """Extra checks beyond the JSON Schema: ``[(json_path_suffix, message)]``."""
         return []
 
+    @classmethod
+    def local_names(cls, args: Any) -> set[str]:
+        """Variables the action defines for its own templates (``verify``'s ``vars:`` for its
+        rules), so validation does not call them undefined."""
+        return set()
+
+    @classmethod
+    def file_problems(cls, args: Any, base_dir: str) -> list[Any]:
+        """Checks of files the arguments name (``verify``'s suites), relative to the runbook's
+        directory: ``(json_path_suffix, message)`` pairs placed in the runbook, or
+        :class:`~engine.errors.Problem` s placed in those files."""
+        return []
+
 
 REGISTRY: dict[str, type[Action]] = {}
 

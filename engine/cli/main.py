@@ -304,14 +304,25 @@ def snapshots_drop(run_id: str, inventories: tuple[str, ...], host: str | None, 
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["up", "down", "status"]))
+@click.argument("what", type=click.Choice(["up", "down", "status", "crash"]))
 @click.option("--journal-dir", "journal_dir", help="the lab lives in <journal dir>/lab")
 def lab(what: str, journal_dir: str | None) -> None:
-    """A disposable local MariaDB + sshd for drills (up, down, status)."""
+    """A disposable local MariaDB + sshd for drills (up, down, status, crash).
+
+    crash kills its MariaDB with -9 under a write load with a transaction open; up restarts a
+    crashed or stopped lab on its own datadir (InnoDB crash recovery runs); status exits 1
+    when MariaDB is down."""
     from engine.cli import lab as lab_mod
     from engine.journal import journal_dir as jdir
 
     the_lab = lab_mod.Lab(lab_mod.lab_dir(jdir(journal_dir)))
+    if what == "crash":
+        from engine.cli.lab_crash import crash
+
+        say(crash(the_lab))
+        return
     fn = {"up": lab_mod.up, "down": lab_mod.down, "status": lab_mod.status}[what]
     say(fn(the_lab))
+    if what == "status" and not lab_mod.is_up(the_lab):
+        sys.exit(1)
 

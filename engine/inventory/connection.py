@@ -35,7 +35,7 @@ def _undefined_reason(key: str, value: Any) -> str | None:
     return None
 
 
-def _render_host_var(host: Host, key: str, default: Any = None) -> Any:
+def render_host_var(host: Host, key: str, default: Any = None) -> Any:
     value = host.vars.get(key, default)
     why = _undefined_reason(key, value)
     if why:
@@ -68,7 +68,7 @@ def mysql_settings(host: Host) -> MysqlSettings:
 
 
 def _ssh_settings(host: Host) -> SshSettings:
-    v = lambda k, d=None: _render_host_var(host, k, d)
+    v = lambda k, d=None: render_host_var(host, k, d)
     policy = str(v("ssh_host_key_checking", "strict")).lower()
     if policy in ("true", "yes", "on"):
         policy = "strict"
@@ -94,7 +94,7 @@ def _ssh_settings(host: Host) -> SshSettings:
 
 
 def _mysql_settings(host: Host) -> MysqlSettings:
-    v = lambda k, d=None: _render_host_var(host, k, d)
+    v = lambda k, d=None: render_host_var(host, k, d)
     via = str(v("mysql_via", "direct"))
     if via not in ("direct", "tunnel"):
         raise InputError(f"host {host.name}: mysql_via must be direct or tunnel, not {via!r}", source=host.source)

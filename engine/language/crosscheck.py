@@ -107,8 +107,9 @@ def cross_check(rb: Runbook, inv: Inventory, extra: dict[str, Any], limit: str |
             for var in sorted(required_names([stage.confirm]) - known):
                 problems.append(Problem(places.stage(stage, "confirm"), f"stages[{stage.index}].confirm", f"variable {var!r} is not defined anywhere", _hint(var, known)))
         for step in stage.steps:
+            local = _local_names(step)
             for path, value in _step_templates(step):
-                missing = required_names([value]) - known
+                missing = required_names([value]) - known - (local if path[0] == step.action else set())
                 if path[0] in ("until", "failed_when", "changed_when"):
                     missing.discard("result")  # the executor gives these conditions the step's own result
                 for var in sorted(missing):
@@ -116,6 +117,15 @@ def cross_check(rb: Runbook, inv: Inventory, extra: dict[str, Any], limit: str |
                     problems.append(Problem(src, f"stages[{stage.index}].steps[{step.index}].{path_str(path)}", f"variable {var!r} is not defined anywhere", _hint(var, known)))
     problems.extend(_target_problems(rb, inv, limit))
     return problems
+
+
+def _local_names(step: Step) -> set[str]:
+    from engine.actions.registry import get_action
+
+    try:
+        return get_action(step.action).local_names(step.args)
+    except KeyError:
+        return set()
 
 
 def stage_hosts(rb: Runbook, inv: Inventory, limit: str | None) -> list[tuple[str, list[str] | None]]:

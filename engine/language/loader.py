@@ -385,8 +385,16 @@ def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str) 
     problems = schema_problems(validator, args, root, path, file)
     if not problems and not (isinstance(args, str) and has_template(args)):
         for suffix, message in cls.static_problems(args):
-            full = path + [s for s in suffix.split(".") if s] if suffix else path
+            # "rules.1.sql": list indexes as ints, so source_at finds the item's line
+            full = path + [int(s) if s.isdigit() else s for s in suffix.split(".") if s] if suffix else path
             problems.append(Problem(source_at(root, full, file), path_str(full), message))
+        if file and not problems:
+            for found in cls.file_problems(args, os.path.dirname(os.path.abspath(file))):
+                if isinstance(found, Problem):
+                    problems.append(found)
+                else:
+                    full = path + [int(s) if s.isdigit() else s for s in found[0].split(".") if s] if found[0] else path
+                    problems.append(Problem(source_at(root, full, file), path_str(full), found[1]))
     return problems
 
 

@@ -41,8 +41,8 @@ from typing import BinaryIO
 from engine.mysql.dumpsplit import ByteSource, DumpError, RawStatement, Splitter
 
 __all__ = [
-    "ColumnDef", "DumpError", "DumpHeader", "DumpReader", "DumpScan", "ForeignKey", "Kind", "Statement",
-    "TableDef", "TableScan", "count_rows", "iter_rows", "parse_create_table", "scan_dump",
+    "ColumnDef", "DumpError", "DumpHeader", "DumpReader", "DumpScan", "DumpSize", "ForeignKey", "Kind", "Statement",
+    "TableDef", "TableScan", "count_rows", "iter_rows", "measure_dump", "parse_create_table", "scan_dump",
 ]
 
 SNIFF = 64 * 1024
@@ -192,9 +192,18 @@ class _Classifier:
         self.ordinals: dict[tuple[str | None, str], int] = {}
         self.seen_table = False  # a TABLE_DDL/DATA/POST statement was seen: SETs are no longer 'header'
         self.standin: str | None = None  # the view whose stand-in is being written
+        self.standin_tail = False  # just after a stand-in's CREATE: its closing SETs still belong to it
         self.unsafe_charset: str | None = None
 
     def classify(self, r: RawStatement) -> Statement:
+        st = self._classify(r)
+        if st.kind is not Kind.SESSION:
+            self.standin_tail = False
+        if st.kind is Kind.POST and st.post_kind == "standin_view" and head_of(st.text)[:6].upper() == b"CREATE":
+            self.standin, self.standin_tail = None, True  # the stand-in is complete; the final view comes later
+        return st
+
+    def _classify(self, r: RawStatement) -> Statement:
         if r.what == "sandbox":
             return Statement(Kind.SKIP, r.text, r.offset, r.length, None, self.schema, delimiter=r.delimiter)
         if r.what == "delimiter":
@@ -272,7 +281,7 @@ class _Classifier:
             scope = "header"
         elif b"@OLD_" in text:
             scope = "footer"
-        elif st.delimiter != b";" or text.startswith(_POST_SET_VERSIONS) or self.standin is not None:
+        elif st.delimiter != b";" or text.startswith(_POST_SET_VERSIONS) or self.standin is not None or self.standin_tail:
             scope = "post"
         elif text.startswith(b"/*!40101 SET") and b"character_set_client" in text:
             scope = "table"
@@ -345,7 +354,8 @@ def _open(path: str | os.PathLike[str] | None, fileobj: BinaryIO | None) -> tupl
     try:
         return open(path, "rb"), str(path), True
     except OSError as exc:
-        raise DumpError(f"cannot open the dump: {exc.strerror}", path=str(path)) from exc
+        raise DumpError(f"cannot open the dump: {exc.strerror}", path=str(path),
+                        hint="check the path (and that the file is readable by this user)") from exc
 
 
 class DumpReader:
@@ -488,6 +498,8 @@ def parse_header(data: bytes, *, gzip: bool = False, complete: bool = False) -> 
             h.gtid.append(st.text[:300].decode("utf-8", "replace"))
         elif st.kind is Kind.SCHEMA and st.schema and st.schema not in h.databases:
             h.databases.append(st.schema)
+    if h.tool is None and h.has_sandbox_line:  # only mariadb-dump writes it (--skip-comments drops the rest)
+        h.tool = "mariadb-dump"
     if h.tool:
         h.looks_like_sql = True
     return h
@@ -495,4 +507,4 @@ def parse_header(data: bytes, *, gzip: bool = False, complete: bool = False) -> 
 
 from engine.mysql.ddl import ColumnDef, ForeignKey, TableDef, parse_create_table  # noqa: E402
 from engine.mysql.dumprows import count_rows, iter_rows  # noqa: E402
-from engine.mysql.dumpscan import DumpScan, TableScan, scan_dump  # noqa: E402
+from engine.mysql.dumpscan import DumpScan, DumpSize, TableScan, measure_dump, scan_dump  # noqa: E402

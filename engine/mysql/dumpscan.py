@@ -26,7 +26,7 @@ from typing import BinaryIO
 from engine.mysql.ddl import TableDef, parse_create_table
 from engine.mysql.dumpfile import DumpHeader, DumpReader, Kind, head_of
 from engine.mysql.dumprows import row_stats
-from engine.mysql.dumpsplit import DumpError
+from engine.mysql.dumpsplit import CHUNK, ByteSource, DumpError
 
 TRAILER = b"-- Dump completed"
 # Column types a LOAD DATA stream cannot carry exactly (mysqldump writes them as binary strings
@@ -189,6 +189,40 @@ def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, t
     if tables is not None:
         _check_requested(scan, list(tables))
     return scan
+
+
+@dataclass(frozen=True)
+class DumpSize:
+    """The result of :func:`measure_dump`: sizes only, no statements."""
+
+    path: str
+    total_bytes: int  # SQL bytes (decompressed), exact
+    compressed_bytes: int  # the file's own size
+    gzip: bool
+    header: DumpHeader
+
+
+def measure_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO) -> DumpSize:
+    """The cheap sizing pass (``disk_space need_for_restore``): refuses a foreign file, then
+    decompresses without tokenizing (exact size whatever the file's size: gzip's own ISIZE
+    field wraps at 4 GiB; CRC and truncation checked). A plain file is not read past its header."""
+    reader = _reader(path_or_fileobj)
+    check_foreign(reader)
+    f, owned = reader._raw()
+    try:
+        src = ByteSource(f, reader.name)
+        if not src.gzip:
+            try:
+                size = os.fstat(f.fileno()).st_size
+                return DumpSize(reader.name, size, size, False, reader.header)
+            except (OSError, AttributeError, ValueError):
+                pass  # not a real file (a stream): count it
+        while src.read(CHUNK):
+            pass
+        return DumpSize(reader.name, src.total_bytes, src.compressed_bytes, src.gzip, reader.header)
+    finally:
+        if owned:
+            f.close()
 
 
 def _check_requested(scan: DumpScan, wanted: list[str]) -> None:

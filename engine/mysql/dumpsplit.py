@@ -40,8 +40,6 @@ class DumpError(RunbookError):
     (the first bytes there), rendered on one line.
     """
 
-    exit_code = 2
-
     def __init__(self, message: str, *, path: str | None = None, offset: int | None = None,
                  snippet: bytes | None = None, hint: str | None = None) -> None:
         where = path or "dump"

@@ -5,10 +5,8 @@ says what each copy is (source table, rows, checksum, host identity, foreign key
 at snapshot time). The manifest is in the database, not on the control machine, so a DBA can
 see and drop snapshots from any machine: ``runbook snapshots list`` / ``drop RUN_ID``.
 
-Checksums are pt-table-checksum's: per primary-key chunk,
-``BIT_XOR(CAST(CRC32(CONCAT_WS('#', c1, c2, ..., CONCAT(ISNULL(c1), ISNULL(c2), ...))) AS UNSIGNED))``.
-BIT_XOR is associative, so the chunk values XOR into one table value whatever the chunking —
-unlike ``CHECKSUM TABLE``, which depends on the row format (mydumper #860).
+Checksums are pt-table-checksum's, per primary-key chunk (:mod:`engine.mysql.checksum`);
+table shapes and foreign keys come from :mod:`engine.mysql.introspect`.
 """
 
 from __future__ import annotations
@@ -16,12 +14,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from engine.mysql.values import plain
 from engine.errors import ActionError, SqlError
+from engine.mysql.checksum import (  # noqa: F401  (re-exported: snapshot and its tests use them from here)
+    _keyset,
+    _keyset_params,
+    checksum_expr,
+    chunk_sum,
+    pk_chunks,
+    table_checksum,
+)
+from engine.mysql.introspect import TableShape, base_tables, foreign_keys, table_shape  # noqa: F401
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
@@ -76,118 +82,6 @@ def snap_table_name(schema: str, table: str, taken: set[str], step_key: str) -> 
     if name in taken:
         name = fit(f"{schema}__{table}__{hashlib.sha1(step_key.encode()).hexdigest()[:6]}")
     return name
-
-
-# --------------------------------------------------------------------------- table shape
-
-
-@dataclass(frozen=True)
-class TableShape:
-    schema: str
-    table: str
-    columns: tuple[str, ...]  # stored columns in ordinal order (generated ones are excluded)
-    pk: tuple[str, ...]  # empty: no primary key (copied and summed in one chunk)
-
-
-def table_shape(sql: Sql, schema: str, table: str) -> TableShape:
-    res = sql.query(
-        "SELECT COLUMN_NAME AS c, COLUMN_KEY AS k, EXTRA AS e FROM information_schema.COLUMNS"
-        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", [schema, table])
-    if not res.rows:
-        raise ActionError(f"no table {qualified(schema, table)}", hint="check the schema and table names")
-    # Generated columns cannot be inserted into; they follow from the others anyway.
-    cols = tuple(str(r["c"]) for r in res.rows if "GENERATED" not in str(r["e"] or "").upper())
-    pk = sql.query(
-        "SELECT COLUMN_NAME AS c FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s"
-        " AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", [schema, table])
-    return TableShape(schema, table, cols, tuple(str(r["c"]) for r in pk.rows))
-
-
-def base_tables(sql: Sql, schema: str) -> list[str]:
-    res = sql.query("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
-                    " AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", [schema])
-    return [str(r["t"]) for r in res.rows]
-
-
-def _keyset(cols: tuple[str, ...], op: str) -> str:
-    """``(a, b) op (x, y)`` spelled out so MariaDB can use the PK range: ``a > %s OR (a = %s AND b > %s)``."""
-    strict = op.rstrip("=")
-    head = quote_ident(cols[0])
-    if len(cols) == 1:
-        return f"{head} {op} %s"
-    return f"({head} {strict} %s OR ({head} = %s AND {_keyset(cols[1:], op)}))"
-
-
-def _keyset_params(values: tuple[Any, ...]) -> list[Any]:
-    if len(values) == 1:
-        return [values[0]]
-    return [values[0], values[0], *_keyset_params(values[1:])]
-
-
-def pk_chunks(sql: Sql, shape: TableShape, chunk_rows: int) -> Iterator[tuple[str, list[Any]]]:
-    """``(WHERE condition, params)`` for consecutive primary-key ranges of ~chunk_rows rows."""
-    if not shape.pk:
-        yield "1 = 1", []
-        return
-    tbl = qualified(shape.schema, shape.table)
-    order = ", ".join(quote_ident(c) for c in shape.pk)
-    lower: tuple[Any, ...] | None = None
-    while True:
-        cond, params = ("1 = 1", []) if lower is None else (_keyset(shape.pk, ">"), _keyset_params(lower))
-        res = sql.query(f"SELECT {order} FROM {tbl} WHERE {cond} ORDER BY {order} LIMIT 1 OFFSET %s",
-                        [*params, chunk_rows - 1])
-        if not res.rows:
-            yield cond, params
-            return
-        upper = tuple(res.rows[0].values())
-        yield f"{cond} AND {_keyset(shape.pk, '<=')}", [*params, *_keyset_params(upper)]
-        lower = upper
-
-
-def checksum_expr(columns: tuple[str, ...]) -> str:
-    q = [quote_ident(c) for c in columns]
-    nulls = "CONCAT(" + ", ".join(f"ISNULL({c})" for c in q) + ")"
-    return f"COALESCE(BIT_XOR(CAST(CRC32(CONCAT_WS('#', {', '.join(q)}, {nulls})) AS UNSIGNED)), 0)"
-
-
-def chunk_sum(sql: Sql, schema: str, table: str, columns: tuple[str, ...], cond: str, params: list[Any]) -> tuple[int, int]:
-    """(rows, BIT_XOR) of one chunk of ``schema.table``."""
-    res = sql.query(f"SELECT COUNT(*) AS n, {checksum_expr(columns)} AS x FROM {qualified(schema, table)} WHERE {cond}", params)
-    row = res.rows[0]
-    return int(row["n"]), int(row["x"])
-
-
-def table_checksum(sql: Sql, shape: TableShape, chunk_rows: int = 50000, table: str | None = None,
-                   schema: str | None = None) -> tuple[int, str]:
-    """(rows, checksum hex) of a table, chunked by its primary key; ``schema``/``table``
-    override where to read (a copy with the same shape)."""
-    rows, xor = 0, 0
-    for cond, params in pk_chunks(sql, shape, chunk_rows):
-        n, x = chunk_sum(sql, schema or shape.schema, table or shape.table, shape.columns, cond, params)
-        rows, xor = rows + n, xor ^ x
-    return rows, f"{xor:08x}"
-
-
-# --------------------------------------------------------------------------- definitions
-
-
-def foreign_keys(sql: Sql, schema: str, table: str) -> list[dict[str, Any]]:
-    """The FKs *of* ``schema.table`` (as the child), one dict per constraint."""
-    res = sql.query(
-        "SELECT k.CONSTRAINT_NAME AS name, k.COLUMN_NAME AS col, k.REFERENCED_TABLE_SCHEMA AS rs,"
-        " k.REFERENCED_TABLE_NAME AS rt, k.REFERENCED_COLUMN_NAME AS rc, r.UPDATE_RULE AS upd, r.DELETE_RULE AS del"
-        " FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r"
-        "   ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME"
-        " WHERE k.TABLE_SCHEMA = %s AND k.TABLE_NAME = %s AND k.REFERENCED_TABLE_NAME IS NOT NULL"
-        " ORDER BY k.CONSTRAINT_NAME, k.ORDINAL_POSITION", [schema, table])
-    out: dict[str, dict[str, Any]] = {}
-    for r in res.rows:
-        fk = out.setdefault(str(r["name"]), {"name": str(r["name"]), "columns": [], "ref_schema": str(r["rs"]),
-                                            "ref_table": str(r["rt"]), "ref_columns": [],
-                                            "on_update": str(r["upd"]), "on_delete": str(r["del"])})
-        fk["columns"].append(str(r["col"]))
-        fk["ref_columns"].append(str(r["rc"]))
-    return list(out.values())
 
 
 def fk_clause(fk: dict[str, Any], ref_schema: str | None = None, ref_table: str | None = None) -> str:

@@ -76,6 +76,7 @@ class Console:
 
             self._rich = RichConsole(file=self.out, highlight=False, soft_wrap=True)
         self._progress_last: dict[tuple[str, str], float] = {}
+        self._progress_time: dict[tuple[str, str], float] = {}
         self._bars: Any = None
         self._tasks: dict[str, Any] = {}
         self.recap = Recap()
@@ -175,25 +176,33 @@ class Console:
             self.line("    " + json.dumps(result.registered(), default=str)[:4000], "dim")
 
     def progress(self, host: str, done: int, total: int | None, label: str) -> None:
-        """A live bar on a terminal; plain lines at most every 10 % (or 5 s) otherwise."""
+        """A live bar on a terminal; plain lines otherwise, at every 10 % or every 5 s.
+
+        A label may carry live text after `` | `` (rates, ETA): the part before it names the
+        bar, so the text can change without starting a new one."""
         if self._rich is not None:
             self._bar(host, done, total, label)
             return
-        key = (host, label)
+        key = (host, label.split(" | ", 1)[0])
         now = time.monotonic()
-        last = self._progress_last.get(key, 0.0)
+        last_bucket = self._progress_last.get(key, -1.0)
+        last_time = self._progress_time.get(key, 0.0)
+        text = label.replace(" | ", ": ", 1)
         if total:
             pct = done / total * 100
             bucket = int(pct // 10)
-            if bucket <= last and done < total:
+            if bucket <= last_bucket and done < total and now - last_time < 5:
+                return
+            if done >= total and last_bucket >= 10:
                 return
             self._progress_last[key] = bucket
-            self.line(f"    {host} {label}: {done:,}/{total:,} ({pct:.0f}%)", "dim")
+            self._progress_time[key] = now
+            self.line(f"    {host} {text}: {done:,}/{total:,} ({pct:.0f}%)", "dim")
         else:
-            if now - last < 5:
+            if now - last_time < 5:
                 return
-            self._progress_last[key] = now
-            self.line(f"    {host} {label}: {done:,}", "dim")
+            self._progress_time[key] = now
+            self.line(f"    {host} {text}: {done:,}", "dim")
 
     def _bar(self, host: str, done: int, total: int | None, label: str) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -204,11 +213,12 @@ class Console:
                                       TimeRemainingColumn(), console=self._rich, transient=True)
                 self._bars.start()
                 self._tasks = {}
-            key = f"{host} {label}"
+            key = f"{host} {label.split(' | ', 1)[0]}"
+            desc = f"{host} {label.replace(' | ', ': ', 1)}"
             task = self._tasks.get(key)
             if task is None:
-                task = self._tasks[key] = self._bars.add_task(key, total=total)
-            self._bars.update(task, completed=done, total=total)
+                task = self._tasks[key] = self._bars.add_task(desc, total=total)
+            self._bars.update(task, completed=done, total=total, description=desc)
             if total is not None and done >= total:
                 self._bars.remove_task(task)
                 del self._tasks[key]

@@ -115,14 +115,25 @@ class StepRow:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One verification check, from the ``checks`` list a verify step registered."""
+    """One verification check, from the ``checks`` list a verify step registered
+    (``{name, kind, table, result, count, expected, sample, detail}``)."""
 
     stage: str
     step: str
     host: str
     name: str
-    status: str  # PASS | FAIL | WARNING (as registered, upper-cased)
+    status: str  # PASS | FAIL | WARNING (the SOP's words for result pass | fail | warn)
     detail: str
+    kind: str = ""
+    table: str = ""
+    result: str = ""  # pass | fail | warn
+    count: int | None = None
+    expected: Any = None
+    sample: tuple[Any, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return self.result == "fail"
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,20 @@ class Throughput:
     duration: float | None
     rows_per_second: float | None
     bytes_per_second: float | None
+    per_table: tuple[TableThroughput, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableThroughput:
+    """One table of a restore: what it loaded and how fast (registered ``tables`` entry)."""
+
+    table: str
+    status: str
+    rows: int | None
+    ignored: int | None
+    bytes: int | None
+    seconds: float | None
+    rows_per_second: float | None
 
 
 @dataclass(frozen=True)
@@ -326,8 +351,12 @@ def _stage(acc: _StageAcc, rows: list[StepRow]) -> StageReport:
     )
 
 
+_RESULT_OF = {"pass": "pass", "ok": "pass", "fail": "fail", "failed": "fail", "warn": "warn", "warning": "warn"}
+_STATUS_OF = {"pass": "PASS", "fail": "FAIL", "warn": "WARNING"}
+
+
 def _checks(row: StepRow) -> list[CheckResult]:
-    """The ``checks`` a verify step registered: ``[{name, status, detail}]``."""
+    """The ``checks`` a verify step registered (older journals: ``{name, status, detail}``)."""
     found = (row.registered or {}).get("checks")
     if not isinstance(found, list):
         return []
@@ -336,14 +365,22 @@ def _checks(row: StepRow) -> list[CheckResult]:
         if not isinstance(c, dict):
             continue
         detail = c.get("detail", "")
+        result = _RESULT_OF.get(str(c.get("result") or c.get("status") or "").lower(), "")
+        sample = c.get("sample")
         out.append(
             CheckResult(
                 stage=row.stage,
                 step=row.step,
                 host=row.host,
                 name=str(c.get("name") or f"check {i}"),
-                status=str(c.get("status") or "?").upper(),
+                status=_STATUS_OF.get(result, str(c.get("status") or c.get("result") or "?").upper()),
                 detail=detail if isinstance(detail, str) else json.dumps(detail, default=str),
+                kind=str(c.get("kind") or ""),
+                table=str(c.get("table") or ""),
+                result=result,
+                count=as_int(c.get("count")),
+                expected=c.get("expected"),
+                sample=tuple(sample) if isinstance(sample, list) else (),
             )
         )
     return out
@@ -359,7 +396,8 @@ def _throughput(row: StepRow) -> Throughput | None:
     if not reg:
         return None
     rows, size = as_int(reg.get("rows")), as_int(reg.get("bytes"))
-    rps, bps = as_number(reg.get("rows_per_second")), as_number(reg.get("bytes_per_second"))
+    rps = as_number(reg.get("rows_per_second", reg.get("rows_per_s")))
+    bps = as_number(reg.get("bytes_per_second"))
     if rows is None and size is None and rps is None and bps is None:
         return None
     tables_value = reg.get("tables")
@@ -372,4 +410,10 @@ def _throughput(row: StepRow) -> Throughput | None:
     if seconds:
         rps = rps if rps is not None else (rows / seconds if rows is not None else None)
         bps = bps if bps is not None else (size / seconds if size is not None else None)
-    return Throughput(row.stage, row.step, row.host, row.phase, rows, size, tables, seconds, rps, bps)
+    detail: list[TableThroughput] = []
+    if isinstance(tables_value, dict):
+        for name, t in tables_value.items():
+            if isinstance(t, dict) and "rows_per_s" in t:  # a restore's per-table result
+                detail.append(TableThroughput(str(name), str(t.get("status") or ""), as_int(t.get("rows")), as_int(t.get("ignored")),
+                                                 as_int(t.get("bytes")), as_number(t.get("seconds")), as_number(t.get("rows_per_s"))))
+    return Throughput(row.stage, row.step, row.host, row.phase, rows, size, tables, seconds, rps, bps, tuple(detail))

@@ -94,9 +94,25 @@ class ActionContext:
     warn: Callable[[str], None] = lambda msg: None
     #: identities seen per host during the run (hostname, server_uuid), shared across steps
     run_state: dict[str, Any] = field(default_factory=dict)
+    #: another inventory host's connections by name (reading a replica); None outside a play
+    peers: Callable[[str], Connections] | None = None
+    #: the loader's checks of rendered arguments, for an action that renders its own (supplied
+    #: by the executor, so that actions never import the language layer)
+    args_problems: Callable[[type, Any], list[str]] | None = None
 
     def shell(self) -> Shell:
         return self.conns.shell()
 
     def sql(self) -> Sql:
         return self.conns.sql()
+
+    def peer_sql(self, name: str) -> Sql:
+        """The MySQL session of another inventory host, opened with that host's own settings
+        (direct or through its SSH tunnel), exactly as its own steps would open it."""
+        if name == self.host.name:
+            return self.sql()
+        if self.peers is None:
+            from engine.errors import ActionError
+
+            raise ActionError(f"cannot reach host {name!r} from here: no inventory in this context")
+        return self.peers(name).sql()

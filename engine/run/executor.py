@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from engine.actions.base import Action
 from engine.actions.registry import get_action
+from engine.language.loader import rendered_problems
 from engine.actions.probes import path_exists, unless_probe
 from engine.run.context import ActionContext, Connections
 from engine.errors import CommandTimeout, ConnectError, RunbookError, SqlError, TemplateError
@@ -66,6 +67,8 @@ class StepEnv:
     progress: Callable[[str, int, int | None, str], None] = lambda host, done, total, label: None
     warn: Callable[[str], None] = lambda msg: None
     diff: bool = False
+    #: another inventory host's connections by name (see ``Play.peer``)
+    peers: Callable[[str], Connections] | None = None
 
 
 def variables(env: StepEnv, hs: HostState, stage: str) -> dict[str, Any]:
@@ -121,7 +124,7 @@ class Executor:
             host=hs.host, conns=hs.conns, vars=variables_, run_id=env.run_id, check_mode=env.check_mode,
             step_key=step.key, source=step.source, timeout=timeout, journal_dir=env.journal_dir,
             progress=lambda done, total, label: env.progress(hs.host.name, done, total, label),
-            warn=env.warn, run_state=env.run_state,
+            warn=env.warn, run_state=env.run_state, peers=env.peers, args_problems=rendered_problems,
         )
 
     # -- the whole step on one host ------------------------------------------------------
@@ -232,8 +235,6 @@ class Executor:
         timeout = step.timeout
         args = step.args if cls.renders_own_args else ENGINE.render(step.args, vars_)
         if not cls.renders_own_args and has_template(step.args):
-            from engine.language.loader import rendered_problems
-
             bad = rendered_problems(cls, args)
             if bad:
                 raise TemplateError("after rendering, " + "; ".join(bad), hint="check the variables these arguments use")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Mapping
 
 from engine.run.context import Connections
-from engine.errors import InputError, RunbookError
+from engine.errors import ActionError, InputError, RunbookError
 from engine.run.executor import Executor, HostState, StepEnv, restore_run_state, variables
 from engine.inventory import Inventory, match_pattern
 from engine.model import OnFailure, Runbook, Stage, Status, Step, StepResult
@@ -104,9 +104,11 @@ class Play:
             if limit_hosts is None or name in limit_hosts:
                 self.states[name] = HostState(host, Connections(host))
         self._hostvars = _HostVarsView(self)
+        self._peer_conns: dict[str, Connections] = {}
+        self._peer_lock = threading.Lock()
         self.env = StepEnv(run_id=run_id, check_mode=opts.check, journal=journal, journal_dir=opts.journal_dir,
                            extra_vars=extra, runbook_vars=self.runbook_vars, magic=self._magic,
-                           progress=console.progress, warn=console.warn, diff=opts.diff)
+                           progress=console.progress, warn=console.warn, diff=opts.diff, peers=self.peer)
         self.executor = Executor(self.env)
         self.resumer = Resumer(prior, self.executor, journal, console, run_id, opts.decisions) if prior is not None else None
         if prior is not None:
@@ -171,9 +173,24 @@ class Play:
         self.outcome.duration = time.monotonic() - start
         return self.outcome
 
+    def peer(self, name: str) -> Connections:
+        """Another inventory host's connections, for an action that reads a second server
+        (``verify``'s ``checksums: {against_host: replica1}``): the host's own when it is part
+        of the run, else opened with the same inventory settings and closed with the run."""
+        if name in self.states:
+            return self.states[name].conns
+        if name not in self.inv.hosts:
+            raise ActionError(f"no host {name!r} in the inventory", hint="hosts: " + ", ".join(sorted(self.inv.hosts)[:10]))
+        with self._peer_lock:
+            if name not in self._peer_conns:
+                self._peer_conns[name] = Connections(self.inv.hosts[name])
+            return self._peer_conns[name]
+
     def close(self) -> None:
         for hs in self.states.values():
             hs.conns.close()
+        for conns in self._peer_conns.values():
+            conns.close()
 
     def _budget_timer(self, scope: str, name: str, budget: float | None) -> threading.Timer | None:
         if not budget:

@@ -22,7 +22,7 @@ from typing import Any
 
 import paramiko
 
-from engine.errors import CommandTimeout, ConnectError, InputError
+from engine.errors import CommandTimeout, ConnectError, FileReadError, InputError
 from engine.model import CommandResult, SshSettings
 from engine.secrets import MASKER
 from engine.transport.sshkeys import agent_keys, check_host_key, fingerprint, known_keys, load_key, prefer_known_key_types
@@ -342,6 +342,45 @@ class SshShell:
                 if wait is not None and wait <= 0:
                     return out, err, False
                 select.select([fd], [], [], wait)
+
+    def copy_file(self, path: str, dest: Any, *, chunk: int = 1 << 20) -> int:
+        """Copy the host's file ``path`` into the binary file object ``dest`` over SFTP.
+
+        Returns the byte count. A missing or unreadable file is a :class:`FileReadError`; a
+        connection that drops half way is a :class:`ConnectError` (never a short copy)."""
+        transport = self._ensure()
+        try:
+            sftp = paramiko.SFTPClient.from_transport(transport)
+        except _NET_ERRORS as exc:
+            raise ConnectError(f"ssh to {self.name}: cannot open SFTP: {exc}") from None
+        if sftp is None:
+            raise ConnectError(f"ssh to {self.name}: the server offers no SFTP subsystem")
+        total = 0
+        try:
+            try:
+                f = sftp.open(path, "rb")
+            except OSError as exc:  # paramiko maps SFTP status codes to IOError/FileNotFoundError
+                raise FileReadError(f"cannot read {path} on {self.name}: {exc.strerror or exc}",
+                                    hint="check the path: it is read on the host (file_on: host)") from None
+            with f:
+                size = f.stat().st_size
+                f.prefetch(size)  # pipelined reads: without it each read is one round trip
+                while True:
+                    data = f.read(chunk)
+                    if not data:
+                        break
+                    dest.write(data)
+                    total += len(data)
+            if size is not None and total != size:
+                raise ConnectError(f"SFTP copy of {path} from {self.name} stopped at {total} of {size} bytes")
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise ConnectError(f"ssh connection to {self.name} dropped while reading {path}: {exc}") from None
+        finally:
+            try:
+                sftp.close()
+            except _NET_ERRORS:
+                pass
+        return total
 
     def open_tunnel(self, host: str, port: int) -> paramiko.Channel:
         """A TCP connection from the remote host to ``host:port``, as a socket-like channel.

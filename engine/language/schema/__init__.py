@@ -15,6 +15,7 @@ from typing import Any
 HERE = Path(__file__).parent
 RUNBOOK_SCHEMA_FILE = HERE / "runbook.schema.json"
 INVENTORY_SCHEMA_FILE = HERE / "inventory.schema.json"
+SUITE_SCHEMA_FILE = HERE / "check-suite.schema.json"
 
 DURATION: dict[str, Any] = {
     "description": "seconds, or a duration such as 30s, 5m, 1h30m",
@@ -155,9 +156,22 @@ def inventory_schema() -> dict[str, Any]:
     }
 
 
+def suite_schema() -> dict[str, Any]:
+    """The check suites of ``checks/`` (``verify``'s ``suite:``), for editors."""
+    from engine.actions.verify.suites import SUITE_SCHEMA
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://runbook-engine.dev/schema/check-suite.schema.json",
+        "title": "runbook check suite (verify: suite:)",
+        **SUITE_SCHEMA,
+    }
+
+
 def write_files() -> None:
     RUNBOOK_SCHEMA_FILE.write_text(json.dumps(runbook_schema(), indent=2, sort_keys=True) + "\n")
     INVENTORY_SCHEMA_FILE.write_text(json.dumps(inventory_schema(), indent=2, sort_keys=True) + "\n")
+    SUITE_SCHEMA_FILE.write_text(json.dumps(suite_schema(), indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
