@@ -205,6 +205,7 @@ class Console:
             self.line(f"    {host} {text}: {done:,}", "dim")
 
     def _bar(self, host: str, done: int, total: int | None, label: str) -> None:
+        from rich.markup import escape as markup_escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with self._lock:
@@ -214,7 +215,9 @@ class Console:
                 self._bars.start()
                 self._tasks = {}
             key = f"{host} {label.split(' | ', 1)[0]}"
-            desc = f"{host} {label.replace(' | ', ': ', 1)}"
+            # masked, control characters visible, and rich markup escaped: the label holds a
+            # step's name and a host's words, which are text, not "[red]" instructions
+            desc = markup_escape(visible(MASKER.text(f"{host} {label.replace(' | ', ': ', 1)}")))
             task = self._tasks.get(key)
             if task is None:
                 task = self._tasks[key] = self._bars.add_task(desc, total=total)
