@@ -173,3 +173,32 @@ def test_play_check_refuses_an_inventory_bomb_before_running(tmp_path: Path) -> 
     assert code == 2, out
     assert "alias bomb" in out and unlocated(out) == [], out
     assert not (tmp_path / "j").exists() or not any((tmp_path / "j").iterdir())
+
+
+def test_show_and_runs_print_escape_sequences_visibly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal's rendered views: a step name or an output tail from another host is shown
+    as ``\\x1b[2J``, not obeyed."""
+    import engine.run.runner as runner
+
+    monkeypatch.setattr(runner, "show_text", lambda run_id, jdir: "stage [a]\n  ok  h1  \x1b[2Jname\u202e\x07")
+    monkeypatch.setattr(runner, "list_runs_text", lambda jdir: "RUN_ID\nr1  \x1b]0;title\x07")
+    code, out, _ = invoke(["show", "r1"], tmp_path)
+    assert code == 0 and out == "stage [a]\n  ok  h1  \\x1b[2Jname\\u202e\\x07\n", out
+    code, out, _ = invoke(["runs"], tmp_path)
+    assert code == 0 and "\\x1b]0;title\\x07" in out and "\x1b" not in out, out
+
+
+def test_progress_bar_label_is_masked_and_visible() -> None:
+    import io
+
+    from engine.report.console import Console
+    from engine.secrets import MASKER
+
+    MASKER.add("hunter22")
+    try:
+        console = Console(io.StringIO(), color=True)
+        console._bar("h1", 1, 10, "load [bold]x\x1b[2J hunter22 | rows")
+        assert console._bars.tasks[0].description == "h1 load \\[bold]x\\x1b[2J ********: rows"
+        console._bars.stop()
+    finally:
+        MASKER.clear()
