@@ -90,8 +90,9 @@ class _Composer:
         ld.get_event()  # DocumentStart
         anchors: dict[str, yaml.Node] = {}
         sizes: dict[int, int] = {}
+        heights: dict[int, int] = {}  # levels of collections in a node, its aliases expanded
         open_ids: set[int] = set()
-        # frames: [node, anchor, expanded size so far, pending key node (mappings)]
+        # frames: [node, anchor, expanded size so far, pending key node (mappings), tallest child]
         stack: list[list[Any]] = []
         total = 0
         root: yaml.Node | None = None
@@ -101,18 +102,23 @@ class _Composer:
             if isinstance(ev, yaml.DocumentEndEvent):
                 break
             if isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                node, _, size, _ = stack.pop()
+                node, _, size, _, tallest = stack.pop()
                 node.end_mark = ev.end_mark
                 open_ids.discard(id(node))
                 sizes[id(node)] = size
-                done = (node, size)
+                heights[id(node)] = tallest + 1
+                done = (node, size, tallest + 1)
             elif isinstance(ev, yaml.AliasEvent):
                 if ev.anchor not in anchors:
                     raise Refused(None, None, f"found undefined alias *{ev.anchor}", ev.start_mark)  # type: ignore[arg-type]
                 node = anchors[ev.anchor]
                 if id(node) in open_ids:
                     raise Refused(None, None, f"the alias *{ev.anchor} refers to the node that contains it (a loop)", ev.start_mark)  # type: ignore[arg-type]
-                done = (node, sizes.get(id(node), 1))  # a scalar counts one
+                height = heights.get(id(node), 0)
+                if len(stack) + height > MAX_DEPTH:  # an alias of a deep node, used deep: as deep as both
+                    raise Refused(None, None, f"nested more than {MAX_DEPTH} levels deep (with what *{ev.anchor} holds)",
+                                  ev.start_mark)  # type: ignore[arg-type]
+                done = (node, sizes.get(id(node), 1), height)  # a scalar counts one
             else:
                 tag = ev.tag
                 if tag is not None and tag not in ALLOWED_TAGS and tag not in ld.extra_tags:
@@ -121,7 +127,7 @@ class _Composer:
                     if tag is None or tag == "!":
                         tag = ld.resolve(yaml.ScalarNode, ev.value, ev.implicit)
                     node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, style=ev.style)  # type: ignore[arg-type]
-                    done = (node, 1)
+                    done = (node, 1, 0)
                 else:
                     kind = yaml.SequenceNode if isinstance(ev, yaml.SequenceStartEvent) else yaml.MappingNode
                     if tag is None or tag == "!":
@@ -134,9 +140,9 @@ class _Composer:
                 if ev.anchor is not None:
                     anchors[ev.anchor] = node
                 if done is None:
-                    stack.append([node, ev.anchor, 1, None])
+                    stack.append([node, ev.anchor, 1, None, 0])
                     continue
-            node, size = done
+            node, size, height = done
             total += size
             if total > MAX_NODES:
                 raise Refused(None, None, f"this document expands to more than {MAX_NODES:,} values "
@@ -146,6 +152,7 @@ class _Composer:
                 continue
             frame = stack[-1]
             frame[2] += size
+            frame[4] = max(frame[4], height)
             parent = frame[0]
             if isinstance(parent, yaml.SequenceNode):
                 parent.value.append(node)

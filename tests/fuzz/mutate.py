@@ -202,8 +202,12 @@ def _alias_op(text: str, rng: random.Random) -> str:
     lines, i = found
     key = lines[i].partition(": ")[0]
     indent = " " * (len(key) - len(key.lstrip()) + 2)
-    kind = rng.randrange(4)
-    if kind == 0:  # billion laughs
+    kind = rng.randrange(5)
+    if kind == 4:  # aliases of deep nodes used deep: shallow in the text, deep once expanded
+        n = rng.choice([10, 40])
+        lines[i] = f"{key}:\n" + "".join(f"{indent}- &d{k} " + "[" * n + (f"*d{k - 1}" if k else "1") + "]" * n + "\n"
+                                         for k in range(rng.choice([3, 30])))
+    elif kind == 0:  # billion laughs
         levels = rng.choice([3, 6, 9])
         bomb = "&l0 [lol]"
         parts = [f"{key}:\n{indent}- &l0 lol\n"]

@@ -48,6 +48,8 @@ CASES: list[tuple[str, str | bytes, str | None, tuple[str, ...], str]] = [
     ("V1-fffe", "\ufffe", None, (), "control character U+FFFE"),
     ("V2-lists", runbook("x: " + "[" * 1000 + "]" * 1000 + "\n"), None, (), "nested more than"),
     ("V2-maps", runbook("x: " + "{a: " * 1000 + "1" + "}" * 1000 + "\n"), None, (), "nested more than"),
+    ("V2-alias-depth", runbook(vars_="vars:\n" + "".join(f"  v{k}: &a{k} " + "[" * 50 + (f"*a{k - 1}" if k else "1") + "]" * 50 + "\n"
+                                                   for k in range(30))), None, (), "with what *a0 holds"),
     ("V2-extra-json", runbook(), None, ("-e", '{"a": ' * 3000 + "1" + "}" * 3000), "nested more than"),
     ("V3-int", runbook(vars_="vars:\n  n: " + "9" * 4301 + "\n"), None, (), "is not an integer this engine can use"),
     ("V3-timeout", runbook(step=STEP + "        timeout: " + "9" * 4301 + "\n"), None, (), "is not an integer"),
