@@ -65,6 +65,9 @@ ALLOWED_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool"
 _NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+_COLLECTION_TAGS = {"tag:yaml.org,2002:seq": "a list", "tag:yaml.org,2002:map": "a mapping"}
+
+
 class Refused(yaml.MarkedYAMLError):
     """A document refused by a limit (depth, alias expansion, tag, number size)."""
 
@@ -123,6 +126,9 @@ class _Composer:
                 tag = ev.tag
                 if tag is not None and tag not in ALLOWED_TAGS and tag not in ld.extra_tags:
                     raise Refused(None, None, f"the YAML tag {_short_tag(tag)} is not supported here", ev.start_mark)
+                what = "a text" if isinstance(ev, yaml.ScalarEvent) else "a list" if isinstance(ev, yaml.SequenceStartEvent) else "a mapping"
+                if tag is not None and tag != "!" and (tag in _COLLECTION_TAGS or what != "a text") and _COLLECTION_TAGS.get(tag) != what:
+                    raise Refused(None, None, f"the YAML tag {_short_tag(tag)} does not fit {what}", ev.start_mark)
                 if isinstance(ev, yaml.ScalarEvent):
                     if tag is None or tag == "!":
                         tag = ld.resolve(yaml.ScalarNode, ev.value, ev.implicit)

@@ -184,6 +184,8 @@ def _value_line(text: str, rng: random.Random) -> tuple[list[str], int] | None:
 
 
 def _tag_op(text: str, rng: random.Random) -> str:
+    if rng.random() < 0.15:  # a tag on the whole document
+        return f"--- {rng.choice(TAGS)}\n{text}"
     found = _value_line(text, rng)
     if not found:
         return text

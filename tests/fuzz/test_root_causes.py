@@ -59,6 +59,8 @@ CASES: list[tuple[str, str | bytes, str | None, tuple[str, ...], str]] = [
     ("V4-bool", runbook(vars_="vars:\n  n: !!bool maybe\n"), None, (), "is not a valid !!bool"),
     ("V4-timestamp", runbook(vars_="vars:\n  n: !!timestamp x\n"), None, (), "the YAML tag !!timestamp is not supported"),
     ("V4-extra", runbook(), None, ("-e", "{a: !!int abc}"), "is not a valid !!int"),
+    ("V4-root-map-tag", "!!map [1, 2]\n", None, (), "the YAML tag !!map does not fit a list"),
+    ("V4-root-seq-tag", "--- !!seq\nname: t\n", None, (), "the YAML tag !!seq does not fit a mapping"),
     ("V4-python", runbook(vars_="vars:\n  n: !!python/object:os.system x\n"), None, (), "is not supported"),
     ("V5-filter", runbook(step="      - name: s\n        shell: \"{{ 'a' | uppr }}\"\n"), None, (), "did you mean 'upper'"),
     ("V5-test", runbook(step="      - name: s\n        shell: echo\n        when: x is definedd\n", vars_="vars:\n  x: 1\n"), None, (),
