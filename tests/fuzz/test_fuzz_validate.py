@@ -31,11 +31,13 @@ def _fuzz(kind: str, n: int, tmp_path: Path) -> list[str]:
     seeds = corpus(kind)
     assert seeds, f"no {kind} to mutate"
     failures: list[str] = []
-    faulthandler.dump_traceback_later(CASE_LIMIT_S * 4 * n, exit=True, file=sys.stderr)
     try:
         for seed in range(BASE, BASE + n):
             case = make_case(seeds, seed)
             extra = extra_args(seed) if kind == "runbook" else ()
+            # the backstop, re-armed for every case: a hang that SIGALRM cannot interrupt (a C
+            # loop) ends the process with every thread's traceback instead of blocking CI
+            faulthandler.dump_traceback_later(CASE_LIMIT_S * 4, exit=True, file=sys.stderr)
             o = run_case(case, kind, tmp_path, limit_s=CASE_LIMIT_S, extra=extra)
             what = None
             if o.hang:
