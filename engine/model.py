@@ -110,6 +110,8 @@ class SshSettings:
     known_hosts: str | None = None  # None: ~/.ssh/known_hosts
     config_file: str | None = None  # None: ~/.ssh/config when it exists
     connect_timeout: float = 10.0
+    proxy_jump: str | None = None  # ProxyJump from the inventory (ansible_ssh_common_args); else ~/.ssh/config's
+    proxy_command: str | None = None  # ProxyCommand from the inventory (%h %p %r expanded when connecting); else the config's
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,8 @@ class SqlResult:
     rows: tuple[dict[str, Any], ...]
     rowcount: int
     duration: float
+    warnings: int = 0  # the server's warning count for the statement
+    info: str = ""  # the server's info line for multi-row statements: "Records: 3  Duplicates: 1  Warnings: 0"
 
     @property
     def returns_rows(self) -> bool:

@@ -17,12 +17,18 @@ is 153,960,448 bytes (0.86) and the ``.ibd`` files 186,875,904 bytes (1.04): sma
 fixed per-index page and extent overhead, big ones pack tighter but pre-allocate extents. 1.16
 covers the on-disk footprint at both ends; the margin covers the rest.
 
-**Uncompressed size of a .gz dump.** ``gzip -l`` reads the ISIZE trailer, which is the size
-modulo 4 GiB: wrong for any real dump. We stream ``gzip -dc | wc -c`` (exact) when the file is
-at most :data:`STREAM_LIMIT` compressed (a second or two); above it we read ISIZE ourselves
-and add the multiple of 4 GiB that brings the ratio closest to :data:`TYPICAL_GZIP_RATIO`
-(4.9 measured on employees-10k; mysqldump output compresses 4-8x). ``gzip -l`` is only a
-fallback when ``tail``/``od`` are missing. The method used is registered (``estimate``).
+**Uncompressed size of a dump.** On a local host the dump reader's sizing pass
+(:func:`engine.mysql.dumpfile.measure_dump`, the module ``restore`` loads with) measures it:
+a file that is not a dump is refused, a ``.gz`` (found by its magic bytes, not its name) is
+decompressed without tokenizing (exact at any size, ~110 MB/s of SQL, CRC and truncation
+checked), a plain file is its size. On a remote host the file stays where it is (reading a
+multi-GB dump over SSH to size it would cost more than the check is worth): ``gzip -l``
+reads the ISIZE trailer, which is the size modulo 4 GiB: wrong for any real dump. We stream
+``gzip -dc | wc -c`` (exact) on the host when the file is at most :data:`STREAM_LIMIT`
+compressed (a second or two); above it we read ISIZE ourselves and add the multiple of 4 GiB
+that brings the ratio closest to :data:`TYPICAL_GZIP_RATIO` (4.9 measured on employees-10k;
+mysqldump output compresses 4-8x). ``gzip -l`` is only a fallback when ``tail``/``od`` are
+missing. The method used is registered (``estimate``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any, ClassVar
 from engine.actions.base import Action, register
 from engine.actions.guard import as_bool, global_variables
 from engine.errors import ActionError
+from engine.mysql.dumpfile import DumpError, measure_dump
 from engine.model import Status, StepResult
 from engine.language.sizes import PERCENT_SCHEMA, SIZE_SCHEMA, format_percent, format_size, parse_percent, parse_size
 from engine.mysql.sqlutil import quote_ident
@@ -109,8 +116,19 @@ def pick_wrap(isize: int, compressed: int, ratio: float = TYPICAL_GZIP_RATIO) ->
     return best
 
 
-def dump_size(shell: Shell, path: str) -> tuple[int, int, str]:
-    """(uncompressed SQL bytes, file bytes, estimate method) of a dump file on the host."""
+def dump_size(shell: Shell, path: str, *, local: bool = False) -> tuple[int, int, str]:
+    """(uncompressed SQL bytes, file bytes, estimate method) of a dump file on the host
+    (``local``: the host is this machine, so the dump reader measures it in-process)."""
+    if local:
+        try:
+            measured = measure_dump(path)
+        except DumpError as exc:
+            if not isinstance(exc.__cause__, PermissionError):
+                raise
+            # readable only through the host's shell (become): measure it there
+        else:
+            how = "decompressed by the dump reader (exact)" if measured.gzip else "file size (plain SQL, exact)"
+            return measured.total_bytes, measured.compressed_bytes, how
     q = shlex.quote(path)
     res = shell.run(f"wc -c < {q}")
     if res.rc != 0:
@@ -161,7 +179,8 @@ def assess(ctx: Any, args: dict[str, Any]) -> StepResult:
     if "need" in args:
         breakdown.append({"what": "need (given)", "bytes": parse_size(args["need"])})
     elif "need_for_restore" in args:
-        sql_bytes, file_bytes, how = dump_size(ctx.shell(), str(args["need_for_restore"]))
+        sql_bytes, file_bytes, how = dump_size(ctx.shell(), str(args["need_for_restore"]),
+                                               local=ctx.host.connection == "local")
         breakdown.append({"what": f"restored data: {format_size(sql_bytes)} of SQL x InnoDB factor {INNODB_FACTOR}",
                           "bytes": math.ceil(sql_bytes * INNODB_FACTOR), "sql_bytes": sql_bytes,
                           "file_bytes": file_bytes, "estimate": how})
@@ -274,6 +293,11 @@ class DiskSpace(Action):
         given = [k for k in cls._NEEDS if k in args]
         if len(given) != 1:
             return [("", f"give exactly one of need, need_for_restore, need_for_snapshot (got {', '.join(given) or 'none'})")]
+        if isinstance(args.get("need"), str) and "{{" not in args["need"]:
+            try:
+                parse_size(args["need"])  # the schema's pattern cannot say "more than 8 EiB"
+            except ValueError as exc:
+                return [("need", str(exc))]
         return []
 
     def apply(self) -> StepResult:

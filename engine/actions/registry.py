@@ -5,8 +5,11 @@ from __future__ import annotations
 from engine.actions import (  # noqa: F401
     assert_,
     disk_space,
+    innodb_recovery,
     mysql_facts,
+    mysql_service,
     pause,
+    restore,
     set_fact,
     shell,
     snapshot,

@@ -1,4 +1,4 @@
-"""``runbook lab up|down|status``: a disposable local lab for drills.
+"""``runbook lab up|down|status|crash``: a disposable local lab for drills.
 
 The lab is a private MariaDB server (its own datadir, port, socket and binary log) and a
 private OpenSSH server on loopback, with generated host and client keys, plus an inventory
@@ -9,7 +9,9 @@ SSH configuration is touched, so a drill can fence, snapshot and roll back freel
 ```
 runbook lab up        # prints the inventory path: .runbook/lab/inventory.yml
 runbook play runbooks/drill.yml -i .runbook/lab/inventory.yml --yes
-runbook lab down
+runbook lab crash     # kill -9 its MariaDB under load, with a transaction open (engine.cli.lab_crash)
+runbook lab up        # a crashed or stopped lab restarts on its own datadir: crash recovery runs
+runbook lab down      # stops everything and removes the lab
 ```
 """
 
@@ -18,6 +20,8 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -107,11 +111,59 @@ def _start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+def mysqld_cmd(d: Path, port: int) -> list[str]:
+    """The lab server's command line (also the inventory's ``mysql_start_cmd``)."""
+    return [MARIADBD, "--no-defaults", f"--datadir={d / 'mysql'}", f"--socket={d / 'mysqld.sock'}", f"--port={port}",
+            f"--bind-address={HOST}", f"--pid-file={d / 'mysqld.pid'}", f"--log-error={d / 'mysqld.err'}",
+            "--user=root", "--innodb-buffer-pool-size=128M", "--skip-name-resolve",
+            f"--log-bin={d / 'binlog'}", "--server-id=1", "--max-allowed-packet=64M"]
+
+
+def mysql_pid(lab: Lab) -> int | None:
+    """The lab server's pid: its pid file, the one the lab started, or (during crash recovery,
+    before the pid file exists) a process whose command line names the lab's datadir."""
+    try:
+        pid: object = int((lab.dir / "mysqld.pid").read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    if _alive(pid):
+        return pid  # type: ignore[return-value]
+    pid = lab.state().get("mysql_pid")
+    if _alive(pid):
+        return pid  # type: ignore[return-value]
+    data = re.escape(str(lab.dir / "mysql"))
+    res = subprocess.run(["pgrep", "-f", f"[d]atadir={data}( |$)"], capture_output=True, text=True)
+    first = res.stdout.split()
+    return int(first[0]) if res.returncode == 0 and first and first[0].isdigit() else None
+
+
+def _restart(lab: Lab, st: dict[str, object]) -> str:
+    """Start what is down of an existing lab, on its own datadir: never wiped, so a crashed
+    server goes through InnoDB crash recovery, which is what a drill practises."""
+    d = lab.dir
+    did = []
+    if mysql_pid(lab) is None:
+        port = int(str(st["mysql_port"]))
+        mysqld = _start(mysqld_cmd(d, port), d / "mysqld.out")
+        _wait_port(port, mysqld, d / "mysqld.err", "mariadbd (crash recovery runs first after a crash)", limit=600)
+        st["mysql_pid"] = mysqld.pid
+        did.append(f"MariaDB restarted on its datadir {d / 'mysql'} (its error log: {d / 'mysqld.err'})")
+    if not _alive(st.get("sshd_pid")):
+        sshd = _start([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], d / "sshd.log")
+        _wait_port(int(str(st["ssh_port"])), sshd, d / "sshd.log", "sshd")
+        st["sshd_pid"] = sshd.pid
+        did.append("sshd restarted")
+    lab.state_file.write_text(json.dumps(st))
+    return "; ".join(did) + f"\ninventory: {lab.inventory}"
+
+
 def up(lab: Lab) -> str:
     """Start the lab (or report it is already up). Returns a summary for the operator."""
     st = lab.state()
-    if st and _alive(st.get("mysql_pid")) and _alive(st.get("sshd_pid")):
+    if st and mysql_pid(lab) is not None and _alive(st.get("sshd_pid")):
         return f"lab already up: inventory {lab.inventory}"
+    if st and (lab.dir / "mysql").is_dir() and lab.inventory.exists():
+        return _restart(lab, st)
     down(lab, quiet=True)
     for exe in (MARIADBD, SSHD):
         if not os.path.exists(exe):
@@ -122,10 +174,7 @@ def up(lab: Lab) -> str:
     _run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
           "--auth-root-authentication-method=normal", "--skip-test-db"], "mariadb-install-db")
     mysql_port = _free_port()
-    mysqld = _start([MARIADBD, "--no-defaults", f"--datadir={data}", f"--socket={d / 'mysqld.sock'}", f"--port={mysql_port}",
-                     f"--bind-address={HOST}", f"--pid-file={d / 'mysqld.pid'}", f"--log-error={d / 'mysqld.err'}",
-                     "--user=root", "--innodb-buffer-pool-size=128M", "--skip-name-resolve",
-                     f"--log-bin={d / 'binlog'}", "--server-id=1", "--max-allowed-packet=64M"], d / "mysqld.out")
+    mysqld = _start(mysqld_cmd(d, mysql_port), d / "mysqld.out")
     _wait_port(mysql_port, mysqld, d / "mysqld.err", "mariadbd")
 
     for name in ("host_key", "client_key"):
@@ -164,6 +213,10 @@ all:
       ssh_known_hosts: {d / 'known_hosts'}
       ssh_config: {d / 'ssh_config'}
       datadir: {data}
+      # what mysql_service and innodb_recovery need to start and watch the lab's server
+      mysql_pid_file: {d / 'mysqld.pid'}
+      mysql_error_log: {d / 'mysqld.err'}
+      mysql_start_cmd: "{shlex.join(mysqld_cmd(d, mysql_port))}"
   children:
     primary:
       hosts:
@@ -179,8 +232,9 @@ all:
 def down(lab: Lab, *, quiet: bool = False) -> str:
     st = lab.state()
     stopped = []
+    pids = {"sshd_pid": st.get("sshd_pid"), "mysql_pid": mysql_pid(lab) if st else None}
     for key, name in (("sshd_pid", "sshd"), ("mysql_pid", "mariadbd")):
-        pid = st.get(key)
+        pid = pids[key]
         if _alive(pid):
             assert isinstance(pid, int)
             os.kill(pid, signal.SIGTERM)
@@ -197,11 +251,16 @@ def down(lab: Lab, *, quiet: bool = False) -> str:
     return f"lab down ({', '.join(stopped) or 'nothing was running'}); removed {lab.dir}"
 
 
+def is_up(lab: Lab) -> bool:
+    """Is the lab's MariaDB running? (``lab status`` exits non-zero when it is not.)"""
+    return bool(lab.state()) and mysql_pid(lab) is not None
+
+
 def status(lab: Lab) -> str:
     st = lab.state()
     if not st:
         return f"lab is down (no lab in {lab.dir})"
-    db = "running" if _alive(st.get("mysql_pid")) else "STOPPED"
+    db = "running" if mysql_pid(lab) is not None else "STOPPED (crashed or stopped: `runbook lab up` restarts it on its datadir)"
     ssh = "running" if _alive(st.get("sshd_pid")) else "STOPPED"
     return (f"MariaDB {db} on {HOST}:{st.get('mysql_port')} (datadir {st.get('datadir')})\n"
             f"sshd    {ssh} on {HOST}:{st.get('ssh_port')}\ninventory {lab.inventory}")

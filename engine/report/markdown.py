@@ -19,6 +19,7 @@ import json
 import re
 from typing import Any
 
+from engine.report.recovery import recovery_markdown
 from engine.report.model import STATUSES, ReportModel
 from engine.report.text import count, event_details, fmt_duration, format_ts, number, printable
 from engine.secrets import MASKER
@@ -121,6 +122,16 @@ def render_markdown(model: ReportModel) -> str:
               "—" if t.bytes_per_second is None else format_size(t.bytes_per_second) + "/s"]
              for t in model.throughput],
         )
+        per_table = [(t, x) for t in model.throughput for x in t.per_table]
+        if per_table:
+            out += ["### Restore throughput per table", ""]
+            out += _table(
+                ["Step", "Host", "Table", "Status", "Rows", "Ignored", "Size", "Duration", "Rows/s"],
+                [[t.step, t.host, x.table, x.status, count(x.rows), count(x.ignored),
+                  "—" if x.bytes is None else format_size(x.bytes), fmt_duration(x.seconds), number(x.rows_per_second)]
+                 for t, x in per_table],
+            )
+    out += recovery_markdown(model)
     if model.events:
         out += ["## Events", ""]
         out += _table(["Time", "Event", "Details"],

@@ -150,6 +150,20 @@ class Throughput:
     duration: float | None
     rows_per_second: float | None
     bytes_per_second: float | None
+    per_table: tuple[TableThroughput, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableThroughput:
+    """One table of a restore: what it loaded and how fast (registered ``tables`` entry)."""
+
+    table: str
+    status: str
+    rows: int | None
+    ignored: int | None
+    bytes: int | None
+    seconds: float | None
+    rows_per_second: float | None
 
 
 @dataclass(frozen=True)
@@ -382,7 +396,8 @@ def _throughput(row: StepRow) -> Throughput | None:
     if not reg:
         return None
     rows, size = as_int(reg.get("rows")), as_int(reg.get("bytes"))
-    rps, bps = as_number(reg.get("rows_per_second")), as_number(reg.get("bytes_per_second"))
+    rps = as_number(reg.get("rows_per_second", reg.get("rows_per_s")))
+    bps = as_number(reg.get("bytes_per_second"))
     if rows is None and size is None and rps is None and bps is None:
         return None
     tables_value = reg.get("tables")
@@ -395,4 +410,10 @@ def _throughput(row: StepRow) -> Throughput | None:
     if seconds:
         rps = rps if rps is not None else (rows / seconds if rows is not None else None)
         bps = bps if bps is not None else (size / seconds if size is not None else None)
-    return Throughput(row.stage, row.step, row.host, row.phase, rows, size, tables, seconds, rps, bps)
+    detail: list[TableThroughput] = []
+    if isinstance(tables_value, dict):
+        for name, t in tables_value.items():
+            if isinstance(t, dict) and "rows_per_s" in t:  # a restore's per-table result
+                detail.append(TableThroughput(str(name), str(t.get("status") or ""), as_int(t.get("rows")), as_int(t.get("ignored")),
+                                                 as_int(t.get("bytes")), as_number(t.get("seconds")), as_number(t.get("rows_per_s"))))
+    return Throughput(row.stage, row.step, row.host, row.phase, rows, size, tables, seconds, rps, bps, tuple(detail))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from typing import Any
 
-from engine.errors import CommandTimeout, ConnectError
+from engine.errors import CommandTimeout, ConnectError, FileReadError
 from engine.model import CommandResult
 from engine.secrets import MASKER
 
@@ -51,6 +52,18 @@ class LocalShell:
             stderr=proc.stderr.decode(errors="replace"),
             duration=time.perf_counter() - start,
         )
+
+    def copy_file(self, path: str, dest: Any, *, chunk: int = 1 << 20) -> int:
+        """Copy the local file ``path`` into the binary file object ``dest``; returns the byte count."""
+        total = 0
+        try:
+            with open(os.path.expanduser(path), "rb") as f:
+                while data := f.read(chunk):
+                    dest.write(data)
+                    total += len(data)
+        except OSError as exc:
+            raise FileReadError(f"cannot read {path}: {exc.strerror or exc}", hint="check the path") from None
+        return total
 
     def close(self) -> None:
         pass

@@ -34,7 +34,58 @@ _SQLSTATE_BY_ERRNO = {
 }  # fmt: skip
 
 
-def _error(exc: BaseException, sql: str | None) -> SqlError:
+class _LocalResult(pymysql.connections.MySQLResult):
+    """Answers the server's ``LOAD DATA LOCAL`` request from memory, never from disk.
+
+    PyMySQL would open whatever file name the server asks for (a malicious server could ask
+    for ``/etc/shadow``); here only the payload registered for this very statement is sent."""
+
+    def _read_load_local_packet(self, first_packet: Any) -> None:
+        conn = self.connection
+        load = pymysql.connections.LoadLocalPacketWrapper(first_packet)  # type: ignore[attr-defined]
+        payload = getattr(conn, "_rb_payload", None)
+        try:
+            name = load.filename.decode("utf-8", "replace") if isinstance(load.filename, bytes) else str(load.filename)
+            if payload is None or name != payload[0]:
+                raise pymysql.err.OperationalError(1148, f"LOAD DATA LOCAL of {name!r} was not asked for")
+            view = memoryview(payload[1])
+            step = 1 << 20  # PyMySQL sends 16 KiB packets; 1 MiB ones cut the per-packet cost
+            for i in range(0, len(view), step):
+                conn.write_packet(bytes(view[i:i + step]))  # type: ignore[union-attr]
+        finally:
+            conn.write_packet(b"")  # type: ignore[union-attr]  # end of data
+            ok = conn._read_packet()  # type: ignore[union-attr]
+        if not ok.is_ok_packet():
+            raise pymysql.err.OperationalError(2014, "Commands Out of Sync")
+        self._read_ok_packet(ok)  # type: ignore[attr-defined]
+
+
+class _Connection(pymysql.connections.Connection):
+    """A PyMySQL connection whose LOAD DATA LOCAL reads a registered in-memory payload."""
+
+    _rb_payload: tuple[str, bytes | bytearray | memoryview] | None = None
+
+    def _read_query_result(self, unbuffered: bool = False) -> int:
+        if unbuffered:
+            return int(super()._read_query_result(unbuffered))  # type: ignore[misc]
+        self._result = None
+        result = _LocalResult(self)
+        result.read()
+        self._result = result
+        if result.server_status is not None:
+            self.server_status = result.server_status
+        return int(result.affected_rows or 0)
+
+
+def _text(sql: str | bytes) -> str:
+    """SQL for a message: bytes (a restore batch) are cut to their first 2000 bytes."""
+    if isinstance(sql, (bytes, bytearray, memoryview)):
+        head = bytes(sql[:2000]).decode("utf-8", "replace")
+        return head + (f"… ({len(sql)} bytes)" if len(sql) > 2000 else "")
+    return sql
+
+
+def _error(exc: BaseException, sql: str | bytes | None) -> SqlError:
     errno: int | None = None
     message = str(exc)
     if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
@@ -52,7 +103,7 @@ def _error(exc: BaseException, sql: str | None) -> SqlError:
         MASKER.text(message),
         errno=errno,
         sqlstate=sqlstate,
-        sql=MASKER.text(sql) if sql else None,
+        sql=MASKER.text(_text(sql)) if sql else None,
         hint=diag.hint() if diag else None,
     )
 
@@ -60,9 +111,10 @@ def _error(exc: BaseException, sql: str | None) -> SqlError:
 class MysqlSession:
     """A lazily connected, reused MySQL/MariaDB session in autocommit mode."""
 
-    def __init__(self, settings: MysqlSettings, tunnel: TunnelFactory | None = None):
+    def __init__(self, settings: MysqlSettings, tunnel: TunnelFactory | None = None, *, local_infile: bool = False):
         self.settings = settings
         self._tunnel = tunnel
+        self.local_infile = local_infile
         self._conn: pymysql.connections.Connection | None = None
 
     # -- connection ---------------------------------------------------------------------
@@ -74,7 +126,7 @@ class MysqlSession:
             connect_timeout=s.connect_timeout,
             autocommit=True,
             charset="utf8mb4",
-            local_infile=False,
+            local_infile=self.local_infile,
             client_flag=0,
             defer_connect=True,
         )
@@ -94,7 +146,7 @@ class MysqlSession:
             kwargs["read_default_group"] = "client"
         where = f"{s.host}:{s.port}" + (" (through the SSH tunnel)" if self._tunnel else "")
         try:
-            conn = pymysql.connections.Connection(**kwargs)
+            conn = _Connection(**kwargs)
             sock = None
             if self._tunnel is not None:
                 sock = self._tunnel(s.host, s.port)
@@ -121,7 +173,7 @@ class MysqlSession:
     # -- queries ------------------------------------------------------------------------
     def query(
         self,
-        sql: str,
+        sql: str | bytes,
         params: Sequence[Any] | dict[str, Any] | None = None,
         *,
         timeout: float | None = None,
@@ -134,9 +186,13 @@ class MysqlSession:
                 sock.settimeout(timeout)
             with conn.cursor() as cur:
                 # PyMySQL formats %s only when params is given; a bare '%' in SQL stays intact.
-                rowcount = cur.execute(sql, params if params else None)
+                rowcount = cur.execute(sql, params if params else None)  # type: ignore[arg-type]  # bytes: a restore batch
                 columns: tuple[str, ...] = tuple(d[0] for d in cur.description) if cur.description else ()
                 rows: tuple[dict[str, Any], ...] = ()
+                result = getattr(cur, "_result", None)
+                warnings = int(getattr(result, "warning_count", 0) or 0)
+                raw_info = getattr(result, "message", None)  # "Records: 3  Duplicates: 1  Warnings: 1"
+                info = raw_info.decode("utf-8", "replace") if isinstance(raw_info, bytes) else str(raw_info or "")
                 if columns:
                     rows = tuple(dict(zip(columns, r)) for r in cur.fetchall())
                     rowcount = len(rows)
@@ -144,7 +200,7 @@ class MysqlSession:
             if timeout is not None and isinstance(exc.__context__, TimeoutError):
                 # PyMySQL turns a socket timeout into 2013 "Lost connection": it is our timeout.
                 self._drop()
-                raise CommandTimeout(f"query ran past its timeout of {timeout}s: {MASKER.text(sql)[:200]}") from None
+                raise CommandTimeout(f"query ran past its timeout of {timeout}s: {MASKER.text(_text(sql))[:200]}") from None
             err = _error(exc, sql)
             diag = diagnose(err.errno)
             if (diag is not None and diag.lost_connection) or isinstance(exc, pymysql.err.InterfaceError):
@@ -152,17 +208,32 @@ class MysqlSession:
             raise err from None
         except TimeoutError:
             self._drop()  # the server may still be running it; this session is unusable now
-            raise CommandTimeout(f"query ran past its timeout of {timeout}s: {MASKER.text(sql)[:200]}") from None
+            raise CommandTimeout(f"query ran past its timeout of {timeout}s: {MASKER.text(_text(sql))[:200]}") from None
         except OSError as exc:
             self._drop()
-            raise SqlError(f"lost connection: {exc}", errno=2013, sql=MASKER.text(sql), hint=diagnose(2013).hint()) from None  # type: ignore[union-attr]
+            raise SqlError(f"lost connection: {exc}", errno=2013, sql=MASKER.text(_text(sql)), hint=diagnose(2013).hint()) from None  # type: ignore[union-attr]
         finally:
             if timeout is not None and sock is not None and self._conn is not None:
                 try:
                     sock.settimeout(None)
                 except OSError:
                     pass
-        return SqlResult(sql=sql, columns=columns, rows=rows, rowcount=int(rowcount or 0), duration=time.perf_counter() - start)
+        return SqlResult(sql=sql if isinstance(sql, str) else _text(sql)[:200], columns=columns, rows=rows, rowcount=int(rowcount or 0), duration=time.perf_counter() - start,
+                         warnings=warnings, info=info)
+
+    def load_local(self, sql: str | bytes, name: str, data: bytes | bytearray | memoryview, *, timeout: float | None = None) -> SqlResult:
+        """Run ``LOAD DATA LOCAL INFILE '<name>' …`` feeding ``data`` from memory.
+
+        The session must have been made with ``local_infile=True``; only ``name`` is served."""
+        if not self.local_infile:
+            raise SqlError("LOAD DATA LOCAL needs a session opened with local_infile", errno=1148, sql=_text(sql)[:200])
+        conn = self._ensure()
+        conn._rb_payload = (name, data)  # type: ignore[attr-defined]
+        try:
+            return self.query(sql, timeout=timeout)
+        finally:
+            if self._conn is not None:
+                self._conn._rb_payload = None  # type: ignore[attr-defined]
 
     def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """First column of the first row, or None."""

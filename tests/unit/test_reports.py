@@ -268,3 +268,24 @@ def test_a_run_that_did_nothing_still_renders(tmp_path: Path, clock: Clock) -> N
     assert json.loads(render_report(state, "json"))["steps"] == []
     assert "No step ran." in render_report(state, "html")
     assert "## Steps" in render_report(state, "md")
+
+
+def test_html_timeline_is_a_gantt_on_one_time_axis() -> None:
+    from engine.report.html import timeline
+    from engine.report.model import StageReport
+
+    def stage(name: str, started: str, duration: float, budget: float | None) -> StageReport:
+        return StageReport(name, "ok", started, None, duration, budget, budget is not None and duration > budget, ("db1",), 1)
+
+    bars, axis = timeline((stage("assess", "2026-11-22T03:00:00+00:00", 60, 300),
+                           stage("fence", "2026-11-22T03:02:00+00:00", 30, None),  # a 60 s wait for the confirmation
+                           stage("restore", "2026-11-22T03:03:00+00:00", 900, 600)), "2026-11-22T03:00:00+00:00")
+    assert axis.seconds == 180 + 900  # the axis ends where the last stage (or budget) ends
+    assert [b.offset for b in bars] == [0, 120, 180]
+    assert [b.left for b in bars] == [0, round(100 * 120 / 1080, 2), round(100 * 180 / 1080, 2)]
+    assert bars[2].width == round(100 * 900 / 1080, 2) and bars[2].kind == "over"
+    assert bars[2].budget_at == round(100 * (180 + 600) / 1080, 2)  # the budget marker from the stage's own start
+    assert bars[1].kind == "nobudget" and bars[0].kind == "within"
+    from engine.report.text import fmt_duration
+
+    assert [t[0] for t in axis.ticks] == [0, 25, 50, 75, 100] and axis.ticks[-1][1] == "+" + fmt_duration(1080)

@@ -118,12 +118,10 @@ class Verify(Action):
             return StepResult(Status.SKIPPED, msg=f"check mode: cannot tell before the earlier steps run ({exc.message})")
 
     def _verify(self) -> StepResult:
-        from engine.language.loader import rendered_problems
-
         ctx = self.ctx
         start = time.perf_counter()
         args = render_args(self.args, ctx.vars)
-        bad = rendered_problems(type(self), args)
+        bad = ctx.args_problems(type(self), args) if ctx.args_problems is not None else []
         if bad:
             raise ActionError("after rendering, " + "; ".join(bad), hint="check the variables these arguments use")
         suites = [load_suite(s, self._base_dir()) for s in

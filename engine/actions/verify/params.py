@@ -69,7 +69,10 @@ SCHEMA: dict[str, Any] = {
                 "tables": dict(_NAMES, description="tables to checksum (default: the verified tables)"),
             },
         },
-        "rules": {"type": "array", "items": RULE_SCHEMA, "description": "business rules: queries counting violations"},
+        # A list, or a template giving one ("{{ verify_rules }}"): items apply to the list and
+        # the pattern to the string, so a bad rule is named precisely.
+        "rules": {"type": ["array", "string"], "items": RULE_SCHEMA, "pattern": r"\{\{",
+                  "description": "business rules: queries counting violations"},
         "suite": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": {"type": "string", "minLength": 1}}],
                   "description": "check suites (YAML): relative to the runbook's directory, then the project's checks/"},
         "vars": {"type": "object", "description": "values for the suites' and rules' templates (over a suite's own vars:)"},

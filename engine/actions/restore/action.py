@@ -1,0 +1,513 @@
+"""``restore``: load a mysqldump / mariadb-dump file into a live server, exactly once.
+
+Before any write the whole dump is checked and the target compared with it; then tables are
+prepared (DDL per ``schema_mismatch``, ``truncate``), rows are loaded in batches over
+``parallel`` connections (parents first), and triggers, views, routines and events come last.
+Every batch commits with its row in ``_runbook.restore_progress``, so a kill at any instant
+followed by ``runbook resume`` loads each batch once.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, ClassVar
+
+from engine.actions.base import Action, Probe, register
+from engine.actions.guard import check_identity, session_settings
+from engine.actions.restore import progress as prog
+from engine.actions.restore.index import DumpIndex, IndexBuilder, TableIndex
+from engine.actions.restore.loader import Fatal, Loader, Shared
+from engine.actions.restore.plan import Plan, make_plan
+from engine.actions.restore.report import explain, table_results
+from engine.errors import ActionError, RunbookError, SqlError
+from engine.model import Status, StepResult
+from engine.mysql.dumpsource import LocalDump, fetch_dump
+from engine.mysql.target import describe_schema, foreign_keys_touching, has_rows
+from engine.mysql.sqlutil import qualified, quote_ident
+from engine.transport.mysql import MysqlSession
+
+BATCH_BYTES = 1 << 20
+_TRIGGER_NAME = re.compile(rb"\bTRIGGER\s+((?:`[^`]+`\.)?`(?:[^`]|``)+`|\w+)", re.I)
+
+_LIST = {"type": "array", "items": {"type": "string", "minLength": 1}}
+
+
+@register
+class Restore(Action):
+    """Load a dump: table subset, FK order, conflict and schema policies, parallel batches,
+    live progress, exactly once across kills and resumes.
+
+    ```yaml
+    - name: Restore core tables
+      restore:
+        file: /backups/shop-full.sql.gz
+        schema: shop
+        tables: [users, orders]
+        on_conflict: upsert          # error | ignore | replace | upsert
+        schema_mismatch: error       # error | create_missing | recreate | common_columns
+        core_tables: [users, orders]
+      register: r
+    ```
+    """
+
+    name = "restore"
+    mutating = True
+    idempotent = True  # by the progress table: a re-run skips every committed batch
+    reversible = False  # undone by the snapshot taken before it
+    params_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "minLength": 1, "description": "mysqldump / mariadb-dump output, plain or .gz"},
+            "file_on": {"enum": ["host", "control"], "description": "host (default): read over the host's connection; control: this machine"},
+            "schema": {"type": "string", "minLength": 1, "description": "target schema (default: the dump's); created when missing"},
+            "tables": dict(_LIST, minItems=1, description="tables to restore (default: every table of the dump)"),
+            "exclude_tables": dict(_LIST, description="tables of the dump not to restore"),
+            "on_conflict": {"enum": ["error", "ignore", "replace", "upsert"], "description": "what a duplicate key does"},
+            "truncate": {"type": ["boolean", "string"], "description": "empty the tables first (needs a snapshot of them in this run)"},
+            "allow_without_snapshot": {"type": ["boolean", "string"], "description": "let truncate run without a snapshot"},
+            "schema_mismatch": {"enum": ["error", "create_missing", "recreate", "common_columns"],
+                                "description": "what a target table that differs from the dump's does"},
+            "parallel": {"type": ["integer", "string"], "minimum": 1, "maximum": 16, "description": "connections (default 2)"},
+            "binlog": {"type": ["boolean", "string"], "description": "false: SET sql_log_bin=0 (replicas will not get the rows)"},
+            "core_tables": dict(_LIST, description="partial success: the step fails only if one of these fails (default: all)"),
+            "batch_bytes": {"type": ["integer", "string"], "minimum": 4096, "description": "rows per transaction, in bytes of SQL (default 1 MiB)"},
+        },
+    }
+
+    def __init__(self, args: Any, ctx: Any):
+        super().__init__(args, ctx)
+        self._names: list[str] = []
+        self._dump: LocalDump | None = None
+        self._scan: Any = None
+        self._defs: dict[str, Any] = {}
+        self._index: DumpIndex | None = None
+        self._index_opts: tuple[int, int] | None = None
+
+    # -- inputs ---------------------------------------------------------------------------
+    def _flag(self, key: str, default: bool) -> bool:
+        v = self.args.get(key, default)
+        return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
+
+    def _fetch(self) -> LocalDump:
+        """The dump as a plain local file (copied over SFTP, decompressed), cached."""
+        if self._dump is None:
+            shell = None if self.args.get("file_on", "host") == "control" else self.ctx.shell()
+            self._dump = fetch_dump(str(self.args["file"]), shell=shell)
+        return self._dump
+
+    def _source(self, batch_bytes: int | None = None, split_bytes: int | None = None) -> Any:
+        """The whole-file check (scan) and, in the same pass, the batch index; cached (any
+        batching when none is asked for)."""
+        if self._scan is not None and (batch_bytes is None or self._index_opts == (batch_bytes, split_bytes)):
+            return self._scan
+        batch_bytes = batch_bytes or int(self.args.get("batch_bytes") or BATCH_BYTES)
+        split_bytes = split_bytes or 8 << 20
+        from engine.mysql.dumpfile import DumpReader, parse_create_table, scan_dump
+
+        dump = self._fetch()
+        wanted = set(self.args["tables"]) if self.args.get("tables") else None
+        builder = IndexBuilder(wanted, batch_bytes=batch_bytes, split_bytes=split_bytes)
+
+        class _Tee(DumpReader):
+            """The check's own pass also feeds the index: the dump is split once."""
+
+            def statements(self, *, hash_file: bool = False) -> Any:
+                for st in super().statements(hash_file=hash_file):
+                    builder.feed(st)
+                    yield st
+
+        try:
+            scan = scan_dump(_Tee(dump.path), tables=None)
+        except RunbookError as exc:
+            builder.discard()
+            self.close()
+            raise ActionError(f"refusing {self.args['file']}: {exc.message}; nothing was written", hint=exc.hint) from None
+        except BaseException:
+            builder.discard()
+            raise
+        if self._index is not None:
+            self._index.close()
+        self._index = builder.finish()
+        self._index_opts = (batch_bytes, split_bytes)
+        dbs = list(getattr(scan, "databases", None) or getattr(scan.header, "databases", None) or [])
+        if len(dbs) > 1:
+            self.close()
+            raise ActionError(f"{self.args['file']} holds {len(dbs)} schemas ({', '.join(dbs)}); restore maps one schema",
+                              hint="dump one schema per file (mariadb-dump DB or --databases DB)")
+        names = [n for n, t in scan.tables.items() if not getattr(t, "is_view", False)]
+        wanted_list = list(self.args.get("tables") or names)
+        missing = [t for t in wanted_list if t not in scan.tables]
+        if missing:
+            self.close()
+            raise ActionError(f"refusing {self.args['file']}: no table {', '.join(missing)} in the dump; nothing was written",
+                              hint=f"the dump has: {', '.join(sorted(names)[:30])}")
+        excluded = set(self.args.get("exclude_tables") or [])
+        self._names = [t for t in wanted_list if t not in excluded and t in names]
+        for n in self._names:
+            create = scan.tables[n].create
+            if create is None:
+                self.close()
+                raise ActionError(f"refusing {self.args['file']}: the dump has rows for {n} but no CREATE TABLE; nothing was written",
+                                  hint="take the dump without --no-create-info, or restore into existing tables with a dump that has them")
+            self._defs[n] = create if hasattr(create, "columns") else parse_create_table(getattr(create, "text", b""))
+            self._index.tables.setdefault(n, TableIndex(n))
+        self._scan = scan
+        return scan
+
+    @property
+    def _schema(self) -> str:
+        s = self.args.get("schema")
+        if s:
+            return str(s)
+        from engine.mysql.dumpfile import DumpReader
+
+        dbs = list(DumpReader(self._fetch().path).header.databases or [])
+        if len(dbs) != 1:
+            raise ActionError("the dump names no single schema: say which one to restore into", hint="add schema: to the step")
+        return str(dbs[0])
+
+    @property
+    def _sid(self) -> str:
+        return prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, self._schema)
+
+    def _snapshotted(self, sql: Any, schema: str) -> set[str]:
+        from engine.mysql.snapshots import MANIFEST, manifest_rows, snapshot_schema
+
+        snap = snapshot_schema(self.ctx.run_id)
+        if not sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                         [snap, MANIFEST]).rows:
+            return set()
+        return {m["source_table"] for m in manifest_rows(sql, snap)
+                if m["source_schema"] == schema and m["status"] in ("complete", "restored")}
+
+    def _plan(self) -> Plan:
+        scan = self._source()
+        sql = self.ctx.sql()
+        schema = self._schema
+        opts = {"schema_mismatch": self.args.get("schema_mismatch", "error"), "on_conflict": self.args.get("on_conflict", "error"),
+                "truncate": self._flag("truncate", False), "allow_without_snapshot": self._flag("allow_without_snapshot", False),
+                "charset": _charset(scan)}
+        # a re-run of this step: tables it already created are "its own", not mismatches
+        target = describe_schema(sql, schema)
+        snapshotted = self._snapshotted(sql, schema) if opts["truncate"] else set()
+        if self.ctx.check_mode and opts["truncate"]:
+            snapshotted = set(self._names)  # an earlier snapshot step only simulated its copy
+        plan = make_plan(scan=scan, defs=self._defs, names=self._names, target=target,
+                         target_fks=foreign_keys_touching(sql, schema), schema=schema, opts=opts, snapshotted=snapshotted)
+        if self.ctx.check_mode and opts["truncate"] and not opts["allow_without_snapshot"]:
+            plan.notes.append("truncate: refused when it runs unless a snapshot step of this run copied the tables first")
+        for t in plan.tables:
+            if t.ddl == "keep" and not t.truncate and not t.empty and not has_rows(sql, schema, t.name):
+                t.empty = True
+        return plan
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        if self._dump is not None:
+            self._dump.close()
+            self._dump = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    # -- contract ---------------------------------------------------------------------------
+    def probe(self) -> Probe:
+        """Done when this step's run row says it finished and every batch it counted is recorded
+        (read-only; the dump is not read when the step names its schema)."""
+        sql = self.ctx.sql()
+        sid = self._sid
+        row = prog.run_row(sql, sid)
+        what = f"restore {self.args['file']} into {self._schema}"
+        if row is None:
+            return Probe(False, {}, what)
+        done = prog.done(sql, sid)
+        n = sum(1 for k in done if k[1] >= 0)
+        if row.get("finished_at") is not None and row.get("result") and row.get("batches_total") is not None \
+                and n >= int(row["batches_total"]):
+            return Probe(True, dict(row["result"]), "every batch is recorded in the progress table")
+        return Probe(False, {"batches_done": n}, f"continue to {what} ({n} batch(es) already committed)")
+
+    def check(self) -> StepResult:
+        """Check mode: the plan, read-only."""
+        try:
+            plan = self._plan()
+        except ActionError as exc:
+            return StepResult(Status.FAILED, msg=f"check mode: {exc.message}", data={})
+        probe = self.probe()
+        head = "already restored" if probe.done else "would restore"
+        lines = plan.lines()
+        data = {"plan": [{"table": t.name, "rows": t.rows, "bytes": t.bytes, "strategy": t.strategy(),
+                          "mismatch": [str(d) for d in t.findings]} for t in plan.tables], "notes": plan.notes}
+        return StepResult(Status.OK if probe.done else Status.CHANGED,
+                          msg=f"check mode: {head} {len(plan.tables)} table(s) into {self._schema}, in this order:\n" + "\n".join(lines),
+                          data=data, diff="\n".join(lines))
+
+    def apply(self) -> StepResult:
+        start = time.monotonic()
+        ctx = self.ctx
+        try:
+            return self._apply(start)
+        finally:
+            self.close()
+            _ = ctx
+
+    def _apply(self, start: float) -> StepResult:
+        ctx, sql = self.ctx, self.ctx.sql()
+        schema, sid = self._schema, self._sid
+        prior = prog.run_row(sql, sid)  # a resume cuts the dump exactly as the first attempt did
+        if prior is not None:
+            opts = dict(prior["options"])
+        else:
+            max_packet = int(sql.query("SELECT @@max_allowed_packet AS p").rows[0]["p"])
+            opts = {"batch_bytes": int(self.args.get("batch_bytes") or BATCH_BYTES),
+                    "split_bytes": max(4096, min(max_packet // 2, 16 << 20))}
+        scan = self._source(int(opts["batch_bytes"]), int(opts["split_bytes"]))
+        self._phases = {"check": time.monotonic() - start}
+        plan = self._plan()  # refusals raise here: nothing written yet
+        check_identity(ctx, f"restore into {schema}")
+        sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)}")
+        prog.ensure(sql)
+        prog.begin(sql, sid, run_id=ctx.run_id, step_key=ctx.step_key, host=ctx.host.name, schema=schema,
+                   path=str(self.args["file"]), size=int(scan.total_bytes), sha256=str(scan.sha256), options=opts)
+        prog.unfinish(sql, sid)
+        index = self._index
+        assert index is not None
+        settings = session_settings(sql)
+        import dataclasses
+
+        def make(local: bool = True) -> MysqlSession:
+            return MysqlSession(dataclasses.replace(settings, database=schema), tunnel=getattr(sql, "_tunnel", None),
+                                local_infile=local)
+
+        control = make(False)
+        try:
+            for h in index.header:
+                control.query(h)
+            if not self._flag("binlog", True):
+                control.query("SET SESSION sql_log_bin = 0")
+            done = prog.done(sql, sid)
+            self._prepare(control, plan, index, done, sid)
+            done = prog.done(sql, sid)
+            t = time.monotonic()
+            shared = self._load(plan, index, done, sid, make, control)
+            self._phases["load"] = time.monotonic() - t
+            t = time.monotonic()
+            warnings: list[str] = []
+            orphans = self._orphans(control, plan)
+            post_warnings = self._post(control, plan, index, shared)
+            warnings.extend(post_warnings)
+            self._phases["post"] = time.monotonic() - t
+        except Fatal as exc:
+            return self._fatal(exc, start)
+        finally:
+            control.close()
+        return self._finish(sql, plan, shared, start, orphans, warnings, sid, index)
+
+    # -- phases ----------------------------------------------------------------------------
+    def _prepare(self, control: MysqlSession, plan: Plan, index: DumpIndex, done: dict[tuple[str, int, int], prog.Done],
+                 sid: str) -> None:
+        """Table DDL in file order per policy, never over a table with committed batches; truncate."""
+        tables = plan.by_name()
+        committed = {k[0] for k in done if k[1] >= 0}
+        ids = dict(run_id=self.ctx.run_id, step_key=self.ctx.step_key, host=self.ctx.host.name)
+        schema = self._schema
+        for st in index.control:
+            if st.kind == "session":
+                control.query(st.text)
+                continue
+            if st.kind != "ddl" or st.table not in tables:
+                continue
+            t = tables[st.table]
+            if t.name in committed or t.ddl == "keep":
+                continue  # a table holding committed batches is never dropped or re-created
+            if t.ddl == "create" and st.verb != "create":
+                continue  # create_missing never drops
+            if t.ddl == "create" and _exists(control, schema, t.name):
+                continue  # made by an earlier attempt of this step (no batch committed yet)
+            control.query(st.text)
+        control.query("SET SESSION foreign_key_checks = 0")
+        from engine.mysql.snapshots import triggers as table_triggers
+
+        for t in plan.tables:
+            if t.ddl == "keep":
+                found = table_triggers(control, schema, t.name)
+                if found:  # the target's own triggers would fire on every loaded row: set aside until after
+                    prog.save_triggers(control, sid, t.name, found)
+                    for trg in found:
+                        control.query(f"DROP TRIGGER IF EXISTS {qualified(schema, trg['name'])}")
+            partial = t.name in committed and not all(b.key in done for b in index.tables[t.name].batches)
+            if not t.transactional and partial:
+                # MyISAM/Aria: a batch and its progress row do not commit together: reload whole
+                control.query(f"TRUNCATE TABLE {qualified(schema, t.name)}")
+                prog.forget_table(control, sid, t.name)
+            elif t.truncate and t.name not in committed:
+                control.query(f"TRUNCATE TABLE {qualified(schema, t.name)}")
+            prog.mark_prepared(control, sid, t.name, empty=t.empty, **ids)
+
+    def _load(self, plan: Plan, index: DumpIndex, done: dict[tuple[str, int, int], prog.Done], sid: str,
+              make: Any, control: MysqlSession) -> Shared:
+        total_bytes = sum(sum(b.length for b in index.tables[t.name].batches) for t in plan.tables)
+        t0 = time.monotonic()
+        state = {"last": 0.0, "base": None}
+        schema = self._schema
+
+        table_bytes = {t.name: sum(b.length for b in index.tables[t.name].batches) for t in plan.tables}
+        shown: dict[str, int] = {}
+
+        def report(sh: Shared) -> None:
+            """Per table (bytes, with rows in the text) and overall (bytes, rows, MB/s, ETA),
+            from committed batches only: a resumed run shows the true state at once."""
+            now = time.monotonic()
+            finished = not any(sh.pending.values()) and not any(sh.running.values())
+            if now - state["last"] < 1.0 and not finished:  # type: ignore[operator]
+                return
+            state["last"] = now
+            with sh.cond:
+                stats = {n: (s.rows, s.bytes) for n, s in sh.stats.items()}
+            for n, (rows, size) in stats.items():
+                if shown.get(n) != size and (size or sh.running.get(n)):
+                    shown[n] = size
+                    self.ctx.progress(size, max(table_bytes[n], size), f"restore {n} | {rows:,} rows")
+            done_bytes = sum(b for _, b in stats.values())
+            if state["base"] is None:
+                state["base"] = done_bytes  # type: ignore[assignment]
+            rate = (done_bytes - int(state["base"] or 0)) / max(now - t0, 1e-6)  # type: ignore[call-overload]
+            eta = (total_bytes - done_bytes) / rate if rate > 0 else None
+            rows_all = sum(r for r, _ in stats.values())
+            self.ctx.progress(done_bytes, max(total_bytes, done_bytes),
+                              f"restore {schema} | {rows_all:,} rows, {rate / 1e6:.1f} MB/s"
+                              + (f", ETA {eta:.0f}s" if eta is not None and not finished else ""))
+
+        ids = dict(run_id=self.ctx.run_id, step_key=self.ctx.step_key, host=self.ctx.host.name)
+        loader = Loader(plan=plan, index=index, dump_path=self._dump.path, sid=sid, done=done, make_session=make,  # type: ignore[union-attr]
+                        control=control, parallel=int(self.args.get("parallel", 2)), binlog=self._flag("binlog", True),
+                        ids=ids, on_progress=report)
+        self._loader = loader
+        shared = loader.run()
+        report(shared)
+        return shared
+
+    def _orphans(self, control: MysqlSession, plan: Plan) -> list[dict[str, Any]]:
+        """Cycle groups were loaded with FK checks off: count the child rows without a parent."""
+        out = []
+        schema = self._schema
+        for fk in plan.orphan_checks:
+            cols, refs = fk["columns"], fk["ref_columns"]
+            on = " AND ".join(f"p.{quote_ident(r)} = c.{quote_ident(c)}" for c, r in zip(cols, refs))
+            notnull = " AND ".join(f"c.{quote_ident(c)} IS NOT NULL" for c in cols)
+            n = control.query(f"SELECT COUNT(*) AS n FROM {qualified(schema, fk['table'])} c LEFT JOIN "
+                              f"{qualified(schema, fk['ref_table'])} p ON {on} WHERE {notnull} AND p.{quote_ident(refs[0])} IS NULL"
+                              ).rows[0]["n"]
+            out.append({"table": fk["table"], "constraint": fk["name"], "orphans": int(n)})
+        return out
+
+    def _post(self, control: MysqlSession, plan: Plan, index: DumpIndex, shared: Shared) -> list[str]:
+        """Triggers (after their table's rows: a load never fires them), then views, routines,
+        events — all of them only when every table of the dump is restored."""
+        warnings: list[str] = []
+        selected = {t.name for t in plan.tables}
+        whole = not self.args.get("tables") and not self.args.get("exclude_tables")
+        for st in index.control:
+            if st.kind == "session":
+                control.query(st.text)
+                continue
+            if st.kind != "post" or st.post_kind == "standin_view":
+                continue
+            if st.post_kind == "trigger":
+                if st.table not in selected or st.table in shared.failed:
+                    continue
+                m = _TRIGGER_NAME.search(st.text)
+                if m:
+                    control.query(b"DROP TRIGGER IF EXISTS " + m.group(1))
+            elif not whole:
+                continue
+            try:
+                control.query(st.text)
+            except SqlError as exc:
+                warnings.append(f"{st.post_kind or 'statement'} not created: {exc.render()}")
+        schema = self._schema
+        for trg in prog.saved_triggers(control, self._sid):
+            if trg["restored"]:
+                continue
+            exists = control.query("SELECT 1 AS x FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s AND TRIGGER_NAME = %s",
+                                   [schema, trg["name"]]).rows
+            if not exists:  # the dump did not bring its own version back: put the target's back
+                control.query("SET SESSION sql_mode = %s", [trg["sql_mode"]])
+                try:
+                    control.query(trg["statement"])
+                except SqlError as exc:
+                    warnings.append(f"trigger {trg['name']} of {trg['tbl']} not re-created: {exc.render()}")
+                    continue
+            prog.trigger_restored(control, self._sid, trg["tbl"], trg["name"])
+        return warnings
+
+    # -- results ------------------------------------------------------------------------------
+    def _finish(self, sql: Any, plan: Plan, shared: Shared, start: float, orphans: list[dict[str, Any]],
+                warnings: list[str], sid: str, index: DumpIndex) -> StepResult:
+        names = [t.name for t in plan.tables]
+        tables = table_results(shared, names)
+        seconds = time.monotonic() - start
+        rows = sum(t["rows"] for t in tables.values())
+        failed = sorted(shared.failed)
+        for o in orphans:
+            if o["orphans"]:
+                failed.append(o["table"]) if o["table"] not in failed else None
+                tables[o["table"]]["status"] = "failed"
+                tables[o["table"]]["error"] = f"{o['orphans']} row(s) without a parent for {o['constraint']}"
+        core = list(self.args.get("core_tables") or names)
+        core_ok = not any(t in failed for t in core)
+        data = {"tables": tables, "rows": rows, "bytes": sum(t["bytes"] for t in tables.values()), "seconds": round(seconds, 3),
+                "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None, "failed_tables": failed, "core_ok": core_ok,
+                "partial": bool(failed) and core_ok, "schema": self._schema, "orphans": orphans,
+                "load_order": names, "phases": {k: round(v, 3) for k, v in getattr(self, "_phases", {}).items()}}
+        if failed:
+            reasons = []
+            for n in failed:
+                st = shared.stats[n]
+                if st.error is not None:
+                    reasons.append(explain(st.error, self.ctx, sql, n, st.error_batch))
+                else:
+                    reasons.append(f"table {n}: {tables[n].get('error')}")
+            if not core_ok:
+                return StepResult(Status.FAILED, msg="restore failed: " + reasons[0], data=data,
+                                  evidence="\n".join(reasons), warnings=warnings)
+            warnings = warnings + [f"partial restore: {r}" for r in reasons]
+        # a partial success is this step's outcome: the probe counts what it committed
+        committed = sum(1 for k in prog.done(sql, sid) if k[1] >= 0)
+        prog.finish(sql, sid, committed if failed else sum(len(index.tables[n].batches) for n in names), data)
+        msg = (f"{len(names) - len(failed)} table(s), {rows:,} rows in {seconds:.1f}s ({data['rows_per_s'] or 0:,.0f} rows/s)"
+               + (f"; failed (not core): {', '.join(failed)}" if failed else ""))
+        return StepResult(Status.CHANGED, msg=msg, data=data, warnings=warnings)
+
+    def _fatal(self, exc: Fatal, start: float) -> StepResult:
+        sh = getattr(self, "_loader", None)
+        data: dict[str, Any] = {"seconds": round(time.monotonic() - start, 3), "core_ok": False, "partial": False}
+        if sh is not None:
+            names = list(sh.shared.stats)
+            data["tables"] = table_results(sh.shared, names)
+            data["rows"] = sum(t["rows"] for t in data["tables"].values())
+            data["failed_tables"] = sorted(sh.shared.failed)
+        try:
+            text = explain(exc.err, self.ctx, self.ctx.sql(), exc.table, exc.batch)
+        except RunbookError:
+            text = exc.err.render()
+        return StepResult(Status.FAILED, msg="restore stopped: " + text, data=data,
+                          evidence=(getattr(exc.err, "sql", None) or "")[:500])
+
+
+def _exists(sql: Any, schema: str, table: str) -> bool:
+    return bool(sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                          [schema, table]).rows)
+
+
+def _charset(scan: Any) -> str:
+    cs = str(getattr(scan.header, "charset", "") or "utf8mb4").lower()
+    return cs if re.fullmatch(r"[a-z0-9_]+", cs) else "utf8mb4"

@@ -1,0 +1,215 @@
+"""The index pass: one read of the (plain, local) dump that cuts each table's rows into batches
+and keeps the statements the control connection runs (header SETs, table DDL, triggers, views,
+routines, events) in file order.
+
+A batch is a byte range of a row list — ``(…),\\n(…)`` — either inside the dump itself (one
+extended INSERT, the common case: mysqldump caps them near 1 MB) or in a side file where small
+statements were merged (``--skip-extended-insert``: one row per statement) and statements
+larger than a batch were cut by rows. Batches are identified by ``(table, first ordinal, part)``
+and cut the same way on every attempt (the sizes are stored with the run), so the progress
+table means the same thing after a resume.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from engine.actions.restore.convert import strip_body
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    table: str
+    first: int  # ordinal of its first data statement (per table)
+    last: int
+    part: int  # row-split part of one statement (0 when whole)
+    side: bool  # the body lives in the side file (merged or split), else in the dump
+    offset: int
+    length: int
+    newline_layout: bool  # rows separated by ",\n" (mariadb-dump) rather than "," (MySQL)
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.table, self.first, self.part)
+
+
+@dataclass
+class TableIndex:
+    name: str
+    batches: list[Batch] = field(default_factory=list)
+    bytes: int = 0
+    columns: tuple[str, ...] | None = None  # --complete-insert column list
+
+
+@dataclass
+class ControlStatement:
+    """A statement the control connection runs: kind is session | ddl | post."""
+
+    kind: str
+    text: bytes
+    table: str | None
+    post_kind: str = ""
+    verb: str = ""  # ddl: drop | create | other
+
+
+@dataclass
+class DumpIndex:
+    tables: dict[str, TableIndex]
+    control: list[ControlStatement]
+    header: list[bytes]  # the SETs before the first table: replayed on every worker connection
+    side_path: str | None
+
+    def close(self) -> None:
+        if self.side_path:
+            try:
+                os.unlink(self.side_path)
+            except OSError:
+                pass
+            self.side_path = None
+
+
+def _kind(stmt: Any) -> str:
+    k = stmt.kind
+    return str(getattr(k, "name", k)).upper()
+
+
+def _ddl_verb(text: bytes) -> str:
+    head = text.lstrip()[:200].upper()
+    while head.startswith(b"/*!"):
+        head = head[3:].lstrip(b"0123456789 ")
+    if head.startswith(b"DROP"):
+        return "drop"
+    if head.startswith(b"CREATE"):
+        return "create"
+    return "other"
+
+
+class IndexBuilder:
+    """Cuts the data statements of ``wanted`` tables (None: every table) into batches of about
+    ``batch_bytes`` as statements are fed to it; a statement over ``split_bytes`` (≈ half of
+    max_allowed_packet) is cut by rows. Fed by the whole-file check's own pass (one read)."""
+
+    def __init__(self, wanted: set[str] | None, *, batch_bytes: int, split_bytes: int, tmpdir: str | None = None):
+        self.wanted = wanted
+        self.batch_bytes, self.split_bytes, self.tmpdir = batch_bytes, split_bytes, tmpdir
+        self.tables: dict[str, TableIndex] = {t: TableIndex(t) for t in wanted or ()}
+        self.control: list[ControlStatement] = []
+        self.header: list[bytes] = []
+        self.seen_table = False
+        self.side: BinaryIO | None = None
+        self.side_path: str | None = None
+        self.side_pos = 0
+        # pending small statements of one table, merged into one side-file batch
+        self.pend_table: str | None = None
+        self.pend: list[bytes] = []
+        self.pend_bytes = 0
+        self.pend_first = self.pend_last = 0
+
+    def _side_write(self, data: bytes) -> int:
+        if self.side is None:
+            fd, self.side_path = tempfile.mkstemp(prefix="runbook-restore-", suffix=".rows", dir=self.tmpdir)
+            self.side = os.fdopen(fd, "wb")
+        at = self.side_pos
+        self.side.write(data)
+        self.side_pos += len(data)
+        return at
+
+    def _flush(self) -> None:
+        if self.pend_table is None:
+            return
+        body = b",\n".join(self.pend)
+        at = self._side_write(body)
+        self.tables[self.pend_table].batches.append(Batch(self.pend_table, self.pend_first, self.pend_last, 0, True, at,
+                                                          len(body), True))
+        self.pend_table, self.pend, self.pend_bytes = None, [], 0
+
+    def feed(self, st: Any) -> None:
+        kind = _kind(st)
+        if kind == "DATA":
+            self._data(st)
+            return
+        self._flush()
+        if kind == "SESSION":
+            scope = getattr(st, "scope", "")
+            if (scope == "header") if scope else not self.seen_table:
+                self.header.append(st.text)
+            self.control.append(ControlStatement("session", st.text, None))
+        elif kind == "TABLE_DDL":
+            self.seen_table = True
+            self.control.append(ControlStatement("ddl", st.text, st.table, verb=_ddl_verb(st.text)))
+        elif kind == "POST":
+            self.control.append(ControlStatement("post", st.text, st.table, post_kind=str(getattr(st, "post_kind", "") or "")))
+        # SKIP (LOCK TABLES, DISABLE KEYS, GTID), SCHEMA (CREATE DATABASE, USE), OTHER: not replayed
+
+    def _data(self, st: Any) -> None:
+        from engine.mysql.dumpfile import iter_rows
+
+        self.seen_table = True
+        table = st.table
+        if table not in self.tables:
+            if self.wanted is not None:
+                return
+            self.tables[table] = TableIndex(table)
+        ti = self.tables[table]
+        if ti.columns is None and st.columns:
+            ti.columns = tuple(st.columns)
+        body = strip_body(st.text, st.values_at)
+        n = len(body)
+        ti.bytes += n
+        newline = b"),\n(" in body[: min(n, 65536)].tobytes() if n > 4 else True
+        if n > self.split_bytes:
+            self._flush()
+            part, chunk, size = 0, [], 0
+            for row in iter_rows(st):
+                chunk.append(bytes(row))
+                size += len(row) + 2
+                if size >= self.batch_bytes:
+                    data = b",\n".join(chunk)
+                    ti.batches.append(Batch(table, st.ordinal, st.ordinal, part, True, self._side_write(data), len(data), True))
+                    part, chunk, size = part + 1, [], 0
+            if chunk:
+                data = b",\n".join(chunk)
+                ti.batches.append(Batch(table, st.ordinal, st.ordinal, part, True, self._side_write(data), len(data), True))
+        elif n * 2 >= self.batch_bytes:
+            self._flush()
+            ti.batches.append(Batch(table, st.ordinal, st.ordinal, 0, False, st.offset + st.values_at, n, newline))
+        else:
+            if self.pend_table != table or self.pend_bytes + n > self.batch_bytes:
+                self._flush()
+                self.pend_table, self.pend_first = table, st.ordinal
+            if newline:
+                self.pend.append(body.tobytes())
+            else:  # MySQL's one-line layout: put each row on its own line, as mariadb-dump does
+                self.pend.append(b",\n".join(bytes(r) for r in iter_rows(st)))
+            self.pend_bytes += n
+            self.pend_last = st.ordinal
+
+    def finish(self) -> DumpIndex:
+        self._flush()
+        if self.side is not None:
+            self.side.close()
+            self.side = None
+        return DumpIndex(self.tables, self.control, self.header, self.side_path)
+
+    def discard(self) -> None:
+        if self.side is not None:
+            self.side.close()
+            self.side = None
+        if self.side_path:
+            try:
+                os.unlink(self.side_path)
+            except OSError:
+                pass
+
+
+def build_index(statements: Iterable[Any], wanted: set[str] | None, *, batch_bytes: int, split_bytes: int,
+                tmpdir: str | None = None) -> DumpIndex:
+    """The index of ``statements`` (a second pass; :class:`IndexBuilder` rides on the check's)."""
+    b = IndexBuilder(wanted, batch_bytes=batch_bytes, split_bytes=split_bytes, tmpdir=tmpdir)
+    for st in statements:
+        b.feed(st)
+    return b.finish()

@@ -1,0 +1,395 @@
+"""Parallel batch loading, each batch exactly once.
+
+Every batch is one transaction on a worker connection:
+
+```sql
+START TRANSACTION;
+INSERT INTO _runbook.restore_progress (…) VALUES (…);  -- FIRST: 1062 = committed before → ROLLBACK, skip
+LOAD DATA LOCAL INFILE 'rb:…' … | INSERT … VALUES (…),(…);
+UPDATE _runbook.restore_progress SET `rows` = …, ignored = … WHERE …;
+COMMIT;
+```
+
+Deadlocks and lock-wait timeouts (1213/1205) re-run the whole batch; a lost connection
+(2006/2013) re-runs it on a new connection — the progress row decides whether its COMMIT made it
+(a late COMMIT of the old session holds the row lock, so the new INSERT waits for it and then
+sees 1062). Never a partial retry inside a transaction (mydumper PR #1162).
+
+Scheduling is MySQL Shell's (``dump_reader.cc`` ``schedule_chunk_proportionally``): a free
+worker takes a table nobody is loading — parents first, then the most bytes left — and only
+when there is none helps the in-progress table with the most bytes left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.actions.restore import progress as prog
+from engine.actions.restore.convert import counts, load_data_payload
+from engine.actions.restore.index import Batch, DumpIndex
+from engine.actions.restore.plan import Plan, TablePlan
+from engine.mysql.diagnosis import diagnose
+from engine.errors import ConnectError, RunbookError, SqlError
+from engine.transport.mysql import MysqlSession
+
+#: errors after which no other table can do better: stop everything
+FATAL = {1114, 1021, 1044, 1045, 1142, 1227, 1290, 1153, 1148, 1049}
+RETRY_LOCKS = 5
+RETRY_LOST = 3
+
+
+class Fatal(RunbookError):
+    """An error that stops the whole restore (disk full, access denied, server gone)."""
+
+    def __init__(self, err: RunbookError, table: str, batch: Batch | None):
+        super().__init__(err.message, hint=err.hint)
+        self.err = err
+        self.table = table
+        self.batch = batch
+
+
+@dataclass
+class TableStats:
+    rows: int = 0
+    ignored: int = 0
+    bytes: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    warnings: int = 0
+    skipped_batches: int = 0  # committed by an earlier attempt
+    redone: int = 0  # batches run again whole (lost connection, deadlock, lock wait)
+    load_data: int = 0  # batches sent as LOAD DATA LOCAL (the rest as INSERT)
+    error: SqlError | RunbookError | None = None
+    error_batch: Batch | None = None
+    started: float | None = None
+    ended: float | None = None
+
+
+@dataclass
+class Shared:
+    """State every worker thread reads and writes under ``cond``."""
+
+    pending: dict[str, deque[Batch]]
+    running: dict[str, int]
+    left: dict[str, int]
+    stats: dict[str, TableStats]
+    failed: set[str] = field(default_factory=set)
+    fatal: Fatal | None = None
+    stop: bool = False
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    commits: int = 0
+
+
+class _Fault:
+    """Test hooks (read only here): ``RUNBOOK_FAULT_RESTORE_KILL=before_commit:N|after_commit:N``
+    SIGKILLs this process around its N-th batch commit; ``RUNBOOK_FAULT_RESTORE_KILL_CONN=N``
+    KILLs the worker's connection from another session in the middle of the N-th batch."""
+
+    def __init__(self) -> None:
+        spec = os.environ.get("RUNBOOK_FAULT_RESTORE_KILL", "")
+        self.when, _, n = spec.partition(":")
+        self.at = int(n) if n.isdigit() else None
+        k = os.environ.get("RUNBOOK_FAULT_RESTORE_KILL_CONN", "")
+        self.kill_conn = int(k) if k.isdigit() else None
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def number(self) -> int:
+        with self.lock:
+            self.count += 1
+            return self.count
+
+    def point(self, where: str, n: int) -> None:
+        if self.at is not None and self.when == where and n == self.at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Worker:
+    """One connection to the target, set up as the dump expects, loading batches."""
+
+    def __init__(self, make: Callable[[], MysqlSession], header: list[bytes], binlog: bool):
+        self.make, self.header, self.binlog = make, header, binlog
+        self.sql: MysqlSession | None = None
+        self.state: dict[str, int] = {}
+
+    def session(self) -> MysqlSession:
+        if self.sql is None:
+            s = self.make()
+            for h in self.header:  # the dump's own SET NAMES / time_zone / sql_mode, on every connection
+                s.query(h)
+            if not self.binlog:
+                s.query("SET SESSION sql_log_bin = 0")
+            s.query("SET SESSION wait_timeout = 28800, net_read_timeout = 3600, net_write_timeout = 3600,"
+                    " innodb_lock_wait_timeout = 120, sql_notes = 0")
+            self.sql = s
+            self.state = {}
+        return self.sql
+
+    def set(self, name: str, value: int) -> None:
+        s = self.session()
+        if self.state.get(name) != value:
+            s.query(f"SET SESSION {name} = {int(value)}")
+            self.state[name] = value
+
+    def reset(self) -> None:
+        if self.sql is not None:
+            self.sql.close()
+        self.sql = None
+
+    def rollback(self) -> None:
+        if self.sql is not None:
+            try:
+                self.sql.query("ROLLBACK")
+            except RunbookError:
+                self.reset()
+
+
+class Loader:
+    """Loads the batches of a plan over ``parallel`` worker connections."""
+
+    def __init__(self, *, plan: Plan, index: DumpIndex, dump_path: str, sid: str, done: dict[tuple[str, int, int], prog.Done],
+                 make_session: Callable[[], MysqlSession], control: MysqlSession, parallel: int, binlog: bool,
+                 ids: dict[str, str], on_progress: Callable[[Shared], None]):
+        self.plan, self.index, self.sid, self.ids = plan, index, sid, ids
+        self.dump_path = dump_path
+        self.make_session, self.control = make_session, control
+        self.parallel, self.binlog = max(1, parallel), binlog
+        self.on_progress = on_progress
+        self.fault = _Fault()
+        self.tables = plan.by_name()
+        pending: dict[str, deque[Batch]] = {}
+        stats: dict[str, TableStats] = {}
+        left: dict[str, int] = {}
+        for t in plan.tables:
+            st = stats[t.name] = TableStats()
+            q: deque[Batch] = deque()
+            for b in index.tables[t.name].batches:
+                d = done.get(b.key)
+                if d is not None:
+                    st.rows += d.rows
+                    st.ignored += d.ignored
+                    st.bytes += d.bytes
+                    st.batches += 1
+                    st.skipped_batches += 1
+                else:
+                    q.append(b)
+            pending[t.name] = q
+            left[t.name] = sum(b.length for b in q)
+        self.shared = Shared(pending=pending, running={t.name: 0 for t in plan.tables}, left=left, stats=stats)
+
+    # -- scheduling ----------------------------------------------------------------------
+    def _finished(self, name: str) -> bool:
+        sh = self.shared
+        return name in sh.failed or (not sh.pending[name] and sh.running[name] == 0)
+
+    def _ready(self, t: TablePlan) -> bool:
+        return all(self._finished(p) for p in t.parents)
+
+    def _pick(self) -> tuple[TablePlan, Batch] | None:
+        """Shell's rule: a table nobody loads (parents first, most bytes left), else the busy
+        table with the most bytes left. Caller holds the lock."""
+        sh = self.shared
+        ready = [t for t in self.plan.tables if sh.pending[t.name] and t.name not in sh.failed and self._ready(t)]
+        if not ready:
+            return None
+        idle = [t for t in ready if sh.running[t.name] == 0]
+        pool = idle or ready
+        t = min(pool, key=lambda x: (x.level, -sh.left[x.name], x.name)) if idle else max(pool, key=lambda x: sh.left[x.name])
+        b = sh.pending[t.name].popleft()
+        sh.running[t.name] += 1
+        sh.left[t.name] -= b.length
+        st = sh.stats[t.name]
+        if st.started is None:
+            st.started = time.monotonic()
+        return t, b
+
+    def _all_done(self) -> bool:
+        return all(self._finished(t.name) for t in self.plan.tables)
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self) -> Shared:
+        threads = [threading.Thread(target=self._work, name=f"restore-{i}", daemon=True) for i in range(self.parallel)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        if self.shared.fatal is not None:
+            raise self.shared.fatal
+        return self.shared
+
+    def _work(self) -> None:
+        sh = self.shared
+        w = Worker(self.make_session, self.index.header, self.binlog)
+        files: dict[bool, Any] = {}
+        try:
+            files[False] = open(self.dump_path, "rb")  # noqa: SIM115  (closed in finally, with the worker)
+            if self.index.side_path:
+                files[True] = open(self.index.side_path, "rb")  # noqa: SIM115
+            while True:
+                with sh.cond:
+                    while True:
+                        if sh.stop or self._all_done():
+                            sh.cond.notify_all()
+                            return
+                        job = self._pick()
+                        if job is not None:
+                            break
+                        sh.cond.wait(0.5)
+                t, b = job
+                try:
+                    f = files[b.side]
+                    body = os.pread(f.fileno(), b.length, b.offset)
+                    if len(body) != b.length:
+                        raise RunbookError(f"the dump changed while restoring: short read at {b.offset}")
+                    result = self._batch(w, t, b, body)
+                    with sh.cond:
+                        st = sh.stats[t.name]
+                        if result is not None:
+                            d, warnings = result
+                            st.rows += d.rows
+                            st.ignored += d.ignored
+                            st.bytes += d.bytes
+                            st.batches += 1
+                            st.warnings += warnings
+                        sh.running[t.name] -= 1
+                        if self._finished(t.name):
+                            st.ended = time.monotonic()
+                        sh.cond.notify_all()
+                    self.on_progress(sh)
+                except Fatal as exc:
+                    with sh.cond:
+                        sh.fatal = sh.fatal or exc
+                        sh.stop = True
+                        sh.running[t.name] -= 1
+                        sh.stats[t.name].error = exc.err
+                        sh.stats[t.name].error_batch = b
+                        sh.failed.add(t.name)
+                        sh.cond.notify_all()
+                    return
+                except RunbookError as exc:
+                    with sh.cond:
+                        sh.running[t.name] -= 1
+                        st = sh.stats[t.name]
+                        st.error, st.error_batch = exc, b
+                        st.ended = time.monotonic()
+                        sh.failed.add(t.name)
+                        sh.pending[t.name].clear()
+                        sh.cond.notify_all()
+        except BaseException as exc:  # a bug must not hang the other workers
+            with sh.cond:
+                if sh.fatal is None:
+                    err = exc if isinstance(exc, RunbookError) else RunbookError(f"restore worker crashed: {exc!r}")
+                    sh.fatal = Fatal(err, "", None)
+                sh.stop = True
+                sh.cond.notify_all()
+        finally:
+            for f in files.values():
+                f.close()
+            w.reset()
+
+    def _batch(self, w: Worker, t: TablePlan, b: Batch, body: bytes) -> tuple[prog.Done, int] | None:
+        """Run one batch to its commit; None when an earlier attempt committed it."""
+        locks = lost = 0
+        n = self.fault.number()
+        force_insert = False
+        while True:
+            try:
+                return self._attempt(w, t, b, body, n, force_insert)
+            except _Redo:
+                force_insert = True
+            except ConnectError as exc:
+                w.reset()
+                self._redone(t.name)
+                lost += 1
+                if lost > RETRY_LOST:
+                    raise Fatal(exc, t.name, b) from None
+                time.sleep(0.2 * lost)
+            except SqlError as exc:
+                diag = diagnose(exc.errno)
+                if diag is not None and diag.lost_connection and exc.errno not in (1153,):
+                    w.reset()
+                    self._redone(t.name)
+                    lost += 1
+                    if lost > RETRY_LOST:
+                        raise Fatal(exc, t.name, b) from None
+                    time.sleep(0.2 * lost)
+                    continue
+                w.rollback()
+                if exc.errno in (1205, 1213) and locks < RETRY_LOCKS:
+                    self._redone(t.name)
+                    locks += 1
+                    time.sleep(0.1 * 2 ** locks)
+                    continue
+                if exc.errno in FATAL:
+                    raise Fatal(exc, t.name, b) from None
+                raise
+
+    def _redone(self, table: str) -> None:
+        with self.shared.cond:
+            self.shared.stats[table].redone += 1
+
+    def _attempt(self, w: Worker, t: TablePlan, b: Batch, body: bytes, n: int, force_insert: bool) -> tuple[prog.Done, int] | None:
+        s = w.session()
+        w.set("foreign_key_checks", int(t.fk_checks))
+        # unique_checks=0 lets InnoDB skip secondary-unique lookups: only safe into an empty table
+        w.set("unique_checks", 0 if t.empty and t.shape.conflict == "error" else 1)
+        s.query("START TRANSACTION")
+        try:
+            s.query(prog.BATCH_INSERT, [self.sid, t.name, b.first, b.part, b.last, self.ids["run_id"], self.ids["step_key"],
+                                        self.ids["host"], b.length])
+        except SqlError as exc:
+            if exc.errno == 1062:  # this batch committed before: the server says so
+                w.rollback()
+                return None
+            raise
+        if self.fault.kill_conn == n:
+            self.fault.kill_conn = None  # once: the redo must go through
+            self.control.query(f"KILL CONNECTION {int(s.connection_id)}")
+        rows, ignored, warnings = self._data(w, t, b, body, force_insert)
+        s.query(prog.BATCH_UPDATE, [rows, ignored, self.sid, t.name, b.first, b.part])
+        self.fault.point("before_commit", n)
+        s.query("COMMIT")
+        self.fault.point("after_commit", n)
+        return prog.Done(rows, ignored, b.length), warnings
+
+    def _data(self, w: Worker, t: TablePlan, b: Batch, body: bytes, force_insert: bool) -> tuple[int, int, int]:
+        s = w.session()
+        shape = t.shape
+        conflict = shape.conflict
+        if not force_insert and shape.uses_load_data(body):
+            name = f"rb:{t.name}:{b.first}:{b.part}"
+            r = s.load_local(shape.load_data_sql(name, b.newline_layout), name, load_data_payload(body, b.newline_layout))
+            with self.shared.cond:
+                self.shared.stats[t.name].load_data += 1
+            records, dup = counts(r.info, r.rowcount)
+            if conflict == "error" and (dup or r.rowcount != records):
+                # LOCAL turned duplicates into warnings: redo by INSERT, whose 1062 names the key
+                s.query("ROLLBACK")
+                raise _Redo()
+            if conflict == "replace":
+                return records, 0, r.warnings
+            return r.rowcount, (records - r.rowcount if conflict == "ignore" else 0), r.warnings
+        if t.via_temp:
+            raise SqlError(f"{t.name}: a batch holds literals LOAD DATA cannot read exactly, and the target lacks some of the "
+                           "dump's columns (common_columns)", hint="add the missing columns to the target, or use recreate")
+        r = s.query(shape.insert(body))
+        records, dup = counts(r.info, r.rowcount)
+        if conflict == "ignore":
+            return r.rowcount, dup, r.warnings
+        if conflict in ("replace", "upsert"):
+            return records, 0, r.warnings
+        return r.rowcount, 0, r.warnings
+
+
+class _Redo(SqlError):
+    """Internal: a LOAD DATA batch must be re-run by INSERT (to get the real error)."""
+
+    def __init__(self) -> None:
+        super().__init__("redo by INSERT", errno=None)

@@ -1,0 +1,65 @@
+"""The restore's registered result and its error explanations (what failed, why, what to do)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from engine.actions.restore.index import Batch
+from engine.actions.restore.loader import Shared
+from engine.mysql.diagnosis import diagnose
+from engine.errors import RunbookError, SqlError
+
+if TYPE_CHECKING:
+    from engine.run.context import ActionContext
+    from engine.transport.base import Sql
+
+
+def table_results(shared: Shared, names: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for n in names:
+        st = shared.stats[n]
+        seconds = (st.ended or st.started or 0) - (st.started or 0) if st.started else 0.0
+        status = "failed" if n in shared.failed else ("loaded" if not shared.pending[n] else "skipped")
+        out[n] = {"status": status, "rows": st.rows, "ignored": st.ignored, "bytes": st.bytes, "seconds": round(seconds, 3),
+                  "rows_per_s": round(st.rows / seconds, 1) if seconds > 0 else None, "batches": st.batches,
+                  "batches_resumed": st.skipped_batches, "batches_redone": st.redone, "batches_load_data": st.load_data, "warnings": st.warnings}
+        if st.error is not None:
+            out[n]["error"] = st.error.render()
+    return out
+
+
+def explain(err: RunbookError, ctx: ActionContext, sql: Sql | None, table: str, batch: Batch | None) -> str:
+    """One paragraph: the MySQL error, where (table, batch) and the diagnosis with the facts
+    that make it actionable (free bytes for 1114, the packet size for 1153)."""
+    where = f"table {table}" + (f", batch at statement {batch.first}" + (f" part {batch.part}" if batch.part else "")
+                                if batch is not None else "")
+    errno = err.errno if isinstance(err, SqlError) else None
+    text = f"{where}: {err.render()}"
+    extra = ""
+    try:
+        if errno in (1114, 1021) and sql is not None:
+            datadir = sql.query("SELECT @@datadir AS d").rows[0]["d"]
+            datadir = datadir.decode() if isinstance(datadir, bytes) else str(datadir)
+            df = ctx.shell().run(f"df -P -B1 {shlex.quote(datadir)} | tail -1", timeout=15)
+            parts = df.stdout.split()
+            if df.rc == 0 and len(parts) >= 6:
+                extra = (f"the filesystem {parts[0]} mounted on {parts[5]} (datadir {datadir}) has {int(parts[3]):,} bytes free "
+                         f"of {int(parts[1]):,}: free space there (binary logs: PURGE BINARY LOGS; old snapshots: runbook "
+                         "snapshots drop), then `runbook resume` continues with the first batch not committed")
+        elif errno == 1153 and sql is not None:
+            size = sql.query("SELECT @@max_allowed_packet AS p").rows[0]["p"]
+            extra = (f"max_allowed_packet is {int(size):,} bytes and the batch is {batch.length if batch else 0:,}: "
+                     "SET GLOBAL max_allowed_packet = 268435456 (then resume)")
+        elif errno in (1044, 1045, 1142, 1227):
+            extra = "the restore account needs CREATE, DROP, INSERT, DELETE (replace), SELECT, plus CREATE/INSERT on _runbook"
+    except RunbookError:
+        pass
+    return text + (f" — {extra}" if extra else "")
+
+
+def diagnosis_name(err: RunbookError) -> str | None:
+    if isinstance(err, SqlError):
+        d = diagnose(err.errno)
+        return d.name if d else None
+    return None

@@ -1,0 +1,133 @@
+"""Exactly once across kills: SIGKILL the restore before and after every batch commit of a
+small restore, and at random instants of a larger one, then run the step again (what
+``runbook resume`` does with this idempotent step): the tables equal the source and the
+progress table holds every batch once. A connection KILLed mid-batch redoes that batch once."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from engine.model import Status
+from tests.integration.restore_helpers import checksums, dump, execute, progress_rows, query, restore, restore_in_child
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TABLES = ["withpk", "nopk"]
+
+
+@pytest.fixture(scope="module")
+def source() -> Iterator[str]:
+    name = f"rbt_ksrc_{uuid.uuid4().hex[:8]}"
+    execute(None, f"CREATE DATABASE `{name}`")
+    execute(name, "CREATE TABLE withpk (id INT PRIMARY KEY, v VARCHAR(40), n DOUBLE);"
+                  "CREATE TABLE nopk (a INT, v VARCHAR(40));"
+                  "INSERT INTO withpk SELECT seq, CONCAT('row ', seq, ' ''q'' \\\\ \\n'), seq / 7 FROM seq_1_to_400;"
+                  "INSERT INTO nopk SELECT seq % 50, CONCAT('dup ', seq % 50) FROM seq_1_to_400;")
+    yield name
+    execute(None, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def target() -> Iterator[str]:
+    name = f"rbt_kdst_{uuid.uuid4().hex[:8]}"
+    yield name
+    execute(None, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def _args(path: str, target: str, parallel: int = 2) -> dict[str, object]:
+    return {"file": path, "schema": target, "schema_mismatch": "create_missing", "file_on": "control", "batch_bytes": 4096,
+            "parallel": parallel}
+
+
+def _batches(run_id: str) -> list[tuple[object, ...]]:
+    rows = progress_rows(run_id)
+    assert len(rows) == len({(r[0], r[1], r[2]) for r in rows})  # the primary key says so; belt and braces
+    return rows
+
+
+def test_kill_at_every_batch_boundary(source: str, tmp_path: str) -> None:
+    path = dump(source, os.path.join(tmp_path, "d.sql"), "--net-buffer-length=4096")
+    expected = checksums(source, TABLES)
+    # the uninterrupted restore: how many batches there are
+    ref_target = f"rbt_kref_{uuid.uuid4().hex[:8]}"
+    ref_run = "t" + uuid.uuid4().hex[:12]
+    try:
+        ref = restore(_args(path, ref_target), run_id=ref_run)
+        assert ref.status is Status.CHANGED, ref.msg
+        n_batches = len(_batches(ref_run))
+        assert n_batches >= 6
+    finally:
+        execute(None, f"DROP DATABASE IF EXISTS `{ref_target}`")
+    for n in range(1, n_batches + 1):
+        for when in ("before_commit", "after_commit"):
+            target = f"rbt_kdst_{uuid.uuid4().hex[:8]}"
+            run_id = "t" + uuid.uuid4().hex[:12]
+            try:
+                # one connection: the N-th batch to commit is the N-th batch started, so the boundary is exact
+                child = restore_in_child(_args(path, target, 1), run_id, {"RUNBOOK_FAULT_RESTORE_KILL": f"{when}:{n}"})
+                assert child.returncode == -signal.SIGKILL, (when, n, child.stdout, child.stderr[-2000:])
+                committed = len(_batches(run_id))
+                assert committed == (n if when == "after_commit" else n - 1)
+                res = restore(_args(path, target), run_id=run_id)
+                assert res.status is Status.CHANGED, (when, n, res.msg)
+                assert checksums(target, TABLES) == expected, (when, n)
+                rows = _batches(run_id)
+                assert len(rows) == n_batches and sum(int(r[3]) for r in rows) == 800  # type: ignore[call-overload]
+                assert sum(t["batches_resumed"] for t in res.data["tables"].values()) == committed
+            finally:
+                execute(None, f"DROP DATABASE IF EXISTS `{target}`")
+
+
+def test_kill_at_random_instants(source: str, tmp_path: str, target: str) -> None:
+    """A larger restore (the merge path: one row per statement) killed twice at random moments."""
+    big = f"rbt_kbig_{uuid.uuid4().hex[:8]}"
+    execute(None, f"CREATE DATABASE `{big}`")
+    try:
+        execute(big, "CREATE TABLE withpk (id INT PRIMARY KEY, v VARCHAR(40), n DOUBLE);"
+                     "CREATE TABLE nopk (a INT, v VARCHAR(40));"
+                     "INSERT INTO withpk SELECT seq, REPEAT('x', seq % 40), seq / 3 FROM seq_1_to_60000;"
+                     "INSERT INTO nopk SELECT seq % 97, CONCAT('v', seq % 13) FROM seq_1_to_60000;")
+        path = dump(big, os.path.join(tmp_path, "big.sql"), "--skip-extended-insert")
+        expected = checksums(big, TABLES)
+    finally:
+        execute(None, f"DROP DATABASE IF EXISTS `{big}`")
+    run_id = "t" + uuid.uuid4().hex[:12]
+    args = dict(_args(path, target), batch_bytes=65536)
+    rng = random.Random(8)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = (f"import json, sys; sys.path.insert(0, {root!r}); from tests.integration.restore_helpers import restore; "
+            "restore(json.loads(sys.argv[1]), run_id=sys.argv[2])")
+    import json
+
+    for _ in range(2):
+        proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(args), run_id])
+        time.sleep(rng.uniform(1.0, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    res = restore(args, run_id=run_id)
+    assert res.status in (Status.CHANGED, Status.OK), res.msg
+    assert checksums(target, TABLES) == expected
+    rows = _batches(run_id)
+    assert sum(int(r[3]) for r in rows) == 120000  # type: ignore[call-overload]
+
+
+def test_connection_killed_mid_batch(source: str, tmp_path: str, target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = dump(source, os.path.join(tmp_path, "d.sql"), "--net-buffer-length=4096")
+    run_id = "t" + uuid.uuid4().hex[:12]
+    monkeypatch.setenv("RUNBOOK_FAULT_RESTORE_KILL_CONN", "2")
+    res = restore(_args(path, target), run_id=run_id)
+    assert res.status is Status.CHANGED, res.msg
+    assert checksums(target, TABLES) == checksums(source, TABLES)
+    rows = _batches(run_id)
+    assert sum(int(r[3]) for r in rows) == 800  # type: ignore[call-overload]
+    assert query(f"SELECT COUNT(*) FROM `{target}`.nopk")[0][0] == 400
+    assert sum(t["batches_redone"] for t in res.data["tables"].values()) == 1
