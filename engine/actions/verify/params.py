@@ -55,6 +55,7 @@ SCHEMA: dict[str, Any] = {
                  },
                  "additionalProperties": {"anyOf": [{"type": "integer", "minimum": 0}, _TEMPLATE]}},
                 _TEMPLATE,
+                {"const": "from_dump"},  # SPEC §2's shorthand: refused by static_problems with the way to say it
             ],
         },
         "checksums": {
@@ -124,6 +125,9 @@ def static_problems(args: Any) -> list[tuple[str, str]]:
     if not any(k in args for k in CHECK_KEYS):
         out.append(("", "nothing to verify: give foreign_keys, required, row_counts, checksums, rules or suite"))
     rc = args.get("row_counts")
+    if rc == "from_dump":
+        out.append(("row_counts", 'from_dump needs the restore\'s counts: register the restore step (register: r) '
+                                  'and write row_counts: {from: "{{ r }}"}'))
     if isinstance(rc, dict):
         sources = [k for k in ("from", "from_snapshot") if k in rc]
         explicit = [k for k in rc if k not in ("from", "from_snapshot", "compare")]
