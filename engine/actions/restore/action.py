@@ -196,12 +196,14 @@ class Restore(Action):
         if self.ctx.check_mode and opts["truncate"]:
             snapshotted = set(self._names)  # an earlier snapshot step only simulated its copy
         plan = make_plan(scan=scan, defs=self._defs, names=self._names, target=target,
-                         target_fks=foreign_keys_touching(sql, schema), schema=schema, opts=opts, snapshotted=snapshotted)
+                         target_fks=foreign_keys_touching(sql, schema), schema=schema, opts=opts, snapshotted=snapshotted,
+                         prepared_empty={k[0] for k, d in prog.done(sql, self._sid).items() if k[1] == prog.PREPARED and d.rows})
         if self.ctx.check_mode and opts["truncate"] and not opts["allow_without_snapshot"]:
             plan.notes.append("truncate: refused when it runs unless a snapshot step of this run copied the tables first")
         for t in plan.tables:
             if t.ddl == "keep" and not t.truncate and not t.empty and not has_rows(sql, schema, t.name):
                 t.empty = True
+        plan.relax_fk_checks()
         return plan
 
     def close(self) -> None:
