@@ -421,7 +421,7 @@ class Restore(Action):
             if st.kind == "session":
                 control.query(st.text)
                 continue
-            if st.kind != "post" or st.post_kind == "standin_view":
+            if st.kind != "post":
                 continue
             if st.post_kind == "trigger":
                 if st.table not in selected or st.table in shared.failed:
@@ -429,7 +429,7 @@ class Restore(Action):
                 m = _TRIGGER_NAME.search(st.text)
                 if m:
                     control.query(b"DROP TRIGGER IF EXISTS " + m.group(1))
-            elif not whole:
+            elif not whole:  # views (and their stand-ins), routines, events need every table of the dump
                 continue
             try:
                 control.query(st.text)
