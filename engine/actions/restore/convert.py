@@ -49,8 +49,11 @@ class Shape:
         return f"{verb} INTO {quote_ident(self.table)}{cols} VALUES ".encode()
 
     def insert_tail(self) -> bytes:
-        if self.conflict != "upsert" or not self.upsert_columns:
+        if self.conflict != "upsert":
             return b""
+        if not self.upsert_columns:  # every column is a key: a duplicate has nothing to update
+            c = quote_ident(next(c for c in self.columns if c not in self.skip))
+            return f" ON DUPLICATE KEY UPDATE {c} = {c}".encode()
         sets = ", ".join(f"{quote_ident(c)} = VALUES({quote_ident(c)})" for c in self.upsert_columns)
         return f" ON DUPLICATE KEY UPDATE {sets}".encode()
 

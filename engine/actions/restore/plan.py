@@ -160,7 +160,13 @@ def order_tables(names: list[str], fks: list[tuple[str, str, str]], sizes: dict[
         return level_c[i]
 
     level = {n: lvl(comp_of[n]) for n in names}
-    parents = {n: {p for p, ch in edges.items() if n in ch and comp_of[p] != comp_of[n]} for n in names}
+    # a cycle group waits for the parents of any of its members
+    ext: dict[int, set[str]] = {i: set() for i in range(len(comps))}
+    for p, children in edges.items():
+        for ch in children:
+            if comp_of[p] != comp_of[ch]:
+                ext[comp_of[ch]].add(p)
+    parents = {n: set(ext[comp_of[n]]) for n in names}
     order = sorted(names, key=lambda n: (level[n], -sizes.get(n, 0), n))
     return order, level, group, parents
 
