@@ -156,3 +156,20 @@ def test_myisam_reloaded_whole_after_a_kill(tmp_path: str, target: str) -> None:
     with pytest.raises(Exception) as exc:
         restore(_args(path, target))  # another run: m has rows it did not bring
     assert "MyISAM" in str(exc.value) and "exactly-once" in str(exc.value)
+
+
+def test_resume_refuses_another_dump(source: str, tmp_path: str, target: str) -> None:
+    path = dump(source, os.path.join(tmp_path, "d.sql"), "--net-buffer-length=4096")
+    run_id = "t" + uuid.uuid4().hex[:12]
+    child = restore_in_child(_args(path, target, 1), run_id, {"RUNBOOK_FAULT_RESTORE_KILL": "after_commit:1"})
+    assert child.returncode == -signal.SIGKILL
+    before = checksums(target, TABLES)
+    execute(source, "UPDATE withpk SET v = 'changed' WHERE id = 7")
+    try:
+        dump(source, path, "--net-buffer-length=4096")
+        with pytest.raises(Exception) as exc:
+            restore(_args(path, target), run_id=run_id)
+    finally:
+        execute(source, "UPDATE withpk SET v = CONCAT('row ', id, ' ''q'' \\\\ \\n') WHERE id = 7")
+    assert "began with another dump" in str(exc.value) and "nothing was written" in str(exc.value)
+    assert checksums(target, TABLES) == before

@@ -272,6 +272,11 @@ class Restore(Action):
             opts = {"batch_bytes": int(self.args.get("batch_bytes") or BATCH_BYTES),
                     "split_bytes": max(4096, min(max_packet // 2, 16 << 20))}
         scan = self._source(int(opts["batch_bytes"]), int(opts["split_bytes"]))
+        if prior is not None and (prior["dump_sha256"] != scan.sha256 or int(prior["dump_size"]) != int(scan.total_bytes)):
+            raise ActionError(f"this restore step began with another dump ({prior['dump_path']}, {prior['dump_size']} bytes, "
+                              f"sha256 {prior['dump_sha256'][:12]}…); {self.args['file']} is {scan.total_bytes} bytes, sha256 "
+                              f"{scan.sha256[:12]}…; nothing was written",
+                              hint="resume with the same file, or start a new run to restore a different dump")
         self._phases = {"check": time.monotonic() - start}
         plan = self._plan()  # refusals raise here: nothing written yet
         check_identity(ctx, f"restore into {schema}")
