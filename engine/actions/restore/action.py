@@ -80,6 +80,7 @@ class Restore(Action):
     def __init__(self, args: Any, ctx: Any):
         super().__init__(args, ctx)
         self._names: list[str] = []
+        self._sequences: set[str] = set()
         self._dump: LocalDump | None = None
         self._scan: Any = None
         self._defs: dict[str, Any] = {}
@@ -137,7 +138,9 @@ class Restore(Action):
             self.close()
             raise ActionError(f"{self.args['file']} holds {len(dbs)} schemas ({', '.join(dbs)}); restore maps one schema",
                               hint="dump one schema per file (mariadb-dump DB or --databases DB)")
-        names = [n for n, t in scan.tables.items() if not getattr(t, "is_view", False)]
+        names = [n for n, t in scan.tables.items() if not getattr(t, "is_view", False) and not getattr(t, "is_sequence", False)]
+        self._sequences = {n for n, t in scan.tables.items() if getattr(t, "is_sequence", False)
+                           and (not self.args.get("tables") or n in self.args["tables"]) and n not in (self.args.get("exclude_tables") or [])}
         wanted_list = list(self.args.get("tables") or names)
         missing = [t for t in wanted_list if t not in scan.tables]
         if missing:
@@ -330,6 +333,9 @@ class Restore(Action):
             if st.kind == "session":
                 control.query(st.text)
                 continue
+            if st.kind == "ddl" and st.table in self._sequences:
+                self._sequence_ddl(control, st, schema)
+                continue
             if st.kind != "ddl" or st.table not in tables:
                 continue
             t = tables[st.table]
@@ -358,6 +364,17 @@ class Restore(Action):
             elif t.truncate and t.name not in committed:
                 control.query(f"TRUNCATE TABLE {qualified(schema, t.name)}")
             prog.mark_prepared(control, sid, t.name, empty=t.empty, **ids)
+
+    def _sequence_ddl(self, control: MysqlSession, st: Any, schema: str) -> None:
+        """A MariaDB sequence (DROP/CREATE SEQUENCE, DO SETVAL): created when missing, re-created
+        under ``recreate``; its position is set again either way (SETVAL never moves it back)."""
+        exists = _exists(control, schema, st.table)
+        recreate = self.args.get("schema_mismatch") == "recreate"
+        if st.verb == "drop" and not recreate:
+            return
+        if st.verb == "create" and exists and not recreate:
+            return
+        control.query(st.text)
 
     def _load(self, plan: Plan, index: DumpIndex, done: dict[tuple[str, int, int], prog.Done], sid: str,
               make: Any, control: MysqlSession) -> Shared:
