@@ -45,9 +45,11 @@ def test_load_data_conversion() -> None:
     assert sql.endswith("LINES STARTING BY '(' TERMINATED BY '),\\n' (`id`, `v`, @rb_skip)")
     assert "TERMINATED BY ')," + "'" in shape().load_data_sql("x", False)
     assert load_data_payload(b"(1),\n(2)", True) == b"(1),\n(2),\n"
-    assert shape().uses_load_data(b"(1,'a',2)")
-    assert not shape().uses_load_data(b"(1,0x00ff,2)") and not shape().uses_load_data(b"(1,_binary 'x',2)")
-    assert not shape().uses_load_data(b"(1,b'101',2)") and not shape(conflict="upsert").uses_load_data(b"(1,'a',2)")
+    v = shape(verify_literals=True)
+    assert v.uses_load_data(b"(1,'a',2)") and shape().uses_load_data(b"(1,0x00ff,2)")  # the scan vouched for the table
+    assert not v.uses_load_data(b"(1,0x00ff,2)") and not v.uses_load_data(b"(1,_binary 'x',2)")
+    assert not v.uses_load_data(b"(1,b'101',2)") and not shape(conflict="upsert").uses_load_data(b"(1,'a',2)")
+    assert not shape(load_data=False).uses_load_data(b"(1,'a',2)")
     assert not types_allow_load_data(["int(11)", "point"]) and types_allow_load_data(["int(11)", "varchar(3)"])
 
 

@@ -386,9 +386,21 @@ class Restore(Action):
         table_bytes = {t.name: sum(b.length for b in index.tables[t.name].batches) for t in plan.tables}
         shown: dict[str, int] = {}
 
+        import threading
+
+        lock = threading.Lock()
+
         def report(sh: Shared) -> None:
             """Per table (bytes, with rows in the text) and overall (bytes, rows, MB/s, ETA),
             from committed batches only: a resumed run shows the true state at once."""
+            if not lock.acquire(blocking=False):
+                return  # another worker is reporting right now
+            try:
+                _report(sh)
+            finally:
+                lock.release()
+
+        def _report(sh: Shared) -> None:
             now = time.monotonic()
             finished = not any(sh.pending.values()) and not any(sh.running.values())
             if now - state["last"] < 1.0 and not finished:  # type: ignore[operator]

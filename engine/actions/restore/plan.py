@@ -265,7 +265,8 @@ def make_plan(*, scan: Any, defs: dict[str, Any], names: list[str], target: dict
         if not transactional:
             notes.append(f"{n} ({engine}) is not transactional: an interrupted load of it is truncated and reloaded whole")
         shape = Shape(table=n, columns=dump_cols, skip=frozenset(skip), explicit=explicit, upsert_columns=upsert_cols,
-                      conflict=conflict, charset=charset, load_data=load_data_ok)
+                      conflict=conflict, charset=charset, load_data=load_data_ok,
+                      verify_literals=getattr(scan, "load_data_safe", None) is None and getattr(ts, "load_data_safe", None) is None)
         tables.append(TablePlan(
             name=n, rows=int(ts.rows), bytes=int(ts.data_bytes), ddl=ddl, truncate=truncate and tgt is not None and ddl == "keep",
             shape=shape, via_temp=via_temp, fk_checks=group[n] is None, group=group[n], level=level[n], parents=parents[n],
