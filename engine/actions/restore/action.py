@@ -283,8 +283,16 @@ class Restore(Action):
         self._phases = {"check": time.monotonic() - start}
         plan = self._plan()  # refusals raise here: nothing written yet
         check_identity(ctx, f"restore into {schema}")
-        sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)}")
-        prog.ensure(sql)
+        try:
+            sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)}")
+            prog.ensure(sql)
+        except SqlError as exc:
+            if exc.errno in (1044, 1045, 1142, 1227):
+                user = getattr(session_settings(sql), "user", None) or "the host's mysql_user"
+                raise ActionError(f"{exc.render()} — {user} needs CREATE on {schema} (when missing) and CREATE, INSERT, "
+                                  f"UPDATE, DELETE, SELECT on {prog.SCHEMA}.* (the progress table); nothing was written",
+                                  hint="GRANT them, or restore with an administrative account") from None
+            raise
         prog.begin(sql, sid, run_id=ctx.run_id, step_key=ctx.step_key, host=ctx.host.name, schema=schema,
                    path=str(self.args["file"]), size=int(scan.total_bytes), sha256=str(scan.sha256), options=opts)
         prog.unfinish(sql, sid)
