@@ -162,8 +162,9 @@ class MysqlService(Action):
         return {"running": running, "pid": pid, "accepting": accepting, "method": "systemd" if unit else "command",
                 "unit": unit, "seen_by": how or "no process found"}
 
-    def _accepting(self) -> bool:
-        """Does the server's port accept a TCP connection on the host (loopback or mysql_host)?"""
+    def _accepting(self) -> bool | None:
+        """Does the server's port accept a TCP connection on the host (loopback or mysql_host)?
+        None when the host has neither bash nor nc to try."""
         from engine.inventory import mysql_settings
 
         port = self._port()
@@ -171,9 +172,23 @@ class MysqlService(Action):
         configured = mysql_settings(self.ctx.host).host
         if configured not in hosts and configured != "localhost":
             hosts.append(configured)  # a server bound to one address only
-        probes = " || ".join(f"bash -c {shlex.quote(f'exec 3<>/dev/tcp/{h}/{port}')} 2>/dev/null" for h in hosts)
+        probes = " || ".join(f"bash -c {shlex.quote(f'exec 3<>/dev/tcp/{h}/{port}')} 2>/dev/null || "
+                             f"nc -z -w 2 {shlex.quote(h)} {port} 2>/dev/null" for h in hosts)
         rc, _, _ = self._run(probes, timeout=15)
-        return rc == 0
+        if rc == 0:
+            return True
+        if not hasattr(self, "_port_tool"):
+            self._port_tool = self._run("command -v bash >/dev/null 2>&1 || command -v nc >/dev/null 2>&1")[0] == 0
+        return False if self._port_tool else None
+
+    def _ready(self) -> bool:
+        """Accepting connections; without a tool to test the port, the pid file (the server
+        writes it once InnoDB has started, just before it listens)."""
+        accepting = self._accepting()
+        if accepting is not None:
+            return accepting
+        pid_file = self._opt("pid_file", "mysql_pid_file")
+        return bool(pid_file) and self._run(f"test -s {shlex.quote(str(pid_file))}")[0] == 0
 
     def probe(self) -> Probe | None:
         state = self.args["state"]
@@ -244,7 +259,7 @@ class MysqlService(Action):
             time.sleep(0.5)
         if wait:
             end = time.monotonic() + timeout
-            while not self._accepting():
+            while not self._ready():
                 if not self.status()["running"]:
                     raise self._start_failed("the server stopped before it accepted connections", "")
                 if time.monotonic() > end:
