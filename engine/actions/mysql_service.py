@@ -42,8 +42,8 @@ class MysqlService(Action):
     ```
 
     ``state``: ``started`` | ``stopped`` | ``restarted`` | ``status``. ``wait`` (default
-    true): after a start, until the server accepts connections; after a stop, until the
-    process is gone (within ``timeout``, default 10m). ``method``: ``auto`` (systemd when the
+    true): after a start, until the server accepts connections (``false``: once its process
+    runs). A stop always waits until the process is gone. Both within ``timeout`` (default 10m). ``method``: ``auto`` (systemd when the
     unit exists, else the command) | ``systemd`` | ``command``. Inventory variables:
     ``mysql_service_name``, ``mysql_start_cmd``, ``mysql_stop_cmd``, ``mysql_pid_file``,
     ``datadir``, ``mysql_port``. Registers ``running``, ``pid``, ``accepting``, ``method``,
@@ -221,7 +221,7 @@ class MysqlService(Action):
             return StepResult(Status.OK, msg=f"server {word}{extra if st['running'] else ''} ({st['seen_by']})", data=st)
         start = time.monotonic()
         if state in ("stopped", "restarted"):
-            self._stop(timeout, wait or state == "restarted")
+            self._stop(timeout, True)  # a stop always waits for the process to exit: the probe confirms it
         if state in ("started", "restarted"):
             self._start(timeout, wait)
         st = self.status()
