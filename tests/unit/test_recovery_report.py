@@ -45,7 +45,7 @@ def test_phases_with_their_offsets() -> None:
 def test_every_format_shows_them() -> None:
     m = model(REGISTERED)
     html = render_html(m)
-    assert "InnoDB crash recovery" in html and "checkpoint LSN <b>44878</b>" in html
+    assert "tl-row recovery" in html and "checkpoint LSN <b>44878</b>" in html
     assert 'class="bar phase-undo" style="left:25.0%;width:75.0%"' in html
     md = render_markdown(m)
     assert "## Crash recovery" in md and "| undo | 2026-11-30T04:54:50 | 2026-11-30T04:54:53 | 3 |" in md
@@ -56,4 +56,4 @@ def test_every_format_shows_them() -> None:
 def test_no_recovery_no_section() -> None:
     m = model(None)
     assert recoveries(m) == [] and "## Crash recovery" not in render_markdown(m)
-    assert "InnoDB crash recovery" not in render_html(m) and json.loads(render_json(m))["recovery"] == []
+    assert "tl-row recovery" not in render_html(m) and json.loads(render_json(m))["recovery"] == []
