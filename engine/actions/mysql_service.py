@@ -133,11 +133,14 @@ class MysqlService(Action):
         running = False
         how = ""
         if unit is not None:
-            _, out, _ = self._run(f"systemctl show -p ActiveState -p MainPID --value {shlex.quote(unit)}")
-            values = out.split()
-            running = bool(values) and values[0] in ("active", "activating", "reloading")
-            pid = int(values[1]) if running and len(values) > 1 and values[1].isdigit() and values[1] != "0" else None
-            how = f"systemd unit {unit}: {values[0] if values else '?'}"
+            _, out, _ = self._run(f"systemctl show -p ActiveState -p MainPID {shlex.quote(unit)}")
+            props = dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
+            active = props.get("ActiveState", "?")
+            # "activating": a Type=notify server still doing crash recovery
+            running = active in ("active", "activating", "reloading")
+            main_pid = props.get("MainPID", "0")
+            pid = int(main_pid) if running and main_pid.isdigit() and main_pid != "0" else None
+            how = f"systemd unit {unit}: {active}"
         else:
             pid_file = self._opt("pid_file", "mysql_pid_file")
             if pid_file:
