@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.actions.base import Action, register
-from engine.language.durations import parse_duration
+from engine.language.durations import MAX_SECONDS, parse_duration
 from engine.model import Status, StepResult
 
 
@@ -42,9 +42,12 @@ class Pause(Action):
             if value is None or (isinstance(value, str) and "{{" in value):
                 continue
             try:
-                parse_duration(value)
+                seconds = parse_duration(value) * (60 if key == "minutes" else 1)
             except ValueError as exc:
                 out.append((key, str(exc)))
+                continue
+            if seconds > MAX_SECONDS:
+                out.append((key, f"{value!r} minutes is longer than the 3650d (ten years) a wait may last"))
         return out
 
     def apply(self) -> StepResult:

@@ -11,6 +11,7 @@ import select
 import sys
 
 from engine.run.operator import Interrupted
+from engine.visible import visible
 
 
 class TerminalOperator:
@@ -21,7 +22,7 @@ class TerminalOperator:
 
     def _line(self, prompt: str, interrupted: Interrupted) -> str | None:
         """One typed line, or None (interrupted, or end of input)."""
-        sys.stdout.write(prompt)
+        sys.stdout.write(visible(prompt))  # a runbook's text must not drive the terminal
         sys.stdout.flush()
         while True:
             if interrupted():
@@ -38,14 +39,14 @@ class TerminalOperator:
     def confirm(self, text: str, expected: str, interrupted: Interrupted) -> bool:
         if not self.interactive:
             return False
-        sys.stdout.write(f"\nCONFIRM: {text}\n")
+        sys.stdout.write(visible(f"\nCONFIRM: {text}\n"))
         answer = self._line(f"Type {expected!r} to go on, anything else stops the run: ", interrupted)
         return answer is not None and answer.strip() == expected
 
     def decide(self, question: str, interrupted: Interrupted) -> str:
         if not self.interactive:
             return "abort"
-        sys.stdout.write(f"\n{question}\n")
+        sys.stdout.write(visible(f"\n{question}\n"))
         while True:
             answer = self._line("  rerun it, mark it done, or abort? [rerun/done/abort]: ", interrupted)
             if answer is None:

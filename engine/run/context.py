@@ -168,6 +168,11 @@ class ActionContext:
     #: the runbook declared the step ``idempotent: true`` (it may be replayed whole)
     idempotent: bool = False
 
+    #: what earlier attempts of this step on this host journaled before their change
+    notes: dict[str, Any] = field(default_factory=dict)
+    #: journal (synced) facts about the state *before* a change, for a later probe or undo
+    note_fn: Callable[[dict[str, Any]], None] = lambda data: None
+
     def __post_init__(self) -> None:
         if self.deadline is None and self.timeout is not None:
             self.deadline = time.monotonic() + self.timeout
@@ -182,6 +187,11 @@ class ActionContext:
             limit = f" of {self.timeout:g}s" if self.timeout else ""
             raise DeadlinePassed(f"the step ran past its timeout{limit} before its next statement or command was sent")
         return left
+
+    def note(self, **data: Any) -> None:
+        """Write-ahead: journal ``data`` for this step before changing anything it describes."""
+        self.notes.update(data)
+        self.note_fn(data)
 
     def shell(self) -> Shell:
         return self.conns.shell()
