@@ -81,7 +81,9 @@ stages:
 def test_sql_timeout_with_a_probe_resumes_exactly_once(tmp_path: Path, db, schema: str) -> None:
     with db.cursor() as cur:
         cur.execute(f"CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
-    (tmp_path / "delay").write_text("3")
+    with db.cursor() as cur:  # the delay lives on the server: the step's arguments stay the same
+        cur.execute(f"CREATE TABLE `{schema}`.delay (d DOUBLE)")
+        cur.execute(f"INSERT INTO `{schema}`.delay VALUES (3)")
     _setup(tmp_path, f"""
 name: slow insert
 stages:
@@ -89,12 +91,13 @@ stages:
     steps:
       - name: Slow insert
         timeout: 1
-        sql: INSERT INTO `{schema}`.t VALUES (1, SLEEP({{{{ lookup('file', 'delay') | float }}}}))
+        sql: INSERT INTO `{schema}`.t VALUES (1, SLEEP((SELECT d FROM `{schema}`.delay)))
         unless: SELECT COUNT(*) FROM `{schema}`.t WHERE id = 1
 """)
     code, out, run_id = _play(tmp_path)
     assert code == 1, out
-    (tmp_path / "delay").write_text("0")
+    with db.cursor() as cur:
+        cur.execute(f"UPDATE `{schema}`.delay SET d = 0")
     res = cli("resume", run_id, cwd=tmp_path, home=tmp_path / "home")
     assert res.returncode == 0, out_of(res)
     assert rows(db, f"SELECT COUNT(*) FROM `{schema}`.t") == [(1,)]
@@ -259,14 +262,16 @@ def test_kill_9_during_a_guarded_slow_insert_then_resume_inserts_once(tmp_path: 
     with db.cursor() as cur:
         cur.execute(f"CREATE TABLE `{schema}`.t (v INT) ENGINE=InnoDB")
     tag = f"rbt-k9-{schema}"
-    (tmp_path / "delay").write_text("4")
+    with db.cursor() as cur:  # the delay lives on the server: the step's arguments stay the same
+        cur.execute(f"CREATE TABLE `{schema}`.delay (d DOUBLE)")
+        cur.execute(f"INSERT INTO `{schema}`.delay VALUES (4)")
     _setup(tmp_path, f"""
 name: slow guarded insert
 stages:
   - name: s
     steps:
       - name: Insert
-        sql: INSERT INTO `{schema}`.t (v) SELECT SLEEP({{{{ lookup('file', 'delay') | float }}}}) /* {tag} */
+        sql: INSERT INTO `{schema}`.t (v) SELECT SLEEP((SELECT d FROM `{schema}`.delay)) /* {tag} */
         unless: SELECT COUNT(*) FROM `{schema}`.t
 """)
     proc = _start_play(tmp_path)
@@ -274,7 +279,7 @@ stages:
     os.killpg(proc.pid, signal.SIGKILL)
     out = proc.communicate()[0]
     run_id = out.split("RUN ", 1)[1].split()[0]
-    (tmp_path / "delay").write_text("0")
+    # (the delay stays: changing it would wait for the running INSERT...SELECT's read lock)
     res = cli("resume", run_id, cwd=tmp_path, home=tmp_path / "home")
     rout = out_of(res)
     assert res.returncode == 0, rout
