@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from engine.errors import InputError, RunbookError, Source
-from engine.language.load import load_all
+from engine.language.load import load_all, vault_password
 
 
 def _die(exc: RunbookError) -> NoReturn:
@@ -84,9 +84,14 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("-i", "--inventory", "inventories", multiple=True, help="inventory file (repeatable)")
 @click.option("-e", "--extra-vars", "extra", multiple=True, help="KEY=VALUE, @vars.yml or a JSON mapping")
 @click.option("--limit", help="host pattern to restrict the run to")
-def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None) -> None:
+@click.option("--vault-password-file", "vault_password_file", envvar="ANSIBLE_VAULT_PASSWORD_FILE",
+              help="decrypt ansible-vault values and files of the inventory (also $ANSIBLE_VAULT_PASSWORD_FILE)")
+def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None, vault_password_file: str | None) -> None:
     """Check a runbook (and inventory) without touching any host."""
-    loaded, inv, _ = load_all(runbook, inventories, extra, limit)
+    from engine.inventory import limit_pattern
+
+    loaded, inv, _ = load_all(runbook, inventories, extra, limit, vault_password_file)
+    limit = limit_pattern(limit)
     for w in loaded.warnings:
         click.echo("warning: " + w.render(), err=True)
     rb = loaded.runbook
@@ -116,19 +121,24 @@ def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
 @click.option("--journal-dir", "journal_dir", help="default: $RUNBOOK_HOME, else $XDG_STATE_HOME/runbook (~/.local/state/runbook)")
 @click.option("--report", "report", help="write a report: .json .xml .html .md by suffix")
 @click.option("-v", "--verbose", count=True, help="-v shows output and rows; -vv everything registered")
+@click.option("--vault-password-file", "vault_password_file", envvar="ANSIBLE_VAULT_PASSWORD_FILE",
+              help="decrypt ansible-vault values and files of the inventory (also $ANSIBLE_VAULT_PASSWORD_FILE)")
 def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], check: bool, diff: bool,
          tags: tuple[str, ...], skip_tags: tuple[str, ...], limit: str | None, start_at: str | None, yes: bool,
-         forks: int, journal_dir: str | None, report: str | None, verbose: int) -> None:
+         forks: int, journal_dir: str | None, report: str | None, verbose: int, vault_password_file: str | None) -> None:
     """Run a runbook."""
     from engine.run.runner import new_run
 
     if report and Path(report).suffix.lower() not in (".json", ".xml", ".html", ".md"):
         raise InputError(f"--report {report}: unknown suffix", hint="use .json, .xml (JUnit), .html or .md")
-    loaded, inv, extra_vars = load_all(runbook, inventories, extra, limit)
+    loaded, inv, extra_vars = load_all(runbook, inventories, extra, limit, vault_password_file)
+    from engine.inventory import limit_pattern
+
+    limit = limit_pattern(limit)  # @FILE read once: the journal keeps the hosts it named
     code = new_run(loaded, inv, extra_vars, dict(
         runbook=runbook, inventories=list(inventories), extra=list(extra), check=check, diff=diff, tags=_split(tags),
         skip_tags=_split(skip_tags), limit=limit, start_at=start_at, yes=yes, forks=forks, journal_dir=journal_dir,
-        report=report, verbose=verbose))
+        report=report, verbose=verbose, vault_password_file=os.path.abspath(vault_password_file) if vault_password_file else None))
     sys.exit(code)
 
 
@@ -139,8 +149,10 @@ def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], che
 @click.option("--host", "host", help="the variables of one host, as JSON")
 @click.option("--hosts", "pattern", help="the hosts a pattern selects, in order, one per line")
 @click.option("--playbook-dir", "playbook_dir", type=click.Path(file_okay=False), help="also read group_vars/ and host_vars/ here (the runbook's directory)")
+@click.option("--vault-password-file", "vault_password_file", envvar="ANSIBLE_VAULT_PASSWORD_FILE",
+              help="decrypt ansible-vault values and files of the inventory (also $ANSIBLE_VAULT_PASSWORD_FILE)")
 def inventory(inventories: tuple[str, ...], as_list: bool, graph: str | None, host: str | None, pattern: str | None,
-              playbook_dir: str | None) -> None:
+              playbook_dir: str | None, vault_password_file: str | None) -> None:
     """Show the inventory as runbook (and Ansible) reads it."""
     from engine.inventory import load_inventories, match_pattern
     from engine.inventory import listing
@@ -149,7 +161,7 @@ def inventory(inventories: tuple[str, ...], as_list: bool, graph: str | None, ho
     if len(chosen) != 1:
         raise InputError("say what to show: one of --list, --graph, --host NAME, --hosts PATTERN" if not chosen
                          else f"{' and '.join(chosen)} cannot be used together", hint="runbook inventory -i INVENTORY --list")
-    inv = load_inventories(list(inventories), playbook_dir=playbook_dir)
+    inv = load_inventories(list(inventories), playbook_dir=playbook_dir, vault_password=vault_password(vault_password_file))
     for w in inv.warnings:
         click.echo(f"warning: {w}", err=True)
     if as_list:

@@ -62,7 +62,11 @@ def read_text(path: str, what: str = "inventory") -> str:
 
 def parse_yaml(text: str, name: str) -> Any:
     """YAML text → data with positions; every failure a located :class:`InputError`."""
-    loader = _InventoryLoader(text)
+    try:
+        loader = _InventoryLoader(text)  # the reader refuses control characters right here
+    except yaml.YAMLError as exc:
+        raise InputError(f"YAML cannot hold this text: {exc}".splitlines()[0], source=Source(name, 1, 1),
+                         hint="remove control characters (NUL, …) from the file") from None
     loader.filename, loader.duplicates = name, []
     try:
         data = loader.get_single_data()

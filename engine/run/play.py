@@ -22,6 +22,7 @@ from engine.run.context import Connections
 from engine.errors import ActionError, InputError, RunbookError
 from engine.run.executor import Executor, HostState, StepEnv, restore_run_state, variables
 from engine.inventory import Inventory, match_pattern
+from engine.inventory.ranges import is_ip
 from engine.model import Host, OnFailure, Runbook, Stage, Status, Step, StepResult
 from engine.report.console import Console
 from engine.run.recovery import Resumer
@@ -131,8 +132,8 @@ class Play:
     def _magic(self, hs: HostState, stage: str) -> dict[str, Any]:
         return {
             "inventory_hostname": hs.host.name,
-            "inventory_hostname_short": hs.host.name.split(".")[0],
-            "group_names": [g for g in hs.host.groups if g not in ("all", "ungrouped")],
+            "inventory_hostname_short": hs.host.name if is_ip(hs.host.name) else hs.host.name.split(".")[0],
+            "group_names": sorted(g for g in hs.host.groups if g != "all"),  # as Ansible: sorted, ungrouped included
             "groups": self.inv.groups,
             "hostvars": self._hostvars,
             "run_id": self.run_id,

@@ -256,7 +256,8 @@ def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Invent
     cwd = header.get("cwd") or os.getcwd()
     if os.path.isdir(cwd):
         os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
-    loaded, inv, extra = load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"))
+    loaded, inv, extra = load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"),
+                                   opts.get("vault_password_file"))
     extra = _lost_secrets(extra, state.run_id, what)
     register_templated_secrets(inv, loaded.runbook.vars, extra)
     return loaded, inv, extra, opts
