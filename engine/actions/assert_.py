@@ -38,6 +38,7 @@ class Assert(Action):
         "additionalProperties": False,
     }
     renders_own_args = True
+    condition_params = ("that",)
 
     def apply(self) -> StepResult:
         a: Any = self.args

@@ -56,6 +56,9 @@ class Action:
     free_form: ClassVar[bool] = False
     #: the action renders its own args (sql binds ``{{ }}`` as parameters)
     renders_own_args: ClassVar[bool] = False
+    #: argument keys that hold conditions (Jinja2 expressions without braces, like ``when``):
+    #: validation checks their syntax and their variables as it does a ``when``
+    condition_params: ClassVar[tuple[str, ...]] = ()
     #: its built-in undo may run again when an earlier attempt of it is in doubt
     undo_idempotent: ClassVar[bool] = False
     #: what the executor checks before a change: "mysql" (the server's identity, connecting

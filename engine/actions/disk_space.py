@@ -293,6 +293,11 @@ class DiskSpace(Action):
         given = [k for k in cls._NEEDS if k in args]
         if len(given) != 1:
             return [("", f"give exactly one of need, need_for_restore, need_for_snapshot (got {', '.join(given) or 'none'})")]
+        if isinstance(args.get("need"), str) and "{{" not in args["need"]:
+            try:
+                parse_size(args["need"])  # the schema's pattern cannot say "more than 8 EiB"
+            except ValueError as exc:
+                return [("need", str(exc))]
         return []
 
     def apply(self) -> StepResult:

@@ -165,8 +165,16 @@ class _Watch:
             if self.state.failed:
                 return self._fatal(path, how, start)
             if self._finished():
-                self._show(close=True)
-                return self._done(path, how, start)
+                # The log was read before the server answered: a start written in between
+                # (a very fast recovery) must not be missed, or the run that crashed is reported.
+                text, reset = tail.read_new()
+                if not reset and not self._feed(text):
+                    self._show(close=True)
+                    return self._done(path, how, start)
+                if reset:
+                    self.state = RecoveryState()
+                    self._feed(text)
+                continue
             if time.monotonic() - start > self.timeout:
                 return self._timeout(path, how, start)
             self._show()
@@ -178,11 +186,15 @@ class _Watch:
             self._partial(tail.partial)
 
     # -- reading the log ---------------------------------------------------------------------
-    def _feed(self, text: str) -> None:
+    def _feed(self, text: str) -> bool:
+        """Fold new log lines; True when the server started again in them."""
+        started = False
         for event in parse_text(text):
             self.state.feed(event)
             if event.kind == "start":  # the server (re)started: what was seen before is history
                 self.sql_error, self.undo_rows_left, self.quiet_since = "", None, None
+                started = True
+        return started
 
     def _partial(self, line: str) -> None:
         """A line still being written: MySQL 5.7 prints redo percents on one growing line."""

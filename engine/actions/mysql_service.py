@@ -42,8 +42,8 @@ class MysqlService(Action):
     ```
 
     ``state``: ``started`` | ``stopped`` | ``restarted`` | ``status``. ``wait`` (default
-    true): after a start, until the server accepts connections; after a stop, until the
-    process is gone (within ``timeout``, default 10m). ``method``: ``auto`` (systemd when the
+    true): after a start, until the server accepts connections (``false``: once its process
+    runs). A stop always waits until the process is gone. Both within ``timeout`` (default 10m). ``method``: ``auto`` (systemd when the
     unit exists, else the command) | ``systemd`` | ``command``. Inventory variables:
     ``mysql_service_name``, ``mysql_start_cmd``, ``mysql_stop_cmd``, ``mysql_pid_file``,
     ``datadir``, ``mysql_port``. Registers ``running``, ``pid``, ``accepting``, ``method``,
@@ -136,11 +136,14 @@ class MysqlService(Action):
         running = False
         how = ""
         if unit is not None:
-            _, out, _ = self._run(f"systemctl show -p ActiveState -p MainPID --value {shlex.quote(unit)}")
-            values = out.split()
-            running = bool(values) and values[0] in ("active", "activating", "reloading")
-            pid = int(values[1]) if running and len(values) > 1 and values[1].isdigit() and values[1] != "0" else None
-            how = f"systemd unit {unit}: {values[0] if values else '?'}"
+            _, out, _ = self._run(f"systemctl show -p ActiveState -p MainPID {shlex.quote(unit)}")
+            props = dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
+            active = props.get("ActiveState", "?")
+            # "activating": a Type=notify server still doing crash recovery
+            running = active in ("active", "activating", "reloading")
+            main_pid = props.get("MainPID", "0")
+            pid = int(main_pid) if running and main_pid.isdigit() and main_pid != "0" else None
+            how = f"systemd unit {unit}: {active}"
         else:
             pid_file = self._opt("pid_file", "mysql_pid_file")
             if pid_file:
@@ -165,8 +168,9 @@ class MysqlService(Action):
         return {"running": running, "pid": pid, "accepting": accepting, "method": "systemd" if unit else "command",
                 "unit": unit, "seen_by": how or "no process found"}
 
-    def _accepting(self) -> bool:
-        """Does the server's port accept a TCP connection on the host (loopback or mysql_host)?"""
+    def _accepting(self) -> bool | None:
+        """Does the server's port accept a TCP connection on the host (loopback or mysql_host)?
+        None when the host has neither bash nor nc to try."""
         from engine.inventory import mysql_settings
 
         port = self._port()
@@ -174,9 +178,23 @@ class MysqlService(Action):
         configured = mysql_settings(self.ctx.host).host
         if configured not in hosts and configured != "localhost":
             hosts.append(configured)  # a server bound to one address only
-        probes = " || ".join(f"bash -c {shlex.quote(f'exec 3<>/dev/tcp/{h}/{port}')} 2>/dev/null" for h in hosts)
+        probes = " || ".join(f"bash -c {shlex.quote(f'exec 3<>/dev/tcp/{h}/{port}')} 2>/dev/null || "
+                             f"nc -z -w 2 {shlex.quote(h)} {port} 2>/dev/null" for h in hosts)
         rc, _, _ = self._run(probes, timeout=15)
-        return rc == 0
+        if rc == 0:
+            return True
+        if not hasattr(self, "_port_tool"):
+            self._port_tool = self._run("command -v bash >/dev/null 2>&1 || command -v nc >/dev/null 2>&1")[0] == 0
+        return False if self._port_tool else None
+
+    def _ready(self) -> bool:
+        """Accepting connections; without a tool to test the port, the pid file (the server
+        writes it once InnoDB has started, just before it listens)."""
+        accepting = self._accepting()
+        if accepting is not None:
+            return accepting
+        pid_file = self._opt("pid_file", "mysql_pid_file")
+        return bool(pid_file) and self._run(f"test -s {shlex.quote(str(pid_file))}")[0] == 0
 
     def probe(self) -> Probe | None:
         state = self.args["state"]
@@ -209,7 +227,7 @@ class MysqlService(Action):
             return StepResult(Status.OK, msg=f"server {word}{extra if st['running'] else ''} ({st['seen_by']})", data=st)
         start = time.monotonic()
         if state in ("stopped", "restarted"):
-            self._stop(timeout, wait or state == "restarted")
+            self._stop(timeout, True)  # a stop always waits for the process to exit: the probe confirms it
         if state in ("started", "restarted"):
             self._start(timeout, wait)
         st = self.status()
@@ -247,7 +265,7 @@ class MysqlService(Action):
             time.sleep(0.5)
         if wait:
             end = time.monotonic() + timeout
-            while not self._accepting():
+            while not self._ready():
                 if not self.status()["running"]:
                     raise self._start_failed("the server stopped before it accepted connections", "")
                 if time.monotonic() > end:

@@ -13,6 +13,13 @@ import click
 
 from engine.errors import InputError, RunbookError, Source
 from engine.language.load import load_all, vault_password
+from engine.visible import visible, visible_json
+
+
+def say(text: str) -> None:
+    """Print for the operator: names and messages from runbooks, journals and other hosts
+    may hold escape sequences, shown as ``\\x1b`` rather than obeyed by the terminal."""
+    click.echo(visible(text))
 
 
 def _die(exc: RunbookError) -> NoReturn:
@@ -65,7 +72,8 @@ class _Group(click.Group):
             except OSError:
                 where = ""
                 click.echo(MASKER.text(traceback.format_exc()), err=True)
-            click.echo(f"internal error: {type(exc).__name__}: {MASKER.text(str(exc))}{where} — please report it", err=True)
+            click.echo(visible(f"internal error: {type(exc).__name__}: {MASKER.text(str(exc))}{where} — please report it",
+                               newlines=False), err=True)
             sys.exit(1)
 
 
@@ -99,11 +107,11 @@ def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
     from engine.language.crosscheck import stage_hosts
 
     for w in inv.warnings:
-        click.echo(f"warning: {w}", err=True)
-    click.echo(f"ok: {runbook} is valid — {len(rb.stages)} stages, {steps} steps, {len(inv.hosts)} host(s) in the inventory")
+        click.echo(visible(f"warning: {w}", newlines=False), err=True)
+    say(f"ok: {runbook} is valid — {len(rb.stages)} stages, {steps} steps, {len(inv.hosts)} host(s) in the inventory")
     for name, hosts in stage_hosts(rb, inv, limit):
         shown = "decided at run time (templated targets)" if hosts is None else (", ".join(hosts) if hosts else "no host")
-        click.echo(f"  stage {name}: {shown}")
+        say(f"  stage {name}: {shown}")
 
 
 @main.command()
@@ -225,7 +233,7 @@ def runs(journal_dir: str | None) -> None:
     """List the runs in the journal dir."""
     from engine.run.runner import list_runs_text
 
-    click.echo(list_runs_text(journal_dir))
+    say(list_runs_text(journal_dir))
 
 
 @main.command()
@@ -235,7 +243,7 @@ def show(run_id: str, journal_dir: str | None) -> None:
     """Stages, steps, hosts, status and timings of one run."""
     from engine.run.runner import show_text
 
-    click.echo(show_text(run_id, journal_dir))
+    say(show_text(run_id, journal_dir))
 
 
 @main.command()
@@ -256,7 +264,7 @@ def report(run_id: str, fmt: str, output: str | None, journal_dir: str | None) -
             raise InputError(f"cannot write the report to {output}: {exc.strerror}", hint="choose a writable path with -o") from None
         click.echo(f"wrote {output}")
     else:
-        click.echo(text)
+        click.echo(visible_json(text) if fmt == "json" else visible(text))
 
 
 @main.group()
@@ -296,9 +304,9 @@ def snapshots_list(inventories: tuple[str, ...], host: str | None) -> None:
     from engine.language.sizes import format_size
 
     for snap in snaps:
-        click.echo(f"{snap.run_id}  {snap.schema}  host {snap.host} ({snap.hostname})  taken {snap.created_at}  {format_size(snap.bytes or 0)}")
+        say(f"{snap.run_id}  {snap.schema}  host {snap.host} ({snap.hostname})  taken {snap.created_at}  {format_size(snap.bytes or 0)}")
         for t in snap.tables:
-            click.echo(f"    {t.source_schema}.{t.source_table}: {t.rows} rows, checksum {t.checksum}, {t.status}")
+            say(f"    {t.source_schema}.{t.source_table}: {t.rows} rows, checksum {t.checksum}, {t.status}")
 
 
 @snapshots.command("drop")
@@ -340,10 +348,10 @@ def lab(what: str, journal_dir: str | None) -> None:
     if what == "crash":
         from engine.cli.lab_crash import crash
 
-        click.echo(crash(the_lab))
+        say(crash(the_lab))
         return
     fn = {"up": lab_mod.up, "down": lab_mod.down, "status": lab_mod.status}[what]
-    click.echo(fn(the_lab))
+    say(fn(the_lab))
     if what == "status" and not lab_mod.is_up(the_lab):
         sys.exit(1)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.inventory.vars import ALIAS_FAMILIES, ALIASES
+from engine.language.durations import MAX_SECONDS
 from engine.language.schema_messages import did_you_mean
 
 ENGINE_KEYS = frozenset({
@@ -71,12 +72,14 @@ def value_problem(key: str, value: Any) -> tuple[str, str] | None:
     if isinstance(value, str) and "{{" in value:
         return None
     if key in ("ssh_port", "mysql_port"):
-        port = value if isinstance(value, int) and not isinstance(value, bool) else (int(value) if isinstance(value, str) and value.isdigit() else None)
+        port = value if isinstance(value, int) and not isinstance(value, bool) else (int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 6 else None)
         if port is None or not 1 <= port <= 65535:
             return f"{key} must be a port number (1-65535), not {value!r}", f"e.g. {key}: {22 if key == 'ssh_port' else 3306}"
     if key in CHOICES and value not in CHOICES[key]:
         shown = [c for c in CHOICES[key] if isinstance(c, str)][:3]
         return f"{key} must be one of {', '.join(shown)}, not {value!r}", "fix the inventory"
-    if key in ("ssh_connect_timeout", "mysql_connect_timeout") and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
-        return f"{key} must be a positive number of seconds, not {value!r}", "e.g. 10"
+    # .inf or 1e300 would pass "> 0" and overflow the socket's timeout when the host is reached
+    if key in ("ssh_connect_timeout", "mysql_connect_timeout") and not (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_SECONDS):
+        return f"{key} must be a positive number of seconds (at most {MAX_SECONDS:.0f}), not {value!r}", "e.g. 10"
     return None

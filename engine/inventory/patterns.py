@@ -52,6 +52,10 @@ def split_pattern(pattern: str) -> list[str]:
             parts = [pattern]  # one address: an IPv6 address or a range, whose ':' is no separator
         except ValueError:
             parts = _COLON_PARTS.findall(pattern)
+            left = _COLON_PARTS.sub("", pattern).replace(":", "").strip()
+            if left:  # an unclosed '[' would be dropped silently: '~[' read as '~', i.e. every host
+                raise PatternError(f"invalid host pattern {pattern!r}: unbalanced {left[0]!r}",
+                                   hint="close the brackets, or quote the pattern differently") from None
     return [p.strip() for p in parts if p.strip()]
 
 

@@ -12,16 +12,16 @@ all:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from engine.errors import InputError, Problem, Source, ValidationFailed
+from engine.errors import InputError, Problem, Source
 from engine.inventory.data import InventoryData
 from engine.inventory.ranges import RangeError, expand_host_pattern
 from engine.inventory.values import UnsafeText, VaultValue
 from engine.language.schema_messages import did_you_mean
+from engine.language import yamlio
 from engine.language.yamlio import _Loader, key_source, source_at
 
 SECTIONS = ("vars", "children", "hosts")
@@ -29,6 +29,8 @@ SECTIONS = ("vars", "children", "hosts")
 
 class _InventoryLoader(_Loader):
     """The runbook loader (positions, duplicate keys refused) plus Ansible's ``!vault`` and ``!unsafe``."""
+
+    extra_tags = frozenset({"!vault", "!unsafe"})
 
 
 def _vault(loader: yaml.SafeLoader, node: yaml.Node) -> VaultValue:
@@ -46,45 +48,14 @@ _InventoryLoader.add_constructor("!unsafe", _unsafe)
 
 
 def read_text(path: str, what: str = "inventory") -> str:
-    """A source file's text; a file that is not UTF-8 is a located error."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(f"{what} is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
-                         source=Source(path, line, exc.start - raw.rfind(b"\n", 0, exc.start)),
-                         hint="save the file as UTF-8") from None
+    """A source file's text: the runbook's reader (a regular file, size-bounded, UTF-8, located errors)."""
+    return yamlio.read_text(path, what=what)
 
 
 def parse_yaml(text: str, name: str) -> Any:
-    """YAML text → data with positions; every failure a located :class:`InputError`."""
-    try:
-        loader = _InventoryLoader(text)  # the reader refuses control characters right here
-    except yaml.YAMLError as exc:
-        raise InputError(f"YAML cannot hold this text: {exc}".splitlines()[0], source=Source(name, 1, 1),
-                         hint="remove control characters (NUL, …) from the file") from None
-    loader.filename, loader.duplicates = name, []
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        src = Source(name, mark.line + 1, mark.column + 1) if mark else Source(name)
-        raise InputError(f"YAML syntax error: {(exc.problem or exc.context or 'invalid YAML').strip()}", source=src,
-                         hint="check indentation and quoting") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"YAML syntax error: {exc}", source=Source(name, 1, 1)) from None
-    except RecursionError:
-        raise InputError("YAML nested too deeply to be an inventory", source=Source(name, 1, 1)) from None
-    finally:
-        loader.dispose()
-    if loader.duplicates:
-        raise ValidationFailed([Problem(Source(name, ln, col), "", f"duplicate key {key!r}", "YAML keeps only the last one; remove one")
-                                for ln, col, key in loader.duplicates])
-    return data
+    """YAML text → data with positions, through the runbook's YAML layer and its limits (depth,
+    alias expansion, tags, control characters); every failure a located :class:`InputError`."""
+    return yamlio.load_yaml_text(text, name, what="inventory", loader=_InventoryLoader)
 
 
 class YamlInventory:

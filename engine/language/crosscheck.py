@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.actions.registry import REGISTRY
 from engine.errors import Problem, RunbookError, Source
 from engine.inventory import Inventory, PatternError, match_pattern, pattern_problems, target_problems
 from engine.language.loader import MAGIC_VARS
 from engine.model import Runbook, Stage, Step
+from engine.language.schema_messages import path_str
 from engine.language.template_checks import condition_text
 from engine.templating.render import ENGINE, required_names
 from engine.language.yamlio import MDict, load_yaml, source_at
@@ -19,7 +21,7 @@ from engine.language.yamlio import MDict, load_yaml, source_at
 def defined_names(rb: Runbook, inv: Inventory, extra: dict[str, Any]) -> set[str]:
     names = set(MAGIC_VARS) | set(ENGINE.env.globals) | set(rb.vars) | set(extra)
     for host in inv.hosts.values():
-        names |= set(host.vars)
+        names |= {k for k in host.vars if isinstance(k, str)}  # other keys were reported; the did-you-mean sorts names
     for stage in rb.stages:
         for step in stage.steps:
             if step.register:
@@ -35,6 +37,10 @@ def defined_names(rb: Runbook, inv: Inventory, extra: dict[str, Any]) -> set[str
 def _step_templates(step: Step) -> list[tuple[list[Any], Any]]:
     """(path inside the step mapping, templated value) pairs to scan."""
     out: list[tuple[list[Any], Any]] = [([step.action], step.args)]
+    conditions = REGISTRY[step.action].condition_params if step.action in REGISTRY else ()
+    if isinstance(step.args, dict):
+        # assert's `that:` is conditions without braces, like `when:`
+        out += [([step.action, key], condition_text(step.args[key])) for key in conditions if key in step.args]
     for key in ("loop", "creates", "unless", "undo", "ignore_errors", "retries"):
         val = getattr(step, key)
         if val is not None:
@@ -108,7 +114,7 @@ def cross_check(rb: Runbook, inv: Inventory, extra: dict[str, Any], limit: str |
                     missing.discard("result")  # the executor gives these conditions the step's own result
                 for var in sorted(missing):
                     src = source_at(step.raw, path, step.source.file) if step.raw is not None else step.source
-                    problems.append(Problem(src, f"stages[{stage.index}].steps[{step.index}].{path[0]}", f"variable {var!r} is not defined anywhere", _hint(var, known)))
+                    problems.append(Problem(src, f"stages[{stage.index}].steps[{step.index}].{path_str(path)}", f"variable {var!r} is not defined anywhere", _hint(var, known)))
     problems.extend(_target_problems(rb, inv, limit))
     return problems
 

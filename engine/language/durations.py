@@ -10,22 +10,44 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.I)
 _FULL = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)\s*)+$", re.I)
 _FACTOR = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
+#: The longest duration a runbook may give: ten years. Deadlines are computed as timestamps
+#: (``datetime``, ``time.monotonic() + t``) and waits go to ``threading``/sockets, whose limits
+#: (year 9999, ``threading.TIMEOUT_MAX`` ≈ 292 years) a bigger value would pass — turning
+#: ``budget: 10000000000`` into a traceback in the middle of a run instead of an error now.
+MAX_SECONDS = 3650 * 86400.0
+
 
 def parse_duration(value: Any) -> float:
     """Seconds. Raises ValueError with a message a user can act on."""
+    seconds = _seconds(value)
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{_shown(value)} is longer than the 3650d (ten years) a wait may last")
+    return seconds
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:30] + "…"
+
+
+def _seconds(value: Any) -> float:
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 1h30m)")
+        raise ValueError(f"{_shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):  # YAML .nan / .inf
-            raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 1h30m)")
+        if isinstance(value, float) and not math.isfinite(value):  # YAML .nan / .inf
+            raise ValueError(f"{_shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
         if value < 0:
-            raise ValueError(f"{value} is negative")
+            raise ValueError(f"{_shown(value)} is negative")
+        if value > MAX_SECONDS:  # float() of a 400-digit int would overflow
+            return math.inf
         return float(value)
     text = str(value).strip()
+    if len(text) > 100:
+        raise ValueError(f"{_shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
     if not _FULL.match(text):
-        raise ValueError(f"{value!r} is not a duration (e.g. 30s, 5m, 1h30m)")
+        raise ValueError(f"{_shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
     return sum(float(n) * _FACTOR[u.lower()] for n, u in _PART.findall(text))
 
 

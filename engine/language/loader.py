@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,8 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
     if "budget" in data:
         budget = _duration(data["budget"], data, ["budget"], file, problems)
     rb_vars = data.get("vars") if isinstance(data.get("vars"), dict) else {}
+    # a key that is not a name (`~: 1`, `[a]: 1`) was reported by the schema; the model keeps names only
+    rb_vars = {k: v for k, v in (rb_vars or {}).items() if _is_name(k)}
     check_templates(rb_vars, data, ["vars"], file, problems)
     for key in ("name", "description", "targets"):
         if isinstance(data.get(key), str):
@@ -153,7 +156,7 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
         stages=tuple(stages),
         source=Source(file, 1, 1),
         description=str(data.get("description", "")),
-        targets=str(data.get("targets", "all")),
+        targets=data["targets"] if isinstance(data.get("targets"), str) else "all",  # a bad one was reported by the schema
         vars=_plain(dict(rb_vars or {})),  # plain dicts: runtime messages say "dict object", not our YAML type
         budget=budget,
         files=tuple(files),
@@ -220,9 +223,13 @@ def _build_stage(raw: dict[str, Any], root: Any, file: str, spath: list[Any], in
         confirm=raw.get("confirm"),
         on_failure=OnFailure(raw.get("on_failure", "abort")) if raw.get("on_failure", "abort") in ("abort", "rollback", "continue") else OnFailure.ABORT,
         when=raw.get("when"),
-        targets=raw.get("targets"),
+        targets=raw["targets"] if isinstance(raw.get("targets"), str) else None,  # a bad one was reported by the schema
         tags=_tags(raw.get("tags")),
     )
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) is not None
 
 
 def _tags(value: Any) -> tuple[str, ...]:
@@ -264,6 +271,10 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
                 warnings.append(Problem(source_at(root, path + [action], file), path_str(path + [action]),
                                         "'| raw' splices text into SQL verbatim", "make sure the value can never come from untrusted input", warning=True))
     check_templates(args, root, path + [action], file, problems)
+    if isinstance(args, dict):
+        for key in cls.condition_params:
+            if key in args:
+                check_condition(args[key], root, path + [action, key], file, problems)
     for sql_path, text in _sql_places(action, raw):
         for block in quoted_value_placeholders(text):
             problems.append(Problem(source_at(root, path + sql_path, file), path_str(path + sql_path),
@@ -275,6 +286,11 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
     for key in ("loop", "creates", "ignore_errors", "retries"):
         if isinstance(raw.get(key), str):
             check_templates(raw[key], root, path + [key], file, problems)
+    ignore = raw.get("ignore_errors")
+    if isinstance(ignore, str) and not has_template(ignore):
+        # a string is a template giving a boolean; "maybe" or "yes " is neither
+        problems.append(Problem(source_at(root, path + ["ignore_errors"], file), path_str(path + ["ignore_errors"]),
+                                f"{ignore!r} is not a boolean", "write true or false (or a template such as \"{{ is_test }}\")"))
     unless = raw.get("unless")
     if isinstance(unless, str) and action not in ("sql", "shell"):
         problems.append(Problem(source_at(root, path + ["unless"], file), path_str(path + ["unless"]),
@@ -307,7 +323,7 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
         stage=stage,
         index=index,
         when=raw.get("when"),
-        register=raw.get("register"),
+        register=raw["register"] if _is_name(raw.get("register")) else None,  # a bad one was reported by the schema
         loop=raw.get("loop"),
         loop_var=str(loop_control.get("loop_var", "item")) if isinstance(loop_control, dict) else "item",
         retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else (retries if isinstance(retries, str) else None),  # type: ignore[arg-type]

@@ -47,6 +47,11 @@ def schema_problems(validator: Any, instance: Any, root: Any, base: list[Any], f
         src = source_at(root, path, file)
         where = path_str(path)
         v = err.validator
+        if "propertyNames" in err.schema_path:  # a key of the mapping, not a value: `~: 1`, `1x: 2`
+            owner = _node_at(root, path)
+            problems.append(Problem(key_source(owner, err.instance, file) if owner is not None else src, where,
+                                    f"{err.instance!r} is not a valid variable name", "use letters, digits and _ (e.g. db_host)"))
+            continue
         if v == "additionalProperties":
             allowed = sorted((err.schema.get("properties") or {}).keys())
             # The instance may be a filtered copy (the top level is checked without its stages):

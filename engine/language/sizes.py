@@ -32,6 +32,9 @@ _UNITS: dict[str, int] = {
     "E": 1024**6,
 }
 
+#: The largest size: what a signed 64-bit byte count (a file offset, ``df``, MySQL) can hold.
+MAX_BYTES = 2**63 - 1
+
 #: ``20G``, ``1.5 TiB``, ``512mb``, ``100`` (bytes). Used by the JSON Schemas too.
 SIZE_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtTpPeE]?)(?:[iI]?[bB])?\s*$"
 _SIZE = re.compile(SIZE_PATTERN)
@@ -43,7 +46,7 @@ _PERCENT = re.compile(PERCENT_PATTERN)
 #: JSON Schema fragments for action params: a size/percentage as a string or an integer.
 SIZE_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "integer", "minimum": 0},
+        {"type": "integer", "minimum": 0, "maximum": MAX_BYTES},
         {"type": "string", "pattern": SIZE_PATTERN},
     ]
 }
@@ -63,8 +66,20 @@ def parse_size(value: str | int) -> int:
     Fractional results are rounded up: a need of ``0.1K`` is 103 bytes, never less than asked.
     Raises :class:`ValueError` with a message fit for a validation report.
     """
+    size = _bytes(value)
+    if size > MAX_BYTES:
+        raise ValueError(f"{_shown(value)} is larger than any disk (more than 8 EiB)")
+    return size
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:30] + "…"
+
+
+def _bytes(value: str | int) -> int:
     if isinstance(value, bool):  # bool is an int subclass; `need: yes` is a mistake
-        raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")
+        raise ValueError(f"{_shown(value)} is not a size (e.g. 20G, 512M, 1.5T)")
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"{value!r} is not a size: it is negative")
@@ -72,15 +87,16 @@ def parse_size(value: str | int) -> int:
     if isinstance(value, float):
         if value < 0 or math.isnan(value) or math.isinf(value):
             raise ValueError(f"{value!r} is not a size")
-        return math.ceil(value)
+        return math.ceil(value) if value <= MAX_BYTES else MAX_BYTES + 1
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")
-    m = _SIZE.match(value)
+        raise ValueError(f"{_shown(value)} is not a size (e.g. 20G, 512M, 1.5T)")
+    m = _SIZE.match(value) if len(value) <= 100 else None
     if not m:
-        raise ValueError(f"{value!r} is not a size (e.g. 20G, 512M, 1.5T)")
+        raise ValueError(f"{_shown(value)} is not a size (e.g. 20G, 512M, 1.5T)")
     number, unit = m.group(1), m.group(2).upper()
     if "." in number:
-        return math.ceil(float(number) * _UNITS[unit])
+        scaled = float(number) * _UNITS[unit]
+        return math.ceil(scaled) if scaled <= MAX_BYTES else MAX_BYTES + 1
     return int(number) * _UNITS[unit]
 
 
@@ -106,16 +122,16 @@ def parse_percent(value: str | float) -> float:
     (a margin of 150 % is a valid, if cautious, choice).
     """
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")
+        raise ValueError(f"{_shown(value)} is not a percentage (e.g. 20%)")
     if isinstance(value, (int, float)):
         if value < 0 or math.isnan(value) or math.isinf(value):
-            raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")
+            raise ValueError(f"{_shown(value)} is not a percentage (e.g. 20%)")
         return float(value) / 100.0
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")
-    m = _PERCENT.match(value)
+        raise ValueError(f"{_shown(value)} is not a percentage (e.g. 20%)")
+    m = _PERCENT.match(value) if len(value) <= 100 else None
     if not m:
-        raise ValueError(f"{value!r} is not a percentage (e.g. 20%)")
+        raise ValueError(f"{_shown(value)} is not a percentage (e.g. 20%)")
     return float(m.group(1)) / 100.0
 
 

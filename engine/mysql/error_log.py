@@ -49,7 +49,7 @@ class LogTail:
     def _read(self, offset: int, limit: int) -> tuple[int | None, bytes]:
         q = shlex.quote(self.path)
         cmd = (f"if [ -r {q} ]; then wc -c < {q}; tail -c +{offset + 1} {q} | head -c {limit} | base64; "
-               f"else echo MISSING; fi")
+               f"elif [ -e {q} ]; then echo UNREADABLE; else echo MISSING; fi")
         res = self.shell.run(cmd, timeout=60)
         if res.rc != 0:
             raise ActionError(f"cannot read the error log {self.path}: {res.stderr.strip()[-300:] or f'exit {res.rc}'}",
@@ -57,6 +57,9 @@ class LogTail:
         first, _, rest = res.stdout.partition("\n")
         if first.strip() == "MISSING":
             return None, b""
+        if first.strip() == "UNREADABLE":
+            raise ActionError(f"the error log {self.path} exists but this connection's user cannot read it",
+                              hint="let the SSH user read it (often: the adm or mysql group), or give a readable copy's path")
         try:
             size = int(first.strip())
             data = base64.b64decode("".join(rest.split()))

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from engine.language.durations import format_duration
 from engine.model import Status, StepResult
 from engine.secrets import MASKER
+from engine.visible import visible
 
 _STYLE = {
     Status.OK: "green",
@@ -82,7 +83,9 @@ class Console:
 
     # -- low level -------------------------------------------------------------------------
     def line(self, text: str, style: str | None = None) -> None:
-        text = MASKER.text(text)
+        # Masked, then escape sequences made visible: a step name or another host's output
+        # must not drive the operator's terminal (NO_COLOR or not).
+        text = visible(MASKER.text(text))
         with self._lock:
             if self._rich is not None and style:
                 from rich.text import Text
@@ -204,6 +207,7 @@ class Console:
             self.line(f"    {host} {text}" if " | " in label else f"    {host} {text}: {done:,}", "dim")
 
     def _bar(self, host: str, done: int, total: int | None, label: str) -> None:
+        from rich.markup import escape as markup_escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with self._lock:
@@ -213,7 +217,9 @@ class Console:
                 self._bars.start()
                 self._tasks = {}
             key = f"{host} {label.split(' | ', 1)[0]}"
-            desc = f"{host} {label.replace(' | ', ': ', 1)}"
+            # masked, control characters visible, and rich markup escaped: the label holds a
+            # step's name and a host's words, which are text, not "[red]" instructions
+            desc = markup_escape(visible(MASKER.text(f"{host} {label.replace(' | ', ': ', 1)}")))
             task = self._tasks.get(key)
             if task is None:
                 task = self._tasks[key] = self._bars.add_task(desc, total=total)

@@ -12,19 +12,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import threading
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import jinja2
 import jinja2.meta
 import jinja2.nodes
 from jinja2.runtime import Context, missing
-from jinja2.sandbox import SandboxedEnvironment
+
+from engine.templating.sandbox import BoundedSandbox, undeclared_names
 
 from engine.errors import TemplateError
 from engine.secrets import MASKER, SECRET_KEY, Secret, reveal
@@ -96,7 +98,7 @@ class _LazyContext(Context):
         return value
 
 
-class _Env(SandboxedEnvironment):
+class _Env(BoundedSandbox):
     context_class = _LazyContext
 
 
@@ -148,6 +150,35 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+@contextlib.contextmanager
+def compile_errors(shown: str) -> Iterator[None]:
+    """Jinja2's compile-time failures as :class:`TemplateError`: a syntax error, an unknown
+    filter or test (with a did-you-mean), an expression nested too deep for the parser, a
+    number literal too long to read."""
+    where = f" in {shown!r}" if shown else ""
+    try:
+        yield
+    except jinja2.TemplateAssertionError as exc:  # no filter/test named ...: an ordinary typo
+        raise TemplateError(f"Jinja2 error{where}: {exc.message}" + _near_name(str(exc.message))) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"Jinja2 syntax error{where}: {exc.message}") from None
+    except RecursionError:
+        raise TemplateError(f"expression nested too deep{where}", hint="split it with set_fact or vars") from None
+    except (ValueError, OverflowError, MemoryError) as exc:  # int('9' * 4400), a huge literal
+        raise TemplateError(f"expression cannot be read{where}: {str(exc)[:80]}") from None
+
+
+def _near_name(message: str) -> str:
+    import difflib
+
+    m = re.search(r"No (filter|test) named '([^']*)'", message)
+    if not m:
+        return ""
+    known = ENGINE.env.filters if m.group(1) == "filter" else ENGINE.env.tests
+    close = difflib.get_close_matches(m.group(2), sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class TemplateEngine:
     """Compiles each template string once and renders it with a variable mapping."""
 
@@ -177,16 +208,15 @@ class TemplateEngine:
         self.env = env
         self._expr_cache: dict[str, Any] = {}
         self._tmpl_cache: dict[str, jinja2.Template] = {}
+        self._analysis: dict[str, tuple[str | None, set[str]]] = {}
         self._lock = threading.Lock()
 
     # -- compile -------------------------------------------------------------------------
     def _expr(self, source: str) -> Any:
         fn = self._expr_cache.get(source)
         if fn is None:
-            try:
+            with compile_errors(f"{{{{{source}}}}}"):
                 fn = self.env.compile_expression(source, undefined_to_none=False)
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(f"template syntax error in {{{{{source}}}}}: {exc.message}") from None
             with self._lock:
                 self._expr_cache[source] = fn
         return fn
@@ -194,29 +224,37 @@ class TemplateEngine:
     def _template(self, source: str) -> jinja2.Template:
         tmpl = self._tmpl_cache.get(source)
         if tmpl is None:
-            try:
+            with compile_errors(source.strip()[:80]):
                 tmpl = self.env.from_string(source)
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(f"template syntax error in {source.strip()[:80]!r}: {exc.message}") from None
             with self._lock:
                 self._tmpl_cache[source] = tmpl
         return tmpl
 
+    def _analyze(self, source: str) -> tuple[str | None, set[str]]:
+        """(the error a template gives when it compiles, or None; the names it reads). The
+        code generator runs, as when the template is used, so an unknown filter or test is
+        found here and not in the middle of a run; nothing is evaluated."""
+        found = self._analysis.get(source)
+        if found is None:
+            try:
+                with compile_errors(""):
+                    ast = self.env.parse(source)
+                    names = undeclared_names(ast)
+                found = (None, names)
+            except TemplateError as exc:
+                found = (exc.message, set())
+            if len(self._analysis) > 100_000:  # a generated runbook must not grow this forever
+                self._analysis.clear()
+            self._analysis[source] = found
+        return found
+
     def syntax_error(self, source: str) -> str | None:
-        """The syntax error of a template string, or None (validation without rendering)."""
-        try:
-            self.env.parse(source)
-        except jinja2.TemplateSyntaxError as exc:
-            return f"Jinja2 syntax error: {exc.message}"
-        return None
+        """What is wrong with a template string, or None (validation without rendering)."""
+        return self._analyze(source)[0]
 
     def variables(self, source: str) -> set[str]:
         """Names a template reads from its context (for 'certainly undefined' checks)."""
-        try:
-            ast = self.env.parse(source)
-        except jinja2.TemplateSyntaxError:
-            return set()
-        return set(jinja2.meta.find_undeclared_variables(ast))
+        return self._analyze(source)[1]
 
     # -- render --------------------------------------------------------------------------
     def render(self, value: Any, variables: dict[str, Any]) -> Any:
@@ -332,10 +370,9 @@ _GUARDS_TESTS = {"defined", "undefined", "none"}
 def guarded_names(source: str) -> set[str]:
     """Names a template reads only under a guard (``x | default(..)``, ``x is defined``): they
     may be undefined on purpose, so validation must not call them certainly undefined."""
-    try:
-        ast = ENGINE.env.parse(source)
-    except jinja2.TemplateSyntaxError:
+    if ENGINE.syntax_error(source):
         return set()
+    ast = ENGINE.env.parse(source)
     out: set[str] = set()
     for node in ast.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
         guard = _GUARDS_FILTERS if isinstance(node, jinja2.nodes.Filter) else _GUARDS_TESTS

@@ -37,3 +37,41 @@ def test_a_start_glued_after_aborting_and_a_replaced_file(tmp_path: Path) -> Non
     assert reset and text.startswith(START)
     missing = LogTail(LocalShell(), str(tmp_path / "nope.err"))
     assert not missing.exists() and missing.since_last_start() == ""
+
+
+
+def test_an_unreadable_log_is_not_called_missing() -> None:
+    """A log only the mysql/adm group may read (the usual /var/log/mysql/error.log) says so."""
+    import os
+    import shutil
+    import tempfile
+
+    import pytest
+
+    from engine.errors import ActionError
+
+    d = tempfile.mkdtemp(prefix="rbt_log_")
+    try:
+        os.chmod(d, 0o755)
+        log = Path(d) / "mysqld.err"
+        log.write_text(START)
+        log.chmod(0)
+        # root reads every file: the container's tests run as root, so read as nobody
+        shell = _AsUser("nobody") if os.geteuid() == 0 else LocalShell()
+        with pytest.raises(ActionError, match="cannot read it"):
+            LogTail(shell, str(log)).exists()
+        assert not LogTail(shell, str(Path(d) / "other.err")).exists()  # a missing one is just missing
+    finally:
+        shutil.rmtree(d)
+
+
+class _AsUser(LocalShell):
+    """The local shell as another user."""
+
+    def __init__(self, user: str):
+        self.user = user
+
+    def run(self, cmd: str, **kwargs):  # type: ignore[no-untyped-def,override]
+        import shlex
+
+        return super().run(f"su -s /bin/sh {self.user} -c {shlex.quote(cmd)}", **kwargs)

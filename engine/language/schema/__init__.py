@@ -137,6 +137,13 @@ HOST_VARS: dict[str, Any] = {
         "mysql_option_file": {"type": "string"},
         "mysql_via": {"enum": ["direct", "tunnel"]},
         "mysql_identity": {"type": "string"},
+        # the server's process and files, for mysql_service and innodb_recovery
+        "datadir": {"type": "string", "description": "the server's datadir on the host"},
+        "mysql_error_log": {"type": "string", "description": "the server's error log on the host"},
+        "mysql_pid_file": {"type": "string", "description": "the server's pid file on the host"},
+        "mysql_start_cmd": {"type": "string", "description": "command that starts the server (no systemd unit)"},
+        "mysql_stop_cmd": {"type": "string", "description": "command that stops the server (default: SIGTERM)"},
+        "mysql_service_name": {"type": "string", "description": "systemd unit of the server"},
     },
 }
 
