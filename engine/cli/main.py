@@ -78,8 +78,9 @@ class _Group(click.Group):
                 where = f" (traceback in {path})"
             except OSError:
                 where = ""
-                traceback.print_exc()
-            click.echo(visible(f"internal error: {type(exc).__name__}: {exc}{where} — please report it", newlines=False), err=True)
+                click.echo(MASKER.text(traceback.format_exc()), err=True)
+            click.echo(visible(f"internal error: {type(exc).__name__}: {MASKER.text(str(exc))}{where} — please report it",
+                               newlines=False), err=True)
             sys.exit(1)
 
 
