@@ -8,6 +8,9 @@ Prints, for the plain ``.sql`` (~172 MB, 3.9 M rows) and its ``.gz``, interleave
 * ``statements``: :class:`DumpReader` ``.statements()`` (tokenize, classify, fast row count);
 * ``scan_dump``: the whole-file check (sha256 of the file, rows per table, CREATE TABLE parsing).
 
+A third file, employees x3 dumped with ``--skip-extended-insert`` (one statement per row),
+shows the per-statement cost.
+
 The dump is built once by ``bench/employees30.py`` and cached under /tmp/runbook-bench/.
 
     python bench/dump_scan.py [--rounds 3]
@@ -73,13 +76,15 @@ def main() -> None:
     args = ap.parse_args()
     plain = ensure_dump(DEFAULT_PATH)
     gz = ensure_dump(DEFAULT_PATH.with_name(DEFAULT_PATH.name + ".gz"))
+    # one INSERT per row: the per-statement cost (employees x3: 392 k statements)
+    skip = ensure_dump(DEFAULT_PATH.with_name("employees3-skip-extended.sql"), scale=3, options=["--skip-extended-insert"])
     methods: list[tuple[str, Callable[[Path], tuple[int, int]]]] = [
         ("find ;\\n (reference)", find_split), ("statements()", reader_split), ("scan_dump", scan)]
     results: dict[tuple[str, str], list[float]] = {}
     counts: dict[tuple[str, str], int] = {}
     cpu_rates: dict[tuple[str, str], list[float]] = {}  # per CPU-second: less sensitive to a busy machine
     for rnd in range(args.rounds):
-        for file in (plain, gz):
+        for file in (plain, gz, skip):
             for label, fn in methods:
                 t0, c0 = time.perf_counter(), time.process_time()
                 count, nbytes = fn(file)

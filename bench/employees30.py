@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pymysql
@@ -76,8 +77,9 @@ def build_schema(schema: str = SCRATCH, scale: int = 30) -> None:
         conn.close()
 
 
-def ensure_dump(path: str | os.PathLike[str] = DEFAULT_PATH, *, scale: int = 30) -> Path:
-    """The cached dump at ``path`` (built when missing); ``.gz`` paths hold the gzip of the plain dump."""
+def ensure_dump(path: str | os.PathLike[str] = DEFAULT_PATH, *, scale: int = 30, options: Sequence[str] = ()) -> Path:
+    """The cached dump at ``path`` (built when missing); ``.gz`` paths hold the gzip of the plain dump.
+    ``options`` are extra ``mariadb-dump`` options (give each variant its own path)."""
     target = Path(path)
     if target.exists() and target.stat().st_size > 0:
         return target
@@ -88,7 +90,7 @@ def ensure_dump(path: str | os.PathLike[str] = DEFAULT_PATH, *, scale: int = 30)
             return target
         tmp = target.with_name(target.name + ".part")
         if target.name.endswith(".gz"):
-            plain = ensure_dump(target.with_name(target.name[:-3]), scale=scale)
+            plain = ensure_dump(target.with_name(target.name[:-3]), scale=scale, options=options)
             with open(plain, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
                 shutil.copyfileobj(src, dst, 8 * 1024 * 1024)
         else:
@@ -96,7 +98,7 @@ def ensure_dump(path: str | os.PathLike[str] = DEFAULT_PATH, *, scale: int = 30)
             try:
                 build_schema(schema, scale)
                 with open(tmp, "wb") as out:
-                    subprocess.run(["mariadb-dump", *_client_args(), "--single-transaction", schema], stdout=out,
+                    subprocess.run(["mariadb-dump", *_client_args(), "--single-transaction", *options, schema], stdout=out,
                                    check=True, env=_env())
             finally:
                 subprocess.run(["mariadb", *_client_args(), "-e", f"DROP DATABASE IF EXISTS `{schema}`"], check=False, env=_env())

@@ -11,7 +11,13 @@ decides what to do with them:
 * resume: an in-doubt step is probed; ``done`` → recorded done; not done and ``idempotent`` →
   run again; otherwise the operator decides.
 * undo: ``apply()`` returns a :class:`StepResult` whose ``undo`` is a JSON-able record; on
-  rollback ``undo(record)`` is called on a fresh instance of the same action class.
+  rollback ``undo(record)`` is called on a fresh instance of the same action class. When a
+  probe finds the change already made by an earlier attempt of this run (a kill between the
+  change and its outcome), ``undo_of_found(probe)`` gives the same record, so no undo is lost.
+* identity: before a call that may change the server (``changes_nothing()`` is false) the
+  executor checks the server is the one the host must be, as ``identity_guard`` says.
+
+The core reads only these capabilities and hooks; it never branches on an action's name.
 """
 
 from __future__ import annotations
@@ -53,8 +59,12 @@ class Action:
     #: argument keys that hold conditions (Jinja2 expressions without braces, like ``when``):
     #: validation checks their syntax and their variables as it does a ``when``
     condition_params: ClassVar[tuple[str, ...]] = ()
-    #: does its own looping/retrying/timing? (pause, wait_for)
-    #: - no; all actions get the executor's loop/retries
+    #: its built-in undo may run again when an earlier attempt of it is in doubt
+    undo_idempotent: ClassVar[bool] = False
+    #: what the executor checks before a change: "mysql" (the server's identity, connecting
+    #: if need be), "known" (only when the host pins ``mysql_identity`` or the run already saw
+    #: its server: a shell command on a host that may run no MySQL), "" (nothing)
+    identity_guard: ClassVar[str] = "mysql"
 
     def __init__(self, args: Any, ctx: ActionContext):
         self.args = args
@@ -71,6 +81,25 @@ class Action:
     def undo(self, record: Any) -> StepResult:
         """Reverse a previous ``apply`` from its journaled undo record."""
         raise NotImplementedError(f"{self.name} has no built-in undo")
+
+    def changes_nothing(self) -> bool:
+        """This rendered call cannot change anything (a read-only ``sql`` statement)."""
+        return not self.mutating
+
+    def idempotent_call(self) -> bool:
+        """Running this rendered call twice gives the same result as running it once."""
+        return self.idempotent or self.changes_nothing()
+
+    def undo_of_found(self, probe: Probe) -> Any:
+        """The undo record of a change this run made that ``probe`` found already made, or
+        None when nothing says this run made it. Deterministic: from the action's own
+        evidence (a manifest of this run, what ``ctx.notes`` journaled before the change)."""
+        return None
+
+    @classmethod
+    def facts_set(cls, registered: dict[str, Any]) -> dict[str, Any]:
+        """Host variables a result defines besides ``register`` (``set_fact``)."""
+        return {}
 
     def check(self) -> StepResult:
         """Check mode for a mutating action: report what would change, touch nothing."""

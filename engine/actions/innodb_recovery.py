@@ -20,9 +20,11 @@ from engine.language.durations import format_duration, parse_duration
 from engine.errors import CommandTimeout, ConnectError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql.error_log import LogTail, locate_error_log
-from engine.mysql.recovery_log import REDO_PROGRESS, RecoveryState, classify, parse_line, parse_text
+from engine.mysql.recovery_log import REDO_PROGRESS, classify, parse_line, parse_text
+from engine.mysql.recovery_state import RecoveryState
 
 DEFAULT_TIMEOUT = 30 * 60.0
+MISSING_LOG_WAIT = 30.0  # for the error log file to appear
 #: after the log says every recovered transaction is rolled back... or when it never says so
 #: (an old server, a lost line), INNODB_TRX showing none rolling back for this long is enough
 QUIET_UNDO = 10.0
@@ -150,16 +152,29 @@ class _Watch:
         start = time.monotonic()
         path, how = locate_error_log(self.ctx, self.args.get("error_log"))
         tail = LogTail(self.ctx.shell(), path)
-        if not tail.exists():
-            return StepResult(Status.FAILED, msg=f"the error log {path} ({how}) does not exist on {self.ctx.host.name}",
-                              data=self._data(path, how, start))
+        appear = time.monotonic() + min(self.timeout, MISSING_LOG_WAIT)
+        while not tail.exists():  # a server's first start creates it; a typo never will
+            if time.monotonic() > appear:
+                return StepResult(Status.FAILED, msg=f"the error log {path} ({how}) does not exist on {self.ctx.host.name}",
+                                  data=self._data(path, how, start), evidence="give the right error_log: or mysql_error_log")
+            time.sleep(self.poll)
         self._feed(tail.since_last_start())
+        if self.ctx.check_mode:
+            return self._check(path, how, start)
         while True:
             if self.state.failed:
                 return self._fatal(path, how, start)
             if self._finished():
-                self._show(close=True)
-                return self._done(path, how, start)
+                # The log was read before the server answered: a start written in between
+                # (a very fast recovery) must not be missed, or the run that crashed is reported.
+                text, reset = tail.read_new()
+                if not reset and not self._feed(text):
+                    self._show(close=True)
+                    return self._done(path, how, start)
+                if reset:
+                    self.state = RecoveryState()
+                    self._feed(text)
+                continue
             if time.monotonic() - start > self.timeout:
                 return self._timeout(path, how, start)
             self._show()
@@ -171,11 +186,15 @@ class _Watch:
             self._partial(tail.partial)
 
     # -- reading the log ---------------------------------------------------------------------
-    def _feed(self, text: str) -> None:
+    def _feed(self, text: str) -> bool:
+        """Fold new log lines; True when the server started again in them."""
+        started = False
         for event in parse_text(text):
             self.state.feed(event)
             if event.kind == "start":  # the server (re)started: what was seen before is history
                 self.sql_error, self.undo_rows_left, self.quiet_since = "", None, None
+                started = True
+        return started
 
     def _partial(self, line: str) -> None:
         """A line still being written: MySQL 5.7 prints redo percents on one growing line."""
@@ -255,7 +274,10 @@ class _Watch:
             else:
                 detail = f"{len(st.rolled_back)}/{st.transactions_to_roll_back or '?'} transactions rolled back"
         elif phase == "ready":
-            detail = "ready for connections" + (f" (connection refused: {self.sql_error})" if self.sql_error else "")
+            detail = "ready for connections"
+            if self.sql_error:  # maybe the run that crashed: waiting for the new start's lines
+                when = st.ready_at.isoformat(sep=" ") if st.ready_at else "?"
+                detail = f"the log's last start was ready at {when}, but connections fail (has the server been started again?): {self.sql_error}"
         else:
             detail = "waiting for the server to start" if phase == "starting" else phase
         self.ctx.progress(done, total, f"InnoDB {phase} | {detail}")
@@ -312,8 +334,6 @@ class _Watch:
         if st.transactions_to_roll_back:
             undo = (f"{self._rolled_back()} transaction(s) rolled back ({st.rows_to_undo} row operations to undo "
                     f"in {st.transactions_to_roll_back} recovered transaction(s))")
-        if st.prepared:
-            undo += f"; {st.prepared} XA transaction(s) left prepared: COMMIT or ROLLBACK them (XA RECOVER)"
         return "; ".join(x for x in (", ".join(parts), lsn, undo) if x)
 
     def _done(self, path: str, how: str, start: float) -> StepResult:
@@ -333,6 +353,17 @@ class _Watch:
         else:
             msg = f"no crash recovery (clean start); server ready after {format_duration(data['seconds'])}"
         return StepResult(Status.OK, msg=msg, data=data, warnings=warnings)
+
+    def _check(self, path: str, how: str, start: float) -> StepResult:
+        """Check mode: say what the log shows now; never wait (nothing was started)."""
+        st = self.state
+        msg = (f"check mode: not waiting; the error log's last start ({st.started.isoformat() if st.started else 'not found'}) "
+               f"reached phase {st.phase}")
+        if st.fatal is not None and st.fatal.fatal is not None:
+            msg += f" ({st.fatal.fatal.title}: {st.fatal.line.text})"
+        elif self._summary():
+            msg += f" ({self._summary()})"
+        return StepResult(Status.SKIPPED, msg=msg, data=self._data(path, how, start))
 
     def _fatal(self, path: str, how: str, start: float) -> StepResult:
         self._show(close=True)

@@ -42,8 +42,8 @@ class MysqlService(Action):
     ```
 
     ``state``: ``started`` | ``stopped`` | ``restarted`` | ``status``. ``wait`` (default
-    true): after a start, until the server accepts connections; after a stop, until the
-    process is gone (within ``timeout``, default 10m). ``method``: ``auto`` (systemd when the
+    true): after a start, until the server accepts connections (``false``: once its process
+    runs). A stop always waits until the process is gone. Both within ``timeout`` (default 10m). ``method``: ``auto`` (systemd when the
     unit exists, else the command) | ``systemd`` | ``command``. Inventory variables:
     ``mysql_service_name``, ``mysql_start_cmd``, ``mysql_stop_cmd``, ``mysql_pid_file``,
     ``datadir``, ``mysql_port``. Registers ``running``, ``pid``, ``accepting``, ``method``,
@@ -53,6 +53,9 @@ class MysqlService(Action):
     name = "mysql_service"
     mutating = True
     idempotent = True
+    # Not the executor's guard: a server that is down has no identity to read; stopping one
+    # that answers is checked here (_guard), starting one is harmless.
+    identity_guard = ""
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -133,11 +136,14 @@ class MysqlService(Action):
         running = False
         how = ""
         if unit is not None:
-            _, out, _ = self._run(f"systemctl show -p ActiveState -p MainPID --value {shlex.quote(unit)}")
-            values = out.split()
-            running = bool(values) and values[0] in ("active", "activating", "reloading")
-            pid = int(values[1]) if running and len(values) > 1 and values[1].isdigit() and values[1] != "0" else None
-            how = f"systemd unit {unit}: {values[0] if values else '?'}"
+            _, out, _ = self._run(f"systemctl show -p ActiveState -p MainPID {shlex.quote(unit)}")
+            props = dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
+            active = props.get("ActiveState", "?")
+            # "activating": a Type=notify server still doing crash recovery
+            running = active in ("active", "activating", "reloading")
+            main_pid = props.get("MainPID", "0")
+            pid = int(main_pid) if running and main_pid.isdigit() and main_pid != "0" else None
+            how = f"systemd unit {unit}: {active}"
         else:
             pid_file = self._opt("pid_file", "mysql_pid_file")
             if pid_file:
@@ -162,10 +168,33 @@ class MysqlService(Action):
         return {"running": running, "pid": pid, "accepting": accepting, "method": "systemd" if unit else "command",
                 "unit": unit, "seen_by": how or "no process found"}
 
-    def _accepting(self) -> bool:
+    def _accepting(self) -> bool | None:
+        """Does the server's port accept a TCP connection on the host (loopback or mysql_host)?
+        None when the host has neither bash nor nc to try."""
+        from engine.inventory import mysql_settings
+
         port = self._port()
-        rc, _, _ = self._run(f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}' 2>/dev/null", timeout=15)
-        return rc == 0
+        hosts = ["127.0.0.1"]
+        configured = mysql_settings(self.ctx.host).host
+        if configured not in hosts and configured != "localhost":
+            hosts.append(configured)  # a server bound to one address only
+        probes = " || ".join(f"bash -c {shlex.quote(f'exec 3<>/dev/tcp/{h}/{port}')} 2>/dev/null || "
+                             f"nc -z -w 2 {shlex.quote(h)} {port} 2>/dev/null" for h in hosts)
+        rc, _, _ = self._run(probes, timeout=15)
+        if rc == 0:
+            return True
+        if not hasattr(self, "_port_tool"):
+            self._port_tool = self._run("command -v bash >/dev/null 2>&1 || command -v nc >/dev/null 2>&1")[0] == 0
+        return False if self._port_tool else None
+
+    def _ready(self) -> bool:
+        """Accepting connections; without a tool to test the port, the pid file (the server
+        writes it once InnoDB has started, just before it listens)."""
+        accepting = self._accepting()
+        if accepting is not None:
+            return accepting
+        pid_file = self._opt("pid_file", "mysql_pid_file")
+        return bool(pid_file) and self._run(f"test -s {shlex.quote(str(pid_file))}")[0] == 0
 
     def probe(self) -> Probe | None:
         state = self.args["state"]
@@ -173,7 +202,11 @@ class MysqlService(Action):
             return None
         st = self.status()
         if state == "started":
-            return Probe(done=st["running"], state=st, would="start the server")
+            would = "start the server"
+            if not st["running"]:
+                diagnosis, _ = self._log_diagnosis()
+                would += f" (its last start failed: {diagnosis})" if diagnosis else ""
+            return Probe(done=st["running"], state=st, would=would)
         return Probe(done=not st["running"], state=st, would=f"stop the server (pid {st['pid']})")
 
     def check(self) -> StepResult:
@@ -194,7 +227,7 @@ class MysqlService(Action):
             return StepResult(Status.OK, msg=f"server {word}{extra if st['running'] else ''} ({st['seen_by']})", data=st)
         start = time.monotonic()
         if state in ("stopped", "restarted"):
-            self._stop(timeout, wait or state == "restarted")
+            self._stop(timeout, True)  # a stop always waits for the process to exit: the probe confirms it
         if state in ("started", "restarted"):
             self._start(timeout, wait)
         st = self.status()
@@ -232,7 +265,7 @@ class MysqlService(Action):
             time.sleep(0.5)
         if wait:
             end = time.monotonic() + timeout
-            while not self._accepting():
+            while not self._ready():
                 if not self.status()["running"]:
                     raise self._start_failed("the server stopped before it accepted connections", "")
                 if time.monotonic() > end:
@@ -240,23 +273,31 @@ class MysqlService(Action):
                                       hint="crash recovery may still run: watch it with innodb_recovery")
                 time.sleep(0.5)
 
-    def _start_failed(self, what: str, hint: str) -> ActionError:
-        """The start failed: say why from the error log when it tells (a fatal recovery line)."""
+    def _log_diagnosis(self) -> tuple[str | None, str]:
+        """(what the error log says went wrong at the server's last start, or None; its last lines)."""
         from engine.mysql.error_log import LogTail, locate_error_log
-        from engine.mysql.recovery_log import RecoveryState, parse_text
+        from engine.mysql.recovery_log import parse_text
+        from engine.mysql.recovery_state import RecoveryState
 
         try:
             path, _ = locate_error_log(self.ctx, None)
             text = LogTail(self.ctx.shell(), path).since_last_start()
         except ActionError:
-            return ActionError(what, hint=hint or "see the server's error log")
+            return None, ""
         st = RecoveryState().feed_all(parse_text(text))
+        last = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
         if st.fatal is not None and st.fatal.fatal is not None:
             f = st.fatal.fatal
-            return ActionError(f"{what}: {f.title}: {f.diagnosis} (error log {path}: {st.fatal.line.raw.strip()})",
-                               hint=f"next: {f.next_step}")
-        last = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
-        return ActionError(f"{what} (error log {path}: {last or 'nothing written'})", hint=hint or None)
+            return (f"{f.title}: {f.diagnosis} (error log {path}: {st.fatal.line.raw.strip()}) — next: {f.next_step}",
+                    last)
+        return None, f"error log {path}: {last or 'nothing written'}"
+
+    def _start_failed(self, what: str, hint: str) -> ActionError:
+        """The start failed: say why from the error log when it tells (a fatal recovery line)."""
+        diagnosis, last = self._log_diagnosis()
+        if diagnosis:
+            return ActionError(f"{what}: {diagnosis}")
+        return ActionError(f"{what} ({last or 'no error log found'})", hint=hint or None)
 
     def _stop(self, timeout: float, wait: bool) -> None:
         self._guard()

@@ -86,6 +86,17 @@ class Sql(Action):
         except TemplateError:
             return False
 
+    def changes_nothing(self) -> bool:
+        return self.read_only()
+
+    def idempotent_call(self) -> bool:
+        # The statement's form decides, not its values: the unrendered text is enough.
+        from engine.mysql.sqlutil import is_idempotent
+
+        a: Any = self.args
+        text = a if isinstance(a, str) else str(a.get("query", ""))
+        return all(is_idempotent(s) for s in split_statements(text))
+
     def check(self) -> StepResult:
         stmts = self.statements()
         if all(is_read_only(sql) for sql, _ in stmts):

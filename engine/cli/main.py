@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from engine.errors import InputError, RunbookError, Source
-from engine.language.load import load_all
+from engine.language.load import load_all, vault_password
 from engine.visible import visible, visible_json
 
 
@@ -56,10 +56,18 @@ class _Group(click.Group):
         except BrokenPipeError:
             sys.exit(1)
         except Exception as exc:  # a bug of ours: say so, keep the traceback out of the operator's way
-            path = Path(os.environ.get("RUNBOOK_HOME", ".runbook")) / "crash.log"
+            from engine.journal.layout import journal_dir as _jdir
+            from engine.secrets import MASKER
+
+            # In the journal dir (the user's state dir by default), masked (a traceback's
+            # values may hold a password) and readable by its owner only.
+            path = _jdir(None) / "crash.log"
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(traceback.format_exc())
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(MASKER.text(traceback.format_exc()))
                 where = f" (traceback in {path})"
             except OSError:
                 where = ""
@@ -83,9 +91,14 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("-i", "--inventory", "inventories", multiple=True, help="inventory file (repeatable)")
 @click.option("-e", "--extra-vars", "extra", multiple=True, help="KEY=VALUE, @vars.yml or a JSON mapping")
 @click.option("--limit", help="host pattern to restrict the run to")
-def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None) -> None:
+@click.option("--vault-password-file", "vault_password_file", envvar="ANSIBLE_VAULT_PASSWORD_FILE",
+              help="decrypt ansible-vault values and files of the inventory (also $ANSIBLE_VAULT_PASSWORD_FILE)")
+def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None, vault_password_file: str | None) -> None:
     """Check a runbook (and inventory) without touching any host."""
-    loaded, inv, _ = load_all(runbook, inventories, extra, limit)
+    from engine.inventory import limit_pattern
+
+    loaded, inv, _ = load_all(runbook, inventories, extra, limit, vault_password_file)
+    limit = limit_pattern(limit)
     for w in loaded.warnings:
         click.echo("warning: " + w.render(), err=True)
     rb = loaded.runbook
@@ -112,22 +125,27 @@ def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
 @click.option("--start-at", "start_at", help='start at "STAGE" or "STAGE/STEP"')
 @click.option("--yes", is_flag=True, help="answer yes to stage confirmations")
 @click.option("--forks", default=10, show_default=True, type=click.IntRange(1, 500), help="hosts in parallel")
-@click.option("--journal-dir", "journal_dir", help="default: $RUNBOOK_HOME, else ./.runbook")
+@click.option("--journal-dir", "journal_dir", help="default: $RUNBOOK_HOME, else $XDG_STATE_HOME/runbook (~/.local/state/runbook)")
 @click.option("--report", "report", help="write a report: .json .xml .html .md by suffix")
 @click.option("-v", "--verbose", count=True, help="-v shows output and rows; -vv everything registered")
+@click.option("--vault-password-file", "vault_password_file", envvar="ANSIBLE_VAULT_PASSWORD_FILE",
+              help="decrypt ansible-vault values and files of the inventory (also $ANSIBLE_VAULT_PASSWORD_FILE)")
 def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], check: bool, diff: bool,
          tags: tuple[str, ...], skip_tags: tuple[str, ...], limit: str | None, start_at: str | None, yes: bool,
-         forks: int, journal_dir: str | None, report: str | None, verbose: int) -> None:
+         forks: int, journal_dir: str | None, report: str | None, verbose: int, vault_password_file: str | None) -> None:
     """Run a runbook."""
     from engine.run.runner import new_run
 
     if report and Path(report).suffix.lower() not in (".json", ".xml", ".html", ".md"):
         raise InputError(f"--report {report}: unknown suffix", hint="use .json, .xml (JUnit), .html or .md")
-    loaded, inv, extra_vars = load_all(runbook, inventories, extra, limit)
+    loaded, inv, extra_vars = load_all(runbook, inventories, extra, limit, vault_password_file)
+    from engine.inventory import limit_pattern
+
+    limit = limit_pattern(limit)  # @FILE read once: the journal keeps the hosts it named
     code = new_run(loaded, inv, extra_vars, dict(
         runbook=runbook, inventories=list(inventories), extra=list(extra), check=check, diff=diff, tags=_split(tags),
         skip_tags=_split(skip_tags), limit=limit, start_at=start_at, yes=yes, forks=forks, journal_dir=journal_dir,
-        report=report, verbose=verbose))
+        report=report, verbose=verbose, vault_password_file=os.path.abspath(vault_password_file) if vault_password_file else None))
     sys.exit(code)
 
 
@@ -138,8 +156,10 @@ def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], che
 @click.option("--host", "host", help="the variables of one host, as JSON")
 @click.option("--hosts", "pattern", help="the hosts a pattern selects, in order, one per line")
 @click.option("--playbook-dir", "playbook_dir", type=click.Path(file_okay=False), help="also read group_vars/ and host_vars/ here (the runbook's directory)")
+@click.option("--vault-password-file", "vault_password_file", envvar="ANSIBLE_VAULT_PASSWORD_FILE",
+              help="decrypt ansible-vault values and files of the inventory (also $ANSIBLE_VAULT_PASSWORD_FILE)")
 def inventory(inventories: tuple[str, ...], as_list: bool, graph: str | None, host: str | None, pattern: str | None,
-              playbook_dir: str | None) -> None:
+              playbook_dir: str | None, vault_password_file: str | None) -> None:
     """Show the inventory as runbook (and Ansible) reads it."""
     from engine.inventory import load_inventories, match_pattern
     from engine.inventory import listing
@@ -148,7 +168,7 @@ def inventory(inventories: tuple[str, ...], as_list: bool, graph: str | None, ho
     if len(chosen) != 1:
         raise InputError("say what to show: one of --list, --graph, --host NAME, --hosts PATTERN" if not chosen
                          else f"{' and '.join(chosen)} cannot be used together", hint="runbook inventory -i INVENTORY --list")
-    inv = load_inventories(list(inventories), playbook_dir=playbook_dir)
+    inv = load_inventories(list(inventories), playbook_dir=playbook_dir, vault_password=vault_password(vault_password_file))
     for w in inv.warnings:
         click.echo(f"warning: {w}", err=True)
     if as_list:
@@ -190,12 +210,20 @@ def resume(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal
 @click.argument("run_id")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--force", is_flag=True, help="roll back even though the runbook or inventory changed")
+@click.option("--decide", multiple=True,
+              help="answer for an in-doubt step or undo: 'stage/step@host=done|rerun|skip|abort'")
 @click.option("--journal-dir", "journal_dir")
-def rollback(run_id: str, yes: bool, force: bool, journal_dir: str | None) -> None:
+def rollback(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal_dir: str | None) -> None:
     """Undo a run's reversible steps, newest first."""
     from engine.run.runner import rollback_run
 
-    sys.exit(rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir))
+    decisions: dict[str, str] = {}
+    for d in decide:
+        key, sep, value = d.rpartition("=")
+        if not sep or value not in ("rerun", "done", "skip", "abort"):
+            raise InputError(f"--decide {d!r}: expected 'stage/step@host=done|rerun|skip|abort'")
+        decisions[key] = value
+    sys.exit(rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir, decisions=decisions))
 
 
 @main.command()

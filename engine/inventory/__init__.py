@@ -18,7 +18,7 @@ Modules: :mod:`.sources` (which files), :mod:`.yamlsrc` and :mod:`.ini` (formats
 
 from engine.inventory.build import Inventory, connection_kind, load_inventories
 from engine.inventory.connection import become_settings, mysql_settings, option_file_problem, ssh_settings, target_problems
-from engine.inventory.patterns import PatternError, match_pattern, pattern_problems, split_pattern
+from engine.inventory.patterns import PatternError, limit_pattern, match_pattern, pattern_problems, split_pattern
 from engine.inventory.vars import ALIAS_FAMILIES, ALIASES
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "PatternError",
     "become_settings",
     "connection_kind",
+    "limit_pattern",
     "load_inventories",
     "match_pattern",
     "mysql_settings",

@@ -18,7 +18,8 @@ from engine.inventory.checks import near_miss, value_problem
 from engine.inventory.data import InventoryData
 from engine.inventory.patterns import match_pattern
 from engine.inventory.sources import load_sources
-from engine.inventory.values import VaultValue, template_view
+from engine.inventory.values import VaultValue, has_vault, template_view
+from engine.inventory.vault import decrypt
 from engine.inventory.vars import VarsDirs, source_dirs, with_aliases
 from engine.model import Host
 from engine.secrets import SECRET_KEY, Secret
@@ -60,18 +61,20 @@ def _local_only() -> Inventory:
                      raw_vars={"localhost": {}})
 
 
-def load_inventories(paths: list[str], *, playbook_dir: str | None = None) -> Inventory:
-    """Load and merge inventory sources; every problem reported at once."""
+def load_inventories(paths: list[str], *, playbook_dir: str | None = None, vault_password: bytes | None = None) -> Inventory:
+    """Load and merge inventory sources; every problem reported at once. ``vault_password``
+    decrypts ``!vault`` values and vaulted files (see :mod:`.vault`)."""
     if not paths:
         return _local_only()
     problems: list[Problem] = []
     warnings: list[str] = []
     data = InventoryData()
-    files = load_sources(list(paths), data, problems, warnings)
+    files = load_sources(list(paths), data, problems, warnings, vault_password)
     if problems:
         raise ValidationFailed(problems)
     data.reconcile()
-    dirs = VarsDirs(source_dirs(list(paths)), os.path.realpath(playbook_dir) if playbook_dir else None, problems)
+    dirs = VarsDirs(source_dirs(list(paths)), os.path.realpath(playbook_dir) if playbook_dir else None, problems,
+                    vault_password=vault_password)
     hosts: dict[str, Host] = {}
     raw: dict[str, dict[str, Any]] = {}
     for name, hd in data.hosts.items():
@@ -95,21 +98,24 @@ def load_inventories(paths: list[str], *, playbook_dir: str | None = None) -> In
                 origin[k] = (where, k if k in layer else None)
         raw[name] = merged_raw
         for k, v in merged.items():
-            src = _source_of(origin[k], data, dirs, hd.source)
             why = value_problem(k, v)
             if why:
-                problems.append(Problem(src, f"hosts.{name}.{k}", why[0], why[1]))
-            if isinstance(k, str) and k in merged_raw:
-                hint = near_miss(k, v, merged)
-                if hint:
-                    problems.append(Problem(src, f"hosts.{name}.{k}", f"unknown connection variable {k!r}",
-                                            f"{hint} (runbook reads the right name only; rename it)"))
+                problems.append(Problem(_source_of(origin[k], data, dirs, hd.source), f"hosts.{name}.{k}", why[0], why[1]))
+            hint = near_miss(k, v, merged) if isinstance(k, str) and k in merged_raw else None
+            if hint:
+                problems.append(Problem(_source_of(origin[k], data, dirs, hd.source), f"hosts.{name}.{k}", f"unknown connection variable {k!r}",
+                                        f"{hint} (runbook reads the right name only; rename it)"))
         conn = connection_kind(merged.get("connection", "ssh"))
         if conn == "local" and merged.get("mysql_via") == "tunnel":
             problems.append(Problem(_source_of(origin.get("mysql_via", (("host", name), None)), data, dirs, hd.source), f"hosts.{name}.mysql_via",
                                     "mysql_via: tunnel needs an SSH connection, and this host is connection: local",
                                     "use mysql_via: direct (the default) for a local host"))
-        view = {k: _template_value(k, v) for k, v in merged.items()}
+        view: dict[str, Any] = {}
+        for k, v in merged.items():
+            try:
+                view[k] = _template_value(k, v, vault_password)
+            except InputError as exc:
+                problems.append(Problem(_source_of(origin[k], data, dirs, hd.source), f"hosts.{name}.{k}", exc.message, exc.hint))
         hosts[name] = Host(name=name, vars=view, groups=tuple(["all", *ordered]), connection=conn, source=hd.source)
     if problems:
         raise ValidationFailed(_unique(problems))
@@ -117,11 +123,19 @@ def load_inventories(paths: list[str], *, playbook_dir: str | None = None) -> In
     return Inventory(hosts=hosts, groups=members, files=files + dirs.files, data=data, raw_vars=raw, warnings=warnings)
 
 
-def _template_value(key: str, value: Any) -> Any:
+def _template_value(key: str, value: Any, vault_password: bytes | None) -> Any:
+    """What templates and connections read: secrets masked, vaulted values decrypted (a
+    Secret) or, with no password, undefined with a message naming the variable."""
     if isinstance(value, VaultValue):
-        return template_view(key, value)
+        if vault_password is None:
+            return template_view(key, value)
+        return Secret(decrypt(value.ciphertext, vault_password, key))
     if isinstance(value, str) and SECRET_KEY.search(key) and "{{" not in value:
         return Secret(value)
+    if isinstance(value, dict) and has_vault(value):
+        return {k: _template_value(str(k), v, vault_password) for k, v in value.items()}
+    if isinstance(value, list) and has_vault(value):
+        return [_template_value(key, v, vault_password) for v in value]
     return value
 
 
@@ -149,8 +163,3 @@ def _unique(problems: list[Problem]) -> list[Problem]:
             out.append(p)
     return out
 
-
-def require_hosts(inv: Inventory, names: list[str]) -> None:
-    missing = [n for n in names if n not in inv.hosts]
-    if missing:
-        raise InputError(f"host(s) {', '.join(missing)} not in the inventory")

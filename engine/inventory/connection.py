@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import configparser
 import os
-import re
 import shlex
 from typing import Any
 
@@ -25,7 +24,6 @@ from engine.secrets import SECRET_KEY, Secret
 from engine.templating.render import ENGINE, lazify
 from engine.transport.become import Become
 
-_PROXY = re.compile(r"ProxyCommand|ProxyJump|(^|\s)-J\s|(^|\s)-W\s", re.I)
 _TRUE = (True, "true", "True", "yes", "on", "1", 1)
 
 
@@ -78,19 +76,89 @@ def _ssh_settings(host: Host) -> SshSettings:
         hk = HostKeyPolicy(policy)
     except ValueError:
         raise InputError(f"host {host.name}: ssh_host_key_checking must be strict, accept-new or off, not {policy!r}", source=host.source) from None
-    key = v("ssh_key")
+    args, _ = ssh_args_options(host)
+    if "ssh_host_key_checking" not in host.vars and "host_key_checking" in args:
+        hk = HostKeyPolicy(args["host_key_checking"])
+    key = v("ssh_key") or args.get("key_file")
+    known = v("ssh_known_hosts") or args.get("known_hosts")
+    config = v("ssh_config") or args.get("config_file")
     return SshSettings(
         host=str(v("ssh_host", host.name)),
         # 22 also means "not set": a Port in ~/.ssh/config then applies (see transport.ssh).
-        port=int(v("ssh_port", 22) or 22),
-        user=v("ssh_user"),
+        port=int(v("ssh_port", None) or args.get("port") or 22),
+        user=v("ssh_user") or args.get("user"),
         key_file=os.path.expanduser(str(key)) if key else None,
         password=_secret(v("ssh_password")),
         host_key_checking=hk,
-        known_hosts=os.path.expanduser(str(v("ssh_known_hosts"))) if v("ssh_known_hosts") else None,
-        config_file=os.path.expanduser(str(v("ssh_config"))) if v("ssh_config") else None,
-        connect_timeout=float(v("ssh_connect_timeout", 10)),
+        known_hosts=os.path.expanduser(str(known)) if known else None,
+        config_file=os.path.expanduser(str(config)) if config else None,
+        connect_timeout=float(v("ssh_connect_timeout", None) or args.get("connect_timeout") or 10),
+        proxy_jump=args.get("proxy_jump"),
+        proxy_command=args.get("proxy_command"),
     )
+
+
+# --------------------------------------------------------------------------- ssh arguments
+
+_SSH_ARGS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")  # the order Ansible passes them
+# -o options that change nothing for a paramiko connection (connection sharing, keepalives, logging).
+_HARMLESS = frozenset(o.lower() for o in (
+    "ControlMaster", "ControlPersist", "ControlPath", "ServerAliveInterval", "ServerAliveCountMax", "TCPKeepAlive",
+    "Compression", "LogLevel", "PreferredAuthentications", "PasswordAuthentication", "PubkeyAuthentication",
+    "IdentitiesOnly", "GSSAPIAuthentication", "KbdInteractiveAuthentication", "HashKnownHosts", "CheckHostIP",
+    "AddKeysToAgent", "BatchMode", "ConnectionAttempts", "RequestTTY", "ChallengeResponseAuthentication",
+))
+_HARMLESS_FLAGS = frozenset({"-C", "-q", "-v", "-vv", "-vvv", "-T", "-t", "-tt", "-n", "-x", "-a", "-k"})
+_OPTION_KEYS = {"proxycommand": "proxy_command", "proxyjump": "proxy_jump", "userknownhostsfile": "known_hosts",
+                "connecttimeout": "connect_timeout", "port": "port", "user": "user", "identityfile": "key_file"}
+_FLAG_KEYS = {"-J": "proxy_jump", "-p": "port", "-l": "user", "-i": "key_file", "-F": "config_file"}
+
+
+def ssh_args_options(host: Host) -> tuple[dict[str, Any], list[str]]:
+    """What ``ansible_ssh_args``/``_common_args``/``_extra_args`` ask of SSH, as OpenSSH reads
+    Ansible's command line (the first value of an option wins), and what we cannot honour."""
+    out: dict[str, Any] = {}
+    unsupported: list[str] = []
+    for var in _SSH_ARGS:
+        text = host.vars.get(var)
+        if not isinstance(text, str) or not text.strip():
+            continue
+        try:
+            tokens = shlex.split(text)
+        except ValueError as exc:
+            unsupported.append(f"{var} cannot be read ({exc})")
+            continue
+        i = 0
+        while i < len(tokens):
+            tok = tokens[i]
+            if tok == "-o" or (tok.startswith("-o") and len(tok) > 2):
+                opt = tokens[i + 1] if tok == "-o" and i + 1 < len(tokens) else tok[2:]
+                i += 2 if tok == "-o" else 1
+                name, _, value = opt.partition("=") if "=" in opt else opt.partition(" ")
+                key, value = name.strip().lower(), value.strip()
+                if key == "stricthostkeychecking":
+                    out.setdefault("host_key_checking", {"no": "off", "off": "off", "accept-new": "accept-new"}.get(value.lower(), "strict"))
+                elif key in _OPTION_KEYS:
+                    out.setdefault(_OPTION_KEYS[key], value.split()[0] if key == "userknownhostsfile" and value else value)
+                elif key not in _HARMLESS:
+                    unsupported.append(f"-o {opt} (in {var})")
+            elif tok[:2] in _FLAG_KEYS:
+                value = tok[2:] or (tokens[i + 1] if i + 1 < len(tokens) else "")
+                i += 1 if tok[2:] else 2
+                out.setdefault(_FLAG_KEYS[tok[:2]], value)
+            elif tok in _HARMLESS_FLAGS:
+                i += 1
+            else:
+                unsupported.append(f"{tok} (in {var})")
+                i += 1
+    if "connect_timeout" in out:
+        try:
+            out["connect_timeout"] = float(out["connect_timeout"])
+        except ValueError:
+            unsupported.append(f"ConnectTimeout={out.pop('connect_timeout')}")
+    if "port" in out and not str(out["port"]).isdigit():
+        unsupported.append(f"port {out.pop('port')}")
+    return out, unsupported
 
 
 def _mysql_settings(host: Host) -> MysqlSettings:
@@ -149,6 +217,9 @@ _BECOME_PASSWORDS = ("ansible_become_password", "ansible_become_pass", "ansible_
 
 def _host_value(host: Host, key: str, default: Any = None) -> Any:
     value = host.vars.get(key, default)
+    why = _undefined_reason(key, value)
+    if why:  # a vaulted become setting without the vault password, say
+        raise InputError(f"host {host.name}: {why}", source=host.source)
     if isinstance(value, str) and "{{" in value:
         value = ENGINE.render(value, dict(lazify(host.vars), inventory_hostname=host.name))
     return value
@@ -167,11 +238,14 @@ def become_settings(host: Host) -> Become | None:
     exe = _host_value(host, "ansible_become_exe")
     if exe not in (None, "", "sudo"):
         raise InputError(f"host {host.name}: ansible_become_exe {exe!r} is not supported (runbook runs sudo)", source=host.source)
-    if any(host.vars.get(k) not in (None, "") for k in _BECOME_PASSWORDS):
+    if any(isinstance(host.vars.get(k), jinja2.Undefined) or host.vars.get(k) not in (None, "") for k in _BECOME_PASSWORDS):
         raise InputError(f"host {host.name} has a become password: runbook runs sudo -n, which never types one",
                          source=host.source, hint=f"allow {user} through sudo without a password (NOPASSWD) for the SSH user, or drop ansible_become")
     flags = _host_value(host, "ansible_become_flags")
-    return Become(user=user, flags=tuple(shlex.split(str(flags))) if flags else ())
+    try:
+        return Become(user=user, flags=tuple(shlex.split(str(flags))) if flags else ())
+    except ValueError as exc:
+        raise InputError(f"host {host.name}: ansible_become_flags {flags!r} cannot be read: {exc}", source=host.source) from None
 
 
 # --------------------------------------------------------------------------- targeted hosts
@@ -190,12 +264,13 @@ def target_problems(host: Host) -> list[Problem]:
         become_settings(host)
     except InputError as exc:
         out.append(Problem(where, f"hosts.{host.name}.ansible_become", exc.message, exc.hint))
-    for key in ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args"):
-        value = host.vars.get(key)
-        if isinstance(value, str) and _PROXY.search(value):
-            out.append(Problem(where, f"hosts.{host.name}.{key}",
-                               f"host {host.name} reaches SSH through {key} ({value.strip()[:60]}), which runbook does not pass to SSH",
-                               "put the ProxyJump/ProxyCommand in ~/.ssh/config (runbook honours it) or ssh_config: FILE for this host"))
+    if host.connection == "ssh":
+        _, unsupported = ssh_args_options(host)
+        if unsupported:
+            out.append(Problem(where, f"hosts.{host.name}.ansible_ssh_common_args",
+                               f"host {host.name}: SSH arguments runbook cannot pass to its SSH connection: {', '.join(unsupported)}",
+                               "runbook honours ProxyCommand, ProxyJump (-J), StrictHostKeyChecking, UserKnownHostsFile, "
+                               "ConnectTimeout, Port, User, IdentityFile and -F; put anything else in ~/.ssh/config or drop it"))
     for key, value in host.vars.items():
         why = _undefined_reason(key, value)
         if why and (key.startswith(("ssh_", "ansible_")) or key == "connection"):

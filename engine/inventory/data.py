@@ -29,6 +29,7 @@ class GroupData:
     priority: int = 1
     depth: int = 0
     source: Source | None = None
+    member_set: set[str] = field(default_factory=set, repr=False)  # ``hosts`` as a set: large groups stay fast
 
 
 @dataclass
@@ -46,6 +47,8 @@ class InventoryData:
         self.groups: dict[str, GroupData] = {}
         self.hosts: dict[str, HostData] = {}
         self.group_var_sources: dict[tuple[str, str], Source] = {}
+        self._direct: dict[str, list[str]] | None = None
+        self._ancestors: dict[str, set[str]] = {}
         for g in ("all", "ungrouped"):
             self.add_group(g)
         self.add_child("all", "ungrouped")
@@ -60,8 +63,11 @@ class InventoryData:
         host = self.hosts.get(name)
         if host is None:
             host = self.hosts[name] = HostData(name, source=source)
-        if group is not None and name not in self.groups[group].hosts:
-            self.groups[group].hosts.append(name)
+        g = self.groups[group] if group is not None else None
+        if g is not None and name not in g.member_set:
+            g.hosts.append(name)
+            g.member_set.add(name)
+            self._direct = None
         return host
 
     def ancestors(self, group: str) -> set[str]:
@@ -82,6 +88,7 @@ class InventoryData:
             raise InputError(f"adding group {child!r} as a child of {parent!r} makes a loop", source=source,
                              hint="a group cannot contain itself, directly or through its children")
         p.children.append(child)
+        self._direct = None
         if parent not in c.parents:
             c.parents.append(parent)
         self._deepen(child, p.depth + 1)
@@ -123,12 +130,18 @@ class InventoryData:
         for g in self.groups.values():
             for h in g.hosts:
                 member_of[h].add(g.name)
+        drop: set[str] = set()
         for h, groups in member_of.items():
             others = groups - {"all", "ungrouped"}
             if "ungrouped" in groups and others:
-                ungrouped.hosts.remove(h)
+                drop.add(h)
             elif not others and "ungrouped" not in groups:
                 ungrouped.hosts.append(h)
+                ungrouped.member_set.add(h)
+        if drop:
+            ungrouped.hosts = [h for h in ungrouped.hosts if h not in drop]
+            ungrouped.member_set -= drop
+        self._direct = None
 
     def descendants(self, group: str) -> list[str]:
         """The group, its children in order, then deeper levels breadth first."""
@@ -155,10 +168,15 @@ class InventoryData:
 
     def host_groups(self, host: str) -> list[str]:
         """Every group a host belongs to, directly or through a child group (``all`` included)."""
-        direct = [g.name for g in self.groups.values() if host in g.hosts]
-        out: set[str] = set(direct)
-        for g in direct:
-            out |= self.ancestors(g)
+        if self._direct is None:  # built once, after reconcile: membership by host, ancestors by group
+            self._direct = {}
+            for grp in self.groups.values():
+                for h in grp.hosts:
+                    self._direct.setdefault(h, []).append(grp.name)
+            self._ancestors = {name: self.ancestors(name) for name in self.groups}
+        out: set[str] = set(self._direct.get(host, []))
+        for name in list(out):
+            out |= self._ancestors[name]
         out.add("all")
         return [g for g in self.groups if g in out]
 

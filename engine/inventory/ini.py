@@ -71,7 +71,8 @@ def parse_ini(text: str, file: str, inv: InventoryData, problems: list[Problem])
             if m:
                 group, state = m.group(1), m.group(2) or "hosts"
                 if state not in ("hosts", "children", "vars"):
-                    raise InputError(f"section [{group}:{state}] has an unknown type {state!r}", source=here,
+                    state = "skip"  # its lines are not read: the section itself is the error
+                    raise InputError(f"section [{m.group(1)}:{m.group(2)}] has an unknown type {m.group(2)!r}", source=here,
                                      hint="use [group], [group:vars] or [group:children]")
                 if group not in inv.groups:
                     if state == "vars" and group not in pending:
@@ -85,6 +86,8 @@ def parse_ini(text: str, file: str, inv: InventoryData, problems: list[Problem])
                 continue
             if line.startswith("[") and line.endswith("]"):
                 raise InputError(f"invalid section {line!r}", source=here, hint="no spaces inside [ ]: [group], [group:vars], [group:children]")
+            if state == "skip":
+                continue
             if state == "hosts":
                 _host_line(line, group, here, inv)
             elif state == "vars":
@@ -120,9 +123,15 @@ def _resolve_pending(group: str, pending: dict[str, dict[str, Any]], inv: Invent
             _resolve_pending(parent, pending, inv)
 
 
+_SHLEX_SPECIAL = re.compile(r"""['"\\#]""")
+_SHLEX_SPACE = re.compile(r"[ \t\r\n]+")
+
+
 def _host_line(line: str, group: str, here: Source, inv: InventoryData) -> None:
     try:
-        tokens = shlex.split(line, comments=True)
+        # shlex is slow (a large inventory spends most of its load there); a line without quotes,
+        # backslashes or comments splits the same on shlex's whitespace.
+        tokens = [t for t in _SHLEX_SPACE.split(line) if t] if not _SHLEX_SPECIAL.search(line) else shlex.split(line, comments=True)
     except ValueError as exc:
         raise InputError(f"cannot read the host line {line!r}: {exc}", source=here, hint="check the quotes") from None
     if not tokens:

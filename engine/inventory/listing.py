@@ -24,7 +24,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Secret):
         return str(value)
     if isinstance(value, UnsafeText):
-        return str(value)
+        return {"__ansible_unsafe": str(value)}  # as ansible-inventory marks it
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -151,6 +151,32 @@ def pattern_problems(pattern: str, inv: Selectable) -> str | None:
         return exc.message
     known = sorted(set(inv.hosts) | set(inv.groups))
     words = [p.lstrip("&!~") for p in split_pattern(pattern)]
+    local = [w for w in words if w in ("localhost", "127.0.0.1", "::1")]
+    if local:
+        return (f"pattern {pattern!r} matches no host: runbook does not create Ansible's implicit {local[0]}; "
+                f"add it to the inventory: {local[0]}: {{ansible_connection: local}}")
     unknown = [w for w in words if w and w not in known and not any(c in w for c in "*?[")]
     hint = did_you_mean(unknown[0], known) if unknown else None
     return f"pattern {pattern!r} matches no host" + (f" ({hint})" if hint else f"; hosts and groups: {', '.join(known[:12])}")
+
+
+def limit_pattern(limit: str | None) -> str | None:
+    """``--limit`` as Ansible reads it: a part ``@FILE`` stands for the host names in FILE,
+    one per line (a ``.retry`` file, say)."""
+    if not limit or "@" not in limit:
+        return limit
+    parts: list[str] = []
+    for part in split_pattern(limit):
+        if not part.startswith("@"):
+            parts.append(part)
+            continue
+        path = part[1:]
+        try:
+            with open(path, encoding="utf-8") as fh:
+                parts.extend(line.strip() for line in fh.read().split("\n") if line.strip())
+        except IsADirectoryError:
+            raise InputError(f"--limit {part}: {path} is a directory, not a file of host names", source=Source("--limit")) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"--limit {part}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}", source=Source("--limit"),
+                             hint="a limit file lists host names, one per line") from None
+    return ",".join(parts)

@@ -20,13 +20,15 @@ from engine.errors import InputError, Problem, Source, ValidationFailed
 from engine.inventory.data import InventoryData
 from engine.inventory.ini import parse_ini
 from engine.inventory.ranges import parse_address
+from engine.inventory.vault import unvault
 from engine.inventory.yamlsrc import YamlInventory, parse_yaml, read_text
 
 IGNORED = re.compile(r"^\.|^host_vars$|^group_vars$|^vars_plugins$|(\.pyc|\.pyo|\.swp|\.bak|~|\.rpm|\.md|\.txt|\.rst|\.orig|\.cfg|\.retry)$")
 YAML_EXTS = (".yml", ".yaml", ".json")
 
 
-def load_sources(paths: list[str], inv: InventoryData, problems: list[Problem], warnings: list[str]) -> list[str]:
+def load_sources(paths: list[str], inv: InventoryData, problems: list[Problem], warnings: list[str],
+                 vault_password: bytes | None = None) -> list[str]:
     """Parse every source into ``inv``; returns the files read (for the journal's digests)."""
     files: list[str] = []
     for raw in paths:
@@ -34,11 +36,11 @@ def load_sources(paths: list[str], inv: InventoryData, problems: list[Problem], 
         if "," in raw and not os.path.exists(path):
             _host_list(raw, inv)
         elif os.path.isdir(path):
-            _directory(path, inv, problems, warnings, files, depth=0)
+            _directory(path, inv, problems, warnings, files, vault_password, depth=0)
         elif not os.path.exists(path):
             problems.append(Problem(Source(raw), "", f"inventory {raw} does not exist", "check the path given with -i"))
         else:
-            _file(path, inv, problems, warnings, files, strict=True)
+            _file(path, inv, problems, warnings, files, vault_password, strict=True)
     return files
 
 
@@ -55,7 +57,8 @@ def _host_list(text: str, inv: InventoryData) -> None:
             inv.set_host_var(name, "ansible_port", port)
 
 
-def _directory(path: str, inv: InventoryData, problems: list[Problem], warnings: list[str], files: list[str], depth: int) -> None:
+def _directory(path: str, inv: InventoryData, problems: list[Problem], warnings: list[str], files: list[str],
+               vault_password: bytes | None, depth: int) -> None:
     if depth > 20:
         problems.append(Problem(Source(path), "", "inventory directories nested more than 20 deep (a symlink loop?)"))
         return
@@ -69,12 +72,13 @@ def _directory(path: str, inv: InventoryData, problems: list[Problem], warnings:
             continue
         full = os.path.join(path, name)
         if os.path.isdir(full):
-            _directory(full, inv, problems, warnings, files, depth + 1)
+            _directory(full, inv, problems, warnings, files, vault_password, depth + 1)
         elif os.path.isfile(full):
-            _file(full, inv, problems, warnings, files, strict=False)
+            _file(full, inv, problems, warnings, files, vault_password, strict=False)
 
 
-def _file(path: str, inv: InventoryData, problems: list[Problem], warnings: list[str], files: list[str], *, strict: bool) -> None:
+def _file(path: str, inv: InventoryData, problems: list[Problem], warnings: list[str], files: list[str],
+          vault_password: bytes | None, *, strict: bool) -> None:
     """One file. Given with ``-i`` (strict), a file no format accepts is an error; found in a
     directory, it is skipped with a warning, as Ansible does."""
     ext = os.path.splitext(path)[1].lower()
@@ -82,7 +86,8 @@ def _file(path: str, inv: InventoryData, problems: list[Problem], warnings: list
     try:
         if ext == ".toml":
             raise InputError("TOML inventories are not supported", source=Source(path, 1, 1), hint="convert it to YAML or INI")
-        text = read_text(path)
+        text = _ini_tolerant_text(path) if ext not in YAML_EXTS else read_text(path)
+        text = unvault(text, path, vault_password)
         if text.startswith("#!"):
             raise InputError("dynamic inventory scripts are not supported", source=Source(path, 1, 1),
                              hint="save its output with `ansible-inventory -i THIS --list --yaml > hosts.yml` and use that")
@@ -114,3 +119,26 @@ def _yaml_or_none(text: str, path: str) -> object:
         return parse_yaml(text, path)
     except (InputError, ValidationFailed):
         return None
+
+
+def _ini_tolerant_text(path: str) -> str:
+    """As Ansible's INI reader: comment lines may hold any bytes (a Latin-1 "é" in a comment is
+    common); every other line must be UTF-8, else a located error."""
+    try:
+        return read_text(path)
+    except InputError as exc:
+        if "not UTF-8" not in exc.message:
+            raise
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    lines: list[str] = []
+    for n, line in enumerate(raw.splitlines(), 1):
+        if line.lstrip()[:1] in (b"#", b";"):
+            lines.append("")
+            continue
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise InputError(f"inventory is not UTF-8 text (byte 0x{line[err.start]:02x})", source=Source(path, n, err.start + 1),
+                             hint="save the file as UTF-8") from None
+    return "\n".join(lines)

@@ -39,9 +39,9 @@ class VaultValue:
 
 
 def vault_hint(name: str) -> str:
-    return (f"{name} is encrypted with ansible-vault (!vault), which runbook does not decrypt: "
-            f"give it in clear through -e {name}=... or \"{{{{ lookup('env', 'VAR') }}}}\", "
-            f"or decrypt it with `ansible-vault decrypt` / `ansible-vault view` into a protected vars file")
+    return (f"{name} is encrypted with ansible-vault (!vault) and no vault password was given: "
+            f"pass --vault-password-file FILE (or set ANSIBLE_VAULT_PASSWORD_FILE), "
+            f"or give it with -e {name}=... or \"{{{{ lookup('env', 'VAR') }}}}\"")
 
 
 def template_view(name: str, value: Any) -> Any:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import InputError, Problem, Source, ValidationFailed
+from engine.inventory.vault import unvault
 from engine.inventory.yamlsrc import parse_yaml, read_text
 
 VARS_EXTS = ("", ".yml", ".yaml", ".json")
@@ -61,16 +62,17 @@ def with_aliases(layer: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def vars_files(directory: str, name: str) -> list[str]:
+def vars_files(directory: str, name: str, listing: set[str] | None = None) -> list[str]:
     """Ansible's lookup of ``name`` in ``group_vars``/``host_vars``: the first of ``name``,
     ``name.yml``, ``name.yaml``, ``name.json``; a directory gives every file in it (sorted,
-    recursively, hidden and ``~`` backups skipped, extensions as above)."""
+    recursively, hidden and ``~`` backups skipped, extensions as above). ``listing``: the
+    directory's entries when known (one listdir instead of four stats per host)."""
     if not name or name[0] == os.sep:
         return []
     base = os.path.join(directory, name)
     for ext in VARS_EXTS:
         path = base + ext
-        if os.path.exists(path):
+        if (name + ext in listing) if listing is not None and os.sep not in name else os.path.exists(path):
             return _dir_files(path) if os.path.isdir(path) else [path]
     return []
 
@@ -100,7 +102,10 @@ class VarsDirs:
     playbook_dir: str | None
     problems: list[Problem]
     files: list[str] = field(default_factory=list)
+    vault_password: bytes | None = None
     _cache: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _merged_cache: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    _listings: dict[str, set[str]] = field(default_factory=dict)
     positions: dict[tuple[str, str], Source] = field(default_factory=dict)  # (file, var) -> where
 
     def _load(self, path: str) -> dict[str, Any]:
@@ -108,7 +113,7 @@ class VarsDirs:
             return self._cache[path]
         data: dict[str, Any] = {}
         try:
-            text = read_text(path, "vars file")
+            text = unvault(read_text(path, "vars file"), path, self.vault_password)
             if text.strip() and not all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
                 loaded = parse_yaml(text, path)
                 if isinstance(loaded, dict):
@@ -128,10 +133,19 @@ class VarsDirs:
     def _merged(self, directory: str | None, subdir: str, name: str) -> dict[str, Any]:
         if directory is None:
             return {}
-        out: dict[str, Any] = {}
-        for f in vars_files(os.path.join(directory, subdir), name):
-            out.update(self._load(f))
-        return out
+        key = (directory, subdir, name)
+        if key not in self._merged_cache:  # each group's files are looked up once, not once per host
+            out: dict[str, Any] = {}
+            where = os.path.join(directory, subdir)
+            if where not in self._listings:
+                try:
+                    self._listings[where] = set(os.listdir(where)) if os.path.isdir(where) else set()
+                except OSError:
+                    self._listings[where] = set()
+            for f in vars_files(where, name, self._listings[where]):
+                out.update(self._load(f))
+            self._merged_cache[key] = out
+        return self._merged_cache[key]
 
     def levels(self, kind: str, names: list[str]) -> list[tuple[str, dict[str, Any]]]:
         """(label, vars) levels for groups or a host: inventory sources first (each over the

@@ -29,13 +29,36 @@ def new_run_id() -> str:
 
 
 def journal_dir(option: str | os.PathLike[str] | None) -> Path:
-    """The journal dir: ``--journal-dir``, else ``$RUNBOOK_HOME``, else ``./.runbook``."""
+    """The journal dir (SPEC §1): ``--journal-dir``, else ``$RUNBOOK_HOME``, else the user's
+    state directory ``$XDG_STATE_HOME/runbook`` (``~/.local/state/runbook``), so ``runs`` and
+    ``resume`` work from any directory."""
     if option:
         return Path(option).expanduser()
     env = os.environ.get("RUNBOOK_HOME")
     if env:
         return Path(env).expanduser()
-    return Path(".runbook")
+    return state_dir()
+
+
+def state_dir() -> Path:
+    """``$XDG_STATE_HOME/runbook``, else ``~/.local/state/runbook``: the user's own state."""
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg).expanduser() if xdg and os.path.isabs(os.path.expanduser(xdg)) else Path.home() / ".local" / "state"
+    return base / "runbook"
+
+
+def journal_flag(jdir: str | os.PathLike[str] | None) -> str:
+    """`` --journal-dir DIR`` for a command printed to the operator, or "" when ``jdir`` is
+    the default (typed as shown, the command must find the run)."""
+    import shlex
+
+    if jdir is None:
+        return ""
+    try:
+        same = Path(jdir).resolve() == journal_dir(None).resolve()
+    except OSError:
+        same = False
+    return "" if same else f" --journal-dir {shlex.quote(str(Path(jdir).resolve()))}"
 
 
 def check_run_id(run_id: str) -> None:

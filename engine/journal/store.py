@@ -21,10 +21,12 @@ from typing import Any, Self
 from engine.errors import JournalError
 from engine.journal.layout import JOURNAL_FILE, VERSION, _fsync_dir, ensure_run_dir, now
 from engine.journal.analysis import StepVerdict, read_journal
-from engine.journal.encoding import encode
+from engine.journal.encoding import encode, encode_header
 from engine.model import Status
 
 PHASES = ("do", "undo")
+#: header keys the engine made from file names and ids: never masked (see encode_header)
+HEADER_VERBATIM = frozenset({"run_id", "runbook", "files", "inventories", "vars_files", "cwd", "hosts"})
 
 # fdatasync skips the inode metadata flush that fsync does (mtime), which is all we can spare;
 # the file size *is* synced by it, which is what an append needs. macOS has no fdatasync.
@@ -38,6 +40,12 @@ _STATUSES = frozenset(s.value for s in Status)
 # Fault injection for the crash tests: die by SIGKILL right after record number N is written
 # (and synced, when it is synced), exactly as a power cut or `kill -9` at that boundary would.
 _CRASH_AT: int | None = int(os.environ["RUNBOOK_FAULT_KILL_AT_SEQ"]) if os.environ.get("RUNBOOK_FAULT_KILL_AT_SEQ", "").isdigit() else None
+
+
+# And between a side effect and its outcome: die right *before* the outcome record of step
+# KEY (``stage/step``; ``undo:stage/step`` for its undo) is written — the side effect happened,
+# the journal does not know it (a kill -9 between apply and outcome).
+_CRASH_BEFORE_OUTCOME: str | None = os.environ.get("RUNBOOK_FAULT_KILL_BEFORE_OUTCOME") or None
 
 
 def _crash(seq: int) -> None:
@@ -98,7 +106,7 @@ class Journal:
         os.fchmod(fd, 0o600)  # the umask may have left it wider or narrower
         journal = cls(path, run_id, fd, last_seq=-1)
         try:
-            journal._append("header", {"run_id": run_id, "version": VERSION, **header})
+            journal._append("header", {"run_id": run_id, "version": VERSION, **header}, verbatim=HEADER_VERBATIM)
             _fsync_dir(run_dir)
         except BaseException:
             journal.close()
@@ -174,6 +182,8 @@ class Journal:
     ) -> int:
         """After a side effect: how the attempt opened by ``intent_seq`` ended."""
         _check_phase(phase)
+        if _CRASH_BEFORE_OUTCOME is not None and (step_key if phase == "do" else f"{phase}:{step_key}") == _CRASH_BEFORE_OUTCOME:
+            _crash(self._seq + 1)
         status = status.value if isinstance(status, Status) else status
         if status not in _STATUSES:
             raise ValueError(f"unknown step status {status!r}; expected one of {sorted(_STATUSES)}")
@@ -232,11 +242,12 @@ class Journal:
         opens: tuple[str, str, str] | None = None,
         closes: tuple[int, tuple[str, str, str]] | None = None,
         sync: bool = True,
+        verbatim: frozenset[str] | None = None,
     ) -> int:
         # Masking and encoding the payload (possibly thousands of result rows) happens outside
         # the lock; only the seq and timestamp are spliced in under it, so that seqs, times
         # and the order of lines in the file always agree.
-        payload = encode(fields)
+        payload = encode(fields) if verbatim is None else encode_header(fields, verbatim)
         body = "}" if payload == "{}" else "," + payload[1:]
         with self._lock:
             if self._fd is None:

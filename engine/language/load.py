@@ -58,9 +58,17 @@ def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None) -> Any:
+def vault_password(path: str | None) -> bytes | None:
+    """The ansible-vault password of ``--vault-password-file`` (None without one)."""
+    from engine.inventory.vault import read_password
+
+    return read_password(path) if path else None
+
+
+def load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None,
+             vault_password_file: str | None = None) -> Any:
     """Runbook, inventory, extra vars and their cross-checks — every problem at once."""
-    from engine.inventory import load_inventories
+    from engine.inventory import limit_pattern, load_inventories
     from engine.language.loader import load_runbook
     from engine.language.crosscheck import cross_check
 
@@ -78,11 +86,12 @@ def load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
     loaded = attempt(lambda: load_runbook(runbook, partial=True), runbook)
     if loaded is not None:
         problems.extend(loaded.problems)
-    inv = attempt(lambda: load_inventories(list(inventories), playbook_dir=os.path.dirname(os.path.abspath(runbook))),
+    inv = attempt(lambda: load_inventories(list(inventories), playbook_dir=os.path.dirname(os.path.abspath(runbook)),
+                                           vault_password=vault_password(vault_password_file)),
                   ",".join(inventories) or "inventory")
     extra_vars = attempt(lambda: parse_extra_vars(extra), "-e") or {}
     if loaded is not None and inv is not None:
-        problems.extend(cross_check(loaded.runbook, inv, extra_vars, limit))
+        problems.extend(cross_check(loaded.runbook, inv, extra_vars, attempt(lambda: limit_pattern(limit), "--limit")))
     if problems:
         raise ValidationFailed(problems)
     return loaded, inv, extra_vars

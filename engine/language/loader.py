@@ -124,6 +124,13 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
         stage = _build_stage(raw_stage, root, sfile, spath, s_index, problems, warnings)
         if stage is None:
             continue
+        if "/" in stage.name:
+            # The journal keys a step as "stage/step" (and --start-at reads STAGE/STEP): stage
+            # "a" step "b/c" and stage "a/b" step "c" would be one key, and resume would skip a
+            # step that never ran. A stage name without "/" makes every key unambiguous.
+            problems.append(Problem(source_at(root, spath + ["name"], sfile), path_str(spath + ["name"]),
+                                    f"stage name {stage.name!r} contains '/'",
+                                    "a stage name cannot contain '/' (the journal keys steps as stage/step): use another character"))
         if stage.name in stage_names:
             problems.append(Problem(source_at(root, spath + ["name"], sfile), path_str(spath + ["name"]),
                                     f"duplicate stage name {stage.name!r} (first at {stage_names[stage.name]})", "stage names must be unique"))

@@ -32,6 +32,11 @@ class ColumnDef:
     generated: bool  # GENERATED ALWAYS AS / AS (…) [VIRTUAL|STORED|PERSISTENT]: never given a value by a load
     auto_increment: bool
 
+    @property
+    def base_type(self) -> str:
+        """The type's keyword: 'decimal' for 'decimal(10,2) unsigned'."""
+        return self.type.split("(", 1)[0].split(" ", 1)[0]
+
 
 @dataclass(frozen=True)
 class ForeignKey:
@@ -56,6 +61,7 @@ class TableDef:
     schema: str | None = None  # the qualifier when the statement names one
 
     def column(self, name: str) -> ColumnDef | None:
+        """The column called ``name`` (case-insensitive, as MySQL compares column names)."""
         low = name.lower()
         return next((c for c in self.columns if c.name.lower() == low), None)
 
@@ -177,7 +183,7 @@ def _foreign_key(name: str | None, toks: list[tuple[str, str]], i: int) -> Forei
 
 _ATTR_START = {"NOT", "NULL", "DEFAULT", "AUTO_INCREMENT", "GENERATED", "AS", "COMMENT", "PRIMARY", "UNIQUE", "KEY",
                "CHARACTER", "CHARSET", "COLLATE", "ON", "INVISIBLE", "CHECK", "REFERENCES", "COLUMN_FORMAT", "STORAGE",
-               "WITH", "SRID", "VISIBLE", "SERIAL", "COMPRESSED", "PERSISTENT", "VIRTUAL", "STORED", "ENGINE_ATTRIBUTE"}
+               "WITH", "SRID", "VISIBLE", "COMPRESSED", "PERSISTENT", "VIRTUAL", "STORED", "ENGINE_ATTRIBUTE"}
 
 
 def _column(toks: list[tuple[str, str]]) -> tuple[ColumnDef, bool, bool]:
@@ -195,6 +201,8 @@ def _column(toks: list[tuple[str, str]]) -> tuple[ColumnDef, bool, bool]:
             break
         type_toks.append(("word", tok[1].lower()))
         i += 1
+    if not type_toks or type_toks[0][0] != "word":
+        raise ValueError(f"column {name!r} has no type")
     nullable, default, generated, auto_inc, pk, unique = True, None, False, False, False, False
     words = [_upper(t) for t in toks] + ["", ""]
     while i < len(toks):
@@ -250,7 +258,7 @@ def parse_create_table(text: bytes | str) -> TableDef:
                 t.engine = toks[k][1]
                 break
         return t
-    except (IndexError, ValueError) as exc:
+    except (IndexError, ValueError, StopIteration) as exc:
         raise DumpError(f"cannot parse CREATE TABLE ({exc or 'unexpected end'})",
                         snippet=sql[:60].encode("utf-8", "surrogateescape")) from exc
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from engine.mysql.ddl import TableDef, parse_create_table
+from engine.mysql.dumpclassify import CREATE_SEQUENCE
 from engine.mysql.dumpfile import DumpHeader, DumpReader, Kind, head_of
 from engine.mysql.dumprows import row_stats
 from engine.mysql.dumpsplit import CHUNK, ByteSource, DumpError
@@ -47,6 +48,7 @@ class TableScan:
     data_bytes: int = 0  # bytes of its DATA statements in the (decompressed) stream
     has_triggers: bool = False
     is_view: bool = False
+    is_sequence: bool = False  # a MariaDB sequence: CREATE SEQUENCE + DO SETVAL, no data statements
     load_data_safe: bool = True  # no 0x…, _binary, b'…', X'…', bit or spatial value: LOAD DATA is exact
     first_offset: int = -1  # offset of its first statement (DDL or data)
 
@@ -74,6 +76,7 @@ class DumpScan:
     statements: int = 0
     has_trailer: bool = False
     other: list[str] = field(default_factory=list)  # OTHER statements (first bytes), loadable by a server
+    notes: list[str] = field(default_factory=list)  # what the scan could not learn (e.g. a CREATE TABLE … LIKE)
 
     @property
     def load_data_safe(self) -> dict[str, bool]:
@@ -124,29 +127,49 @@ def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, t
             t = by_key[(schema, name)] = TableScan(name=name, schema=schema)
         return t
 
+    count = largest = 0
+    data_kind = Kind.DATA
+    last_key: tuple[str | None, str] | None = None
+    t = TableScan(name="")
     for st in reader.statements(hash_file=True):
-        scan.statements += 1
-        scan.largest_statement_bytes = max(scan.largest_statement_bytes, st.length)
+        count += 1
+        if st.length > largest:
+            largest = st.length
         kind = st.kind
-        if kind is Kind.DATA:
-            assert st.table is not None
-            t = entry(st.schema, st.table)
-            if t.first_offset < 0:
-                t.first_offset = st.offset
-            rows, safe = row_stats(st)
+        if kind is data_kind:  # the hot loop of a --skip-extended-insert dump: keep it lean
+            key = (st.schema, st.table or "")
+            if key != last_key:
+                t, last_key = entry(*key), key
+                if t.first_offset < 0:
+                    t.first_offset = st.offset
+            if st.rows >= 0:
+                t.rows += st.rows
+            else:
+                rows, safe = row_stats(st)
+                t.rows += rows
+                t.load_data_safe = t.load_data_safe and safe
             t.data_statements += 1
-            t.rows += rows
             t.data_bytes += st.length
-            t.load_data_safe = t.load_data_safe and safe
-        elif kind is Kind.TABLE_DDL and st.table:
+            continue
+        last_key = None
+        if kind is Kind.TABLE_DDL and st.table:
             t = entry(st.schema, st.table)
             if t.first_offset < 0:
                 t.first_offset = st.offset
-            if head_of(st.text)[:6].upper() == b"CREATE":
-                t.create = parse_create_table(st.text)
+            head = head_of(st.text)
+            if CREATE_SEQUENCE.match(head):
+                t.is_sequence = True
+            elif head[:6].upper() == b"CREATE":
+                try:
+                    t.create = parse_create_table(st.text)
+                except DumpError as exc:  # CREATE TABLE … LIKE / … AS SELECT: loadable, but not a definition
+                    t.create = None
+                    unsafe_types[(st.schema, st.table)] = True  # column types unknown: keep it on the INSERT path
+                    scan.notes.append(f"{st.table}: no column definition read ({exc.message.split(': ', 1)[-1]})")
+                    continue
                 t.is_view = False
                 unsafe_types[(st.schema, st.table)] = any(
-                    c.type.split("(")[0].split()[0] in _NOT_LOAD_DATA_TYPES for c in t.create.columns)
+                    c.base_type in _NOT_LOAD_DATA_TYPES for c in t.create.columns)
         elif kind is Kind.POST:
             if st.post_kind in ("view", "standin_view") and st.table:
                 if (st.schema, st.table) not in by_key or by_key[(st.schema, st.table)].create is None:
@@ -169,6 +192,7 @@ def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, t
                 raise DumpError("a mysql client command this reader cannot load (only DELIMITER is supported)",
                                 path=reader.name, offset=st.offset, snippet=st.text[:60])
             scan.other.append(st.text[:80].decode("utf-8", "replace"))
+    scan.statements, scan.largest_statement_bytes = count, largest
     src = reader.source
     assert src is not None
     scan.total_bytes, scan.compressed_bytes, scan.sha256 = src.total_bytes, src.compressed_bytes, src.sha256

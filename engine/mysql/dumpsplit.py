@@ -20,8 +20,7 @@ import hashlib
 import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from engine.errors import RunbookError
 
@@ -97,7 +96,7 @@ class ByteSource:
 
     def _read_plain(self, n: int) -> bytes:
         if self._zin:
-            data, self._zin = self._zin, b""
+            data, self._zin = self._zin[:n], self._zin[n:]
             return data
         return self._raw_read(n)
 
@@ -140,7 +139,8 @@ class ByteSource:
 
 _WS = rb" \t\r\n\f\v"
 # Whitespace and comments between statements (never sent: the gap before a statement).
-_GAP = (rb"(?:[" + _WS + rb"]++|--(?:[ \t\r\f\v][^\n]*+)?(?=\n|\Z)|#[^\n]*+"
+# (a UTF-8 byte-order mark, as an editor may add, is skipped like the mysql client does)
+_GAP = (rb"(?:[" + _WS + rb"]++|\xef\xbb\xbf|--(?:[ \t\r\f\v][^\n]*+)?(?=\n|\Z)|#[^\n]*+"
         rb"|/\*(?!!|M!)(?:[^*]++|\*(?!/))*+\*/)*+")
 _SANDBOX = rb"/\*M!999999\\-[^\n]*+(?:\n|\Z)"
 _DELIMITER_CMD = rb"(?i:delimiter)[ \t]++(?P<dv>[^" + _WS + rb"]++)[^\n]*+(?:\n|\Z)"
@@ -203,9 +203,11 @@ def statement_pattern(delim: bytes) -> re.Pattern[bytes]:
     return pat
 
 
-@dataclass(frozen=True, slots=True)
-class RawStatement:
-    """One piece of the stream: ``what`` is 'sql', 'sandbox' or 'delimiter'."""
+class RawStatement(NamedTuple):
+    """One piece of the stream: ``what`` is 'sql', 'sandbox' or 'delimiter'.
+
+    A tuple, not a dataclass: a ``--skip-extended-insert`` dump has millions of them.
+    """
 
     what: str
     text: bytes  # without the delimiter (the DELIMITER/sandbox line without its newline)
@@ -214,6 +216,7 @@ class RawStatement:
     delimiter: bytes  # the delimiter in force for this statement
     gap: bytes  # the comments and whitespace just before it (file-order context, e.g. "-- Table structure for ...")
     rows: int = -1  # an INSERT taken by the fast path: its rows (and it is LOAD DATA safe); else -1
+    values_at: int = -1  # ... and where its row list starts in ``text``
 
 
 class Splitter:
@@ -239,9 +242,9 @@ class Splitter:
             assert m is not None  # the pattern can match the empty string
             end = m.end()
             if m.lastgroup == "fast":
-                st = m.start("fast")
+                st, rs = m.start("fast"), m.start("rows")
                 yield RawStatement("sql", buf[st:end - 1], base + st, end - st, delim, buf[pos:st],
-                                   buf.count(b"\n", m.start("rows"), end) + 1)
+                                   buf.count(b"\n", rs, end) + 1, rs - st)
                 pos = end
                 continue
             complete = (m.start("end") >= 0 if m.start("st") >= 0

@@ -26,14 +26,14 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ActionError, CommandTimeout, ConnectError, SqlError
-from engine.mysql.recovery_log import last_start
+from engine.mysql.recovery_log import _EMBEDDED, START, classify, parse_line
 from engine.transport.base import Shell
 
 if TYPE_CHECKING:
     from engine.run.context import ActionContext
 
-#: how far back to look for the line where the server last started
-START_WINDOW = 8 * 1024 * 1024
+#: how much of the end to read when no line says where the server started
+START_WINDOW = 1024 * 1024
 CHUNK = 4 * 1024 * 1024
 
 
@@ -49,7 +49,7 @@ class LogTail:
     def _read(self, offset: int, limit: int) -> tuple[int | None, bytes]:
         q = shlex.quote(self.path)
         cmd = (f"if [ -r {q} ]; then wc -c < {q}; tail -c +{offset + 1} {q} | head -c {limit} | base64; "
-               f"else echo MISSING; fi")
+               f"elif [ -e {q} ]; then echo UNREADABLE; else echo MISSING; fi")
         res = self.shell.run(cmd, timeout=60)
         if res.rc != 0:
             raise ActionError(f"cannot read the error log {self.path}: {res.stderr.strip()[-300:] or f'exit {res.rc}'}",
@@ -57,6 +57,9 @@ class LogTail:
         first, _, rest = res.stdout.partition("\n")
         if first.strip() == "MISSING":
             return None, b""
+        if first.strip() == "UNREADABLE":
+            raise ActionError(f"the error log {self.path} exists but this connection's user cannot read it",
+                              hint="let the SSH user read it (often: the adm or mysql group), or give a readable copy's path")
         try:
             size = int(first.strip())
             data = base64.b64decode("".join(rest.split()))
@@ -67,31 +70,59 @@ class LogTail:
     def exists(self) -> bool:
         return self._read(0, 0)[0] is not None
 
+    def _start_offsets(self) -> list[int]:
+        """Byte offsets of the last few lines that may start a server run (``grep -b`` on the host:
+        the whole file, at grep's speed, instead of shipping it here)."""
+        q = shlex.quote(self.path)
+        res = self.shell.run(f"grep -a -b 'as process' {q} 2>/dev/null | tail -n 20", timeout=120)
+        offsets = []
+        for line in res.stdout.splitlines():
+            head, _, rest = line.partition(":")
+            if not head.isdigit():
+                continue
+            pos = int(head)
+            for part in _EMBEDDED.split(rest):  # a start glued after an "Aborting" without newline
+                if classify_start(part):
+                    offsets.append(pos)
+                pos += len(part.encode("utf-8", errors="replace"))
+        return offsets
+
     def since_last_start(self) -> str:
-        """The log from the line where the server last started; the offset moves to its end."""
+        """The log from the line where the server last started; the offset moves past what was read."""
         size, _ = self._read(0, 0)
+        self._partial = b""
         if size is None:
             self.offset = 0
             return ""
-        begin = max(0, size - START_WINDOW)
-        _, data = self._read(begin, size - begin)
-        if begin:  # skip the first, probably cut, line
-            cut = data.find(b"\n")
-            begin, data = begin + cut + 1, data[cut + 1:]
-        text = data.decode("utf-8", errors="replace")
-        start = len(text[: last_start(text)].encode("utf-8", errors="replace"))
-        self.offset = begin + start
-        self._partial = b""
-        return self._take(data[start:])
+        starts = self._start_offsets()
+        if starts:
+            begin = starts[-1]
+        else:  # no start line at all (another wording?): the tail of the file
+            begin = max(0, size - START_WINDOW)
+        self.offset = begin
+        texts = []
+        while True:
+            _, data = self._read(self.offset, CHUNK)
+            if begin and not starts and self.offset == begin:  # skip the first, probably cut, line
+                cut = data.find(b"\n")
+                self.offset += cut + 1
+                data = data[cut + 1:]
+            texts.append(self._take(data))
+            if len(data) < CHUNK or self.offset >= size:
+                return "".join(texts)
 
     def read_new(self) -> tuple[str, bool]:
         """(complete new lines, whether the file was truncated or replaced since the last read)."""
-        size, data = self._read(self.offset, CHUNK)
-        if size is None or size < self.offset:
-            self.offset = 0
-            self._partial = b""
-            return ("" if size is None else self.since_last_start()), True
-        return self._take(data), False
+        texts = []
+        while True:
+            size, data = self._read(self.offset, CHUNK)
+            if size is None or size < self.offset:
+                self.offset = 0
+                self._partial = b""
+                return ("" if size is None else self.since_last_start()), True
+            texts.append(self._take(data))
+            if len(data) < CHUNK:  # caught up (a backlog is read in chunks, all at once)
+                return "".join(texts), False
 
     @property
     def partial(self) -> str:
@@ -108,6 +139,11 @@ class LogTail:
             return ""
         self._partial = data[cut + 1:]
         return data[: cut + 1].decode("utf-8", errors="replace")
+
+
+def classify_start(line: str) -> bool:
+    event = classify(parse_line(line))
+    return event is not None and event.kind == START
 
 
 def _server_answer(ctx: ActionContext) -> tuple[str | None, str | None]:

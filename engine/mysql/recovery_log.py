@@ -20,24 +20,22 @@ each server version. What each version prints:
   N, M rows to undo``, ``[MY-013015] Rollback of non-prepared transactions completed``.
 
 ```python
-state = RecoveryState()
 for event in parse_text(log_text_since_last_start):
-    state.feed(event)
-print(state.phase, state.checkpoint_lsn, state.fraction("redo"), state.fatal)
+    print(event.kind, event.values, event.fatal)     # folded by engine.mysql.recovery_state
 ```
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from engine.mysql.recovery_fatal import Fatal, match_fatal
 
-__all__ = ["Event", "Fatal", "LogLine", "Phase", "RecoveryState", "last_start", "parse_line", "parse_text"]
+__all__ = ["Event", "Fatal", "LogLine", "classify", "last_start", "parse_line", "parse_text"]
 
 # ---------------------------------------------------------------------------- lines
 
@@ -63,9 +61,16 @@ class LogLine:
     innodb: bool = False
 
 
+@functools.lru_cache(maxsize=1024)
 def _ts(date: str, clock: str, fmt: str) -> datetime | None:
+    """``2026-11-30`` / ``261130`` and ``4:41:11`` → datetime (cached: a log repeats its seconds)."""
     try:
-        return datetime.strptime(f"{date} {clock}", fmt)
+        if fmt == "ymd":
+            year, month, day = int(date[0:4]), int(date[5:7]), int(date[8:10])
+        else:
+            year, month, day = 2000 + int(date[0:2]), int(date[2:4]), int(date[4:6])
+        hour, minute, second = (int(x) for x in clock.split(":"))
+        return datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
 
@@ -78,7 +83,7 @@ def parse_line(raw: str) -> LogLine:
     body = raw.strip()
     m = _MARIADB_TS.match(raw)
     if m:
-        ts, level, body = _ts(m.group(1), m.group(2), "%Y-%m-%d %H:%M:%S"), m.group(3), m.group(4)
+        ts, level, body = _ts(m.group(1), m.group(2), "ymd"), m.group(3), m.group(4)
     elif (m := _MYSQL_TS.match(raw)) is not None:
         try:
             ts = datetime.fromisoformat(m.group(1))
@@ -86,7 +91,7 @@ def parse_line(raw: str) -> LogLine:
             ts = None
         level, body = m.group(2), m.group(3)
     elif (m := _MARIADB_OLD_TS.match(raw)) is not None:
-        ts, level, body = _ts(m.group(1), m.group(2), "%y%m%d %H:%M:%S"), m.group(3), m.group(4)
+        ts, level, body = _ts(m.group(1), m.group(2), "yymmdd"), m.group(3), m.group(4)
     code = None
     if (c := _CODE.match(body)) is not None:
         code, body = c.group(1), body[c.end():]
@@ -102,7 +107,12 @@ def parse_line(raw: str) -> LogLine:
 def split_entries(text: str) -> Iterator[str]:
     """The lines of a log, with entries glued onto one line split apart."""
     for line in text.splitlines():
-        yield from (part for part in _EMBEDDED.split(line) if part.strip())
+        # Only a line with more brackets than its own header may hold a second entry
+        # (MySQL 8's header has three: [Level] [MY-n] [Subsystem]).
+        if line.count("[") >= (4 if line[10:11] == "T" else 2) and _EMBEDDED.search(line):
+            yield from (part for part in _EMBEDDED.split(line) if part.strip())
+        elif line.strip():
+            yield line
 
 
 # ---------------------------------------------------------------------------- events
@@ -163,11 +173,19 @@ _PATTERNS: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
     (UNDO_TRX_DONE, re.compile(r"Rollback of trx with id " + _N + " completed"), ("trx_id",)),
     (UNDO_DONE, re.compile(r"Rollback of non-prepared transactions completed|Rollback of (?:incomplete|uncommitted) transactions completed"), ()),
     (INNODB_STARTED, re.compile(r"^(?:\S+ started; )?log sequence number " + _N + r"(?:;|\.?$)"), ("lsn",)),
-    (READY, re.compile(r"ready for connections"), ()),
+    (READY, re.compile(r"^(?!X Plugin).*ready for connections"), ()),  # MySQL's X Plugin says it first
     (SHUTDOWN, re.compile(r"Shutdown complete"), ()),
     (FORCE_RECOVERY, re.compile(r"innodb_force_recovery is set to " + _N), ("level",)),
     (HINT, re.compile(r"(?:Set|set) innodb_force_recovery\s*=\s*\d|for information about forcing recovery"), ()),
 ]
+
+
+#: every non-fatal pattern above contains one of these: a line with none of them is skipped
+#: after a few substring tests instead of forty searches (most of a log is not about recovery)
+_INTERESTING = ("as process", "crash recovery", "not shut", "checkpoint", "scanned up to", "redo log up to",
+                "Multi-batch", "End of log", "To recover", "Progress in percent", "%", "batch", "must be rolled back",
+                "prepared state", "ollback", "Rolling back", "Rolled back", "log sequence number",
+                "ready for connections", "Shutdown complete", "force_recovery", "forcing recovery")
 
 
 @dataclass(frozen=True)
@@ -192,6 +210,8 @@ def classify(line: LogLine) -> Event | None:
     fatal = match_fatal(text, line.level)
     if fatal is not None:
         return Event(FATAL, line, fatal=fatal)
+    if not any(key in text for key in _INTERESTING):
+        return None
     for kind, pattern, names in _PATTERNS:
         m = pattern.search(text)
         if m is None:
@@ -225,239 +245,12 @@ def last_start(text: str) -> int:
     offset = 0
     pos = 0
     for line in text.splitlines(keepends=True):
+        if "as process" not in line:  # the only lines that can start a run
+            pos += len(line)
+            continue
         for part in _EMBEDDED.split(line):
-            event = classify(parse_line(part)) if part.strip() else None
+            event = classify(parse_line(part)) if "as process" in part else None
             if event is not None and event.kind == START:
                 offset = pos
             pos += len(part)
     return offset
-
-
-# ---------------------------------------------------------------------------- state
-
-PHASES = ("analysis", "redo", "undo")
-
-
-@dataclass
-class Phase:
-    """One phase of crash recovery as the log dates it (server time)."""
-
-    name: str
-    started: datetime | None
-    ended: datetime | None = None
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started is None or self.ended is None:
-            return None
-        return max(0.0, (self.ended - self.started).total_seconds())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "started": self.started.isoformat() if self.started else None,
-                "ended": self.ended.isoformat() if self.ended else None, "seconds": self.seconds}
-
-
-@dataclass
-class RecoveryState:
-    """The fold of a run's events: what phase recovery is in, its LSNs, and how it ended."""
-
-    started: datetime | None = None
-    crashed: bool = False
-    checkpoint_lsn: int | None = None
-    scanned_lsn: int | None = None
-    end_lsn: int | None = None
-    applied_lsn: int | None = None
-    redo_percent: int | None = None
-    pages_to_recover: int | None = None
-    transactions_to_roll_back: int | None = None
-    rows_to_undo: int | None = None
-    rolled_back: list[int] = field(default_factory=list)
-    prepared: int = 0
-    undo_done: bool = False
-    innodb_lsn: int | None = None
-    ready: bool = False
-    ready_at: datetime | None = None
-    shutdown: bool = False
-    force_recovery: int | None = None
-    fatal: Event | None = None  # the first fatal line: the cause
-    aborted: Event | None = None  # the line where start-up gave up
-    hints: list[str] = field(default_factory=list)
-    phases: dict[str, Phase] = field(default_factory=dict)
-    last_ts: datetime | None = None
-    events: int = 0
-
-    # -- folding --------------------------------------------------------------------------
-    def feed_all(self, events: Iterable[Event]) -> RecoveryState:
-        for e in events:
-            self.feed(e)
-        return self
-
-    def feed(self, e: Event) -> None:
-        if e.kind == START:
-            self.__init__()  # type: ignore[misc]  # a new server process: a new story
-            self.started = e.ts
-            self.last_ts = e.ts
-            return
-        self.events += 1
-        self.last_ts = e.ts or self.last_ts
-        v = e.values
-        handler = getattr(self, "_on_" + e.kind, None)
-        if handler is not None:
-            handler(e, v)
-
-    def _open(self, name: str, ts: datetime | None) -> None:
-        for earlier in PHASES[: PHASES.index(name)]:
-            self._close(earlier, ts)
-        if name not in self.phases:
-            self.phases[name] = Phase(name, ts)
-
-    def _close(self, name: str, ts: datetime | None) -> None:
-        p = self.phases.get(name)
-        if p is not None and p.ended is None:
-            p.ended = ts
-
-    def _on_recovery_start(self, e: Event, v: dict[str, int]) -> None:
-        self.crashed = True
-        if "checkpoint_lsn" in v:
-            self.checkpoint_lsn = v["checkpoint_lsn"]
-        self._open("analysis", e.ts)
-
-    def _on_crashed(self, e: Event, v: dict[str, int]) -> None:
-        self.crashed = True
-        self._open("analysis", e.ts)
-
-    def _on_checkpoint(self, e: Event, v: dict[str, int]) -> None:
-        self.checkpoint_lsn = v["checkpoint_lsn"]
-
-    def _on_scanned(self, e: Event, v: dict[str, int]) -> None:
-        self.scanned_lsn = max(self.scanned_lsn or 0, v["lsn"])
-        if "pages" in v:
-            self.pages_to_recover = v["pages"]
-
-    def _on_end_of_log(self, e: Event, v: dict[str, int]) -> None:
-        self.scanned_lsn = self.end_lsn = v["lsn"]
-
-    def _redo(self, e: Event) -> None:
-        if self.crashed and "redo" not in self.phases:
-            self._open("redo", e.ts)
-
-    def _on_redo_batch(self, e: Event, v: dict[str, int]) -> None:
-        self._redo(e)
-        if "pages" in v:
-            self.pages_to_recover = v["pages"]
-        if "pages" not in v:
-            self.redo_percent = 0  # MySQL counts each batch from 0 %
-
-    def _on_redo_progress(self, e: Event, v: dict[str, int]) -> None:
-        self._redo(e)
-        if "percent" in v:
-            self.redo_percent = v["percent"]
-        if "lsn" in v:
-            self.applied_lsn = v["lsn"]
-            self.end_lsn = v["end_lsn"]
-            self.pages_to_recover = v["pages"]
-
-    def _on_redo_done(self, e: Event, v: dict[str, int]) -> None:
-        self._redo(e)
-        self.redo_percent = 100
-        self._close("redo", e.ts)
-
-    def _on_undo_found(self, e: Event, v: dict[str, int]) -> None:
-        self.crashed = True
-        self.transactions_to_roll_back = v["transactions"]
-        self.rows_to_undo = v["rows"]
-
-    def _on_prepared(self, e: Event, v: dict[str, int]) -> None:
-        self.prepared = v.get("transactions", self.prepared + 1)
-
-    def _on_undo_start(self, e: Event, v: dict[str, int]) -> None:
-        self._close("analysis", e.ts)
-        self._close("redo", e.ts)
-        self._open("undo", e.ts)
-
-    def _on_undo_trx(self, e: Event, v: dict[str, int]) -> None:
-        if "undo" not in self.phases:
-            self._open("undo", e.ts)
-
-    def _on_undo_trx_done(self, e: Event, v: dict[str, int]) -> None:
-        self.rolled_back.append(v["trx_id"])
-
-    def _on_undo_done(self, e: Event, v: dict[str, int]) -> None:
-        if "undo" not in self.phases:
-            self._open("undo", e.ts)
-        self.undo_done = True
-        self._close("undo", e.ts)
-
-    def _on_innodb_started(self, e: Event, v: dict[str, int]) -> None:
-        self.innodb_lsn = v["lsn"]
-        self._close("analysis", e.ts)
-        self._close("redo", e.ts)
-
-    def _on_ready(self, e: Event, v: dict[str, int]) -> None:
-        self.ready, self.ready_at = True, e.ts
-        self._close("analysis", e.ts)
-        self._close("redo", e.ts)
-
-    def _on_shutdown(self, e: Event, v: dict[str, int]) -> None:
-        self.shutdown, self.ready = True, False
-
-    def _on_force_recovery(self, e: Event, v: dict[str, int]) -> None:
-        self.force_recovery = v["level"]
-
-    def _on_hint(self, e: Event, v: dict[str, int]) -> None:
-        if e.line.text not in self.hints:
-            self.hints.append(e.line.text)
-
-    def _on_fatal(self, e: Event, v: dict[str, int]) -> None:
-        assert e.fatal is not None
-        if e.fatal.terminal:
-            self.aborted = self.aborted or e
-        if self.fatal is None or (self.fatal.fatal is not None and self.fatal.fatal.terminal and not e.fatal.terminal):
-            self.fatal = e  # the first specific cause wins over a generic "aborted"
-
-    # -- reading --------------------------------------------------------------------------
-    @property
-    def failed(self) -> bool:
-        return self.fatal is not None
-
-    @property
-    def rollback_pending(self) -> bool:
-        """Recovered transactions may still be rolling back in the background."""
-        if self.undo_done:
-            return False
-        todo = (self.transactions_to_roll_back or 0) - self.prepared
-        return todo > 0 and len(self.rolled_back) < todo
-
-    @property
-    def phase(self) -> str:
-        if self.fatal is not None:
-            return "failed"
-        if self.shutdown:
-            return "stopped"
-        if self.ready and not self.rollback_pending:
-            return "ready"
-        open_ = [p.name for p in self.phases.values() if p.ended is None]
-        if open_:
-            return open_[-1]
-        if self.ready:
-            return "undo"
-        return "starting"
-
-    def fraction(self, phase: str) -> float | None:
-        """How far a phase is, 0..1, when the log says enough to tell."""
-        if phase == "redo":
-            if self.applied_lsn is not None and self.end_lsn and self.checkpoint_lsn is not None and self.end_lsn > self.checkpoint_lsn:
-                return min(1.0, max(0.0, (self.applied_lsn - self.checkpoint_lsn) / (self.end_lsn - self.checkpoint_lsn)))
-            if self.redo_percent is not None:
-                return self.redo_percent / 100
-        if phase == "undo" and self.transactions_to_roll_back:
-            return min(1.0, len(self.rolled_back) / self.transactions_to_roll_back)
-        return None
-
-    @property
-    def recovered_to_lsn(self) -> int | None:
-        """The LSN redo reached: the end of the log once scanned, else the furthest applied."""
-        return self.innodb_lsn or self.end_lsn or self.applied_lsn or self.scanned_lsn
-
-    def phase_list(self) -> list[dict[str, Any]]:
-        return [p.as_dict() for p in self.phases.values()]

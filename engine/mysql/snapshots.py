@@ -45,7 +45,7 @@ MANIFEST_DDL = """CREATE TABLE IF NOT EXISTS {table} (
   source_table VARCHAR(64) NOT NULL,
   snap_table VARCHAR(64) NOT NULL,
   dump_path VARCHAR(1024) NULL,
-  status VARCHAR(16) NOT NULL COMMENT 'copying | complete | restored',
+  status VARCHAR(16) NOT NULL COMMENT 'copying | complete | swapping | restored',
   `rows` BIGINT NULL,
   checksum VARCHAR(16) NULL,
   definition LONGTEXT NULL COMMENT 'JSON: foreign keys and triggers at snapshot time',

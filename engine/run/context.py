@@ -99,6 +99,15 @@ class ActionContext:
     #: the loader's checks of rendered arguments, for an action that renders its own (supplied
     #: by the executor, so that actions never import the language layer)
     args_problems: Callable[[type, Any], list[str]] | None = None
+    #: what earlier attempts of this step on this host journaled before their change
+    notes: dict[str, Any] = field(default_factory=dict)
+    #: journal (synced) facts about the state *before* a change, for a later probe or undo
+    note_fn: Callable[[dict[str, Any]], None] = lambda data: None
+
+    def note(self, **data: Any) -> None:
+        """Write-ahead: journal ``data`` for this step before changing anything it describes."""
+        self.notes.update(data)
+        self.note_fn(data)
 
     def shell(self) -> Shell:
         return self.conns.shell()

@@ -21,16 +21,16 @@ from collections.abc import Callable
 from engine.actions.base import Action
 from engine.actions.registry import get_action
 from engine.language.loader import rendered_problems
-from engine.actions.probes import path_exists, unless_probe
 from engine.run.context import ActionContext, Connections
 from engine.errors import CommandTimeout, ConnectError, RunbookError, SqlError, TemplateError
 from engine.model import Host, Status, Step, StepResult
 from engine.secrets import MASKER
-from engine.run.stepargs import args_digest, captured, loop_sees_item, sql_view
+from engine.run.probing import Probing
+from engine.run.stepargs import args_digest, loop_sees_item, sql_view
 from engine.templating.render import ENGINE, has_template, lazify
 
 if TYPE_CHECKING:
-    from engine.journal import Journal
+    from engine.journal import Journal, JournalState
 
 
 @dataclass
@@ -112,11 +112,15 @@ def restore_run_state(events: list[dict[str, Any]], run_state: dict[str, Any]) -
             run_state.setdefault(IDENTITY, {})[e["host"]] = e["identity"]
 
 
-class Executor:
-    """Runs steps. One instance per run; thread-safe across hosts."""
+class Executor(Probing):
+    """Runs steps. One instance per run; thread-safe across hosts. What resume and rollback
+    ask of an in-doubt step (probe it, may it run again) is in :class:`Probing`."""
 
-    def __init__(self, env: StepEnv):
+    def __init__(self, env: StepEnv, prior: JournalState | None = None):
         self.env = env
+        #: the journal of this run as resume or rollback found it (None on a first run)
+        self.prior = prior
+        self._live_notes: dict[tuple[str, str], dict[str, Any]] = {}
 
     def context(self, step: Step, hs: HostState, variables_: dict[str, Any], timeout: float | None) -> ActionContext:
         env = self.env
@@ -125,7 +129,22 @@ class Executor:
             step_key=step.key, source=step.source, timeout=timeout, journal_dir=env.journal_dir,
             progress=lambda done, total, label: env.progress(hs.host.name, done, total, label),
             warn=env.warn, run_state=env.run_state, peers=env.peers, args_problems=rendered_problems,
+            notes=dict(self._notes(step, hs)), note_fn=lambda data: self._write_note(step, hs, data),
         )
+
+    def _notes(self, step: Step, hs: HostState) -> dict[str, Any]:
+        """What earlier attempts of this step journaled before their change (this process's
+        own notes included: a retry in the same run sees them too)."""
+        key = (step.key, hs.host.name)
+        if key not in self._live_notes:
+            prior = self.prior.step(step.key, hs.host.name) if self.prior is not None else None
+            self._live_notes[key] = dict(prior.notes) if prior is not None else {}
+        return self._live_notes[key]
+
+    def _write_note(self, step: Step, hs: HostState, data: dict[str, Any]) -> None:
+        self._notes(step, hs).update(data)
+        if self.env.journal is not None:
+            self.env.journal.event("step_note", step=step.key, host=hs.host.name, phase="do", data=data)
 
     # -- the whole step on one host ------------------------------------------------------
     def run(self, step: Step, hs: HostState, stage: str, *, attempt: int = 1) -> StepResult:
@@ -134,9 +153,14 @@ class Executor:
         journal = self.env.journal
         seq = None
         known = self._identity(hs)
+        prior = self.prior.step(step.key, hs.host.name) if self.prior is not None else None
+        if prior is not None:
+            attempt = max(attempt, prior.attempt + 1)
+        if journal is not None:
+            # Outside the try: a journal that cannot be written (a full disk) must stop the run
+            # before this side effect, not be journaled (it cannot be) as the step's failure.
+            seq = journal.intent(step.key, hs.host.name, self.digest(step, vars_), attempt)
         try:
-            if journal is not None:
-                seq = journal.intent(step.key, hs.host.name, self.digest(step, vars_), attempt)
             if step.loop is not None:
                 result = self._run_loop(step, hs, vars_, attempt)
             else:
@@ -159,6 +183,9 @@ class Executor:
         self.remember(step, hs, result)
         return result
 
+    def variables_for(self, hs: HostState, stage: str) -> dict[str, Any]:
+        return variables(self.env, hs, stage)
+
     def _identity(self, hs: HostState) -> Any:
         return self.env.run_state.get(IDENTITY, {}).get(hs.host.name)
 
@@ -179,8 +206,8 @@ class Executor:
     def remember(self, step: Step, hs: HostState, result: StepResult) -> None:
         if step.register:
             hs.facts[step.register] = result.registered()
-        if step.action == "set_fact" and result.status is Status.OK:
-            hs.facts.update(result.data.get("facts", {}))
+        if result.status is Status.OK:
+            hs.facts.update(get_action(step.action).facts_set(result.registered()))
 
     def _run_loop(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int) -> StepResult:
         if step.when is not None and not loop_sees_item(step) and not ENGINE.truth(step.when, vars_):
@@ -249,12 +276,17 @@ class Executor:
         if cls.mutating and step.unless is None and step.creates is None:
             probe = action.probe()
             if probe is not None and probe.done:
-                return StepResult(Status.OK, msg="already in the desired state", data=dict(probe.state))
+                # Made by an earlier attempt of this run (killed before its outcome)? Then its
+                # undo must not be lost: the action says so from its own evidence.
+                found = self._builtin_undo(step, action.undo_of_found(probe))
+                msg = "already in the desired state" + (" (made by an earlier attempt of this run)" if found else "")
+                return StepResult(Status.OK, msg=msg, data=dict(probe.state), undo=found)
 
         if env.check_mode and cls.mutating:
             result = action.check()
             return self._verdict(step, result, vars_)
 
+        self._guard_identity(step, action, ctx)
         result = self._apply_with_retries(step, action, vars_)
         if cls.mutating and probe is not None and result.status in (Status.OK, Status.CHANGED):
             after = action.probe()
@@ -262,58 +294,10 @@ class Executor:
                 result = StepResult(Status.FAILED, msg=f"did not converge: still {after.would or 'not in the desired state'}",
                                     data=result.data, evidence=result.evidence)
         if step.undo is not None and result.status is Status.CHANGED:
-            result.undo = {"kind": "explicit", "action": next(iter(step.undo)), "args": step.undo[next(iter(step.undo))],
-                           "vars": captured(step.undo, vars_)}
+            result.undo = self.explicit_undo(step, vars_)
         elif result.undo is not None and not (isinstance(result.undo, dict) and result.undo.get("kind")):
-            result.undo = {"kind": "builtin", "action": step.action, "record": result.undo}
+            result.undo = self._builtin_undo(step, result.undo)
         return self._verdict(step, result, vars_)
-
-    def probe_only(self, step: Step, hs: HostState, stage: str) -> tuple[bool | None, str]:
-        """For resume: is this step already done? ``None`` when nothing can tell."""
-        vars_ = variables(self.env, hs, stage)
-        cls = get_action(step.action)
-        ctx = self.context(step, hs, vars_, step.timeout)
-        if step.unless is not None or step.creates is not None:
-            done, why = self._explicit_probe(step, ctx)
-            return done, why or "unless/creates say not done"
-        if step.loop is not None or not cls.mutating:
-            return None, ""
-        args = step.args if cls.renders_own_args else ENGINE.render(step.args, vars_)
-        probe = cls(args, ctx).probe()
-        if probe is None:
-            return None, ""
-        return probe.done, "the action's probe says " + ("done" if probe.done else f"not done: {probe.would}")
-
-    def safe_to_rerun(self, step: Step, hs: HostState, stage: str) -> bool:
-        """May resume run this step again when it is in doubt? The runbook's ``idempotent:``
-        wins; else read-only and idempotent actions are; an ``sql`` step is when every
-        statement is of an idempotent form (``CREATE … IF NOT EXISTS``, ``REPLACE``, ...)."""
-        if step.idempotent is not None:
-            return step.idempotent
-        if step.changed_when is False:
-            return True  # the author declared that it changes nothing (a read-only command)
-        cls = get_action(step.action)
-        if cls.idempotent or not cls.mutating:
-            return True
-        if step.action != "sql":
-            return False
-        from engine.mysql.sqlutil import is_idempotent, split_statements
-
-        text = step.args if isinstance(step.args, str) else step.args.get("query", "")
-        # The statement's form decides, not its values: the unrendered text is enough.
-        return all(is_idempotent(s) for s in split_statements(text))
-
-    def _explicit_probe(self, step: Step, ctx: ActionContext) -> tuple[bool, str]:
-        if step.creates is not None:
-            path = str(ENGINE.render(step.creates, ctx.vars))
-            if path_exists(path, ctx):
-                return True, f"creates: {path} exists"
-        if step.unless is not None:
-            done, what = unless_probe(step.unless, step.action, ctx)
-            if done:
-                shown = " ".join(what.split())
-                return True, f"unless: {shown if len(shown) <= 70 else shown[:69] + '…'} is true"
-        return False, ""
 
     def _apply_with_retries(self, step: Step, action: Action, vars_: dict[str, Any]) -> StepResult:
         retries = step.retries

@@ -22,11 +22,12 @@ from engine.run.context import Connections
 from engine.errors import ActionError, InputError, RunbookError
 from engine.run.executor import Executor, HostState, StepEnv, restore_run_state, variables
 from engine.inventory import Inventory, match_pattern
-from engine.model import OnFailure, Runbook, Stage, Status, Step, StepResult
+from engine.inventory.ranges import is_ip
+from engine.model import Host, OnFailure, Runbook, Stage, Status, Step, StepResult
 from engine.report.console import Console
 from engine.run.recovery import Resumer
 from engine.templating.render import ENGINE, lazify
-from engine.run.rollback import run_undo
+from engine.run.rollback import undo_step
 
 if TYPE_CHECKING:
     from engine.journal import Journal, JournalState
@@ -63,6 +64,16 @@ def tags_select(stage: Stage, step: Step, tags: tuple[str, ...] | set[str], skip
     if mine & set(skip_tags):
         return False
     return not tags or "all" in tags or "always" in mine or bool(mine & set(tags))
+
+
+def with_extra_vars(host: Host, extra: dict[str, Any]) -> Host:
+    """-e has the highest precedence, connection variables included: ``-e mysql_password=…``
+    must reach the MySQL connection, not only templates."""
+    if not extra:
+        return host
+    import dataclasses
+
+    return dataclasses.replace(host, vars={**host.vars, **extra})
 
 
 class _HostVarsView(Mapping[str, Any]):
@@ -102,6 +113,7 @@ class Play:
         self.states: dict[str, HostState] = {}
         for name, host in inv.hosts.items():
             if limit_hosts is None or name in limit_hosts:
+                host = with_extra_vars(host, opts.extra_vars)
                 self.states[name] = HostState(host, Connections(host))
         self._hostvars = _HostVarsView(self)
         self._peer_conns: dict[str, Connections] = {}
@@ -109,7 +121,7 @@ class Play:
         self.env = StepEnv(run_id=run_id, check_mode=opts.check, journal=journal, journal_dir=opts.journal_dir,
                            extra_vars=extra, runbook_vars=self.runbook_vars, magic=self._magic,
                            progress=console.progress, warn=console.warn, diff=opts.diff, peers=self.peer)
-        self.executor = Executor(self.env)
+        self.executor = Executor(self.env, prior)
         self.resumer = Resumer(prior, self.executor, journal, console, run_id, opts.decisions) if prior is not None else None
         if prior is not None:
             restore_run_state(prior.events, self.env.run_state)
@@ -120,8 +132,8 @@ class Play:
     def _magic(self, hs: HostState, stage: str) -> dict[str, Any]:
         return {
             "inventory_hostname": hs.host.name,
-            "inventory_hostname_short": hs.host.name.split(".")[0],
-            "group_names": [g for g in hs.host.groups if g not in ("all", "ungrouped")],
+            "inventory_hostname_short": hs.host.name if is_ip(hs.host.name) else hs.host.name.split(".")[0],
+            "group_names": sorted(g for g in hs.host.groups if g != "all"),  # as Ansible: sorted, ungrouped included
             "groups": self.inv.groups,
             "hostvars": self._hostvars,
             "run_id": self.run_id,
@@ -321,7 +333,9 @@ class Play:
 
     def _rollback_stage(self, stage: Stage, done: list[tuple[Step, HostState, StepResult]]) -> bool:
         """Undo the stage's completed steps, newest first. False when an undo failed."""
-        todo = [(s, hs, r) for s, hs, r in done if r.undo is not None and r.status is Status.CHANGED]
+        # Every result with an undo record: changed steps, a loop step that failed after
+        # changing some items, a step found done that an earlier attempt of this run made.
+        todo = [(s, hs, r) for s, hs, r in done if r.undo is not None]
         self.console.line(f"ROLLBACK of stage [{stage.name}]: {len(todo)} step(s) to undo, newest first", "bold yellow")
         for step, hs, res in reversed(todo):
             ok = undo_one(self, step.key, step.name, hs, res.undo)
@@ -332,18 +346,7 @@ class Play:
 
 
 def undo_one(play: Play, step_key: str, step_name: str, hs: HostState, record: Any) -> bool:
-    journal = play.journal
-    seq = journal.intent(step_key, hs.host.name, "undo", 1, phase="undo") if journal else None
-    try:
-        base = variables(play.env, hs, step_key.split("/", 1)[0])
-    except RunbookError:
-        base = None
-    res = run_undo(record, hs, run_id=play.run_id, step_key=step_key, journal_dir=play.opts.journal_dir,
-                   run_state=play.env.run_state, check_mode=play.opts.check, base_vars=base)
-    if journal is not None and seq is not None:
-        journal.outcome(seq, step_key, hs.host.name, res.status.value, changed=res.changed, registered=None,
-                        duration=res.duration, msg=res.msg, phase="undo", evidence=res.evidence)
-    play.console.step_result(f"undo: {step_name}", hs.host.name, res)
+    res = undo_step(play.env, play.console, step_key, step_name, hs, record)
     return not res.failed
 
 

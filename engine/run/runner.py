@@ -10,16 +10,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.language.durations import format_duration
 from engine.errors import InputError, JournalError, NeedsDecision, RunbookError, RunLocked
 from engine.inventory import Inventory, match_pattern
 from engine.run.executor import restore_run_state
-from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunLock, journal_dir, list_runs, new_run_id,
+from engine.journal.layout import journal_flag
+from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunLock, journal_dir, new_run_id,
                             read_journal)
 from engine.language.load import load_all
 from engine.language.loader import Loaded, digest_files
 from engine.model import Runbook
-from engine.run.play import AbortStep, Play, PlayOptions, install_interrupt_handler, tags_select, undo_one
+from engine.run.play import AbortStep, Play, PlayOptions, install_interrupt_handler, tags_select
+from engine.run.recovery import resume_outlook
+from engine.run.catalog import resume_command, list_runs_text, load_state, show_text
+from engine.run.rollback import Rollback
 from engine.report.console import Console
 from engine.secrets import MASK, Secret
 
@@ -44,10 +47,24 @@ def _options(opts: dict[str, Any], jdir: Path, extra_vars: dict[str, Any]) -> Pl
                        verbose=opts.get("verbose", 0))
 
 
-def _resume_hint(run_id: str, jdir: Path, default: Path) -> str:
-    extra = "" if jdir.resolve() == default.resolve() else f" --journal-dir {jdir}"
-    return f"runbook resume {run_id}{extra}"
-
+def _next_steps(run_id: str, jdir: Path, status: str) -> str | None:
+    """The recap's last line: the resume command only where resuming means something, with
+    what it will do; the rollback command only where there is something to undo."""
+    if status == "succeeded":
+        return None
+    try:
+        state = read_journal(jdir, run_id)
+    except RunbookError:
+        return f"to continue: {resume_command(run_id, jdir)}"
+    out = []
+    if state.check_mode:
+        return None  # a check-mode run changed nothing: run it again for real instead
+    outlook = resume_outlook(state)
+    if outlook:
+        out.append(f"to continue: {resume_command(run_id, jdir)}  (it will {outlook})")
+    if state.done_with_undo() or state.in_doubt():
+        out.append(f"to undo: runbook rollback {run_id}{journal_flag(jdir)}")
+    return "\n".join(out) or None
 
 def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id: str, jdir: Path,
              report: str | None, resumed: bool) -> int:
@@ -68,14 +85,12 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     finally:
         restore()
         play.close()
-    journal.event("run_end", status=status)
+    try:
+        journal.event("run_end", status=status)
+    except JournalError as exc:  # a full disk: the run stopped before its next side effect
+        console.line(f"the end of the run could not be journaled either: {exc.message}", "bold red")
     duration = play.outcome.duration
-    hint = None
-    if status != "succeeded":
-        hint = f"to continue: {_resume_hint(run_id, jdir, journal_dir(None))}"
-        if status in ("failed", "rolled back"):
-            hint += f"   ·   to undo: runbook rollback {run_id}"
-    console.print_recap(run_id, status, duration, rb.budget, hint)
+    console.print_recap(run_id, status, duration, rb.budget, _next_steps(run_id, jdir, status))
     journal.close()
     if report:
         from engine.report import render_report
@@ -156,6 +171,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
     if opts.get("report"):
         _writable_dir(Path(opts["report"]).resolve().parent, "the report's directory", "choose another --report path")
     run_id = new_run_id()
+    register_templated_secrets(inv, rb.vars, extra_vars)
     console = Console(verbose=opts.get("verbose", 0), diff=bool(opts.get("diff")))
     for w in loaded.warnings:
         console.warn(w.render())
@@ -166,7 +182,10 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         "files": {os.path.abspath(p): d for p, d in digest_files(rb.files).items()},
         "inventories": {os.path.abspath(p): d for p, d in digest_files(inv.files).items()},
         "options": {k: v for k, v in opts.items() if k not in ("runbook", "inventories", "extra")},
-        "extra_vars": list(opts.get("extra") or []),
+        "extra_vars": [f"@{os.path.abspath(e[1:])}" if e.startswith("@") else e for e in opts.get("extra") or []],
+        # -e @file is pinned like the runbook and the inventory: resume refuses a changed one
+        "vars_files": {os.path.abspath(p): d for p, d in digest_files(
+            [e[1:] for e in opts.get("extra") or [] if e.startswith("@")]).items()},
         "cwd": os.getcwd(),
         "operator": getpass.getuser(),
         "control_host": socket.gethostname(),
@@ -186,7 +205,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         journal = Journal.create(jdir, run_id, header)
         journal.event("run_start")
         console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")),
-                          resume_cmd=_resume_hint(run_id, jdir, journal_dir(None)))
+                          resume_cmd=resume_command(run_id, jdir))
         play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal)
         return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
 
@@ -205,14 +224,6 @@ def _discard_run_dir(jdir: Path, run_id: str) -> None:
 # --------------------------------------------------------------------------- resume / rollback
 
 
-def load_state(run_id: str, jdir_opt: str | None) -> JournalState:
-    jdir = journal_dir(jdir_opt)
-    if not (jdir / run_id).is_dir():
-        known = [r.run_id for r in list_runs(jdir)][-5:]
-        raise InputError(f"no run {run_id!r} in {jdir}", hint=("recent runs: " + ", ".join(known)) if known else "runbook runs lists them; --journal-dir or $RUNBOOK_HOME choose the directory")
-    return read_journal(jdir, run_id)
-
-
 def _pinned(state: JournalState, key: str) -> dict[str, str]:
     """The digests the run is pinned to: the header's, or those an operator accepted later
     with --force (so one forced resume is not needed again at every later resume)."""
@@ -225,7 +236,7 @@ def _pinned(state: JournalState, key: str) -> dict[str, str]:
 
 def _changed_files(state: JournalState) -> list[str]:
     out = []
-    for key in ("files", "inventories"):
+    for key in ("files", "inventories", "vars_files"):
         old = _pinned(state, key)
         now = digest_files(list(old))
         for path, digest in old.items():
@@ -239,15 +250,42 @@ def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Invent
     changed = _changed_files(state)
     if changed and not force:
         raise InputError(f"refusing to {what} run {state.run_id}: " + "; ".join(changed),
-                         hint=f"the journal pins the runbook and inventory it ran with; restore them, or pass --force to {what} with the new ones")
+                         hint=f"the journal pins the runbook, inventory and -e @files it ran with; restore them, or pass --force to {what} with the new ones")
     header = state.header
     opts = dict(header.get("options") or {})
     cwd = header.get("cwd") or os.getcwd()
     if os.path.isdir(cwd):
         os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
-    loaded, inv, extra = load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"))
+    loaded, inv, extra = load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"),
+                                   opts.get("vault_password_file"))
     extra = _lost_secrets(extra, state.run_id, what)
+    register_templated_secrets(inv, loaded.runbook.vars, extra)
     return loaded, inv, extra, opts
+
+
+def register_templated_secrets(inv: Inventory, runbook_vars: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Every secret-named variable whose value is a template (``lookup('env', ...)``) is
+    rendered and registered with the masker at run start, not when first used: a step that
+    prints it before the connection that reads it opens must not show it."""
+    from engine.secrets import SECRET_KEY, Secret
+    from engine.templating.render import ENGINE, lazify
+
+    def register(value: Any, variables: dict[str, Any]) -> None:
+        try:
+            rendered = ENGINE.render(value, variables)
+        except (RunbookError, Exception):  # best effort: the step that uses it says what is wrong
+            return
+        if isinstance(rendered, str):
+            Secret(rendered)
+
+    for host in inv.hosts.values():
+        for key, value in host.vars.items():
+            if SECRET_KEY.search(key) and isinstance(value, str) and "{{" in value:
+                register(value, dict(lazify(host.vars), inventory_hostname=host.name))
+    base = dict(lazify(runbook_vars), **extra)
+    for key, value in list(runbook_vars.items()) + list(extra.items()):
+        if SECRET_KEY.search(key) and isinstance(value, str) and "{{" in value:
+            register(value, base)
 
 
 def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str], journal_dir: str | None, verbose: int) -> int:
@@ -267,7 +305,8 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
         if force and _changed_files(state):
             journal.event("definition_accepted", changed=_changed_files(state),
                           files=digest_files(list(_pinned(state, "files"))),
-                          inventories=digest_files(list(_pinned(state, "inventories"))))
+                          inventories=digest_files(list(_pinned(state, "inventories"))),
+                          vars_files=digest_files(list(_pinned(state, "vars_files"))))
         doubt = state.in_doubt()
         console.run_start(run_id, loaded.runbook.name, loaded.runbook.path, hosts, bool(opts.get("check")), resumed=True)
         console.line(f"journal: {len(state.done())} step(s) done, {len(state.failed())} failed, {len(doubt)} in doubt"
@@ -282,98 +321,65 @@ def _jdir(opt: str | None) -> Path:
     return journal_dir(opt)
 
 
-def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None) -> int:
-    import sys as _sys
-
+def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None,
+                 decisions: dict[str, str] | None = None) -> int:
     state = load_state(run_id, journal_dir)
-    pending = state.done_with_undo()
+    jdir = _jdir(journal_dir)
     console = Console()
-    if not pending:
+    hosts = list(state.header.get("hosts") or [])
+    if not state.done_with_undo() and not state.in_doubt("do") and not any(
+            s.phase == "undo" and s.status.value != "done" for s in state.steps.values()):
         console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
         return 0
     loaded, inv, extra, opts = _reload(state, force, "roll back")
-    jdir = _jdir(journal_dir)
-    console.line(f"ROLLBACK {run_id}: {len(pending)} step(s) to undo, newest first:", "bold yellow")
-    for st in pending:
-        console.line(f"  {st.step} on {st.host}")
-    if not yes:
-        if not _sys.stdin.isatty():
-            raise InputError("rollback asks for confirmation and there is no terminal", hint="pass --yes to confirm in advance")
-        answer = input(f"Type the run id ({run_id}) to roll back: ").strip()
-        if answer != run_id:
-            console.line("not confirmed: nothing was undone", "bold red")
-            return 1
-    hosts = sorted({st.host for st in pending})
+    # The lock first, then the work list: what another process undid meanwhile is not undone twice.
     with RunLock(jdir, run_id, hosts):
+        state = read_journal(jdir, run_id)
         journal = Journal.open(jdir, run_id)
-        journal.event("rollback_start")
         play = Play(loaded.runbook, inv, _options(opts, jdir, extra), console, run_id=run_id, journal=journal)
+        play.executor.prior = state
         restore_run_state(state.events, play.env.run_state)  # undo checks it is still the same server
         play.opts.check = False
         play.env.check_mode = False
-        status, code = "rolled back", 0
+        rollback = Rollback(state, play.executor, play.states, loaded.runbook, console, decisions or {})
+        status, code, started = "rolled back", 0, False
         try:
-            for st in pending:
-                hs = play.states.get(st.host)
-                if hs is None:
-                    raise JournalError(f"host {st.host} of step {st.step} is not in the inventory any more")
-                name = st.step.split("/", 1)[-1]
-                if not undo_one(play, st.step, name, hs, st.undo):
-                    status, code = "rollback failed", 1
-                    console.line(f"rollback stopped at {st.step} on {st.host}: fix the cause, then run `runbook rollback {run_id}` again "
-                                 "(what is undone stays undone)", "bold red")
-                    break
+            pending = rollback.plan()
+            if not pending:
+                console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
+                return 0
+            console.line(f"ROLLBACK {run_id}: {len(pending)} step(s) to undo, newest first:", "bold yellow")
+            for item in pending:
+                again = " (again: the last attempt " + ("is in doubt" if item.previous.status.value == "in_doubt" else "failed") + ")" \
+                    if item.previous is not None else ""
+                console.line(f"  {item.do.step} on {item.do.host}{again}")
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise InputError("rollback asks for confirmation and there is no terminal", hint="pass --yes to confirm in advance")
+                answer = input(f"Type the run id ({run_id}) to roll back: ").strip()
+                if answer != run_id:
+                    console.line("not confirmed: nothing was undone", "bold red")
+                    return 1
+            journal.event("rollback_start")
+            started = True
+
+            def stopped(item: Any) -> None:
+                console.line(f"rollback stopped at {item.do.step} on {item.do.host}: fix the cause, then run "
+                             f"`runbook rollback {run_id}{journal_flag(jdir)}` again (what is undone stays undone)", "bold red")
+
+            if not rollback.run(pending, stopped):
+                status, code = "rollback failed", 1
+        except NeedsDecision as exc:
+            console.line(exc.render(), "bold red")
+            status, code = "rollback failed", 1
+            started = True
         finally:
             play.close()
-            journal.event("run_end", status=status)
+            if started:
+                journal.event("run_end", status=status)
             journal.close()
     console.line(f"{status}: run {run_id}", "bold green" if code == 0 else "bold red")
     return code
 
 
-# --------------------------------------------------------------------------- runs / show
-
-
-def list_runs_text(jdir_opt: str | None) -> str:
-    jdir = journal_dir(jdir_opt)
-    runs = list_runs(jdir)
-    if not runs:
-        return f"no runs in {jdir}"
-    lines = [f"{'RUN_ID':<22} {'STATUS':<14} {'STARTED':<20} {'DURATION':>9}  {'STEPS':<22} RUNBOOK"]
-    for r in runs:
-        dur = format_duration(r.duration) if r.duration is not None else "-"
-        steps = f"{r.done} done" + (f", {r.failed} failed" if r.failed else "") + (f", {r.in_doubt} in doubt" if r.in_doubt else "")
-        started = (r.started or "-").replace("T", " ")[:19]
-        lines.append(f"{r.run_id:<22} {r.status:<14} {started:<20} {dur:>9}  {steps:<22} {r.runbook or '-'}" + (f"  ({r.note})" if r.note else ""))
-    return "\n".join(lines)
-
-
-def show_text(run_id: str, jdir_opt: str | None) -> str:
-    state = load_state(run_id, jdir_opt)
-    h = state.header
-    lines = [f"run {run_id}: {state.run_status}",
-             f"runbook   {h.get('runbook')} ({h.get('runbook_name', '')})",
-             f"started   {state.started} by {h.get('operator')} on {h.get('control_host')}",
-             f"hosts     {', '.join(h.get('hosts') or [])}"]
-    if state.torn_tail:
-        lines.append("note      the journal's last record was torn (a crash while writing) and is ignored")
-    budgets = {e.get("stage"): e.get("budget") for e in state.events if e.get("kind") == "stage_start"}
-    current = None
-    for (step, host, phase), st in sorted(state.steps.items(), key=lambda kv: kv[1].intent_seq):
-        stage = step.split("/", 1)[0]
-        if stage != current:
-            current = stage
-            b = budgets.get(stage)
-            lines.append(f"\nstage [{stage}]" + (f" budget {format_duration(b)}" if b else ""))
-        verdict = {"done": st.outcome_status or "done", "failed": st.outcome_status or "failed", "in_doubt": "IN DOUBT"}[str(st.status.value if hasattr(st.status, 'value') else st.status)]
-        dur = format_duration(st.duration) if st.duration is not None else "-"
-        extra = f" (attempt {st.attempt})" if st.attempt > 1 else ""
-        name = step.split("/", 1)[-1] + (" [undo]" if phase == "undo" else "")
-        lines.append(f"  {verdict:<11} {host:<14} {name} {dur}{extra}" + (f": {st.msg}" if st.msg and verdict not in ("ok",) else ""))
-    exceeded = [e for e in state.events if e.get("kind") == "budget_exceeded"]
-    for e in exceeded:
-        lines.append(f"\nbudget exceeded: {e.get('scope')} [{e.get('name')}] ({format_duration(e.get('budget') or 0)})")
-    if state.run_status in ("failed", "interrupted"):
-        # With --journal-dir the command must carry it, or it would look in the default dir.
-        lines.append(f"\nto continue: {_resume_hint(run_id, journal_dir(jdir_opt), journal_dir(None))}")
-    return "\n".join(lines)
+__all__ = ["list_runs_text", "load_state", "new_run", "resume_run", "rollback_run", "show_text"]

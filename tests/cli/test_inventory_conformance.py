@@ -51,7 +51,17 @@ PATTERNS: dict[str, list[str]] = {
         "web[-1]", "pdb*", "*node", "primary:&replicas", "replicas,primary", "rdb*[1]", "!replicas",
     ],
     "dir": COMMON + ["dbs", "apps", "late", "dbs:late", "late:dbs", "&late:dbs", "!dbs", "db[1:2]", "db[0:1]", "apps[-1]", "~app"],
+    # several -i, each with its own group_vars/ (the second file's are the same directory's)
+    "dir/20-more.yml+ini/hosts.ini+dir/sub/hosts": COMMON + ["dbs", "dbs[-1]", "late:apps:dbs", "!dbs:!late", "~pdb|db"],
 }
+
+
+def _sources(name: str) -> list[str]:
+    return [str(CORPUS / n) for n in name.split("+")]
+
+
+def _dash_i(name: str) -> list[str]:
+    return [a for src in _sources(name) for a in ("-i", src)]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -74,9 +84,8 @@ def _masked(listing: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", sorted(PATTERNS))
 def test_list_is_ansible_inventorys(name: str) -> None:
-    source = str(CORPUS / name)
-    theirs = json.loads(_ansible("ansible-inventory", "-i", source, "--list", "--playbook-dir", str(PLAYBOOK)))
-    r = run_cli("inventory", "-i", source, "--list", "--playbook-dir", str(PLAYBOOK))
+    theirs = json.loads(_ansible("ansible-inventory", *_dash_i(name), "--list", "--playbook-dir", str(PLAYBOOK)))
+    r = run_cli("inventory", *_dash_i(name), "--list", "--playbook-dir", str(PLAYBOOK))
     assert r.returncode == 0, r.stderr
     ours = json.loads(r.stdout)
     assert ours == _masked(theirs)
@@ -84,12 +93,11 @@ def test_list_is_ansible_inventorys(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(PATTERNS))
 def test_every_pattern_selects_what_ansible_selects(name: str) -> None:
-    source = str(CORPUS / name)
-    proc = subprocess.run([sys.executable, str(HERE / "ansible_oracle.py")], input=json.dumps({"sources": [source], "patterns": PATTERNS[name]}),
+    proc = subprocess.run([sys.executable, str(HERE / "ansible_oracle.py")], input=json.dumps({"sources": _sources(name), "patterns": PATTERNS[name]}),
                           capture_output=True, text=True, timeout=120, env=dict(os.environ, ANSIBLE_HOST_PATTERN_MISMATCH="ignore"))
     assert proc.returncode == 0, proc.stderr
     theirs = json.loads(proc.stdout)
-    inv = load_inventories([source])
+    inv = load_inventories(_sources(name))
     wrong = {}
     for pattern in PATTERNS[name]:
         try:
@@ -112,7 +120,14 @@ def test_hosts_command_prints_the_pattern_in_order() -> None:
 
 def test_graph_is_ansible_inventorys() -> None:
     for name in PATTERNS:
-        source = str(CORPUS / name)
-        r = run_cli("inventory", "-i", source, "--graph")
+        r = run_cli("inventory", *_dash_i(name), "--graph")
         assert r.returncode == 0, r.stderr
-        assert r.stdout.strip() == _ansible("ansible-inventory", "-i", source, "--graph").strip()
+        assert r.stdout.strip() == _ansible("ansible-inventory", *_dash_i(name), "--graph").strip()
+
+
+def test_vaulted_inventory_is_ansible_inventorys() -> None:
+    source, password = str(CORPUS / "vault" / "hosts.yml"), str(CORPUS / "vault" / "vault-password")
+    theirs = json.loads(_ansible("ansible-inventory", "-i", source, "--list", "--vault-password-file", password))
+    r = run_cli("inventory", "-i", source, "--list", "--vault-password-file", password)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == _masked(theirs)

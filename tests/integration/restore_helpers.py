@@ -49,6 +49,8 @@ INSERT INTO odd (s, bin, blb, j, g, e, st, d1, d2, f, bt, dt, ts, n) VALUES
 CREATE TRIGGER child_log AFTER INSERT ON child FOR EACH ROW INSERT INTO trigger_log (what) VALUES (CONCAT('child ', NEW.id));
 CREATE VIEW child_names AS SELECT c.id, p.name FROM child c JOIN parent p ON p.id = c.parent_id;
 CREATE PROCEDURE count_children(OUT n INT) BEGIN SELECT COUNT(*) INTO n FROM child; END;
+CREATE SEQUENCE ticket_no START WITH 100 INCREMENT BY 5;
+SELECT NEXTVAL(ticket_no);
 """
 
 BASE_TABLES = ["parent", "child", "cyc_a", "cyc_b", "tree", "nopk", "odd", "trigger_log"]

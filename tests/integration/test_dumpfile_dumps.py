@@ -65,6 +65,7 @@ CREATE VIEW v_child AS SELECT c.id, c.note, p.name FROM child c JOIN parent p ON
 CREATE PROCEDURE p_count(OUT n INT) BEGIN SELECT COUNT(*) INTO n FROM child; SELECT ';;' INTO @x; END;
 CREATE FUNCTION f_semi() RETURNS VARCHAR(20) DETERMINISTIC RETURN 'a;b;;c\'d';
 CREATE EVENT ev_cleanup ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM audit WHERE id < 0;
+CREATE SEQUENCE seq START WITH 100 INCREMENT BY 5;
 """
 
 AWKWARD_STRINGS = [
@@ -113,6 +114,8 @@ def _fill(cur: pymysql.cursors.Cursor) -> None:
     cur.executemany("INSERT INTO parent VALUES (%s, %s)", [(i, f"p'{i}") for i in range(1, 21)])
     cur.executemany("INSERT INTO child VALUES (%s, %s, %s)", [(i, i % 20 + 1, f"c;{i}") for i in range(1, 201)])
     cur.execute("DELETE FROM audit WHERE id % 3 = 0")  # the trigger wrote 200 rows; keep a different number
+    for _ in range(7):
+        cur.execute("SELECT NEXTVAL(seq)")
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +178,15 @@ def _checksums(db: str, tables: list[str]) -> dict[str, int]:
     return out
 
 
+def _sequence(db: str) -> tuple[object, ...]:
+    conn = _connect(db)
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM seq")
+        row = cur.fetchone()
+    conn.close()
+    return tuple(row)
+
+
 def _replay(statements: list[Statement], target: str) -> None:
     """What a serial loader does: everything but SKIP, SCHEMA and OTHER, in file order."""
     conn = _connect(target)
@@ -221,7 +233,7 @@ def test_option_set(label: str, source: str, tmp_path: Path) -> None:
     assert verbs == {"INSERT IGNORE"} if "--insert-ignore" in options else verbs == {"REPLACE"} if "--replace" in options \
         else verbs == {"INSERT"}
     ddl_tables = {st.table for st in sts if st.kind is Kind.TABLE_DDL}
-    assert ddl_tables == set(BASE_TABLES)
+    assert ddl_tables == {*BASE_TABLES, "seq"} and scan.tables["seq"].is_sequence
     posts = {(st.post_kind, st.name) for st in sts if st.kind is Kind.POST}
     assert ("trigger", "child_ai") in posts and ("view", "v_child") in posts and ("standin_view", "v_child") in posts
     if "--routines" in options:
@@ -261,6 +273,7 @@ def test_option_set(label: str, source: str, tmp_path: Path) -> None:
         _replay(sts, target)
         assert _checksums(target, BASE_TABLES) == _checksums(source, BASE_TABLES)
         assert _counts(target, ["audit"]) == {"audit": counts["audit"]}
+        assert _sequence(target) == _sequence(source)
     finally:
         with root.cursor() as cur:
             cur.execute("SET foreign_key_checks = 0")

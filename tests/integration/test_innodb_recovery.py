@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 from tests.cliutil import cli as _cli
@@ -181,3 +182,25 @@ def test_where_the_error_log_is_found(private_server: PrivateServer, tmp_path: P
     out = out_of(res)
     assert res.returncode == 1 and "failed" in out and "unreachable" not in out.split("RECAP")[0], out
     assert "cannot tell where the server's error log is" in out and "mysql_error_log" in out
+
+
+def test_the_watch_waits_for_a_server_started_after_it(private_server: PrivateServer, tmp_path: Path) -> None:  # noqa: F811
+    """The log's last run is the one that crashed (it says "ready for connections"), and the server
+    refuses connections: the watch waits for the new start instead of believing the old run or
+    marking the host unreachable, then follows the recovery."""
+    srv = private_server
+    srv.crash()
+    (tmp_path / "rb.yml").write_text(WATCH_ONLY)
+    inv = srv.inventory(tmp_path / "inv.yml")
+    timer = threading.Timer(3.0, srv.start, kwargs={"wait": False})
+    timer.start()
+    try:
+        res = cli("play", "rb.yml", "-i", str(inv), "--report", "r.json", cwd=tmp_path)
+    finally:
+        timer.join()
+    out = out_of(res)
+    assert res.returncode == 0 and "unreachable  db1" not in out, out
+    rec = registered(tmp_path / "r.json", "Watch crash recovery")
+    assert rec["crashed"] is True and rec["ready"] is True
+    assert [p["name"] for p in rec["phases"]] == ["analysis", "redo", "undo"]
+    assert counts(srv) == (COMMITTED, 0, 0)

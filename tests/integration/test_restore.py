@@ -49,6 +49,8 @@ def test_roundtrip_awkward(source: str, target: str, tmp_path: str, options: tup
     assert query(f"SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{target}'")[0][0] == 1
     assert query(f"SELECT COUNT(*) FROM `{target}`.trigger_log")[0][0] == query(f"SELECT COUNT(*) FROM `{source}`.trigger_log")[0][0]
     assert query(f"SELECT COUNT(*) FROM `{target}`.child_names")[0][0] == 3
+    # the sequence came back past every value it had handed out (100): mariadb-dump's SETVAL position
+    assert query(f"SELECT NEXTVAL(`{target}`.ticket_no)")[0][0] >= 105
     assert res.data["core_ok"] and not res.data["partial"] and res.data["failed_tables"] == []
     order = res.data["load_order"]
     assert order.index("parent") < order.index("child")
@@ -206,3 +208,21 @@ def test_partial_success_and_1452(source: str, target: str, tmp_path: str) -> No
     assert query(f"SELECT COUNT(*) FROM `{target}`.child")[0][0] == 0
     core = restore({**args, "core_tables": ["child"], "tables": ["child"]})
     assert core.status is Status.FAILED and "fk_child_parent" in core.msg and not core.data["core_ok"]
+
+
+def test_access_denied_names_the_privilege(source: str, target: str, tmp_path: str) -> None:
+    from engine.actions.restore import Restore
+    from tests.integration.test_dr_actions import make_ctx, run_step
+
+    path = dump(source, os.path.join(tmp_path, "d.sql"), tables=["nopk"])
+    execute(None, f"CREATE DATABASE `{target}`")
+    user, password = f"rbt_r_{uuid.uuid4().hex[:8]}", "pw-" + uuid.uuid4().hex[:10]
+    execute(None, f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'; GRANT ALL ON `{target}`.* TO '{user}'@'%'")
+    try:
+        ctx = make_ctx({"mysql_user": user, "mysql_password": password})
+        with pytest.raises(ActionError) as exc:
+            run_step(Restore, {"file": path, "schema": target, "schema_mismatch": "create_missing", "file_on": "control"}, ctx)
+        assert "1044" in exc.value.message and "_runbook" in exc.value.message and user in exc.value.message
+        assert query(f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{target}'")[0][0] == 0
+    finally:
+        execute(None, f"DROP USER IF EXISTS '{user}'@'%'")

@@ -131,3 +131,45 @@ def test_connection_killed_mid_batch(source: str, tmp_path: str, target: str, mo
     assert sum(int(r[3]) for r in rows) == 800  # type: ignore[call-overload]
     assert query(f"SELECT COUNT(*) FROM `{target}`.nopk")[0][0] == 400
     assert sum(t["batches_redone"] for t in res.data["tables"].values()) == 1
+
+
+def test_myisam_reloaded_whole_after_a_kill(tmp_path: str, target: str) -> None:
+    """A MyISAM table cannot commit a batch with its progress row: after a kill its partial load
+    is emptied and loaded again whole; into a table that had rows it is refused."""
+    src = f"rbt_kmyi_{uuid.uuid4().hex[:8]}"
+    execute(None, f"CREATE DATABASE `{src}`")
+    try:
+        execute(src, "CREATE TABLE m (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=MyISAM;"
+                     "INSERT INTO m SELECT seq, CONCAT('m', seq) FROM seq_1_to_600")
+        path = dump(src, os.path.join(tmp_path, "m.sql"), "--net-buffer-length=4096")
+        expected = checksums(src, ["m"])
+    finally:
+        execute(None, f"DROP DATABASE IF EXISTS `{src}`")
+    run_id = "t" + uuid.uuid4().hex[:12]
+    child = restore_in_child(_args(path, target, 1), run_id, {"RUNBOOK_FAULT_RESTORE_KILL": "after_commit:2"})
+    assert child.returncode == -signal.SIGKILL
+    assert 0 < query(f"SELECT COUNT(*) FROM `{target}`.m")[0][0] < 600
+    res = restore(_args(path, target), run_id=run_id)
+    assert res.status is Status.CHANGED, res.msg
+    assert checksums(target, ["m"]) == expected
+    assert res.data["tables"]["m"]["batches_resumed"] == 0  # reloaded whole
+    with pytest.raises(Exception) as exc:
+        restore(_args(path, target))  # another run: m has rows it did not bring
+    assert "MyISAM" in str(exc.value) and "exactly-once" in str(exc.value)
+
+
+def test_resume_refuses_another_dump(source: str, tmp_path: str, target: str) -> None:
+    path = dump(source, os.path.join(tmp_path, "d.sql"), "--net-buffer-length=4096")
+    run_id = "t" + uuid.uuid4().hex[:12]
+    child = restore_in_child(_args(path, target, 1), run_id, {"RUNBOOK_FAULT_RESTORE_KILL": "after_commit:1"})
+    assert child.returncode == -signal.SIGKILL
+    before = checksums(target, TABLES)
+    execute(source, "UPDATE withpk SET v = 'changed' WHERE id = 7")
+    try:
+        dump(source, path, "--net-buffer-length=4096")
+        with pytest.raises(Exception) as exc:
+            restore(_args(path, target), run_id=run_id)
+    finally:
+        execute(source, "UPDATE withpk SET v = CONCAT('row ', id, ' ''q'' \\\\ \\n') WHERE id = 7")
+    assert "began with another dump" in str(exc.value) and "nothing was written" in str(exc.value)
+    assert checksums(target, TABLES) == before

@@ -57,6 +57,7 @@ def stmts(data: bytes, chunk: int | None = None) -> list[Statement]:
     (b"-- only a comment\n\n/* and another */\n", []),
     (b"SELECT 'a''';", [b"SELECT 'a'''"]),
     (b"SELECT '';SELECT 2;", [b"SELECT ''", b"SELECT 2"]),
+    (b"\xef\xbb\xbf-- saved by an editor\nSELECT 1;", [b"SELECT 1"]),
 ])
 def test_split(sql: bytes, expected: list[bytes]) -> None:
     assert split(sql) == expected
@@ -322,3 +323,210 @@ def test_missing_table_did_you_mean() -> None:
         scan_dump(io.BytesIO(data), tables=["user"])
     scan = scan_dump(io.BytesIO(data), tables=["users"])
     assert scan.tables["users"].rows == 1 and scan.has_trailer and len(scan.sha256) == 64
+
+
+# ------------------------------------------------------------------------------ more edges
+
+def test_fast_path_counts_rows_and_general_path_agrees() -> None:
+    mariadb = b"INSERT INTO `t` VALUES\n(1,'a),\\n(b',NULL),\n(2,'\\'',-3.5e-2),\n(3,'x''y',0);\n"
+    mysql = b"INSERT INTO `t` VALUES (1,'a),(b',NULL),(2,'\\'',-3.5e-2),(3,'x''y',0);\n"
+    crlf = mariadb.replace(b"\n", b"\r\n")
+    multiline_string = b"INSERT INTO `t` VALUES\n(1,'a),\n(b'),\n(2,'c');\n"  # a raw newline in a string: not the fast path
+    for data, fast, rows in ((mariadb, True, 3), (mysql, False, 3), (crlf, False, 3), (multiline_string, False, 2)):
+        (st,) = stmts(data)
+        assert (st.rows >= 0) is fast, data
+        assert count_rows(st) == rows == len(list(iter_rows(st))), data
+        assert st.rows in (-1, rows)
+
+
+def test_fast_path_leaves_unsafe_literals_to_the_general_path() -> None:
+    for value in (b"0x00FF", b"_binary 'a'", b"b'1'", b"X'41'", b"/* c */ 1", b"CONCAT('a')"):
+        (st,) = stmts(b"INSERT INTO `t` VALUES\n(1," + value + b"),\n(2,NULL);\n")
+        assert st.rows == -1 and count_rows(st) == 2, value
+
+
+def test_delimiter_and_sandbox_at_eof_without_newline() -> None:
+    assert [s.text for s in stmts(b"SELECT 1;\nDELIMITER ;;")] == [b"SELECT 1", b"DELIMITER ;;"]
+    assert [s.kind for s in stmts(b"/*M!999999\\- enable the sandbox mode */")] == [Kind.SKIP]
+
+
+def test_comment_at_eof_is_the_tail() -> None:
+    r = DumpReader(fileobj=io.BytesIO(b"SELECT 1;\n-- Dump completed on 2026-11-30\n--"))
+    assert [s.text for s in r.statements()] == [b"SELECT 1"]
+    assert b"Dump completed" in r.tail
+
+
+def test_scope_of_session_statements() -> None:
+    data = HEADER + (b"CREATE TABLE `t` (a int);\n/*!40101 SET character_set_client = utf8mb4 */;\nSET @x = 1;\n"
+                     b"/*!50003 SET sql_mode = '' */ ;\nDELIMITER ;;\nSET @y = 1;;\nDELIMITER ;\n"
+                     b"/*!40101 SET SQL_MODE=@OLD_SQL_MODE */;\n")
+    assert [s.scope for s in stmts(data) if s.kind is Kind.SESSION] == ["header", "header", "table", "body", "post", "post", "footer"]
+
+
+def test_several_schemas_key_tables_by_schema() -> None:
+    data = (b"-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n"
+            b"CREATE DATABASE `a`;\nUSE `a`;\nCREATE TABLE `t` (x int);\nINSERT INTO `t` VALUES (1);\n"
+            b"CREATE DATABASE `b`;\nUSE `b`;\nCREATE TABLE `t` (x int);\nINSERT INTO `t` VALUES (1),(2);\n" + TRAILER)
+    scan = scan_dump(io.BytesIO(data))
+    assert {k: t.rows for k, t in scan.tables.items()} == {"a.t": 1, "b.t": 2} and scan.databases == ["a", "b"]
+
+
+def test_measure_dump_and_sizes() -> None:
+    from engine.mysql.dumpfile import measure_dump
+    data = HEADER + b"INSERT INTO `t` VALUES (1);\n" * 1000 + TRAILER
+    gz = gzip.compress(data)
+    m = measure_dump(io.BytesIO(gz))
+    assert (m.total_bytes, m.compressed_bytes, m.gzip) == (len(data), len(gz), True)
+    assert measure_dump(io.BytesIO(data)).total_bytes == len(data)
+    scan = scan_dump(io.BytesIO(gz))
+    assert (scan.total_bytes, scan.compressed_bytes, scan.rows, scan.tables["t"].data_statements) == (len(data), len(gz), 1000, 1000)
+    assert scan.largest_statement_bytes == max(st.length for st in stmts(data)) == 41  # the sandbox line
+    import hashlib
+    assert scan.sha256 == hashlib.sha256(gz).hexdigest()
+    with pytest.raises(DumpError, match="not a mysqldump"):
+        measure_dump(io.BytesIO(b"\x89PNG\r\n\x1a\n"))
+
+
+def test_tool_from_sandbox_line_and_header_gtid_of_mariadb() -> None:
+    h = DumpReader(fileobj=io.BytesIO(b"/*M!999999\\- enable the sandbox mode */ \n/*!40101 SET NAMES utf8mb4 */;\n"
+                                      b"-- CHANGE MASTER TO MASTER_LOG_FILE='b.000001', MASTER_LOG_POS=4;\n"
+                                      b"SET GLOBAL gtid_slave_pos='0-1-5';\n")).header
+    assert h.tool == "mariadb-dump" and h.gtid == ["SET GLOBAL gtid_slave_pos='0-1-5'"]
+
+
+def test_a_reader_on_a_path_reads_twice_and_a_stream_once(tmp_path: object) -> None:
+    from pathlib import Path
+    assert isinstance(tmp_path, Path)
+    p = tmp_path / "d.sql"
+    p.write_bytes(HEADER + TRAILER)
+    r = DumpReader(p)
+    assert list(r.statements()) == list(r.statements())
+
+    class OneWay(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.inner = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+            chunk = self.inner.read(len(b))
+            b[:len(chunk)] = chunk
+            return len(chunk)
+
+    data = HEADER + b"INSERT INTO `t` VALUES (1);\n" * 5000 + TRAILER  # more than the 64 KiB the header sniff takes
+    for blob in (data, gzip.compress(data)):
+        one = DumpReader(fileobj=OneWay(blob))  # type: ignore[arg-type]
+        assert len(list(one.statements())) == 5003 and one.header.tool == "mariadb-dump"
+        with pytest.raises(DumpError, match="cannot be read twice"):
+            list(one.statements())
+        seekable = io.BytesIO(b"junk" + blob)
+        seekable.seek(4)
+        two = DumpReader(fileobj=seekable)
+        assert len(list(two.statements())) == len(list(two.statements())) == 5003
+
+
+MYSQL8 = b"""-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)
+--
+-- Host: 127.0.0.1    Database: shop
+-- ------------------------------------------------------
+-- Server version\t8.0.36
+
+/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;
+/*!50503 SET NAMES utf8mb4 */;
+/*!40103 SET TIME_ZONE='+00:00' */;
+SET @MYSQLDUMP_TEMP_LOG_BIN = @@SESSION.SQL_LOG_BIN;
+SET @@SESSION.SQL_LOG_BIN= 0;
+
+--
+-- GTID state at the beginning of the backup
+--
+
+SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5';
+
+--
+-- Table structure for table `t`
+--
+
+DROP TABLE IF EXISTS `t`;
+/*!40101 SET @saved_cs_client     = @@character_set_client */;
+/*!50503 SET character_set_client = utf8mb4 */;
+CREATE TABLE `t` (
+  `id` int NOT NULL AUTO_INCREMENT,
+  `b` varbinary(10) DEFAULT NULL,
+  `s` varchar(20) COLLATE utf8mb4_0900_ai_ci DEFAULT NULL,
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB AUTO_INCREMENT=4 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci;
+/*!40101 SET character_set_client = @saved_cs_client */;
+
+LOCK TABLES `t` WRITE;
+/*!40000 ALTER TABLE `t` DISABLE KEYS */;
+INSERT INTO `t` VALUES (1,_binary 'a;b\\'),(',' ;'),(2,_binary '',NULL),(3,NULL,'x),(y');
+/*!40000 ALTER TABLE `t` ENABLE KEYS */;
+UNLOCK TABLES;
+/*!50003 SET @saved_sql_mode       = @@sql_mode */ ;
+DELIMITER ;;
+/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`%`*/ /*!50003 TRIGGER `t_bi` BEFORE INSERT ON `t` FOR EACH ROW SET NEW.s = ';;' */;;
+DELIMITER ;
+/*!50003 SET sql_mode              = @saved_sql_mode */ ;
+
+--
+-- Temporary view structure for view `v`
+--
+
+DROP TABLE IF EXISTS `v`;
+/*!50001 DROP VIEW IF EXISTS `v`*/;
+SET @saved_cs_client     = @@character_set_client;
+/*!50503 SET character_set_client = utf8mb4 */;
+/*!50001 CREATE VIEW `v` AS SELECT
+ 1 AS `id`*/;
+SET character_set_client = @saved_cs_client;
+SET @@SESSION.SQL_LOG_BIN = @MYSQLDUMP_TEMP_LOG_BIN;
+
+--
+-- Final view structure for view `v`
+--
+
+/*!50001 DROP VIEW IF EXISTS `v`*/;
+/*!50001 CREATE ALGORITHM=UNDEFINED */
+/*!50013 DEFINER=`root`@`%` SQL SECURITY DEFINER */
+/*!50001 VIEW `v` AS select `t`.`id` AS `id` from `t` */;
+
+-- Dump completed on 2026-11-30 10:00:00
+"""
+
+
+def test_a_mysql8_dump() -> None:
+    r = DumpReader(fileobj=io.BytesIO(MYSQL8))
+    assert (r.header.tool, r.header.charset, r.header.server_version) == ("mysqldump", "utf8mb4", "8.0.36")
+    assert [g[:30] for g in r.header.gtid] == ["SET @MYSQLDUMP_TEMP_LOG_BIN = ", "SET @@SESSION.SQL_LOG_BIN= 0",
+                                               "SET @@GLOBAL.GTID_PURGED=/*!80", "SET @@SESSION.SQL_LOG_BIN = @M"]
+    got = [(s.kind.name, s.post_kind, s.table) for s in r.statements()]
+    assert got == [
+        ("SESSION", "", None), ("SESSION", "", None), ("SESSION", "", None), ("SKIP", "", None), ("SKIP", "", None),
+        ("SKIP", "", None), ("TABLE_DDL", "", "t"), ("SESSION", "", None), ("SESSION", "", None), ("TABLE_DDL", "", "t"),
+        ("SESSION", "", None), ("SKIP", "", "t"), ("SKIP", "", "t"), ("DATA", "", "t"), ("SKIP", "", "t"), ("SKIP", "", None),
+        ("SESSION", "", None), ("SKIP", "", None), ("POST", "trigger", "t"), ("SKIP", "", None), ("SESSION", "", None),
+        ("POST", "standin_view", "v"), ("POST", "standin_view", "v"), ("SESSION", "", None), ("SESSION", "", None),
+        ("POST", "standin_view", "v"), ("SESSION", "", None), ("SKIP", "", None), ("POST", "view", "v"), ("POST", "view", "v"),
+    ]
+    scan = scan_dump(io.BytesIO(MYSQL8))
+    t = scan.tables["t"]
+    assert (t.rows, t.load_data_safe, t.has_triggers) == (3, False, True)
+    data = next(s for s in DumpReader(fileobj=io.BytesIO(MYSQL8)).statements() if s.kind is Kind.DATA)
+    assert list(iter_rows(data)) == [b"(1,_binary 'a;b\\'),(',' ;')", b"(2,_binary '',NULL)", b"(3,NULL,'x),(y')"]
+
+
+def test_mariadb_sequences_are_table_ddl() -> None:
+    data = HEADER + (b"DROP SEQUENCE IF EXISTS `s`;\nCREATE SEQUENCE `s` start with 100 minvalue 1 maxvalue 9223372036854775806"
+                     b" increment by 5 cache 1000 nocycle ENGINE=InnoDB;\nDO SETVAL(`s`, 5100, 0);\n" + TRAILER)
+    assert [(s.kind, s.table) for s in stmts(data)][3:] == [(Kind.TABLE_DDL, "s")] * 3
+    t = scan_dump(io.BytesIO(data)).tables["s"]
+    assert t.is_sequence and t.create is None and t.rows == 0
+
+
+def test_create_table_like_is_loadable_but_undescribed() -> None:
+    data = HEADER + b"CREATE TABLE `a` (x int);\nCREATE TABLE `b` LIKE `a`;\nINSERT INTO `b` VALUES (1);\n" + TRAILER
+    scan = scan_dump(io.BytesIO(data))
+    assert scan.tables["b"].create is None and scan.tables["b"].rows == 1 and not scan.tables["b"].load_data_safe
+    assert scan.notes and scan.notes[0].startswith("b: no column definition read")

@@ -164,11 +164,11 @@ def test_targeted_host_checks(tmp_path: Path) -> None:
     cnf.write_text("user=root\n[client]\n")
     p = tmp_path / "inv.yml"
     p.write_text(f"all:\n  hosts:\n    sw1: {{ansible_connection: network_cli}}\n    db1: {{ansible_become: true, ansible_become_method: su}}\n"
-                 f"    db2: {{ansible_ssh_common_args: '-o ProxyCommand=\"ssh -W %h:%p bastion\"'}}\n"
+                 f"    db2: {{ansible_ssh_common_args: '-o ProxyCommand=\"ssh -W %h:%p bastion\" -o ForwardX11=yes'}}\n"
                  f"    db3: {{mysql_option_file: {cnf}}}\n    db4: {{ansible_connection: ansible.builtin.ssh}}\n")
     inv = load_inventories([str(p)])
     msgs = {h: " ".join(pr.message for pr in target_problems(inv.hosts[h])) for h in inv.hosts}
-    assert "network_cli" in msgs["sw1"] and "only uses sudo" in msgs["db1"] and "ansible_ssh_common_args" in msgs["db2"]
+    assert "network_cli" in msgs["sw1"] and "only uses sudo" in msgs["db1"] and "-o ForwardX11=yes (in ansible_ssh_common_args)" in msgs["db2"]
     assert "a setting before any [section] header" in msgs["db3"]
     assert msgs["db4"] == ""
     with pytest.raises(InputError) as info:
@@ -201,3 +201,71 @@ def test_bad_sources_are_located_errors_never_tracebacks(tmp_path: Path, name: s
             assert needle in text
     else:
         assert needle is None  # accepted (deep but valid): no crash either way
+
+
+def test_ssh_args_are_read_as_openssh_reads_them(tmp_path: Path) -> None:
+    from engine.inventory.connection import ssh_args_options
+
+    p = tmp_path / "inv.yml"
+    p.write_text("all:\n  vars:\n    ansible_ssh_args: -C -o ControlMaster=auto -o ControlPersist=60s\n"
+                 "    ansible_ssh_common_args: \"-o ProxyCommand='ssh -W %h:%p bastion' -o StrictHostKeyChecking=no -oPort=2200\"\n"
+                 "    ansible_ssh_extra_args: -o StrictHostKeyChecking=yes -J jump1 -o UserKnownHostsFile=/dev/null\n"
+                 "  hosts:\n    db1: {}\n    db2: {ansible_port: 22, ansible_ssh_extra_args: -A}\n")
+    inv = load_inventories([str(p)])
+    opts, unsupported = ssh_args_options(inv.hosts["db1"])
+    assert opts == {"proxy_command": "ssh -W %h:%p bastion", "host_key_checking": "off", "port": "2200",
+                    "proxy_jump": "jump1", "known_hosts": "/dev/null"}  # the first StrictHostKeyChecking wins
+    assert unsupported == []
+    s = ssh_settings(inv.hosts["db1"])
+    assert (s.port, s.proxy_command, s.proxy_jump, s.known_hosts) == (2200, "ssh -W %h:%p bastion", "jump1", "/dev/null")
+    assert s.host_key_checking.value == "off"
+    assert "-A (in ansible_ssh_extra_args)" in " ".join(target_problems(inv.hosts["db2"])[0].message.split(": ", 1)[1:])
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("nul.yml", b"all:\n  hosts:\n    db1\x00: {}\n"),
+    ("badsection.ini", b"[dbs:childs]\nprimary\n[primary]\nh\n"),
+])
+def test_control_characters_and_bad_sections_are_located_errors(tmp_path: Path, name: str, content: bytes) -> None:
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(InputError) as info:
+        load_inventories([str(p)])
+    assert str(p) in info.value.render()
+
+
+def test_limit_file(tmp_path: Path, inv) -> None:  # type: ignore[no-untyped-def]
+    from engine.inventory import limit_pattern
+
+    f = tmp_path / "site.retry"
+    f.write_text("db3\ndb1\n\n")
+    limit = limit_pattern(f"@{f},web1")
+    assert limit == "db3,db1,web1" and match_pattern(limit, inv) == ["db3", "db1", "web1"]
+    with pytest.raises(InputError):
+        limit_pattern(f"@{tmp_path / 'nope'}")
+
+
+def test_ini_comments_may_hold_any_bytes_other_lines_must_be_utf8(tmp_path: Path) -> None:
+    ok, bad = tmp_path / "ok.ini", tmp_path / "bad.ini"
+    ok.write_bytes(b"# caf\xe9\n[dbs]\ndb1\n")
+    bad.write_bytes(b"[dbs]\ndb1 x=caf\xe9\n")
+    assert list(load_inventories([str(ok)]).hosts) == ["db1"]
+    with pytest.raises(InputError) as info:
+        load_inventories([str(bad)])
+    assert info.value.render().startswith(f"{bad}:2:10: inventory is not UTF-8")
+
+
+def test_implicit_localhost_is_explained(inv) -> None:  # type: ignore[no-untyped-def]
+    from engine.inventory import pattern_problems
+
+    why = pattern_problems("localhost", inv)
+    assert why is not None and "implicit localhost" in why and "ansible_connection: local" in why
+
+
+def test_vaulted_become_settings_without_a_password_are_problems_not_crashes(tmp_path: Path) -> None:
+    vaulted = "!vault |\n        $ANSIBLE_VAULT;1.1;AES256\n        6162\n"
+    p = tmp_path / "inv.yml"
+    p.write_text(f"all:\n  hosts:\n    a:\n      ansible_become: {vaulted}    b:\n      ansible_become: true\n      ansible_become_password: {vaulted}")
+    inv = load_inventories([str(p)])
+    assert "ansible-vault" in target_problems(inv.hosts["a"])[0].message
+    assert "become password" in target_problems(inv.hosts["b"])[0].message

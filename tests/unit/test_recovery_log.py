@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.mysql.recovery_log import RecoveryState, last_start, parse_line, parse_text
+from engine.mysql.recovery_log import last_start, parse_line, parse_text
+from engine.mysql.recovery_state import RecoveryState
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "recovery_logs"
 
@@ -124,3 +125,11 @@ def test_header_forms() -> None:
     assert old.level == "ERROR" and old.text == "Aborting" and old.ts is not None and old.ts.year == 2018
     bare = parse_line("InnoDB: Progress in percent: 5 6 7")
     assert bare.ts is None and bare.text == "Progress in percent: 5 6 7"
+
+
+def test_mysql_x_plugin_is_not_the_server_being_ready() -> None:
+    text = (CORPUS / "mysql-8.0-crash.log").read_text()
+    cut = text.index("[MY-010931]")
+    st = RecoveryState().feed_all(parse_text(text[: text.rindex("\n", 0, cut) + 1]))
+    assert "X Plugin ready for connections" in text[:cut] and not st.ready
+    assert state_of("mysql-8.0-crash.log").ready

@@ -289,3 +289,24 @@ def test_html_timeline_is_a_gantt_on_one_time_axis() -> None:
     from engine.report.text import fmt_duration
 
     assert [t[0] for t in axis.ticks] == [0, 25, 50, 75, 100] and axis.ticks[-1][1] == "+" + fmt_duration(1080)
+def test_restore_throughput_per_table(tmp_path: Path, clock: Clock) -> None:
+    with Journal.create(tmp_path, "r4", {"runbook": "x.yml"}) as j:
+        j.event("run_start")
+        j.event("stage_start", stage="restore", hosts=["db1"])
+        step(j, clock, "restore/load", "db1", "changed", 12.0, registered={
+            "rows": 3000, "bytes": 2 * 2**20, "seconds": 10.0, "rows_per_s": 300.0, "failed_tables": ["orders"],
+            "tables": {"users": {"status": "loaded", "rows": 2000, "ignored": 5, "bytes": 2**20, "seconds": 4.0, "rows_per_s": 500.0},
+                       "orders": {"status": "failed", "rows": 1000, "ignored": 0, "bytes": 2**20, "seconds": 8.0,
+                                  "rows_per_s": 125.0}}})
+        j.event("stage_end", stage="restore", status="ok")
+        j.event("run_end", status="ok")
+    state = read_journal(tmp_path, "r4")
+    (t,) = build_model(state).throughput
+    assert (t.rows, t.rows_per_second, t.duration, t.tables) == (3000, 300.0, 10.0, 2)
+    assert [(x.table, x.status, x.rows, x.ignored, x.rows_per_second) for x in t.per_table] == [
+        ("users", "loaded", 2000, 5, 500.0), ("orders", "failed", 1000, 0, 125.0)]
+    md = render_report(state, "md")
+    assert "### Restore throughput per table" in md and "| load | db1 | users | loaded | 2,000 | 5 |" in md
+    html = render_report(state, "html")
+    assert "load on db1: per table" in html and 'class="problem"><td>orders</td>' in html
+    assert json.loads(render_report(state, "json"))["throughput"][0]["per_table"][1]["table"] == "orders"

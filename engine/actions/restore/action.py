@@ -80,6 +80,7 @@ class Restore(Action):
     def __init__(self, args: Any, ctx: Any):
         super().__init__(args, ctx)
         self._names: list[str] = []
+        self._sequences: set[str] = set()
         self._dump: LocalDump | None = None
         self._scan: Any = None
         self._defs: dict[str, Any] = {}
@@ -137,7 +138,9 @@ class Restore(Action):
             self.close()
             raise ActionError(f"{self.args['file']} holds {len(dbs)} schemas ({', '.join(dbs)}); restore maps one schema",
                               hint="dump one schema per file (mariadb-dump DB or --databases DB)")
-        names = [n for n, t in scan.tables.items() if not getattr(t, "is_view", False)]
+        names = [n for n, t in scan.tables.items() if not getattr(t, "is_view", False) and not getattr(t, "is_sequence", False)]
+        self._sequences = {n for n, t in scan.tables.items() if getattr(t, "is_sequence", False)
+                           and (not self.args.get("tables") or n in self.args["tables"]) and n not in (self.args.get("exclude_tables") or [])}
         wanted_list = list(self.args.get("tables") or names)
         missing = [t for t in wanted_list if t not in scan.tables]
         if missing:
@@ -196,12 +199,14 @@ class Restore(Action):
         if self.ctx.check_mode and opts["truncate"]:
             snapshotted = set(self._names)  # an earlier snapshot step only simulated its copy
         plan = make_plan(scan=scan, defs=self._defs, names=self._names, target=target,
-                         target_fks=foreign_keys_touching(sql, schema), schema=schema, opts=opts, snapshotted=snapshotted)
+                         target_fks=foreign_keys_touching(sql, schema), schema=schema, opts=opts, snapshotted=snapshotted,
+                         prepared_empty={k[0] for k, d in prog.done(sql, self._sid).items() if k[1] == prog.PREPARED and d.rows})
         if self.ctx.check_mode and opts["truncate"] and not opts["allow_without_snapshot"]:
             plan.notes.append("truncate: refused when it runs unless a snapshot step of this run copied the tables first")
         for t in plan.tables:
             if t.ddl == "keep" and not t.truncate and not t.empty and not has_rows(sql, schema, t.name):
                 t.empty = True
+        plan.relax_fk_checks()
         return plan
 
     def close(self) -> None:
@@ -270,11 +275,24 @@ class Restore(Action):
             opts = {"batch_bytes": int(self.args.get("batch_bytes") or BATCH_BYTES),
                     "split_bytes": max(4096, min(max_packet // 2, 16 << 20))}
         scan = self._source(int(opts["batch_bytes"]), int(opts["split_bytes"]))
+        if prior is not None and (prior["dump_sha256"] != scan.sha256 or int(prior["dump_size"]) != int(scan.total_bytes)):
+            raise ActionError(f"this restore step began with another dump ({prior['dump_path']}, {prior['dump_size']} bytes, "
+                              f"sha256 {prior['dump_sha256'][:12]}…); {self.args['file']} is {scan.total_bytes} bytes, sha256 "
+                              f"{scan.sha256[:12]}…; nothing was written",
+                              hint="resume with the same file, or start a new run to restore a different dump")
         self._phases = {"check": time.monotonic() - start}
         plan = self._plan()  # refusals raise here: nothing written yet
         check_identity(ctx, f"restore into {schema}")
-        sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)}")
-        prog.ensure(sql)
+        try:
+            sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)}")
+            prog.ensure(sql)
+        except SqlError as exc:
+            if exc.errno in (1044, 1045, 1142, 1227):
+                user = getattr(session_settings(sql), "user", None) or "the host's mysql_user"
+                raise ActionError(f"{exc.render()} — {user} needs CREATE on {schema} (when missing) and CREATE, INSERT, "
+                                  f"UPDATE, DELETE, SELECT on {prog.SCHEMA}.* (the progress table); nothing was written",
+                                  hint="GRANT them, or restore with an administrative account") from None
+            raise
         prog.begin(sql, sid, run_id=ctx.run_id, step_key=ctx.step_key, host=ctx.host.name, schema=schema,
                    path=str(self.args["file"]), size=int(scan.total_bytes), sha256=str(scan.sha256), options=opts)
         prog.unfinish(sql, sid)
@@ -323,6 +341,9 @@ class Restore(Action):
             if st.kind == "session":
                 control.query(st.text)
                 continue
+            if st.kind == "ddl" and st.table in self._sequences:
+                self._sequence_ddl(control, st, schema)
+                continue
             if st.kind != "ddl" or st.table not in tables:
                 continue
             t = tables[st.table]
@@ -352,6 +373,17 @@ class Restore(Action):
                 control.query(f"TRUNCATE TABLE {qualified(schema, t.name)}")
             prog.mark_prepared(control, sid, t.name, empty=t.empty, **ids)
 
+    def _sequence_ddl(self, control: MysqlSession, st: Any, schema: str) -> None:
+        """A MariaDB sequence (DROP/CREATE SEQUENCE, DO SETVAL): created when missing, re-created
+        under ``recreate``; its position is set again either way (SETVAL never moves it back)."""
+        exists = _exists(control, schema, st.table)
+        recreate = self.args.get("schema_mismatch") == "recreate"
+        if st.verb == "drop" and not recreate:
+            return
+        if st.verb == "create" and exists and not recreate:
+            return
+        control.query(st.text)
+
     def _load(self, plan: Plan, index: DumpIndex, done: dict[tuple[str, int, int], prog.Done], sid: str,
               make: Any, control: MysqlSession) -> Shared:
         total_bytes = sum(sum(b.length for b in index.tables[t.name].batches) for t in plan.tables)
@@ -362,9 +394,21 @@ class Restore(Action):
         table_bytes = {t.name: sum(b.length for b in index.tables[t.name].batches) for t in plan.tables}
         shown: dict[str, int] = {}
 
+        import threading
+
+        lock = threading.Lock()
+
         def report(sh: Shared) -> None:
             """Per table (bytes, with rows in the text) and overall (bytes, rows, MB/s, ETA),
             from committed batches only: a resumed run shows the true state at once."""
+            if not lock.acquire(blocking=False):
+                return  # another worker is reporting right now
+            try:
+                _report(sh)
+            finally:
+                lock.release()
+
+        def _report(sh: Shared) -> None:
             now = time.monotonic()
             finished = not any(sh.pending.values()) and not any(sh.running.values())
             if now - state["last"] < 1.0 and not finished:  # type: ignore[operator]
@@ -419,7 +463,7 @@ class Restore(Action):
             if st.kind == "session":
                 control.query(st.text)
                 continue
-            if st.kind != "post" or st.post_kind == "standin_view":
+            if st.kind != "post":
                 continue
             if st.post_kind == "trigger":
                 if st.table not in selected or st.table in shared.failed:
@@ -427,7 +471,7 @@ class Restore(Action):
                 m = _TRIGGER_NAME.search(st.text)
                 if m:
                     control.query(b"DROP TRIGGER IF EXISTS " + m.group(1))
-            elif not whole:
+            elif not whole:  # views (and their stand-ins), routines, events need every table of the dump
                 continue
             try:
                 control.query(st.text)

@@ -190,7 +190,9 @@ class Loader:
         return name in sh.failed or (not sh.pending[name] and sh.running[name] == 0)
 
     def _ready(self, t: TablePlan) -> bool:
-        return all(self._finished(p) for p in t.parents)
+        """With FK checks on, a child waits for its parents; without, their order is only a
+        preference (the pick rule takes parents first), so no connection idles."""
+        return not t.fk_checks or all(self._finished(p) for p in t.parents)
 
     def _pick(self) -> tuple[TablePlan, Batch] | None:
         """Shell's rule: a table nobody loads (parents first, most bytes left), else the busy

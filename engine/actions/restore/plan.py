@@ -34,6 +34,7 @@ class TablePlan:
     empty: bool  # known empty before the load (created, re-created, truncated, or found empty)
     findings: list[Difference] = field(default_factory=list)
     has_triggers: bool = False
+    referenced: set[str] = field(default_factory=set)  # every table its FKs point to (outside the restore too)
     create_sql: builtins.bytes = b""
     dump_columns: tuple[str, ...] = ()
 
@@ -42,7 +43,8 @@ class TablePlan:
         if self.via_temp:
             how = "INSERT through a temporary copy (common columns)"
         parts = [self.ddl + (" + truncate" if self.truncate else ""), f"on_conflict {self.shape.conflict}", how,
-                 "FK checks on" if self.fk_checks else f"FK checks off (cycle group {self.group}; orphan check after)"]
+                 "FK checks on" if self.fk_checks else (f"FK checks off (cycle group {self.group}; orphan check after)"
+                                                        if self.group else "FK checks off (it and its parents start empty)")]
         if not self.transactional:
             parts.append("not transactional: reloaded whole if interrupted")
         return ", ".join(parts)
@@ -57,6 +59,16 @@ class Plan:
 
     def by_name(self) -> dict[str, TablePlan]:
         return {t.name: t for t in self.tables}
+
+    def relax_fk_checks(self) -> None:
+        """A table loaded empty whose every parent is also loaded empty from this dump gets
+        nothing from FK checks but their cost: its rows and its parents' rows are the dump's
+        (one consistent snapshot). It still comes after its parents; checks stay on for any
+        table that meets rows it did not bring (a live target, a parent outside the restore)."""
+        tables = self.by_name()
+        for t in self.tables:
+            if t.group is None and t.empty and all(p in tables and tables[p].empty for p in t.referenced):
+                t.fk_checks = False
 
     def lines(self) -> list[str]:
         out = []
@@ -148,13 +160,19 @@ def order_tables(names: list[str], fks: list[tuple[str, str, str]], sizes: dict[
         return level_c[i]
 
     level = {n: lvl(comp_of[n]) for n in names}
-    parents = {n: {p for p, ch in edges.items() if n in ch and comp_of[p] != comp_of[n]} for n in names}
+    # a cycle group waits for the parents of any of its members
+    ext: dict[int, set[str]] = {i: set() for i in range(len(comps))}
+    for p, children in edges.items():
+        for ch in children:
+            if comp_of[p] != comp_of[ch]:
+                ext[comp_of[ch]].add(p)
+    parents = {n: set(ext[comp_of[n]]) for n in names}
     order = sorted(names, key=lambda n: (level[n], -sizes.get(n, 0), n))
     return order, level, group, parents
 
 
 def make_plan(*, scan: Any, defs: dict[str, Any], names: list[str], target: dict[str, TargetTable], target_fks: list[TargetFk],
-              schema: str, opts: dict[str, Any], snapshotted: set[str]) -> Plan:
+              schema: str, opts: dict[str, Any], snapshotted: set[str], prepared_empty: set[str] | None = None) -> Plan:
     """Decide everything before a write; raise :class:`ActionError` for what must be refused."""
     mismatch = opts.get("schema_mismatch", "error")
     conflict = opts.get("on_conflict", "error")
@@ -165,11 +183,17 @@ def make_plan(*, scan: Any, defs: dict[str, Any], names: list[str], target: dict
     refusals: list[str] = []
     notes: list[str] = []
     fk_edges: list[tuple[str, str, str]] = []
+    referenced: dict[str, set[str]] = {n: set() for n in names}  # every parent, restored or not ("other.t" outside)
     for n in names:
         for fk in defs[n].foreign_keys:
             if fk.ref_schema in (None, "", getattr(scan.tables[n], "schema", None), schema):
                 fk_edges.append((n, fk.ref_table, fk.name))
+                referenced[n].add(fk.ref_table)
+            else:
+                referenced[n].add(f"{fk.ref_schema}.{fk.ref_table}")
     for fk in target_fks:
+        if fk.schema == schema and fk.table in referenced:
+            referenced[fk.table].add(fk.ref_table if fk.ref_schema == schema else f"{fk.ref_schema}.{fk.ref_table}")
         if fk.schema == schema and fk.ref_schema == schema:
             fk_edges.append((fk.table, fk.ref_table, fk.name))
     sizes = {n: int(scan.tables[n].data_bytes) for n in names}
@@ -233,17 +257,20 @@ def make_plan(*, scan: Any, defs: dict[str, Any], names: list[str], target: dict
             refusals.append(f"{n}: the target lacks dump column(s) {', '.join(c for c in dump_cols if c in skip and c not in generated)}"
                             " and the rows hold values only INSERT can load (hex, bit, spatial) or on_conflict is upsert"
                             " — add the columns to the target, or schema_mismatch: recreate")
-        empty = ddl in ("create", "recreate") or (truncate and tgt is not None)
+        # prepared_empty: an earlier attempt of this step found or made it empty (its rows are ours)
+        empty = ddl in ("create", "recreate") or (truncate and tgt is not None) or n in (prepared_empty or set())
         if not transactional and not empty:
             refusals.append(f"{n} uses {engine}, which cannot commit a batch with its progress row: exactly-once needs "
                             "the table empty first (truncate: true after a snapshot, or schema_mismatch: recreate)")
         if not transactional:
             notes.append(f"{n} ({engine}) is not transactional: an interrupted load of it is truncated and reloaded whole")
         shape = Shape(table=n, columns=dump_cols, skip=frozenset(skip), explicit=explicit, upsert_columns=upsert_cols,
-                      conflict=conflict, charset=charset, load_data=load_data_ok)
+                      conflict=conflict, charset=charset, load_data=load_data_ok,
+                      verify_literals=getattr(scan, "load_data_safe", None) is None and getattr(ts, "load_data_safe", None) is None)
         tables.append(TablePlan(
             name=n, rows=int(ts.rows), bytes=int(ts.data_bytes), ddl=ddl, truncate=truncate and tgt is not None and ddl == "keep",
             shape=shape, via_temp=via_temp, fk_checks=group[n] is None, group=group[n], level=level[n], parents=parents[n],
+            referenced=referenced[n],
             transactional=transactional, empty=empty, findings=diffs, has_triggers=bool(getattr(ts, "has_triggers", False)),
             create_sql=_create_text(ts, d), dump_columns=dump_cols))
     if refusals:

@@ -11,10 +11,12 @@ The result names the differing chunks by their key range, first one first.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from engine.actions.verify.model import SAMPLE, Check, Sessions, Task
 from engine.mysql.checksum import Chunk, digest_of, digest_sql, key_chunks
 from engine.mysql.introspect import TableShape
+from engine.mysql.values import plain
 from engine.transport.base import Sql
 
 
@@ -28,11 +30,18 @@ class Copy:
     label: str  # how messages name it: "shop_copy", "snapshot", "replica1"
 
 
+def _value(v: object) -> str:
+    """A key value as SQL would spell it: numbers bare, everything else (dates too) quoted."""
+    if isinstance(v, (int, float, Decimal)):
+        return str(v)
+    return repr(str(plain(v)))
+
+
 def _range(chunk: Chunk, pk: tuple[str, ...]) -> str:
     if not pk:
         return "the whole table (no primary key)"
     def tup(v: tuple[object, ...] | None) -> str:
-        return "…" if v is None else (repr(v[0]) if len(v) == 1 else "(" + ", ".join(map(repr, v)) + ")")
+        return "…" if v is None else (_value(v[0]) if len(v) == 1 else "(" + ", ".join(map(_value, v)) + ")")
     key = pk[0] if len(pk) == 1 else "(" + ", ".join(pk) + ")"
     return f"{key} in ({tup(chunk.lower)}, {tup(chunk.upper)}]"
 
@@ -57,7 +66,7 @@ def checksum_task(shape: TableShape, copy: Copy, chunk_rows: int, weight: int) -
                 differing.append((chunk, a.rows, b.rows))
         c.rows = rows_here + rows_there
         c.count = len(differing)
-        c.sample = [dict(ch.describe(shape.pk), rows=na, other_rows=nb) for ch, na, nb in differing[:SAMPLE]]
+        c.sample = [plain(dict(ch.describe(shape.pk), rows=na, other_rows=nb)) for ch, na, nb in differing[:SAMPLE]]
         if differing:
             first, na, nb = differing[0]
             c.detail = (f"{len(differing)} of {chunks} chunk(s) differ from {copy.label}; first: {_range(first, shape.pk)}"

@@ -115,7 +115,12 @@ def runbook_schema() -> dict[str, Any]:
 HOST_VARS: dict[str, Any] = {
     "type": ["object", "null"],
     "properties": {
-        "connection": {"enum": ["ssh", "local"]},
+        "connection": {"type": "string", "description": "ssh (also paramiko, ansible.builtin.ssh) or local; others are refused on a targeted host"},
+        "ansible_connection": {"type": "string"},
+        "ansible_host": {"type": "string"},
+        "ansible_port": {"type": ["integer", "string"]},
+        "ansible_user": {"type": "string"},
+        "ansible_group_priority": {"type": ["integer", "string"]},
         "ssh_host": {"type": "string"},
         "ssh_port": {"type": ["integer", "string"]},
         "ssh_user": {"type": "string"},
@@ -132,6 +137,13 @@ HOST_VARS: dict[str, Any] = {
         "mysql_option_file": {"type": "string"},
         "mysql_via": {"enum": ["direct", "tunnel"]},
         "mysql_identity": {"type": "string"},
+        # the server's process and files, for mysql_service and innodb_recovery
+        "datadir": {"type": "string", "description": "the server's datadir on the host"},
+        "mysql_error_log": {"type": "string", "description": "the server's error log on the host"},
+        "mysql_pid_file": {"type": "string", "description": "the server's pid file on the host"},
+        "mysql_start_cmd": {"type": "string", "description": "command that starts the server (no systemd unit)"},
+        "mysql_stop_cmd": {"type": "string", "description": "command that stops the server (default: SIGTERM)"},
+        "mysql_service_name": {"type": "string", "description": "systemd unit of the server"},
     },
 }
 
@@ -140,16 +152,17 @@ def inventory_schema() -> dict[str, Any]:
     group = {
         "type": ["object", "null"],
         "properties": {
-            "hosts": {"type": ["object", "null"], "additionalProperties": {"$ref": "#/$defs/hostvars"}},
+            "hosts": {"type": ["object", "string", "null"], "additionalProperties": {"$ref": "#/$defs/hostvars"},
+                      "description": "host names (ranges like db[01:20] and host:port allowed) with their variables"},
             "vars": {"$ref": "#/$defs/hostvars"},
-            "children": {"type": ["object", "null"], "additionalProperties": {"$ref": "#/$defs/group"}},
+            "children": {"type": ["object", "string", "null"], "additionalProperties": {"$ref": "#/$defs/group"}},
         },
         "additionalProperties": False,
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://runbook-engine.dev/schema/inventory.schema.json",
-        "title": "runbook inventory (Ansible YAML subset)",
+        "title": "runbook inventory (Ansible YAML inventory; INI is read too)",
         "type": "object",
         "additionalProperties": {"$ref": "#/$defs/group"},
         "$defs": {"group": group, "hostvars": HOST_VARS},
