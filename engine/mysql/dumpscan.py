@@ -76,6 +76,7 @@ class DumpScan:
     statements: int = 0
     has_trailer: bool = False
     other: list[str] = field(default_factory=list)  # OTHER statements (first bytes), loadable by a server
+    notes: list[str] = field(default_factory=list)  # what the scan could not learn (e.g. a CREATE TABLE … LIKE)
 
     @property
     def load_data_safe(self) -> dict[str, bool]:
@@ -141,8 +142,10 @@ def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, t
                 t, last_key = entry(*key), key
                 if t.first_offset < 0:
                     t.first_offset = st.offset
-            if st.rows >= 0:
+            if st.rows >= 0 and st.load_data_safe is not None:
                 t.rows += st.rows
+                if not st.load_data_safe:
+                    t.load_data_safe = False
             else:
                 rows, safe = row_stats(st)
                 t.rows += rows
@@ -159,7 +162,13 @@ def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, t
             if CREATE_SEQUENCE.match(head):
                 t.is_sequence = True
             elif head[:6].upper() == b"CREATE":
-                t.create = parse_create_table(st.text)
+                try:
+                    t.create = parse_create_table(st.text)
+                except DumpError as exc:  # CREATE TABLE … LIKE / … AS SELECT: loadable, but not a definition
+                    t.create = None
+                    unsafe_types[(st.schema, st.table)] = True  # column types unknown: keep it on the INSERT path
+                    scan.notes.append(f"{st.table}: no column definition read ({exc.message.split(': ', 1)[-1]})")
+                    continue
                 t.is_view = False
                 unsafe_types[(st.schema, st.table)] = any(
                     c.base_type in _NOT_LOAD_DATA_TYPES for c in t.create.columns)

@@ -340,9 +340,15 @@ def test_fast_path_counts_rows_and_general_path_agrees() -> None:
 
 
 def test_fast_path_leaves_unsafe_literals_to_the_general_path() -> None:
-    for value in (b"0x00FF", b"_binary 'a'", b"b'1'", b"X'41'", b"/* c */ 1", b"CONCAT('a')"):
+    from engine.mysql.dumprows import row_stats
+    for value in (b"_binary 'a'", b"/* c */ 1", b"CONCAT('a')"):
         (st,) = stmts(b"INSERT INTO `t` VALUES\n(1," + value + b"),\n(2,NULL);\n")
-        assert st.rows == -1 and count_rows(st) == 2, value
+        assert st.rows == -1 and st.load_data_safe is None and count_rows(st) == 2, value
+    for value in (b"0x00FF", b"0xBB", b"X'41'", b"x'41'", b"b'1'", b"DEFAULT", b"TRUE"):  # --hex-blob: its own fast path, exact rows, not LOAD DATA safe
+        (st,) = stmts(b"INSERT INTO `t` VALUES\n(1," + value + b"),\n(2,NULL);\n")
+        assert (st.rows, st.load_data_safe, row_stats(st)) == (2, False, (2, False)), value
+    (st,) = stmts(b"INSERT INTO `t` VALUES\n(1,'0x00 X''41'' z'),\n(2,NULL);\n")
+    assert (st.rows, st.load_data_safe) == (2, True)
 
 
 def test_delimiter_and_sandbox_at_eof_without_newline() -> None:
@@ -523,3 +529,10 @@ def test_mariadb_sequences_are_table_ddl() -> None:
     assert [(s.kind, s.table) for s in stmts(data)][3:] == [(Kind.TABLE_DDL, "s")] * 3
     t = scan_dump(io.BytesIO(data)).tables["s"]
     assert t.is_sequence and t.create is None and t.rows == 0
+
+
+def test_create_table_like_is_loadable_but_undescribed() -> None:
+    data = HEADER + b"CREATE TABLE `a` (x int);\nCREATE TABLE `b` LIKE `a`;\nINSERT INTO `b` VALUES (1);\n" + TRAILER
+    scan = scan_dump(io.BytesIO(data))
+    assert scan.tables["b"].create is None and scan.tables["b"].rows == 1 and not scan.tables["b"].load_data_safe
+    assert scan.notes and scan.notes[0].startswith("b: no column definition read")
