@@ -40,7 +40,7 @@ CHILD = """
 import json, sys, time, resource, uuid
 sys.path.insert(0, {root!r})
 from engine.actions.restore import Restore
-from engine.context import ActionContext, Connections
+from engine.run.context import ActionContext, Connections
 from engine.model import Host
 host = Host(name="bench", vars={{"mysql_host": "127.0.0.1", "mysql_port": {port}, "mysql_user": "root"}}, groups=(), connection="local")
 ctx = ActionContext(host=host, conns=Connections(host), vars={{}}, run_id="bench" + uuid.uuid4().hex[:8], check_mode=False,

@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.actions.snapshot import Snapshot
-from engine.context import ActionContext, Connections
+from engine.run.context import ActionContext, Connections
 from engine.model import Host
-from engine.snapshots import snapshot_schema
+from engine.mysql.snapshots import snapshot_schema
 
 DATASET = ROOT.parent / "shared" / "datasets" / "employees-10k.sql.gz"
 SCHEMA = "rb_bench"

@@ -102,8 +102,8 @@ def journal_share(work: Path, inv: Path, n: int) -> float:
     fdatasync), timed around the journal calls of a real in-process play of the SQL runbook."""
     from engine.inventory import load_inventories
     from engine.journal import Journal, new_run_id
-    from engine.loader import load_runbook
-    from engine.play import Play, PlayOptions
+    from engine.language.loader import load_runbook
+    from engine.run.play import Play, PlayOptions
     from engine.report.console import Console
 
     rb_path = work / f"sql-{n + 1}.yml"
@@ -137,8 +137,8 @@ def in_process_sql(work: Path, inv: Path, n: int) -> float:
     """Seconds per SQL step of an in-process play with no journal and no CLI: the engine's
     own cost plus the query, without process start-up noise."""
     from engine.inventory import load_inventories
-    from engine.loader import load_runbook
-    from engine.play import Play, PlayOptions
+    from engine.language.loader import load_runbook
+    from engine.run.play import Play, PlayOptions
     from engine.report.console import Console
 
     rb = load_runbook(str(work / f"sql-{n + 1}.yml")).runbook

@@ -1,13 +1,15 @@
 """One error tree for the whole engine.
 
 Every error knows where it comes from (a runbook ``file:line:col`` when there is one) and
-carries a hint that says what to do next. Only ``engine.cli`` turns these into messages and
+carries a hint that says what to do next. Only ``engine.cli.main`` turns these into messages and
 exit codes; library code raises and never prints.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from engine.visible import visible
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,15 @@ class RunbookError(Exception):
         self.source = source
         self.hint = hint
 
+    #: a message of this kind is one line: a newline in a path or a value is shown as ``\n``
+    one_line = False
+
     def render(self) -> str:
-        """One line: ``file:line:col: message (hint)``."""
+        """``file:line:col: message — hint``, control characters made visible."""
         text = f"{self.source}: {self.message}" if self.source else self.message
         if self.hint:
             text += f" — {self.hint}"
-        return text
+        return visible(text, newlines=not self.one_line)
 
     def __str__(self) -> str:
         return self.render()
@@ -50,6 +55,7 @@ class InputError(RunbookError):
     """The user's input (runbook, inventory, vars, option) is wrong: nothing was executed."""
 
     exit_code = 2
+    one_line = True
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class Problem:
         text = f"{self.source}: {where}{self.message}"
         if self.hint:
             text += f" — {self.hint}"
-        return text
+        return visible(text, newlines=False)  # one problem, one line, whatever the file holds
 
 
 class ValidationFailed(InputError):
@@ -125,7 +131,7 @@ class SqlError(RunbookError):
             text = f"{self.source}: {text}"
         if self.hint:
             text += f" — {self.hint}"
-        return text
+        return visible(text)
 
 
 class ActionError(RunbookError):

@@ -110,6 +110,8 @@ class SshSettings:
     known_hosts: str | None = None  # None: ~/.ssh/known_hosts
     config_file: str | None = None  # None: ~/.ssh/config when it exists
     connect_timeout: float = 10.0
+    proxy_jump: str | None = None  # ProxyJump from the inventory (ansible_ssh_common_args); else ~/.ssh/config's
+    proxy_command: str | None = None  # ProxyCommand from the inventory (%h %p %r expanded when connecting); else the config's
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ before it reaches the console, the journal or a report.
 
 from __future__ import annotations
 
+import base64
 import functools
 import re
 import threading
@@ -52,6 +53,21 @@ def reveal(value: Any) -> Any:
     return value.reveal() if isinstance(value, Secret) else value
 
 
+def transforms(value: str) -> set[str]:
+    """``value`` and the forms a template or a shell line easily turns it into: ``upper``,
+    ``lower``, ``capitalize``/``title``, reversed (``| reverse``), base64 (standard and URL-safe,
+    padded or not, of the value and of the value plus the newline ``echo`` adds), and hex (lower
+    and upper case). Anything else — a substring, a hash, a value spliced into a longer base64
+    stream, another encoding — is not recognised."""
+    out = {value, value.upper(), value.lower(), value.capitalize(), value.title(), value[::-1]}
+    raw = value.encode("utf-8", "surrogatepass")
+    for data in (raw, raw + b"\n"):
+        for enc in (base64.b64encode(data).decode(), base64.urlsafe_b64encode(data).decode()):
+            out |= {enc, enc.rstrip("=")}
+    out |= {raw.hex(), raw.hex().upper()}
+    return out
+
+
 class Masker:
     """Replaces every registered secret value in text and in nested data."""
 
@@ -65,7 +81,7 @@ class Masker:
         if not isinstance(value, str) or len(value) < 3 or value in self._values:
             return
         with self._lock:
-            self._values.add(value)
+            self._values.update(v for v in transforms(value) if len(v) >= 3)
             longest_first = sorted(self._values, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(v) for v in longest_first))
 

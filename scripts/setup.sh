@@ -8,6 +8,7 @@ need_apt=()
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v mariadb-dump >/dev/null 2>&1 || command -v mysqldump >/dev/null 2>&1 || need_apt+=(mariadb-client)
+command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)  # the tests of ansible_become (commands through sudo -n)
 command -v myloader >/dev/null 2>&1 || need_apt+=(mydumper)  # bench/restore_speed.py compares restore with it
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian's packages"

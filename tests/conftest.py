@@ -15,6 +15,10 @@ from engine.model import MysqlSettings
 
 pytest_plugins = ["tests.sshd"]
 
+# Host locks are machine-wide (engine.journal.lock.host_lock_dir): test sessions of several
+# people at once, all naming their host "ctl" or "db1", must not lock each other out.
+os.environ.setdefault("RUNBOOK_LOCK_DIR", tempfile.mkdtemp(prefix="rbt_locks_"))
+
 MYSQL_HOST = os.environ.get("RUNBOOK_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("RUNBOOK_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("RUNBOOK_TEST_MYSQL_USER", "root")
@@ -74,3 +78,22 @@ def schema(db: pymysql.connections.Connection) -> Iterator[str]:
     with db.cursor() as cur:
         cur.execute("SET SESSION foreign_key_checks = 0")
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A private MariaDB + sshd (``runbook lab``'s), for tests that fence a server or change
+    its globals (read_only, server_id): the machine's server is shared by every test of
+    everyone working at once. Yields (inventory path, MariaDB port); host ``db1``."""
+    from engine.cli.lab import Lab, down, up
+    from engine.errors import RunbookError
+
+    lab = Lab(tmp_path_factory.mktemp("lab") / "lab")
+    try:
+        up(lab)
+    except RunbookError:  # a start-up slower than the lab's patience on a loaded machine: once more
+        up(lab)
+    try:
+        yield str(lab.inventory), int(lab.state()["mysql_port"])  # type: ignore[call-overload]
+    finally:
+        down(lab, quiet=True)

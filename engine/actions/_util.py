@@ -22,4 +22,4 @@ def evidence(cmd: str, rc: int | None = None, stdout: str = "", stderr: str = ""
     return MASKER.text("\n".join(out))
 
 
-from engine.jsonsafe import plain  # noqa: E402,F401  (re-exported for actions)
+from engine.mysql.values import plain  # noqa: E402,F401  (re-exported for actions)

@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.actions.base import Action, register
 from engine.model import Status, StepResult
-from engine.templating import ENGINE
+from engine.templating.render import ENGINE
 
 
 @register
@@ -38,6 +38,7 @@ class Assert(Action):
         "additionalProperties": False,
     }
     renders_own_args = True
+    condition_params = ("that",)
 
     def apply(self) -> StepResult:
         a: Any = self.args

@@ -11,7 +11,13 @@ decides what to do with them:
 * resume: an in-doubt step is probed; ``done`` → recorded done; not done and ``idempotent`` →
   run again; otherwise the operator decides.
 * undo: ``apply()`` returns a :class:`StepResult` whose ``undo`` is a JSON-able record; on
-  rollback ``undo(record)`` is called on a fresh instance of the same action class.
+  rollback ``undo(record)`` is called on a fresh instance of the same action class. When a
+  probe finds the change already made by an earlier attempt of this run (a kill between the
+  change and its outcome), ``undo_of_found(probe)`` gives the same record, so no undo is lost.
+* identity: before a call that may change the server (``changes_nothing()`` is false) the
+  executor checks the server is the one the host must be, as ``identity_guard`` says.
+
+The core reads only these capabilities and hooks; it never branches on an action's name.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from engine.model import StepResult
 
 if TYPE_CHECKING:
-    from engine.context import ActionContext
+    from engine.run.context import ActionContext
 
 
 @dataclass
@@ -50,8 +56,15 @@ class Action:
     free_form: ClassVar[bool] = False
     #: the action renders its own args (sql binds ``{{ }}`` as parameters)
     renders_own_args: ClassVar[bool] = False
-    #: does its own looping/retrying/timing? (pause, wait_for)
-    #: - no; all actions get the executor's loop/retries
+    #: argument keys that hold conditions (Jinja2 expressions without braces, like ``when``):
+    #: validation checks their syntax and their variables as it does a ``when``
+    condition_params: ClassVar[tuple[str, ...]] = ()
+    #: its built-in undo may run again when an earlier attempt of it is in doubt
+    undo_idempotent: ClassVar[bool] = False
+    #: what the executor checks before a change: "mysql" (the server's identity, connecting
+    #: if need be), "known" (only when the host pins ``mysql_identity`` or the run already saw
+    #: its server: a shell command on a host that may run no MySQL), "" (nothing)
+    identity_guard: ClassVar[str] = "mysql"
 
     def __init__(self, args: Any, ctx: ActionContext):
         self.args = args
@@ -68,6 +81,25 @@ class Action:
     def undo(self, record: Any) -> StepResult:
         """Reverse a previous ``apply`` from its journaled undo record."""
         raise NotImplementedError(f"{self.name} has no built-in undo")
+
+    def changes_nothing(self) -> bool:
+        """This rendered call cannot change anything (a read-only ``sql`` statement)."""
+        return not self.mutating
+
+    def idempotent_call(self) -> bool:
+        """Running this rendered call twice gives the same result as running it once."""
+        return self.idempotent or self.changes_nothing()
+
+    def undo_of_found(self, probe: Probe) -> Any:
+        """The undo record of a change this run made that ``probe`` found already made, or
+        None when nothing says this run made it. Deterministic: from the action's own
+        evidence (a manifest of this run, what ``ctx.notes`` journaled before the change)."""
+        return None
+
+    @classmethod
+    def facts_set(cls, registered: dict[str, Any]) -> dict[str, Any]:
+        """Host variables a result defines besides ``register`` (``set_fact``)."""
+        return {}
 
     def check(self) -> StepResult:
         """Check mode for a mutating action: report what would change, touch nothing."""
@@ -86,6 +118,19 @@ class Action:
         """Extra checks beyond the JSON Schema: ``[(json_path_suffix, message)]``."""
         return []
 
+    @classmethod
+    def local_names(cls, args: Any) -> set[str]:
+        """Variables the action defines for its own templates (``verify``'s ``vars:`` for its
+        rules), so validation does not call them undefined."""
+        return set()
+
+    @classmethod
+    def file_problems(cls, args: Any, base_dir: str) -> list[Any]:
+        """Checks of files the arguments name (``verify``'s suites), relative to the runbook's
+        directory: ``(json_path_suffix, message)`` pairs placed in the runbook, or
+        :class:`~engine.errors.Problem` s placed in those files."""
+        return []
+
 
 REGISTRY: dict[str, type[Action]] = {}
 
@@ -93,16 +138,3 @@ REGISTRY: dict[str, type[Action]] = {}
 def register(cls: type[Action]) -> type[Action]:
     REGISTRY[cls.name] = cls
     return cls
-
-
-def action_names() -> list[str]:
-    from engine import actions  # noqa: F401  (imports every action module)
-
-    return sorted(REGISTRY)
-
-
-def get_action(name: str) -> type[Action]:
-    from engine import actions  # noqa: F401
-
-    return REGISTRY[name]
-

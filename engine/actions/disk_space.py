@@ -45,8 +45,8 @@ from engine.actions.guard import as_bool, global_variables
 from engine.errors import ActionError
 from engine.mysql.dumpfile import DumpError, measure_dump
 from engine.model import Status, StepResult
-from engine.sizes import PERCENT_SCHEMA, SIZE_SCHEMA, format_percent, format_size, parse_percent, parse_size
-from engine.sqlutil import quote_ident
+from engine.language.sizes import PERCENT_SCHEMA, SIZE_SCHEMA, format_percent, format_size, parse_percent, parse_size
+from engine.mysql.sqlutil import quote_ident
 from engine.transport.base import Shell, Sql
 
 INNODB_FACTOR = 1.16
@@ -293,6 +293,11 @@ class DiskSpace(Action):
         given = [k for k in cls._NEEDS if k in args]
         if len(given) != 1:
             return [("", f"give exactly one of need, need_for_restore, need_for_snapshot (got {', '.join(given) or 'none'})")]
+        if isinstance(args.get("need"), str) and "{{" not in args["need"]:
+            try:
+                parse_size(args["need"])  # the schema's pattern cannot say "more than 8 EiB"
+            except ValueError as exc:
+                return [("need", str(exc))]
         return []
 
     def apply(self) -> StepResult:

@@ -32,7 +32,7 @@ from engine.transport.base import Sql
 from engine.transport.mysql import MysqlSession
 
 if TYPE_CHECKING:
-    from engine.context import ActionContext
+    from engine.run.context import ActionContext
 
 IDENTITY_KEY = "identity"
 

@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from engine.actions.base import Action, register
-from engine.durations import parse_duration
+from engine.visible import visible
+from engine.language.durations import MAX_SECONDS, parse_duration
 from engine.model import Status, StepResult
 
 
@@ -44,9 +45,12 @@ class Pause(Action):
             if value is None or (isinstance(value, str) and "{{" in value):
                 continue
             try:
-                parse_duration(value)
+                seconds = parse_duration(value) * (60 if key == "minutes" else 1)
             except ValueError as exc:
                 out.append((key, str(exc)))
+                continue
+            if seconds > MAX_SECONDS:
+                out.append((key, f"{value!r} minutes is longer than the 3650d (ten years) a wait may last"))
         return out
 
     def apply(self) -> StepResult:
@@ -62,7 +66,7 @@ class Pause(Action):
             if not sys.stdin.isatty():
                 return StepResult(Status.FAILED, msg="pause with a prompt needs a terminal", evidence=str(a["prompt"]))
             try:
-                answer = input(f"{a['prompt']} (press Enter) ")
+                answer = input(visible(f"{a['prompt']} (press Enter) "))
             except EOFError:
                 answer = ""
             return StepResult(Status.OK, data={"user_input": answer})

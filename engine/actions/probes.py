@@ -6,7 +6,7 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.context import ActionContext
+    from engine.run.context import ActionContext
 
 
 def _truthy(value: Any) -> bool:
@@ -42,7 +42,7 @@ def path_exists(path: str, ctx: ActionContext) -> bool:
 
 def unless_probe(unless: Any, action: str, ctx: ActionContext) -> tuple[bool, str]:
     """Run an ``unless`` probe: (already done?, what was probed)."""
-    from engine.templating import ENGINE
+    from engine.templating.render import ENGINE
 
     if isinstance(unless, dict) and "sql" in unless:
         return sql_truth(unless["sql"], ctx), f"sql: {unless['sql']}"

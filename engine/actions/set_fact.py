@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.actions.base import Action, register
 from engine.model import Status, StepResult
 
@@ -20,6 +22,13 @@ class SetFact(Action):
     mutating = False
     idempotent = True
     params_schema = {"type": "object", "minProperties": 1, "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}
+
+    identity_guard = ""
+
+    @classmethod
+    def facts_set(cls, registered: dict[str, Any]) -> dict[str, Any]:
+        facts = registered.get("facts")
+        return facts if isinstance(facts, dict) else {}
 
     def apply(self) -> StepResult:
         return StepResult(Status.OK, data={"facts": dict(self.args)})

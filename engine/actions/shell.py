@@ -27,6 +27,7 @@ class Shell(Action):
     mutating = True
     idempotent = False
     free_form = True
+    identity_guard = "known"
     params_schema = {
         "description": "a command string, or {cmd, chdir, stdin, env}",
         "anyOf": [

@@ -31,8 +31,8 @@ from engine.actions.disk_space import assess
 from engine.actions.guard import as_bool, check_identity, global_variables, session_settings, sibling_session
 from engine.errors import ActionError
 from engine.model import Status, StepResult
-from engine.sizes import PERCENT_SCHEMA
-from engine.snapshots import (
+from engine.language.sizes import PERCENT_SCHEMA
+from engine.mysql.snapshots import (
     MANIFEST,
     MANIFEST_DDL,
     base_tables,
@@ -49,7 +49,7 @@ from engine.snapshots import (
     table_shape,
     triggers,
 )
-from engine.sqlutil import qualified, quote_ident
+from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
 
@@ -91,6 +91,7 @@ class Snapshot(Action):
     mutating = True
     idempotent = True
     reversible = True
+    undo_idempotent = True  # by the state it finds (names, the fence)
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -133,11 +134,22 @@ class Snapshot(Action):
         sql = self.ctx.sql()
         tables = self._tables(sql)
         done = self._manifest(sql)
-        todo = [t for t in tables if done.get((self.args["schema"], t), {}).get("status") not in ("complete", "restored")]
-        state = {"snapshot_schema": self._schema, "tables_done": len(tables) - len(todo)}
+        # Only a complete copy counts: a 'restored' one was swapped back in by an undo and is
+        # the live table now, so a re-run after a rollback must copy again.
+        todo = [t for t in tables if done.get((self.args["schema"], t), {}).get("status") != "complete"]
+        state = {"snapshot_schema": self._schema, "tables_done": len(tables) - len(todo), "tables": tables}
         if not todo:
             return Probe(True, state, "snapshot already taken for this run")
         return Probe(False, state, f"copy {len(todo)} table(s) of {self.args['schema']} into {self._schema}")
+
+    def _undo_record(self, tables: list[str]) -> dict[str, Any]:
+        return {"run_id": self.ctx.run_id, "snapshot_schema": self._schema, "step_key": self.ctx.step_key,
+                "schema": self.args["schema"], "tables": tables, "method": self.args.get("method", "server")}
+
+    def undo_of_found(self, probe: Probe) -> Any:
+        # The snapshot schema is this run's own: complete copies in it were made by this run
+        # (an attempt killed before its outcome), and this is the record its apply returns.
+        return self._undo_record(list(probe.state["tables"])) if probe.state.get("tables_done") else None
 
     def apply(self) -> StepResult:
         a, sql, ctx = self.args, self.ctx.sql(), self.ctx
@@ -173,8 +185,7 @@ class Snapshot(Action):
                 for w in workers[1:]:
                     w.close()
         size = sum(int(r.pop("bytes", 0)) for r in results.values())
-        undo = {"run_id": ctx.run_id, "snapshot_schema": self._schema, "step_key": ctx.step_key, "schema": schema,
-                "tables": tables, "method": method}
+        undo = self._undo_record(tables)
         rows = sum(r["rows"] for r in results.values())
         return StepResult(Status.CHANGED, msg=f"{len(tables)} table(s), {rows} rows copied to {self._schema if method == 'server' else a['path']}",
                           data={"snapshot_schema": self._schema, "method": method, "tables": results, "bytes": size, "disk": disk.data},
@@ -186,7 +197,8 @@ class Snapshot(Action):
             f"INSERT INTO {qualified(self._schema, MANIFEST)} (run_id, step_key, host, method, source_schema, source_table,"
             " snap_table, dump_path, status, definition, hostname, server_uuid, server_id)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'copying', %s, %s, %s, %s)"
-            " ON DUPLICATE KEY UPDATE status = 'copying', definition = VALUES(definition), created_at = CURRENT_TIMESTAMP(6)",
+            " ON DUPLICATE KEY UPDATE status = 'copying', definition = VALUES(definition), created_at = CURRENT_TIMESTAMP(6),"
+            " restored_at = NULL, displaced_table = NULL",
             [self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, method, schema, table, snap,
              self.args.get("path"), definition, ident["hostname"], ident["server_uuid"], ident["server_id"]])
 
@@ -242,7 +254,7 @@ class Snapshot(Action):
     def _copy(self, sql: Sql, schema: str, table: str, ident: dict[str, Any], chunk_rows: int,
               workers: list[Sql]) -> dict[str, Any]:
         prior = self._manifest(sql).get((schema, table))
-        if prior and prior["status"] in ("complete", "restored"):
+        if prior and prior["status"] == "complete":
             return {"rows": prior["rows"], "checksum": prior["checksum"], "snap_table": prior["snap_table"]}
         taken = {m["snap_table"] for m in manifest_rows(sql, self._schema)}
         snap = prior["snap_table"] if prior else snap_table_name(schema, table, taken, self.ctx.step_key)
@@ -328,6 +340,7 @@ class Snapshot(Action):
         taken_on = {k: entries[0][k] for k in ("hostname", "server_uuid", "server_id")} if entries else ident
         if entries and any(taken_on[k] is not None and str(taken_on[k]) != str(ident[k]) for k in taken_on):
             raise ActionError(f"refusing to restore on {ctx.host.name}: the snapshot was taken on {taken_on}, this server is {ident}")
+        self._settle_planned(sql, snap_schema, entries)
         pending = [m for m in entries if m["status"] != "restored"]
         if pending and pending[0]["method"] == "dump" and not all(_exists(sql, snap_schema, m["snap_table"]) for m in pending):
             self._load_dump(sql, pending)
@@ -336,31 +349,68 @@ class Snapshot(Action):
             self._repair(sql, snap_schema, entries)
         return self._verify(sql, entries, swapped)
 
+    def _names(self, sql: Sql, schema: str) -> set[str]:
+        return {str(r["t"]) for r in sql.query("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+                                                [schema]).rows}
+
+    def _settle_planned(self, sql: Sql, snap_schema: str, entries: list[dict[str, Any]]) -> None:
+        """A swap planned by an undo that was killed: did its RENAME happen? The names say
+        (the copy has left the snapshot schema), so the manifest catches up instead of every
+        later undo failing on a copy that is missing because it is live."""
+        planned = [m for m in entries if m["status"] == "swapping"]
+        if not planned:
+            return
+        existing = self._names(sql, snap_schema)
+        for m in planned:
+            if m["snap_table"] not in existing and _exists(sql, m["source_schema"], m["source_table"]):
+                self._mark_restored(sql, snap_schema, m)
+
+    def _mark_restored(self, sql: Sql, snap_schema: str, m: dict[str, Any]) -> None:
+        sql.query(f"UPDATE {qualified(snap_schema, MANIFEST)} SET status = 'restored', restored_at = CURRENT_TIMESTAMP(6)"
+                  " WHERE id = %s", [m["id"]])
+        m["status"] = "restored"
+
     def _swap(self, sql: Sql, snap_schema: str, pending: list[dict[str, Any]]) -> list[str]:
         pairs: list[str] = []
         displaced: dict[str, str] = {}
-        existing = {str(r["t"]) for r in sql.query("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
-                                                    [snap_schema]).rows}
+        existing = self._names(sql, snap_schema)
         for m in pending:
             if m["snap_table"] not in existing:
                 raise ActionError(f"snapshot copy {snap_schema}.{m['snap_table']} is missing: cannot restore {m['source_table']}")
             if _exists(sql, m["source_schema"], m["source_table"]):
-                name, n = fit(f"{m['snap_table']}__displaced"), 1
+                name, n = m.get("displaced_table") or fit(f"{m['snap_table']}__displaced"), 1
                 while name in existing or name in displaced.values():
                     n += 1
                     name = fit(f"{m['snap_table']}__displaced{n}")
                 displaced[m["source_table"]] = name
-                # A trigger pins its table to its schema (ERROR 1435 on a cross-schema RENAME);
-                # the manifest has the triggers to put back on the restored copy.
-                for trg in triggers(sql, m["source_schema"], m["source_table"]):
-                    sql.query(f"DROP TRIGGER {qualified(m['source_schema'], trg['name'])}")
                 pairs.append(f"{qualified(m['source_schema'], m['source_table'])} TO {qualified(snap_schema, name)}")
         pairs += [f"{qualified(snap_schema, m['snap_table'])} TO {qualified(m['source_schema'], m['source_table'])}" for m in pending]
-        sql.query("RENAME TABLE " + ", ".join(pairs))  # one statement: every table or none
+        # The plan goes into the manifest before the RENAME: a crash in between leaves names
+        # that _settle_planned reads back (the RENAME happened or it did not, never half).
         for m in pending:
-            sql.query(f"UPDATE {qualified(snap_schema, MANIFEST)} SET status = 'restored', restored_at = CURRENT_TIMESTAMP(6),"
-                      " displaced_table = %s WHERE id = %s", [displaced.get(m["source_table"]), m["id"]])
-            m["status"], m["displaced_table"] = "restored", displaced.get(m["source_table"])
+            sql.query(f"UPDATE {qualified(snap_schema, MANIFEST)} SET status = 'swapping', displaced_table = %s WHERE id = %s",
+                      [displaced.get(m["source_table"]), m["id"]])
+            m["status"], m["displaced_table"] = "swapping", displaced.get(m["source_table"])
+        # A trigger pins its table to its schema (ERROR 1435 on a cross-schema RENAME): the
+        # live tables' triggers go for the RENAME and are re-created on whichever table ends
+        # up live — the restored copy gets the snapshot's (from the manifest, in _repair), the
+        # current table gets its own back if the RENAME fails.
+        dropped: list[tuple[str, list[dict[str, Any]]]] = []
+        for m in pending:
+            if m["source_table"] in displaced:
+                trgs = triggers(sql, m["source_schema"], m["source_table"])
+                for trg in trgs:
+                    sql.query(f"DROP TRIGGER {qualified(m['source_schema'], trg['name'])}")
+                dropped.append((m["source_schema"], trgs))
+        try:
+            sql.query("RENAME TABLE " + ", ".join(pairs))  # one statement: every table or none
+        except Exception:
+            for schema, trgs in dropped:
+                if trgs:
+                    self._create_triggers(sql, schema, trgs)
+            raise
+        for m in pending:
+            self._mark_restored(sql, snap_schema, m)
         return [m["source_table"] for m in pending]
 
     def _repair(self, sql: Sql, snap_schema: str, entries: list[dict[str, Any]]) -> None:

@@ -9,8 +9,8 @@ from engine.actions.base import Action, register
 from engine.errors import CommandTimeout, SqlError, TemplateError
 from engine.model import SqlResult, Status, StepResult
 from engine.secrets import MASKER
-from engine.sqlutil import is_read_only, quote_ident, split_statements
-from engine.templating import ENGINE
+from engine.mysql.sqlutil import is_read_only, quote_ident, split_statements
+from engine.templating.render import ENGINE
 
 
 def rendered_statements(text: str, variables: dict[str, Any]) -> list[tuple[str, list[Any]]]:
@@ -86,6 +86,17 @@ class Sql(Action):
         except TemplateError:
             return False
 
+    def changes_nothing(self) -> bool:
+        return self.read_only()
+
+    def idempotent_call(self) -> bool:
+        # The statement's form decides, not its values: the unrendered text is enough.
+        from engine.mysql.sqlutil import is_idempotent
+
+        a: Any = self.args
+        text = a if isinstance(a, str) else str(a.get("query", ""))
+        return all(is_idempotent(s) for s in split_statements(text))
+
     def check(self) -> StepResult:
         stmts = self.statements()
         if all(is_read_only(sql) for sql, _ in stmts):
@@ -141,8 +152,8 @@ class Sql(Action):
         (mydumper PR #1162 lost rows by retrying blindly)."""
         import time
 
-        from engine.diagnosis import diagnose
-        from engine.sqlutil import is_idempotent
+        from engine.mysql.diagnosis import diagnose
+        from engine.mysql.sqlutil import is_idempotent
 
         attempt = 0
         while True:
@@ -165,6 +176,6 @@ class Sql(Action):
 
 
 def _is_dml(sql: str) -> bool:
-    from engine.sqlutil import first_keyword
+    from engine.mysql.sqlutil import first_keyword
 
     return first_keyword(sql) in ("insert", "update", "delete", "replace")

@@ -19,7 +19,7 @@ from engine.actions.guard import as_bool, check_identity, global_variables, serv
 from engine.errors import ActionError, ConnectError, SqlError
 from engine.model import Status, StepResult
 from engine.secrets import Secret
-from engine.sqlutil import quote_ident
+from engine.mysql.sqlutil import quote_ident
 from engine.transport.base import Sql
 
 # Threads that are not clients: replication, the event scheduler, background daemons.
@@ -145,6 +145,7 @@ class StopWrites(Action):
     mutating = True
     idempotent = True
     reversible = True
+    undo_idempotent = True  # by the state it finds (names, the fence)
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -175,12 +176,40 @@ class StopWrites(Action):
         # Connection ids only grow: a client that connected after the fence was set cannot
         # write, so it is not "left to kill" (application pools reconnect at once; without
         # this the executor's re-probe would never converge).
-        mark = self.ctx.run_state.get(FENCE_MARK, {}).get(self.ctx.host.name)
+        mark = self.ctx.run_state.get(FENCE_MARK, {}).get(self.ctx.host.name, self.ctx.notes.get("mark"))
         return [c for c in conns if mark is None or c["id"] <= mark]
 
     def _set_mark(self, sql: Sql) -> None:
         top = sql.query("SELECT MAX(ID) AS m FROM information_schema.PROCESSLIST").rows[0]["m"]
         self.ctx.run_state.setdefault(FENCE_MARK, {})[self.ctx.host.name] = int(top or 0)
+        self.ctx.note(mark=int(top or 0))  # journaled: a resume after a kill keeps the same mark
+
+    def undo_of_found(self, probe: Probe) -> Any:
+        # The state before the fence, journaled by an earlier attempt of this run before it
+        # changed anything: the server is fenced because of this run, and this undoes it.
+        previous = self.ctx.notes.get("previous")
+        if isinstance(previous, dict) and not is_fenced(previous):
+            return dict(previous)
+        return None
+
+    def check(self) -> StepResult:
+        probe = self.probe()
+        sql = self.ctx.sql()
+        writers = privileged_writers(sql)
+        data = dict(probe.state, can_still_write=writers)
+        sessions = probe.state["to_kill"]
+        if not (self.args or {}).get("kill_connections"):
+            sessions = client_connections(sql, (self.args or {}).get("except_users") or [])
+            data["sessions"] = sessions
+        lines = [f"would {probe.would}" if not probe.done else "already fenced"]
+        if writers:
+            lines.append(f"{len(writers)} account(s) could still write under the fence: {', '.join(writers)}")
+        if sessions and not (self.args or {}).get("kill_connections"):
+            lines.append(f"{len(sessions)} client session(s) would stay connected (kill_connections is off): "
+                         + ", ".join(f"{c['id']} {c['user']}@{c['host']}" for c in sessions[:10]))
+        status = Status.OK if probe.done else Status.CHANGED
+        return StepResult(status, msg="check mode: " + "; ".join(lines), data=data, diff=probe.would,
+                          warnings=lines[1:] if writers else [])
 
     def probe(self) -> Probe:
         state = fence_state(self.ctx.sql())
@@ -197,9 +226,14 @@ class StopWrites(Action):
         sql = self.ctx.sql()
         check_identity(self.ctx, "stop writes")
         previous = fence_state(sql)
-        undo = dict(previous)
+        # An earlier attempt of this run may have fenced already: undo restores what it found.
+        undo = dict(self.ctx.notes.get("previous") or previous)
         killed: list[dict[str, Any]] = []
         if not is_fenced(previous):
+            # Write-ahead: the state to restore is journaled before it is changed, so a kill
+            # between the change and the step's outcome still leaves rollback its undo.
+            if "previous" not in self.ctx.notes:
+                self.ctx.note(previous=dict(previous))
             sql.query("SET SESSION lock_wait_timeout = %s", [int(a.get("lock_wait_timeout", 10))])
             try:
                 set_fence(sql, True, True)
@@ -223,7 +257,7 @@ class StopWrites(Action):
         if is_fenced(state) and f"'{user}'@'{host}'" not in writers:
             warnings.append(f"the runbook's own account {me} cannot write under the fence either: snapshot and "
                             "restore steps will fail with ERROR 1290 (grant it READ_ONLY ADMIN on MariaDB)")
-        changed = state != previous or bool(killed)
+        changed = state != previous or bool(killed) or undo != previous
         status = Status.CHANGED if changed else Status.OK
         msg = ("fenced" if state != previous else "already fenced") + (f", killed {len(killed)} connection(s)" if killed else "")
         if a.get("prove_with"):
@@ -273,6 +307,7 @@ class ResumeWrites(Action):
     mutating = True
     idempotent = True
     reversible = True
+    undo_idempotent = True  # by the state it finds (names, the fence)
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,

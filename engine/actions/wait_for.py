@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from engine.actions.base import Action, register
-from engine.durations import parse_duration
+from engine.language.durations import parse_duration
 from engine.errors import CommandTimeout, ConnectError, SqlError
 from engine.model import Status, StepResult
 

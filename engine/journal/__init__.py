@@ -34,7 +34,8 @@ from __future__ import annotations
 
 from engine.journal.analysis import JournalState, RunSummary, StepState, StepVerdict, list_runs, read_journal
 from engine.journal.lock import RunLock, lock_holder
-from engine.journal.store import JOURNAL_FILE, LOCK_FILE, VERSION, Journal, journal_dir, new_run_id
+from engine.journal.layout import JOURNAL_FILE, LOCK_FILE, VERSION, journal_dir, new_run_id
+from engine.journal.store import Journal
 
 __all__ = [
     "JOURNAL_FILE",

@@ -6,7 +6,14 @@ The first pass of crash recovery. For each ``(step, host, phase)`` the last atte
   happened, so resume re-probes it and never blindly re-applies it;
 * an outcome ``ok``/``changed``/``skipped`` is **done**, ``failed``/``unreachable`` is
   **failed**;
-* a new intent after an outcome starts a new attempt (a failed step retried on resume).
+* a new intent after an outcome starts a new attempt (a failed step retried on resume);
+* a do-step whose latest undo succeeded after its outcome is **undone**: its effect was
+  reversed (``runbook rollback`` or a stage's ``on_failure: rollback``), so resume runs it
+  again; it is neither done nor pending an undo.
+
+``step_note`` events are what a step journaled *before* its change (the state it found, the
+fence's kill mark): they outlive the attempt, so a later probe that finds the change made can
+still say how to undo it.
 
 ```python
 state = read_journal(journal_dir(None), "20261122-031502-7f3a")
@@ -25,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import JournalError, RunbookError, Source
-from engine.journal.store import JOURNAL_FILE, VERSION, run_path
+from engine.journal.layout import JOURNAL_FILE, LOCK_FILE, VERSION, run_path
 
 DONE_STATUSES = frozenset({"ok", "changed", "skipped"})
 FAILED_STATUSES = frozenset({"failed", "unreachable"})
@@ -39,6 +46,7 @@ class StepVerdict(str, enum.Enum):
     DONE = "done"
     FAILED = "failed"
     IN_DOUBT = "in_doubt"
+    UNDONE = "undone"
 
 
 @dataclass
@@ -68,6 +76,8 @@ class StepState:
     msg: str = ""
     undo: Any = None
     evidence: str = ""
+    #: what the step journaled before its change, over every attempt (``step_note`` events)
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -115,25 +125,38 @@ class JournalState:
     def in_doubt(self, phase: str = "do") -> list[StepState]:
         return self._with(StepVerdict.IN_DOUBT, phase)
 
-    def done_with_undo(self) -> list[StepState]:
-        """Done do-steps with an undo record that is not undone yet, newest outcome first.
+    def undone(self) -> list[StepState]:
+        """Do-steps whose effect a later undo reversed: resume runs them again."""
+        return self._with(StepVerdict.UNDONE, "do")
 
-        An undo that failed or is in doubt is still pending (rollback re-probes it); an undo
-        done *before* the step was done again (rollback, then resume) does not count.
+    def done_with_undo(self) -> list[StepState]:
+        """Do-steps with an undo record that is not undone yet, newest outcome first.
+
+        Failed steps count too: a loop step that failed on its third item changed the first
+        two, and its undo record holds theirs. An undo that failed or is in doubt is still
+        pending (rollback re-probes it, see :meth:`undo_attempt`).
         """
-        pending = []
-        for s in self.done("do"):
-            if s.undo is None:
-                continue
-            undone = self.steps.get((s.step, s.host, "undo"))
-            if (
-                undone is not None
-                and undone.status is StepVerdict.DONE
-                and (undone.outcome_seq or 0) > (s.outcome_seq or 0)
-            ):
-                continue
-            pending.append(s)
+        pending = [s for s in self.done("do") + self.failed("do") if s.undo is not None]
         return sorted(pending, key=lambda s: s.outcome_seq or 0, reverse=True)
+
+    def undo_attempt(self, do: StepState) -> StepState | None:
+        """The undo attempt made after ``do``'s outcome, if any (failed or in doubt: pending)."""
+        undo = self.steps.get((do.step, do.host, "undo"))
+        if undo is None or undo.intent_seq < (do.outcome_seq or do.intent_seq):
+            return None
+        return undo
+
+    def rolled_back_stages(self) -> dict[str, int]:
+        """Stage name -> seq of its latest ``stage_end`` with status ``rolled back``."""
+        out: dict[str, int] = {}
+        for e in self.events:
+            if e.get("kind") == "stage_end" and e.get("status") == "rolled back" and isinstance(e.get("stage"), str):
+                out[e["stage"]] = e["seq"]
+        return out
+
+    @property
+    def check_mode(self) -> bool:
+        return bool(self.header.get("check_mode"))
 
 
 @dataclass
@@ -150,6 +173,7 @@ class RunSummary:
     in_doubt: int = 0
     ended: str | None = None
     note: str = ""
+    check_mode: bool = False
 
 
 # --------------------------------------------------------------------------- parsing
@@ -249,6 +273,7 @@ def _fold(
             hint="use the runbook version that wrote this run",
         )
     steps: dict[tuple[str, str, str], StepState] = {}
+    notes: dict[tuple[str, str, str], dict[str, Any]] = {}
     order: list[tuple[str, str]] = []
     in_order: set[tuple[str, str]] = set()  # a list lookup would make analysis quadratic
     events: list[dict[str, Any]] = []
@@ -271,6 +296,7 @@ def _fold(
                 extra=rec.get("extra") or {},
                 intents=prev.intents + 1 if prev else 1,
                 started=rec.get("ts"),
+                notes=notes.setdefault(key, {}),
             )
         elif kind == "outcome":
             key = (rec["step"], rec["host"], rec.get("phase", "do"))
@@ -291,11 +317,15 @@ def _fold(
                 in_order.add(key[:2])
         elif kind == "event":
             events.append(rec)
-            if rec["kind"] == "run_end":
+            if rec["kind"] == "step_note" and isinstance(rec.get("data"), dict):
+                nkey = (str(rec.get("step")), str(rec.get("host")), str(rec.get("phase", "do")))
+                notes.setdefault(nkey, {}).update(rec["data"])
+            elif rec["kind"] == "run_end":
                 status, ended = str(rec.get("status", "unknown")), rec.get("ts")
             elif rec["kind"] in _LIFECYCLE_STARTS:
                 status = ended = None
         # other record types come from a newer minor version: kept in records, not interpreted
+    _mark_undone(steps)
     return JournalState(
         run_id=run_id,
         path=path,
@@ -313,6 +343,17 @@ def _fold(
         valid_size=valid_size,
         warnings=warnings,
     )
+
+
+def _mark_undone(steps: dict[tuple[str, str, str], StepState]) -> None:
+    """A do-step whose undo succeeded after its outcome is undone, not done (nor failed)."""
+    for (step, host, phase), undo in steps.items():
+        if phase != "undo" or undo.status is not StepVerdict.DONE:
+            continue
+        do = steps.get((step, host, "do"))
+        if (do is not None and do.status in (StepVerdict.DONE, StepVerdict.FAILED)
+                and (undo.outcome_seq or 0) > (do.outcome_seq or 0)):
+            do.status = StepVerdict.UNDONE
 
 
 def _close(state: StepState, rec: dict[str, Any]) -> None:
@@ -344,6 +385,11 @@ def list_runs(dir: Path) -> list[RunSummary]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith(".") or not entry.is_dir():
             continue
+        if (entry / "lab.json").exists():  # `runbook lab` lives in <journal dir>/lab: not a run
+            continue
+        if (_time_from_run_id(entry.name) is None and not (entry / JOURNAL_FILE).exists()
+                and not (entry / LOCK_FILE).exists()):
+            continue  # not a run (the lab lives in <journal dir>/lab), not a broken one
         try:
             if not (entry / JOURNAL_FILE).exists():
                 raise JournalError("no journal file (the run stopped before it started)")
@@ -367,6 +413,7 @@ def list_runs(dir: Path) -> list[RunSummary]:
                 in_doubt=len(state.in_doubt()),
                 ended=state.ended,
                 note="torn last record ignored" if state.torn_tail else "",
+                check_mode=state.check_mode,
             )
         )
     # Order by the start time the run id carries (to the second, set when the run was created),

@@ -103,3 +103,18 @@ def encode(fields: dict[str, Any]) -> str:
 
 def _slow(masked: Any) -> str:
     return json.dumps(_normalise(masked), ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_header(fields: dict[str, Any], verbatim: frozenset[str]) -> str:
+    """Like :func:`encode`, but the engine's own paths and identifiers under ``verbatim`` keys
+    (and ``@file`` entries of ``extra_vars``) are written as they are: masking a password that
+    happens to be a substring of a path (``fuzz`` in ``/srv/fuzz/rb.yml``) would leave resume
+    unable to find its files. They are never secrets: the engine made them from file names."""
+    masked = json.loads(encode({k: v for k, v in fields.items() if k not in verbatim}))
+    out = {k: masked.get(k, fields.get(k)) for k in fields}  # the caller's key order
+    for k in verbatim & set(fields):
+        out[k] = fields[k]
+    if isinstance(fields.get("extra_vars"), list):
+        out["extra_vars"] = [raw if isinstance(raw, str) and raw.startswith("@") else shown
+                             for raw, shown in zip(fields["extra_vars"], masked.get("extra_vars") or [], strict=False)]
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"), default=str)

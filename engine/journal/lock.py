@@ -9,7 +9,8 @@ with RunLock(journal_dir(None), run_id, ["db1", "db2"]):
 dies (``kill -9``, OOM, power loss), so a stale lock file never blocks a resume and no one is
 ever told to delete one by hand. The file keeps who holds it (pid, control host, target
 hosts) as JSON, for the message and for the host check; its content only counts while its
-``flock`` is held. Locks are per open file description, so the descriptor stays open for as
+``flock`` is held. Each target host also gets a flock in the machine-wide host lock dir
+(:func:`host_lock_dir`), so runs kept in different journal dirs cannot change one host at once. Locks are per open file description, so the descriptor stays open for as
 long as the lock is held. ``flock`` is local to one machine: runs started from two control
 hosts on a shared (NFS) journal dir are not seen by each other.
 """
@@ -17,6 +18,7 @@ hosts on a shared (NFS) journal dir are not seen by each other.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -27,7 +29,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from engine.errors import InputError, JournalError, RunLocked
-from engine.journal.store import LOCK_FILE, check_run_id, ensure_run_dir, now
+from engine.journal.layout import LOCK_FILE, check_run_id, ensure_run_dir, now, state_dir
 
 # Another process probing our lock file (the host check, `runbook runs`) holds a shared lock
 # on it for a few microseconds; retrying this long keeps that from passing for a live run.
@@ -45,6 +47,7 @@ class RunLock:
         self.hosts = sorted(set(hosts))
         self.path = self.dir / run_id / LOCK_FILE
         self._fd: int | None = None
+        self._host_fds: list[int] = []
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`RunLocked`; never waits for another run."""
@@ -78,13 +81,54 @@ class RunLock:
             os.pwrite(fd, data, 0)
             self._fd = fd
             self._check_other_runs()
+            self._lock_hosts()
         except BaseException:
+            self._release_hosts()
             self._fd = None
             os.close(fd)  # closing the descriptor drops the flock too
             raise
 
+    def _lock_hosts(self) -> None:
+        """One flock per target host in the machine-wide host lock dir: another journal dir
+        (another ``--journal-dir``, another ``$RUNBOOK_HOME``) is no way around it."""
+        if not self.hosts:
+            return
+        root = host_lock_dir()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"cannot create the host lock dir {root}: {exc.strerror}",
+                               hint="set $RUNBOOK_LOCK_DIR to a writable directory") from exc
+        info = json.dumps({"run_id": self.run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                           "journal": str(self.dir.resolve()), "since": now()}).encode()
+        for name in self.hosts:
+            path = root / (hashlib.sha1(name.encode()).hexdigest()[:16] + ".lock")
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            except OSError as exc:
+                raise JournalError(f"cannot open the host lock {path}: {exc.strerror}") from exc
+            if not _flock_nb(fd, fcntl.LOCK_EX, patience=_ACQUIRE_PATIENCE):
+                holder = _read_info(fd)
+                os.close(fd)
+                raise RunLocked(
+                    f"run {holder.get('run_id', '?')} (process {holder.get('pid', '?')}, journal dir "
+                    f"{holder.get('journal', '?')}) is running against {name}",
+                    hint="two runs must not change the same host at once: wait for it, or --limit to other hosts")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info, 0)
+            self._host_fds.append(fd)
+
+    def _release_hosts(self) -> None:
+        for fd in self._host_fds:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        self._host_fds = []
+
     def release(self) -> None:
         """Drop the lock. The file stays: unlinking a flock file races with its next user."""
+        self._release_hosts()
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
@@ -122,6 +166,19 @@ class RunLock:
 
     def __repr__(self) -> str:
         return f"RunLock({self.run_id!r}, hosts={self.hosts}, held={self.held})"
+
+
+def host_lock_dir() -> Path:
+    """Where host locks live, one per control machine whatever the journal dir:
+    ``$RUNBOOK_LOCK_DIR``, else ``/run/lock/runbook`` (shared by every user of the machine),
+    else ``hostlocks`` in the user's state dir."""
+    env = os.environ.get("RUNBOOK_LOCK_DIR")
+    if env:
+        return Path(env).expanduser()
+    run_lock = Path("/run/lock")
+    if run_lock.is_dir() and os.access(run_lock, os.W_OK):
+        return run_lock / "runbook"
+    return state_dir() / "hostlocks"
 
 
 def lock_holder(dir: Path, run_id: str) -> dict[str, Any] | None:

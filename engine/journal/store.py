@@ -12,104 +12,26 @@ journal.close()
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from engine.errors import InputError, JournalError
-from engine.journal.encoding import encode
+from engine.errors import JournalError
+from engine.journal.layout import JOURNAL_FILE, VERSION, _fsync_dir, ensure_run_dir, now
+from engine.journal.analysis import StepVerdict, read_journal
+from engine.journal.encoding import encode, encode_header
 from engine.model import Status
 
-#: Format of the records; a journal written by a newer engine is refused, not misread.
-VERSION = 1
-JOURNAL_FILE = "journal.jsonl"
-LOCK_FILE = "lock"
 PHASES = ("do", "undo")
+#: header keys the engine made from file names and ids: never masked (see encode_header)
+HEADER_VERBATIM = frozenset({"run_id", "runbook", "files", "inventories", "vars_files", "cwd", "hosts"})
 
 # fdatasync skips the inode metadata flush that fsync does (mtime), which is all we can spare;
 # the file size *is* synced by it, which is what an append needs. macOS has no fdatasync.
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
-
-# A run id becomes a directory name and comes from the command line (`runbook resume ID`):
-# one plain path component, so "../x" can never escape the journal dir.
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _STATUSES = frozenset(s.value for s in Status)
-
-
-def new_run_id() -> str:
-    """A sortable, readable run id: UTC start time plus 4 hex digits, e.g. ``20261122-031502-7f3a``."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
-
-
-def journal_dir(option: str | os.PathLike[str] | None) -> Path:
-    """The journal dir: ``--journal-dir``, else ``$RUNBOOK_HOME``, else ``./.runbook``."""
-    if option:
-        return Path(option).expanduser()
-    env = os.environ.get("RUNBOOK_HOME")
-    if env:
-        return Path(env).expanduser()
-    return Path(".runbook")
-
-
-def check_run_id(run_id: str) -> None:
-    """Refuse a run id that is not one plain path component."""
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-        raise InputError(
-            f"invalid run id {run_id!r}",
-            hint="a run id looks like 20261122-031502-7f3a; `runbook runs` lists them",
-        )
-
-
-def run_path(dir: Path, run_id: str) -> Path:
-    """``<dir>/<run_id>/journal.jsonl``, after checking the run id."""
-    check_run_id(run_id)
-    return Path(dir) / run_id / JOURNAL_FILE
-
-
-def ensure_run_dir(dir: Path, run_id: str) -> Path:
-    """Make ``<dir>/<run_id>/`` (mode 0700 whatever the umask) if it does not exist yet.
-
-    Both :meth:`Journal.create` and :class:`RunLock` call this, so either may come first.
-    """
-    check_run_id(run_id)
-    root = Path(dir)
-    run_dir = root / run_id
-    try:
-        if not root.is_dir():
-            root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(root, 0o700)  # mkdir's mode is filtered by the umask
-        try:
-            os.mkdir(run_dir, 0o700)
-        except FileExistsError:
-            return run_dir
-        os.chmod(run_dir, 0o700)
-        _fsync_dir(root)  # the run dir entry itself must survive a crash
-    except OSError as exc:
-        raise JournalError(
-            f"cannot create the run directory {run_dir}: {exc.strerror}",
-            hint="check that --journal-dir / $RUNBOOK_HOME points to a writable directory",
-        ) from exc
-    return run_dir
-
-
-def now() -> str:
-    """The journal's timestamp: ISO 8601, UTC, microseconds."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a new directory entry durable (a synced file is lost if its name is not)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse fsync on a directory; the data itself is synced
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- the writer
@@ -118,6 +40,12 @@ def _fsync_dir(path: Path) -> None:
 # Fault injection for the crash tests: die by SIGKILL right after record number N is written
 # (and synced, when it is synced), exactly as a power cut or `kill -9` at that boundary would.
 _CRASH_AT: int | None = int(os.environ["RUNBOOK_FAULT_KILL_AT_SEQ"]) if os.environ.get("RUNBOOK_FAULT_KILL_AT_SEQ", "").isdigit() else None
+
+
+# And between a side effect and its outcome: die right *before* the outcome record of step
+# KEY (``stage/step``; ``undo:stage/step`` for its undo) is written — the side effect happened,
+# the journal does not know it (a kill -9 between apply and outcome).
+_CRASH_BEFORE_OUTCOME: str | None = os.environ.get("RUNBOOK_FAULT_KILL_BEFORE_OUTCOME") or None
 
 
 def _crash(seq: int) -> None:
@@ -178,7 +106,7 @@ class Journal:
         os.fchmod(fd, 0o600)  # the umask may have left it wider or narrower
         journal = cls(path, run_id, fd, last_seq=-1)
         try:
-            journal._append("header", {"run_id": run_id, "version": VERSION, **header})
+            journal._append("header", {"run_id": run_id, "version": VERSION, **header}, verbatim=HEADER_VERBATIM)
             _fsync_dir(run_dir)
         except BaseException:
             journal.close()
@@ -192,8 +120,6 @@ class Journal:
         A torn last line (the crash hit mid-write) is cut off first, so that the next record
         does not land after it; the fragment is kept in a ``torn_tail_discarded`` event.
         """
-        from engine.journal.analysis import StepVerdict, read_journal
-
         state = read_journal(dir, run_id)
         try:
             fd = os.open(state.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
@@ -256,6 +182,8 @@ class Journal:
     ) -> int:
         """After a side effect: how the attempt opened by ``intent_seq`` ended."""
         _check_phase(phase)
+        if _CRASH_BEFORE_OUTCOME is not None and (step_key if phase == "do" else f"{phase}:{step_key}") == _CRASH_BEFORE_OUTCOME:
+            _crash(self._seq + 1)
         status = status.value if isinstance(status, Status) else status
         if status not in _STATUSES:
             raise ValueError(f"unknown step status {status!r}; expected one of {sorted(_STATUSES)}")
@@ -314,11 +242,12 @@ class Journal:
         opens: tuple[str, str, str] | None = None,
         closes: tuple[int, tuple[str, str, str]] | None = None,
         sync: bool = True,
+        verbatim: frozenset[str] | None = None,
     ) -> int:
         # Masking and encoding the payload (possibly thousands of result rows) happens outside
         # the lock; only the seq and timestamp are spliced in under it, so that seqs, times
         # and the order of lines in the file always agree.
-        payload = encode(fields)
+        payload = encode(fields) if verbatim is None else encode_header(fields, verbatim)
         body = "}" if payload == "{}" else "," + payload[1:]
         with self._lock:
             if self._fd is None:

@@ -1,3 +1,3 @@
-"""Server knowledge shared by actions: the dump reader (``dumpfile``), introspection of a
-target schema and schema comparison (``target``), and the restore's opening of a dump file
-(``dumpsource``)."""
+"""Server knowledge shared by actions: SQL text, identity, snapshot manifest, error diagnosis,
+introspection (tables, keys, columns), chunk checksums, the dump reader, the target schema and its
+comparison with a dump (``target``), and the opening of a dump file (``dumpsource``)."""

@@ -103,7 +103,7 @@ def foreign_keys_touching(sql: Sql, schema: str) -> list[TargetFk]:
 
 
 def has_rows(sql: Sql, schema: str, table: str) -> bool:
-    from engine.sqlutil import qualified
+    from engine.mysql.sqlutil import qualified
 
     return bool(sql.query(f"SELECT 1 AS x FROM {qualified(schema, table)} LIMIT 1").rows)
 

@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from engine.durations import format_duration
+from engine.language.durations import format_duration
 from engine.model import Status, StepResult
 from engine.secrets import MASKER
+from engine.visible import visible
 
 _STYLE = {
     Status.OK: "green",
@@ -82,7 +83,9 @@ class Console:
 
     # -- low level -------------------------------------------------------------------------
     def line(self, text: str, style: str | None = None) -> None:
-        text = MASKER.text(text)
+        # Masked, then escape sequences made visible: a step name or another host's output
+        # must not drive the operator's terminal (NO_COLOR or not).
+        text = visible(MASKER.text(text))
         with self._lock:
             if self._rich is not None and style:
                 from rich.text import Text
@@ -175,15 +178,16 @@ class Console:
     def progress(self, host: str, done: int, total: int | None, label: str) -> None:
         """A live bar on a terminal; plain lines otherwise, at every 10 % or every 5 s.
 
-        A label may carry live text after `` | `` (rates, ETA): the part before it names the
-        bar, so the text can change without starting a new one."""
+        A label may carry live text after `` | `` (rows, LSN, rates, ETA): the part before it
+        names the bar, so the text can change without starting a new one, and the text says
+        the figures (the raw done/total are shown only for a label without it)."""
         if self._rich is not None:
             self._bar(host, done, total, label)
             return
         key = (host, label.split(" | ", 1)[0])
         now = time.monotonic()
-        last_bucket = self._progress_last.get(key, -1.0)
-        last_time = self._progress_time.get(key, 0.0)
+        last_bucket = self._progress_last.get(key, 0.0)
+        last_time = self._progress_time.setdefault(key, now)  # the first line comes at 10 % or after 5 s
         text = label.replace(" | ", ": ", 1)
         if total:
             pct = done / total * 100
@@ -194,14 +198,16 @@ class Console:
                 return
             self._progress_last[key] = bucket
             self._progress_time[key] = now
-            self.line(f"    {host} {text}: {done:,}/{total:,} ({pct:.0f}%)", "dim")
+            shown = f"{text} ({pct:.0f}%)" if " | " in label else f"{text}: {done:,}/{total:,} ({pct:.0f}%)"
+            self.line(f"    {host} {shown}", "dim")
         else:
             if now - last_time < 5:
                 return
             self._progress_time[key] = now
-            self.line(f"    {host} {text}: {done:,}", "dim")
+            self.line(f"    {host} {text}" if " | " in label else f"    {host} {text}: {done:,}", "dim")
 
     def _bar(self, host: str, done: int, total: int | None, label: str) -> None:
+        from rich.markup import escape as markup_escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with self._lock:
@@ -211,7 +217,9 @@ class Console:
                 self._bars.start()
                 self._tasks = {}
             key = f"{host} {label.split(' | ', 1)[0]}"
-            desc = f"{host} {label.replace(' | ', ': ', 1)}"
+            # masked, control characters visible, and rich markup escaped: the label holds a
+            # step's name and a host's words, which are text, not "[red]" instructions
+            desc = markup_escape(visible(MASKER.text(f"{host} {label.replace(' | ', ': ', 1)}")))
             task = self._tasks.get(key)
             if task is None:
                 task = self._tasks[key] = self._bars.add_task(desc, total=total)

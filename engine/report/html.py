@@ -14,14 +14,16 @@ Path("report.html").write_text(render_html(build_model(state)))
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
 from engine.report.model import STATUSES, ReportModel, StageReport
+from engine.report.recovery import recoveries
 from engine.report.text import count, event_details, fmt_duration, format_ts, number, printable
-from engine.sizes import format_size
+from engine.language.sizes import format_size
 
 _CSS = """
 :root { --ok:#1a7f37; --changed:#9a6700; --skipped:#6e7781; --failed:#cf222e; --unreachable:#8250df;
@@ -54,9 +56,14 @@ code, pre, .mono { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monosp
 .bar { position:absolute; left:0; top:0; bottom:0; border-radius:3px; background:#218bff; min-width:3px; }
 .bar.within { background:#2da44e; } .bar.over { background:var(--failed); }
 .budget { position:absolute; top:-5px; bottom:-5px; width:0; border-left:2px dashed var(--ink); }
+.axis { position:relative; height:18px; border-top:1px solid var(--ink); font-size:11px; color:var(--muted); }
+.axis span { position:absolute; top:2px; transform:translateX(-50%); white-space:nowrap; }
+.axis span:first-child { transform:none; } .axis span:last-child { transform:translateX(-100%); }
 .tl-when { font-size:11.5px; color:var(--muted); font-weight:400; }
 .tl-fig { font-size:12.5px; color:var(--muted); } .tl-fig b { color:var(--ink); }
 .over-budget { color:var(--failed); font-weight:700; }
+.tl-row.recovery { border-top:1px dashed var(--line); padding-top:8px; } .phase-name { font-weight:500; padding-left:12px; }
+.bar.phase-analysis { background:#8250df; } .bar.phase-redo { background:#bf8700; } .bar.phase-undo { background:#0969da; }
 .legend { display:flex; gap:18px; font-size:12px; color:var(--muted); margin:4px 0 6px 204px; }
 .legend i { display:inline-block; width:14px; height:10px; border-radius:2px; margin-right:5px; vertical-align:middle; }
 table { border-collapse:collapse; width:100%; font-size:13px; }
@@ -108,15 +115,29 @@ _TEMPLATE = """<!DOCTYPE html>
 {% for t in timeline %}
 <div class="tl-row">
   <div class="tl-name">{{ t.stage.name or "(no stage)" }}<span class="badge {{ t.stage.status|cls }}">{{ t.stage.status }}</span>
-    <div class="tl-when">{{ t.stage.started|ts }}</div></div>
+    <div class="tl-when">{{ t.stage.started|ts }} · +{{ t.offset|dur }}</div></div>
   <div class="track" title="{{ t.stage.name }}: {{ t.stage.duration|dur }}{% if t.stage.budget is not none %} of {{ t.stage.budget|dur }}{% endif %}">
-    <div class="bar {{ t.kind }}" style="width:{{ t.width }}%"></div>
+    <div class="bar {{ t.kind }}" style="left:{{ t.left }}%;width:{{ t.width }}%"></div>
     {% if t.budget_at is not none %}<div class="budget" style="left:{{ t.budget_at }}%"></div>{% endif %}
   </div>
   <div class="tl-fig"><b>{{ t.stage.duration|dur }}</b>{% if t.stage.budget is not none %} / budget {{ t.stage.budget|dur }}{% endif %}
   {% if t.stage.over_budget %}<br><span class="over-budget">over budget{% if t.stage.overrun %} by {{ t.stage.overrun|dur }}{% endif %}</span>{% endif %}
   {% if t.stage.spans > 1 %}<br>{{ t.stage.spans }} runs (resumed){% endif %}</div>
 </div>{% else %}<p class="muted">No stage started.</p>{% endfor %}
+{% if timeline %}<div class="tl-row axis-row"><div></div><div class="axis">{% for pct, label in axis.ticks %}<span style="left:{{ pct }}%">{{ label }}</span>{% endfor %}</div><div class="tl-fig">time since the run started</div></div>{% endif %}
+{% for r in recoveries %}
+<div class="tl-row recovery"><div class="tl-name">InnoDB crash recovery<span class="badge {{ ('ok' if r.ready else 'failed')|cls }}">{{ 'ready' if r.ready else 'not ready' }}</span>
+    <div class="tl-when">{{ r.host }} · {{ r.stage }} / {{ r.step }}</div></div>
+  <div class="tl-fig">{% if r.crashed %}checkpoint LSN <b>{{ r.checkpoint_lsn }}</b> → <b>{{ r.recovered_to_lsn }}</b>{% else %}no crash recovery needed{% endif %}</div>
+  <div class="tl-fig">{{ r.rolled_back_transactions or 0 }} transaction(s) rolled back{% if r.fatal %}<br><span class="over-budget">{{ r.fatal }}</span>{% endif %}</div>
+</div>
+{% for p in r.phases %}<div class="tl-row">
+  <div class="tl-name phase-name">· {{ p.name }}<div class="tl-when">{{ p.started or "" }}</div></div>
+  <div class="track" title="{{ p.name }}: {{ p.seconds|dur }}">
+    <div class="bar phase-{{ p.name }}" style="left:{{ (100 * (p.offset or 0) / r.span)|round(2) }}%;width:{{ (100 * (p.seconds or 0) / r.span)|round(2) }}%"></div>
+  </div>
+  <div class="tl-fig"><b>{{ p.seconds|dur }}</b>{% if p.ended is none %} (not finished){% endif %}</div>
+</div>{% endfor %}{% endfor %}
 </div>
 
 {% if problems %}<h2>Problems</h2>
@@ -136,9 +157,12 @@ _TEMPLATE = """<!DOCTYPE html>
 </tbody></table>
 
 {% if checks %}<h2>Verification</h2>
-<table><thead><tr><th>Stage</th><th>Step</th><th>Host</th><th>Check</th><th>Result</th><th>Detail</th></tr></thead><tbody>
+<table><thead><tr><th>Stage</th><th>Step</th><th>Host</th><th>Check</th><th>Kind</th><th>Table</th><th>Result</th><th>Count</th><th>Detail</th></tr></thead><tbody>
 {% for c in checks %}<tr class="{% if c.status == 'FAIL' %}problem{% endif %}"><td>{{ c.stage }}</td><td>{{ c.step }}</td><td>{{ c.host }}</td><td>{{ c.name }}</td>
-<td><span class="badge {{ c.status|cls }}">{{ c.status }}</span></td><td>{{ c.detail }}</td></tr>{% endfor %}
+<td>{{ c.kind or "—" }}</td><td>{{ c.table or "—" }}</td>
+<td><span class="badge {{ c.status|cls }}">{{ c.status }}</span></td><td class="num">{{ "—" if c.count is none else c.count }}</td>
+<td>{{ c.detail }}{% if c.sample %}<details><summary>sample ({{ c.sample|length }})</summary><pre>{% for s in c.sample %}{{ s|tojson }}
+{% endfor %}</pre></details>{% endif %}</td></tr>{% endfor %}
 </tbody></table>{% endif %}
 
 {% if throughput %}<h2>Restore throughput</h2>
@@ -165,24 +189,54 @@ _TEMPLATE = """<!DOCTYPE html>
 
 @dataclass(frozen=True)
 class TimelineBar:
-    """One stage's bar: its width and budget marker in percent of the longest stage or budget."""
+    """One stage on the run's time axis (a Gantt row): where it starts and how long it ran,
+    with its budget marker, in percent of the axis."""
 
     stage: StageReport
+    left: float
     width: float
     budget_at: float | None
     kind: str  # within | over | nobudget
+    offset: float  # seconds from the start of the run
 
 
-def timeline(stages: tuple[StageReport, ...]) -> list[TimelineBar]:
-    """Bars on one common scale, so that stages compare with each other and their budgets."""
-    scale = max([x for st in stages for x in (st.duration, st.budget) if x] or [1.0])
+@dataclass(frozen=True)
+class Axis:
+    """The time axis under the Gantt: its length in seconds and a few labelled ticks."""
+
+    seconds: float
+    ticks: tuple[tuple[float, str], ...]  # (percent, label)
+
+
+def _offset(ts: str | None, origin: datetime | None) -> float:
+    if not ts or origin is None:
+        return 0.0
+    try:
+        return max(0.0, (datetime.fromisoformat(ts) - origin).total_seconds())
+    except ValueError:
+        return 0.0
+
+
+def timeline(stages: tuple[StageReport, ...], run_started: str | None = None) -> tuple[list[TimelineBar], Axis]:
+    """Stages as a Gantt on one time axis from the start of the run: each bar starts when its
+    stage started, so waits between stages (a confirmation, a crash before the resume) show as
+    gaps, and a budget marker sits where the stage had to be done."""
+    starts = [x for x in (run_started, *(st.started for st in stages)) if x]
+    try:
+        origin = min(datetime.fromisoformat(x) for x in starts) if starts else None
+    except ValueError:
+        origin = None
+    offsets = [_offset(st.started, origin) for st in stages]
+    end = max([off + max(st.duration or 0.0, st.budget or 0.0) for off, st in zip(offsets, stages)] or [1.0]) or 1.0
     bars = []
-    for st in stages:
-        width = round(100 * (st.duration or 0.0) / scale, 2)
-        budget_at = None if st.budget is None else round(100 * st.budget / scale, 2)
+    for off, st in zip(offsets, stages):
+        left = round(100 * off / end, 2)
+        width = round(100 * (st.duration or 0.0) / end, 2)
+        budget_at = None if st.budget is None else round(100 * (off + st.budget) / end, 2)
         kind = "nobudget" if st.budget is None else ("over" if st.over_budget else "within")
-        bars.append(TimelineBar(st, width, budget_at, kind))
-    return bars
+        bars.append(TimelineBar(st, left, width, budget_at, kind, off))
+    ticks = tuple((round(100 * i / 4, 2), "+" + fmt_duration(end * i / 4)) for i in range(5))
+    return bars, Axis(end, ticks)
 
 
 def _cls(status: Any) -> str:
@@ -214,6 +268,7 @@ _ENV = _environment()
 def render_html(model: ReportModel) -> str:
     """The report as one self-contained HTML page."""
     run = model.run
+    bars, axis = timeline(model.stages, run.started)
     return _ENV.from_string(_TEMPLATE).render(
         title=run.runbook_name or run.runbook or run.run_id,
         css=_CSS,
@@ -221,10 +276,12 @@ def render_html(model: ReportModel) -> str:
         statuses=STATUSES,
         hot=("failed", "unreachable", "in doubt"),
         totals=model.totals,
-        timeline=timeline(model.stages),
+        timeline=bars,
+        axis=axis,
         problems=model.problems,
         steps=model.steps,
         checks=model.checks,
         throughput=model.throughput,
+        recoveries=recoveries(model),
         events=model.events,
     )

@@ -2,6 +2,7 @@
 
 Top-level keys: ``format``/``version``, ``run``, ``totals``, ``host_totals``, ``stages``,
 ``steps`` (with their registered results and evidence), ``verification``, ``throughput``,
+``recovery`` (crash-recovery phases of ``innodb_recovery`` steps),
 ``events`` and the journal ``header``.
 
 ```python
@@ -17,6 +18,7 @@ from dataclasses import asdict
 from typing import Any
 
 from engine.report.model import ReportModel
+from engine.report.recovery import recovery_data
 from engine.report.text import masked
 from engine.secrets import MASKER
 
@@ -40,6 +42,7 @@ def report_data(model: ReportModel) -> dict[str, Any]:
         "steps": steps,
         "verification": [asdict(c) for c in model.checks],
         "throughput": [asdict(t) for t in model.throughput],
+        "recovery": recovery_data(model),
         "events": list(model.events),
         "header": model.header,
     }

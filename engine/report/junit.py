@@ -3,7 +3,9 @@
 A stage is a ``<testsuite>``, a step on a host is a ``<testcase>`` (its undo is another one,
 named ``… (undo)``). ``failed`` and ``unreachable`` become ``<failure>`` with the evidence as
 text, ``skipped`` becomes ``<skipped/>``, an in-doubt step (intent without outcome) an
-``<error>``. Times are seconds.
+``<error>``. Times are seconds. Each check of a ``verify`` step is a case of its own, next
+to its step's (classname ``<stage>.<step>``): a failing check is a ``<failure>`` with its
+count and sample, a warning passes with the finding in ``<system-out>``.
 
 ```xml
 <testsuites name="emergency restore" tests="9" failures="1" errors="1" skipped="1" time="431.200">
@@ -18,7 +20,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from engine.report.model import IN_DOUBT, ReportModel, StageReport, StepRow
+import json
+
+from engine.report.model import IN_DOUBT, CheckResult, ReportModel, StageReport, StepRow
 from engine.report.text import printable
 from engine.secrets import MASKER
 
@@ -68,7 +72,21 @@ def _testcase(parent: ET.Element, suite: str, row: StepRow) -> tuple[int, int, i
     return 0, 0, 0
 
 
-def _testsuite(root: ET.Element, stage: StageReport, rows: list[StepRow]) -> tuple[int, int, int, int]:
+def _check_case(parent: ET.Element, suite: str, check: CheckResult) -> int:
+    """One case per verification check; returns the failures it adds."""
+    case = ET.SubElement(parent, "testcase", classname=clean(f"{suite}.{check.step}"),
+                         name=clean(f"{check.name} @ {check.host}"), time="0.000")
+    body = check.detail + (f"\nsample: {json.dumps(list(check.sample), default=str)}" if check.sample else "")
+    if check.failed:
+        failure = ET.SubElement(case, "failure", message=clean(_one_line(f"{check.name}: {check.detail}")), type=check.kind or "check")
+        failure.text = clean(body)
+        return 1
+    ET.SubElement(case, "system-out").text = clean(f"{check.status}: {body}")
+    return 0
+
+
+def _testsuite(root: ET.Element, stage: StageReport, rows: list[StepRow],
+               checks: list[CheckResult] | None = None) -> tuple[int, int, int, int]:
     suite = ET.SubElement(root, "testsuite", name=clean(stage.name or "(no stage)"))
     props = ET.SubElement(suite, "properties")
     for name, value in (
@@ -79,17 +97,22 @@ def _testsuite(root: ET.Element, stage: StageReport, rows: list[StepRow]) -> tup
     ):
         ET.SubElement(props, "property", name=name, value=clean(value))
     failures = errors = skipped = 0
+    cases = len(rows)
     for row in rows:
         f, e, s = _testcase(suite, stage.name, row)
         failures, errors, skipped = failures + f, errors + e, skipped + s
-    suite.set("tests", str(len(rows)))
+        for check in checks or []:
+            if (check.step, check.host) == (row.step, row.host) and row.phase == "do":
+                failures += _check_case(suite, stage.name, check)
+                cases += 1
+    suite.set("tests", str(cases))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
     suite.set("skipped", str(skipped))
     suite.set("time", _seconds(stage.duration))
     if stage.started:
         suite.set("timestamp", clean(stage.started))
-    return len(rows), failures, errors, skipped
+    return cases, failures, errors, skipped
 
 
 def render_junit(model: ReportModel) -> str:
@@ -98,7 +121,7 @@ def render_junit(model: ReportModel) -> str:
     root = ET.Element("testsuites", name=clean(run.runbook_name or run.runbook or run.run_id))
     totals = [0, 0, 0, 0]
     for stage in model.stages:
-        counts = _testsuite(root, stage, model.steps_of(stage.name))
+        counts = _testsuite(root, stage, model.steps_of(stage.name), [c for c in model.checks if c.stage == stage.name])
         totals = [a + b for a, b in zip(totals, counts, strict=True)]
     for attr, value in zip(("tests", "failures", "errors", "skipped"), totals, strict=True):
         root.set(attr, str(value))

@@ -14,13 +14,16 @@ and the run's events.
 
 from __future__ import annotations
 
+import json
+
 import re
 from typing import Any
 
+from engine.report.recovery import recovery_markdown
 from engine.report.model import STATUSES, ReportModel
 from engine.report.text import count, event_details, fmt_duration, format_ts, number, printable
 from engine.secrets import MASKER
-from engine.sizes import format_size
+from engine.language.sizes import format_size
 
 
 def cell(value: Any) -> str:
@@ -104,8 +107,11 @@ def render_markdown(model: ReportModel) -> str:
     if model.checks:
         out += ["## Verification", ""]
         out += _table(
-            ["Stage", "Step", "Host", "Check", "Result", "Detail"],
-            [[c.stage, c.step, c.host, c.name, c.status, c.detail] for c in model.checks],
+            ["Stage", "Step", "Host", "Check", "Kind", "Table", "Result", "Count", "Detail"],
+            [[c.stage, c.step, c.host, c.name, c.kind or "—", c.table or "—", c.status,
+              "—" if c.count is None else c.count,
+              c.detail + (f" — sample: {json.dumps(list(c.sample[:3]), default=str)}" if c.sample else "")]
+             for c in model.checks],
         )
     if model.throughput:
         out += ["## Restore throughput", ""]
@@ -125,6 +131,7 @@ def render_markdown(model: ReportModel) -> str:
                   "—" if x.bytes is None else format_size(x.bytes), fmt_duration(x.seconds), number(x.rows_per_second)]
                  for t, x in per_table],
             )
+    out += recovery_markdown(model)
     if model.events:
         out += ["## Events", ""]
         out += _table(["Time", "Event", "Details"],

@@ -115,14 +115,25 @@ class StepRow:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One verification check, from the ``checks`` list a verify step registered."""
+    """One verification check, from the ``checks`` list a verify step registered
+    (``{name, kind, table, result, count, expected, sample, detail}``)."""
 
     stage: str
     step: str
     host: str
     name: str
-    status: str  # PASS | FAIL | WARNING (as registered, upper-cased)
+    status: str  # PASS | FAIL | WARNING (the SOP's words for result pass | fail | warn)
     detail: str
+    kind: str = ""
+    table: str = ""
+    result: str = ""  # pass | fail | warn
+    count: int | None = None
+    expected: Any = None
+    sample: tuple[Any, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return self.result == "fail"
 
 
 @dataclass(frozen=True)
@@ -340,8 +351,12 @@ def _stage(acc: _StageAcc, rows: list[StepRow]) -> StageReport:
     )
 
 
+_RESULT_OF = {"pass": "pass", "ok": "pass", "fail": "fail", "failed": "fail", "warn": "warn", "warning": "warn"}
+_STATUS_OF = {"pass": "PASS", "fail": "FAIL", "warn": "WARNING"}
+
+
 def _checks(row: StepRow) -> list[CheckResult]:
-    """The ``checks`` a verify step registered: ``[{name, status, detail}]``."""
+    """The ``checks`` a verify step registered (older journals: ``{name, status, detail}``)."""
     found = (row.registered or {}).get("checks")
     if not isinstance(found, list):
         return []
@@ -350,14 +365,22 @@ def _checks(row: StepRow) -> list[CheckResult]:
         if not isinstance(c, dict):
             continue
         detail = c.get("detail", "")
+        result = _RESULT_OF.get(str(c.get("result") or c.get("status") or "").lower(), "")
+        sample = c.get("sample")
         out.append(
             CheckResult(
                 stage=row.stage,
                 step=row.step,
                 host=row.host,
                 name=str(c.get("name") or f"check {i}"),
-                status=str(c.get("status") or "?").upper(),
+                status=_STATUS_OF.get(result, str(c.get("status") or c.get("result") or "?").upper()),
                 detail=detail if isinstance(detail, str) else json.dumps(detail, default=str),
+                kind=str(c.get("kind") or ""),
+                table=str(c.get("table") or ""),
+                result=result,
+                count=as_int(c.get("count")),
+                expected=c.get("expected"),
+                sample=tuple(sample) if isinstance(sample, list) else (),
             )
         )
     return out

@@ -13,11 +13,11 @@ import re
 from datetime import datetime
 from typing import Any
 
-from engine.durations import format_duration, parse_duration
+from engine.language.durations import format_duration, parse_duration
 from engine.secrets import MASK, MASKER, SECRET_KEY, Secret
+from engine.visible import visible
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _EVENT_SKIP = frozenset({"type", "seq", "ts", "kind"})
 
 
@@ -46,11 +46,12 @@ def masked(value: Any) -> Any:
 
 
 def printable(text: str) -> str:
-    """Text for people: terminal colour codes dropped, other control characters as ``\\xNN``.
+    """Text for people: terminal colour codes dropped, other control characters (C0, C1,
+    bidirectional overrides) as ``\\xNN`` / ``\\uNNNN``; newlines and tabs kept.
 
     Evidence is often the tail of a command's output; the JSON report keeps it as it was.
     """
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", _ANSI.sub("", text))
+    return visible(_ANSI.sub("", text))
 
 
 def seconds_between(start: str | None, end: str | None) -> float | None:
@@ -74,7 +75,7 @@ def format_ts(ts: str | None) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    """:func:`~engine.durations.format_duration`, or ``—`` when unknown."""
+    """:func:`~engine.language.durations.format_duration`, or ``—`` when unknown."""
     return "—" if seconds is None else format_duration(seconds)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import pymysql
 import pymysql.err
 
-from engine.diagnosis import diagnose
+from engine.mysql.diagnosis import diagnose
 from engine.errors import CommandTimeout, ConnectError, SqlError
 from engine.model import MysqlSettings, SqlResult
 from engine.secrets import MASKER, reveal

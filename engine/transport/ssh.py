@@ -46,6 +46,7 @@ class _Target:
     explicit_key: bool  # ssh_key from the inventory: a missing or unreadable file is an error
     known_name: str  # the known_hosts name: ``host`` or ``[host]:port``
     proxy_jump: str | None
+    proxy_command: str | None = None
 
     @property
     def where(self) -> str:
@@ -75,7 +76,12 @@ def _resolve(s: SshSettings, use_config_jump: bool) -> _Target:
     else:
         keys = tuple(os.path.expanduser(k) for k in cfg.get("identityfile", ()))
     alias = str(cfg.get("hostkeyalias") or hostname)
-    jump = cfg.get("proxyjump") if use_config_jump else None  # a hop of a chain ignores its own
+    jump = (s.proxy_jump or cfg.get("proxyjump")) if use_config_jump else None  # a hop of a chain ignores its own
+    command = s.proxy_command
+    if command:
+        command = _expand_tokens(command, hostname, port if s.port != 22 else int(config_port), str(user))
+    else:
+        command = cfg.get("proxycommand")  # paramiko has expanded its tokens
     return _Target(
         hostname=hostname,
         port=port,
@@ -84,7 +90,13 @@ def _resolve(s: SshSettings, use_config_jump: bool) -> _Target:
         explicit_key=bool(s.key_file),
         known_name=alias if port == 22 else f"[{alias}]:{port}",
         proxy_jump=None if not jump or jump.lower() == "none" else str(jump),
+        proxy_command=None if not command or str(command).lower() == "none" or not use_config_jump else str(command),
     )
+
+
+def _expand_tokens(command: str, host: str, port: int, user: str) -> str:
+    """OpenSSH's %h %p %r %% in a ProxyCommand."""
+    return re.sub(r"%([hpr%])", lambda m: {"h": host, "p": str(port), "r": user, "%": "%"}[m.group(1)], command)
 
 
 def _remote_command(cmd: str, chdir: str | None, env: dict[str, str] | None, timeout: float | None) -> str:
@@ -181,6 +193,11 @@ class SshShell:
             self._via = self._jump_shell(t.proxy_jump)  # made once: a reconnect reuses the jump's connection
         if self._via is not None:
             return self._via.open_tunnel(t.hostname, t.port)
+        if t.proxy_command and not t.proxy_jump:
+            try:
+                return paramiko.ProxyCommand(t.proxy_command)
+            except (paramiko.SSHException, OSError) as exc:
+                raise ConnectError(f"ssh to {t.where}: ProxyCommand {t.proxy_command!r} failed: {exc}") from None
         try:
             sock = socket.create_connection((t.hostname, t.port), timeout=timeout)
         except ConnectionRefusedError:

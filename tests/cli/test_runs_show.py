@@ -175,6 +175,19 @@ def test_empty_journal_dir(lab):
         res = cli("runs", *args, cwd=lab, home=home)
         assert res.returncode == 0, res.stderr
         assert res.stdout.strip() == f"no runs in {home or empty}"
-    # Without either, ./.runbook of the current directory.
-    res = cli("runs", cwd=lab, home=None)
-    assert res.stdout.strip() == "no runs in .runbook"
+    # Without either, the user's state directory (SPEC §1), whatever the current directory.
+    res = cli("runs", cwd=lab, home=None, env_extra={"XDG_STATE_HOME": str(lab / "state")})
+    assert res.stdout.strip() == f"no runs in {lab / 'state' / 'runbook'}"
+
+
+def test_runs_does_not_list_the_lab_folder_and_marks_check_mode_runs(lab):
+    home = lab / "home"
+    (home / "lab").mkdir(parents=True)  # `runbook lab up` keeps its datadir and inventory here
+    (home / "lab" / "inventory.yml").write_text("all: {}\n")
+    res = cli("play", "rb.yml", "-i", "inv.yml", "--check", cwd=lab, home=home)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_id = re.search(r"RUN_ID (\S+)", res.stdout).group(1)  # type: ignore[union-attr]
+    listing = cli("runs", cwd=lab, home=home).stdout
+    assert "lab" not in listing.replace("runbook", ""), listing
+    assert f"{run_id} succeeded (check)" in " ".join(listing.split()), listing
+    assert "(check mode: nothing was changed)" in cli("show", run_id, cwd=lab, home=home).stdout

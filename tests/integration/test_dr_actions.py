@@ -19,8 +19,8 @@ from engine.actions.base import Action
 from engine.actions.disk_space import DiskSpace
 from engine.actions.mysql_facts import MysqlFacts
 from engine.actions.stop_writes import ResumeWrites, StopWrites, fence_state
-from engine.context import ActionContext, Connections
-from engine.diagnosis import diagnose
+from engine.run.context import ActionContext, Connections
+from engine.mysql.diagnosis import diagnose
 from engine.errors import ActionError, SqlError
 from engine.model import Host, MysqlSettings, Status, StepResult
 from engine.secrets import Secret

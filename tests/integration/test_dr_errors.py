@@ -1,7 +1,7 @@
 """Every MySQL error class the engine diagnoses, produced for real on MariaDB through MysqlSession.
 
 Each test asserts the errno and that the error's hint *is* the diagnosis table's entry, so a
-failing step in a run carries the same meaning and next step a DBA reads in engine/diagnosis.py.
+failing step in a run carries the same meaning and next step a DBA reads in engine/mysql/diagnosis.py.
 Tests that change global state (read_only, max_allowed_packet) put it back in a finally block:
 the server is shared.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from engine.diagnosis import diagnose
+from engine.mysql.diagnosis import diagnose
 from engine.errors import ConnectError, SqlError
 from engine.model import MysqlSettings
 from engine.secrets import Secret

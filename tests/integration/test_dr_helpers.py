@@ -10,7 +10,7 @@ import pytest
 from engine.actions.disk_space import GZIP_WRAP, parse_df, pick_wrap
 from engine.actions.guard import flavor_of, version_tuple
 from engine.errors import ActionError
-from engine.snapshots import _keyset, _keyset_params, checksum_expr, fit, snap_table_name, snapshot_schema
+from engine.mysql.snapshots import _keyset, _keyset_params, checksum_expr, fit, snap_table_name, snapshot_schema
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import pytest
 from engine.actions.snapshot import Snapshot
 from engine.errors import ActionError, SqlError
 from engine.model import Status
-from engine.snapshots import drop_snapshot, list_snapshots, snapshot_schema, table_checksum, table_shape
+from engine.mysql.snapshots import drop_snapshot, list_snapshots, snapshot_schema, table_checksum, table_shape
 from tests.conftest import mysql_root
 from tests.integration.test_dr_actions import make_ctx, run_step
 

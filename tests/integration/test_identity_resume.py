@@ -1,10 +1,14 @@
 """The identity guard outlives the process: a run resumed (or rolled back) against a server
 that is not the one its first attempt gathered facts from refuses its destructive steps.
-"A different server" is simulated by changing @@server_id of the test server in between."""
+"A different server" is simulated by changing @@server_id of a private server (the lab) in
+between: the machine's server is shared, and every sql and shell step checks the identity."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+import pymysql
 
 import pytest
 
@@ -14,16 +18,23 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def server_id(db):
+def private(lab_server: tuple[str, int]) -> Iterator[tuple[str, pymysql.connections.Connection, int]]:
+    inv, port = lab_server
+    db = pymysql.connect(host="127.0.0.1", port=port, user="root", autocommit=True)
     original = rows(db, "SELECT @@global.server_id")[0][0]
-    yield original
-    with db.cursor() as cur:  # the server is shared: put everything back
+    with db.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS idschema")
+        cur.execute("CREATE DATABASE idschema")
+    yield inv, db, original
+    with db.cursor() as cur:
         cur.execute("SET GLOBAL server_id = %s", (original,))
         cur.execute("SET GLOBAL read_only = OFF")
+    db.close()
 
 
-def test_resumed_run_refuses_a_different_server(tmp_path: Path, db, schema: str, server_id: int) -> None:
-    (tmp_path / "inv.yml").write_text("all:\n  vars: {mysql_user: root, mysql_host: 127.0.0.1}\n  hosts:\n    h: {connection: local}\n")
+def test_resumed_run_refuses_a_different_server(tmp_path: Path, private) -> None:
+    inv, db, server_id = private
+    schema = "idschema"
     (tmp_path / "rb.yml").write_text(f"""
 name: identity across resume
 stages:
@@ -41,7 +52,7 @@ stages:
         stop_writes: {{}}
 """)
     home = tmp_path / "home"
-    first = cli("play", str(tmp_path / "rb.yml"), "-i", str(tmp_path / "inv.yml"), cwd=tmp_path, home=home)
+    first = cli("play", str(tmp_path / "rb.yml"), "-i", inv, cwd=tmp_path, home=home)
     assert first.returncode == 1 and "1146" in out_of(first)
     run_id = next(p.name for p in home.iterdir() if p.is_dir())
     with db.cursor() as cur:

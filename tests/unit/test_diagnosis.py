@@ -1,4 +1,4 @@
-"""engine.diagnosis: every MySQL error class the SPEC names has a meaning and a next step."""
+"""engine.mysql.diagnosis: every MySQL error class the SPEC names has a meaning and a next step."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.diagnosis import diagnose, is_retryable, known_errnos
+from engine.mysql.diagnosis import diagnose, is_retryable, known_errnos
 
 REQUIRED = [1044, 1045, 1062, 1114, 1146, 1205, 1213, 1290, 1451, 1452, 3730, 1153, 2006, 2013]
 RETRYABLE = {1205, 1213, 2006, 2013}
@@ -63,7 +63,7 @@ def test_access_errors_say_not_retryable() -> None:
 
 def test_no_duplicate_entries_in_source() -> None:
     # A second _d(...) for the same errno silently overwrites the first; forbid it.
-    tree = ast.parse(Path(__file__).resolve().parents[2].joinpath("engine/diagnosis.py").read_text())
+    tree = ast.parse(Path(__file__).resolve().parents[2].joinpath("engine/mysql/diagnosis.py").read_text())
     seen: list[int] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_d":

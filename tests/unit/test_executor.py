@@ -1,4 +1,4 @@
-"""engine.executor: one step on one host, in process, over a local connection and no database.
+"""engine.run.executor: one step on one host, in process, over a local connection and no database.
 
 The same semantics are checked end to end through the CLI in tests/cli/test_play_cli.py; here
 the registered values and statuses are looked at directly.
@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from engine.context import Connections
-from engine.executor import Executor, HostState, StepEnv, variables
-from engine.loader import load_runbook
+from engine.run.context import Connections
+from engine.run.executor import Executor, HostState, StepEnv, variables
+from engine.language.loader import load_runbook
 from engine.model import Host, Runbook, Status, StepResult
-from engine.templating import lazify
+from engine.templating.render import lazify
 
 
 class Harness:

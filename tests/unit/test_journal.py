@@ -74,7 +74,12 @@ def test_journal_dir_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert journal_dir("/x") == Path("/x")
     assert journal_dir(None) == Path("/var/lib/runbook")
     monkeypatch.delenv("RUNBOOK_HOME")
-    assert journal_dir(None) == Path(".runbook")
+    # SPEC §1: the user's state directory, the same from any working directory
+    monkeypatch.setenv("XDG_STATE_HOME", "/srv/state")
+    assert journal_dir(None) == Path("/srv/state/runbook")
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", "/home/dba")
+    assert journal_dir(None) == Path("/home/dba/.local/state/runbook")
 
 
 @pytest.mark.parametrize("bad", ["", "..", "../etc", "a/b", ".hidden"])
@@ -387,9 +392,10 @@ def test_undo_phase_is_tracked_separately(jdir: Path) -> None:
         j.event("rollback_start")
         run_step(j, "s/a", "db1", "changed", phase="undo")
     state = read_journal(jdir, "r1")
-    assert state.step("s/a", "db1").status is StepVerdict.DONE  # type: ignore[union-attr]
+    # undone is not done: resume runs it again (it used to read DONE and be skipped)
+    assert state.step("s/a", "db1").status is StepVerdict.UNDONE  # type: ignore[union-attr]
     assert state.step("s/a", "db1", "undo").status is StepVerdict.DONE  # type: ignore[union-attr]
-    assert state.done_with_undo() == []
+    assert state.done_with_undo() == [] and [s.step for s in state.undone()] == ["s/a"]
     with pytest.raises(ValueError):
         Journal.open(jdir, "r1").intent("s/a", "db1", "d", attempt=1, phase="redo")
 
@@ -400,12 +406,14 @@ def test_done_with_undo_newest_first(jdir: Path) -> None:
         run_step(j, "s/b", "db1", "ok")  # nothing to undo
         run_step(j, "s/c", "db1", "changed", undo={"n": 3})
         run_step(j, "s/d", "db2", "changed", undo={"n": 4})
-        run_step(j, "s/e", "db2", "failed", undo={"n": 5})  # failed: not undone
+        run_step(j, "s/e", "db2", "failed", undo={"n": 5})  # a failed loop step's changed items: undone too
         run_step(j, "s/d", "db2", "changed", phase="undo")  # already undone
         seq = j.intent("s/c", "db1", "d", attempt=1, phase="undo")
         j.outcome(seq, "s/c", "db1", "failed", changed=False, registered=None, duration=0, phase="undo")
     state: JournalState = read_journal(jdir, "r1")
-    assert [(s.step, s.undo) for s in state.done_with_undo()] == [("s/c", {"n": 3}), ("s/a", {"n": 1})]
+    assert [(s.step, s.undo) for s in state.done_with_undo()] == [("s/e", {"n": 5}), ("s/c", {"n": 3}), ("s/a", {"n": 1})]
+    c = state.step("s/c", "db1")
+    assert c is not None and state.undo_attempt(c).status is StepVerdict.FAILED  # type: ignore[union-attr]
     assert state.order == [("s/a", "db1"), ("s/b", "db1"), ("s/c", "db1"), ("s/d", "db2")]
 
 

@@ -1,4 +1,4 @@
-"""engine.loader + engine.validate: every bad runbook is refused with every problem at once,
+"""engine.language.loader + engine.language.crosscheck: every bad runbook is refused with every problem at once,
 each at its exact ``file:line:col``, with a message naming it and a hint where there is one.
 
 The broken runbooks live in ``tests/cli/bad/`` (see its README); ``EXPECTED`` below is also
@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from engine.cli import parse_extra_vars
+from engine.language.load import parse_extra_vars
 from engine.errors import InputError, Problem, ValidationFailed
 from engine.inventory import load_inventories
-from engine.loader import load_runbook
-from engine.validate import cross_check
+from engine.language.loader import load_runbook
+from engine.language.crosscheck import cross_check
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = ROOT / "tests" / "cli" / "bad"

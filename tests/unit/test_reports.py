@@ -31,9 +31,11 @@ HEADER = {
     "hosts": ["db1", "db2"],
     "check_mode": False,
 }
-CHECKS = [
-    {"name": "fk orphans", "status": "PASS", "detail": "0 orphan rows in 4 foreign keys"},
-    {"name": "row counts", "status": "FAIL", "detail": "orders: 118000 rows, dump had 120000"},
+CHECKS = [  # as verify registers them; the last in an older journal's form
+    {"name": "fk orphans", "kind": "foreign_key", "table": "orders", "result": "pass", "count": 0, "expected": 0,
+     "sample": [], "detail": "orders(user_id) → users(id)"},
+    {"name": "row counts", "kind": "row_count", "table": "orders", "result": "fail", "count": 118000,
+     "expected": 120000, "sample": [], "detail": "orders: 118000 rows, dump had 120000"},
     {"name": "checksums", "status": "WARNING", "detail": "users: skipped (no primary key)"},
 ]
 
@@ -181,8 +183,12 @@ def test_junit_suites_are_stages(state: JournalState) -> None:
     assert root.tag == "testsuites"
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == ["prepare", "restore"]
-    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("10", "1", "1", "1")
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("13", "2", "1", "1")
     cases = {c.get("name"): c for c in root.iter("testcase")}
+    check = cases["row counts @ db1"]  # one case per verification check, failing ones as failures
+    assert check.get("classname") == "restore.verify" and check.find("failure") is not None
+    assert "118000" in (check.find("failure").get("message") or "")  # type: ignore[union-attr]
+    assert cases["fk orphans @ db1"].find("failure") is None
     failure = cases["apply grants @ db2"].find("failure")
     assert failure is not None and failure.get("type") == "failed"
     assert "Access denied" in (failure.get("message") or "")
@@ -264,6 +270,25 @@ def test_a_run_that_did_nothing_still_renders(tmp_path: Path, clock: Clock) -> N
     assert "## Steps" in render_report(state, "md")
 
 
+def test_html_timeline_is_a_gantt_on_one_time_axis() -> None:
+    from engine.report.html import timeline
+    from engine.report.model import StageReport
+
+    def stage(name: str, started: str, duration: float, budget: float | None) -> StageReport:
+        return StageReport(name, "ok", started, None, duration, budget, budget is not None and duration > budget, ("db1",), 1)
+
+    bars, axis = timeline((stage("assess", "2026-11-22T03:00:00+00:00", 60, 300),
+                           stage("fence", "2026-11-22T03:02:00+00:00", 30, None),  # a 60 s wait for the confirmation
+                           stage("restore", "2026-11-22T03:03:00+00:00", 900, 600)), "2026-11-22T03:00:00+00:00")
+    assert axis.seconds == 180 + 900  # the axis ends where the last stage (or budget) ends
+    assert [b.offset for b in bars] == [0, 120, 180]
+    assert [b.left for b in bars] == [0, round(100 * 120 / 1080, 2), round(100 * 180 / 1080, 2)]
+    assert bars[2].width == round(100 * 900 / 1080, 2) and bars[2].kind == "over"
+    assert bars[2].budget_at == round(100 * (180 + 600) / 1080, 2)  # the budget marker from the stage's own start
+    assert bars[1].kind == "nobudget" and bars[0].kind == "within"
+    from engine.report.text import fmt_duration
+
+    assert [t[0] for t in axis.ticks] == [0, 25, 50, 75, 100] and axis.ticks[-1][1] == "+" + fmt_duration(1080)
 def test_restore_throughput_per_table(tmp_path: Path, clock: Clock) -> None:
     with Journal.create(tmp_path, "r4", {"runbook": "x.yml"}) as j:
         j.event("run_start")

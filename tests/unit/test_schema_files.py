@@ -1,5 +1,5 @@
 """The published JSON Schemas are what the code generates (a new action forces
-``python -m engine.schema``), they are valid Draft 2020-12, and they accept what we ship."""
+``python -m engine.language.schema``), they are valid Draft 2020-12, and they accept what we ship."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ import jsonschema
 import pytest
 import yaml
 
-from engine.schema import INVENTORY_SCHEMA_FILE, RUNBOOK_SCHEMA_FILE, inventory_schema, runbook_schema
+from engine.language.schema import (
+    INVENTORY_SCHEMA_FILE,
+    RUNBOOK_SCHEMA_FILE,
+    SUITE_SCHEMA_FILE,
+    inventory_schema,
+    runbook_schema,
+    suite_schema,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-FIX = "published schema is stale: run `python -m engine.schema`"
+FIX = "published schema is stale: run `python -m engine.language.schema`"
 
 
 def _published(path: Path) -> dict:  # type: ignore[type-arg]
@@ -28,7 +35,11 @@ def test_inventory_schema_file_is_up_to_date() -> None:
     assert _published(INVENTORY_SCHEMA_FILE) == json.loads(json.dumps(inventory_schema())), FIX
 
 
-@pytest.mark.parametrize("path", [RUNBOOK_SCHEMA_FILE, INVENTORY_SCHEMA_FILE], ids=["runbook", "inventory"])
+def test_suite_schema_file_is_up_to_date() -> None:
+    assert _published(SUITE_SCHEMA_FILE) == json.loads(json.dumps(suite_schema())), FIX
+
+
+@pytest.mark.parametrize("path", [RUNBOOK_SCHEMA_FILE, INVENTORY_SCHEMA_FILE, SUITE_SCHEMA_FILE], ids=["runbook", "inventory", "suite"])
 def test_schema_is_valid_draft_2020_12(path: Path) -> None:
     schema = _published(path)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -36,7 +47,7 @@ def test_schema_is_valid_draft_2020_12(path: Path) -> None:
 
 
 def test_every_registered_action_is_in_the_runbook_schema() -> None:
-    from engine.actions.base import action_names
+    from engine.actions.registry import action_names
 
     step = _published(RUNBOOK_SCHEMA_FILE)["$defs"]["step"]["properties"]
     assert set(action_names()) <= set(step), FIX
@@ -63,4 +74,9 @@ def test_published_schema_rejects_a_misspelt_key() -> None:
 
 def test_runbook_schema_header_tells_editors_where_it_is() -> None:
     first = (ROOT / "runbooks" / "hello.yml").read_text().splitlines()[0]
-    assert first == "# yaml-language-server: $schema=../engine/schema/runbook.schema.json"
+    assert first == "# yaml-language-server: $schema=../engine/language/schema/runbook.schema.json"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "checks").glob("*.yml")), ids=lambda p: p.name)
+def test_shipped_suites_validate_against_the_published_schema(path: Path) -> None:
+    jsonschema.validate(yaml.safe_load(path.read_text()), _published(SUITE_SCHEMA_FILE))

@@ -1,4 +1,4 @@
-"""engine.sizes: the size and percentage syntax of runbooks."""
+"""engine.language.sizes: the size and percentage syntax of runbooks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from engine.sizes import (
+from engine.language.sizes import (
     PERCENT_PATTERN,
     SIZE_PATTERN,
     format_percent,

@@ -1,11 +1,11 @@
-"""engine.sqlutil: statement splitting, read-only classification (check mode trusts it) and
+"""engine.mysql.sqlutil: statement splitting, read-only classification (check mode trusts it) and
 identifier quoting."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.sqlutil import first_keyword, is_read_only, qualified, quote_ident, quoted_placeholders, split_statements
+from engine.mysql.sqlutil import first_keyword, is_read_only, qualified, quote_ident, quoted_placeholders, split_statements
 
 
 @pytest.mark.parametrize(

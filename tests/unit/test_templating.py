@@ -1,4 +1,4 @@
-"""engine.templating: sandboxed Jinja2, strict undefined, native types, lazy variables, and SQL
+"""engine.templating.render: sandboxed Jinja2, strict undefined, native types, lazy variables, and SQL
 rendering where every value is a bound parameter."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 
 from engine.errors import TemplateError
 from engine.secrets import Secret
-from engine.sizes import format_size
-from engine.templating import ENGINE, guarded_names, has_template, lazify, names_in, required_names
+from engine.language.sizes import format_size
+from engine.templating.render import ENGINE, guarded_names, has_template, lazify, names_in, required_names
 
 render = ENGINE.render
 

@@ -25,7 +25,7 @@ from engine.errors import ActionError, RunbookError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql.dumpsource import LocalDump, fetch_dump
 from engine.mysql.target import describe_schema, foreign_keys_touching, has_rows
-from engine.sqlutil import quote_ident
+from engine.mysql.sqlutil import quote_ident
 from engine.transport.mysql import MysqlSession
 
 BATCH_BYTES = 1 << 20
@@ -177,7 +177,7 @@ class Restore(Phases, Action):
         return prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, self._schema)
 
     def _snapshotted(self, sql: Any, schema: str) -> set[str]:
-        from engine.snapshots import MANIFEST, manifest_rows, snapshot_schema
+        from engine.mysql.snapshots import MANIFEST, manifest_rows, snapshot_schema
 
         snap = snapshot_schema(self.ctx.run_id)
         if not sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",

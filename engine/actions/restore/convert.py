@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from engine.sqlutil import quote_ident
+from engine.mysql.sqlutil import quote_ident
 
 #: literals LOAD DATA would read as text: hex, bit, _binary introducers (false positives inside
 #: quoted strings only cost the faster path)

@@ -35,7 +35,7 @@ from engine.actions.restore import progress as prog
 from engine.actions.restore.convert import counts, load_data_payload
 from engine.actions.restore.index import Batch, DumpIndex
 from engine.actions.restore.plan import Plan, TablePlan
-from engine.diagnosis import diagnose
+from engine.mysql.diagnosis import diagnose
 from engine.errors import ConnectError, RunbookError, SqlError
 from engine.transport.mysql import MysqlSession
 

@@ -13,7 +13,7 @@ from engine.actions.restore.index import DumpIndex
 from engine.actions.restore.loader import Shared
 from engine.actions.restore.plan import Plan
 from engine.errors import SqlError
-from engine.sqlutil import qualified, quote_ident
+from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.mysql import MysqlSession
 
 
@@ -60,7 +60,7 @@ class Phases:
                 continue  # made by an earlier attempt of this step (no batch committed yet)
             control.query(st.text)
         control.query("SET SESSION foreign_key_checks = 0")
-        from engine.snapshots import triggers as table_triggers
+        from engine.mysql.snapshots import triggers as table_triggers
 
         for t in plan.tables:
             if t.ddl == "keep":

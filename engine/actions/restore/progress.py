@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ActionError, SqlError
-from engine.sqlutil import qualified, quote_ident
+from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
 SCHEMA = "_runbook"

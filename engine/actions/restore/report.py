@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from engine.actions.restore.index import Batch
 from engine.actions.restore.loader import Shared
-from engine.diagnosis import diagnose
+from engine.mysql.diagnosis import diagnose
 from engine.errors import RunbookError, SqlError
 
 if TYPE_CHECKING:
-    from engine.context import ActionContext
+    from engine.run.context import ActionContext
     from engine.transport.base import Sql
 
 

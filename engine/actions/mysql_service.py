@@ -1,0 +1,340 @@
+"""``mysql_service``: start, stop, restart or look at the database server process on its host.
+
+systemd when the host has the unit (``mariadb``, ``mysql`` or ``mysqld``, or inventory
+``mysql_service_name``), otherwise a start command (``start_cmd:`` or inventory
+``mysql_start_cmd``, e.g. the ``mariadbd`` command line) and a signal to stop it.
+
+Is it running? A server doing crash recovery has no pid file yet (MariaDB and MySQL write it
+once InnoDB has started) and does not listen yet, so the probe asks, in order: systemd's
+state; the pid file (``pid_file:`` / ``mysql_pid_file``); a process whose command line names
+the datadir (``datadir:`` / inventory ``datadir``); the port. Starting a server that is
+already running would start a second one on the same files: the probe makes ``started``
+idempotent.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from typing import Any, ClassVar
+
+from engine.actions.base import Action, Probe, register
+from engine.language.durations import format_duration, parse_duration
+from engine.errors import ActionError, CommandTimeout, ConnectError, SqlError
+from engine.model import Status, StepResult
+
+STATES = ("started", "stopped", "restarted", "status")
+UNITS = ("mariadb", "mysql", "mysqld")
+
+
+@register
+class MysqlService(Action):
+    """Start, stop or restart the server process, or report its status.
+
+    ```yaml
+    - name: Start the crashed server (do not wait: recovery may take long; watch it instead)
+      mysql_service: {state: started, wait: false}
+    - innodb_recovery: {timeout: 30m}
+    - name: Is it running?
+      mysql_service: {state: status}
+      register: svc          # running, pid, accepting, method, unit
+    ```
+
+    ``state``: ``started`` | ``stopped`` | ``restarted`` | ``status``. ``wait`` (default
+    true): after a start, until the server accepts connections (``false``: once its process
+    runs). A stop always waits until the process is gone. Both within ``timeout`` (default 10m). ``method``: ``auto`` (systemd when the
+    unit exists, else the command) | ``systemd`` | ``command``. Inventory variables:
+    ``mysql_service_name``, ``mysql_start_cmd``, ``mysql_stop_cmd``, ``mysql_pid_file``,
+    ``datadir``, ``mysql_port``. Registers ``running``, ``pid``, ``accepting``, ``method``,
+    ``unit``. Stopping a server that answers checks its identity first (``mysql_identity``).
+    """
+
+    name = "mysql_service"
+    mutating = True
+    idempotent = True
+    # Not the executor's guard: a server that is down has no identity to read; stopping one
+    # that answers is checked here (_guard), starting one is harmless.
+    identity_guard = ""
+    params_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["state"],
+        "properties": {
+            "state": {"enum": list(STATES)},
+            "wait": {"anyOf": [{"type": "boolean"}, {"type": "string"}]},
+            "timeout": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}], "description": "default 10m"},
+            "method": {"enum": ["auto", "systemd", "command"]},
+            "service": {"type": "string", "minLength": 1, "description": "systemd unit"},
+            "start_cmd": {"type": "string", "minLength": 1},
+            "stop_cmd": {"type": "string", "minLength": 1},
+            "pid_file": {"type": "string", "minLength": 1},
+            "datadir": {"type": "string", "minLength": 1},
+            "port": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 65535}, {"type": "string"}]},
+        },
+    }
+
+    @classmethod
+    def static_problems(cls, args: Any) -> list[tuple[str, str]]:
+        value = (args or {}).get("timeout")
+        if value is not None and not (isinstance(value, str) and "{{" in value):
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                return [("timeout", str(exc))]
+        return []
+
+    # -- settings ------------------------------------------------------------------------------
+    def _opt(self, key: str, host_var: str | None = None) -> Any:
+        from engine.inventory.connection import render_host_var
+
+        value = (self.args or {}).get(key)
+        if value is None and host_var is not None:
+            value = render_host_var(self.ctx.host, host_var)
+        return value
+
+    def _run(self, cmd: str, timeout: float = 60) -> tuple[int, str, str]:
+        res = self.ctx.shell().run(cmd, timeout=timeout)
+        return res.rc, res.stdout, res.stderr
+
+    def _unit(self) -> str | None:
+        """The systemd unit to use, or None for the command method (asked once per step)."""
+        if not hasattr(self, "_unit_found"):
+            self._unit_found = self._find_unit()
+        return self._unit_found
+
+    def _find_unit(self) -> str | None:
+        method = (self.args or {}).get("method", "auto")
+        if method == "command":
+            return None
+        unit = self._opt("service", "mysql_service_name")
+        if method == "auto" and self._opt("start_cmd", "mysql_start_cmd"):
+            return None  # an explicit start command wins over guessing a unit
+        rc, _, _ = self._run("command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]")
+        if rc != 0:
+            if method == "systemd":
+                raise ActionError("method: systemd, but systemd does not run on this host", hint="use method: command with start_cmd")
+            return None
+        for candidate in [unit] if unit else UNITS:
+            rc, out, _ = self._run(f"systemctl show -p LoadState --value {shlex.quote(str(candidate))}")
+            if rc == 0 and out.strip() == "loaded":
+                return str(candidate)
+        if method == "systemd" or unit:
+            raise ActionError(f"no systemd unit {unit or ' / '.join(UNITS)} on this host", hint="set service: or mysql_service_name")
+        return None
+
+    def _port(self) -> int:
+        from engine.inventory import mysql_settings
+
+        port = self._opt("port")
+        return int(port) if port is not None else mysql_settings(self.ctx.host).port
+
+    # -- the probe -------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        unit = self._unit()
+        pid: int | None = None
+        running = False
+        how = ""
+        if unit is not None:
+            _, out, _ = self._run(f"systemctl show -p ActiveState -p MainPID {shlex.quote(unit)}")
+            props = dict(line.partition("=")[::2] for line in out.splitlines() if "=" in line)
+            active = props.get("ActiveState", "?")
+            # "activating": a Type=notify server still doing crash recovery
+            running = active in ("active", "activating", "reloading")
+            main_pid = props.get("MainPID", "0")
+            pid = int(main_pid) if running and main_pid.isdigit() and main_pid != "0" else None
+            how = f"systemd unit {unit}: {active}"
+        else:
+            pid_file = self._opt("pid_file", "mysql_pid_file")
+            if pid_file:
+                q = shlex.quote(str(pid_file))
+                # A stale pid file may name a zombie or a process that reused the pid: a live
+                # (not Z) mysqld/mariadbd only.
+                rc, out, _ = self._run(f"p=$(cat {q} 2>/dev/null) && kill -0 \"$p\" 2>/dev/null"
+                                       f" && ! grep -q ') Z ' /proc/$p/stat 2>/dev/null"
+                                       f" && grep -Eq 'mysqld|mariadbd' /proc/$p/comm 2>/dev/null && echo \"$p\"")
+                if rc == 0 and out.strip().isdigit():
+                    running, pid, how = True, int(out.strip()), f"pid file {pid_file}"
+            datadir = self._opt("datadir", "datadir")
+            if not running and datadir:
+                # "[d]atadir" so that the shell running pgrep does not match its own command line
+                pattern = shlex.quote("[d]atadir=" + re.escape(str(datadir).rstrip("/")) + "/?( |$)")
+                rc, out, _ = self._run(f"pgrep -f -- {pattern} | head -n 1")
+                if rc == 0 and out.strip().isdigit():
+                    running, pid, how = True, int(out.strip()), f"a process with datadir {datadir}"
+        accepting = self._accepting()
+        if not running and accepting:
+            running, how = True, f"port {self._port()} accepts connections"
+        return {"running": running, "pid": pid, "accepting": accepting, "method": "systemd" if unit else "command",
+                "unit": unit, "seen_by": how or "no process found"}
+
+    def _accepting(self) -> bool | None:
+        """Does the server's port accept a TCP connection on the host (loopback or mysql_host)?
+        None when the host has neither bash nor nc to try."""
+        from engine.inventory import mysql_settings
+
+        port = self._port()
+        hosts = ["127.0.0.1"]
+        configured = mysql_settings(self.ctx.host).host
+        if configured not in hosts and configured != "localhost":
+            hosts.append(configured)  # a server bound to one address only
+        probes = " || ".join(f"bash -c {shlex.quote(f'exec 3<>/dev/tcp/{h}/{port}')} 2>/dev/null || "
+                             f"nc -z -w 2 {shlex.quote(h)} {port} 2>/dev/null" for h in hosts)
+        rc, _, _ = self._run(probes, timeout=15)
+        if rc == 0:
+            return True
+        if not hasattr(self, "_port_tool"):
+            self._port_tool = self._run("command -v bash >/dev/null 2>&1 || command -v nc >/dev/null 2>&1")[0] == 0
+        return False if self._port_tool else None
+
+    def _ready(self) -> bool:
+        """Accepting connections; without a tool to test the port, the pid file (the server
+        writes it once InnoDB has started, just before it listens)."""
+        accepting = self._accepting()
+        if accepting is not None:
+            return accepting
+        pid_file = self._opt("pid_file", "mysql_pid_file")
+        return bool(pid_file) and self._run(f"test -s {shlex.quote(str(pid_file))}")[0] == 0
+
+    def probe(self) -> Probe | None:
+        state = self.args["state"]
+        if state in ("restarted", "status"):
+            return None
+        st = self.status()
+        if state == "started":
+            would = "start the server"
+            if not st["running"]:
+                diagnosis, _ = self._log_diagnosis()
+                would += f" (its last start failed: {diagnosis})" if diagnosis else ""
+            return Probe(done=st["running"], state=st, would=would)
+        return Probe(done=not st["running"], state=st, would=f"stop the server (pid {st['pid']})")
+
+    def check(self) -> StepResult:
+        if self.args["state"] == "status":
+            return self.apply()  # read-only
+        return super().check()
+
+    # -- changes ---------------------------------------------------------------------------------
+    def apply(self) -> StepResult:
+        state = self.args["state"]
+        timeout = parse_duration((self.args or {}).get("timeout", "10m"))
+        wait = (self.args or {}).get("wait", True)
+        wait = wait if isinstance(wait, bool) else str(wait).lower() in ("1", "true", "yes", "on")
+        if state == "status":
+            st = self.status()
+            word = "running" if st["running"] else "not running"
+            extra = ", accepting connections" if st["accepting"] else ", not accepting connections"
+            return StepResult(Status.OK, msg=f"server {word}{extra if st['running'] else ''} ({st['seen_by']})", data=st)
+        start = time.monotonic()
+        if state in ("stopped", "restarted"):
+            self._stop(timeout, True)  # a stop always waits for the process to exit: the probe confirms it
+        if state in ("started", "restarted"):
+            self._start(timeout, wait)
+        st = self.status()
+        verb = {"started": "started", "stopped": "stopped", "restarted": "restarted"}[state]
+        note = "" if wait or state == "stopped" else " (not waiting for connections: watch it with innodb_recovery)"
+        return StepResult(Status.CHANGED, msg=f"server {verb} in {format_duration(time.monotonic() - start)}{note} ({st['seen_by']})",
+                          data=st)
+
+    def _start(self, timeout: float, wait: bool) -> None:
+        unit = self._unit()
+        launched: int | None = None
+        if unit is not None:
+            rc, out, err = self._run(f"systemctl start {'--no-block ' if not wait else ''}{shlex.quote(unit)}", timeout=timeout)
+            if rc != 0:
+                raise self._start_failed(f"systemctl start {unit} failed (exit {rc}): {(err or out).strip()[-400:]}",
+                                         f"journalctl -u {unit} -n 50 says more")
+        else:
+            cmd = self._opt("start_cmd", "mysql_start_cmd")
+            if not cmd:
+                raise ActionError("no way to start the server: no systemd unit and no start command",
+                                  hint="set start_cmd: or mysql_start_cmd in the inventory (the server's command line)")
+            # A session of its own, detached from this shell: the server outlives the SSH channel.
+            rc, out, err = self._run(f"setsid sh -c {shlex.quote('exec ' + str(cmd))} </dev/null >/dev/null 2>&1 & echo $!")
+            if rc != 0 or not out.strip().isdigit():
+                raise ActionError(f"start command failed (exit {rc}): {err.strip()[-400:]}")
+            launched = int(out.strip())
+        end = time.monotonic() + 60
+        while not self.status()["running"]:
+            if launched is not None and self._run(f"kill -0 {launched} 2>/dev/null")[0] != 0:
+                raise self._start_failed("the server exited right after it was started", "")
+            if unit is not None and self._run(f"systemctl is-failed --quiet {shlex.quote(unit)}")[0] == 0:
+                raise self._start_failed(f"systemd unit {unit} failed to start", f"journalctl -u {unit} -n 50 says more")
+            if time.monotonic() > end:
+                raise ActionError("waited 1m for the server process to appear", hint="see the server's error log")
+            time.sleep(0.5)
+        if wait:
+            end = time.monotonic() + timeout
+            while not self._ready():
+                if not self.status()["running"]:
+                    raise self._start_failed("the server stopped before it accepted connections", "")
+                if time.monotonic() > end:
+                    raise ActionError(f"waited {format_duration(timeout)} for the server to accept connections",
+                                      hint="crash recovery may still run: watch it with innodb_recovery")
+                time.sleep(0.5)
+
+    def _log_diagnosis(self) -> tuple[str | None, str]:
+        """(what the error log says went wrong at the server's last start, or None; its last lines)."""
+        from engine.mysql.error_log import LogTail, locate_error_log
+        from engine.mysql.recovery_log import parse_text
+        from engine.mysql.recovery_state import RecoveryState
+
+        try:
+            path, _ = locate_error_log(self.ctx, None)
+            text = LogTail(self.ctx.shell(), path).since_last_start()
+        except ActionError:
+            return None, ""
+        st = RecoveryState().feed_all(parse_text(text))
+        last = " | ".join(line.strip() for line in text.strip().splitlines()[-3:])
+        if st.fatal is not None and st.fatal.fatal is not None:
+            f = st.fatal.fatal
+            return (f"{f.title}: {f.diagnosis} (error log {path}: {st.fatal.line.raw.strip()}) — next: {f.next_step}",
+                    last)
+        return None, f"error log {path}: {last or 'nothing written'}"
+
+    def _start_failed(self, what: str, hint: str) -> ActionError:
+        """The start failed: say why from the error log when it tells (a fatal recovery line)."""
+        diagnosis, last = self._log_diagnosis()
+        if diagnosis:
+            return ActionError(f"{what}: {diagnosis}")
+        return ActionError(f"{what} ({last or 'no error log found'})", hint=hint or None)
+
+    def _stop(self, timeout: float, wait: bool) -> None:
+        self._guard()
+        unit = self._unit()
+        if unit is not None:
+            rc, out, err = self._run(f"systemctl stop {'--no-block ' if not wait else ''}{shlex.quote(unit)}", timeout=timeout)
+            if rc != 0:
+                raise ActionError(f"systemctl stop {unit} failed (exit {rc}): {(err or out).strip()[-400:]}")
+            return
+        cmd = self._opt("stop_cmd", "mysql_stop_cmd")
+        if cmd:
+            rc, out, err = self._run(str(cmd), timeout=timeout)
+            if rc != 0:
+                raise ActionError(f"stop command failed (exit {rc}): {(err or out).strip()[-400:]}")
+        else:
+            st = self.status()
+            if st["pid"] is None:
+                raise ActionError("the server answers but no process id is known to stop it",
+                                  hint="set pid_file:/mysql_pid_file or datadir:, or stop_cmd:")
+            rc, _, err = self._run(f"kill -TERM {int(st['pid'])}")  # mysqld's clean shutdown
+            if rc != 0:
+                raise ActionError(f"kill -TERM {st['pid']} failed: {err.strip()}")
+        if wait:
+            self._until(lambda: not self.status()["running"], timeout, "the server to shut down")
+
+    def _guard(self) -> None:
+        """Stopping is destructive: refuse another server than the one this host must be."""
+        from engine.actions.guard import check_identity
+
+        try:
+            check_identity(self.ctx, "stop the server")
+        except (ConnectError, SqlError, CommandTimeout):
+            self.ctx.conns.reset_sql()  # not answering (down or recovering): nothing to compare
+
+    def _until(self, cond: Any, timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > end:
+                raise ActionError(f"waited {format_duration(timeout)} for {what}", hint="see the server's error log")
+            time.sleep(0.5)

@@ -1,0 +1,5 @@
+"""`python -m engine.cli.main`: the same entry point as the `runbook` console script."""
+
+from engine.cli.main import main
+
+main()

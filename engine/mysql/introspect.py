@@ -1,0 +1,152 @@
+"""What a schema holds, from ``information_schema``: base tables, columns, primary keys and
+foreign keys (composite ones as one constraint with its columns in order).
+
+Never ``TABLE_ROWS``: it is an estimate (InnoDB samples pages) and MySQL 8 even caches it for
+a day (``information_schema_stats_expiry``). Counts come from ``COUNT(*)``.
+
+```python
+for fk in schema_foreign_keys(sql, "shop"):
+    print(fk.table, fk.name, fk.columns, "->", fk.ref_table, fk.ref_columns)
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import ActionError
+from engine.mysql.sqlutil import qualified
+from engine.transport.base import Sql
+
+#: data types whose empty string ``''`` means "no value" to a required-field check
+TEXT_TYPES = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext"})
+DATE_TYPES = frozenset({"date", "datetime", "timestamp"})
+
+
+@dataclass(frozen=True)
+class TableShape:
+    schema: str
+    table: str
+    columns: tuple[str, ...]  # stored columns in ordinal order (generated ones are excluded)
+    pk: tuple[str, ...]  # empty: no primary key (copied and summed in one chunk)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str  # lower case: varchar, int, datetime, ...
+    nullable: bool
+    generated: bool
+
+    @property
+    def is_text(self) -> bool:
+        return self.data_type in TEXT_TYPES
+
+    @property
+    def is_date(self) -> bool:
+        return self.data_type in DATE_TYPES
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """One constraint: ``table(columns) REFERENCES ref_schema.ref_table(ref_columns)``."""
+
+    schema: str
+    table: str
+    name: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_update: str
+    on_delete: str
+
+
+def table_shape(sql: Sql, schema: str, table: str) -> TableShape:
+    res = sql.query(
+        "SELECT COLUMN_NAME AS c, COLUMN_KEY AS k, EXTRA AS e FROM information_schema.COLUMNS"
+        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", [schema, table])
+    if not res.rows:
+        raise ActionError(f"no table {qualified(schema, table)}", hint="check the schema and table names")
+    # Generated columns cannot be inserted into; they follow from the others anyway.
+    cols = tuple(str(r["c"]) for r in res.rows if "GENERATED" not in str(r["e"] or "").upper())
+    return TableShape(schema, table, cols, primary_key(sql, schema, table))
+
+
+def primary_key(sql: Sql, schema: str, table: str) -> tuple[str, ...]:
+    pk = sql.query(
+        "SELECT COLUMN_NAME AS c FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s"
+        " AND TABLE_NAME = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION", [schema, table])
+    return tuple(str(r["c"]) for r in pk.rows)
+
+
+def base_tables(sql: Sql, schema: str) -> list[str]:
+    res = sql.query("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+                    " AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", [schema])
+    return [str(r["t"]) for r in res.rows]
+
+
+def schema_exists(sql: Sql, schema: str) -> bool:
+    return bool(sql.query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [schema]).rows)
+
+
+def table_sizes(sql: Sql, schema: str) -> dict[str, int]:
+    """Data + index bytes per base table: only to schedule big tables first, never as a count."""
+    res = sql.query("SELECT TABLE_NAME AS t, COALESCE(DATA_LENGTH + INDEX_LENGTH, 0) AS b FROM information_schema.TABLES"
+                    " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'", [schema])
+    return {str(r["t"]): int(r["b"] or 0) for r in res.rows}
+
+
+def columns(sql: Sql, schema: str, tables: list[str] | None = None) -> dict[str, list[Column]]:
+    """The columns of every base table of ``schema`` (or of ``tables``), in ordinal order."""
+    res = sql.query(
+        "SELECT c.TABLE_NAME AS t, c.COLUMN_NAME AS c, c.DATA_TYPE AS dt, c.IS_NULLABLE AS n, c.EXTRA AS e"
+        " FROM information_schema.COLUMNS c JOIN information_schema.TABLES t"
+        "   ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME AND t.TABLE_TYPE = 'BASE TABLE'"
+        " WHERE c.TABLE_SCHEMA = %s ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION", [schema])
+    out: dict[str, list[Column]] = {}
+    for r in res.rows:
+        name = str(r["t"])
+        if tables is not None and name not in tables:
+            continue
+        out.setdefault(name, []).append(Column(str(r["c"]), str(r["dt"]).lower(), str(r["n"]).upper() == "YES",
+                                               "GENERATED" in str(r["e"] or "").upper()))
+    return out
+
+
+_FK_SQL = (
+    "SELECT k.TABLE_NAME AS t, k.CONSTRAINT_NAME AS name, k.COLUMN_NAME AS col, k.REFERENCED_TABLE_SCHEMA AS rs,"
+    " k.REFERENCED_TABLE_NAME AS rt, k.REFERENCED_COLUMN_NAME AS rc, r.UPDATE_RULE AS upd, r.DELETE_RULE AS del"
+    " FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r"
+    "   ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME"
+    " WHERE k.TABLE_SCHEMA = %s AND k.REFERENCED_TABLE_NAME IS NOT NULL{table}"
+    " ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION"
+)
+
+
+def schema_foreign_keys(sql: Sql, schema: str, table: str | None = None) -> list[ForeignKey]:
+    """Every FK whose child table is in ``schema`` (or is ``schema.table``), composite keys as
+    one constraint, self-references included."""
+    params: list[Any] = [schema]
+    if table is not None:
+        params.append(table)
+    res = sql.query(_FK_SQL.format(table=" AND k.TABLE_NAME = %s" if table is not None else ""), params)
+    acc: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in res.rows:
+        fk = acc.setdefault((str(r["t"]), str(r["name"])), {
+            "table": str(r["t"]), "name": str(r["name"]), "columns": [], "ref_schema": str(r["rs"]),
+            "ref_table": str(r["rt"]), "ref_columns": [], "on_update": str(r["upd"]), "on_delete": str(r["del"])})
+        fk["columns"].append(str(r["col"]))
+        fk["ref_columns"].append(str(r["rc"]))
+    return [ForeignKey(schema=schema, table=f["table"], name=f["name"], columns=tuple(f["columns"]),
+                       ref_schema=f["ref_schema"], ref_table=f["ref_table"], ref_columns=tuple(f["ref_columns"]),
+                       on_update=f["on_update"], on_delete=f["on_delete"]) for f in acc.values()]
+
+
+def foreign_keys(sql: Sql, schema: str, table: str) -> list[dict[str, Any]]:
+    """The FKs *of* ``schema.table`` (as the child), one dict per constraint (the snapshot
+    manifest's JSON form)."""
+    return [{"name": fk.name, "columns": list(fk.columns), "ref_schema": fk.ref_schema, "ref_table": fk.ref_table,
+             "ref_columns": list(fk.ref_columns), "on_update": fk.on_update, "on_delete": fk.on_delete}
+            for fk in schema_foreign_keys(sql, schema, table)]

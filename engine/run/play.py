@@ -1,0 +1,384 @@
+"""Stages and hosts in order: targets, tags, confirmation, budgets, failure policy, resume.
+
+Strategy is linear, like Ansible's default: a step runs on every active host of its stage
+(in parallel up to ``forks``), then the next step starts; per host the order of steps is the
+runbook's. A host that fails or is unreachable takes no further step. The stage's
+``on_failure`` decides for the rest: ``abort`` stops the run after the current step,
+``rollback`` undoes the stage's completed steps newest first and stops, ``continue`` goes on
+with the hosts that are still healthy.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+
+from engine.run.context import Connections
+from engine.errors import ActionError, InputError, RunbookError
+from engine.run.executor import Executor, HostState, StepEnv, restore_run_state, variables
+from engine.inventory import Inventory, match_pattern
+from engine.inventory.ranges import is_ip
+from engine.model import Host, OnFailure, Runbook, Stage, Status, Step, StepResult
+from engine.report.console import Console
+from engine.run.recovery import Resumer
+from engine.templating.render import ENGINE, lazify
+from engine.run.rollback import undo_step
+
+if TYPE_CHECKING:
+    from engine.journal import Journal, JournalState
+
+
+@dataclass
+class PlayOptions:
+    check: bool = False
+    diff: bool = False
+    tags: tuple[str, ...] = ()
+    skip_tags: tuple[str, ...] = ()
+    limit: str | None = None
+    start_at: str | None = None
+    yes: bool = False
+    forks: int = 10
+    journal_dir: str = ".runbook"
+    extra_vars: dict[str, Any] = field(default_factory=dict)
+    verbose: int = 0
+    decisions: dict[str, str] = field(default_factory=dict)  # "stage/step@host" -> rerun|done|abort
+
+
+@dataclass
+class PlayOutcome:
+    status: str  # succeeded | failed | interrupted | rolled back
+    exit_code: int
+    duration: float
+    results: list[tuple[str, str, str, StepResult]] = field(default_factory=list)  # (stage, step, host, result)
+
+
+def tags_select(stage: Stage, step: Step, tags: tuple[str, ...] | set[str], skip_tags: tuple[str, ...] | set[str]) -> bool:
+    """Ansible's rules: --skip-tags wins; with --tags a step runs when it (or its stage) has
+    one of them, or ``always``; ``--tags all`` selects everything."""
+    mine = set(stage.tags) | set(step.tags)
+    if mine & set(skip_tags):
+        return False
+    return not tags or "all" in tags or "always" in mine or bool(mine & set(tags))
+
+
+def with_extra_vars(host: Host, extra: dict[str, Any]) -> Host:
+    """-e has the highest precedence, connection variables included: ``-e mysql_password=…``
+    must reach the MySQL connection, not only templates."""
+    if not extra:
+        return host
+    import dataclasses
+
+    return dataclasses.replace(host, vars={**host.vars, **extra})
+
+
+class _HostVarsView(Mapping[str, Any]):
+    """``hostvars['db1'].x`` without building every host's variables for every step."""
+
+    def __init__(self, play: Play):
+        self._play = play
+
+    def __getitem__(self, name: str) -> Any:
+        hs = self._play.states.get(name)
+        if hs is None:  # outside --limit: still in hostvars, as in Ansible (its inventory variables)
+            out = lazify(self._play.inv.hosts[name].vars)
+            facts: dict[str, Any] = {}
+        else:
+            out, facts = dict(hs.lazy_vars), hs.facts
+        out.update(self._play.runbook_vars)
+        out.update(facts)
+        out.update(self._play.opts.extra_vars)
+        out["inventory_hostname"] = name
+        return out
+
+    def __iter__(self) -> Any:
+        return iter(self._play.inv.hosts)
+
+    def __len__(self) -> int:
+        return len(self._play.inv.hosts)
+
+
+class Play:
+    def __init__(self, rb: Runbook, inv: Inventory, opts: PlayOptions, console: Console, *, run_id: str,
+                 journal: Journal | None, prior: JournalState | None = None):
+        self.rb, self.inv, self.opts, self.console = rb, inv, opts, console
+        self.run_id, self.journal = run_id, journal
+        self.runbook_vars = lazify(rb.vars)
+        extra = lazify(opts.extra_vars)
+        limit_hosts = set(match_pattern(opts.limit, inv)) if opts.limit else None
+        self.states: dict[str, HostState] = {}
+        for name, host in inv.hosts.items():
+            if limit_hosts is None or name in limit_hosts:
+                host = with_extra_vars(host, opts.extra_vars)
+                self.states[name] = HostState(host, Connections(host))
+        self._hostvars = _HostVarsView(self)
+        self._peer_conns: dict[str, Connections] = {}
+        self._peer_lock = threading.Lock()
+        self.env = StepEnv(run_id=run_id, check_mode=opts.check, journal=journal, journal_dir=opts.journal_dir,
+                           extra_vars=extra, runbook_vars=self.runbook_vars, magic=self._magic,
+                           progress=console.progress, warn=console.warn, diff=opts.diff, peers=self.peer)
+        self.executor = Executor(self.env, prior)
+        self.resumer = Resumer(prior, self.executor, journal, console, run_id, opts.decisions) if prior is not None else None
+        if prior is not None:
+            restore_run_state(prior.events, self.env.run_state)
+        self.interrupted = threading.Event()
+        self.outcome = PlayOutcome("succeeded", 0, 0.0)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _magic(self, hs: HostState, stage: str) -> dict[str, Any]:
+        return {
+            "inventory_hostname": hs.host.name,
+            "inventory_hostname_short": hs.host.name if is_ip(hs.host.name) else hs.host.name.split(".")[0],
+            "group_names": sorted(g for g in hs.host.groups if g != "all"),  # as Ansible: sorted, ungrouped included
+            "groups": self.inv.groups,
+            "hostvars": self._hostvars,
+            "run_id": self.run_id,
+            "stage": stage,
+            "check_mode": self.opts.check,
+            "ansible_check_mode": self.opts.check,
+            "play_hosts": [h for h, s in self.states.items() if s.active],
+        }
+
+    # -- selection ---------------------------------------------------------------------------
+    def hosts_for(self, pattern: str | None) -> list[HostState]:
+        pat = pattern or self.rb.targets
+        if "{{" in pat:
+            pat = str(ENGINE.render(pat, dict(self.runbook_vars, **self.env.extra_vars)))
+        return [self.states[n] for n in match_pattern(pat, self.inv) if n in self.states]
+
+    def tag_selected(self, stage: Stage, step: Step) -> bool:
+        return tags_select(stage, step, self.opts.tags, self.opts.skip_tags)
+
+    # -- the run -------------------------------------------------------------------------------
+    def run(self) -> PlayOutcome:
+        start = time.monotonic()
+        run_timer = self._budget_timer("run", self.rb.name, self.rb.budget)
+        started = self.opts.start_at is None
+        try:
+            for stage in self.rb.stages:
+                if self.interrupted.is_set():
+                    break
+                if not started:
+                    at_stage, _, at_step = self.opts.start_at.partition("/")  # type: ignore[union-attr]
+                    if stage.name != at_stage:
+                        continue
+                    started = True
+                    first_step = at_step or None
+                else:
+                    first_step = None
+                if not self._run_stage(stage, first_step):
+                    break
+            if not started:
+                raise InputError(f"--start-at {self.opts.start_at!r}: no such stage", hint="use STAGE or STAGE/STEP as written in the runbook")
+        finally:
+            if run_timer:
+                run_timer.cancel()
+            if self._pool:
+                self._pool.shutdown(wait=False)
+            self.outcome.duration = time.monotonic() - start  # also when a second Ctrl-C aborts the run
+        if self.interrupted.is_set() and self.outcome.status == "succeeded":
+            self.outcome.status, self.outcome.exit_code = "interrupted", 130
+        self.outcome.duration = time.monotonic() - start
+        return self.outcome
+
+    def peer(self, name: str) -> Connections:
+        """Another inventory host's connections, for an action that reads a second server
+        (``verify``'s ``checksums: {against_host: replica1}``): the host's own when it is part
+        of the run, else opened with the same inventory settings and closed with the run."""
+        if name in self.states:
+            return self.states[name].conns
+        if name not in self.inv.hosts:
+            raise ActionError(f"no host {name!r} in the inventory", hint="hosts: " + ", ".join(sorted(self.inv.hosts)[:10]))
+        with self._peer_lock:
+            if name not in self._peer_conns:
+                self._peer_conns[name] = Connections(self.inv.hosts[name])
+            return self._peer_conns[name]
+
+    def close(self) -> None:
+        for hs in self.states.values():
+            hs.conns.close()
+        for conns in self._peer_conns.values():
+            conns.close()
+
+    def _budget_timer(self, scope: str, name: str, budget: float | None) -> threading.Timer | None:
+        if not budget:
+            return None
+
+        def fire() -> None:
+            self.console.budget_exceeded(scope, name, budget)
+            if self.journal is not None:
+                self.journal.event("budget_exceeded", scope=scope, name=name, budget=budget)
+
+        t = threading.Timer(budget, fire)
+        t.daemon = True
+        t.start()
+        return t
+
+    def _confirm(self, stage: Stage, hosts: list[HostState]) -> bool:
+        import sys
+
+        texts = sorted({str(ENGINE.render(stage.confirm, self._vars(hs, stage))) for hs in hosts})
+        if self.opts.yes:
+            self.console.line(f"confirmed by --yes: {'; '.join(texts)}", "yellow")
+            return True
+        if not sys.stdin.isatty():
+            raise InputError(f"stage {stage.name!r} asks for confirmation ({'; '.join(texts)}) and there is no terminal",
+                             source=stage.source, hint="run it on a terminal, or pass --yes to confirm in advance")
+        expected = hosts[0].host.name if len(hosts) == 1 else stage.name
+        self.console.line(f"\nCONFIRM: {'; '.join(texts)}", "bold yellow")
+        try:
+            answer = input(f"Type {expected!r} to go on, anything else stops the run: ").strip()
+        except EOFError:
+            answer = ""
+        return answer == expected
+
+    def _vars(self, hs: HostState, stage: Stage) -> dict[str, Any]:
+        return variables(self.env, hs, stage.name)
+
+    def _run_stage(self, stage: Stage, first_step: str | None) -> bool:
+        """Run one stage; False when the run must stop."""
+        hosts = [hs for hs in self.hosts_for(stage.targets) if hs.active]
+        if stage.when is not None:
+            hosts = [hs for hs in hosts if ENGINE.truth(stage.when, self._vars(hs, stage))]
+        steps = [s for s in stage.steps if self.tag_selected(stage, s)]
+        if first_step is not None:
+            names = [s.name for s in stage.steps]
+            if first_step not in names:
+                raise InputError(f"--start-at: stage {stage.name!r} has no step {first_step!r}", hint=f"steps: {', '.join(names)}")
+            steps = [s for s in steps if s.index >= names.index(first_step)]
+        if not hosts or not steps:
+            self.console.stage_skipped(stage.name, "no host left" if not hosts else "no step selected by tags")
+            return True
+        if self.resumer is not None and self.resumer.stage_done(stage, steps, hosts):
+            self.console.stage_skipped(stage.name, "done in an earlier attempt of this run")
+            return True
+        if stage.confirm and not self.opts.check and not self._confirm(stage, hosts):
+            self.console.line("not confirmed: the run stops here", "bold red")
+            self.outcome.status, self.outcome.exit_code = "failed", 1
+            return False
+        self.console.stage_start(stage.name, stage.budget, [h.host.name for h in hosts])
+        if self.journal is not None:
+            self.journal.event("stage_start", stage=stage.name, budget=stage.budget, hosts=[h.host.name for h in hosts])
+        timer = self._budget_timer("stage", stage.name, stage.budget)
+        done_here: list[tuple[Step, HostState, StepResult]] = []
+        failed = False
+        try:
+            for step in steps:
+                if self.interrupted.is_set():
+                    break
+                active = [hs for hs in hosts if hs.active]
+                if not active:
+                    break
+                results = self._run_step(stage, step, active)
+                for hs, res in results:
+                    done_here.append((step, hs, res))
+                    if res.failed and not res.ignored:
+                        failed = True
+                        if res.status is Status.UNREACHABLE:
+                            hs.unreachable = True
+                        elif stage.on_failure is not OnFailure.CONTINUE:
+                            # continue: the failure is recorded (the run ends with exit 1) and
+                            # the host goes on with the next steps and stages.
+                            hs.failed = True
+                if failed and stage.on_failure is not OnFailure.CONTINUE:
+                    break
+        except AbortStep:  # a second Ctrl-C: close the stage in the recap and the journal, then stop
+            self.console.stage_end(stage.name, "interrupted")
+            if self.journal is not None:
+                self.journal.event("stage_end", stage=stage.name, status="interrupted")
+            raise
+        finally:
+            if timer:
+                timer.cancel()
+        status = "interrupted" if self.interrupted.is_set() and not failed else ("failed" if failed else "ok")
+        if failed and stage.on_failure is OnFailure.ROLLBACK:
+            status = "rolled back" if self._rollback_stage(stage, done_here) else "rollback failed"
+        self.console.stage_end(stage.name, status)
+        if self.journal is not None:
+            self.journal.event("stage_end", stage=stage.name, status=status)
+        if failed:
+            self.outcome.status, self.outcome.exit_code = ("rolled back" if status == "rolled back" else "failed"), 1
+            return stage.on_failure is OnFailure.CONTINUE and any(hs.active for hs in self.states.values())
+        return not self.interrupted.is_set()
+
+    def _run_step(self, stage: Stage, step: Step, hosts: list[HostState]) -> list[tuple[HostState, StepResult]]:
+        targets = hosts[:1] if step.run_once else hosts
+
+        def one(hs: HostState) -> tuple[HostState, StepResult]:
+            if self.resumer is not None:
+                handled = self.resumer.before_step(stage, step, hs)
+                if handled is not None:
+                    return hs, handled
+            return hs, self.executor.run(step, hs, stage.name)
+
+        if len(targets) == 1 or self.opts.forks <= 1:
+            results = [one(hs) for hs in targets]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.opts.forks, thread_name_prefix="host")
+            results = list(self._pool.map(one, targets))
+        if step.run_once and results:
+            _, res = results[0]
+            for hs in hosts[1:]:
+                self.executor.remember(step, hs, res)
+        for hs, res in results:
+            note = getattr(res, "note", "")
+            self.console.step_result(step.name, hs.host.name, res, note=note)
+            self.outcome.results.append((stage.name, step.name, hs.host.name, res))
+        return results
+
+    def _rollback_stage(self, stage: Stage, done: list[tuple[Step, HostState, StepResult]]) -> bool:
+        """Undo the stage's completed steps, newest first. False when an undo failed."""
+        # Every result with an undo record: changed steps, a loop step that failed after
+        # changing some items, a step found done that an earlier attempt of this run made.
+        todo = [(s, hs, r) for s, hs, r in done if r.undo is not None]
+        self.console.line(f"ROLLBACK of stage [{stage.name}]: {len(todo)} step(s) to undo, newest first", "bold yellow")
+        for step, hs, res in reversed(todo):
+            ok = undo_one(self, step.key, step.name, hs, res.undo)
+            if not ok:
+                self.console.line("rollback stopped: an undo failed; fix it and run `runbook rollback " + self.run_id + "`", "bold red")
+                return False
+        return True
+
+
+def undo_one(play: Play, step_key: str, step_name: str, hs: HostState, record: Any) -> bool:
+    res = undo_step(play.env, play.console, step_key, step_name, hs, record)
+    return not res.failed
+
+
+class AbortStep(KeyboardInterrupt):
+    """The second Ctrl-C. A ``KeyboardInterrupt`` on purpose, not a ``RunbookError``: the
+    executor catches those and journals them as the step's *failed* outcome (exit 1). This one
+    goes through the executor untouched, so the step keeps its intent without an outcome (in
+    doubt, re-probed by resume) and the run exits 130."""
+
+
+def install_interrupt_handler(play: Play, console: Console) -> Callable[[], None]:
+    """First Ctrl-C: finish the current step, then stop. Second: abort the step (in doubt)."""
+    presses = {"n": 0}
+
+    def handler(signum: int, frame: Any) -> None:
+        presses["n"] += 1
+        if presses["n"] == 1:
+            play.interrupted.set()
+            console.line("\nInterrupted: finishing the current step, then stopping (Ctrl-C again to abort it)", "bold yellow")
+            if play.journal is not None:
+                play.journal.event("interrupted", presses=1)
+        else:
+            if play.journal is not None:
+                play.journal.event("interrupted", presses=2)
+            raise AbortStep("aborted by a second Ctrl-C: the running step is in doubt")
+
+    previous = signal.signal(signal.SIGINT, handler)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+
+    return restore
+
+
+__all__ = ["AbortStep", "Play", "PlayOptions", "PlayOutcome", "RunbookError", "install_interrupt_handler", "undo_one"]

@@ -1,0 +1,161 @@
+"""Redo after a crash: skip what is done (restoring its registered results), re-probe what is
+in doubt, re-run what failed. Like InnoDB's redo phase, nothing non-idempotent is applied
+twice: an in-doubt step without a probe is put to the operator.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from engine.actions.registry import get_action
+from engine.errors import NeedsDecision
+from engine.journal.analysis import StepVerdict
+from engine.journal.layout import journal_flag
+from engine.run.executor import HostState, variables
+from engine.model import Stage, Status, Step, StepResult
+
+if TYPE_CHECKING:
+    from engine.journal import Journal
+    from engine.journal.analysis import JournalState
+    from engine.report.console import Console
+    from engine.run.executor import Executor
+
+_COMMON = {"changed", "failed", "skipped", "unreachable", "status", "msg", "duration", "ignored", "results"}
+
+
+class Resumer:
+    def __init__(self, prior: JournalState, executor: Executor, journal: Journal | None, console: Console,
+                 run_id: str, decisions: dict[str, str]):
+        self.prior = prior
+        self.executor, self.journal, self.console, self.run_id = executor, journal, console, run_id
+        self.decisions = decisions
+        self.rolled_back = prior.rolled_back_stages()
+
+    def _state(self, step: Step, hs: HostState) -> Any:
+        return self.prior.steps.get((step.key, hs.host.name, "do"))
+
+    def _restore(self, step: Step, hs: HostState, st: Any) -> StepResult:
+        reg = dict(st.registered or {})
+        status = Status(st.outcome_status) if st.outcome_status in Status._value2member_map_ else Status.OK
+        result = StepResult(status, msg="done before the interruption", duration=st.duration or 0.0,
+                            data={k: v for k, v in reg.items() if k not in _COMMON}, undo=st.undo)
+        result.ignored = bool(reg.get("ignored"))
+        if step.register:
+            hs.facts[step.register] = reg  # exactly what the first attempt registered
+        if status is Status.OK:
+            hs.facts.update(get_action(step.action).facts_set(reg))
+        return result
+
+    def _done(self, step: Step, hs: HostState, st: Any) -> bool:
+        """Done, and not in a stage that was rolled back after it: a rolled-back stage runs
+        again from its start (its facts may be stale, its changes were undone)."""
+        if st is None or st.status is not StepVerdict.DONE:
+            return False
+        rolled = self.rolled_back.get(step.stage)
+        return rolled is None or rolled < (st.outcome_seq or 0)
+
+    def stage_done(self, stage: Stage, steps: list[Step], hosts: list[HostState]) -> bool:
+        """True (with facts restored) when every step of the stage is done on every host."""
+        states = [(s, hs, self._state(s, hs)) for s in steps for hs in hosts]
+        if not all(self._done(s, hs, st) for s, hs, st in states):
+            return False
+        for s, hs, st in states:
+            res = self._restore(s, hs, st)
+            if res.failed and not res.ignored:
+                return False
+        return True
+
+    def before_step(self, stage: Stage, step: Step, hs: HostState) -> StepResult | None:
+        """A result when the step needs no run now; None to run it (again)."""
+        st = self._state(step, hs)
+        if st is None or st.status in (StepVerdict.FAILED, StepVerdict.UNDONE):
+            # Never started; failed and the operator fixed the cause; or undone by a rollback:
+            # run it (its probe still comes first, so what is in place is not redone).
+            return None
+        if st.status is StepVerdict.DONE:
+            if not self._done(step, hs, st):
+                return None  # its stage was rolled back after it: run it again
+            res = self._restore(step, hs, st)
+            res.note = "from the journal"  # type: ignore[attr-defined]
+            return res
+        # In doubt: an intent without an outcome.
+        now = self.executor.digest(step, variables(self.executor.env, hs, stage.name))
+        if st.digest and now != st.digest:
+            return self._ask(step, hs, st, "its arguments render differently now than when it was started "
+                                           "(a variable, a registered result or a file changed)")
+        found = self.executor.probe_only(step, hs, stage.name)
+        journal = self.journal
+        if found.done:
+            res = StepResult(Status.OK, msg=f"was in doubt; {found.why}: recorded as done", undo=found.undo)
+            if journal is not None:
+                journal.outcome(st.intent_seq, step.key, hs.host.name, "ok", changed=False, registered=res.registered(),
+                                duration=0.0, msg=res.msg, undo=res.undo)
+            self.executor.remember(step, hs, res)
+            return res
+        if found.done is False or found.rerun_safe:
+            return None  # not done (or every item is probed again): running it is what the first attempt meant
+        if self.executor.safe_to_rerun(step, hs, stage.name):
+            return None  # no probe, but running it again gives the same result
+        return self._ask(step, hs, st, found.why)
+
+    def _flag(self) -> str:
+        return journal_flag(self.journal.path.parent.parent) if self.journal is not None else ""
+
+    def _ask(self, step: Step, hs: HostState, st: Any, why: str) -> StepResult | None:
+        key = f"{step.key}@{hs.host.name}"
+        decision = self.decisions.get(key) or self.decisions.get(step.key)
+        if decision is None and sys.stdin.isatty():
+            self.console.line(
+                f"\nIN DOUBT: step {step.key!r} on {hs.host.name} was running when the run stopped, "
+                f"and nothing can tell whether it took effect ({why or 'the step has no probe'}).", "bold yellow")
+            while decision not in ("rerun", "done", "abort"):
+                try:
+                    decision = input("  rerun it, mark it done, or abort? [rerun/done/abort]: ").strip().lower()
+                except EOFError:
+                    decision = "abort"
+        if decision is None:
+            raise NeedsDecision(
+                f"step {step.key!r} on {hs.host.name} is in doubt (it was running when the run stopped): "
+                + (why if why and not why.startswith("a loop") else "it has no probe to tell whether it took effect"),
+                hint=f"check the host, then: runbook resume {self.run_id}{self._flag()} --decide '{key}=done' (or =rerun)")
+        journal = self.journal
+        if journal is not None:
+            journal.event("operator_decision", step=step.key, host=hs.host.name, decision=decision)
+        if decision == "rerun":
+            return None
+        if decision == "done":
+            res = StepResult(Status.OK, msg="was in doubt; marked done by the operator")
+            if step.undo is not None:  # it took effect: rollback must be able to undo it
+                res.undo = self.executor.explicit_undo(step, variables(self.executor.env, hs, step.stage))
+            if journal is not None:
+                journal.outcome(st.intent_seq, step.key, hs.host.name, "ok", changed=False, registered=res.registered(),
+                                duration=0.0, msg=res.msg, undo=res.undo)
+            self.executor.remember(step, hs, res)
+            return res
+        raise NeedsDecision(f"resume aborted by the operator at step {step.key!r} on {hs.host.name}")
+
+
+def _names(states: list[Any], limit: int = 3) -> str:
+    shown = [f"{s.step.split('/', 1)[-1]}@{s.host}" for s in states[:limit]]
+    return ", ".join(shown) + (f" and {len(states) - limit} more" if len(states) > limit else "")
+
+
+def resume_outlook(state: JournalState) -> str | None:
+    """What ``runbook resume`` would do with this run, in one phrase; None when it would do
+    nothing worth a command (the run succeeded)."""
+    if state.run_status == "succeeded":
+        return None
+    parts = []
+    doubt, failed, undone = state.in_doubt(), state.failed(), state.undone()
+    rolled = sorted(state.rolled_back_stages())
+    if doubt:
+        parts.append(f"probe the {len(doubt)} step(s) in doubt ({_names(doubt)}) before anything else")
+    if rolled:
+        parts.append(f"run stage{'s' if len(rolled) > 1 else ''} {', '.join(rolled)} again from the start")
+    elif undone:
+        parts.append(f"run the {len(undone)} undone step(s) again ({_names(undone)})")
+    if failed:
+        parts.append(f"run the failed step(s) again ({_names(failed)})")
+    parts.append("skip what is done and go on with the steps not run yet")
+    return "; ".join(parts)

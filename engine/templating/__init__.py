@@ -1,0 +1,1 @@
+"""Sandboxed Jinja2 (StrictUndefined, native types) and SQL rendering (bound values, quoted identifiers)."""
