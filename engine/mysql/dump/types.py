@@ -45,7 +45,7 @@ class Statement:
     name: str | None = None  # POST: the object's name (view, trigger, routine, event)
     client_command: bool = False  # OTHER: a mysql-client command (\g, source, …): not loadable
     rows: int = -1  # DATA: its rows when the reader's fast path already knows them, else -1; see count_rows
-    load_data_safe: bool | None = None  # DATA from the fast path: can LOAD DATA carry its values exactly; None: unknown
+    load_data_safe: bool | None = None  # DATA, fast path: no 0x/X/b literal or word among its values (None: unknown); bit and spatial columns are judged by scan_dump from the table
 
 
 @dataclass
