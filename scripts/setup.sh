@@ -25,8 +25,10 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null; then
   if [ -x /usr/sbin/mariadbd ]; then
     echo "setup: starting MariaDB"
     mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
-    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    # --pidfile: a lab's or a test's private mariadbd must not count as "already running".
+    start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/mysqld.pid --exec /usr/sbin/mariadbd
     for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null && break; sleep 0.5; done
+    (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null || { echo "setup: MariaDB did not start on 127.0.0.1:3306" >&2; exit 1; }
   else
     echo "setup: no MariaDB at 127.0.0.1:3306 and /usr/sbin/mariadbd is missing" >&2
     exit 1

@@ -133,7 +133,8 @@ def private_server(tmp_path: Path) -> Iterator[PrivateServer]:
     srv = PrivateServer(tmp_path / "srv", _free_port())
     srv.dir.mkdir()
     subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={srv.datadir}", "--user=root",
-                    "--auth-root-authentication-method=normal", "--skip-test-db"], check=True, capture_output=True)
+                    "--auth-root-authentication-method=normal", "--skip-test-db",
+                    f"--tmpdir={srv.dir}"], check=True, capture_output=True)
     srv.start()
     try:
         yield srv

@@ -172,7 +172,8 @@ def up(lab: Lab) -> str:
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     data = d / "mysql"
     _run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
-          "--auth-root-authentication-method=normal", "--skip-test-db"], "mariadb-install-db")
+          "--auth-root-authentication-method=normal", "--skip-test-db",
+                    f"--tmpdir={d}"], "mariadb-install-db")
     mysql_port = _free_port()
     mysqld = _start(mysqld_cmd(d, mysql_port), d / "mysqld.out")
     _wait_port(mysql_port, mysqld, d / "mysqld.err", "mariadbd")

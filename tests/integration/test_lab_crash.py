@@ -15,7 +15,7 @@ import pymysql
 import pytest
 import yaml
 
-from engine.actions.base import action_names
+from engine.actions.registry import action_names
 from tests.cliutil import cli as _cli
 from tests.cliutil import out_of
 

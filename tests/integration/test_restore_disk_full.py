@@ -40,7 +40,7 @@ def tiny_server() -> Iterator[int]:
     try:
         data = os.path.join(d, "data")
         subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db", *INNODB], check=True, capture_output=True)
+                        "--auth-root-authentication-method=normal", "--skip-test-db", f"--tmpdir={d}", *INNODB], check=True, capture_output=True)
         port = _port()
         proc = subprocess.Popen(["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={d}/s.sock",
                                  f"--port={port}", "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve",

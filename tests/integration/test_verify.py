@@ -264,3 +264,25 @@ def test_a_differing_chunk_of_a_composite_key(planted: str) -> None:
     assert check["sample"] == [{"chunk": 2, "lower": {"order_id": 10, "line": 2}, "upper": {"order_id": 15, "line": 2},
                                 "rows": 10, "other_rows": 10}]
     assert "(order_id, line) in ((10, 2), (15, 2)]" in check["detail"]
+
+
+def test_after_a_real_restore(db: pymysql.connections.Connection, schema: str, tmp_path: Any) -> None:
+    """restore → verify: counts from the restore's own result, orphans, checksums against the source."""
+    from tests.integration.restore_helpers import dump, restore
+
+    build(db, schema, planted=False, copy=False)
+    target = schema + "_r"
+    try:
+        r = restore({"file": dump(schema, str(tmp_path / "d.sql")), "file_on": "control", "schema": target,
+                     "schema_mismatch": "create_missing"})
+        assert not r.failed, r.msg
+        args = {"schema": target, "foreign_keys": True, "row_counts": {"from": r.registered()},
+                "checksums": {"against_schema": schema, "chunk_rows": 64}}
+        res = verify(args)
+        assert res.status is Status.OK, res.msg
+        assert {c["kind"] for c in res.data["checks"]} == {"foreign_key", "row_count", "checksum"}
+        assert by_name(res)["rows orders"]["expected"] == 200
+        root_execute(f"DELETE FROM `{target}`.orders WHERE id = 199")
+        assert not_passing(verify(args)) == {"rows orders": "fail", f"checksum orders vs {schema}": "fail"}
+    finally:
+        root_execute(f"DROP DATABASE IF EXISTS `{target}`")

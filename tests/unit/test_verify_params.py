@@ -40,6 +40,7 @@ def test_chunk_describes_its_range() -> None:
     ({"schema": "s", "rules": [{"name": "a", "sql": "DELETE FROM t"}]}, "rules.0.sql", "read-only"),
     ({"schema": "s", "rules": [{"name": "a", "sql": "SELECT 1; SELECT 2"}]}, "rules.0.sql", "one query"),
     ({"schema": "s", "foreign_keys": True, "record_to": "results"}, "record_to", "not schema.table"),
+    ({"schema": "s", "row_counts": "from_dump"}, "row_counts", "register the restore step"),
 ])
 def test_static_problems(args: dict, where: str, words: str) -> None:
     found = static_problems(args)

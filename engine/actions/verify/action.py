@@ -235,9 +235,10 @@ class Verify(Action):
                     # The data was verified; only the bookkeeping failed (e.g. the server is
                     # fenced read-only). Say so loudly, but do not fail the SOP over it.
                     warnings.append(f"record_to {target}: verdicts not recorded: {exc.render()}")
-        rate = f", {data['rows_per_s']:,} rows/s" if data["rows_per_s"] else ""
+        # rows read by the checks (rules count violations: their rows are not known)
+        volume = f"{rows:,} rows in {seconds:.1f}s, {data['rows_per_s']:,} rows/s" if rows and data["rows_per_s"] else f"{seconds:.1f}s"
         msg = (f"{len(checks)} check(s): {summary['pass']} pass, {summary['warn']} warn, {summary['fail']} fail"
-               f" ({rows:,} rows in {seconds:.1f}s{rate})")
+               f" ({volume})")
         if data["recorded"]:
             msg += f"; recorded to {data['recorded']['table']}"
         msg += note

@@ -59,6 +59,7 @@ SCHEMA: dict[str, Any] = {
                  },
                  "additionalProperties": {"anyOf": [{"type": "integer", "minimum": 0}, _TEMPLATE]}},
                 _TEMPLATE,
+                {"const": "from_dump"},  # SPEC §2's shorthand: refused by static_problems with the way to say it
             ],
         },
         "checksums": {
@@ -73,7 +74,10 @@ SCHEMA: dict[str, Any] = {
                 "tables": dict(_NAMES, description="tables to checksum (default: the verified tables)"),
             },
         },
-        "rules": {"type": "array", "items": RULE_SCHEMA, "description": "business rules: queries counting violations"},
+        # A list, or a template giving one ("{{ verify_rules }}"): items apply to the list and
+        # the pattern to the string, so a bad rule is named precisely.
+        "rules": {"type": ["array", "string"], "items": RULE_SCHEMA, "pattern": r"\{\{",
+                  "description": "business rules: queries counting violations"},
         "suite": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": {"type": "string", "minLength": 1}}],
                   "description": "check suites (YAML): relative to the runbook's directory, then the project's checks/"},
         "vars": {"type": "object", "description": "values for the suites' and rules' templates (over a suite's own vars:)"},
@@ -125,6 +129,9 @@ def static_problems(args: Any) -> list[tuple[str, str]]:
     if not any(k in args for k in CHECK_KEYS):
         out.append(("", "nothing to verify: give foreign_keys, required, row_counts, checksums, rules or suite"))
     rc = args.get("row_counts")
+    if rc == "from_dump":
+        out.append(("row_counts", 'from_dump needs the restore\'s counts: register the restore step (register: r) '
+                                  'and write row_counts: {from: "{{ r }}"}'))
     if isinstance(rc, dict):
         sources = [k for k in ("from", "from_snapshot", "from_dump") if k in rc]
         explicit = [k for k in rc if k not in ("from", "from_snapshot", "from_dump", "file_on", "compare")]
