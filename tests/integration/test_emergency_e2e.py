@@ -171,3 +171,31 @@ def test_killed_during_the_restore_stage_then_resumed(lab: Lab) -> None:
                 break
         assert rc == 0, f"seed {SEED}, {fault}:\n{transcript}"
         lab.assert_recovered(run_id, backup_sums)
+
+
+def test_drill_restores_the_newest_backup_into_a_scratch_schema(lab: Lab) -> None:
+    lab.load_shop_and_back_it_up()  # shop equals the backup: checksums against it must match
+    rc, out = lab.cli("play", str(ROOT / "runbooks" / "drill.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
+                      "-e", f"backup_dir={lab.root}", "-e", "backup_glob=*.sql.gz", "-e", "compare_schema=shop",
+                      "--yes", "--report", str(lab.root / "drill.html"))
+    assert rc == 0, out
+    assert f"drill passed: {lab.backup} restored" in out and "checksums vs shop: 6 table(s) match" in out
+    assert lab.sql("SHOW DATABASES LIKE 'drill_restore'") == []  # cleaned up
+    html = (lab.root / "drill.html").read_text()
+    assert "Restore the backup into the scratch schema" in html
+
+
+def test_partial_restore_brings_back_missing_rows_and_keeps_new_ones(lab: Lab) -> None:
+    lab.load_shop_and_back_it_up()
+    backup_items = lab.sql("SELECT COUNT(*) FROM shop.order_items")[0][0]
+    # the bad deploy: rows deleted; the application meanwhile changed one and added one
+    lab.sql("DELETE FROM shop.order_items WHERE order_id <= 500",
+            "UPDATE shop.order_items SET qty = 99 WHERE order_id = 501 AND line = 1",
+            "INSERT INTO shop.order_items VALUES (1, 9, 5, 2)")
+    rc, out = lab.cli("play", str(ROOT / "runbooks" / "partial-restore.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", '{"tables": ["order_items"]}', "--yes")
+    assert rc == 0, out
+    assert "order_items: 1500 row(s) brought back" in out
+    assert lab.sql("SELECT COUNT(*) FROM shop.order_items") == [(backup_items + 1,)]
+    assert lab.sql("SELECT qty FROM shop.order_items WHERE order_id = 501 AND line = 1") == [(99,)]  # not overwritten
+    assert lab.sql("SELECT @@global.read_only") == [(0,)]  # never fenced
