@@ -130,7 +130,8 @@ def static_problems(args: Any) -> list[tuple[str, str]]:
         out.append(("", "nothing to verify: give foreign_keys, required, row_counts, checksums, rules or suite"))
     rc = args.get("row_counts")
     if rc == "from_dump":
-        out.append(("row_counts", 'from_dump needs the restore\'s counts: register the restore step (register: r) '
+        out.append(("row_counts", 'from_dump needs a file: write row_counts: {from_dump: /path/to/backup.sql.gz} '
+                                  '(the rows of each table of that dump), or register the restore step (register: r) '
                                   'and write row_counts: {from: "{{ r }}"}'))
     if isinstance(rc, dict):
         sources = [k for k in ("from", "from_snapshot", "from_dump") if k in rc]
