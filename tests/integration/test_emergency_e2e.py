@@ -199,3 +199,31 @@ def test_partial_restore_brings_back_missing_rows_and_keeps_new_ones(lab: Lab) -
     assert lab.sql("SELECT COUNT(*) FROM shop.order_items") == [(backup_items + 1,)]
     assert lab.sql("SELECT qty FROM shop.order_items WHERE order_id = 501 AND line = 1") == [(99,)]  # not overwritten
     assert lab.sql("SELECT @@global.read_only") == [(0,)]  # never fenced
+
+
+@pytest.mark.parametrize("level", ["P1", "P2"])
+def test_levels_p1_merges_under_a_fence_p2_never_fences(lab: Lab, level: str) -> None:
+    lab.load_shop_and_back_it_up()
+    backup_sums = lab.checksums()
+    lab.incident()  # includes two orders written after the backup (ids 20001, 20002)
+    lab.sql("UPDATE shop.orders SET status = 'new' WHERE id <= 300 AND status <> 'new'")  # 200 rows damaged
+    before = lab.runs()
+    rc, out = lab.cli("play", str(ROOT / "runbooks" / "emergency.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", f"level={level}", "--yes")
+    assert rc == 0, out
+    (run_id,) = lab.runs() - before
+    # rows written since the backup stay: the core tables are the backup plus them
+    assert lab.sql("SELECT COUNT(*) FROM shop.orders WHERE id > 20000") == [(2,)]
+    assert lab.checksums() != backup_sums
+    assert lab.sql("SELECT COUNT(*) FROM shop.order_items") == [(30000,)]
+    damaged = lab.sql("SELECT COUNT(*) FROM shop.orders WHERE id <= 300 AND status = 'new'")
+    journal = (lab.home / run_id / "journal.jsonl").read_text()
+    if level == "P1":
+        assert damaged == [(100,)]  # upsert: the backup's version of each row wins (its 100 'new' ones)
+        assert "stop writes/Fence the server" in journal
+    else:
+        assert damaged == [(300,)]  # ignore: existing rows are left as they are
+        assert "stop writes/Fence the server" not in journal  # P2 never fences
+    # upsert updates the columns outside keys: a damaged UNIQUE column (users.email) stays, P0 restores it
+    assert lab.sql("SELECT COUNT(*) FROM shop.users WHERE email LIKE '%@corrupt'") == [(200,)]
+    assert lab.sql("SELECT @@global.read_only") == [(0,)]
