@@ -53,6 +53,7 @@ def run(kind: str, seeds: list[int], limit_s: float) -> dict[str, Any]:
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker, args=(child, kind, todo, limit_s), daemon=True)
         proc.start()
+        child.close()  # so that a worker that dies gives EOF here, not silence
         current: int | None = None
         while True:
             # the worker's own watchdog fires at limit_s; this one only if even that cannot

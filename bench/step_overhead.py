@@ -56,7 +56,9 @@ def runbook(kind: str, n: int, path: Path) -> None:
 
 
 def timed_play(rb: Path, inv: Path, home: Path) -> float:
-    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home))
+    # Host locks are machine-wide: a private lock dir keeps the bench's "db1" apart from the
+    # tests others run on this machine at the same time.
+    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(home / "locks"))
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "engine.cli", "play", str(rb), "-i", str(inv)], env=env,
                          capture_output=True, text=True, cwd=ROOT)

@@ -96,12 +96,34 @@ class ConnectError(RunbookError):
     """A host could not be reached (SSH or MySQL): the step's status is ``unreachable``."""
 
 
+class OutcomeUnknown(RunbookError):
+    """A command or statement was sent and its fate is unknown: it ran past its timeout, the
+    connection was lost after it was sent, the operator aborted it. The step is *in doubt*:
+    the journal records it so, and resume probes it (or asks) instead of running it again.
+
+    ``completed`` counts the statements (of a multi-statement ``sql`` step) known to have
+    finished before the one in doubt; the adapter leaves it at 0, the action fills it in.
+    """
+
+    def __init__(self, message: str, *, what: str | None = None, source: Source | None = None,
+                 hint: str | None = None, stopped: str = ""):
+        super().__init__(message, source=source, hint=hint)
+        self.what = what  # the command or SQL, masked
+        self.stopped = stopped  # how the engine stopped it (KILL QUERY, killpg, ...), for evidence
+        self.completed = 0
+
+
+class CommandTimeout(OutcomeUnknown):
+    """A command or query ran past its timeout (and was stopped: its effect is unknown)."""
+
+
+class DeadlinePassed(RunbookError):
+    """The step's ``timeout:`` ran out before the next statement, command or poll was sent:
+    that one did not run (what ran before it did)."""
+
+
 class FileReadError(RunbookError):
     """A file on a host (or the control machine) cannot be read."""
-
-
-class CommandTimeout(RunbookError):
-    """A command or query ran past its timeout."""
 
 
 class SqlError(RunbookError):
@@ -132,6 +154,18 @@ class SqlError(RunbookError):
         if self.hint:
             text += f" — {self.hint}"
         return visible(text)
+
+
+class LostConnection(OutcomeUnknown, SqlError):
+    """The connection to MySQL broke after a statement was sent (2013, or the connection was
+    killed under it): it is an :class:`SqlError` (errno, diagnosis) whose outcome is unknown."""
+
+    def __init__(self, message: str, *, errno: int | None = None, sqlstate: str | None = None, sql: str | None = None,
+                 hint: str | None = None):
+        SqlError.__init__(self, message, errno=errno, sqlstate=sqlstate, sql=sql, hint=hint)
+        self.what = sql
+        self.stopped = ""
+        self.completed = 0
 
 
 class ActionError(RunbookError):

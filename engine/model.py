@@ -202,6 +202,9 @@ class StepResult:
     warnings: list[str] = field(default_factory=list)
     items: list[StepResult] | None = None  # per-item results of a loop
     ignored: bool = False  # failed, but ignore_errors let the host go on
+    #: failed, and whether it took effect is unknown (sent, then timed out or lost): the
+    #: journal records the outcome ``unknown`` and resume treats the step as in doubt
+    uncertain: bool = False
 
     @property
     def changed(self) -> bool:

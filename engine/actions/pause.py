@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any
 
 from engine.actions.base import Action, register
-from engine.visible import visible
 from engine.language.durations import MAX_SECONDS, parse_duration
 from engine.model import Status, StepResult
 
@@ -63,12 +60,16 @@ class Pause(Action):
         if self.ctx.check_mode:
             return StepResult(Status.OK, msg=f"check mode: would pause {seconds:g}s" if seconds else "check mode: would prompt")
         if "prompt" in a and not seconds:
-            if not sys.stdin.isatty():
+            # Asked by the operator object on the main thread (a run without a terminal was
+            # refused before it started); a Ctrl-C ends the wait at once.
+            answer = self.ctx.ask(str(a["prompt"])) if self.ctx.ask is not None else None
+            if answer is None:
+                if self.ctx.interrupted.is_set():
+                    return StepResult(Status.OK, msg="pause ended by an interrupt", data={"user_input": "", "interrupted": True})
                 return StepResult(Status.FAILED, msg="pause with a prompt needs a terminal", evidence=str(a["prompt"]))
-            try:
-                answer = input(visible(f"{a['prompt']} (press Enter) "))
-            except EOFError:
-                answer = ""
             return StepResult(Status.OK, data={"user_input": answer})
-        time.sleep(seconds)
+        limit = self.ctx.remaining()
+        wait = seconds if limit is None else min(seconds, limit)
+        if self.ctx.interrupted.wait(wait):
+            return StepResult(Status.OK, msg=f"pause ended by an interrupt (of {seconds:g}s)", data={"seconds": seconds, "interrupted": True})
         return StepResult(Status.OK, msg=f"paused {seconds:g}s", data={"seconds": seconds})

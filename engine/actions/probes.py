@@ -17,14 +17,15 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-def sql_truth(text: str, ctx: ActionContext) -> bool:
+def sql_truth(text: str, ctx: ActionContext, timeout: float | None = None) -> bool:
     """True when the first column of the first row of the last statement is truthy."""
     from engine.actions.sql import rendered_statements
 
     session = ctx.sql()
     rows: tuple[dict[str, Any], ...] = ()
     for sql, params in rendered_statements(text, ctx.vars):
-        res = session.query(sql, params, timeout=ctx.timeout)
+        left = ctx.remaining()
+        res = session.query(sql, params, timeout=left if timeout is None else timeout if left is None else min(left, timeout))
         if res.returns_rows:
             rows = res.rows
     if not rows:
@@ -33,11 +34,11 @@ def sql_truth(text: str, ctx: ActionContext) -> bool:
 
 
 def shell_truth(cmd: str, ctx: ActionContext) -> bool:
-    return ctx.shell().run(cmd, timeout=ctx.timeout).rc == 0
+    return ctx.shell().run(cmd, timeout=ctx.remaining()).rc == 0
 
 
 def path_exists(path: str, ctx: ActionContext) -> bool:
-    return ctx.shell().run(f"test -e {shlex.quote(path)}", timeout=ctx.timeout).rc == 0
+    return ctx.shell().run(f"test -e {shlex.quote(path)}", timeout=ctx.remaining()).rc == 0
 
 
 def unless_probe(unless: Any, action: str, ctx: ActionContext) -> tuple[bool, str]:

@@ -60,7 +60,7 @@ class Shell(Action):
 
     def apply(self) -> StepResult:
         cmd, chdir, stdin, env = self._parts()
-        res = self.ctx.shell().run(cmd, stdin=stdin, chdir=chdir, timeout=self.ctx.timeout, env=env)
+        res = self.ctx.shell().run(cmd, stdin=stdin, chdir=chdir, timeout=self.ctx.remaining(), env=env)
         # As Ansible does: trailing newlines are not part of the value ("{{ r.stdout }}" in SQL).
         data = {
             "cmd": cmd,

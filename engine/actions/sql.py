@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 from engine.actions._util import plain
 from engine.actions.base import Action, register
-from engine.errors import CommandTimeout, SqlError, TemplateError
+from engine.errors import DeadlinePassed, OutcomeUnknown, RunbookError, SqlError, TemplateError
 from engine.model import SqlResult, Status, StepResult
+from engine.mysql.diagnosis import diagnose
 from engine.secrets import MASKER
-from engine.mysql.sqlutil import is_read_only, quote_ident, split_statements
+from engine.mysql.sqlutil import first_keyword, is_idempotent, is_read_only, quote_ident, split_statements
 from engine.templating.render import ENGINE
 
 
@@ -108,25 +111,40 @@ class Sql(Action):
         text, database = self._text_db()
         stmts = rendered_statements(text, self.ctx.vars)
         self._database = database
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._run_all(stmts, database)
+            except _Replay as replay:
+                # A deadlock (or lock wait) inside a transaction: the server rolled the
+                # transaction back (and _run_all rolled back what was left of it). Only a step
+                # declared idempotent may run again, from its first statement.
+                if attempt >= 3:
+                    return replay.result
+                self.ctx.warn(f"{self.ctx.host.name}: {replay.result.msg} — the step is idempotent: running it again "
+                              f"from its first statement ({attempt}/2)")
+                time.sleep(0.2 * attempt)
+
+    def _run_all(self, stmts: list[tuple[str, list[Any]]], database: str | None) -> StepResult:
+        session = self.ctx.sql()
         if database:
-            self.ctx.sql().query(f"USE {quote_ident(database)}")
+            session.query(f"USE {quote_ident(database)}", timeout=self.ctx.remaining())
         last_rows: SqlResult | None = None
         changed = False
         affected = 0
         counts: list[int] = []
-        for sql, params in stmts:
+        committed = pending = 0  # mutating statements autocommitted / inside the open transaction
+        for i, (sql, params) in enumerate(stmts):
             try:
                 res = self._query(sql, params)
-            except (SqlError, CommandTimeout) as exc:
-                exc_text = exc.render()
-                return StepResult(
-                    Status.FAILED,
-                    msg=exc_text,
-                    data={"rows": [], "rowcount": 0, "errno": getattr(exc, "errno", None), "sqlstate": getattr(exc, "sqlstate", None),
-                          "statement": display(sql, params)},
-                    evidence=f"SQL: {display(sql, params)}",
-                )
+            except (SqlError, DeadlinePassed, OutcomeUnknown) as exc:
+                return self._failed(stmts, i, exc, committed, pending)
             counts.append(res.rowcount)
+            if _mutating(sql):
+                pending += 1
+            if not _in_transaction(session):
+                committed, pending = committed + pending, 0
             if res.returns_rows:
                 last_rows = res
             elif not is_read_only(sql):
@@ -140,34 +158,71 @@ class Sql(Action):
             "rowcount": last_rows.rowcount if last_rows else affected,
             "columns": list(last_rows.columns) if last_rows else [],
             "statements": len(stmts),
+            "statements_done": len(stmts),
             "rowcounts": counts,
         }
         return StepResult(Status.CHANGED if changed else Status.OK, data=data)
 
+    def _failed(self, stmts: list[tuple[str, list[Any]]], i: int, exc: RunbookError, committed: int, pending: int) -> StepResult:
+        """Statement ``i`` failed. Say which (truncated), how many completed, and whether the
+        step's effect is known: it is not when the failing statement may have run (its reply
+        was lost, or it was stopped at the timeout) or when earlier statements committed a
+        change (the step half happened: resume must probe or ask, not run it again)."""
+        sql, params = stmts[i]
+        session = self.ctx.sql()
+        rolled_back = ""
+        if pending and not isinstance(exc, OutcomeUnknown) and _in_transaction(session):
+            try:  # the open transaction must not hold its locks until the next step
+                session.query("ROLLBACK")
+                rolled_back = f"; the open transaction ({pending} statement(s)) was rolled back"
+            except (SqlError, OutcomeUnknown):
+                pass
+        unknown = isinstance(exc, OutcomeUnknown) and _mutating(sql)
+        if isinstance(exc, OutcomeUnknown) and not unknown:
+            self.ctx.conns.reset_sql()
+        shown = display(sql, params)
+        shown = shown if len(shown) <= _SHOWN else shown[:_SHOWN - 1] + "…"
+        where = f"statement {i + 1} of {len(stmts)}" if len(stmts) > 1 else "the statement"
+        done = f"{i} of {len(stmts)} statements completed" + (f", {committed} change(s) committed" if committed else "")
+        data: dict[str, Any] = {"rows": [], "rowcount": 0, "errno": getattr(exc, "errno", None), "sqlstate": getattr(exc, "sqlstate", None),
+                "statement": shown, "statements": len(stmts), "statements_done": i, "failed_statement": i + 1}
+        if len(stmts) > 1:
+            msg = f"{where} failed ({done}{rolled_back}): {exc.render()}"
+        else:
+            msg = exc.render()
+        result = StepResult(Status.FAILED, msg=msg, data=data, evidence=f"SQL ({where}): {shown}")
+        if unknown or committed:
+            result.uncertain = True
+            if not unknown:
+                result.msg += " — the earlier statements took effect: the step is in doubt"
+        diag = diagnose(getattr(exc, "errno", None))
+        if (isinstance(exc, SqlError) and not isinstance(exc, OutcomeUnknown) and diag is not None and diag.retryable
+                and not diag.lost_connection and self.ctx.idempotent and not committed):
+            raise _Replay(result)
+        return result
 
     def _query(self, sql: str, params: list[Any]) -> SqlResult:
-        """One statement, retried where that is safe: a deadlock or lock wait timeout rolled
-        the statement back (autocommit), so running it again is what was meant; after a lost
-        connection it may or may not have committed, so only an idempotent statement is re-run
-        (mydumper PR #1162 lost rows by retrying blindly)."""
-        import time
-
-        from engine.mysql.diagnosis import diagnose
-        from engine.mysql.sqlutil import is_idempotent
-
+        """One statement, retried where that is safe. A deadlock or lock wait timeout of a
+        single statement in autocommit rolled back that statement alone: running it again is
+        what was meant. Inside a transaction it never is (a deadlock rolled back the whole
+        transaction: replaying one statement would half-apply it). After a lost connection the
+        statement may or may not have committed: only an idempotent one is re-run (mydumper
+        PR #1162 lost rows by retrying blindly)."""
         attempt = 0
         while True:
             attempt += 1
+            session = self.ctx.sql()
+            in_tx = _in_transaction(session)
             try:
-                return self.ctx.sql().query(sql, params, timeout=self.ctx.timeout)
+                return session.query(sql, params, timeout=self.ctx.remaining())
             except SqlError as exc:
                 diag = diagnose(exc.errno)
-                if diag is None or not diag.retryable or attempt >= 3:
+                if diag is None or not diag.retryable or attempt >= 3 or in_tx:
                     raise
-                if diag.lost_connection:
-                    self.ctx.conns.reset_sql()
+                if diag.lost_connection or isinstance(exc, OutcomeUnknown):
                     if not is_idempotent(sql):
                         raise
+                    self.ctx.conns.reset_sql()
                     database = getattr(self, "_database", None)
                     if database:
                         self.ctx.sql().query(f"USE {quote_ident(database)}")
@@ -175,7 +230,33 @@ class Sql(Action):
                 time.sleep(0.2 * attempt)
 
 
-def _is_dml(sql: str) -> bool:
-    from engine.mysql.sqlutil import first_keyword
+_SHOWN = 2000  # characters of a failing statement shown and journaled
 
+
+class _Replay(Exception):
+    """The whole (idempotent) step may run again; carries the result if it may not."""
+
+    def __init__(self, result: StepResult):
+        super().__init__(result.msg)
+        self.result = result
+
+
+def _in_transaction(session: Any) -> bool:
+    return bool(getattr(session, "in_transaction", False))
+
+
+def _mutating(sql: str) -> bool:
+    """A statement whose effect outlives the session (not SELECT/SHOW, not session SET, USE,
+    or transaction control)."""
+    if is_read_only(sql):
+        return False
+    kw = first_keyword(sql)
+    if kw in ("use", "begin", "start", "commit", "rollback", "savepoint", "release", "do"):
+        return False
+    if kw == "set":
+        return bool(re.match(r"\s*set\s+(global|persist|@@global)", sql, re.I))
+    return True
+
+
+def _is_dml(sql: str) -> bool:
     return first_keyword(sql) in ("insert", "update", "delete", "replace")

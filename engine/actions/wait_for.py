@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 import socket
 import time
 from typing import Any
 
 from engine.actions.base import Action, register
 from engine.language.durations import parse_duration
-from engine.errors import CommandTimeout, ConnectError, SqlError
-from engine.model import Status, StepResult
+from engine.errors import ConnectError, OutcomeUnknown, SqlError
+from engine.model import CommandResult, Status, StepResult
 
 
 @register
@@ -26,7 +27,7 @@ class WaitFor(Action):
     ```
     SQL: true when the first column of the first row is truthy. Shell: true on exit 0.
     Port: true when a TCP connection succeeds (``state: stopped``: when it fails). The port is
-    checked from the control machine, or from the host with ``from: host`` (uses bash's /dev/tcp).
+    checked from the control machine, or from the host with ``from: host`` (bash's /dev/tcp, else nc).
     """
 
     name = "wait_for"
@@ -61,27 +62,40 @@ class WaitFor(Action):
                     return [(key, str(exc))]
         return []
 
-    def _poll(self) -> tuple[bool, str]:
+    def _poll(self, limit: float) -> tuple[bool, str]:
+        """One poll, bounded by ``limit`` seconds (what is left of wait_for's timeout and of the
+        step's): a poll that hangs (a query waiting on a lock) must not outlive either."""
         a = self.args
         if "sql" in a:
             from engine.actions.probes import sql_truth
 
             try:
-                return sql_truth(a["sql"], self.ctx), ""
-            except (SqlError, ConnectError, CommandTimeout) as exc:
+                return sql_truth(a["sql"], self.ctx, timeout=limit), ""
+            except (SqlError, ConnectError, OutcomeUnknown) as exc:
                 self.ctx.conns.reset_sql()  # the server may be restarting: reconnect next time
                 return False, exc.render()
         if "shell" in a:
-            res = self.ctx.shell().run(a["shell"], timeout=self.ctx.timeout)
-            return res.rc == 0, res.stderr.strip()[-200:]
+            try:
+                done = self.ctx.shell().run(a["shell"], timeout=limit)
+            except OutcomeUnknown as exc:  # a read-only check: its fate does not matter
+                return False, exc.message
+            return done.rc == 0, done.stderr.strip()[-200:]
         port = int(a["port"])
         host = a.get("host") or ("127.0.0.1" if self.ctx.host.connection == "local" else str(self.ctx.host.vars.get("ssh_host", self.ctx.host.name)))
         if a.get("from") == "host":
-            res = self.ctx.shell().run(f"exec 3<>/dev/tcp/{host}/{port}", timeout=5)
-            up = res.rc == 0
+            # /dev/tcp is bash's, not the /bin/sh (dash) the command runs under: ask bash, or nc.
+            target = f"{shlex.quote(host)} {int(port)}"
+            probe = (f"if command -v bash >/dev/null 2>&1; then exec bash -c 'exec 3<>/dev/tcp/$0/$1' {target}; "
+                     f"elif command -v nc >/dev/null 2>&1; then exec nc -z -w 2 {target}; else echo 'no bash or nc' >&2; exit 2; fi")
+            res: CommandResult | None = None
+            try:
+                res = self.ctx.shell().run(probe, timeout=min(5.0, limit))
+            except OutcomeUnknown:
+                pass
+            up = res is not None and res.rc == 0
         else:
             try:
-                with socket.create_connection((host, port), timeout=2):
+                with socket.create_connection((host, port), timeout=max(0.01, min(2.0, limit))):
                     up = True
             except OSError:
                 up = False
@@ -99,12 +113,15 @@ class WaitFor(Action):
         last = ""
         while True:
             attempts += 1
-            ok, last = self._poll()
+            step_left = self.ctx.remaining()
+            left = max(0.01, timeout - (time.monotonic() - start))
+            ok, last = self._poll(left if step_left is None else min(left, step_left))
             elapsed = time.monotonic() - start
             if ok:
                 return StepResult(Status.OK, msg=f"true after {elapsed:.1f}s ({attempts} polls)",
                                   data={"elapsed": round(elapsed, 3), "attempts": attempts})
-            if elapsed + sleep > timeout:
+            step_left = self.ctx.remaining()
+            if elapsed + sleep > timeout or (step_left is not None and step_left < sleep):
                 what = a.get("sql") or a.get("shell") or f"port {a.get('port')}"
                 return StepResult(Status.FAILED, msg=f"still not true after {timeout:g}s ({attempts} polls)",
                                   data={"elapsed": round(elapsed, 3), "attempts": attempts},

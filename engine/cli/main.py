@@ -11,8 +11,10 @@ from typing import Any, NoReturn
 
 import click
 
+from engine.cli.operator import TerminalOperator
 from engine.errors import InputError, RunbookError, Source
 from engine.language.load import load_all, vault_password
+from engine.run.ending import RunEnd
 from engine.visible import visible, visible_json
 
 
@@ -20,6 +22,11 @@ def say(text: str) -> None:
     """Print for the operator: names and messages from runbooks, journals and other hosts
     may hold escape sequences, shown as ``\\x1b`` rather than obeyed by the terminal."""
     click.echo(visible(text))
+
+
+# How a run ended -> the exit code of the SPEC: 0 success · 1 the run failed · 2 invalid input,
+# nothing executed · 130 interrupted. This module is the only place that decides it.
+_EXIT = {RunEnd.SUCCEEDED: 0, RunEnd.FAILED: 1, RunEnd.NEEDS_DECISION: 1, RunEnd.INVALID: 2, RunEnd.INTERRUPTED: 130}
 
 
 def _die(exc: RunbookError) -> NoReturn:
@@ -71,8 +78,9 @@ class _Group(click.Group):
                 where = f" (traceback in {path})"
             except OSError:
                 where = ""
-                traceback.print_exc()
-            click.echo(visible(f"internal error: {type(exc).__name__}: {exc}{where} — please report it", newlines=False), err=True)
+                click.echo(MASKER.text(traceback.format_exc()), err=True)
+            click.echo(visible(f"internal error: {type(exc).__name__}: {MASKER.text(str(exc))}{where} — please report it",
+                               newlines=False), err=True)
             sys.exit(1)
 
 
@@ -142,11 +150,12 @@ def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], che
     from engine.inventory import limit_pattern
 
     limit = limit_pattern(limit)  # @FILE read once: the journal keeps the hosts it named
-    code = new_run(loaded, inv, extra_vars, dict(
+    end = new_run(loaded, inv, extra_vars, dict(
         runbook=runbook, inventories=list(inventories), extra=list(extra), check=check, diff=diff, tags=_split(tags),
         skip_tags=_split(skip_tags), limit=limit, start_at=start_at, yes=yes, forks=forks, journal_dir=journal_dir,
-        report=report, verbose=verbose, vault_password_file=os.path.abspath(vault_password_file) if vault_password_file else None))
-    sys.exit(code)
+        report=report, verbose=verbose, vault_password_file=os.path.abspath(vault_password_file) if vault_password_file else None),
+        operator=TerminalOperator())
+    sys.exit(_EXIT[end])
 
 
 @main.command()
@@ -203,7 +212,8 @@ def resume(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal
         if not sep or value not in ("rerun", "done", "abort"):
             raise InputError(f"--decide {d!r}: expected 'stage/step@host=rerun|done|abort'")
         decisions[key] = value
-    sys.exit(resume_run(run_id, yes=yes, force=force, decisions=decisions, journal_dir=journal_dir, verbose=verbose))
+    sys.exit(_EXIT[resume_run(run_id, yes=yes, force=force, decisions=decisions, journal_dir=journal_dir, verbose=verbose,
+                              operator=TerminalOperator())])
 
 
 @main.command()
@@ -223,7 +233,8 @@ def rollback(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journ
         if not sep or value not in ("rerun", "done", "skip", "abort"):
             raise InputError(f"--decide {d!r}: expected 'stage/step@host=done|rerun|skip|abort'")
         decisions[key] = value
-    sys.exit(rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir, decisions=decisions))
+    sys.exit(_EXIT[rollback_run(run_id, yes=yes, force=force, journal_dir=journal_dir, decisions=decisions,
+                                operator=TerminalOperator())])
 
 
 @main.command()
@@ -318,9 +329,10 @@ def snapshots_drop(run_id: str, inventories: tuple[str, ...], host: str | None, 
     from engine.mysql.snapshots import drop_snapshot
 
     if not yes:
-        if not sys.stdin.isatty():
+        operator = TerminalOperator()
+        if not operator.interactive:
             raise InputError("dropping a snapshot asks for confirmation and there is no terminal", hint="pass --yes")
-        if input(f"Type the run id ({run_id}) to drop its snapshot: ").strip() != run_id:
+        if not operator.confirm(f"drop the snapshot of run {run_id}", run_id, lambda: False):
             click.echo("not confirmed: nothing dropped")
             sys.exit(1)
     conns = _snapshot_session(inventories, host)

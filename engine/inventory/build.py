@@ -132,6 +132,8 @@ def _template_value(key: str, value: Any, vault_password: bytes | None) -> Any:
         return Secret(decrypt(value.ciphertext, vault_password, key))
     if isinstance(value, str) and SECRET_KEY.search(key) and "{{" not in value:
         return Secret(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and SECRET_KEY.search(key):
+        return Secret(str(value))  # an INI password=1234 is a number to Ansible, and still a secret
     if isinstance(value, dict) and has_vault(value):
         return {k: _template_value(str(k), v, vault_password) for k, v in value.items()}
     if isinstance(value, list) and has_vault(value):

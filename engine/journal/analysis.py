@@ -36,6 +36,10 @@ from engine.journal.layout import JOURNAL_FILE, LOCK_FILE, VERSION, run_path
 
 DONE_STATUSES = frozenset({"ok", "changed", "skipped"})
 FAILED_STATUSES = frozenset({"failed", "unreachable"})
+# The side effect was attempted and its fate is unknown (sent, then a timeout, a lost
+# connection or an abort): in doubt, like an intent without an outcome, with the evidence kept.
+# A later outcome for the same intent (resume's probe or the operator's decision) settles it.
+UNKNOWN_STATUS = "unknown"
 # Events that (re)start work on a run: a run_end before one of these no longer describes it.
 _LIFECYCLE_STARTS = frozenset({"run_start", "resume_start", "rollback_start"})
 
@@ -301,7 +305,9 @@ def _fold(
         elif kind == "outcome":
             key = (rec["step"], rec["host"], rec.get("phase", "do"))
             state = steps.get(key)
-            if state is None or state.intent_seq != rec["intent"] or state.outcome_seq is not None:
+            if state is None or state.intent_seq != rec["intent"] or (
+                state.outcome_seq is not None and state.outcome_status != UNKNOWN_STATUS
+            ):
                 # Ignoring it leaves the step in doubt, which only costs a re-probe.
                 warnings.append(
                     f"{path}:{line_no}: outcome names intent {rec['intent']}, not the open attempt of "
@@ -309,7 +315,9 @@ def _fold(
                 )
                 continue
             _close(state, rec)
-            if state.outcome_status not in DONE_STATUSES | FAILED_STATUSES:
+            if state.outcome_status == UNKNOWN_STATUS:
+                state.status = StepVerdict.IN_DOUBT
+            elif state.outcome_status not in DONE_STATUSES | FAILED_STATUSES:
                 warnings.append(f"{path}:{line_no}: unknown outcome status {state.outcome_status!r}; left in doubt")
                 state.status = StepVerdict.IN_DOUBT
             elif state.status is StepVerdict.DONE and key[2] == "do" and key[:2] not in in_order:

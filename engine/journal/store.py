@@ -28,10 +28,16 @@ PHASES = ("do", "undo")
 #: header keys the engine made from file names and ids: never masked (see encode_header)
 HEADER_VERBATIM = frozenset({"run_id", "runbook", "files", "inventories", "vars_files", "cwd", "hosts"})
 
+
+class JournalAborting(JournalError):
+    """The run is being aborted (the operator's second Ctrl-C): no new step may start."""
+
+
 # fdatasync skips the inode metadata flush that fsync does (mtime), which is all we can spare;
 # the file size *is* synced by it, which is what an append needs. macOS has no fdatasync.
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
-_STATUSES = frozenset(s.value for s in Status)
+# "unknown": the side effect was attempted and its fate is unknown (analysis: in doubt)
+_STATUSES = frozenset(s.value for s in Status) | {"unknown"}
 
 
 # --------------------------------------------------------------------------- the writer
@@ -41,6 +47,10 @@ _STATUSES = frozenset(s.value for s in Status)
 # (and synced, when it is synced), exactly as a power cut or `kill -9` at that boundary would.
 _CRASH_AT: int | None = int(os.environ["RUNBOOK_FAULT_KILL_AT_SEQ"]) if os.environ.get("RUNBOOK_FAULT_KILL_AT_SEQ", "").isdigit() else None
 
+
+# Fault injection for the interrupt tests: every fdatasync takes this many seconds more (a
+# slow or overloaded disk), so that a Ctrl-C lands while threads wait in it.
+_SLOW_SYNC: float = float(os.environ.get("RUNBOOK_FAULT_SLOW_SYNC_S") or 0)
 
 # And between a side effect and its outcome: die right *before* the outcome record of step
 # KEY (``stage/step``; ``undo:stage/step`` for its undo) is written — the side effect happened,
@@ -82,6 +92,7 @@ class Journal:
         self._lock = threading.Lock()  # seq + write: lines and seqs are in the same order
         self._sync_lock = threading.Lock()  # one fdatasync at a time; the others ride along
         self._broken: str | None = None
+        self._aborting = False  # set by abort(): no intent is accepted, outcomes are dropped
         # intent seq -> (step, host, phase) of attempts without an outcome yet
         self._open_intents: dict[int, tuple[str, str, str]] = {}
 
@@ -162,7 +173,11 @@ class Journal:
         fields: dict[str, Any] = {"step": step_key, "host": host, "digest": digest, "attempt": attempt, "phase": phase}
         if extra:
             fields["extra"] = extra
+        if self._aborting:
+            raise JournalAborting("the run is being aborted: no new step starts")
         seq = self._append("intent", fields, opens=(step_key, host, phase))
+        if self._aborting:  # aborted while this intent was being synced: its step must not start
+            raise JournalAborting("the run is being aborted: no new step starts")
         return seq
 
     def outcome(
@@ -200,7 +215,13 @@ class Journal:
             "undo": undo,
             "evidence": evidence,
         }
-        return self._append("outcome", fields, closes=(intent_seq, (step_key, host, phase)), sync=False)
+        if self._aborting:
+            # The operator aborted the run: whatever a step reports now is not trusted; its
+            # intent stays without an outcome, in doubt, and resume re-probes it.
+            return -1
+        # An "unknown" outcome leaves its attempt open: resume's probe or the operator settles it.
+        return self._append("outcome", fields, closes=(intent_seq, (step_key, host, phase)), sync=False,
+                            keep_open=status == "unknown")
 
     def event(self, kind: str, **data: Any) -> int:
         """A run-level fact: run_start, run_end(status), stage_start, operator_decision, ..."""
@@ -208,6 +229,17 @@ class Journal:
         if reserved:
             raise ValueError(f"event fields reserved by the journal: {sorted(reserved)}")
         return self._append("event", {"kind": kind, **data})
+
+    def abort(self) -> None:
+        """The operator aborted the run: from now on no intent is written (its step must not
+        start) and outcomes are dropped, so that every step still running stays in doubt.
+        Events (the abort itself, run_end) are still written. Takes no lock: it is called
+        while worker threads may hold them, in the middle of a write or a sync."""
+        self._aborting = True
+
+    @property
+    def aborting(self) -> bool:
+        return self._aborting
 
     @property
     def last_seq(self) -> int:
@@ -242,6 +274,7 @@ class Journal:
         opens: tuple[str, str, str] | None = None,
         closes: tuple[int, tuple[str, str, str]] | None = None,
         sync: bool = True,
+        keep_open: bool = False,
         verbatim: frozenset[str] | None = None,
     ) -> int:
         # Masking and encoding the payload (possibly thousands of result rows) happens outside
@@ -265,7 +298,7 @@ class Journal:
             self._seq = seq
             if opens is not None:
                 self._open_intents[seq] = opens
-            if closes is not None:
+            if closes is not None and not keep_open:
                 del self._open_intents[closes[0]]
             end = self._size
         if sync:
@@ -306,6 +339,10 @@ class Journal:
                 raise JournalError(f"the journal {self.path} was closed before its last record was synced")
             target = self._size  # everything written before this sync starts is covered by it
             try:
+                if _SLOW_SYNC:
+                    import time
+
+                    time.sleep(_SLOW_SYNC)
                 _fdatasync(self._fd)
             except OSError as exc:
                 # After a failed fsync the kernel may have dropped the dirty pages and a retry

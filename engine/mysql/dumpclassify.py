@@ -202,7 +202,7 @@ class Classifier:
         self.ordinals[key] = ordinal + 1
         self.seen_table = True
         return make_statement(Kind.DATA, r.text, r.offset, r.length, table, schema, ordinal, verb, columns, r.values_at,
-                              "", r.delimiter, "", None, False, r.rows)
+                              "", r.delimiter, "", None, False, r.rows, r.safe)
 
     def _data(self, r: RawStatement, m: re.Match[bytes]) -> Statement:
         qs, table = _qname(m)

@@ -48,8 +48,8 @@ def row_stats(stmt: Statement) -> tuple[int, bool]:
     the anchored row-by-row scan decides. Safety: a byte search first (most statements have
     no ``0x``, ``_`` or ``b'``), the exact check only when it hits.
     """
-    if stmt.rows >= 0:  # the reader's fast path counted them and saw no unsafe literal
-        return stmt.rows, True
+    if stmt.rows >= 0 and stmt.load_data_safe is not None:  # the reader's fast path counted them
+        return stmt.rows, stmt.load_data_safe
     body = _values(stmt)
     residue, rows = _ROWS.subn(b"", body)
     if residue.strip(b" \t\r\n,"):

@@ -142,8 +142,10 @@ def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, t
                 t, last_key = entry(*key), key
                 if t.first_offset < 0:
                     t.first_offset = st.offset
-            if st.rows >= 0:
+            if st.rows >= 0 and st.load_data_safe is not None:
                 t.rows += st.rows
+                if not st.load_data_safe:
+                    t.load_data_safe = False
             else:
                 rows, safe = row_stats(st)
                 t.rows += rows

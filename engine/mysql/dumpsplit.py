@@ -181,11 +181,22 @@ def _body(delim: bytes) -> bytes:
 # statement is safe for LOAD DATA. Anything else falls through to the general tokenizer.
 _F_ID = rb"(?:`[^`\n]*+`|[A-Za-z0-9_$]++)"
 _F_STR = rb"'[^'\\\n]*+(?:(?:\\[^\n]|'')[^'\\\n]*+)*+'"
-_F_PLAIN = rb"[^()'\"`\\\n_xXbB;#/-]*+"
-_F_ROW = rb"\(" + _F_PLAIN + rb"(?:(?:" + _F_STR + rb"|-(?!-))" + _F_PLAIN + rb")*+\)"
-_FAST_DATA = (rb"(?i:INSERT|REPLACE)(?:\s++(?i:IGNORE|DELAYED|LOW_PRIORITY|HIGH_PRIORITY))*+\s++(?i:INTO)\s++" + _F_ID
-              + rb"(?:\s*+\.\s*+" + _F_ID + rb")?\s*+(?:\(" + _F_ID + rb"(?:\s*+,\s*+" + _F_ID + rb")*+\)\s*+)?"
-              rb"(?i:VALUES)[ \n]?+(?P<rows>(?:" + _F_ROW + rb",\n)*+" + _F_ROW + rb")")
+
+
+def _f_rows(plain: bytes, group: bytes) -> bytes:
+    row = rb"\(" + plain + rb"(?:(?:" + _F_STR + rb"|-(?!-))" + plain + rb")*+\)"
+    return rb"(?P<" + group + rb">(?:" + row + rb",\n)*+" + row + rb")"
+
+
+_F_HEAD = (rb"(?i:INSERT|REPLACE)(?:\s++(?i:IGNORE|DELAYED|LOW_PRIORITY|HIGH_PRIORITY))*+\s++(?i:INTO)\s++" + _F_ID
+           + rb"(?:\s*+\.\s*+" + _F_ID + rb")?\s*+(?:\(" + _F_ID + rb"(?:\s*+,\s*+" + _F_ID + rb")*+\)\s*+)?"
+           rb"(?i:VALUES)[ \n]?+")
+# Outside strings a LOAD DATA-safe row holds only numbers and NULL (a whitelist: DEFAULT, TRUE or
+# a function would load as text).
+_FAST_DATA = _F_HEAD + _f_rows(rb"[0-9.,eE+ \tNUL]*+", b"rows")
+# The same with any word outside strings: a --hex-blob dump (0x… literals; X'…' and b'…' too),
+# or DEFAULT/TRUE in a hand-written file: rows still exact, not LOAD DATA safe.
+_FAST_DATA_HEX = _F_HEAD + _f_rows(rb"[0-9A-Za-z.,+ \t]*+", b"rowsx")
 
 _PATTERNS: dict[bytes, re.Pattern[bytes]] = {}
 
@@ -195,7 +206,7 @@ def statement_pattern(delim: bytes) -> re.Pattern[bytes]:
     or a statement with (if complete) its delimiter."""
     pat = _PATTERNS.get(delim)
     if pat is None:
-        fast = rb"|(?P<fast>" + _FAST_DATA + rb");" if delim == b";" else b""
+        fast = rb"|(?P<fast>" + _FAST_DATA + rb");|(?P<fastx>" + _FAST_DATA_HEX + rb");" if delim == b";" else b""
         pat = re.compile(
             rb"(?s)" + _GAP + rb"(?:(?P<sb>" + _SANDBOX + rb")|(?P<dl>" + _DELIMITER_CMD + rb")" + fast + rb"|(?P<st>"
             + _body(delim) + rb")(?P<end>" + re.escape(delim) + rb")?)")
@@ -215,8 +226,9 @@ class RawStatement(NamedTuple):
     length: int  # bytes spanned in the stream, delimiter included
     delimiter: bytes  # the delimiter in force for this statement
     gap: bytes  # the comments and whitespace just before it (file-order context, e.g. "-- Table structure for ...")
-    rows: int = -1  # an INSERT taken by the fast path: its rows (and it is LOAD DATA safe); else -1
-    values_at: int = -1  # ... and where its row list starts in ``text``
+    rows: int = -1  # an INSERT taken by the fast path: its rows; else -1
+    values_at: int = -1  # ... where its row list starts in ``text``
+    safe: bool = True  # ... and whether LOAD DATA can carry its values (no 0x…/X'…' literal)
 
 
 class Splitter:
@@ -241,10 +253,11 @@ class Splitter:
             m = pat.match(buf, pos)
             assert m is not None  # the pattern can match the empty string
             end = m.end()
-            if m.lastgroup == "fast":
-                st, rs = m.start("fast"), m.start("rows")
+            last = m.lastgroup
+            if last == "fast" or last == "fastx":
+                st, rs = m.start(last), m.start("rows" if last == "fast" else "rowsx")
                 yield RawStatement("sql", buf[st:end - 1], base + st, end - st, delim, buf[pos:st],
-                                   buf.count(b"\n", rs, end) + 1, rs - st)
+                                   buf.count(b"\n", rs, end) + 1, rs - st, last == "fast")
                 pos = end
                 continue
             complete = (m.start("end") >= 0 if m.start("st") >= 0

@@ -44,7 +44,8 @@ class Statement:
     scope: str = ""  # SESSION: 'header' | 'table' | 'post' | 'footer' | 'body'
     name: str | None = None  # POST: the object's name (view, trigger, routine, event)
     client_command: bool = False  # OTHER: a mysql-client command (\g, source, …): not loadable
-    rows: int = -1  # DATA: its rows when the reader's fast path already knows them (then also LOAD DATA safe); see count_rows
+    rows: int = -1  # DATA: its rows when the reader's fast path already knows them, else -1; see count_rows
+    load_data_safe: bool | None = None  # DATA from the fast path: can LOAD DATA carry its values exactly; None: unknown
 
 
 @dataclass

@@ -54,6 +54,7 @@ class Recap:
     hosts: dict[str, HostTally] = field(default_factory=dict)
     stages: list[StageTiming] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # said again in the recap (e.g. --tags matched nothing)
 
     def tally(self, host: str) -> HostTally:
         return self.hosts.setdefault(host, HostTally())
@@ -257,6 +258,8 @@ class Console:
                 mark = "  OVER BUDGET" if st.budget and st.duration > st.budget else ""
                 self.line(f"stage {st.name:<28} {st.status:<10} {format_duration(st.duration):>8} / {b}{mark}",
                           "red" if mark or st.status in ("failed", "rolled back") else None)
+        for note in self.recap.notes:
+            self.line(f"note: {note}", "yellow")
         total = f"run {status} in {format_duration(duration)}"
         if budget:
             total += f" (budget {format_duration(budget)}{', OVER BUDGET' if duration > budget else ''})"

@@ -4,6 +4,7 @@ command names, and the resume command to print."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from engine.errors import InputError
 from engine.journal import JournalState, journal_dir, list_runs, read_journal
@@ -38,6 +39,22 @@ def list_runs_text(jdir_opt: str | None) -> str:
     return "\n".join(lines)
 
 
+_OPERATOR_EVENTS = ("operator_confirm", "operator_decision", "interrupted", "orphan_killed")
+
+
+def _operator_line(e: dict[str, Any]) -> str:
+    """One line of `show` for what the operator said or did (journal events)."""
+    kind = e.get("kind")
+    if kind == "operator_confirm":
+        return f"{'confirmed' if e.get('confirmed') else 'did NOT confirm'} stage [{e.get('stage')}] ({e.get('by')}): {e.get('text')}"
+    if kind == "operator_decision":
+        return f"decided {e.get('decision')} for in-doubt {e.get('step')} on {e.get('host')} ({e.get('by', 'terminal')})"
+    if kind == "interrupted":
+        return f"interrupted ({e.get('signal') or 'Ctrl-C'}, press {e.get('presses')})" + (
+            f": in doubt on {', '.join(e['in_doubt'])}" if e.get("in_doubt") else "")
+    return f"killed connection {e.get('connection_id')} of the interrupted run on {e.get('host')}: {e.get('info')}"
+
+
 def show_text(run_id: str, jdir_opt: str | None) -> str:
     state = load_state(run_id, jdir_opt)
     h = state.header
@@ -61,6 +78,10 @@ def show_text(run_id: str, jdir_opt: str | None) -> str:
         extra = f" (attempt {st.attempt})" if st.attempt > 1 else ""
         name = step.split("/", 1)[-1] + (" [undo]" if phase == "undo" else "")
         lines.append(f"  {verdict:<11} {host:<14} {name} {dur}{extra}" + (f": {st.msg}" if st.msg and verdict not in ("ok",) else ""))
+    said = [e for e in state.events if e.get("kind") in _OPERATOR_EVENTS]
+    if said:
+        lines.append("\noperator")
+        lines += [f"  {(e.get('ts') or '')[11:19]}  {_operator_line(e)}" for e in said]
     exceeded = [e for e in state.events if e.get("kind") == "budget_exceeded"]
     for e in exceeded:
         lines.append(f"\nbudget exceeded: {e.get('scope')} [{e.get('name')}] ({format_duration(e.get('budget') or 0)})")

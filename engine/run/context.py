@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+from engine.errors import DeadlinePassed
 
 from engine.model import Host
 from engine.transport.base import Shell, Sql
@@ -13,13 +17,25 @@ from engine.transport.base import Shell, Sql
 
 class Connections:
     """One SSH (or local) shell and one MySQL session per host, opened on first use, reused
-    by every step of the run, closed at the end."""
+    by every step of the run (each step starts on a reset session: nothing one step set
+    leaks into the next), closed at the end. Actions that need a session of their own borrow
+    one from the host's pool (:meth:`own_sql`).
 
-    def __init__(self, host: Host):
+    ``on_sql_connect(host, connection_id)`` is told every MySQL connection the engine opens
+    for the host, so that the journal can name the statements of a process that died."""
+
+    def __init__(self, host: Host, on_sql_connect: Callable[[str, int], None] | None = None):
         self.host = host
         self._shell: Shell | None = None
         self._sql: Sql | None = None
         self._lock = threading.Lock()
+        self._pool: list[Any] = []  # idle sessions of our own, reset, ready to lend
+        self._lent: list[Any] = []
+        self.on_sql_connect = on_sql_connect
+
+    def _notify(self, conn_id: int) -> None:
+        if self.on_sql_connect is not None:
+            self.on_sql_connect(self.host.name, conn_id)
 
     def shell(self) -> Shell:
         with self._lock:
@@ -34,8 +50,51 @@ class Connections:
                 settings = mysql_settings(self.host)
                 # mysql_via: tunnel on a connection: local host is refused when the inventory loads.
                 tunnel = self._open_shell().open_tunnel if settings.via == "tunnel" else None  # type: ignore[attr-defined]
-                self._sql = MysqlSession(settings, tunnel=tunnel)
+                self._sql = MysqlSession(settings, tunnel=tunnel, on_connect=self._notify)
             return self._sql
+
+    @contextmanager
+    def own_sql(self) -> Iterator[Sql]:
+        """A MySQL session for this action alone (a sibling of the host's), from the pool."""
+        with self._lock:
+            session = self._pool.pop() if self._pool else None
+        if session is None:
+            main: Any = self.sql()
+            session = main.sibling()
+            session.on_connect = self._notify
+        with self._lock:
+            self._lent.append(session)
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._lent.remove(session)
+            try:
+                session.reset()
+            except Exception:  # a broken session is simply not pooled
+                session.close()
+                return
+            with self._lock:
+                self._pool.append(session)
+
+    def begin_step(self) -> None:
+        """A step starts: whatever the last one did to the MySQL session is forgotten."""
+        sql: Any = self._sql
+        if sql is not None and getattr(sql, "dirty", False):
+            sql.reset()
+
+    def interrupt(self, why: str = "aborted by the operator") -> None:
+        """Stop what runs on this host now (a statement: KILL QUERY; a command: its process
+        group is killed), from any thread. The connections stay open."""
+        with self._lock:
+            targets: list[Any] = [self._sql, self._shell, *self._lent]
+        for conn in targets:
+            stop = getattr(conn, "interrupt", None)
+            if stop is not None:
+                try:
+                    stop(why)
+                except Exception:  # best effort: the step is in doubt either way
+                    pass
 
     def _open_shell(self) -> Shell:
         """The host's shell, opened on first use; the caller holds the lock."""
@@ -67,7 +126,7 @@ class Connections:
 
     def close(self) -> None:
         with self._lock:
-            for conn in (self._sql, self._shell):
+            for conn in (self._sql, self._shell, *self._pool, *self._lent):
                 if conn is not None:
                     try:
                         conn.close()
@@ -75,6 +134,7 @@ class Connections:
                         pass
             self._sql = None
             self._shell = None
+            self._pool.clear()
 
 
 @dataclass
@@ -88,7 +148,7 @@ class ActionContext:
     check_mode: bool
     step_key: str
     source: Any
-    timeout: float | None = None
+    timeout: float | None = None  # the step's whole timeout; actions use remaining()
     journal_dir: str = ".runbook"
     progress: Callable[[int, int | None, str], None] = lambda done, total, label: None
     warn: Callable[[str], None] = lambda msg: None
@@ -99,10 +159,34 @@ class ActionContext:
     #: the loader's checks of rendered arguments, for an action that renders its own (supplied
     #: by the executor, so that actions never import the language layer)
     args_problems: Callable[[type, Any], list[str]] | None = None
+    #: when the step's ``timeout:`` runs out (time.monotonic()); None: no limit
+    deadline: float | None = None
+    #: set at the operator's first Ctrl-C (a pause ends at once)
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    #: ask the operator (on the main thread) and return the answer; None: no terminal
+    ask: Callable[[str], str | None] | None = None
+    #: the runbook declared the step ``idempotent: true`` (it may be replayed whole)
+    idempotent: bool = False
+
     #: what earlier attempts of this step on this host journaled before their change
     notes: dict[str, Any] = field(default_factory=dict)
     #: journal (synced) facts about the state *before* a change, for a later probe or undo
     note_fn: Callable[[dict[str, Any]], None] = lambda data: None
+
+    def __post_init__(self) -> None:
+        if self.deadline is None and self.timeout is not None:
+            self.deadline = time.monotonic() + self.timeout
+
+    def remaining(self) -> float | None:
+        """Seconds left of the step's ``timeout:`` (which bounds the whole step: every
+        statement, command, retry and poll), None without one. Past it: DeadlinePassed."""
+        if self.deadline is None:
+            return None
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            limit = f" of {self.timeout:g}s" if self.timeout else ""
+            raise DeadlinePassed(f"the step ran past its timeout{limit} before its next statement or command was sent")
+        return left
 
     def note(self, **data: Any) -> None:
         """Write-ahead: journal ``data`` for this step before changing anything it describes."""

@@ -13,6 +13,7 @@ capabilities (STYLE §1, §2):
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from engine.actions.base import Action
 from engine.actions.registry import get_action
 from engine.language.loader import rendered_problems
 from engine.run.context import ActionContext, Connections
-from engine.errors import CommandTimeout, ConnectError, RunbookError, SqlError, TemplateError
+from engine.errors import ConnectError, OutcomeUnknown, RunbookError, SqlError, TemplateError
 from engine.model import Host, Status, Step, StepResult
 from engine.secrets import MASKER
 from engine.run.probing import Probing
@@ -67,6 +68,10 @@ class StepEnv:
     progress: Callable[[str, int, int | None, str], None] = lambda host, done, total, label: None
     warn: Callable[[str], None] = lambda msg: None
     diff: bool = False
+    #: set at the operator's first Ctrl-C: waits (pause) end at once
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    #: ask the operator a question from a worker thread (answered on the main thread)
+    ask: Callable[[str], str | None] | None = None
     #: another inventory host's connections by name (see ``Play.peer``)
     peers: Callable[[str], Connections] | None = None
 
@@ -82,14 +87,20 @@ def variables(env: StepEnv, hs: HostState, stage: str) -> dict[str, Any]:
 
 
 def _classify(exc: BaseException) -> StepResult:
-    """Our errors → a failed or unreachable result with evidence. (An operator's abort is a
-    ``KeyboardInterrupt``, never seen here: the step stays in doubt in the journal.)"""
+    """Our errors → a failed or unreachable result with evidence. A command or statement that
+    was sent and whose fate is unknown (timeout, lost connection, abort) fails *uncertain*:
+    the journal records it in doubt."""
+    if isinstance(exc, OutcomeUnknown):
+        what = exc.what or ""
+        shown = what if len(what) <= 2000 else what[:1999] + "…"
+        return StepResult(Status.FAILED, msg=exc.render(), uncertain=True, data={"errno": getattr(exc, "errno", None)},
+                          evidence=(f"sent: {shown}" if shown else "") + (f"\nstopped by: {exc.stopped}" if exc.stopped else ""))
     if isinstance(exc, ConnectError):
         return StepResult(Status.UNREACHABLE, msg=exc.render())
     if isinstance(exc, SqlError):
         return StepResult(Status.FAILED, msg=exc.render(), data={"errno": exc.errno, "sqlstate": exc.sqlstate},
                           evidence=f"SQL: {exc.sql}" if exc.sql else "")
-    if isinstance(exc, (CommandTimeout, TemplateError, RunbookError)):
+    if isinstance(exc, (TemplateError, RunbookError)):
         return StepResult(Status.FAILED, msg=exc.render())
     raise exc
 
@@ -112,6 +123,30 @@ def restore_run_state(events: list[dict[str, Any]], run_state: dict[str, Any]) -
             run_state.setdefault(IDENTITY, {})[e["host"]] = e["identity"]
 
 
+class _StepWatch:
+    """``timeout:`` bounds the whole step whatever the action does with it: at the deadline,
+    what still runs on the host (a statement, a command) is stopped — its outcome unknown, the
+    step in doubt. Actions that honour ``ctx.remaining()`` end on their own before that."""
+
+    def __init__(self, hs: HostState, seconds: float):
+        self._lock = threading.Lock()
+        self._active = True
+        self._hs = hs
+        self._timer = threading.Timer(seconds + 0.5, self._fire, args=(seconds,))  # the action's own limit goes first
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self, seconds: float) -> None:
+        with self._lock:
+            if self._active:
+                self._hs.conns.interrupt(f"ran past the step's timeout of {seconds:g}s")
+
+    def stop(self) -> None:
+        with self._lock:  # after this, the watch can no longer touch the host's next step
+            self._active = False
+        self._timer.cancel()
+
+
 class Executor(Probing):
     """Runs steps. One instance per run; thread-safe across hosts. What resume and rollback
     ask of an in-doubt step (probe it, may it run again) is in :class:`Probing`."""
@@ -122,13 +157,15 @@ class Executor(Probing):
         self.prior = prior
         self._live_notes: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def context(self, step: Step, hs: HostState, variables_: dict[str, Any], timeout: float | None) -> ActionContext:
+    def context(self, step: Step, hs: HostState, variables_: dict[str, Any], timeout: float | None,
+                deadline: float | None = None) -> ActionContext:
         env = self.env
         return ActionContext(
             host=hs.host, conns=hs.conns, vars=variables_, run_id=env.run_id, check_mode=env.check_mode,
             step_key=step.key, source=step.source, timeout=timeout, journal_dir=env.journal_dir,
             progress=lambda done, total, label: env.progress(hs.host.name, done, total, label),
-            warn=env.warn, run_state=env.run_state, peers=env.peers, args_problems=rendered_problems,
+            warn=env.warn, run_state=env.run_state, deadline=deadline, interrupted=env.interrupted, ask=env.ask,
+            idempotent=step.idempotent is True, peers=env.peers, args_problems=rendered_problems,
             notes=dict(self._notes(step, hs)), note_fn=lambda data: self._write_note(step, hs, data),
         )
 
@@ -149,6 +186,8 @@ class Executor(Probing):
     # -- the whole step on one host ------------------------------------------------------
     def run(self, step: Step, hs: HostState, stage: str, *, attempt: int = 1) -> StepResult:
         start = time.perf_counter()
+        # timeout: bounds the whole step (probes, every statement or command, retries, loop items)
+        deadline = None if step.timeout is None else time.monotonic() + step.timeout
         vars_ = variables(self.env, hs, stage)
         journal = self.env.journal
         seq = None
@@ -156,24 +195,29 @@ class Executor(Probing):
         prior = self.prior.step(step.key, hs.host.name) if self.prior is not None else None
         if prior is not None:
             attempt = max(attempt, prior.attempt + 1)
+        hs.conns.begin_step()  # session state of the previous step (USE, SET ...) is gone
         if journal is not None:
             # Outside the try: a journal that cannot be written (a full disk) must stop the run
             # before this side effect, not be journaled (it cannot be) as the step's failure.
             seq = journal.intent(step.key, hs.host.name, self.digest(step, vars_), attempt)
+        watch = _StepWatch(hs, step.timeout) if step.timeout is not None else None
         try:
             if step.loop is not None:
-                result = self._run_loop(step, hs, vars_, attempt)
+                result = self._run_loop(step, hs, vars_, attempt, deadline)
             else:
-                result = self._run_one(step, hs, vars_, attempt)
+                result = self._run_one(step, hs, vars_, attempt, deadline)
         except RunbookError as exc:
             result = _classify(exc)
             if step.source and str(step.source) not in result.msg:
                 result.msg = f"{step.source}: {result.msg}"
         except Exception as exc:  # probes and templates of a buggy action: fail the step, journal it
             result = _internal(step, exc)
+        finally:
+            if watch is not None:
+                watch.stop()
         result.duration = time.perf_counter() - start
         if journal is not None and seq is not None:
-            journal.outcome(seq, step.key, hs.host.name, result.status.value, changed=result.changed,
+            journal.outcome(seq, step.key, hs.host.name, "unknown" if result.uncertain else result.status.value, changed=result.changed,
                             registered=result.registered(), duration=result.duration, msg=result.msg,
                             undo=result.undo, evidence=result.evidence)
         if journal is not None and self._identity(hs) != known:
@@ -209,7 +253,7 @@ class Executor(Probing):
         if result.status is Status.OK:
             hs.facts.update(get_action(step.action).facts_set(result.registered()))
 
-    def _run_loop(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int) -> StepResult:
+    def _run_loop(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None) -> StepResult:
         if step.when is not None and not loop_sees_item(step) and not ENGINE.truth(step.when, vars_):
             return StepResult(Status.SKIPPED, msg="when: false", data={"results": []}, items=[])
         items = ENGINE.render(step.loop, vars_)
@@ -222,10 +266,10 @@ class Executor(Probing):
             v = dict(vars_)
             v[step.loop_var] = item
             v["ansible_loop"] = {"index": i + 1, "index0": i, "first": i == 0, "last": i == len(items) - 1, "length": len(items)}
-            r = self._run_one(step, hs, v, attempt)
+            r = self._run_one(step, hs, v, attempt, deadline)
             r.data.setdefault("item", item)
             results.append(r)
-            if r.status is Status.UNREACHABLE:
+            if r.status is Status.UNREACHABLE or r.uncertain:
                 break
         statuses = {r.status for r in results}
         if Status.UNREACHABLE in statuses:
@@ -242,19 +286,20 @@ class Executor(Probing):
         msg = f"{len(results)} items" + (f", {len(failed_items)} failed: {failed_items[0].msg}" if failed_items else "")
         undo = [r.undo for r in results if r.undo is not None] or None
         return StepResult(status, msg=msg, items=results, undo={"kind": "items", "records": undo} if undo else None,
-                          evidence="\n".join(r.evidence for r in failed_items if r.evidence)[-4000:])
+                          evidence="\n".join(r.evidence for r in failed_items if r.evidence)[-4000:],
+                          uncertain=any(r.uncertain for r in results))
 
-    def _run_one(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int) -> StepResult:
+    def _run_one(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None) -> StepResult:
         if self.env.check_mode:
             try:
-                return self._run_one_inner(step, hs, vars_, attempt)
+                return self._run_one_inner(step, hs, vars_, attempt, deadline)
             except (TemplateError, SqlError) as exc:
                 # An honest plan: what an earlier step only simulated (a table, a registered
                 # stdout) is not there to probe or render. Say so instead of failing the plan.
                 return StepResult(Status.SKIPPED, msg=f"check mode: cannot tell without running earlier steps ({exc.render()})")
-        return self._run_one_inner(step, hs, vars_, attempt)
+        return self._run_one_inner(step, hs, vars_, attempt, deadline)
 
-    def _run_one_inner(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int) -> StepResult:
+    def _run_one_inner(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None) -> StepResult:
         env = self.env
         if step.when is not None and not ENGINE.truth(step.when, vars_):
             return StepResult(Status.SKIPPED, msg="when: false")
@@ -265,7 +310,7 @@ class Executor(Probing):
             bad = rendered_problems(cls, args)
             if bad:
                 raise TemplateError("after rendering, " + "; ".join(bad), hint="check the variables these arguments use")
-        ctx = self.context(step, hs, vars_, timeout)
+        ctx = self.context(step, hs, vars_, timeout, deadline)
         action = cls(args, ctx)
 
         # Probe first: an explicit unless/creates, else the action's own read-only probe.
@@ -287,7 +332,7 @@ class Executor(Probing):
             return self._verdict(step, result, vars_)
 
         self._guard_identity(step, action, ctx)
-        result = self._apply_with_retries(step, action, vars_)
+        result = self._apply_with_retries(step, action, vars_, hs)
         if cls.mutating and probe is not None and result.status in (Status.OK, Status.CHANGED):
             after = action.probe()
             if after is not None and not after.done:
@@ -299,7 +344,7 @@ class Executor(Probing):
             result.undo = self._builtin_undo(step, result.undo)
         return self._verdict(step, result, vars_)
 
-    def _apply_with_retries(self, step: Step, action: Action, vars_: dict[str, Any]) -> StepResult:
+    def _apply_with_retries(self, step: Step, action: Action, vars_: dict[str, Any], hs: HostState) -> StepResult:
         retries = step.retries
         if isinstance(retries, str):
             rendered = ENGINE.render(retries, vars_)
@@ -324,6 +369,8 @@ class Executor(Probing):
             result.duration = time.perf_counter() - t0
             if result.status is Status.UNREACHABLE:
                 return result
+            if result.uncertain and not self.safe_to_rerun(step, hs, ""):
+                break  # it may have taken effect: running it again could apply it twice
             if step.until is not None:
                 v = dict(vars_)
                 reg = result.registered()
@@ -337,6 +384,11 @@ class Executor(Probing):
                     result.msg = f"until: {step.until} still false after {attempts} attempts" + (f" ({result.msg})" if result.msg else "")
                     break
             elif not result.failed or attempts > retries:
+                break
+            # timeout: bounds the retries too: no attempt starts that could not finish in time
+            if action.ctx.deadline is not None and time.monotonic() + step.delay >= action.ctx.deadline:
+                result.status = Status.FAILED
+                result.msg = f"timeout of {step.timeout:g}s reached after {attempts} attempt(s)" + (f" ({result.msg})" if result.msg else "")
                 break
             time.sleep(step.delay)
         if attempts > 1:

@@ -10,13 +10,12 @@ with the hosts that are still healthy.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from engine.run.context import Connections
 from engine.errors import ActionError, InputError, RunbookError
@@ -27,6 +26,8 @@ from engine.model import Host, OnFailure, Runbook, Stage, Status, Step, StepResu
 from engine.report.console import Console
 from engine.run.recovery import Resumer
 from engine.templating.render import ENGINE, lazify
+from engine.run.interrupt import Interrupts
+from engine.run.operator import Operator, OperatorDesk, Unattended
 from engine.run.rollback import undo_step
 
 if TYPE_CHECKING:
@@ -51,8 +52,7 @@ class PlayOptions:
 
 @dataclass
 class PlayOutcome:
-    status: str  # succeeded | failed | interrupted | rolled back
-    exit_code: int
+    status: str  # succeeded | failed | interrupted | rolled back (engine.cli.main maps it to an exit code)
     duration: float
     results: list[tuple[str, str, str, StepResult]] = field(default_factory=list)  # (stage, step, host, result)
 
@@ -104,8 +104,12 @@ class _HostVarsView(Mapping[str, Any]):
 
 class Play:
     def __init__(self, rb: Runbook, inv: Inventory, opts: PlayOptions, console: Console, *, run_id: str,
-                 journal: Journal | None, prior: JournalState | None = None):
+                 journal: Journal | None, prior: JournalState | None = None, operator: Operator | None = None):
         self.rb, self.inv, self.opts, self.console = rb, inv, opts, console
+        self.operator: Operator = operator if operator is not None else Unattended()
+        self.interrupts = Interrupts()
+        self._noticed = 0  # presses the main loop has acted on
+        self.desk = OperatorDesk(self.operator, lambda: self.interrupts.presses > 0)
         self.run_id, self.journal = run_id, journal
         self.runbook_vars = lazify(rb.vars)
         extra = lazify(opts.extra_vars)
@@ -114,20 +118,48 @@ class Play:
         for name, host in inv.hosts.items():
             if limit_hosts is None or name in limit_hosts:
                 host = with_extra_vars(host, opts.extra_vars)
-                self.states[name] = HostState(host, Connections(host))
+                self.states[name] = HostState(host, Connections(host, on_sql_connect=self._sql_connected))
         self._hostvars = _HostVarsView(self)
         self._peer_conns: dict[str, Connections] = {}
         self._peer_lock = threading.Lock()
         self.env = StepEnv(run_id=run_id, check_mode=opts.check, journal=journal, journal_dir=opts.journal_dir,
                            extra_vars=extra, runbook_vars=self.runbook_vars, magic=self._magic,
-                           progress=console.progress, warn=console.warn, diff=opts.diff, peers=self.peer)
+                           progress=console.progress, warn=console.warn, diff=opts.diff, ask=self.desk.pause,
+                           peers=self.peer)
         self.executor = Executor(self.env, prior)
-        self.resumer = Resumer(prior, self.executor, journal, console, run_id, opts.decisions) if prior is not None else None
+        self.resumer = (Resumer(prior, self.executor, journal, console, run_id, opts.decisions, self.operator,
+                                lambda: self.interrupts.presses > 0) if prior is not None else None)
         if prior is not None:
             restore_run_state(prior.events, self.env.run_state)
-        self.interrupted = threading.Event()
-        self.outcome = PlayOutcome("succeeded", 0, 0.0)
-        self._pool: ThreadPoolExecutor | None = None
+        self.outcome = PlayOutcome("succeeded", 0.0)
+
+    @property
+    def interrupted(self) -> bool:
+        """The operator asked the run to stop (and the main loop has said so)."""
+        self.notice()
+        return self._noticed > 0
+
+    def notice(self) -> None:
+        """On the main thread: act on signals the handler counted (see engine.run.interrupt)."""
+        presses = self.interrupts.presses
+        if presses <= self._noticed:
+            return
+        if self._noticed == 0:
+            self._noticed = 1
+            self.env.interrupted.set()  # a pause ends at once
+            self.console.line(f"\nInterrupted ({self.interrupts.signal_name}): finishing the running steps, starting no new one, "
+                              "then stopping (Ctrl-C again to abort them)", "bold yellow")
+            if self.journal is not None:
+                self.journal.event("interrupted", presses=1, signal=self.interrupts.signal_name)
+        if presses >= 2:
+            self._noticed = presses
+            raise AbortStep("aborted by a second interrupt: the steps that were running are in doubt")
+
+    def _sql_connected(self, host: str, connection_id: int) -> None:
+        """Every MySQL connection is journaled: after a kill -9 of this process, resume finds
+        a statement of ours still running on the server and stops it before probing."""
+        if self.journal is not None and not self.journal.aborting:
+            self.journal.event("sql_connection", host=host, connection_id=connection_id)
 
     def _magic(self, hs: HostState, stage: str) -> dict[str, Any]:
         return {
@@ -160,7 +192,7 @@ class Play:
         started = self.opts.start_at is None
         try:
             for stage in self.rb.stages:
-                if self.interrupted.is_set():
+                if self.interrupted:
                     break
                 if not started:
                     at_stage, _, at_step = self.opts.start_at.partition("/")  # type: ignore[union-attr]
@@ -177,11 +209,9 @@ class Play:
         finally:
             if run_timer:
                 run_timer.cancel()
-            if self._pool:
-                self._pool.shutdown(wait=False)
             self.outcome.duration = time.monotonic() - start  # also when a second Ctrl-C aborts the run
-        if self.interrupted.is_set() and self.outcome.status == "succeeded":
-            self.outcome.status, self.outcome.exit_code = "interrupted", 130
+        if self.interrupted and self.outcome.status == "succeeded":
+            self.outcome.status = "interrupted"
         self.outcome.duration = time.monotonic() - start
         return self.outcome
 
@@ -219,22 +249,20 @@ class Play:
         return t
 
     def _confirm(self, stage: Stage, hosts: list[HostState]) -> bool:
-        import sys
-
         texts = sorted({str(ENGINE.render(stage.confirm, self._vars(hs, stage))) for hs in hosts})
-        if self.opts.yes:
-            self.console.line(f"confirmed by --yes: {'; '.join(texts)}", "yellow")
-            return True
-        if not sys.stdin.isatty():
-            raise InputError(f"stage {stage.name!r} asks for confirmation ({'; '.join(texts)}) and there is no terminal",
-                             source=stage.source, hint="run it on a terminal, or pass --yes to confirm in advance")
+        text = "; ".join(texts)
         expected = hosts[0].host.name if len(hosts) == 1 else stage.name
-        self.console.line(f"\nCONFIRM: {'; '.join(texts)}", "bold yellow")
-        try:
-            answer = input(f"Type {expected!r} to go on, anything else stops the run: ").strip()
-        except EOFError:
-            answer = ""
-        return answer == expected
+        if self.opts.yes:
+            self.console.line(f"confirmed by --yes: {text}", "yellow")
+            answer, by = True, "--yes"
+        elif not self.operator.interactive:
+            raise InputError(f"stage {stage.name!r} asks for confirmation ({text}) and there is no terminal",
+                             source=stage.source, hint="run it on a terminal, or pass --yes to confirm in advance")
+        else:
+            answer, by = self.operator.confirm(text, expected, lambda: self.interrupts.presses > 0), "terminal"
+        if self.journal is not None:
+            self.journal.event("operator_confirm", stage=stage.name, text=text, confirmed=answer, by=by)
+        return answer
 
     def _vars(self, hs: HostState, stage: Stage) -> dict[str, Any]:
         return variables(self.env, hs, stage.name)
@@ -258,7 +286,7 @@ class Play:
             return True
         if stage.confirm and not self.opts.check and not self._confirm(stage, hosts):
             self.console.line("not confirmed: the run stops here", "bold red")
-            self.outcome.status, self.outcome.exit_code = "failed", 1
+            self.outcome.status = "failed"
             return False
         self.console.stage_start(stage.name, stage.budget, [h.host.name for h in hosts])
         if self.journal is not None:
@@ -268,7 +296,7 @@ class Play:
         failed = False
         try:
             for step in steps:
-                if self.interrupted.is_set():
+                if self.interrupted:
                     break
                 active = [hs for hs in hosts if hs.active]
                 if not active:
@@ -294,33 +322,31 @@ class Play:
         finally:
             if timer:
                 timer.cancel()
-        status = "interrupted" if self.interrupted.is_set() and not failed else ("failed" if failed else "ok")
+        status = "interrupted" if self.interrupted and not failed else ("failed" if failed else "ok")
         if failed and stage.on_failure is OnFailure.ROLLBACK:
             status = "rolled back" if self._rollback_stage(stage, done_here) else "rollback failed"
         self.console.stage_end(stage.name, status)
         if self.journal is not None:
             self.journal.event("stage_end", stage=stage.name, status=status)
         if failed:
-            self.outcome.status, self.outcome.exit_code = ("rolled back" if status == "rolled back" else "failed"), 1
+            self.outcome.status = "rolled back" if status == "rolled back" else "failed"
             return stage.on_failure is OnFailure.CONTINUE and any(hs.active for hs in self.states.values())
-        return not self.interrupted.is_set()
+        return not self.interrupted
 
     def _run_step(self, stage: Stage, step: Step, hosts: list[HostState]) -> list[tuple[HostState, StepResult]]:
         targets = hosts[:1] if step.run_once else hosts
-
-        def one(hs: HostState) -> tuple[HostState, StepResult]:
-            if self.resumer is not None:
-                handled = self.resumer.before_step(stage, step, hs)
-                if handled is not None:
-                    return hs, handled
-            return hs, self.executor.run(step, hs, stage.name)
-
-        if len(targets) == 1 or self.opts.forks <= 1:
-            results = [one(hs) for hs in targets]
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self.opts.forks, thread_name_prefix="host")
-            results = list(self._pool.map(one, targets))
+        done: dict[str, StepResult] = {}
+        to_run: list[HostState] = []
+        for hs in targets:
+            # On the main thread, before anything is dispatched: resume's probes, and the
+            # operator's in-doubt decisions, for every host of the step.
+            handled = self.resumer.before_step(stage, step, hs) if self.resumer is not None else None
+            if handled is not None:
+                done[hs.host.name] = handled
+            else:
+                to_run.append(hs)
+        done.update(self._dispatch(stage, step, to_run))
+        results = [(hs, done[hs.host.name]) for hs in targets if hs.host.name in done]
         if step.run_once and results:
             _, res = results[0]
             for hs in hosts[1:]:
@@ -330,6 +356,44 @@ class Play:
             self.console.step_result(step.name, hs.host.name, res, note=note)
             self.outcome.results.append((stage.name, step.name, hs.host.name, res))
         return results
+
+    def _dispatch(self, stage: Stage, step: Step, hosts: list[HostState]) -> dict[str, StepResult]:
+        """Run the step on these hosts, ``forks`` at a time, each on a worker thread, while
+        the main thread answers the operator's questions and watches for interrupts. After an
+        interrupt no new host starts; a second one aborts the running steps (in doubt)."""
+        pending = list(hosts)
+        running: dict[Future[StepResult], HostState] = {}
+        out: dict[str, StepResult] = {}
+        try:
+            while pending or running:
+                self.notice()
+                while pending and len(running) < self.opts.forks and not self.interrupted:
+                    hs = pending.pop(0)
+                    running[_spawn(self.executor.run, step, hs, stage.name)] = hs
+                if not running:
+                    break  # interrupted: the queued hosts do not start
+                finished, _ = wait(list(running), timeout=0.1, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    out[running.pop(fut).host.name] = fut.result()
+                self.desk.serve()
+        except AbortStep:
+            self._abort(running)
+            raise
+        return out
+
+    def _abort(self, running: dict[Future[StepResult], HostState]) -> None:
+        """The second interrupt. The journal stops accepting outcomes *first* (what a step
+        reports from now on is not trusted: it stays in doubt), then what runs is stopped
+        (KILL QUERY, kill of process groups) without closing any connection; the workers get
+        a moment to return, and are left behind if they do not (daemon threads)."""
+        if self.journal is not None:
+            self.journal.abort()
+        for hs in running.values():
+            hs.conns.interrupt("aborted by the operator")
+        wait(list(running), timeout=5)
+        if self.journal is not None:
+            self.journal.event("interrupted", presses=2, signal=self.interrupts.signal_name,
+                               in_doubt=sorted(hs.host.name for hs in running.values()))
 
     def _rollback_stage(self, stage: Stage, done: list[tuple[Step, HostState, StepResult]]) -> bool:
         """Undo the stage's completed steps, newest first. False when an undo failed."""
@@ -351,34 +415,25 @@ def undo_one(play: Play, step_key: str, step_name: str, hs: HostState, record: A
 
 
 class AbortStep(KeyboardInterrupt):
-    """The second Ctrl-C. A ``KeyboardInterrupt`` on purpose, not a ``RunbookError``: the
-    executor catches those and journals them as the step's *failed* outcome (exit 1). This one
-    goes through the executor untouched, so the step keeps its intent without an outcome (in
-    doubt, re-probed by resume) and the run exits 130."""
+    """The second interrupt. A ``KeyboardInterrupt`` on purpose, not a ``RunbookError``: the
+    steps that were running keep their intent without an outcome (in doubt, re-probed by
+    resume) and the run ends as interrupted (exit 130)."""
 
 
-def install_interrupt_handler(play: Play, console: Console) -> Callable[[], None]:
-    """First Ctrl-C: finish the current step, then stop. Second: abort the step (in doubt)."""
-    presses = {"n": 0}
+def _spawn(fn: Any, step: Step, hs: HostState, stage: str) -> Future[StepResult]:
+    """``fn(step, hs, stage)`` on a daemon thread: a step stuck in a system call can never keep
+    the process from exiting after an abort."""
+    fut: Future[StepResult] = Future()
+    fut.set_running_or_notify_cancel()
 
-    def handler(signum: int, frame: Any) -> None:
-        presses["n"] += 1
-        if presses["n"] == 1:
-            play.interrupted.set()
-            console.line("\nInterrupted: finishing the current step, then stopping (Ctrl-C again to abort it)", "bold yellow")
-            if play.journal is not None:
-                play.journal.event("interrupted", presses=1)
-        else:
-            if play.journal is not None:
-                play.journal.event("interrupted", presses=2)
-            raise AbortStep("aborted by a second Ctrl-C: the running step is in doubt")
+    def work() -> None:
+        try:
+            fut.set_result(fn(step, hs, stage))
+        except BaseException as exc:
+            fut.set_exception(exc)
 
-    previous = signal.signal(signal.SIGINT, handler)
-
-    def restore() -> None:
-        signal.signal(signal.SIGINT, previous)
-
-    return restore
+    threading.Thread(target=work, name=f"host-{hs.host.name}", daemon=True).start()
+    return fut
 
 
-__all__ = ["AbortStep", "Play", "PlayOptions", "PlayOutcome", "RunbookError", "install_interrupt_handler", "undo_one"]
+__all__ = ["AbortStep", "Play", "PlayOptions", "PlayOutcome", "RunbookError", "undo_one"]

@@ -41,8 +41,16 @@ def guard_identity(action: Action, ctx: ActionContext, what: str) -> None:
         return
     if mode == "known" and ctx.host.vars.get("mysql_identity") in (None, "") and recorded_identity(ctx) is None:
         return  # a host command where no MySQL identity is known: nothing to hold it to
+    # One check per MySQL session: a session stays on the server it connected to (a restart or
+    # a failover ends it, and the next session is checked again). Saves a query per step.
+    session = ctx.sql()
+    if getattr(session, "identity_checked", None) == ctx.host.name:
+        return
     check_identity(ctx, what)
-
+    try:
+        session.identity_checked = ctx.host.name  # type: ignore[attr-defined]
+    except AttributeError:  # a session type with __slots__: check every time
+        pass
 
 
 

@@ -5,7 +5,9 @@ twice: an in-doubt step without a probe is put to the operator.
 
 from __future__ import annotations
 
-import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.actions.registry import get_action
@@ -20,16 +22,28 @@ if TYPE_CHECKING:
     from engine.journal.analysis import JournalState
     from engine.report.console import Console
     from engine.run.executor import Executor
+    from engine.run.operator import Operator
+
+def _epoch(ts: Any) -> float:
+    """A journal timestamp as seconds since the epoch (0 when unreadable: never "recent")."""
+    try:
+        return datetime.fromisoformat(str(ts)).timestamp()
+    except ValueError:
+        return 0.0
+
 
 _COMMON = {"changed", "failed", "skipped", "unreachable", "status", "msg", "duration", "ignored", "results"}
 
 
 class Resumer:
     def __init__(self, prior: JournalState, executor: Executor, journal: Journal | None, console: Console,
-                 run_id: str, decisions: dict[str, str]):
+                 run_id: str, decisions: dict[str, str], operator: Operator | None = None,
+                 interrupted: Callable[[], bool] = lambda: False):
+        self.operator, self.interrupted = operator, interrupted
         self.prior = prior
         self.executor, self.journal, self.console, self.run_id = executor, journal, console, run_id
         self.decisions = decisions
+        self._settled: set[str] = set()  # hosts whose orphaned statements were dealt with
         self.rolled_back = prior.rolled_back_stages()
 
     def _state(self, step: Step, hs: HostState) -> Any:
@@ -79,7 +93,8 @@ class Resumer:
             res = self._restore(step, hs, st)
             res.note = "from the journal"  # type: ignore[attr-defined]
             return res
-        # In doubt: an intent without an outcome.
+        # In doubt: an intent without an outcome, or an outcome "unknown".
+        self.settle_orphans(hs)
         now = self.executor.digest(step, variables(self.executor.env, hs, stage.name))
         if st.digest and now != st.digest:
             return self._ask(step, hs, st, "its arguments render differently now than when it was started "
@@ -102,18 +117,60 @@ class Resumer:
     def _flag(self) -> str:
         return journal_flag(self.journal.path.parent.parent) if self.journal is not None else ""
 
+    def settle_orphans(self, hs: HostState) -> None:
+        """A statement the dead process sent may still be running on the server (kill -9
+        during a slow INSERT): probed now it reads "not done", and running the step again
+        would apply it twice. Every connection the run opened to this host is journaled; any
+        still running a statement is killed, and its rollback waited for, before a probe."""
+        name = hs.host.name
+        if name in self._settled:
+            return
+        events = [e for e in self.prior.events
+                  if e.get("kind") == "sql_connection" and e.get("host") == name and isinstance(e.get("connection_id"), int)]
+        if not events:
+            self._settled.add(name)
+            return
+        from engine.errors import ConnectError, SqlError
+        from engine.transport.mysql import MysqlSession, kill_on_server, running_statements
+
+        session = hs.conns.sql()
+        if not isinstance(session, MysqlSession):
+            return
+        try:
+            # Connection ids restart with the server: only ids handed out since its last start
+            # can be ours (an older one may now be an application's connection).
+            uptime = float(session.query("SHOW GLOBAL STATUS LIKE 'Uptime'").rows[0]["Value"])
+            since = time.time() - uptime - 5  # 5 s of slack for clock rounding
+            ids = sorted({int(e["connection_id"]) for e in events if _epoch(e.get("ts")) >= since})
+            user = session.settings.user
+            busy = [r for r in running_statements(session, ids)
+                    if r["id"] != session.connection_id and (user is None or r["user"] == user)]
+            for row in busy:
+                self.console.line(f"{name}: connection {row['id']} of the interrupted run is still running a statement "
+                                  f"({row['seconds']}s: {row['info'] or row['command']}); killing it before the probe", "yellow")
+                if self.journal is not None:
+                    self.journal.event("orphan_killed", host=name, connection_id=row["id"], info=row["info"])
+                kill_on_server(session, int(row["id"]), query_only=False, wait=300)
+        except (ConnectError, SqlError) as exc:
+            raise NeedsDecision(f"{name}: cannot tell whether a statement of the interrupted run still runs: {exc.message}",
+                                hint="check the server's processlist, then resume again") from None
+        still = [r for r in running_statements(session, ids) if r["id"] != session.connection_id]
+        if still:
+            raise NeedsDecision(f"{name}: connection {still[0]['id']} of the interrupted run is still running after KILL "
+                                f"({still[0]['state']}): probing now could read a state about to change",
+                                hint="wait for its rollback to end (SHOW PROCESSLIST), then resume again")
+        self._settled.add(name)
+
     def _ask(self, step: Step, hs: HostState, st: Any, why: str) -> StepResult | None:
         key = f"{step.key}@{hs.host.name}"
         decision = self.decisions.get(key) or self.decisions.get(step.key)
-        if decision is None and sys.stdin.isatty():
-            self.console.line(
-                f"\nIN DOUBT: step {step.key!r} on {hs.host.name} was running when the run stopped, "
-                f"and nothing can tell whether it took effect ({why or 'the step has no probe'}).", "bold yellow")
-            while decision not in ("rerun", "done", "abort"):
-                try:
-                    decision = input("  rerun it, mark it done, or abort? [rerun/done/abort]: ").strip().lower()
-                except EOFError:
-                    decision = "abort"
+        by = "--decide"
+        if decision is None and self.operator is not None and self.operator.interactive:
+            what = f" ({st.msg})" if st.msg else ""
+            decision = self.operator.decide(
+                f"IN DOUBT: step {step.key!r} on {hs.host.name} was running when the run stopped{what}, "
+                f"and nothing can tell whether it took effect ({why or 'the step has no probe'}).", self.interrupted)
+            by = "terminal"
         if decision is None:
             raise NeedsDecision(
                 f"step {step.key!r} on {hs.host.name} is in doubt (it was running when the run stopped): "
@@ -121,7 +178,7 @@ class Resumer:
                 hint=f"check the host, then: runbook resume {self.run_id}{self._flag()} --decide '{key}=done' (or =rerun)")
         journal = self.journal
         if journal is not None:
-            journal.event("operator_decision", step=step.key, host=hs.host.name, decision=decision)
+            journal.event("operator_decision", step=step.key, host=hs.host.name, decision=decision, by=by)
         if decision == "rerun":
             return None
         if decision == "done":

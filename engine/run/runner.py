@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,9 @@ from engine.journal import (JOURNAL_FILE, LOCK_FILE, Journal, JournalState, RunL
 from engine.language.load import load_all
 from engine.language.loader import Loaded, digest_files
 from engine.model import Runbook
-from engine.run.play import AbortStep, Play, PlayOptions, install_interrupt_handler, tags_select
+from engine.run.play import AbortStep, Play, PlayOptions, tags_select
+from engine.run.ending import RunEnd
+from engine.run.operator import Operator, Unattended
 from engine.run.recovery import resume_outlook
 from engine.run.catalog import resume_command, list_runs_text, load_state, show_text
 from engine.run.rollback import Rollback
@@ -67,24 +68,27 @@ def _next_steps(run_id: str, jdir: Path, status: str) -> str | None:
     return "\n".join(out) or None
 
 def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id: str, jdir: Path,
-             report: str | None, resumed: bool) -> int:
-    restore = install_interrupt_handler(play, console)
-    status, code = "failed", 1
+             report: str | None, resumed: bool) -> RunEnd:
+    restore = play.interrupts.install()
+    status, end = "failed", RunEnd.FAILED
     try:
         outcome = play.run()
-        status, code = outcome.status, outcome.exit_code
+        status = outcome.status
+        end = {"succeeded": RunEnd.SUCCEEDED, "interrupted": RunEnd.INTERRUPTED}.get(status, RunEnd.FAILED)
     except AbortStep as exc:  # the second Ctrl-C (see engine.run.play)
         console.line(str(exc), "bold red")
-        status, code = "interrupted", 130
+        status, end = "interrupted", RunEnd.INTERRUPTED
     except NeedsDecision as exc:
         console.line(exc.render(), "bold red")
-        status, code = "interrupted", 1
+        status, end = "interrupted", RunEnd.NEEDS_DECISION
     except RunbookError as exc:
         console.line(exc.render(), "bold red")
-        status, code = "failed", exc.exit_code
+        status, end = "failed", RunEnd.FAILED
+        if isinstance(exc, InputError) and not (play.outcome.results or resumed):
+            end = RunEnd.INVALID  # "invalid input, nothing was executed" holds only while nothing ran
     finally:
         restore()
-        play.close()
+        play.close()  # after the journal stopped taking outcomes, when the run was aborted
     try:
         journal.event("run_end", status=status)
     except JournalError as exc:  # a full disk: the run stopped before its next side effect
@@ -101,13 +105,10 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
         except OSError as exc:  # the run is over and journaled: say so, keep its exit code
             console.line(f"could not write the report to {report}: {exc.strerror} — "
                          f"runbook report {run_id} --format {_format_of(report)} -o PATH writes it from the journal", "bold red")
-    if code == 130:
-        sys.stdout.flush()
-        os._exit(130)  # a second Ctrl-C: do not wait for worker threads still inside a step
-    return code
+    return end
 
 
-def _lost_secrets(extra: dict[str, Any], run_id: str, what: str) -> dict[str, Any]:
+def _lost_secrets(extra: dict[str, Any], run_id: str, what: str, operator: Operator) -> dict[str, Any]:
     """Extra vars whose value the journal masked (secrets are never journaled). Rather than
     run with a literal ``********``: on a terminal ask for them again; otherwise leave them
     undefined with a message, so that only a step (or undo) that reads one fails, saying why."""
@@ -116,8 +117,8 @@ def _lost_secrets(extra: dict[str, Any], run_id: str, what: str) -> dict[str, An
     lost = [k for k, v in extra.items() if isinstance(v, str) and MASK in v]
     out = dict(extra)
     for k in lost:
-        if sys.stdin.isatty():
-            out[k] = Secret(getpass.getpass(f"{k} (a secret given with -e; the journal does not keep it): "))
+        if operator.interactive:
+            out[k] = Secret(operator.secret(f"{k} (a secret given with -e; the journal does not keep it): "))
         else:
             out[k] = jinja2.StrictUndefined(
                 hint=f"{k} was given with -e and is a secret, which the journal does not keep; {what} on a terminal "
@@ -129,7 +130,7 @@ def _format_of(path: str) -> str:
     return {".json": "json", ".xml": "junit", ".html": "html", ".md": "md"}[Path(path).suffix.lower()]
 
 
-def preflight(rb: Runbook, opts: dict[str, Any]) -> None:
+def preflight(rb: Runbook, opts: dict[str, Any], interactive: bool = False) -> None:
     """What the options make impossible, refused before anything runs (exit 2, no journal):
     a --start-at that names no stage or step, a stage confirmation with no terminal to type
     it on and no --yes."""
@@ -145,13 +146,36 @@ def preflight(rb: Runbook, opts: dict[str, Any]) -> None:
             raise InputError(f"--start-at {start_at!r}: stage {at_stage!r} has no step {at_step!r}",
                              hint=f"steps: {', '.join(s.name for s in stage.steps)}")
         stages = stages[names.index(at_stage):]
-    if opts.get("yes") or opts.get("check") or sys.stdin.isatty():
+    if opts.get("check") or interactive:
         return
     tags, skip = set(opts.get("tags") or ()), set(opts.get("skip_tags") or ())
+    for stage in stages:
+        for step in stage.steps:
+            prompt = step.action == "pause" and isinstance(step.args, dict) and "prompt" in step.args
+            if prompt and not ({"seconds", "minutes"} & set(step.args)) and tags_select(stage, step, tags, skip):
+                raise InputError(f"step {step.key!r} pauses for the operator to press Enter and there is no terminal: "
+                                 "nothing was run", source=step.source,
+                                 hint="run it on a terminal, or give the pause `seconds:` instead of a prompt")
+    if opts.get("yes"):
+        return
     for stage in stages:
         if stage.confirm and any(tags_select(stage, s, tags, skip) for s in stage.steps):
             raise InputError(f"stage {stage.name!r} asks for a typed confirmation and there is no terminal: nothing was run",
                              source=stage.source, hint="run it on a terminal, or pass --yes to confirm in advance")
+
+
+def _selection_notes(rb: Runbook, opts: dict[str, Any]) -> list[str]:
+    """What --tags/--skip-tags make of the runbook, when it is surprising: a tag no step has,
+    or no step selected at all (the run would "succeed" doing nothing)."""
+    tags, skip = tuple(opts.get("tags") or ()), tuple(opts.get("skip_tags") or ())
+    if not tags and not skip:
+        return []
+    known = {t for st in rb.stages for t in st.tags} | {t for st in rb.stages for s in st.steps for t in s.tags}
+    notes = [f"--tags {t}: no stage or step has this tag" for t in tags if t not in known and t not in ("all", "always")]
+    notes += [f"--skip-tags {t}: no stage or step has this tag" for t in skip if t not in known]
+    if not any(tags_select(st, s, tags, skip) for st in rb.stages for s in st.steps):
+        notes.append(f"--tags {','.join(tags) or '-'} / --skip-tags {','.join(skip) or '-'} select no step: nothing runs")
+    return notes
 
 
 def _writable_dir(path: Path, what: str, hint: str) -> None:
@@ -163,9 +187,11 @@ def _writable_dir(path: Path, what: str, hint: str) -> None:
         raise InputError(f"{what} {path} is not writable", hint=hint)
 
 
-def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: dict[str, Any]) -> int:
+def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: dict[str, Any],
+            operator: Operator | None = None) -> RunEnd:
+    operator = operator if operator is not None else Unattended()
     rb = loaded.runbook
-    preflight(rb, opts)
+    preflight(rb, opts, operator.interactive)
     jdir = journal_dir(opts.get("journal_dir"))
     _writable_dir(jdir, "the journal dir", "point --journal-dir or $RUNBOOK_HOME at a writable directory")
     if opts.get("report"):
@@ -175,6 +201,14 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
     console = Console(verbose=opts.get("verbose", 0), diff=bool(opts.get("diff")))
     for w in loaded.warnings:
         console.warn(w.render())
+    for note in _selection_notes(rb, opts):
+        console.warn(note)
+        console.recap.notes.append(note)
+    if not opts.get("inventories"):
+        # Decided: a warning, not a refusal. Without -i the implicit inventory is this machine
+        # (connection: local), as with ansible; refusing mutating runbooks would refuse hello.yml
+        # and every local drill. The warning names the machine so nobody mistakes it for a server.
+        console.warn(f"no inventory given (-i): the run targets this machine ({socket.gethostname()}), with connection: local")
     hosts = _targeted_hosts(rb, inv, opts.get("limit"))
     header = {
         "runbook": os.path.abspath(rb.path),
@@ -206,7 +240,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         journal.event("run_start")
         console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")),
                           resume_cmd=resume_command(run_id, jdir))
-        play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal)
+        play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal, operator=operator)
         return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
 
 
@@ -245,7 +279,7 @@ def _changed_files(state: JournalState) -> list[str]:
     return out
 
 
-def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Inventory, dict[str, Any], dict[str, Any]]:
+def _reload(state: JournalState, force: bool, what: str, operator: Operator) -> tuple[Loaded, Inventory, dict[str, Any], dict[str, Any]]:
 
     changed = _changed_files(state)
     if changed and not force:
@@ -258,7 +292,7 @@ def _reload(state: JournalState, force: bool, what: str) -> tuple[Loaded, Invent
         os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
     loaded, inv, extra = load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"),
                                    opts.get("vault_password_file"))
-    extra = _lost_secrets(extra, state.run_id, what)
+    extra = _lost_secrets(extra, state.run_id, what, operator)
     register_templated_secrets(inv, loaded.runbook.vars, extra)
     return loaded, inv, extra, opts
 
@@ -288,12 +322,14 @@ def register_templated_secrets(inv: Inventory, runbook_vars: dict[str, Any], ext
             register(value, base)
 
 
-def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str], journal_dir: str | None, verbose: int) -> int:
+def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str], journal_dir: str | None, verbose: int,
+               operator: Operator | None = None) -> RunEnd:
+    operator = operator if operator is not None else Unattended()
     state = load_state(run_id, journal_dir)
     if state.run_status == "succeeded":
-        print(f"run {run_id} already succeeded: nothing to resume")
-        return 0
-    loaded, inv, extra, opts = _reload(state, force, "resume")
+        Console(verbose=verbose).line(f"run {run_id} already succeeded: nothing to resume")
+        return RunEnd.SUCCEEDED
+    loaded, inv, extra, opts = _reload(state, force, "resume", operator)
     jdir = _jdir(journal_dir)
     opts.update(yes=yes or opts.get("yes", False), verbose=verbose, start_at=None)
     console = Console(verbose=verbose)
@@ -313,7 +349,7 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
                      + (" (" + ", ".join(f"{s.step}@{s.host}" for s in doubt) + ")" if doubt else ""))
         options = _options(opts, jdir, extra)
         options.decisions = decisions
-        play = Play(loaded.runbook, inv, options, console, run_id=run_id, journal=journal, prior=state)
+        play = Play(loaded.runbook, inv, options, console, run_id=run_id, journal=journal, prior=state, operator=operator)
         return _execute(play, journal, console, loaded.runbook, run_id, jdir, None, resumed=True)
 
 
@@ -322,7 +358,8 @@ def _jdir(opt: str | None) -> Path:
 
 
 def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None,
-                 decisions: dict[str, str] | None = None) -> int:
+                 decisions: dict[str, str] | None = None, operator: Operator | None = None) -> RunEnd:
+    operator = operator if operator is not None else Unattended()
     state = load_state(run_id, journal_dir)
     jdir = _jdir(journal_dir)
     console = Console()
@@ -330,36 +367,35 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
     if not state.done_with_undo() and not state.in_doubt("do") and not any(
             s.phase == "undo" and s.status.value != "done" for s in state.steps.values()):
         console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
-        return 0
-    loaded, inv, extra, opts = _reload(state, force, "roll back")
+        return RunEnd.SUCCEEDED
+    loaded, inv, extra, opts = _reload(state, force, "roll back", operator)
     # The lock first, then the work list: what another process undid meanwhile is not undone twice.
     with RunLock(jdir, run_id, hosts):
         state = read_journal(jdir, run_id)
         journal = Journal.open(jdir, run_id)
-        play = Play(loaded.runbook, inv, _options(opts, jdir, extra), console, run_id=run_id, journal=journal)
+        play = Play(loaded.runbook, inv, _options(opts, jdir, extra), console, run_id=run_id, journal=journal, operator=operator)
         play.executor.prior = state
         restore_run_state(state.events, play.env.run_state)  # undo checks it is still the same server
         play.opts.check = False
         play.env.check_mode = False
         rollback = Rollback(state, play.executor, play.states, loaded.runbook, console, decisions or {})
-        status, code, started = "rolled back", 0, False
+        status, end, started = "rolled back", RunEnd.SUCCEEDED, False
         try:
             pending = rollback.plan()
             if not pending:
                 console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
-                return 0
+                return RunEnd.SUCCEEDED
             console.line(f"ROLLBACK {run_id}: {len(pending)} step(s) to undo, newest first:", "bold yellow")
             for item in pending:
                 again = " (again: the last attempt " + ("is in doubt" if item.previous.status.value == "in_doubt" else "failed") + ")" \
                     if item.previous is not None else ""
                 console.line(f"  {item.do.step} on {item.do.host}{again}")
             if not yes:
-                if not sys.stdin.isatty():
+                if not operator.interactive:
                     raise InputError("rollback asks for confirmation and there is no terminal", hint="pass --yes to confirm in advance")
-                answer = input(f"Type the run id ({run_id}) to roll back: ").strip()
-                if answer != run_id:
+                if not operator.confirm(f"roll back run {run_id}", run_id, lambda: False):
                     console.line("not confirmed: nothing was undone", "bold red")
-                    return 1
+                    return RunEnd.FAILED
             journal.event("rollback_start")
             started = True
 
@@ -368,18 +404,18 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
                              f"`runbook rollback {run_id}{journal_flag(jdir)}` again (what is undone stays undone)", "bold red")
 
             if not rollback.run(pending, stopped):
-                status, code = "rollback failed", 1
+                status, end = "rollback failed", RunEnd.FAILED
         except NeedsDecision as exc:
             console.line(exc.render(), "bold red")
-            status, code = "rollback failed", 1
+            status, end = "rollback failed", RunEnd.NEEDS_DECISION
             started = True
         finally:
             play.close()
             if started:
                 journal.event("run_end", status=status)
             journal.close()
-    console.line(f"{status}: run {run_id}", "bold green" if code == 0 else "bold red")
-    return code
+    console.line(f"{status}: run {run_id}", "bold green" if end is RunEnd.SUCCEEDED else "bold red")
+    return end
 
 
 __all__ = ["list_runs_text", "load_state", "new_run", "resume_run", "rollback_run", "show_text"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from typing import Any
 from collections.abc import Callable, Sequence
@@ -16,13 +17,24 @@ import pymysql
 import pymysql.err
 
 from engine.mysql.diagnosis import diagnose
-from engine.errors import CommandTimeout, ConnectError, SqlError
+from engine.errors import CommandTimeout, ConnectError, LostConnection, OutcomeUnknown, SqlError
 from engine.model import MysqlSettings, SqlResult
 from engine.secrets import MASKER, reveal
+from engine.transport.mysql_local import Connection as _Connection, _text
 
 _SQLSTATE = re.compile(r"^#?([0-9A-Z]{5})")
 
 TunnelFactory = Callable[[str, int], Any]  # (host, port) -> socket-like channel
+OnConnect = Callable[[int], None]  # called with the server's connection id after each connect
+
+_COM_RESET_CONNECTION = 0x1F  # MySQL 5.7.3+, MariaDB 10.2.4+: a fresh session on the same socket
+# Statements after which the default database may differ (USE, a procedure that runs USE).
+_MAY_CHANGE_DB = re.compile(r"\b(use|call|execute)\b", re.I)
+_SERVER_STATUS_IN_TRANS = 0x0001
+_SERVER_STATUS_AUTOCOMMIT = 0x0002
+# After our KILL QUERY the server answers at once; if it has not within this grace, the
+# connection (or the network) is dead: the connection is killed and dropped instead.
+_KILL_GRACE = 5.0
 
 # PyMySQL drops the SQLSTATE of the error packet (it keeps errno and text only), but the server
 # always sends the same SQLSTATE for a given errno, so the common ones are looked up here.
@@ -32,57 +44,6 @@ _SQLSTATE_BY_ERRNO = {
     1153: "08S01", 1213: "40001", 1227: "42000", 1317: "70100", 1406: "22001", 1451: "23000",
     1452: "23000", 1927: "70100", 1969: "70100",
 }  # fmt: skip
-
-
-class _LocalResult(pymysql.connections.MySQLResult):
-    """Answers the server's ``LOAD DATA LOCAL`` request from memory, never from disk.
-
-    PyMySQL would open whatever file name the server asks for (a malicious server could ask
-    for ``/etc/shadow``); here only the payload registered for this very statement is sent."""
-
-    def _read_load_local_packet(self, first_packet: Any) -> None:
-        conn = self.connection
-        load = pymysql.connections.LoadLocalPacketWrapper(first_packet)  # type: ignore[attr-defined]
-        payload = getattr(conn, "_rb_payload", None)
-        try:
-            name = load.filename.decode("utf-8", "replace") if isinstance(load.filename, bytes) else str(load.filename)
-            if payload is None or name != payload[0]:
-                raise pymysql.err.OperationalError(1148, f"LOAD DATA LOCAL of {name!r} was not asked for")
-            view = memoryview(payload[1])
-            step = 1 << 20  # PyMySQL sends 16 KiB packets; 1 MiB ones cut the per-packet cost
-            for i in range(0, len(view), step):
-                conn.write_packet(bytes(view[i:i + step]))  # type: ignore[union-attr]
-        finally:
-            conn.write_packet(b"")  # type: ignore[union-attr]  # end of data
-            ok = conn._read_packet()  # type: ignore[union-attr]
-        if not ok.is_ok_packet():
-            raise pymysql.err.OperationalError(2014, "Commands Out of Sync")
-        self._read_ok_packet(ok)  # type: ignore[attr-defined]
-
-
-class _Connection(pymysql.connections.Connection):
-    """A PyMySQL connection whose LOAD DATA LOCAL reads a registered in-memory payload."""
-
-    _rb_payload: tuple[str, bytes | bytearray | memoryview] | None = None
-
-    def _read_query_result(self, unbuffered: bool = False) -> int:
-        if unbuffered:
-            return int(super()._read_query_result(unbuffered))  # type: ignore[misc]
-        self._result = None
-        result = _LocalResult(self)
-        result.read()
-        self._result = result
-        if result.server_status is not None:
-            self.server_status = result.server_status
-        return int(result.affected_rows or 0)
-
-
-def _text(sql: str | bytes) -> str:
-    """SQL for a message: bytes (a restore batch) are cut to their first 2000 bytes."""
-    if isinstance(sql, (bytes, bytearray, memoryview)):
-        head = bytes(sql[:2000]).decode("utf-8", "replace")
-        return head + (f"… ({len(sql)} bytes)" if len(sql) > 2000 else "")
-    return sql
 
 
 def _error(exc: BaseException, sql: str | bytes | None) -> SqlError:
@@ -109,13 +70,27 @@ def _error(exc: BaseException, sql: str | bytes | None) -> SqlError:
 
 
 class MysqlSession:
-    """A lazily connected, reused MySQL/MariaDB session in autocommit mode."""
+    """A lazily connected, reused MySQL/MariaDB session in autocommit mode.
 
-    def __init__(self, settings: MysqlSettings, tunnel: TunnelFactory | None = None, *, local_infile: bool = False):
+    A statement that runs past its ``timeout`` is stopped *on the server* (``KILL QUERY`` from
+    a sibling session, as the mysql client's Ctrl-C does), and :class:`CommandTimeout` says its
+    fate is unknown. A connection lost after a statement was sent raises
+    :class:`LostConnection`. Both are :class:`OutcomeUnknown`: the step is in doubt.
+    """
+
+    def __init__(self, settings: MysqlSettings, tunnel: TunnelFactory | None = None, on_connect: OnConnect | None = None,
+                 *, local_infile: bool = False):
         self.settings = settings
         self._tunnel = tunnel
         self.local_infile = local_infile
         self._conn: pymysql.connections.Connection | None = None
+        self.on_connect = on_connect
+        self.dirty = False  # a statement ran since the last reset: session state may have changed
+        self._db_may_change = False  # ... and one of them may have changed the default database
+        # The statement on the wire, and how another thread stopped it ("" while it was not).
+        self._state = threading.Lock()
+        self._running_id: int | None = None
+        self._stopped = ""
 
     # -- connection ---------------------------------------------------------------------
     def _connect(self) -> pymysql.connections.Connection:
@@ -151,24 +126,88 @@ class MysqlSession:
             if self._tunnel is not None:
                 sock = self._tunnel(s.host, s.port)
             conn.connect(sock)
-            return conn
         except pymysql.err.OperationalError as exc:
             err = _error(exc, None)
             if err.errno in (1044, 1045, 1049):
-                raise ConnectError(f"MySQL at {where}: {err.render()}", hint=err.hint) from None
+                # err.message, not err.render(): the hint is given once, as the ConnectError's.
+                raise ConnectError(f"MySQL at {where}: ERROR {err.errno} ({err.sqlstate}): {err.message}", hint=err.hint) from None
             raise ConnectError(f"MySQL at {where} is unreachable: {err.message}", hint="is the server running and the port right?") from None
         except (OSError, pymysql.err.MySQLError) as exc:
             raise ConnectError(f"MySQL at {where} is unreachable: {MASKER.text(str(exc))}") from None
+        if self.on_connect is not None:
+            self.on_connect(int(conn.thread_id()))
+        return conn
 
     def _ensure(self) -> pymysql.connections.Connection:
         if self._conn is None:
             self._conn = self._connect()
+            self.dirty = self._db_may_change = False
         return self._conn
 
     @property
     def connection_id(self) -> int:
         conn = self._ensure()
         return int(conn.thread_id())
+
+    @property
+    def in_transaction(self) -> bool:
+        """An explicit transaction is open (or autocommit is off): a statement that failed
+        is one piece of a unit the server may have rolled back as a whole."""
+        conn = self._conn
+        if conn is None:
+            return False
+        status = int(getattr(conn, "server_status", 0) or 0)
+        return bool(status & _SERVER_STATUS_IN_TRANS) or not status & _SERVER_STATUS_AUTOCOMMIT
+
+    def sibling(self) -> MysqlSession:
+        """A new session to the same server by the same way (tunnel or not)."""
+        return MysqlSession(self.settings, tunnel=self._tunnel)
+
+    def reset(self) -> None:
+        """Forget what earlier statements did to the session (``USE``, session variables,
+        user variables, temporary tables, an open transaction): ``COM_RESET_CONNECTION``, or
+        a new connection when the server does not support it."""
+        conn = self._conn
+        if conn is None or not self.dirty:
+            return
+        try:
+            conn._execute_command(_COM_RESET_CONNECTION, b"")  # type: ignore[attr-defined]
+            conn._read_ok_packet()  # type: ignore[attr-defined]
+            conn.autocommit(True)
+            # The reset keeps the default database: a step's USE must not reach the next one.
+            if not self._db_may_change:
+                self.dirty = False
+                return
+            self._db_may_change = False
+            with conn.cursor() as cur:
+                cur.execute("SELECT DATABASE()")
+                row = cur.fetchone()
+            current = row[0] if row else None
+            if current != self.settings.database:
+                if not self.settings.database:
+                    self._drop()  # no way to "un-USE" a database but a new session
+                    return
+                conn.select_db(self.settings.database)
+            self.dirty = False
+        except (pymysql.err.MySQLError, OSError):
+            self._drop()  # next use reconnects: a new session is a clean one
+
+    # -- stopping a running statement from another thread ---------------------------------
+    def interrupt(self, why: str = "aborted by the operator") -> bool:
+        """Stop the statement running on this session now (from any thread); True if one was."""
+        return self._stop_running(why)
+
+    def _stop_running(self, why: str) -> bool:
+        with self._state:
+            target = self._running_id
+            if target is None or self._stopped:
+                return False
+            self._stopped = why
+            try:
+                kill_on_server(self, target, query_only=True)
+            except (ConnectError, SqlError) as exc:
+                self._stopped = f"{why}; KILL QUERY failed: {exc.message}"
+            return True
 
     # -- queries ------------------------------------------------------------------------
     def query(
@@ -180,46 +219,61 @@ class MysqlSession:
     ) -> SqlResult:
         conn = self._ensure()
         start = time.perf_counter()
-        sock = getattr(conn, "_sock", None)
+        conn_id = int(conn.thread_id())
+        watchdog = None
+        if timeout is not None:
+            watchdog = threading.Timer(max(timeout, 0.0), self._stop_running, args=(f"ran past its timeout ({timeout:.3g}s)",))
+            watchdog.daemon = True
+            conn._read_timeout = max(timeout, 0.0) + _KILL_GRACE  # type: ignore[attr-defined]  # the KILL's answer comes first
+        with self._state:
+            self._running_id, self._stopped = conn_id, ""
+        self.dirty = True
+        if not self._db_may_change and _MAY_CHANGE_DB.search(sql if isinstance(sql, str) else "use"):
+            self._db_may_change = True
+        if watchdog is not None:
+            watchdog.start()
         try:
-            if timeout is not None and sock is not None:
-                sock.settimeout(timeout)
             with conn.cursor() as cur:
                 # PyMySQL formats %s only when params is given; a bare '%' in SQL stays intact.
                 rowcount = cur.execute(sql, params if params else None)  # type: ignore[arg-type]  # bytes: a restore batch
                 columns: tuple[str, ...] = tuple(d[0] for d in cur.description) if cur.description else ()
                 rows: tuple[dict[str, Any], ...] = ()
+                if columns:
+                    rows = tuple(dict(zip(columns, r)) for r in cur.fetchall())
+                    rowcount = len(rows)
                 result = getattr(cur, "_result", None)
                 warnings = int(getattr(result, "warning_count", 0) or 0)
                 raw_info = getattr(result, "message", None)  # "Records: 3  Duplicates: 1  Warnings: 1"
                 info = raw_info.decode("utf-8", "replace") if isinstance(raw_info, bytes) else str(raw_info or "")
-                if columns:
-                    rows = tuple(dict(zip(columns, r)) for r in cur.fetchall())
-                    rowcount = len(rows)
         except pymysql.err.MySQLError as exc:
-            if timeout is not None and isinstance(exc.__context__, TimeoutError):
-                # PyMySQL turns a socket timeout into 2013 "Lost connection": it is our timeout.
-                self._drop()
-                raise CommandTimeout(f"query ran past its timeout of {timeout}s: {MASKER.text(_text(sql))[:200]}") from None
+            stopped = self._settle(watchdog)
+            if stopped or isinstance(exc.__context__, TimeoutError):
+                raise self._stopped_error(sql, timeout, stopped, conn_id) from None
             err = _error(exc, sql)
+            if err.errno in (2013, 1927):  # sent, then the connection broke: it may have run
+                self._drop()
+                raise LostConnection(f"{err.message} (the statement was sent: whether it took effect is unknown)",
+                                     errno=err.errno, sqlstate=err.sqlstate, sql=err.sql, hint=err.hint) from None
             diag = diagnose(err.errno)
             if (diag is not None and diag.lost_connection) or isinstance(exc, pymysql.err.InterfaceError):
                 self._drop()
             raise err from None
         except TimeoutError:
-            self._drop()  # the server may still be running it; this session is unusable now
-            raise CommandTimeout(f"query ran past its timeout of {timeout}s: {MASKER.text(_text(sql))[:200]}") from None
-        except OSError as exc:
+            stopped = self._settle(watchdog)
+            raise self._stopped_error(sql, timeout, stopped, conn_id) from None
+        except OSError as exc:  # the tunnel's channel broke
+            self._settle(watchdog)
             self._drop()
-            raise SqlError(f"lost connection: {exc}", errno=2013, sql=MASKER.text(_text(sql)), hint=diagnose(2013).hint()) from None  # type: ignore[union-attr]
+            raise LostConnection(f"lost connection: {exc} (the statement was sent: whether it took effect is unknown)",
+                                 errno=2013, sql=MASKER.text(_text(sql)), hint=diagnose(2013).hint()) from None  # type: ignore[union-attr]
         finally:
-            if timeout is not None and sock is not None and self._conn is not None:
-                try:
-                    sock.settimeout(None)
-                except OSError:
-                    pass
-        return SqlResult(sql=sql if isinstance(sql, str) else _text(sql)[:200], columns=columns, rows=rows, rowcount=int(rowcount or 0), duration=time.perf_counter() - start,
-                         warnings=warnings, info=info)
+            if self._conn is not None:
+                self._conn._read_timeout = None  # type: ignore[attr-defined]
+        stopped = self._settle(watchdog)
+        if stopped:  # the KILL came as it finished (SLEEP() returns 1 when killed): still our stop
+            raise self._stopped_error(sql, timeout, stopped, conn_id)
+        return SqlResult(sql=sql if isinstance(sql, str) else _text(sql)[:200], columns=columns, rows=rows, rowcount=int(rowcount or 0),
+                         duration=time.perf_counter() - start, warnings=warnings, info=info)
 
     def load_local(self, sql: str | bytes, name: str, data: bytes | bytearray | memoryview, *, timeout: float | None = None) -> SqlResult:
         """Run ``LOAD DATA LOCAL INFILE '<name>' …`` feeding ``data`` from memory.
@@ -234,6 +288,36 @@ class MysqlSession:
         finally:
             if self._conn is not None:
                 self._conn._rb_payload = None  # type: ignore[attr-defined]
+
+    def _settle(self, watchdog: threading.Timer | None) -> str:
+        """The statement is off the wire: disarm the watchdog; how it was stopped, if it was."""
+        with self._state:  # waits for a KILL in progress, so its verdict is known here
+            self._running_id = None
+            stopped, self._stopped = self._stopped, ""
+        if watchdog is not None:
+            watchdog.cancel()
+        return stopped
+
+    def _stopped_error(self, sql: str | bytes, timeout: float | None, stopped: str, conn_id: int) -> OutcomeUnknown:
+        """The statement was stopped (or never answered): make sure it is gone from the server,
+        drop this session, and say its outcome is unknown."""
+        how = "KILL QUERY"
+        if not stopped:  # the socket timed out: no answer even to the KILL (or no KILL at all)
+            how = "KILL CONNECTION"
+            try:
+                kill_on_server(self, conn_id, query_only=False)
+            except (ConnectError, SqlError) as exc:
+                how = f"KILL CONNECTION failed ({exc.message}); it may still be running"
+        self._drop()
+        text = MASKER.text(_text(sql))
+        shown = text
+        shown = shown if len(shown) <= 200 else shown[:199] + "…"
+        why = stopped or (f"ran past its timeout ({timeout:.3g}s)" if timeout is not None else "the server stopped answering")
+        if timeout is not None and why.startswith("ran past"):
+            return CommandTimeout(f"query {why}, stopped on the server with {how}; whether it took effect is unknown: {shown}",
+                                  what=text, stopped=how)
+        return OutcomeUnknown(f"query {why}, stopped on the server with {how}; whether it took effect is unknown: {shown}",
+                              what=text, stopped=how)
 
     def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """First column of the first row, or None."""
@@ -252,3 +336,41 @@ class MysqlSession:
 
     def close(self) -> None:
         self._drop()
+
+
+def kill_on_server(session: MysqlSession, conn_id: int, *, query_only: bool, wait: float = 10.0) -> None:
+    """``KILL [QUERY]`` a connection of this server from a sibling session, then wait (up to
+    ``wait`` seconds) until it no longer runs a statement: its effect is rolled back or done."""
+    other = session.sibling()
+    try:
+        other.query(("KILL QUERY %s" if query_only else "KILL CONNECTION %s"), (conn_id,))
+    except SqlError as exc:
+        if exc.errno != 1094:  # ER_NO_SUCH_THREAD: it ended by itself meanwhile
+            other.close()
+            raise
+    try:
+        wait_until_idle(other, [conn_id], wait)
+    finally:
+        other.close()
+
+
+def running_statements(session: MysqlSession, conn_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The connections among ``conn_ids`` that are running a statement (or rolling it back)."""
+    if not conn_ids:
+        return []
+    marks = ", ".join(["%s"] * len(conn_ids))
+    res = session.query(
+        "SELECT ID AS id, USER AS user, COMMAND AS command, TIME AS seconds, STATE AS state, LEFT(INFO, 200) AS info "
+        f"FROM information_schema.PROCESSLIST WHERE ID IN ({marks}) AND COMMAND NOT IN ('Sleep', 'Daemon')",
+        list(conn_ids))
+    return [dict(r) for r in res.rows]
+
+
+def wait_until_idle(session: MysqlSession, conn_ids: Sequence[int], wait: float) -> list[dict[str, Any]]:
+    """Poll until none of ``conn_ids`` runs a statement; what still runs after ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        busy = running_statements(session, conn_ids)
+        if not busy or time.monotonic() >= deadline:
+            return busy
+        time.sleep(0.05)

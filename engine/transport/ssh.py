@@ -10,10 +10,10 @@ checks and key loading live in :mod:`engine.transport.sshkeys`, under the same r
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import re
 import select
-import shlex
 import socket
 import threading
 import time
@@ -22,17 +22,22 @@ from typing import Any
 
 import paramiko
 
-from engine.errors import CommandTimeout, ConnectError, FileReadError, InputError
+from engine.errors import CommandTimeout, ConnectError, FileReadError, OutcomeUnknown
 from engine.model import CommandResult, SshSettings
 from engine.secrets import MASKER
+from engine.transport.sshcmd import remote_command, split_pid
 from engine.transport.sshkeys import agent_keys, check_host_key, fingerprint, known_keys, load_key, prefer_known_key_types
 
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 _CHUNK = 65536
 _INLINE_STDIN = 16 * 1024  # within any server's first window (OpenSSH 2 MB, dropbear 24 KB): sendall cannot block
 _MAX_HOPS = 5  # ProxyJump chains longer than this are a config loop
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NET_ERRORS = (paramiko.SSHException, OSError, EOFError)
+
+# paramiko's transport thread logs its failures (a port that answers but does not speak SSH)
+# with a traceback, which Python's last-resort handler prints on stderr. Ours is the one-line
+# ConnectError; the library's log stays out of the operator's way.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
@@ -99,36 +104,6 @@ def _expand_tokens(command: str, host: str, port: int, user: str) -> str:
     return re.sub(r"%([hpr%])", lambda m: {"h": host, "p": str(port), "r": user, "%": "%"}[m.group(1)], command)
 
 
-def _remote_command(cmd: str, chdir: str | None, env: dict[str, str] | None, timeout: float | None) -> str:
-    """The exec string: ``cmd`` under ``/bin/sh -c``, whatever the user's login shell is.
-
-    Env vars are exported in the script rather than sent as SSH ``env`` requests, which sshd
-    drops unless ``AcceptEnv`` lists them. ``cd ... || exit`` keeps a failed chdir from running
-    the command in the wrong directory even when ``cmd`` has several statements.
-
-    A timeout is also enforced on the host by ``timeout(1)``, which kills the command's whole
-    process group: closing the channel alone would leave it running (sshd does not kill it, and
-    refuses the SSH ``signal`` request for root logins).
-    """
-    lines = []
-    for name, value in (env or {}).items():
-        if not _ENV_NAME.match(name):
-            raise InputError(f"environment variable name {name!r} is not valid", hint="use letters, digits and _")
-        lines.append(f"export {name}={shlex.quote(str(value))}")
-    if chdir:
-        if chdir == "~" or chdir.startswith("~/"):  # quoting would stop the remote ~ expansion
-            where = '"$HOME"' + (shlex.quote(chdir[1:]) if len(chdir) > 1 else "")
-        else:
-            where = shlex.quote(chdir)
-        lines.append(f"cd {where} || exit")
-    lines.append(cmd)
-    script = "/bin/sh -c " + shlex.quote("\n".join(lines))
-    if timeout is None:
-        return "exec " + script
-    limit = f"{max(timeout, 0.001):.3f}"  # 0 would mean "no limit" to timeout(1)
-    return f"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 {limit} {script}; else exec {script}; fi"
-
-
 class SshShell:
     """Runs commands on one host over a single reused SSH connection.
 
@@ -145,6 +120,8 @@ class SshShell:
         self._target: _Target | None = None
         self._transport: paramiko.Transport | None = None
         self._lock = threading.Lock()
+        self._channels: dict[int, paramiko.Channel] = {}  # commands running now
+        self._stopped: dict[int, str] = {}  # channel -> why interrupt() stopped it
 
     @property
     def name(self) -> str:
@@ -185,6 +162,9 @@ class SshShell:
             raise
         except _NET_ERRORS as exc:
             (transport or sock).close()
+            if "protocol banner" in str(exc):
+                raise ConnectError(f"ssh to {t.where}: the port answers but does not speak SSH ({exc})",
+                                   hint="check ssh_host and ssh_port: is sshd listening there?") from None
             raise ConnectError(f"ssh to {t.where} failed: {exc or type(exc).__name__}") from None
 
     def _open_socket(self, t: _Target) -> Any:
@@ -290,7 +270,7 @@ class SshShell:
         ``rc`` is -1 when the command died of a signal (paramiko does not decode ``exit-signal``).
         """
         start = time.perf_counter()
-        remote = _remote_command(cmd, chdir, env, timeout)
+        remote = remote_command(cmd, chdir, env, timeout)
         data = stdin.encode() if isinstance(stdin, str) else stdin
         transport = self._ensure()
         try:
@@ -299,25 +279,41 @@ class SshShell:
             raise ConnectError(f"ssh to {self.name}: cannot open a session: {exc}") from None
         # The timeout is the command's: connecting has its own (connect_timeout).
         deadline = None if timeout is None else time.perf_counter() + timeout
+        shown = MASKER.text(cmd)[:200]
+        out: list[bytes] = []
+        with self._lock:
+            self._channels[id(chan)] = chan
         try:
-            chan.exec_command(remote)
+            chan.exec_command(remote)  # from here on, the command may be running
             self._feed(chan, data)
             out, err, finished = self._drain(chan, deadline)
             if finished and not chan.status_event.wait(None if deadline is None else max(0.0, deadline - time.perf_counter())):
                 finished = False
+            why = self._stopped.pop(id(chan), "")
+            if why:
+                raise OutcomeUnknown(f"command {why} on {self.name}: {self._kill_remote(out)}; whether it took effect is unknown: "
+                                     f"{shown}", what=MASKER.text(cmd), stopped="kill of its process group")
             if not finished:
-                raise CommandTimeout(f"command ran past its timeout of {timeout}s on {self.name}: {MASKER.text(cmd)[:200]}")
+                raise CommandTimeout(f"command ran past its timeout of {timeout:g}s on {self.name}: {self._kill_remote(out)}; "
+                                     f"whether it took effect is unknown: {shown}", what=MASKER.text(cmd),
+                                     stopped="kill of its process group")
             if not transport.is_active():
-                raise ConnectError(f"ssh connection to {self.name} dropped during the command")
+                raise OutcomeUnknown(f"ssh connection to {self.name} dropped during the command; whether it took effect "
+                                     f"is unknown: {shown}", what=MASKER.text(cmd))
             rc = chan.exit_status
         except _NET_ERRORS as exc:
-            raise ConnectError(f"ssh connection to {self.name} dropped during the command: {exc}") from None
+            raise OutcomeUnknown(f"ssh connection to {self.name} dropped during the command ({exc or type(exc).__name__}); "
+                                 f"whether it took effect is unknown: {shown}", what=MASKER.text(cmd)) from None
         finally:
+            with self._lock:
+                self._channels.pop(id(chan), None)
+                self._stopped.pop(id(chan), None)
             chan.close()
+        _, stdout = split_pid(b"".join(out))
         return CommandResult(
             cmd=cmd,
             rc=rc,
-            stdout=b"".join(out).decode(errors="replace"),
+            stdout=stdout.decode(errors="replace"),
             stderr=b"".join(err).decode(errors="replace"),
             duration=time.perf_counter() - start,
         )
@@ -359,6 +355,31 @@ class SshShell:
                 if wait is not None and wait <= 0:
                     return out, err, False
                 select.select([fd], [], [], wait)
+
+    def _kill_remote(self, out: list[bytes]) -> str:
+        """Kill the command's process group on the host, by the pid it printed first: closing
+        the channel alone leaves it running (sshd neither kills it nor, for root, relays
+        signals). Says what was done."""
+        pid, _ = split_pid(b"".join(out))
+        if pid is None:
+            return "it had not started, or its pid is unknown: it may still be running"
+        try:
+            # "kill -9 -PGID": dash's kill takes no "--"
+            res = self.run(f"kill -9 -{pid} 2>/dev/null || kill -9 {pid} 2>/dev/null", timeout=10)
+        except (ConnectError, OutcomeUnknown) as exc:
+            return f"its process group {pid} could not be killed ({exc.message}): it may still be running"
+        return f"its process group {pid} was killed" if res.rc == 0 else f"its process group {pid} was gone already"
+
+    def interrupt(self, why: str = "aborted by the operator") -> bool:
+        """Stop every command running on this host now (from any thread): its channel is
+        closed, and the thread that ran it kills its process group on the host."""
+        with self._lock:
+            chans = list(self._channels.items())
+            for key, _ in chans:
+                self._stopped[key] = why
+        for _, chan in chans:
+            chan.close()
+        return bool(chans)
 
     def copy_file(self, path: str, dest: Any, *, chunk: int = 1 << 20) -> int:
         """Copy the host's file ``path`` into the binary file object ``dest`` over SFTP.

@@ -267,7 +267,7 @@ def _truncate(text: str, rng: random.Random) -> str:
 
 
 def _non_utf8(text: str, rng: random.Random) -> bytes:
-    raw = text.encode()
+    raw = text.encode("utf-8", "surrogatepass")  # an earlier mutation may have inserted a lone surrogate
     pos = rng.randrange(len(raw) + 1)
     bad = rng.choice([b"\xe9", b"\xff\xfe", b"\xc3", b"\xed\xa0\x80", b"\x80", b"\xfe\xff\x00a"])
     return raw[:pos] + bad + raw[pos:]

@@ -4,6 +4,7 @@ Ctrl-C lets the running step finish. A second Ctrl-C aborts the step: it is left
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -166,3 +167,178 @@ def test_an_in_doubt_step_without_a_probe_is_put_to_the_operator(lab):
     assert res.returncode == 0, out
     assert lines_of(work / "third") == ["once"]
     assert lines_of(work / "first") == ["once"]
+    # The decision is the operator's word, journaled: `show` and the reports carry it.
+    show = cli("show", run_id, cwd=lab).stdout
+    assert "decided done for in-doubt work/Slow on ctl (--decide)" in show, show
+    assert "interrupted (Ctrl-C, press 2)" in show, show
+
+
+# --------------------------------------------------------------------------- issue 7 item 4
+
+
+EIGHT = "all:\n  hosts:\n" + "".join(f"    h{i}: {{connection: local}}\n" for i in range(8))
+
+
+def test_ctrl_c_during_fdatasync_with_forks_4_and_8_hosts(lab):
+    """Was: the SIGINT handler wrote the journal (whose locks a worker held during its slow
+    fdatasync) and a second Ctrl-C closed connections before the journal: workers journaled
+    `failed`, queued hosts still started. Now: no hang, the queued hosts never start, every
+    step that was running is in doubt."""
+    work = lab / "work"
+    (lab / "inv8.yml").write_text(EIGHT)
+    (lab / "rb.yml").write_text(f"""
+name: many hosts
+stages:
+  - name: work
+    steps:
+      - name: Slow
+        shell: touch {work}/started-{{{{ inventory_hostname }}}}; sleep 30
+""")
+    env = dict(cli_env(lab / "home"), RUNBOOK_FAULT_SLOW_SYNC_S="0.5")
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "play", "rb.yml", "-i", "inv8.yml", "--forks", "4"], cwd=lab,
+                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not list(work.glob("started-*")):
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "no step started"
+        time.sleep(0.01)
+    ctrl_c(proc)  # while the other workers' intents wait in the slow fdatasync
+    time.sleep(0.3)
+    ctrl_c(proc)
+    out, _ = proc.communicate(timeout=60)  # no hang
+    assert "Traceback" not in out
+    assert proc.returncode == 130, out
+    started = sorted(p.name.removeprefix("started-") for p in work.glob("started-*"))
+    assert 1 <= len(started) <= 4, (started, out)  # the queued hosts never started
+    run_id = re.search(r"RUN_ID (\S+)", out).group(1)  # type: ignore[union-attr]
+    assert f"runbook resume {run_id}" in out
+    records = [json.loads(ln) for ln in (lab / "home" / run_id / "journal.jsonl").read_text().splitlines()]
+    intents = {r["host"] for r in records if r["type"] == "intent"}
+    assert not [r for r in records if r["type"] == "outcome"], out  # every step that ran is in doubt
+    assert set(started) <= intents <= {f"h{i}" for i in range(4)} | set(started)
+    show = cli("show", run_id, cwd=lab)
+    assert show.stdout.count("IN DOUBT") == len(intents), show.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_are_handled_like_ctrl_c(lab, sig):
+    work = lab / "work"
+    (lab / "rb.yml").write_text(runbook(work, "sleep 1", idempotent=False))
+    proc = start(lab, "play", "rb.yml", "-i", "inv.yml")
+    wait_for(work / "started", proc)
+    os.killpg(proc.pid, sig)
+    out, _ = proc.communicate(timeout=30)
+    assert "Traceback" not in out
+    assert proc.returncode == 130, out
+    assert lines_of(work / "slow") == ["done"], out  # the running step finished
+    assert not (work / "third").exists(), out
+    run_id = re.search(r"RUN_ID (\S+)", out).group(1)  # type: ignore[union-attr]
+    assert f"to continue: runbook resume {run_id}" in out
+
+
+def test_one_ctrl_c_ends_a_pause_at_once(lab):
+    work = lab / "work"
+    (lab / "rb.yml").write_text(f"""
+name: pause
+targets: ctl
+stages:
+  - name: work
+    steps:
+      - name: Mark
+        shell: touch {work}/started
+      - name: Wait
+        pause: {{minutes: 10}}
+      - name: After
+        shell: touch {work}/after
+""")
+    proc = start(lab, "play", "rb.yml", "-i", "inv.yml")
+    wait_for(work / "started", proc)
+    time.sleep(0.3)
+    ctrl_c(proc)
+    out, _ = proc.communicate(timeout=30)  # not ten minutes
+    assert proc.returncode == 130, out
+    assert "pause ended by an interrupt" in out, out
+    assert not (work / "after").exists()
+
+
+def test_a_pause_prompt_without_a_terminal_is_refused_before_anything_runs(lab):
+    work = lab / "work"
+    (lab / "rb.yml").write_text(f"""
+name: pause prompt
+targets: ctl
+stages:
+  - name: work
+    steps:
+      - name: Mark
+        shell: touch {work}/ran
+      - name: Ask
+        pause: {{prompt: "Is traffic at zero?"}}
+""")
+    res = cli("play", "rb.yml", "-i", "inv.yml", cwd=lab)
+    out = res.stdout + res.stderr
+    assert res.returncode == 2, out
+    assert "no terminal" in out and "nothing was run" in out
+    assert not (work / "ran").exists()
+
+
+def _on_a_terminal(cwd: Path, *args: str) -> tuple[int, subprocess.Popen[bytes]]:
+    """The CLI with a pseudo-terminal as its stdin/stdout: the operator is interactive."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=cli_env(cwd / "home"),
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    return master, proc
+
+
+def _read_until(master: int, needle: bytes, seen: bytearray, timeout: float = 30, after: bytes = b"") -> None:
+    import select as _select
+
+    deadline = time.monotonic() + timeout
+    while needle not in (bytes(seen).split(after, 1)[-1] if after else seen):
+        assert time.monotonic() < deadline, seen.decode(errors="replace")
+        ready, _, _ = _select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                break
+
+
+def test_the_operator_on_a_terminal_confirms_and_answers_a_pause(lab):
+    """One operator, on the main thread: the stage confirmation and a worker's pause prompt
+    are asked on the terminal, answered, and the confirmation is journaled."""
+    work = lab / "work"
+    (lab / "rb.yml").write_text(f"""
+name: operator
+targets: ctl
+stages:
+  - name: fence
+    confirm: "Stop writes on {{{{ inventory_hostname }}}}"
+    steps:
+      - name: Ask
+        pause: {{prompt: "Is traffic at zero?"}}
+        register: answer
+      - name: Record
+        shell: "echo '{{{{ answer.user_input }}}}' > {work}/answer"
+""")
+    master, proc = _on_a_terminal(lab, "play", "rb.yml", "-i", "inv.yml")
+    seen = bytearray()
+    try:
+        _read_until(master, b"Type 'ctl' to go on", seen)
+        os.write(master, b"ctl\n")
+        _read_until(master, b"Is traffic at zero? (press Enter)", seen)
+        os.write(master, b"yes it is\n")
+        _read_until(master, b"RUN_ID ", seen)
+        _read_until(master, b"\n", seen, after=b"RUN_ID ")  # the rest of its line
+        assert proc.wait(timeout=30) == 0, seen.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert (work / "answer").read_text() == "yes it is\n"
+    run_id = re.search(rb"RUN_ID (\S+)\s", bytes(seen)).group(1).decode()  # type: ignore[union-attr]
+    show = cli("show", run_id, cwd=lab).stdout
+    assert "confirmed stage [fence] (terminal): Stop writes on ctl" in show, show

@@ -48,6 +48,13 @@ def _args(path: str, target: str, parallel: int = 2) -> dict[str, object]:
             "parallel": parallel}
 
 
+def _committed(run_id: str) -> int:
+    try:
+        return int(query("SELECT COUNT(*) FROM _runbook.restore_progress WHERE run_id = %s AND batch >= 0", [run_id])[0][0])
+    except Exception:  # the progress table may not exist yet
+        return 0
+
+
 def _batches(run_id: str) -> list[tuple[object, ...]]:
     rows = progress_rows(run_id)
     assert len(rows) == len({(r[0], r[1], r[2]) for r in rows})  # the primary key says so; belt and braces
@@ -108,13 +115,22 @@ def test_kill_at_random_instants(source: str, tmp_path: str, target: str) -> Non
             "restore(json.loads(sys.argv[1]), run_id=sys.argv[2])")
     import json
 
+    seen = 0
     for _ in range(2):
         proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(args), run_id])
-        time.sleep(rng.uniform(1.0, 2.5))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:  # into the load: a new batch committed
+            if _committed(run_id) > seen:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.4))  # then a random instant inside the load
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        assert proc.returncode == -signal.SIGKILL  # killed before it could finish
+        seen = _committed(run_id)
     res = restore(args, run_id=run_id)
-    assert res.status in (Status.CHANGED, Status.OK), res.msg
+    assert res.status is Status.CHANGED, res.msg
+    assert sum(t["batches_resumed"] for t in res.data["tables"].values()) == seen > 0
     assert checksums(target, TABLES) == expected
     rows = _batches(run_id)
     assert sum(int(r[3]) for r in rows) == 120000  # type: ignore[call-overload]

@@ -35,8 +35,26 @@ def test_lock_wait_timeout_is_retried(tmp_path: Path, db, schema: str) -> None:
         cur.execute(f"SELECT * FROM `{schema}`.t WHERE id = 1 FOR UPDATE")  # hold the row lock
 
     def release() -> None:
-        time.sleep(1.6)
-        holder.commit()
+        # Deterministic, not timed: wait until the engine's UPDATE has waited for the lock and
+        # timed out (it leaves the processlist while the engine sleeps before its retry), then
+        # let the retry through.
+        watcher = mysql_root()
+        seen = False
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                with watcher.cursor() as cur:
+                    cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                                "WHERE INFO LIKE '%rbt-retry-tag%' AND INFO NOT LIKE '%PROCESSLIST%'")
+                    running = cur.fetchone()[0]
+                if running:
+                    seen = True
+                elif seen:
+                    break
+                time.sleep(0.01)
+        finally:
+            watcher.close()
+            holder.commit()
 
     t = threading.Thread(target=release)
     t.start()
@@ -47,7 +65,7 @@ stages:
   - name: s
     steps:
       - name: Update under a held lock
-        sql: "SET SESSION innodb_lock_wait_timeout = 1; UPDATE `{schema}`.t SET v = 2 WHERE id = 1"
+        sql: "SET SESSION innodb_lock_wait_timeout = 1; UPDATE `{schema}`.t SET v = 2 WHERE id = 1 /* rbt-retry-tag */"
 """)
     finally:
         t.join()

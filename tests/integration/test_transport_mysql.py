@@ -136,7 +136,7 @@ def test_missing_option_file(tmp_path: Path) -> None:
 def test_timeout_then_reconnect(session: MysqlSession) -> None:
     first = session.connection_id
     start = time.monotonic()
-    with pytest.raises(CommandTimeout, match="timeout of 0.5s"):
+    with pytest.raises(CommandTimeout, match=r"timeout \(0.5s\)"):
         session.query("SELECT SLEEP(3)", timeout=0.5)
     assert time.monotonic() - start < 2
     assert session.query("SELECT 1 AS x").rows == ({"x": 1},)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import CommandTimeout, ConnectError
+from engine.errors import CommandTimeout, ConnectError, OutcomeUnknown
 from engine.model import HostKeyPolicy, MysqlSettings
 from engine.secrets import Secret
 from engine.transport.mysql import MysqlSession
@@ -143,9 +143,11 @@ def test_concurrent_commands_share_the_connection(shell: SshShell) -> None:
     assert sorted(results, key=int) == [str(i) for i in range(8)]
 
 
-def test_dropped_connection_is_a_connect_error_then_reconnects(shell: SshShell) -> None:
+def test_dropped_connection_mid_command_is_in_doubt_then_reconnects(shell: SshShell) -> None:
+    # Was a ConnectError (unreachable: resume ran it again); the command was sent, so its
+    # outcome is unknown (issue 7 item 3).
     shell.run("true")
-    with pytest.raises(ConnectError, match="dropped"):
+    with pytest.raises(OutcomeUnknown, match="dropped during the command; whether it took effect is unknown"):
         shell.run("kill -9 $PPID; sleep 5")  # kills this connection's sshd process (no timeout(1) between)
     assert shell.run("echo back").stdout == "back\n"
 
@@ -335,3 +337,36 @@ def test_mysql_timeout_through_the_tunnel(shell: SshShell, mysql_settings: Mysql
 def test_tunnel_to_a_closed_port(shell: SshShell) -> None:
     with pytest.raises(ConnectError, match="refused"):
         shell.open_tunnel("127.0.0.1", free_port())
+
+
+def test_interrupt_kills_the_remote_process_group_and_the_outcome_is_unknown(shell: SshShell, tmp_path: Path) -> None:
+    """Issue 7 item 4: an abort closes the channel and kills the command's process group on the
+    host (a child in the background included), and says the outcome is unknown."""
+    import threading
+
+    pidfile = tmp_path / "bg.pid"
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            shell.run(f"sleep 60 & echo $! > {pidfile}; sleep 60")
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    for _ in range(200):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        time.sleep(0.02)
+    assert shell.interrupt("aborted by the operator")
+    t.join(20)
+    assert not t.is_alive()
+    assert errors and isinstance(errors[0], OutcomeUnknown) and "process group" in str(errors[0])
+    pid = int(pidfile.read_text())
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the background child of the aborted command is still running")

@@ -340,9 +340,15 @@ def test_fast_path_counts_rows_and_general_path_agrees() -> None:
 
 
 def test_fast_path_leaves_unsafe_literals_to_the_general_path() -> None:
-    for value in (b"0x00FF", b"_binary 'a'", b"b'1'", b"X'41'", b"/* c */ 1", b"CONCAT('a')"):
+    from engine.mysql.dumprows import row_stats
+    for value in (b"_binary 'a'", b"/* c */ 1", b"CONCAT('a')"):
         (st,) = stmts(b"INSERT INTO `t` VALUES\n(1," + value + b"),\n(2,NULL);\n")
-        assert st.rows == -1 and count_rows(st) == 2, value
+        assert st.rows == -1 and st.load_data_safe is None and count_rows(st) == 2, value
+    for value in (b"0x00FF", b"0xBB", b"X'41'", b"x'41'", b"b'1'", b"DEFAULT", b"TRUE"):  # --hex-blob: its own fast path, exact rows, not LOAD DATA safe
+        (st,) = stmts(b"INSERT INTO `t` VALUES\n(1," + value + b"),\n(2,NULL);\n")
+        assert (st.rows, st.load_data_safe, row_stats(st)) == (2, False, (2, False)), value
+    (st,) = stmts(b"INSERT INTO `t` VALUES\n(1,'0x00 X''41'' z'),\n(2,NULL);\n")
+    assert (st.rows, st.load_data_safe) == (2, True)
 
 
 def test_delimiter_and_sandbox_at_eof_without_newline() -> None:

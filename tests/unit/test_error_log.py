@@ -69,6 +69,7 @@ class _AsUser(LocalShell):
     """The local shell as another user."""
 
     def __init__(self, user: str):
+        super().__init__()
         self.user = user
 
     def run(self, cmd: str, **kwargs):  # type: ignore[no-untyped-def,override]

@@ -269,3 +269,13 @@ def test_vaulted_become_settings_without_a_password_are_problems_not_crashes(tmp
     inv = load_inventories([str(p)])
     assert "ansible-vault" in target_problems(inv.hosts["a"])[0].message
     assert "become password" in target_problems(inv.hosts["b"])[0].message
+
+
+def test_a_numeric_password_is_still_a_secret(tmp_path: Path) -> None:
+    from engine.secrets import Secret
+
+    p = tmp_path / "hosts.ini"
+    p.write_text("db1 mysql_password=834291 ansible_ssh_pass=5521\n")
+    db1 = load_inventories([str(p)]).hosts["db1"]
+    assert isinstance(db1.vars["mysql_password"], Secret) and db1.vars["mysql_password"].reveal() == "834291"
+    assert mysql_settings(db1).password == Secret("834291") and ssh_settings(db1).password == Secret("5521")

@@ -18,23 +18,23 @@ from engine.actions.guard import check_identity, session_settings
 from engine.actions.restore import progress as prog
 from engine.actions.restore.index import DumpIndex, IndexBuilder, TableIndex
 from engine.actions.restore.loader import Fatal, Loader, Shared
+from engine.actions.restore.phases import Phases
 from engine.actions.restore.plan import Plan, make_plan
-from engine.actions.restore.report import explain, table_results
+from engine.actions.restore.report import LiveProgress, explain, table_results
 from engine.errors import ActionError, RunbookError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql.dumpsource import LocalDump, fetch_dump
 from engine.mysql.target import describe_schema, foreign_keys_touching, has_rows
-from engine.mysql.sqlutil import qualified, quote_ident
+from engine.mysql.sqlutil import quote_ident
 from engine.transport.mysql import MysqlSession
 
 BATCH_BYTES = 1 << 20
-_TRIGGER_NAME = re.compile(rb"\bTRIGGER\s+((?:`[^`]+`\.)?`(?:[^`]|``)+`|\w+)", re.I)
 
 _LIST = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
 
 @register
-class Restore(Action):
+class Restore(Phases, Action):
     """Load a dump: table subset, FK order, conflict and schema policies, parallel batches,
     live progress, exactly once across kills and resumes.
 
@@ -330,106 +330,10 @@ class Restore(Action):
         return self._finish(sql, plan, shared, start, orphans, warnings, sid, index)
 
     # -- phases ----------------------------------------------------------------------------
-    def _prepare(self, control: MysqlSession, plan: Plan, index: DumpIndex, done: dict[tuple[str, int, int], prog.Done],
-                 sid: str) -> None:
-        """Table DDL in file order per policy, never over a table with committed batches; truncate."""
-        tables = plan.by_name()
-        committed = {k[0] for k in done if k[1] >= 0}
-        ids = dict(run_id=self.ctx.run_id, step_key=self.ctx.step_key, host=self.ctx.host.name)
-        schema = self._schema
-        for st in index.control:
-            if st.kind == "session":
-                control.query(st.text)
-                continue
-            if st.kind == "ddl" and st.table in self._sequences:
-                self._sequence_ddl(control, st, schema)
-                continue
-            if st.kind != "ddl" or st.table not in tables:
-                continue
-            t = tables[st.table]
-            if t.name in committed or t.ddl == "keep":
-                continue  # a table holding committed batches is never dropped or re-created
-            if t.ddl == "create" and st.verb != "create":
-                continue  # create_missing never drops
-            if t.ddl == "create" and _exists(control, schema, t.name):
-                continue  # made by an earlier attempt of this step (no batch committed yet)
-            control.query(st.text)
-        control.query("SET SESSION foreign_key_checks = 0")
-        from engine.mysql.snapshots import triggers as table_triggers
-
-        for t in plan.tables:
-            if t.ddl == "keep":
-                found = table_triggers(control, schema, t.name)
-                if found:  # the target's own triggers would fire on every loaded row: set aside until after
-                    prog.save_triggers(control, sid, t.name, found)
-                    for trg in found:
-                        control.query(f"DROP TRIGGER IF EXISTS {qualified(schema, trg['name'])}")
-            partial = t.name in committed and not all(b.key in done for b in index.tables[t.name].batches)
-            if not t.transactional and partial:
-                # MyISAM/Aria: a batch and its progress row do not commit together: reload whole
-                control.query(f"TRUNCATE TABLE {qualified(schema, t.name)}")
-                prog.forget_table(control, sid, t.name)
-            elif t.truncate and t.name not in committed:
-                control.query(f"TRUNCATE TABLE {qualified(schema, t.name)}")
-            prog.mark_prepared(control, sid, t.name, empty=t.empty, **ids)
-
-    def _sequence_ddl(self, control: MysqlSession, st: Any, schema: str) -> None:
-        """A MariaDB sequence (DROP/CREATE SEQUENCE, DO SETVAL): created when missing, re-created
-        under ``recreate``; its position is set again either way (SETVAL never moves it back)."""
-        exists = _exists(control, schema, st.table)
-        recreate = self.args.get("schema_mismatch") == "recreate"
-        if st.verb == "drop" and not recreate:
-            return
-        if st.verb == "create" and exists and not recreate:
-            return
-        control.query(st.text)
-
     def _load(self, plan: Plan, index: DumpIndex, done: dict[tuple[str, int, int], prog.Done], sid: str,
               make: Any, control: MysqlSession) -> Shared:
-        total_bytes = sum(sum(b.length for b in index.tables[t.name].batches) for t in plan.tables)
-        t0 = time.monotonic()
-        state = {"last": 0.0, "base": None}
-        schema = self._schema
-
-        table_bytes = {t.name: sum(b.length for b in index.tables[t.name].batches) for t in plan.tables}
-        shown: dict[str, int] = {}
-
-        import threading
-
-        lock = threading.Lock()
-
-        def report(sh: Shared) -> None:
-            """Per table (bytes, with rows in the text) and overall (bytes, rows, MB/s, ETA),
-            from committed batches only: a resumed run shows the true state at once."""
-            if not lock.acquire(blocking=False):
-                return  # another worker is reporting right now
-            try:
-                _report(sh)
-            finally:
-                lock.release()
-
-        def _report(sh: Shared) -> None:
-            now = time.monotonic()
-            finished = not any(sh.pending.values()) and not any(sh.running.values())
-            if now - state["last"] < 1.0 and not finished:  # type: ignore[operator]
-                return
-            state["last"] = now
-            with sh.cond:
-                stats = {n: (s.rows, s.bytes) for n, s in sh.stats.items()}
-            for n, (rows, size) in stats.items():
-                if shown.get(n) != size and (size or sh.running.get(n)):
-                    shown[n] = size
-                    self.ctx.progress(size, max(table_bytes[n], size), f"restore {n} | {rows:,} rows")
-            done_bytes = sum(b for _, b in stats.values())
-            if state["base"] is None:
-                state["base"] = done_bytes  # type: ignore[assignment]
-            rate = (done_bytes - int(state["base"] or 0)) / max(now - t0, 1e-6)  # type: ignore[call-overload]
-            eta = (total_bytes - done_bytes) / rate if rate > 0 else None
-            rows_all = sum(r for r, _ in stats.values())
-            self.ctx.progress(done_bytes, max(total_bytes, done_bytes),
-                              f"restore {schema} | {rows_all:,} rows, {rate / 1e6:.1f} MB/s"
-                              + (f", ETA {eta:.0f}s" if eta is not None and not finished else ""))
-
+        report = LiveProgress(self.ctx.progress, self._schema,
+                              {t.name: sum(b.length for b in index.tables[t.name].batches) for t in plan.tables})
         ids = dict(run_id=self.ctx.run_id, step_key=self.ctx.step_key, host=self.ctx.host.name)
         loader = Loader(plan=plan, index=index, dump_path=self._dump.path, sid=sid, done=done, make_session=make,  # type: ignore[union-attr]
                         control=control, parallel=int(self.args.get("parallel", 2)), binlog=self._flag("binlog", True),
@@ -438,60 +342,6 @@ class Restore(Action):
         shared = loader.run()
         report(shared)
         return shared
-
-    def _orphans(self, control: MysqlSession, plan: Plan) -> list[dict[str, Any]]:
-        """Cycle groups were loaded with FK checks off: count the child rows without a parent."""
-        out = []
-        schema = self._schema
-        for fk in plan.orphan_checks:
-            cols, refs = fk["columns"], fk["ref_columns"]
-            on = " AND ".join(f"p.{quote_ident(r)} = c.{quote_ident(c)}" for c, r in zip(cols, refs))
-            notnull = " AND ".join(f"c.{quote_ident(c)} IS NOT NULL" for c in cols)
-            n = control.query(f"SELECT COUNT(*) AS n FROM {qualified(schema, fk['table'])} c LEFT JOIN "
-                              f"{qualified(schema, fk['ref_table'])} p ON {on} WHERE {notnull} AND p.{quote_ident(refs[0])} IS NULL"
-                              ).rows[0]["n"]
-            out.append({"table": fk["table"], "constraint": fk["name"], "orphans": int(n)})
-        return out
-
-    def _post(self, control: MysqlSession, plan: Plan, index: DumpIndex, shared: Shared) -> list[str]:
-        """Triggers (after their table's rows: a load never fires them), then views, routines,
-        events — all of them only when every table of the dump is restored."""
-        warnings: list[str] = []
-        selected = {t.name for t in plan.tables}
-        whole = not self.args.get("tables") and not self.args.get("exclude_tables")
-        for st in index.control:
-            if st.kind == "session":
-                control.query(st.text)
-                continue
-            if st.kind != "post":
-                continue
-            if st.post_kind == "trigger":
-                if st.table not in selected or st.table in shared.failed:
-                    continue
-                m = _TRIGGER_NAME.search(st.text)
-                if m:
-                    control.query(b"DROP TRIGGER IF EXISTS " + m.group(1))
-            elif not whole:  # views (and their stand-ins), routines, events need every table of the dump
-                continue
-            try:
-                control.query(st.text)
-            except SqlError as exc:
-                warnings.append(f"{st.post_kind or 'statement'} not created: {exc.render()}")
-        schema = self._schema
-        for trg in prog.saved_triggers(control, self._sid):
-            if trg["restored"]:
-                continue
-            exists = control.query("SELECT 1 AS x FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s AND TRIGGER_NAME = %s",
-                                   [schema, trg["name"]]).rows
-            if not exists:  # the dump did not bring its own version back: put the target's back
-                control.query("SET SESSION sql_mode = %s", [trg["sql_mode"]])
-                try:
-                    control.query(trg["statement"])
-                except SqlError as exc:
-                    warnings.append(f"trigger {trg['name']} of {trg['tbl']} not re-created: {exc.render()}")
-                    continue
-            prog.trigger_restored(control, self._sid, trg["tbl"], trg["name"])
-        return warnings
 
     # -- results ------------------------------------------------------------------------------
     def _finish(self, sql: Any, plan: Plan, shared: Shared, start: float, orphans: list[dict[str, Any]],
@@ -545,11 +395,6 @@ class Restore(Action):
             text = exc.err.render()
         return StepResult(Status.FAILED, msg="restore stopped: " + text, data=data,
                           evidence=(getattr(exc.err, "sql", None) or "")[:500])
-
-
-def _exists(sql: Any, schema: str, table: str) -> bool:
-    return bool(sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                          [schema, table]).rows)
 
 
 def _charset(scan: Any) -> str:

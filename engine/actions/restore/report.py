@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import shlex
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.actions.restore.index import Batch
@@ -63,3 +66,47 @@ def diagnosis_name(err: RunbookError) -> str | None:
         d = diagnose(err.errno)
         return d.name if d else None
     return None
+
+
+class LiveProgress:
+    """Per table (bytes, rows in the text) and overall (bytes, rows, MB/s, ETA), from committed
+    batches only, so a resumed run shows the true state at once. Called by the workers after
+    each batch; reports at most once a second, never two at a time."""
+
+    def __init__(self, progress: Callable[[int, int | None, str], None], schema: str, table_bytes: dict[str, int]):
+        self.progress, self.schema, self.table_bytes = progress, schema, table_bytes
+        self.total = sum(table_bytes.values())
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.base: int | None = None
+        self.shown: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, sh: Shared) -> None:
+        if not self.lock.acquire(blocking=False):
+            return  # another worker is reporting right now
+        try:
+            self._report(sh)
+        finally:
+            self.lock.release()
+
+    def _report(self, sh: Shared) -> None:
+        now = time.monotonic()
+        finished = not any(sh.pending.values()) and not any(sh.running.values())
+        if now - self.last < 1.0 and not finished:
+            return
+        self.last = now
+        with sh.cond:
+            stats = {n: (s.rows, s.bytes) for n, s in sh.stats.items()}
+        for n, (rows, size) in stats.items():
+            if self.shown.get(n) != size and (size or sh.running.get(n)):
+                self.shown[n] = size
+                self.progress(size, max(self.table_bytes.get(n, 0), size), f"restore {n} | {rows:,} rows")
+        done = sum(b for _, b in stats.values())
+        if self.base is None:
+            self.base = done  # committed before this attempt: not part of the rate
+        rate = (done - self.base) / max(now - self.t0, 1e-6)
+        eta = (self.total - done) / rate if rate > 0 else None
+        rows_all = sum(r for r, _ in stats.values())
+        self.progress(done, max(self.total, done), f"restore {self.schema} | {rows_all:,} rows, {rate / 1e6:.1f} MB/s"
+                      + (f", ETA {eta:.0f}s" if eta is not None and not finished else ""))
