@@ -49,7 +49,8 @@ def decisions(events: list[dict[str, Any]] | tuple[dict[str, Any], ...], operato
                                 "confirmed" if e.get("confirmed") else "refused: the run stopped"))
         elif kind == "operator_decision":
             phase = " (rollback)" if e.get("phase") == "undo" else ""
-            out.append(Decision(e.get("ts"), who, "decision", f"in-doubt step {e.get('step')} on {e.get('host')}{phase}",
+            by = str(e.get("by") or "")
+            out.append(Decision(e.get("ts"), f"{who} ({by})" if by else who, "decision", f"in-doubt step {e.get('step')} on {e.get('host')}{phase}",
                                 str(e.get("decision"))))
     return out
 
