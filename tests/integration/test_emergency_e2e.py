@@ -227,3 +227,15 @@ def test_levels_p1_merges_under_a_fence_p2_never_fences(lab: Lab, level: str) ->
     # upsert updates the columns outside keys: a damaged UNIQUE column (users.email) stays, P0 restores it
     assert lab.sql("SELECT COUNT(*) FROM shop.users WHERE email LIKE '%@corrupt'") == [(200,)]
     assert lab.sql("SELECT @@global.read_only") == [(0,)]
+
+
+def test_check_mode_shows_the_plan_and_changes_nothing(lab: Lab) -> None:
+    lab.load_shop_and_back_it_up()
+    lab.incident()
+    damaged = lab.checksums()
+    rc, out = lab.cli("play", str(ROOT / "runbooks" / "emergency.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "--check")
+    assert rc == 0, out
+    assert "would restore 4 table(s) into shop" in out and "problem(s) in the core tables" in out
+    assert lab.checksums() == damaged
+    assert lab.sql("SELECT @@global.read_only") == [(0,)]
