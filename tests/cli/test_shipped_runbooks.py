@@ -1,10 +1,8 @@
-"""Every runbook shipped in runbooks/ validates (with the inventory it is documented with)."""
+"""The SOPs of SPEC §7 are shipped and each documents the command that runs it (that each one
+validates is tests/cli/test_validate_cli.py::test_shipped_runbooks_validate)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,15 +13,6 @@ SHIPPED = sorted(p.name for p in (ROOT / "runbooks").glob("*.yml"))
 
 def test_the_sops_of_the_spec_are_shipped() -> None:
     assert {"emergency.yml", "drill.yml", "crash-recovery.yml", "partial-restore.yml"} <= set(SHIPPED)
-
-
-@pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_runbook_validates(name: str, tmp_path: Path) -> None:
-    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(tmp_path))
-    res = subprocess.run([sys.executable, "-m", "engine.cli", "validate", f"runbooks/{name}", "-i", "inventory/local.yml"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "is valid" in res.stdout
 
 
 @pytest.mark.parametrize("name", SHIPPED)
