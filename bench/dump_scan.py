@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.employees30 import DEFAULT_PATH, ensure_dump
-from engine.mysql.dumpfile import DumpReader, scan_dump
+from engine.mysql.dump import DumpReader, scan_dump
 
 CHUNK = 8 * 1024 * 1024
 

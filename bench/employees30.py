@@ -48,7 +48,7 @@ USER = os.environ.get("RUNBOOK_TEST_MYSQL_USER", "root")
 PASSWORD = os.environ.get("RUNBOOK_TEST_MYSQL_PASSWORD", "")
 
 
-def _env() -> dict[str, str]:
+def client_env() -> dict[str, str]:
     env = dict(os.environ)
     if PASSWORD:
         env["MYSQL_PWD"] = PASSWORD  # a benchmark on a lab server; never do this in the engine
@@ -63,7 +63,7 @@ def build_schema(schema: str = SCRATCH, scale: int = 30) -> None:
     """Load employees-10k into ``schema`` and scale it ``scale`` times."""
     text = gzip.decompress(DATASET.read_bytes()).decode()
     text = re.sub(r"\b(DATABASE (?:IF (?:NOT )?EXISTS )?|USE )employees;", rf"\g<1>{schema};", text)
-    subprocess.run(["mariadb", *_client_args()], input=text.encode(), check=True, stdout=subprocess.DEVNULL, env=_env())
+    subprocess.run(["mariadb", *_client_args()], input=text.encode(), check=True, stdout=subprocess.DEVNULL, env=client_env())
     conn = pymysql.connect(host=HOST, port=PORT, user=USER, password=PASSWORD, autocommit=True)
     try:
         with conn.cursor() as cur:
@@ -99,9 +99,9 @@ def ensure_dump(path: str | os.PathLike[str] = DEFAULT_PATH, *, scale: int = 30,
                 build_schema(schema, scale)
                 with open(tmp, "wb") as out:
                     subprocess.run(["mariadb-dump", *_client_args(), "--single-transaction", *options, schema], stdout=out,
-                                   check=True, env=_env())
+                                   check=True, env=client_env())
             finally:
-                subprocess.run(["mariadb", *_client_args(), "-e", f"DROP DATABASE IF EXISTS `{schema}`"], check=False, env=_env())
+                subprocess.run(["mariadb", *_client_args(), "-e", f"DROP DATABASE IF EXISTS `{schema}`"], check=False, env=client_env())
         os.replace(tmp, target)
     return target
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import re
 import subprocess
 import sys
@@ -34,30 +33,13 @@ sys.path.insert(0, str(ROOT))
 
 from engine.actions.snapshot import Snapshot
 from engine.run.context import ActionContext, Connections
+from bench.employees30 import DATASET, HOST, PASSWORD, PORT, SHIFTED, USER, client_env
+
 from engine.model import Host
 from engine.mysql.snapshots import snapshot_schema
 
-DATASET = ROOT.parent / "shared" / "datasets" / "employees-10k.sql.gz"
 SCHEMA = "rb_bench"
 TABLES = ["departments", "employees", "dept_emp", "dept_manager", "titles", "salaries"]
-SHIFTED = {  # table -> its columns, emp_no first: the rows copied with a shifted emp_no
-    "employees": "birth_date, first_name, last_name, gender, hire_date",
-    "dept_emp": "dept_no, from_date, to_date",
-    "dept_manager": "dept_no, from_date, to_date",
-    "titles": "title, from_date, to_date",
-    "salaries": "salary, from_date, to_date",
-}
-HOST = os.environ.get("RUNBOOK_TEST_MYSQL_HOST", "127.0.0.1")
-PORT = int(os.environ.get("RUNBOOK_TEST_MYSQL_PORT", "3306"))
-USER = os.environ.get("RUNBOOK_TEST_MYSQL_USER", "root")
-PASSWORD = os.environ.get("RUNBOOK_TEST_MYSQL_PASSWORD", "")
-
-
-def client_env() -> dict[str, str]:
-    env = dict(os.environ)
-    if PASSWORD:
-        env["MYSQL_PWD"] = PASSWORD  # a benchmark on a lab server; never do this in the engine
-    return env
 
 
 def client(*args: str, stdin: Any = None, stdout: Any = subprocess.DEVNULL) -> None:

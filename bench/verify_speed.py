@@ -43,35 +43,15 @@ from engine.actions.verify.checks import fk_task
 from engine.actions.verify.compare import Copy, checksum_task
 from engine.actions.verify.model import Sessions
 from engine.run.context import ActionContext, Connections
+from bench.employees30 import DATASET, HOST, PASSWORD, PORT, SHIFTED, USER, client_env
+
 from engine.model import Host
 from engine.mysql.introspect import schema_foreign_keys, table_shape
 from engine.transport.mysql import MysqlSession
 
-# ../shared/datasets next to the project (or next to a parent directory, for a worktree)
-DATASET = next((p / "shared" / "datasets" / "employees-10k.sql.gz" for p in ROOT.parents
-                if (p / "shared" / "datasets" / "employees-10k.sql.gz").exists()),
-               ROOT.parent / "shared" / "datasets" / "employees-10k.sql.gz")
 SCHEMA = "rb_verify_bench"
 COPY = SCHEMA + "_copy"
 TABLES = ["departments", "employees", "dept_emp", "dept_manager", "titles", "salaries"]
-SHIFTED = {  # table -> its columns after emp_no: the rows copied with a shifted emp_no
-    "employees": "birth_date, first_name, last_name, gender, hire_date",
-    "dept_emp": "dept_no, from_date, to_date",
-    "dept_manager": "dept_no, from_date, to_date",
-    "titles": "title, from_date, to_date",
-    "salaries": "salary, from_date, to_date",
-}
-HOST = os.environ.get("RUNBOOK_TEST_MYSQL_HOST", "127.0.0.1")
-PORT = int(os.environ.get("RUNBOOK_TEST_MYSQL_PORT", "3306"))
-USER = os.environ.get("RUNBOOK_TEST_MYSQL_USER", "root")
-PASSWORD = os.environ.get("RUNBOOK_TEST_MYSQL_PASSWORD", "")
-
-
-def client_env() -> dict[str, str]:
-    env = dict(os.environ)
-    if PASSWORD:
-        env["MYSQL_PWD"] = PASSWORD  # a benchmark on a lab server; never do this in the engine
-    return env
 
 
 def counts(sql: Any, schema: str) -> dict[str, int] | None:

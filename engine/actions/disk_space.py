@@ -18,7 +18,7 @@ fixed per-index page and extent overhead, big ones pack tighter but pre-allocate
 covers the on-disk footprint at both ends; the margin covers the rest.
 
 **Uncompressed size of a dump.** On a local host the dump reader's sizing pass
-(:func:`engine.mysql.dumpfile.measure_dump`, the module ``restore`` loads with) measures it:
+(:func:`engine.mysql.dump.reader.measure_dump`, the module ``restore`` loads with) measures it:
 a file that is not a dump is refused, a ``.gz`` (found by its magic bytes, not its name) is
 decompressed without tokenizing (exact at any size, ~110 MB/s of SQL, CRC and truncation
 checked), a plain file is its size. On a remote host the file stays where it is (reading a
@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 from engine.actions.base import Action, register
 from engine.actions.guard import as_bool, global_variables
 from engine.errors import ActionError
-from engine.mysql.dumpfile import DumpError, measure_dump
+from engine.mysql.dump import DumpError, measure_dump
 from engine.model import Status, StepResult
 from engine.language.sizes import PERCENT_SCHEMA, SIZE_SCHEMA, format_percent, format_size, parse_percent, parse_size
 from engine.mysql.sqlutil import quote_ident

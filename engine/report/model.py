@@ -320,7 +320,8 @@ def _row(s: StepState) -> StepRow:
         status=str(status),
         duration=as_number(s.duration),
         attempts=attempts,
-        msg=masked(str(s.msg or "")) or (_IN_DOUBT_MSG if status == IN_DOUBT else ""),
+        msg=(masked(str(s.msg or "")) or (_IN_DOUBT_MSG if status == IN_DOUBT else ""))
+        + (" (undone by a later rollback)" if s.status is StepVerdict.UNDONE else ""),
         evidence=masked(str(s.evidence or "")),
         started=s.started,
         ended=s.ended,

@@ -15,75 +15,22 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from collections.abc import Callable
 
 from engine.actions.base import Action
 from engine.actions.registry import get_action
 from engine.language.loader import rendered_problems
-from engine.run.context import ActionContext, Connections
+from engine.run.context import ActionContext
 from engine.errors import ConnectError, OutcomeUnknown, RunbookError, SqlError, TemplateError
-from engine.model import Host, Status, Step, StepResult
+from engine.model import Status, Step, StepResult
 from engine.secrets import MASKER
 from engine.run.probing import Probing
+from engine.run.state import HostState, StepEnv, variables
 from engine.run.stepargs import args_digest, loop_sees_item, sql_view
-from engine.templating.render import ENGINE, has_template, lazify
+from engine.templating.render import ENGINE, has_template
 
 if TYPE_CHECKING:
-    from engine.journal import Journal, JournalState
-
-
-@dataclass
-class HostState:
-    """What the run knows about one host: its connections and its registered facts."""
-
-    host: Host
-    conns: Connections
-    facts: dict[str, Any] = field(default_factory=dict)  # registered results and set_fact values
-    failed: bool = False
-    unreachable: bool = False
-    lazy_vars: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.lazy_vars = lazify(self.host.vars)
-
-    @property
-    def active(self) -> bool:
-        return not (self.failed or self.unreachable)
-
-
-@dataclass
-class StepEnv:
-    """Run-wide settings the executor needs."""
-
-    run_id: str
-    check_mode: bool
-    journal: Journal | None
-    journal_dir: str
-    extra_vars: dict[str, Any]
-    runbook_vars: dict[str, Any]
-    magic: Callable[[HostState, str], dict[str, Any]]
-    run_state: dict[str, Any] = field(default_factory=dict)
-    progress: Callable[[str, int, int | None, str], None] = lambda host, done, total, label: None
-    warn: Callable[[str], None] = lambda msg: None
-    diff: bool = False
-    #: set at the operator's first Ctrl-C: waits (pause) end at once
-    interrupted: threading.Event = field(default_factory=threading.Event)
-    #: ask the operator a question from a worker thread (answered on the main thread)
-    ask: Callable[[str], str | None] | None = None
-    #: another inventory host's connections by name (see ``Play.peer``)
-    peers: Callable[[str], Connections] | None = None
-
-
-def variables(env: StepEnv, hs: HostState, stage: str) -> dict[str, Any]:
-    """Precedence: inventory (all < groups < host) < runbook vars < registered/set_fact < -e."""
-    out = dict(hs.lazy_vars)
-    out.update(env.runbook_vars)
-    out.update(hs.facts)
-    out.update(env.extra_vars)
-    out.update(env.magic(hs, stage))
-    return out
+    from engine.journal import JournalState
 
 
 def _classify(exc: BaseException) -> StepResult:

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 
 from engine.run.context import Connections
 from engine.errors import ActionError, InputError, RunbookError
-from engine.run.executor import Executor, HostState, StepEnv, restore_run_state, variables
+from engine.run.executor import Executor, restore_run_state
+from engine.run.state import HostState, StepEnv, variables
 from engine.inventory import Inventory, match_pattern
 from engine.inventory.ranges import is_ip
 from engine.model import Host, OnFailure, Runbook, Stage, Status, Step, StepResult

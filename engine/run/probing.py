@@ -17,7 +17,7 @@ from engine.run.stepargs import captured
 from engine.templating.render import ENGINE
 
 if TYPE_CHECKING:
-    from engine.run.executor import HostState, StepEnv
+    from engine.run.state import HostState, StepEnv
 
 
 @dataclass

@@ -14,7 +14,7 @@ from engine.actions.registry import get_action
 from engine.errors import NeedsDecision
 from engine.journal.analysis import StepVerdict
 from engine.journal.layout import journal_flag
-from engine.run.executor import HostState, variables
+from engine.run.state import HostState, variables
 from engine.model import Stage, Status, Step, StepResult
 
 if TYPE_CHECKING:

@@ -32,7 +32,8 @@ from engine.errors import JournalError, NeedsDecision, RunbookError
 from engine.journal.analysis import StepState, StepVerdict
 from engine.model import Runbook, Status, Step, StepResult
 from engine.run.context import ActionContext
-from engine.run.executor import Executor, HostState, StepEnv, _classify, variables
+from engine.run.executor import Executor, _classify
+from engine.run.state import HostState, StepEnv, variables
 from engine.run.probing import guard_identity
 from engine.run.stepargs import args_digest
 from engine.secrets import MASK

@@ -22,7 +22,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from engine.mysql.dumpfile import DumpError, DumpReader, Kind, Statement, count_rows, iter_rows, scan_dump
+from engine.mysql.dump import DumpError, DumpReader, Kind, Statement, count_rows, iter_rows, scan_dump
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, mysql_root
 
 pytestmark = pytest.mark.integration

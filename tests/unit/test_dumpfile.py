@@ -8,7 +8,7 @@ import io
 import pytest
 
 from engine.errors import RunbookError
-from engine.mysql.dumpfile import (
+from engine.mysql.dump import (
     DumpError,
     DumpReader,
     Kind,
@@ -18,7 +18,7 @@ from engine.mysql.dumpfile import (
     parse_create_table,
     scan_dump,
 )
-from engine.mysql.dumpsplit import ByteSource, Splitter
+from engine.mysql.dump.split import ByteSource, Splitter
 
 HEADER = (b"/*M!999999\\- enable the sandbox mode */ \n"
           b"-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n--\n"
@@ -252,7 +252,7 @@ def test_iter_rows_refuses_a_tail() -> None:
 
 
 def test_load_data_safety() -> None:
-    from engine.mysql.dumprows import row_stats
+    from engine.mysql.dump.rows import row_stats
     assert row_stats(_data(b"INSERT INTO t VALUES (1,'0x12 _binary b''1'' X'),(2,NULL)")) == (2, True)
     for unsafe in (b"0x00FF", b"_binary 'a'", b"b'101'", b"X'ff'", b"x'ff'"):
         assert row_stats(_data(b"INSERT INTO t VALUES (1," + unsafe + b")"))[1] is False, unsafe
@@ -340,7 +340,7 @@ def test_fast_path_counts_rows_and_general_path_agrees() -> None:
 
 
 def test_fast_path_leaves_unsafe_literals_to_the_general_path() -> None:
-    from engine.mysql.dumprows import row_stats
+    from engine.mysql.dump.rows import row_stats
     for value in (b"_binary 'a'", b"/* c */ 1", b"CONCAT('a')"):
         (st,) = stmts(b"INSERT INTO `t` VALUES\n(1," + value + b"),\n(2,NULL);\n")
         assert st.rows == -1 and st.load_data_safe is None and count_rows(st) == 2, value
@@ -378,7 +378,7 @@ def test_several_schemas_key_tables_by_schema() -> None:
 
 
 def test_measure_dump_and_sizes() -> None:
-    from engine.mysql.dumpfile import measure_dump
+    from engine.mysql.dump import measure_dump
     data = HEADER + b"INSERT INTO `t` VALUES (1);\n" * 1000 + TRAILER
     gz = gzip.compress(data)
     m = measure_dump(io.BytesIO(gz))

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from engine.run.context import Connections
-from engine.run.executor import Executor, HostState, StepEnv, variables
+from engine.run.executor import Executor
+from engine.run.state import HostState, StepEnv, variables
 from engine.language.loader import load_runbook
 from engine.model import Host, Runbook, Status, StepResult
 from engine.templating.render import lazify

@@ -83,3 +83,14 @@ def test_journal_flag_only_when_not_the_default(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path / "home"))
     assert journal_flag(tmp_path / "home") == ""
     assert journal_flag(tmp_path / "other") == f" --journal-dir {tmp_path / 'other'}"
+
+
+def test_reports_say_a_step_was_undone(jdir: Path) -> None:
+    from engine.report.model import build_model
+
+    with Journal.create(jdir, "r1", {"runbook": "rb.yml"}) as j:
+        step(j, "s/Fence", undo={"kind": "builtin"})
+        step(j, "s/Fence", phase="undo")
+        j.event("run_end", status="rolled back")
+    rows = [r for r in build_model(read_journal(jdir, "r1")).steps if r.phase == "do"]
+    assert rows[0].msg.endswith("(undone by a later rollback)")

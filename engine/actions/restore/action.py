@@ -23,7 +23,7 @@ from engine.actions.restore.plan import Plan, make_plan
 from engine.actions.restore.report import LiveProgress, explain, table_results
 from engine.errors import ActionError, RunbookError, SqlError
 from engine.model import Status, StepResult
-from engine.mysql.dumpsource import LocalDump, fetch_dump
+from engine.mysql.dump.source import LocalDump, fetch_dump
 from engine.mysql.target import describe_schema, foreign_keys_touching, has_rows
 from engine.mysql.sqlutil import quote_ident
 from engine.transport.mysql import MysqlSession
@@ -106,7 +106,7 @@ class Restore(Phases, Action):
             return self._scan
         batch_bytes = batch_bytes or int(self.args.get("batch_bytes") or BATCH_BYTES)
         split_bytes = split_bytes or 8 << 20
-        from engine.mysql.dumpfile import DumpReader, parse_create_table, scan_dump
+        from engine.mysql.dump import DumpReader, parse_create_table, scan_dump
 
         dump = self._fetch()
         wanted = set(self.args["tables"]) if self.args.get("tables") else None
@@ -165,7 +165,7 @@ class Restore(Phases, Action):
         s = self.args.get("schema")
         if s:
             return str(s)
-        from engine.mysql.dumpfile import DumpReader
+        from engine.mysql.dump import DumpReader
 
         dbs = list(DumpReader(self._fetch().path).header.databases or [])
         if len(dbs) != 1:

@@ -146,7 +146,7 @@ class IndexBuilder:
         # SKIP (LOCK TABLES, DISABLE KEYS, GTID), SCHEMA (CREATE DATABASE, USE), OTHER: not replayed
 
     def _data(self, st: Any) -> None:
-        from engine.mysql.dumpfile import iter_rows
+        from engine.mysql.dump import iter_rows
 
         self.seen_table = True
         table = st.table

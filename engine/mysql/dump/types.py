@@ -1,5 +1,5 @@
 """The values of the mysqldump reader: what a statement is (:class:`Kind`), a classified
-:class:`Statement`, and the dump's :class:`DumpHeader`. See :mod:`engine.mysql.dumpfile`."""
+:class:`Statement`, and the dump's :class:`DumpHeader`. See :mod:`engine.mysql.dump.reader`."""
 
 from __future__ import annotations
 

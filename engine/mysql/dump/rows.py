@@ -10,10 +10,10 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from engine.mysql.dumpsplit import DumpError
+from engine.mysql.dump.split import DumpError
 
 if TYPE_CHECKING:
-    from engine.mysql.dumpfile import Statement
+    from engine.mysql.dump.types import Statement
 
 _STR = rb"'[^'\\]*+(?:(?:\\.|'')[^'\\]*+)*+'|\"[^\"\\]*+(?:(?:\\.|\"\")[^\"\\]*+)*+\""
 _STRINGS = re.compile(_STR, re.S)

@@ -11,7 +11,7 @@ Shared by ``restore`` (which loads them) and ``verify`` (which counts rows from 
     scan = scan_dump("/backups/shop.sql.gz", tables=["users"])   # the whole-file check
 
 The reader never decodes the dump (binary column data is not UTF-8): statements are bytes,
-split by :mod:`engine.mysql.dumpsplit`. Which statement is what follows restore-anchors A4:
+split by :mod:`engine.mysql.dump.split`. Which statement is what follows restore-anchors A4:
 
 ==========  ===================================================================================
 DATA        ``INSERT``/``REPLACE`` [``IGNORE``/``DELAYED``] ``INTO t … VALUES (…),(…)``
@@ -37,41 +37,16 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import BinaryIO
 
-from engine.mysql.dumpclassify import (
+from engine.mysql.dump.classify import (
     SET_NAMES,
     SET_SKIP,
-    UNSAFE_CHARSETS,
     Classifier,
     NoPathError,
-    has_client_command,
     head_of,
-    unquote,
 )
-from engine.mysql.dumpsplit import ByteSource, DumpError, Splitter
-from engine.mysql.dumptypes import DumpHeader, Kind, Statement
+from engine.mysql.dump.split import ByteSource, DumpError, Splitter
+from engine.mysql.dump.types import DumpHeader, Kind, Statement
 
-__all__ = [
-    "UNSAFE_CHARSETS",
-    "ColumnDef",
-    "DumpError",
-    "DumpHeader",
-    "DumpReader",
-    "DumpScan",
-    "DumpSize",
-    "ForeignKey",
-    "Kind",
-    "Statement",
-    "TableDef",
-    "TableScan",
-    "count_rows",
-    "has_client_command",
-    "head_of",
-    "iter_rows",
-    "measure_dump",
-    "parse_create_table",
-    "scan_dump",
-    "unquote",
-]
 
 SNIFF = 64 * 1024
 
@@ -285,7 +260,3 @@ def parse_header(data: bytes, *, gzip: bool = False, complete: bool = False) -> 
         h.looks_like_sql = True
     return h
 
-
-from engine.mysql.ddl import ColumnDef, ForeignKey, TableDef, parse_create_table  # noqa: E402
-from engine.mysql.dumprows import count_rows, iter_rows  # noqa: E402
-from engine.mysql.dumpscan import DumpScan, DumpSize, TableScan, measure_dump, scan_dump  # noqa: E402

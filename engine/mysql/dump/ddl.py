@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from engine.mysql.dumpsplit import DumpError
+from engine.mysql.dump.split import DumpError
 
 _TOKEN = re.compile(
     r"""\s*(?:(?P<bq>`(?:[^`]|``)*`)|(?P<sq>'(?:[^'\\]|\\.|'')*')|(?P<dq>"(?:[^"\\]|\\.|"")*")"""

@@ -23,11 +23,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from engine.mysql.ddl import TableDef, parse_create_table
-from engine.mysql.dumpclassify import CREATE_SEQUENCE
-from engine.mysql.dumpfile import DumpHeader, DumpReader, Kind, head_of
-from engine.mysql.dumprows import row_stats
-from engine.mysql.dumpsplit import CHUNK, ByteSource, DumpError
+from engine.mysql.dump.ddl import TableDef, parse_create_table
+from engine.mysql.dump.classify import CREATE_SEQUENCE
+from engine.mysql.dump.classify import head_of
+from engine.mysql.dump.reader import DumpReader
+from engine.mysql.dump.types import DumpHeader, Kind
+from engine.mysql.dump.rows import row_stats
+from engine.mysql.dump.split import CHUNK, ByteSource, DumpError
 
 TRAILER = b"-- Dump completed"
 # Column types a LOAD DATA stream cannot carry exactly (mysqldump writes them as binary strings

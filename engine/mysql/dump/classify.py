@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from engine.mysql.dumpsplit import DumpError, RawStatement
-from engine.mysql.dumptypes import Kind, Statement, make_statement
+from engine.mysql.dump.split import DumpError, RawStatement
+from engine.mysql.dump.types import Kind, Statement, make_statement
 
 # Multi-byte charsets whose trail bytes can be 0x5C ("\"): a byte-level tokenizer would take
 # half a character for an escape and split in the middle of a string.
