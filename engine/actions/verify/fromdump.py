@@ -2,7 +2,7 @@
 
 Before a restore the operator needs "rows now vs the backup's" (the damage report of the
 emergency SOP's assess stage). The dump is brought over the host's connection exactly as
-``restore`` brings it (``engine.mysql.dumpsource.fetch_dump``: SFTP for an ssh host, gunzip to
+``restore`` brings it (``engine.mysql.dump.source.fetch_dump``: SFTP for an ssh host, gunzip to
 a temporary file) and scanned once (``scan_dump``: the same whole-file check, so a truncated
 backup is found here, in assess, not in the middle of the restore)::
 
@@ -18,12 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 from engine.errors import ActionError, RunbookError
-from engine.mysql.dumpsource import fetch_dump
+from engine.mysql.dump.source import fetch_dump
 
 
 def dump_row_counts(path: str, schema: str, *, shell: Any | None) -> dict[str, int]:
     """Rows per table of the dump at ``path`` (one schema's tables when it holds several)."""
-    from engine.mysql.dumpfile import scan_dump
+    from engine.mysql.dump import scan_dump
 
     try:
         dump = fetch_dump(path, shell=shell)
