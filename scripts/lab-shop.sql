@@ -1,5 +1,6 @@
 -- A small shop database for drills in the local lab (runbook lab up): four core tables with
--- foreign keys, a few thousand rows generated on the server.
+-- foreign keys (users, products, orders, order_items) and two others (reviews, events), a few
+-- thousand rows generated on the server.
 CREATE DATABASE IF NOT EXISTS shop;
 USE shop;
 SET SESSION max_recursive_iterations = 100000;
@@ -41,3 +42,25 @@ INSERT INTO orders
 INSERT INTO order_items
   WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 29999)
   SELECT 1 + i DIV 3, 1 + i % 3, 1 + (i * 13 % 200), 1 + i % 4 FROM n;
+-- Two tables outside the core set, for the full-recovery stage of runbooks/emergency.yml.
+CREATE TABLE reviews (
+  id INT PRIMARY KEY,
+  user_id INT NOT NULL,
+  product_id INT NOT NULL,
+  stars TINYINT NOT NULL,
+  body VARCHAR(200) NOT NULL,
+  CONSTRAINT fk_reviews_user FOREIGN KEY (user_id) REFERENCES users (id),
+  CONSTRAINT fk_reviews_product FOREIGN KEY (product_id) REFERENCES products (id)
+) ENGINE=InnoDB;
+CREATE TABLE events (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+  at DATETIME NOT NULL,
+  kind VARCHAR(30) NOT NULL,
+  detail VARCHAR(200) NOT NULL
+) ENGINE=InnoDB;
+INSERT INTO reviews
+  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+  SELECT i, 1 + (i * 17 % 2000), 1 + (i * 11 % 200), 1 + i % 5, CONCAT('review ', i) FROM n;
+INSERT INTO events (at, kind, detail)
+  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+  SELECT '2026-03-01' + INTERVAL i SECOND, ELT(1 + i % 3, 'login', 'view', 'checkout'), CONCAT('event ', i) FROM n;

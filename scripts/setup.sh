@@ -9,7 +9,8 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need_apt+=(openssh-s
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v mariadb-dump >/dev/null 2>&1 || command -v mysqldump >/dev/null 2>&1 || need_apt+=(mariadb-client)
 command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)  # the tests of ansible_become (commands through sudo -n)
-command -v myloader >/dev/null 2>&1 || need_apt+=(mydumper)  # bench/restore_speed.py compares restore with it
+command -v myloader >/dev/null 2>&1 || need_apt+=(mydumper)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)  # the test that opens the HTML report in a browser  # bench/restore_speed.py compares restore with it
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive

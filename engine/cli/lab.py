@@ -190,6 +190,8 @@ def up(lab: Lab) -> str:
         f"AuthorizedKeysFile {d / 'authorized_keys'}", f"PidFile {d / 'sshd.pid'}",
         "StrictModes no", "UsePAM no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
         "PermitRootLogin prohibit-password", "AllowTcpForwarding yes", "MaxSessions 50",
+        # restore and verify's from_dump read a backup on the host over SFTP
+        "Subsystem sftp internal-sftp",
         # Debian's bash sources ~/.bashrc over ssh when SHLVL < 2; a database host's login
         # shell would not run the control machine's pyenv set-up either.
         "SetEnv SHLVL=1", ""]))

@@ -73,6 +73,8 @@ td.num { text-align:right; white-space:nowrap; font-variant-numeric:tabular-nums
 tr.problem td { background:#fff5f5; } tr.stage-first td { border-top:2px solid var(--line); }
 .phase { font-size:11px; color:var(--unreachable); border:1px solid var(--unreachable); border-radius:8px; padding:0 5px; margin-left:4px; }
 .muted { color:var(--muted); }
+.todo { background:#fff8c5; border:1px solid #d4a72c; border-radius:6px; padding:10px 10px 10px 32px; }
+.todo li { margin:4px 0; }
 pre { background:#0d1117; color:#e6edf3; padding:10px 12px; border-radius:6px; overflow:auto; max-height:360px;
   white-space:pre-wrap; overflow-wrap:anywhere; margin:6px 0 0; }
 details summary { cursor:pointer; color:var(--muted); font-size:12px; }
@@ -107,6 +109,10 @@ _TEMPLATE = """<!DOCTYPE html>
 {% if run.torn_tail or run.warnings %}<div class="warn"><b>Journal warnings</b><ul>
 {% if run.torn_tail %}<li>the last record was torn by a crash and was ignored</li>{% endif %}
 {% for w in run.warnings %}<li>{{ w }}</li>{% endfor %}</ul></div>{% endif %}
+
+<h2 id="todo">What the operator must still do</h2>
+{% if todo %}<ol class="todo">{% for t in todo %}<li>{{ t }}</li>{% endfor %}</ol>
+{% else %}<p class="muted">Nothing: the run finished, writes are not fenced, no snapshot or step in doubt is left.</p>{% endif %}
 
 <h2>Timeline</h2>
 <div class="timeline">
@@ -176,6 +182,11 @@ _TEMPLATE = """<!DOCTYPE html>
 {% for x in t.per_table %}<tr class="{% if x.status == 'failed' %}problem{% endif %}"><td>{{ x.table }}</td><td>{{ x.status }}</td><td class="num">{{ x.rows|count }}</td>
 <td class="num">{{ x.ignored|count }}</td><td class="num">{{ x.bytes|size }}</td><td class="num">{{ x.seconds|dur }}</td><td class="num">{{ x.rows_per_second|num }}</td></tr>{% endfor %}
 </tbody></table>{% endfor %}{% endif %}
+
+<h2 id="decisions">Confirmations and decisions</h2>
+{% if decisions %}<table><thead><tr><th>Time</th><th>Who</th><th>Kind</th><th>What</th><th>Answer</th></tr></thead><tbody>
+{% for d in decisions %}<tr><td class="mono">{{ d.ts|ts }}</td><td>{{ d.who }}</td><td>{{ d.kind }}</td><td>{{ d.what }}</td><td>{{ d.answer }}</td></tr>{% endfor %}
+</tbody></table>{% else %}<p class="muted">No confirmation or decision was recorded in this run's journal.</p>{% endif %}
 
 {% if events %}<h2>Events</h2>
 <table><thead><tr><th>Time</th><th>Event</th><th>Details</th></tr></thead><tbody>
@@ -284,4 +295,6 @@ def render_html(model: ReportModel) -> str:
         throughput=model.throughput,
         recoveries=recoveries(model),
         events=model.events,
+        todo=model.todo,
+        decisions=model.decisions,
     )

@@ -44,6 +44,8 @@ def report_data(model: ReportModel) -> dict[str, Any]:
         "throughput": [asdict(t) for t in model.throughput],
         "recovery": recovery_data(model),
         "events": list(model.events),
+        "todo": list(model.todo),
+        "decisions": [asdict(d) for d in model.decisions],
         "header": model.header,
     }
     return masked(data)  # type: ignore[no-any-return]

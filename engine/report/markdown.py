@@ -75,6 +75,9 @@ def render_markdown(model: ReportModel) -> str:
             out += ["> - the last record was torn by a crash and ignored"]
         out += [f"> - {cell(w)}" for w in run.warnings] + [""]
 
+    out += ["## What the operator must still do", ""]
+    out += [f"{i}. {cell(t)}" for i, t in enumerate(model.todo, 1)] or ["Nothing: the run finished, writes are not fenced, no snapshot or step in doubt is left."]
+    out += [""]
     out += ["## Stages", ""]
     stage_rows = []
     for st in model.stages:
@@ -132,6 +135,10 @@ def render_markdown(model: ReportModel) -> str:
                  for t, x in per_table],
             )
     out += recovery_markdown(model)
+    if model.decisions:
+        out += ["## Confirmations and decisions", ""]
+        out += _table(["Time", "Who", "Kind", "What", "Answer"],
+                      [[format_ts(d.ts), d.who, d.kind, d.what, d.answer] for d in model.decisions])
     if model.events:
         out += ["## Events", ""]
         out += _table(["Time", "Event", "Details"],

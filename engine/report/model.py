@@ -179,6 +179,9 @@ class ReportModel:
     totals: dict[str, int]
     host_totals: dict[str, dict[str, int]]
     events: tuple[dict[str, Any], ...]
+    #: "what the operator must still do" (engine.report.todo), and confirmations/decisions
+    todo: tuple[str, ...] = ()
+    decisions: tuple[Any, ...] = ()
 
     def steps_of(self, stage: str) -> list[StepRow]:
         return [s for s in self.steps if s.stage == stage]
@@ -282,7 +285,16 @@ def build_model(state: JournalState) -> ReportModel:
         torn_tail=state.torn_tail,
         warnings=tuple(masked(list(state.warnings))),
     )
+    from engine.report.todo import decisions, operator_todo
+
+    events = tuple(masked(e) for e in state.events)
+    todo = () if run.check_mode else tuple(operator_todo(
+        state.records, header, state.run_id, state.run_status, list(stages),
+        in_doubt=[f"{s.stage}/{s.step} on {s.host}" for s in steps if s.status == IN_DOUBT],
+        failed=[f"{s.stage}/{s.step} on {s.host}" for s in steps if s.status in ("failed", "unreachable")]))
     return ReportModel(
+        todo=todo,
+        decisions=tuple(decisions(events, run.operator)),
         run=run,
         header=masked(header),
         stages=stage_reports,
@@ -291,7 +303,7 @@ def build_model(state: JournalState) -> ReportModel:
         throughput=tuple(t for s in steps if (t := _throughput(s)) is not None),
         totals={k: totals.get(k, 0) for k in STATUSES},
         host_totals=host_totals,
-        events=tuple(masked(e) for e in state.events),
+        events=events,
     )
 
 

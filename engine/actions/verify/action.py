@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from engine.actions.base import Action, register
 from engine.actions.guard import server_flavor, sibling_session
 from engine.actions.verify import params
+from engine.actions.verify.fromdump import dump_row_counts
 from engine.actions.verify.model import Check, Sessions
 from engine.actions.verify.plan import NotYet, Planner, merged_required, missing_table
 from engine.actions.verify.pool import run_tasks
@@ -56,7 +57,8 @@ class Verify(Action):
         schema: shop
         foreign_keys: true                 # orphans of every FK (composite, self-references)
         required: {users: [email]}         # or auto: NOT NULL text columns holding '', zero dates
-        row_counts: {from: "{{ r }}"}      # a registered restore; or {users: 1000}; or {from_snapshot: true}
+        row_counts: {from: "{{ r }}"}      # a registered restore; or {users: 1000}; {from_snapshot: true};
+                                           # or {from_dump: /backups/shop.sql.gz}: the backup's rows, nothing written
         checksums: {against_host: replica1}   # or against_schema: shop_copy | against_snapshot: true
         rules:
           - {name: no negative totals, sql: "SELECT COUNT(*) FROM orders WHERE total < 0", severity: fail}
@@ -144,8 +146,13 @@ class Verify(Action):
             planner.required("auto", "warn")
         if explicit:
             planner.required(explicit, "fail")
-        if isinstance(args.get("row_counts"), dict):
-            planner.row_counts(args["row_counts"])
+        rc = args.get("row_counts")
+        if isinstance(rc, dict):
+            dump_counts = None
+            if rc.get("from_dump"):
+                shell = None if rc.get("file_on", "host") == "control" else ctx.shell()
+                dump_counts = dump_row_counts(str(rc["from_dump"]), schema, shell=shell)
+            planner.row_counts(rc, dump_counts, listed=bool(args.get("tables")))
         checksums = args.get("checksums")
         other_host = checksums.get("against_host") if isinstance(checksums, dict) else None
         if isinstance(checksums, dict):

@@ -45,13 +45,17 @@ SCHEMA: dict[str, Any] = {
                          "description": "orphans of every foreign key of the tables (composite and self-references too)"},
         "required": REQUIRED_SCHEMA,
         "row_counts": {
-            "description": "{table: rows (0 or more)}, {from: <registered restore result>} or {from_snapshot: true}",
+            "description": "{table: rows (0 or more)}, {from: <registered restore result>}, {from_snapshot: true} or {from_dump: PATH}",
             "anyOf": [
                 {"type": "object",
                  "properties": {
                      "from": {"anyOf": [{"type": "object"}, _TEMPLATE], "description": "a registered restore result: its tables' rows"},
                      "from_snapshot": {"type": "boolean", "description": "the rows this run's snapshot recorded"},
-                     "compare": {"enum": ["equal", "at_least"], "description": "equal (default) or at_least (a merge into live tables)"},
+                     "from_dump": {"type": "string", "minLength": 1,
+                                   "description": "a dump file on the host (plain or .gz): the rows of each of its tables, read without writing"},
+                     "file_on": {"enum": ["host", "control"], "description": "where from_dump is: host (default) or control"},
+                     "compare": {"anyOf": [{"enum": ["equal", "at_least"]}, _TEMPLATE],
+                                 "description": "equal (default) or at_least (a merge into live tables)"},
                  },
                  "additionalProperties": {"anyOf": [{"type": "integer", "minimum": 0}, _TEMPLATE]}},
                 _TEMPLATE,
@@ -126,13 +130,16 @@ def static_problems(args: Any) -> list[tuple[str, str]]:
         out.append(("", "nothing to verify: give foreign_keys, required, row_counts, checksums, rules or suite"))
     rc = args.get("row_counts")
     if rc == "from_dump":
-        out.append(("row_counts", 'from_dump needs the restore\'s counts: register the restore step (register: r) '
+        out.append(("row_counts", 'from_dump needs a file: write row_counts: {from_dump: /path/to/backup.sql.gz} '
+                                  '(the rows of each table of that dump), or register the restore step (register: r) '
                                   'and write row_counts: {from: "{{ r }}"}'))
     if isinstance(rc, dict):
-        sources = [k for k in ("from", "from_snapshot") if k in rc]
-        explicit = [k for k in rc if k not in ("from", "from_snapshot", "compare")]
+        sources = [k for k in ("from", "from_snapshot", "from_dump") if k in rc]
+        explicit = [k for k in rc if k not in ("from", "from_snapshot", "from_dump", "file_on", "compare")]
         if len(sources) > 1 or (sources and explicit):
-            out.append(("row_counts", "give either {table: rows}, {from: <restore result>} or {from_snapshot: true}, not several"))
+            out.append(("row_counts", "give either {table: rows}, {from: <restore result>}, {from_snapshot: true} or {from_dump: PATH}, not several"))
+        if "file_on" in rc and "from_dump" not in rc:
+            out.append(("row_counts.file_on", "file_on says where from_dump's file is: give from_dump too"))
         if rc.get("from_snapshot") is False and not explicit:
             out.append(("row_counts.from_snapshot", "from_snapshot: false checks nothing: remove row_counts or give counts"))
     cs = args.get("checksums")

@@ -95,11 +95,17 @@ class Planner:
                 self.plan.tasks.append(required_task(self.schema, table, wanted, self.pks.get(table, ()), severity,
                                                      self.sizes.get(table, 0)))
 
-    def row_counts(self, spec: dict[str, Any]) -> None:
+    def row_counts(self, spec: dict[str, Any], dump_counts: dict[str, int] | None = None,
+                   listed: bool = False) -> None:
         compare = str(spec.get("compare", "equal"))
         expected: dict[str, int] = {}
         source = "given"
-        if "from" in spec:
+        if dump_counts is not None:
+            # With tables: only those (a listed table that is missing is already a finding);
+            # without: every table of the dump, so one the schema lost is reported missing.
+            source = "dump"
+            expected = {t: n for t, n in dump_counts.items() if not listed or t in self.tables}
+        elif "from" in spec:
             found = spec["from"]
             tables = found.get("tables") if isinstance(found, dict) else None
             if not isinstance(tables, dict):
@@ -127,7 +133,8 @@ class Planner:
                 if m.get("rows") is not None:
                     expected[str(m["source_table"])] = int(m["rows"])
         else:
-            expected = {str(k): int(v) for k, v in spec.items() if k not in ("compare", "from", "from_snapshot")}
+            expected = {str(k): int(v) for k, v in spec.items()
+                        if k not in ("compare", "from", "from_snapshot", "from_dump", "file_on")}
         for table, n in expected.items():
             if table not in self.cols:
                 self.plan.findings.append(missing_table(table, "row_count", f"{n} row(s) expected"))

@@ -1,0 +1,123 @@
+"""What the operator must still do, and what operators decided: the end of the incident record.
+
+Read from the journal alone, by what steps registered (never by an action's name):
+
+* a host whose last recorded ``state.read_only`` is true (a fence not reopened or undone):
+  writes are still fenced;
+* a registered ``snapshot_schema`` whose step was not undone: the snapshot is kept, with the
+  command that drops it;
+* steps in doubt, a failed or interrupted run: resume or roll back;
+* stages of the runbook that never started (skipped by ``--tags``/``--skip-tags``/``when``, or
+  the run stopped before them), when the runbook file is still the one the run used.
+
+Confirmations (``operator_confirm``) and decisions on in-doubt steps (``operator_decision``)
+are journal events; :func:`decisions` lists them with who and when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.report.text import masked
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A confirmation typed (or given by ``--yes``) or a decision on an in-doubt step."""
+
+    ts: str | None
+    who: str
+    kind: str  # confirmation | decision
+    what: str
+    answer: str
+
+
+def decisions(events: list[dict[str, Any]] | tuple[dict[str, Any], ...], operator: str | None) -> list[Decision]:
+    out: list[Decision] = []
+    who = operator or "?"
+    for e in events:
+        kind = e.get("kind")
+        if kind == "operator_confirm":
+            by = str(e.get("by") or "")
+            out.append(Decision(e.get("ts"), f"{who} ({by})" if by else who, "confirmation",
+                                f"stage {e.get('stage')}: {e.get('text') or ''}".strip(),
+                                "confirmed" if e.get("confirmed") else "refused: the run stopped"))
+        elif kind == "operator_decision":
+            phase = " (rollback)" if e.get("phase") == "undo" else ""
+            by = str(e.get("by") or "")
+            out.append(Decision(e.get("ts"), f"{who} ({by})" if by else who, "decision", f"in-doubt step {e.get('step')} on {e.get('host')}{phase}",
+                                str(e.get("decision"))))
+    return out
+
+
+def _stages_of_runbook(header: dict[str, Any]) -> list[str] | None:
+    """The stage names of the run's runbook, when the file still has the digest the journal recorded."""
+    path = header.get("runbook")
+    files = header.get("files") or {}
+    if not isinstance(path, str) or not isinstance(files, dict) or path not in files:
+        return None
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != files[path]:
+        return None
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError:
+        return None
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    if not isinstance(stages, list):
+        return None
+    return [str(s["name"]) for s in stages if isinstance(s, dict) and isinstance(s.get("name"), str)]
+
+
+def operator_todo(records: list[dict[str, Any]], header: dict[str, Any], run_id: str, run_status: str | None,
+                  started_stages: list[str], in_doubt: list[str], failed: list[str]) -> list[str]:
+    """The list under "What the operator must still do" (empty: nothing left)."""
+    fence: dict[str, str | None] = {}  # host -> step that fenced it (None: open)
+    snapshots: dict[tuple[str, str], str] = {}  # (step, host) -> snapshot schema
+    for rec in records:
+        if rec.get("type") != "outcome" or rec.get("status") not in ("ok", "changed"):
+            continue
+        step, host, phase = str(rec.get("step")), str(rec.get("host")), rec.get("phase", "do")
+        raw = rec.get("registered")
+        reg: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        raw_state = reg.get("state")
+        state: dict[str, Any] | None = raw_state if isinstance(raw_state, dict) else None
+        if phase == "undo":
+            if fence.get(host) == step:
+                fence[host] = None  # the fence was undone
+            snapshots.pop((step, host), None)
+            continue
+        if state is not None and isinstance(state.get("read_only"), bool):
+            fence[host] = step if state["read_only"] else None
+        if isinstance(reg.get("snapshot_schema"), str):
+            snapshots[(step, host)] = reg["snapshot_schema"]
+    todo: list[str] = []
+    for host, fenced_by in sorted(fence.items()):
+        if fenced_by:
+            todo.append(f"Writes are still fenced on {host} (read_only=ON since “{fenced_by}”): reopen them once the data is "
+                        f"verified (a resume_writes step, or `runbook rollback {run_id}` to undo the whole run).")
+    for d in in_doubt:
+        todo.append(f"Step {d} is in doubt (the run stopped while it ran): `runbook resume {run_id}` probes it and asks you.")
+    if run_status not in ("succeeded", "rolled back", None):
+        where = f" at {failed[0]}" if failed else ""
+        todo.append(f"The run is {run_status}{where}: read Problems, then `runbook resume {run_id}` to go on or "
+                    f"`runbook rollback {run_id}` to undo what it changed.")
+    names = _stages_of_runbook(header)
+    if names is not None:
+        missing = [n for n in names if n not in started_stages]
+        if missing:
+            runbook = header.get("runbook")
+            todo.append(f"Stage(s) not run: {', '.join(missing)}. Run them later with `runbook play {runbook} --tags …` "
+                        "(their tags) or `--start-at \"STAGE/STEP\"`, or record why they are not needed.")
+    for (step, host), schema in sorted(snapshots.items()):
+        todo.append(f"Snapshot {schema} on {host} (from “{step}”) is kept: it holds the tables as they were before "
+                    f"the restore. Drop it once the data is confirmed: `runbook snapshots drop {run_id}`.")
+    return masked(todo) if todo else todo
