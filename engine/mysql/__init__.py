@@ -1,3 +1,4 @@
-"""Server knowledge shared by actions: SQL text, identity, snapshot manifest, error diagnosis,
-introspection (tables, keys, columns), chunk checksums, the dump reader, the target schema and its
-comparison with a dump (``target``), and the opening of a dump file (``dumpsource``)."""
+"""Server knowledge shared by actions: SQL text (``sqlutil``), error diagnosis, introspection of
+tables, keys and columns, chunk checksums, the snapshot manifest, the target schema and its
+comparison with a dump (``target``), the dump reader (``dump/``), and InnoDB crash recovery read
+from the error log (``recovery_*``, ``error_log``)."""
