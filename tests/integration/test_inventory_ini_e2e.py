@@ -20,7 +20,7 @@ stages:
   - name: s
     steps:
       - name: Where
-        shell: echo "port=$(echo $SSH_CONNECTION | cut -d' ' -f4) to={{ ansible_host }}:{{ ansible_port }} pin={{ mysql_identity }}"
+        shell: echo "port=$(echo $SSH_CONNECTION | cut -d' ' -f4) to={{ ansible_host }}:{{ ansible_port }} pin={{ site }}"
         register: where
       - name: Check
         assert:
@@ -40,7 +40,7 @@ def _layout(tmp_path: Path, sshd: SshdServer) -> Path:
         f"db2 ansible_host=127.0.0.9 role=spare\n\n[net]\nswitch1 ansible_connection=network_cli\n")
     (inv / "group_vars" / "all.yml").write_text(
         f"ansible_ssh_private_key_file: {sshd.key_file}\nssh_known_hosts: {sshd.known_hosts}\nssh_config: {sshd.config_file}\n")
-    (inv / "host_vars" / "db1.yml").write_text("mysql_identity: pinned-in-host-vars\n")
+    (inv / "host_vars" / "db1.yml").write_text("site: pinned-in-host-vars\n")  # any host variable; mysql_identity would (rightly) refuse the shell step here
     (tmp_path / "rb.yml").write_text(RUNBOOK.replace("{port}", str(sshd.port)))
     return inv / "hosts.ini"
 
