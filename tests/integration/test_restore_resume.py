@@ -8,9 +8,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -95,7 +92,8 @@ def test_kill_at_every_batch_boundary(source: str, tmp_path: str) -> None:
 
 
 def test_kill_at_random_instants(source: str, tmp_path: str, target: str) -> None:
-    """A larger restore (the merge path: one row per statement) killed twice at random moments."""
+    """A larger restore (the merge path: one row per statement) killed twice at seeded random batch
+    boundaries, before or after a commit, with two workers loading."""
     big = f"rbt_kbig_{uuid.uuid4().hex[:8]}"
     execute(None, f"CREATE DATABASE `{big}`")
     try:
@@ -110,23 +108,16 @@ def test_kill_at_random_instants(source: str, tmp_path: str, target: str) -> Non
     run_id = "t" + uuid.uuid4().hex[:12]
     args = dict(_args(path, target), batch_bytes=65536)
     rng = random.Random(8)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = (f"import json, sys; sys.path.insert(0, {root!r}); from tests.integration.restore_helpers import restore; "
-            "restore(json.loads(sys.argv[1]), run_id=sys.argv[2])")
-    import json
-
     seen = 0
     for _ in range(2):
-        proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(args), run_id])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:  # into the load: a new batch committed
-            if _committed(run_id) > seen:
-                break
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.4))  # then a random instant inside the load
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL  # killed before it could finish
+        # A seeded random instant inside the load: before or after the commit of this process's
+        # n-th batch (n >= 2, so something committed; parallel workers make the rest of the
+        # state at that instant what it happens to be). Never a sleep: a quiet machine would
+        # finish before a timed kill.
+        when, n = rng.choice(("before_commit", "after_commit")), rng.randint(2, 8)
+        child = restore_in_child(args, run_id, {"RUNBOOK_FAULT_RESTORE_KILL": f"{when}:{n}"})
+        assert child.returncode == -signal.SIGKILL, (when, n, child.stdout, child.stderr[-2000:])  # killed before it could finish
+        assert _committed(run_id) > seen
         seen = _committed(run_id)
     res = restore(args, run_id=run_id)
     assert res.status is Status.CHANGED, res.msg
