@@ -28,7 +28,7 @@ from jinja2.runtime import Context, missing
 
 from engine.templating.sandbox import BoundedSandbox, undeclared_names
 
-from engine.errors import TemplateError
+from engine.errors import InputError, TemplateError
 from engine.secrets import MASKER, SECRET_KEY, Secret, reveal
 from engine.language.sizes import format_size, parse_size
 from engine.mysql.sqlutil import quote_ident, quoted_placeholders
@@ -112,13 +112,15 @@ def _lookup(kind: str, *args: Any, default: Any = missing) -> Any:
         raise TemplateError(f"lookup('env', {name!r}): environment variable {name} is not set",
                             hint="export it before running, or give default=...")
     if kind == "file":
+        from engine.language.yamlio import read_text  # the bounded reader: /dev/zero, a FIFO, 4 GiB refused
+
         path = Path(os.path.expanduser(str(args[0])))
         try:
-            return path.read_text().rstrip("\n")
-        except OSError as exc:
+            return read_text(path, what="lookup('file')").rstrip("\n")
+        except InputError as exc:
             if default is not missing:
                 return default
-            raise TemplateError(f"lookup('file', {str(path)!r}): {exc.strerror}") from None
+            raise TemplateError(f"lookup('file', {str(path)!r}): {exc.message}", hint=exc.hint) from None
     raise TemplateError(f"unknown lookup {kind!r}", hint="lookups available: env, file")
 
 

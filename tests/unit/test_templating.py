@@ -156,6 +156,15 @@ def test_lookup_file(tmp_path: Path) -> None:
     assert render(f"{{{{ lookup('file', '{f}') }}}}", {}) == "s3cret"
     with pytest.raises(TemplateError):
         render(f"{{{{ lookup('file', '{tmp_path}/missing') }}}}", {})
+    # not a regular file (it would read forever), or too large: refused at once, with a default honoured
+    with pytest.raises(TemplateError) as zero:
+        render("{{ lookup('file', '/dev/zero') }}", {})
+    assert "not a regular file" in zero.value.message
+    assert render("{{ lookup('file', '/dev/zero', default='d') }}", {}) == "d"
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x" * (4 * 1024 * 1024 + 1))
+    with pytest.raises(TemplateError, match="MiB"):
+        render(f"{{{{ lookup('file', '{big}') }}}}", {})
     with pytest.raises(TemplateError) as info:
         render("{{ lookup('pipe', 'id') }}", {})
     assert "unknown lookup" in info.value.message
