@@ -13,12 +13,12 @@ table means the same thing after a resume.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from engine.actions.restore.convert import strip_body
+from engine.mysql.dump.source import spool_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ class IndexBuilder:
 
     def _side_write(self, data: bytes) -> int:
         if self.side is None:
-            fd, self.side_path = tempfile.mkstemp(prefix="runbook-restore-", suffix=".rows", dir=self.tmpdir)
+            fd, self.side_path = spool_file("restore", ".rows", self.tmpdir)
             self.side = os.fdopen(fd, "wb")
         at = self.side_pos
         self.side.write(data)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ActionError, FileReadError
+from engine.transport.local import LocalShell
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
@@ -42,8 +43,49 @@ class LocalDump:
         self.temps = []
 
 
+def spool_file(kind: str, suffix: str, tmpdir: str | None = None) -> tuple[int, str]:
+    """A new temporary file ``runbook-<kind>-<pid>-*`` (``mkstemp``'s fd and path). The pid in
+    the name lets the next restore remove what a killed one left behind (a multi-GB copy of a
+    dump must not pile up in ``$TMPDIR`` over a night of kill -9 and resume)."""
+    directory = tmpdir or tempfile.gettempdir()
+    sweep_stale(directory)
+    return tempfile.mkstemp(prefix=f"runbook-{kind}-{os.getpid()}-", suffix=suffix, dir=directory)
+
+
+def sweep_stale(directory: str) -> list[str]:
+    """Remove the spool files of restores whose process is gone; returns what it removed."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        parts = name.split("-")
+        if len(parts) < 4 or parts[0] != "runbook" or parts[1] not in ("dump", "restore") or not parts[2].isdigit():
+            continue
+        pid = int(parts[2])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive, not ours to judge
+    return True
+
+
 def _temp(tmpdir: str | None, suffix: str) -> tuple[Any, str]:
-    fd, path = tempfile.mkstemp(prefix="runbook-dump-", suffix=suffix, dir=tmpdir)
+    fd, path = spool_file("dump", suffix, tmpdir)
     return os.fdopen(fd, "wb"), path
 
 
@@ -65,7 +107,7 @@ def fetch_dump(path: str, *, shell: Any | None, tmpdir: str | None = None) -> Lo
     temps: list[str] = []
     local = path
     shown = path
-    if shell is not None and type(shell).__name__ != "LocalShell":
+    if shell is not None and not isinstance(shell, LocalShell):
         out, local = _temp(tmpdir, ".copy")
         temps.append(local)
         try:
