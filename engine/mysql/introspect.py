@@ -13,6 +13,7 @@ for fk in schema_foreign_keys(sql, "shop"):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from engine.errors import ActionError
@@ -116,32 +117,45 @@ def columns(sql: Sql, schema: str, tables: list[str] | None = None) -> dict[str,
 
 
 _FK_SQL = (
-    "SELECT k.TABLE_NAME AS t, k.CONSTRAINT_NAME AS name, k.COLUMN_NAME AS col, k.REFERENCED_TABLE_SCHEMA AS rs,"
-    " k.REFERENCED_TABLE_NAME AS rt, k.REFERENCED_COLUMN_NAME AS rc, r.UPDATE_RULE AS upd, r.DELETE_RULE AS del"
+    "SELECT k.CONSTRAINT_SCHEMA AS s, k.TABLE_NAME AS t, k.CONSTRAINT_NAME AS name, k.COLUMN_NAME AS col,"
+    " k.REFERENCED_TABLE_SCHEMA AS rs, k.REFERENCED_TABLE_NAME AS rt, k.REFERENCED_COLUMN_NAME AS rc,"
+    " r.UPDATE_RULE AS upd, r.DELETE_RULE AS del"
     " FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r"
     "   ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME"
-    " WHERE k.TABLE_SCHEMA = %s AND k.REFERENCED_TABLE_NAME IS NOT NULL{table}"
-    " ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION"
+    " WHERE k.REFERENCED_TABLE_NAME IS NOT NULL AND {where}"
+    " ORDER BY k.CONSTRAINT_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION"
 )
+
+
+def _fold(rows: Iterable[dict[str, Any]]) -> list[ForeignKey]:
+    """Rows of ``_FK_SQL`` (one per column) → one ForeignKey per constraint, composite keys whole."""
+    acc: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in rows:
+        fk = acc.setdefault((str(r["s"]), str(r["t"]), str(r["name"])), {
+            "schema": str(r["s"]), "table": str(r["t"]), "name": str(r["name"]), "columns": [],
+            "ref_schema": str(r["rs"]), "ref_table": str(r["rt"]), "ref_columns": [],
+            "on_update": str(r["upd"]), "on_delete": str(r["del"])})
+        fk["columns"].append(str(r["col"]))
+        fk["ref_columns"].append(str(r["rc"]))
+    return [ForeignKey(**{**f, "columns": tuple(f["columns"]), "ref_columns": tuple(f["ref_columns"])}) for f in acc.values()]
 
 
 def schema_foreign_keys(sql: Sql, schema: str, table: str | None = None) -> list[ForeignKey]:
     """Every FK whose child table is in ``schema`` (or is ``schema.table``), composite keys as
     one constraint, self-references included."""
     params: list[Any] = [schema]
+    where = "k.TABLE_SCHEMA = %s"
     if table is not None:
         params.append(table)
-    res = sql.query(_FK_SQL.format(table=" AND k.TABLE_NAME = %s" if table is not None else ""), params)
-    acc: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in res.rows:
-        fk = acc.setdefault((str(r["t"]), str(r["name"])), {
-            "table": str(r["t"]), "name": str(r["name"]), "columns": [], "ref_schema": str(r["rs"]),
-            "ref_table": str(r["rt"]), "ref_columns": [], "on_update": str(r["upd"]), "on_delete": str(r["del"])})
-        fk["columns"].append(str(r["col"]))
-        fk["ref_columns"].append(str(r["rc"]))
-    return [ForeignKey(schema=schema, table=f["table"], name=f["name"], columns=tuple(f["columns"]),
-                       ref_schema=f["ref_schema"], ref_table=f["ref_table"], ref_columns=tuple(f["ref_columns"]),
-                       on_update=f["on_update"], on_delete=f["on_delete"]) for f in acc.values()]
+        where += " AND k.TABLE_NAME = %s"
+    return _fold(sql.query(_FK_SQL.format(where=where), params).rows)
+
+
+def foreign_keys_touching(sql: Sql, schema: str) -> list[ForeignKey]:
+    """Every FK whose child or parent is in ``schema`` (children in other schemas included:
+    a REPLACE into a parent cascades into them too)."""
+    where = "(k.TABLE_SCHEMA = %s OR k.REFERENCED_TABLE_SCHEMA = %s)"
+    return _fold(sql.query(_FK_SQL.format(where=where), [schema, schema]).rows)
 
 
 def foreign_keys(sql: Sql, schema: str, table: str) -> list[dict[str, Any]]:

@@ -42,21 +42,6 @@ class TargetTable:
         return self.engine.lower() in TRANSACTIONAL
 
 
-@dataclass(frozen=True)
-class TargetFk:
-    """A foreign key of the target (child ``schema.table`` → parent ``ref_schema.ref_table``)."""
-
-    name: str
-    schema: str
-    table: str
-    columns: tuple[str, ...]
-    ref_schema: str
-    ref_table: str
-    ref_columns: tuple[str, ...]
-    on_delete: str
-    on_update: str
-
-
 def describe_schema(sql: Sql, schema: str) -> dict[str, TargetTable]:
     """Every table and view of ``schema`` with its columns, primary key and engine."""
     tables = sql.query("SELECT TABLE_NAME AS t, TABLE_TYPE AS k, ENGINE AS e FROM information_schema.TABLES"
@@ -80,26 +65,6 @@ def describe_schema(sql: Sql, schema: str) -> dict[str, TargetTable]:
                                     _s(r["e"] or ""), _s(r["k"])) for r in tables}
 
 
-def foreign_keys_touching(sql: Sql, schema: str) -> list[TargetFk]:
-    """Every FK whose child or parent is in ``schema`` (children in other schemas included:
-    a REPLACE into a parent cascades into them too)."""
-    rows = sql.query(
-        "SELECT k.CONSTRAINT_SCHEMA AS s, k.TABLE_NAME AS t, k.CONSTRAINT_NAME AS name, k.COLUMN_NAME AS c,"
-        " k.REFERENCED_TABLE_SCHEMA AS rs, k.REFERENCED_TABLE_NAME AS rt, k.REFERENCED_COLUMN_NAME AS rc,"
-        " r.DELETE_RULE AS del, r.UPDATE_RULE AS upd"
-        " FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r"
-        "   ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME"
-        " WHERE k.REFERENCED_TABLE_NAME IS NOT NULL AND (k.TABLE_SCHEMA = %s OR k.REFERENCED_TABLE_SCHEMA = %s)"
-        " ORDER BY k.CONSTRAINT_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION", [schema, schema]).rows
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for r in rows:
-        key = (_s(r["s"]), _s(r["t"]), _s(r["name"]))
-        fk = out.setdefault(key, {"name": key[2], "schema": key[0], "table": key[1], "columns": [], "ref_schema": _s(r["rs"]),
-                                  "ref_table": _s(r["rt"]), "ref_columns": [], "on_delete": _s(r["del"]),
-                                  "on_update": _s(r["upd"])})
-        fk["columns"].append(_s(r["c"]))
-        fk["ref_columns"].append(_s(r["rc"]))
-    return [TargetFk(**{**f, "columns": tuple(f["columns"]), "ref_columns": tuple(f["ref_columns"])}) for f in out.values()]
 
 
 def has_rows(sql: Sql, schema: str, table: str) -> bool:

@@ -24,7 +24,8 @@ from engine.actions.restore.report import LiveProgress, explain, table_results
 from engine.errors import ActionError, RunbookError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql.dump.source import LocalDump, fetch_dump
-from engine.mysql.target import describe_schema, foreign_keys_touching, has_rows
+from engine.mysql.introspect import foreign_keys_touching
+from engine.mysql.target import describe_schema, has_rows
 from engine.mysql.sqlutil import quote_ident
 from engine.transport.mysql import MysqlSession
 

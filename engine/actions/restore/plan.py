@@ -14,7 +14,8 @@ from typing import Any
 
 from engine.actions.restore.convert import Shape, types_allow_load_data
 from engine.errors import ActionError
-from engine.mysql.target import TRANSACTIONAL, Difference, TargetFk, TargetTable, compare_table
+from engine.mysql.introspect import ForeignKey
+from engine.mysql.target import TRANSACTIONAL, Difference, TargetTable, compare_table
 
 
 @dataclass
@@ -171,7 +172,7 @@ def order_tables(names: list[str], fks: list[tuple[str, str, str]], sizes: dict[
     return order, level, group, parents
 
 
-def make_plan(*, scan: Any, defs: dict[str, Any], names: list[str], target: dict[str, TargetTable], target_fks: list[TargetFk],
+def make_plan(*, scan: Any, defs: dict[str, Any], names: list[str], target: dict[str, TargetTable], target_fks: list[ForeignKey],
               schema: str, opts: dict[str, Any], snapshotted: set[str], prepared_empty: set[str] | None = None) -> Plan:
     """Decide everything before a write; raise :class:`ActionError` for what must be refused."""
     mismatch = opts.get("schema_mismatch", "error")
