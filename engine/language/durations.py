@@ -21,33 +21,34 @@ def parse_duration(value: Any) -> float:
     """Seconds. Raises ValueError with a message a user can act on."""
     seconds = _seconds(value)
     if seconds > MAX_SECONDS:
-        raise ValueError(f"{_shown(value)} is longer than the 3650d (ten years) a wait may last")
+        raise ValueError(f"{shown(value)} is longer than the 3650d (ten years) a wait may last")
     return seconds
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A value as a message quotes it: its repr, cut short."""
     text = repr(value)
     return text if len(text) <= 40 else text[:30] + "…"
 
 
 def _seconds(value: Any) -> float:
     if isinstance(value, bool):
-        raise ValueError(f"{_shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
+        raise ValueError(f"{shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):  # YAML .nan / .inf
-            raise ValueError(f"{_shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
+            raise ValueError(f"{shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
         if value < 0:
-            raise ValueError(f"{_shown(value)} is negative")
+            raise ValueError(f"{shown(value)} is negative")
         if value > MAX_SECONDS:  # float() of a 400-digit int would overflow
             return math.inf
         return float(value)
     text = str(value).strip()
     if len(text) > 100:
-        raise ValueError(f"{_shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
+        raise ValueError(f"{shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
     if not _FULL.match(text):
-        raise ValueError(f"{_shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
+        raise ValueError(f"{shown(value)} is not a duration (e.g. 30s, 5m, 1h30m)")
     return sum(float(n) * _FACTOR[u.lower()] for n, u in _PART.findall(text))
 
 

@@ -21,6 +21,8 @@ import math
 import re
 from typing import Any
 
+from engine.language.durations import shown
+
 _UNITS: dict[str, int] = {
     "": 1,
     "B": 1,
@@ -68,18 +70,13 @@ def parse_size(value: str | int) -> int:
     """
     size = _bytes(value)
     if size > MAX_BYTES:
-        raise ValueError(f"{_shown(value)} is larger than any disk (more than 8 EiB)")
+        raise ValueError(f"{shown(value)} is larger than any disk (more than 8 EiB)")
     return size
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:30] + "…"
 
 
 def _bytes(value: str | int) -> int:
     if isinstance(value, bool):  # bool is an int subclass; `need: yes` is a mistake
-        raise ValueError(f"{_shown(value)} is not a size (e.g. 20G, 512M, 1.5T)")
+        raise ValueError(f"{shown(value)} is not a size (e.g. 20G, 512M, 1.5T)")
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"{value!r} is not a size: it is negative")
@@ -89,10 +86,10 @@ def _bytes(value: str | int) -> int:
             raise ValueError(f"{value!r} is not a size")
         return math.ceil(value) if value <= MAX_BYTES else MAX_BYTES + 1
     if not isinstance(value, str):
-        raise ValueError(f"{_shown(value)} is not a size (e.g. 20G, 512M, 1.5T)")
+        raise ValueError(f"{shown(value)} is not a size (e.g. 20G, 512M, 1.5T)")
     m = _SIZE.match(value) if len(value) <= 100 else None
     if not m:
-        raise ValueError(f"{_shown(value)} is not a size (e.g. 20G, 512M, 1.5T)")
+        raise ValueError(f"{shown(value)} is not a size (e.g. 20G, 512M, 1.5T)")
     number, unit = m.group(1), m.group(2).upper()
     if "." in number:
         scaled = float(number) * _UNITS[unit]
@@ -122,16 +119,16 @@ def parse_percent(value: str | float) -> float:
     (a margin of 150 % is a valid, if cautious, choice).
     """
     if isinstance(value, bool):
-        raise ValueError(f"{_shown(value)} is not a percentage (e.g. 20%)")
+        raise ValueError(f"{shown(value)} is not a percentage (e.g. 20%)")
     if isinstance(value, (int, float)):
         if value < 0 or math.isnan(value) or math.isinf(value):
-            raise ValueError(f"{_shown(value)} is not a percentage (e.g. 20%)")
+            raise ValueError(f"{shown(value)} is not a percentage (e.g. 20%)")
         return float(value) / 100.0
     if not isinstance(value, str):
-        raise ValueError(f"{_shown(value)} is not a percentage (e.g. 20%)")
+        raise ValueError(f"{shown(value)} is not a percentage (e.g. 20%)")
     m = _PERCENT.match(value) if len(value) <= 100 else None
     if not m:
-        raise ValueError(f"{_shown(value)} is not a percentage (e.g. 20%)")
+        raise ValueError(f"{shown(value)} is not a percentage (e.g. 20%)")
     return float(m.group(1)) / 100.0
 
 

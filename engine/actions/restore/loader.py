@@ -306,16 +306,11 @@ class Loader:
                 return self._attempt(w, t, b, body, n, force_insert)
             except _Redo:
                 force_insert = True
-            except ConnectError as exc:
-                w.reset()
-                self._redone(t.name)
-                lost += 1
-                if lost > RETRY_LOST:
-                    raise Fatal(exc, t.name, b) from None
-                time.sleep(0.2 * lost)
-            except SqlError as exc:
-                diag = diagnose(exc.errno)
-                if diag is not None and diag.lost_connection and exc.errno not in (1153,):
+            except (ConnectError, SqlError) as exc:
+                diag = diagnose(exc.errno) if isinstance(exc, SqlError) else None
+                if isinstance(exc, ConnectError) or (diag is not None and diag.lost_connection and exc.errno != 1153):
+                    # The connection is gone (the COMMIT may or may not have happened): a new
+                    # one looks the batch up in the progress table and redoes it whole, or skips it.
                     w.reset()
                     self._redone(t.name)
                     lost += 1
@@ -323,6 +318,7 @@ class Loader:
                         raise Fatal(exc, t.name, b) from None
                     time.sleep(0.2 * lost)
                     continue
+                assert isinstance(exc, SqlError)
                 w.rollback()
                 if exc.errno in (1205, 1213) and locks < RETRY_LOCKS:
                     self._redone(t.name)

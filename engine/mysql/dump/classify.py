@@ -70,6 +70,18 @@ def _qname(m: re.Match[bytes], a: str = "q1", b: str = "q2") -> tuple[str | None
     return None, unquote(m.group(a))
 
 
+def _verb_columns(m: re.Match[bytes]) -> tuple[str, tuple[str, ...] | None]:
+    """A data statement's verb (``INSERT``, ``INSERT DELAYED``, ``INSERT IGNORE``, ``REPLACE``)
+    and its ``--complete-insert`` column list, from the head regex's groups."""
+    verb = m.group("verb").upper().decode()
+    if m.group("prio") and m.group("prio").upper() == b"DELAYED":
+        verb += " DELAYED"
+    if m.group("ign"):
+        verb += " IGNORE"
+    cols = m.group("cols")
+    return verb, (tuple(unquote(c.strip()) for c in re.findall(_IDENT, cols)) if cols is not None else None)
+
+
 def head_of(text: bytes, limit: int = 1024) -> bytes:
     """The statement's beginning with version-comment markers and leading comments removed:
     ``/*!50003 CREATE*/ /*!50017 DEFINER=…*/ /*!50003 TRIGGER`` reads ``CREATE DEFINER=… TRIGGER``."""
@@ -185,13 +197,7 @@ class Classifier:
             if m is None or m.end() != r.values_at:
                 return None
             qs, table = _qname(m)
-            verb = m.group("verb").upper().decode()
-            if m.group("prio") and m.group("prio").upper() == b"DELAYED":
-                verb += " DELAYED"
-            if m.group("ign"):
-                verb += " IGNORE"
-            cols = m.group("cols")
-            columns = tuple(unquote(c.strip()) for c in re.findall(_IDENT, cols)) if cols is not None else None
+            verb, columns = _verb_columns(m)
             if len(self._heads) > 10000:
                 self._heads.clear()
             info = self._heads[head] = (qs, table, verb, columns)
@@ -211,13 +217,7 @@ class Classifier:
         ordinal = self.ordinals.get(key, 0)
         self.ordinals[key] = ordinal + 1
         self.seen_table = True
-        verb = m.group("verb").upper().decode()
-        if m.group("prio") and m.group("prio").upper() == b"DELAYED":
-            verb += " DELAYED"
-        if m.group("ign"):
-            verb += " IGNORE"
-        cols = m.group("cols")
-        columns = tuple(unquote(c.strip()) for c in re.findall(_IDENT, cols)) if cols is not None else None
+        verb, columns = _verb_columns(m)
         return Statement(Kind.DATA, r.text, r.offset, r.length, table, schema, ordinal, verb, columns, m.end(),
                          delimiter=r.delimiter, rows=r.rows)
 
