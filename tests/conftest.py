@@ -19,6 +19,11 @@ pytest_plugins = ["tests.sshd"]
 # people at once, all naming their host "ctl" or "db1", must not lock each other out.
 os.environ.setdefault("RUNBOOK_LOCK_DIR", tempfile.mkdtemp(prefix="rbt_locks_"))
 
+# Every `runbook` a test starts (python -m engine.cli, scripts) imports the engine of this
+# checkout, not whichever checkout `pip install -e` last pointed at (git worktrees side by side).
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join([_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])
+
 MYSQL_HOST = os.environ.get("RUNBOOK_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("RUNBOOK_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("RUNBOOK_TEST_MYSQL_USER", "root")
