@@ -163,3 +163,42 @@ def test_rollback_unlocks_only_the_accounts_the_fence_locked(tmp_path: Path, fen
     assert back.returncode == 0, back.stdout + back.stderr
     assert not db.locked(app1) and db.locked(app2), back.stdout
     assert db.read_only() == 0
+
+
+def test_kill_after_the_fence_before_its_kills_then_rollback_reopens(tmp_path: Path, fence_db: Db) -> None:
+    """kill -9 once read_only is on but before the sessions are killed: the step is in doubt
+    and its probe says *not done* (a session is left to kill). Rollback must still undo the
+    part that was made (it used to say "nothing to undo" and leave the server read-only)."""
+    import json
+    import signal
+
+    db = fence_db
+    app = db.user("app")
+    inv = inventory(tmp_path / "inv.yml", db.inst)
+    runbook(tmp_path / "rb.yml", f"{{name: Fence, stop_writes: {{kill_connections: true, only_users: [{app}]}}}}")
+    # A first run finds the journal record that notes the kill mark (right after read_only=ON).
+    dry = tmp_path / "dry"
+    dry.mkdir()
+    (dry / "rb.yml").write_text((tmp_path / "rb.yml").read_text())
+    conn = db.login(app)
+    assert cli("play", "rb.yml", "-i", str(inv), cwd=dry).returncode == 0
+    journal = next((dry / "home").glob("*/journal.jsonl"))
+    seq = next(r["seq"] for r in map(json.loads, journal.read_text().splitlines())
+               if r.get("kind") == "step_note" and "mark" in (r.get("data") or {}))
+    assert cli("rollback", only_run(dry), "--yes", cwd=dry).returncode == 0
+    conn.close()
+    assert db.read_only() == 0
+
+    conn = db.login(app)
+    try:
+        res = cli("play", "rb.yml", "-i", str(inv), cwd=tmp_path, env_extra={"RUNBOOK_FAULT_KILL_AT_SEQ": str(seq)})
+        assert res.returncode == -signal.SIGKILL, res.stdout
+        assert db.read_only() == 1
+        with conn.cursor() as cur:  # not killed yet
+            cur.execute("SELECT 1")
+        back = cli("rollback", only_run(tmp_path), "--yes", cwd=tmp_path)
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert "nothing to undo" not in back.stdout, back.stdout
+        assert db.read_only() == 0, back.stdout
+    finally:
+        conn.close()
