@@ -345,11 +345,8 @@ class StopWrites(Action):
         if self._arg("engine_must_write", True):
             blocked, stmt, _ = write_blocked(sql)
             if blocked:
-                flavor_hint = ("READ_ONLY ADMIN" if plan.flavor == "mariadb" else "CONNECTION_ADMIN")
-                return StepResult(Status.FAILED, data=data, undo=undo.to_dict(), warnings=warnings, evidence=stmt,
-                                  msg=f"the runbook's own account {me} cannot write under the fence: the later snapshot and "
-                                      f"restore would fail with ERROR 1290 (GRANT {flavor_hint} ON *.* TO {me.quoted}; or "
-                                      "engine_must_write: false for a fence-only runbook). The fence is up: rollback reopens")
+                return StepResult(Status.FAILED, data=data, undo=None if undo.empty else undo.to_dict(), warnings=warnings,
+                                  evidence=stmt, msg=_engine_blocked(state, plan.flavor, me, undo))
         pw = self._arg("prove_with")
         if pw:
             data["proof"] = proof = prove_fence(sql, str(pw["user"]), pw.get("password"))
@@ -395,6 +392,20 @@ def undo_fence(action: Action, undo: FenceUndo, what: str) -> StepResult:
     if not did:
         return StepResult(Status.OK, msg=f"already as recorded ({state})", data={"state": state.to_dict()})
     return StepResult(Status.CHANGED, msg="; ".join(did), data={"state": state.to_dict()})
+
+
+def _engine_blocked(state: FenceState, flavor: str, me: Account, undo: FenceUndo) -> str:
+    """Why the engine's own account cannot write under the fence, and the way out."""
+    later = "the later snapshot and restore would fail with ERROR 1290"
+    if state.super_read_only:
+        why = (f"super_read_only is ON: no account can write, not even the runbook's own ({me}); {later}. Turn it off "
+               "and keep the fence with read_only (resume_writes: {to: {read_only: true, super_read_only: false}}), or "
+               "engine_must_write: false for a fence-only runbook")
+    else:
+        grant = "READ_ONLY ADMIN" if flavor == "mariadb" else "CONNECTION_ADMIN"
+        why = (f"the runbook's own account {me} cannot write under the fence: {later} (GRANT {grant} ON *.* TO "
+               f"{me.quoted}; or engine_must_write: false for a fence-only runbook)")
+    return why + (". The fence is up: its undo is recorded, rollback reopens" if not undo.empty else "")
 
 
 def _failed_after_change(exc: RunbookError, undo: FenceUndo, data: dict[str, Any], warnings: list[str]) -> StepResult:

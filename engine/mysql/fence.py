@@ -277,13 +277,9 @@ def write_blocked(sql: Sql) -> tuple[bool, str, int | None]:
 
 def privileged_writers(sql: Sql, flavor: str, version: tuple[int, int, int]) -> list[str]:
     """Accounts that can still write under read_only (to report, not to change)."""
-    from engine.mysql.fence_privileges import write_under_read_only
+    from engine.mysql.fence_privileges import holders, write_under_read_only
 
-    privs = list(write_under_read_only(flavor, version))
-    res = sql.query(
-        f"SELECT DISTINCT GRANTEE AS g FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE IN ({', '.join(['%s'] * len(privs))})"
-        " ORDER BY GRANTEE", privs)
-    return [str(r["g"]) for r in res.rows]
+    return sorted(holders(sql, list(write_under_read_only(flavor, version))))
 
 
 # --------------------------------------------------------------------------- applying an undo

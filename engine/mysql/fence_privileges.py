@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from engine.errors import SqlError
 from engine.transport.base import Sql
 
 
@@ -137,10 +138,28 @@ def check(grants: Grants, wanted: list[Need], account: str) -> tuple[list[str], 
     return missing, unconfirmed
 
 
+def holders(sql: Sql, privileges: list[str]) -> set[str]:
+    """GRANTEEs (``'user'@'host'``) holding any of these global privileges: the static ones
+    from information_schema.USER_PRIVILEGES, MySQL's dynamic ones (CONNECTION_ADMIN, …) from
+    mysql.global_grants (USER_PRIVILEGES shows only mysql.user's columns there)."""
+    marks = ", ".join(["%s"] * len(privileges))
+    res = sql.query(f"SELECT DISTINCT GRANTEE AS g FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE IN ({marks})",
+                    list(privileges))
+    found = {str(r["g"]) for r in res.rows}
+    dynamic = [p for p in privileges if "_" in p]
+    if dynamic:
+        try:
+            res = sql.query("SELECT DISTINCT USER AS u, HOST AS h FROM mysql.global_grants WHERE PRIV IN "
+                            f"({', '.join(['%s'] * len(dynamic))})", dynamic)
+            found |= {"'" + str(r["u"]) + "'@'" + str(r["h"]) + "'" for r in res.rows}
+        except SqlError as exc:
+            if exc.errno not in (1146, 1142):  # MariaDB has no such table; no right to read it
+                raise
+    return found
+
+
 def admin_accounts(sql: Sql, flavor: str, version: tuple[int, int, int]) -> set[str]:
-    """GRANTEEs (``'user'@'host'``) holding a privilege that lets them write under read_only or
-    run the server: never locked by ``lock_accounts: true`` (list them to lock them)."""
-    privs = sorted({*write_under_read_only(flavor, version), "SUPER", "CONNECTION ADMIN", "CONNECTION_ADMIN", "CREATE USER"})
-    res = sql.query("SELECT DISTINCT GRANTEE AS g FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE IN "
-                    f"({', '.join(['%s'] * len(privs))})", privs)
-    return {str(r["g"]) for r in res.rows}
+    """GRANTEEs holding a privilege that lets them write under read_only or run the server:
+    never locked by ``lock_accounts: true`` (list them to lock them)."""
+    return holders(sql, sorted({*write_under_read_only(flavor, version), "SUPER", "CONNECTION ADMIN", "CONNECTION_ADMIN",
+                                "CREATE USER"}))
