@@ -1,7 +1,7 @@
 """``snapshot``: a rollback copy of tables before a restore touches them, and its undo.
 
 Server method: ``CREATE TABLE <snap> LIKE <table>`` in ``_rb_snap_<run id>``, then
-``INSERT … SELECT`` in primary-key chunks, each chunk summed (pt-table-checksum) as it lands.
+``INSERT … SELECT`` in primary-key chunks, each chunk digested (:mod:`engine.mysql.checksum`) as it lands.
 Dump method: ``mariadb-dump``/``mysqldump`` to a file on the host. Either way the manifest
 records rows, checksum, foreign keys and triggers at snapshot time.
 
@@ -36,7 +36,6 @@ from engine.mysql.snapshots import (
     MANIFEST,
     MANIFEST_DDL,
     base_tables,
-    chunk_sum,
     definition_json,
     fit,
     fk_clause,
@@ -45,10 +44,10 @@ from engine.mysql.snapshots import (
     pk_chunks,
     snap_table_name,
     snapshot_schema,
-    table_checksum,
     table_shape,
     triggers,
 )
+from engine.mysql.checksum import DIGEST_HEX_LEN, NO_ROWS, Digest, chunk_digest, table_checksum
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
@@ -208,15 +207,15 @@ class Snapshot(Action):
                   [rows, checksum, self.ctx.step_key, schema, table])
 
     def _copy_chunks(self, workers: list[Sql], insert: str, snap: str, shape: Any, chunks: list[tuple[str, list[Any]]],
-                     total: int, label: str) -> tuple[int, int]:
-        """Copy and checksum primary-key chunks, one session per worker thread. Chunks are
-        disjoint and the checksum is a XOR, so the order they land in does not matter; the
+                     total: int, label: str) -> Digest:
+        """Copy and digest primary-key chunks, one session per worker thread. Chunks are
+        disjoint and chunk digests add up, so the order they land in does not matter; the
         server does the work, so two sessions use two cores."""
         import threading
 
         pending = iter(chunks)
         lock = threading.Lock()
-        state = {"rows": 0, "xor": 0}
+        state = {"digest": NO_ROWS}
         errors: list[BaseException] = []
 
         def work(session: Sql) -> None:
@@ -228,15 +227,14 @@ class Snapshot(Action):
                 cond, params = item
                 try:
                     session.query(insert + cond, params)
-                    n, x = chunk_sum(session, self._schema, snap, shape.columns, cond, params)
+                    d = chunk_digest(session, shape, cond, params, schema=self._schema, table=snap)
                 except BaseException as exc:  # re-raised in the calling thread below
                     with lock:
                         errors.append(exc)
                     return
                 with lock:
-                    state["rows"] += n
-                    state["xor"] ^= x
-                    done = state["rows"]
+                    state["digest"] += d
+                    done = state["digest"].rows
                 self.ctx.progress(done, max(total, done), label)
 
         if len(workers) == 1 or len(chunks) == 1:
@@ -249,7 +247,7 @@ class Snapshot(Action):
                 t.join()
         if errors:
             raise errors[0]
-        return state["rows"], state["xor"]
+        return state["digest"]
 
     def _copy(self, sql: Sql, schema: str, table: str, ident: dict[str, Any], chunk_rows: int,
               workers: list[Sql]) -> dict[str, Any]:
@@ -266,9 +264,9 @@ class Snapshot(Action):
         total = int(sql.query("SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
                               [schema, table]).rows[0]["n"] or 0)
         insert = f"INSERT INTO {qualified(self._schema, snap)} ({cols}) SELECT {cols} FROM {qualified(schema, table)} WHERE "
-        rows, xor = self._copy_chunks(workers, insert, snap, shape, list(pk_chunks(sql, shape, chunk_rows)), total,
-                                      f"snapshot {schema}.{table}")
-        checksum = f"{xor:08x}"
+        digest = self._copy_chunks(workers, insert, snap, shape, list(pk_chunks(sql, shape, chunk_rows)), total,
+                                   f"snapshot {schema}.{table}")
+        rows, checksum = digest.rows, digest.hex
         self._complete(sql, schema, table, rows, checksum)
         size = sql.query("SELECT DATA_LENGTH + INDEX_LENGTH AS b FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
                          " AND TABLE_NAME = %s", [self._schema, snap]).rows[0]["b"]
@@ -455,17 +453,25 @@ class Snapshot(Action):
             session.close()
 
     def _verify(self, sql: Sql, entries: list[dict[str, Any]], swapped: list[str]) -> StepResult:
-        results, bad = {}, []
+        results, bad, warnings = {}, [], []
         for m in entries:
             rows, checksum = table_checksum(sql, table_shape(sql, m["source_schema"], m["source_table"]))
-            ok = rows == m["rows"] and checksum == m["checksum"]
+            # A manifest written before the digest became SHA1-based holds an 8-digit CRC32
+            # XOR: it cannot be compared with today's digest, only the row count can.
+            legacy = len(m["checksum"] or "") != DIGEST_HEX_LEN
+            ok = rows == m["rows"] and (legacy or checksum == m["checksum"])
             results[m["source_table"]] = {"rows": rows, "checksum": checksum, "expected_rows": m["rows"],
                                           "expected_checksum": m["checksum"], "ok": ok, "displaced_table": m.get("displaced_table")}
+            if legacy:
+                warnings.append(f"{m['source_table']}: the snapshot was summed by an earlier runbook version;"
+                                " only its row count was compared")
             if not ok:
                 bad.append(f"{m['source_table']} ({rows} rows, checksum {checksum}; snapshot had {m['rows']}, {m['checksum']})")
         data = {"tables": results, "swapped": swapped}
         if bad:
-            return StepResult(Status.FAILED, msg="restored tables differ from the snapshot: " + "; ".join(bad), data=data)
+            return StepResult(Status.FAILED, msg="restored tables differ from the snapshot: " + "; ".join(bad), data=data,
+                              warnings=warnings)
         if not swapped:
-            return StepResult(Status.OK, msg="snapshot already restored; checksums match", data=data)
-        return StepResult(Status.CHANGED, msg=f"restored {len(swapped)} table(s) from the snapshot; checksums match", data=data)
+            return StepResult(Status.OK, msg="snapshot already restored; checksums match", data=data, warnings=warnings)
+        return StepResult(Status.CHANGED, msg=f"restored {len(swapped)} table(s) from the snapshot; checksums match", data=data,
+                          warnings=warnings)

@@ -5,7 +5,7 @@ says what each copy is (source table, rows, checksum, host identity, foreign key
 at snapshot time). The manifest is in the database, not on the control machine, so a DBA can
 see and drop snapshots from any machine: ``runbook snapshots list`` / ``drop RUN_ID``.
 
-Checksums are pt-table-checksum's, per primary-key chunk (:mod:`engine.mysql.checksum`);
+Checksums are per primary-key chunk digests that cannot cancel out (:mod:`engine.mysql.checksum`);
 table shapes and foreign keys come from :mod:`engine.mysql.introspect`.
 """
 
@@ -22,8 +22,6 @@ from engine.errors import ActionError, SqlError
 from engine.mysql.checksum import (  # noqa: F401  (re-exported: snapshot and its tests use them from here)
     _keyset,
     _keyset_params,
-    checksum_expr,
-    chunk_sum,
     pk_chunks,
     table_checksum,
 )

@@ -221,6 +221,15 @@ def test_undo_detects_a_tampered_copy(shop: str, ctx: Any, db: pymysql.connectio
     assert bad.status is Status.FAILED and "differ from the snapshot" in bad.msg
 
 
+def test_undo_detects_two_rows_tampered_alike(shop: str, ctx: Any, db: pymysql.connections.Connection) -> None:
+    """Two rows changed the same way: their CRC deltas are equal and a BIT_XOR cancels them."""
+    res = run_step(Snapshot, {"schema": shop, "tables": ["authors"]}, ctx)
+    _exec(db, f"UPDATE `{snapshot_schema(ctx.run_id)}`.`{shop}__authors` SET name = REPLACE(name, 'author', 'editor')"
+              " WHERE id IN (13, 14)")
+    bad = Snapshot({}, ctx).undo(res.undo)
+    assert bad.status is Status.FAILED and "differ from the snapshot" in bad.msg
+
+
 def test_sql_errors_stay_sql_errors(shop: str, ctx: Any) -> None:
     with pytest.raises(SqlError):
         ctx.sql().query(f"SELECT * FROM `{shop}`.nope")
