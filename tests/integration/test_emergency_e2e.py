@@ -239,3 +239,18 @@ def test_check_mode_shows_the_plan_and_changes_nothing(lab: Lab) -> None:
     assert "would restore 4 table(s) into shop" in out and "problem(s) in the core tables" in out
     assert lab.checksums() == damaged
     assert lab.sql("SELECT @@global.read_only") == [(0,)]
+
+
+def test_a_dropped_core_table_is_created_from_the_backup(lab: Lab) -> None:
+    """The classic P0: DROP TABLE. The space checks, the snapshot and the restore must not
+    dead-end on the missing table: it is recorded absent, created from the dump, and said so."""
+    lab.load_shop_and_back_it_up()
+    backup_sums = lab.checksums()
+    lab.sql("DROP TABLE shop.order_items")
+    rc, out, run_id = lab.play()
+    assert rc == 0, out
+    assert "Traceback" not in out
+    assert "order_items: missing" in out or "missing tables: order_items" in out  # the damage report names it
+    assert "recorded as absent" in out  # the snapshot knows there was nothing to copy
+    assert "created from the backup: order_items" in out  # the final line says it
+    lab.assert_recovered(run_id, backup_sums)
