@@ -8,6 +8,7 @@ from engine.actions import (  # noqa: F401
     innodb_recovery,
     mysql_facts,
     mysql_service,
+    notify,
     pause,
     restore,
     resume_writes,
