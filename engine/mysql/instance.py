@@ -5,8 +5,8 @@ benches each need a MariaDB of their own: own datadir, port, socket, pid file, e
 binary log, started with ``--no-defaults`` so nothing of the machine's server (port 3306) is
 read or touched. Each instance lives in one directory::
 
-    DIR/data/        the datadir (mariadb-install-db)
-    DIR/binlog.*     the binary logs (ROW format, GTIDs on MariaDB's own domain/server ids)
+    DIR/data/             the datadir (mariadb-install-db; relay logs too: data/relay-bin.*)
+    DIR/binlogs/binlog.*  the binary logs and their index (ROW format, GTIDs)
     DIR/mysqld.sock  DIR/mysqld.pid  DIR/mysqld.err
 
 ```python
@@ -107,12 +107,12 @@ class MariadbInstance:
         return self.dir / "mysqld.err"
 
     @property
-    def binlog_basename(self) -> Path:
-        return self.dir / "binlog"
+    def binlog_dir(self) -> Path:
+        return self.dir / "binlogs"
 
     @property
-    def binlog_dir(self) -> Path:
-        return self.dir
+    def binlog_basename(self) -> Path:
+        return self.binlog_dir / "binlog"
 
     def cmd(self) -> list[str]:
         """The server's command line (also what an inventory's ``mysql_start_cmd`` holds)."""
@@ -123,7 +123,7 @@ class MariadbInstance:
         if self.binlog:
             # report-host/port: the primary's SHOW SLAVE HOSTS names its replicas' addresses.
             args += [f"--log-bin={self.binlog_basename}", "--binlog-format=ROW", "--binlog-row-image=FULL",
-                     "--log-slave-updates", f"--relay-log={self.dir / 'relay-bin'}",
+                     "--log-slave-updates", f"--relay-log={self.datadir / 'relay-bin'}",
                      f"--report-host={self.host}", f"--report-port={self.port}"]
         if self.replica:
             # Replication resumes by itself after a restart, as on a real replica.
@@ -156,6 +156,8 @@ class MariadbInstance:
             raise InstanceError(f"{MARIADBD} is missing", hint="run scripts/setup.sh")
         if not self.initialized:
             self.initialize()
+        if self.binlog:
+            self.binlog_dir.mkdir(exist_ok=True, mode=0o700)
         with open(self.dir / "mysqld.out", "ab") as out:
             # A session of its own: it outlives the starting command and ignores its Ctrl-C.
             proc = subprocess.Popen(self.cmd(), stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
