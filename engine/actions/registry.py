@@ -9,6 +9,7 @@ from engine.actions import (  # noqa: F401
     mysql_facts,
     mysql_service,
     pause,
+    replication,
     restore,
     set_fact,
     shell,
