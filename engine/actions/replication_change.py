@@ -170,16 +170,20 @@ def _follow_target(a: Replication) -> tuple[str, str, int]:
     return src, host, port
 
 
-def _follows(a: Replication, st: ReplicationState, host: str, port: int) -> bool:
+def _same_address(h1: str | None, p1: int | None, h2: str, p2: int) -> bool:
+    loop = ("127.0.0.1", "localhost", "::1")
+    return p1 == p2 and (h1 == h2 or (h1 in loop and h2 in loop))
+
+
+def _follows(st: ReplicationState, host: str, port: int) -> bool:
     link = st.link
-    return (link is not None and link.source_port == port and a.peers().name_of(link.source_host, link.source_port) ==
-            a.peers().name_of(host, port) and link.uses_gtid)
+    return link is not None and _same_address(link.source_host, link.source_port, host, port) and link.uses_gtid
 
 
 def probe_following(a: Replication, st: ReplicationState) -> tuple[bool, str]:
     src, host, port = _follow_target(a)
     ro = (a.args or {}).get("read_only", True)
-    points = _follows(a, st, host, port)
+    points = _follows(st, host, port)
     running = points and st.link is not None and st.link.io_running == "Yes" and st.link.sql
     done = bool(running) and (not ro or st.read_only)
     would = [] if points else [f"CHANGE MASTER TO {src} ({host}:{port}, GTID)"]
@@ -287,7 +291,7 @@ def revert(a: Replication, record: Any) -> StepResult:
     link = record.get("link")
     changed = []
     now = st.link
-    same = link is not None and now is not None and now.source_port == link.get("port") and now.source_host == link.get("host")
+    same = link is not None and now is not None and _same_address(now.source_host, now.source_port, str(link.get("host")), int(link["port"]))
     if link is None and now is not None:
         if now.io or now.sql:
             sess.query(d.threads("STOP"))
@@ -297,12 +301,19 @@ def revert(a: Replication, record: Any) -> StepResult:
         if now is not None and (now.io or now.sql):
             sess.query(d.threads("STOP"))
         user = link.get("user") if now is None or now.source_user != link.get("user") else None
-        stmt = d.change_source(str(link["host"]), int(link["port"]), user, False, gtid=bool(link.get("gtid")))
-        params: list[Any] = [link["host"], int(link["port"])] + ([user] if user else [])
-        if not link.get("gtid") and link.get("file"):
-            stmt += f", MASTER_LOG_FILE = %s, MASTER_LOG_POS = {int(link['pos'] or 4)}"
-            params.append(link["file"])
-        sess.query(stmt, params)
+        password = None
+        if user is not None:
+            # The journal never holds a password: only the inventory's account can be given back.
+            if user != a.peers().var(a.ctx.host.name, "replication_user"):
+                raise ActionError(f"the previous source {link['host']}:{link['port']} was reached as {user}, whose password "
+                                  "is not journaled (secrets never are)", hint=f"CHANGE MASTER TO MASTER_HOST='{link['host']}', "
+                                  f"MASTER_PORT={link['port']}, MASTER_USER='{user}', MASTER_PASSWORD=… by hand")
+            password = secret(a.peers().var(a.ctx.host.name, "replication_password"))
+        classic = not link.get("gtid") and link.get("file")
+        stmt = d.change_source(str(link["host"]), int(link["port"]), user, password is not None, gtid=bool(link.get("gtid")),
+                               log_pos=int(link.get("pos") or 4) if classic else None)
+        params: list[Any] = [link["host"], int(link["port"])] + ([user] if user else []) + ([password.reveal()] if password else [])
+        sess.query(stmt, params + ([link["file"]] if classic else []))
         changed.append(f"source back to {link['host']}:{link['port']}")
     st = a.read()
     want = record.get("threads") or {}

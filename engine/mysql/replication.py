@@ -59,9 +59,10 @@ class Dialect:
         return "RESET REPLICA ALL" if self.replica_words else "RESET SLAVE ALL"
 
     def change_source(self, host: str, port: int, user: str | None, password: bool, gtid: bool = True,
-                      connect_retry: int | None = None) -> str:
-        """The CHANGE statement with ``%s`` placeholders for host, port, [user, [password]].
-        Options left out keep their values (a revert needs no password it never knew)."""
+                      connect_retry: int | None = None, log_pos: int | None = None) -> str:
+        """The CHANGE statement with ``%s`` placeholders for host, port, [user, [password]],
+        [log file] (``log_pos`` given: classic coordinates instead of GTID). Options left out
+        keep their values (a revert needs no password it never knew)."""
         modern = not self.mariadb and self.version >= (8, 0, 23)
         p = "SOURCE" if modern else "MASTER"
         parts = [f"{p}_HOST = %s", f"{p}_PORT = %s"]
@@ -71,8 +72,13 @@ class Dialect:
             parts.append(f"{p}_PASSWORD = %s")
         if gtid:
             parts.append("MASTER_USE_GTID = slave_pos" if self.mariadb else f"{p}_AUTO_POSITION = 1")
+        elif log_pos is not None:
+            parts.append("MASTER_USE_GTID = no" if self.mariadb else f"{p}_AUTO_POSITION = 0")
         if connect_retry is not None:
             parts.append(f"{p}_CONNECT_RETRY = {int(connect_retry)}")
+        if log_pos is not None:
+            parts.append(f"{p}_LOG_FILE = %s")
+            parts.append(f"{p}_LOG_POS = {int(log_pos)}")
         if not self.mariadb and self.version >= (8, 0, 4) and password:
             # caching_sha2_password without TLS needs the source's RSA key (MySQL 8 default)
             parts.append(f"GET_{p}_PUBLIC_KEY = 1")
