@@ -34,11 +34,11 @@ from typing import Any, ClassVar
 
 from engine.actions.base import Action, Probe, register
 from engine.actions.guard import check_identity
-from engine.actions.replication_view import Peers, state_data
+from engine.actions.replication_view import Peers, read_again, state_data
 from engine.errors import ActionError
 from engine.language.durations import format_duration, parse_duration
 from engine.model import Status, StepResult
-from engine.mysql.replication import ReplicationState, read_state
+from engine.mysql.replication import ReplicationState
 from engine.secrets import Secret
 
 STATES = ("status", "caught_up", "stopped", "started", "following", "promoted")
@@ -111,7 +111,7 @@ class Replication(Action):
         return Peers(self.ctx)
 
     def read(self) -> ReplicationState:
-        return read_state(self.ctx.sql())
+        return read_again(self.ctx.sql())
 
     def _timeout(self, default: str) -> float:
         return parse_duration((self.args or {}).get("timeout", default))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ConnectError, RunbookError
+from engine.errors import ConnectError, LostConnection, RunbookError
 from engine.mysql.failover import Candidate, assess
 from engine.mysql.replication import ReplicationState, read_state
 
@@ -68,9 +68,18 @@ class Peers:
         """``name``'s replication state, on a session of this step's own: steps on several
         hosts run at once, and a MySQL session is never shared between threads."""
         if name == self.ctx.host.name:
-            return read_state(self.ctx.sql())
+            return read_again(self.ctx.sql())
         with self._conns(name).own_sql() as sql:
-            return read_state(sql)
+            return read_again(sql)
+
+
+def read_again(sql: Any) -> ReplicationState:
+    """:func:`read_state`, once more on a new connection when the session was killed under it
+    (a fence kills every client session of a server, ours from earlier steps too): it only reads."""
+    try:
+        return read_state(sql)
+    except LostConnection:
+        return read_state(sql)
 
 
 def state_data(st: ReplicationState, peers: Peers) -> dict[str, Any]:
