@@ -10,6 +10,7 @@ from engine.actions import (  # noqa: F401
     mysql_service,
     notify,
     pause,
+    replication,
     restore,
     resume_writes,
     set_fact,
