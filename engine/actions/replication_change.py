@@ -321,7 +321,8 @@ def revert(a: Replication, record: Any) -> StepResult:
         _set_threads(a, st, bool(want.get("io")), bool(want.get("sql")))
         changed.append(f"threads IO {'on' if want.get('io') else 'off'}, SQL {'on' if want.get('sql') else 'off'}")
     if bool(record.get("read_only")) != st.read_only:
-        set_fence(sess, bool(record.get("read_only")), record.get("super_read_only"))
+        sro = record.get("super_read_only")
+        set_fence_state(sess, FenceState(bool(record.get("read_only")), None if sro is None else bool(sro)))
         changed.append(f"read_only {'ON' if record.get('read_only') else 'OFF'}")
     done = a.read()
     if not changed:
