@@ -189,5 +189,14 @@ def drop_snapshot(sql: Sql, run_id: str) -> SnapshotInfo:
     return snap
 
 
-def definition_json(fks: list[dict[str, Any]], trgs: list[dict[str, Any]]) -> str:
-    return json.dumps({"foreign_keys": fks, "triggers": trgs}, sort_keys=True)
+#: the checksum recorded for a table that did not exist when the snapshot was taken
+ABSENT = "absent"
+
+
+def definition_json(fks: list[dict[str, Any]], trgs: list[dict[str, Any]], absent: bool = False) -> str:
+    return json.dumps({"foreign_keys": fks, "triggers": trgs, **({"absent": True} if absent else {})}, sort_keys=True)
+
+
+def is_absent(entry: dict[str, Any]) -> bool:
+    """A manifest entry of a table that did not exist at snapshot time (nothing was copied)."""
+    return bool(json.loads(entry.get("definition") or "{}").get("absent"))
