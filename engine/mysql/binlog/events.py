@@ -414,6 +414,8 @@ class RowsHeader:
     present_after: bytes | None  # update: columns in the after image
     start: int  # offset of the first row image in the event's data
     end: int  # offset after the last image (before the checksum)
+    cols_off: int  # offset of the column count: data[HEADER_LEN:cols_off] is the post-header (and v2 extra data)
+    flags_off: int  # offset of the flags in the event's data
 
 
 def parse_rows_header(ev: Event, fde: FormatDescription) -> RowsHeader:
@@ -428,6 +430,7 @@ def parse_rows_header(ev: Event, fde: FormatDescription) -> RowsHeader:
         version = 2
         extra = d[HEADER_LEN + ph - 2] | d[HEADER_LEN + ph - 1] << 8
         off += max(extra - 2, 0)
+    cols_off = off
     ncols, off = packed_int(d, off)
     nb = (ncols + 7) // 8
     present = d[off:off + nb]
@@ -437,7 +440,7 @@ def parse_rows_header(ev: Event, fde: FormatDescription) -> RowsHeader:
     if kind == UPDATE:
         after = d[off:off + nb]
         off += nb
-    return RowsHeader(tid, flags, kind, version, ncols, present, after, off, len(d) - fde.tail)
+    return RowsHeader(tid, flags, kind, version, ncols, present, after, off, len(d) - fde.tail, cols_off, flags_off)
 
 
 def type_name(typ: int) -> str:

@@ -55,6 +55,7 @@ class Transaction:
     other_rows_events: int = 0
     xa: bool = False
     kept: bool = True
+    fde: FormatDescription | None = None  # the Format_description its events are read with
     _standalone: bool = False
     _begun: bool = False
 
@@ -130,6 +131,7 @@ class BinlogReader:
     def transactions(self) -> Iterator[Transaction]:
         file, pos = self.start
         cur: Transaction | None = None
+        last_end: tuple[str, int] | None = None
         maps: dict[int, tuple[TableMap, Layout | None]] = {}
         annotate: str | None = None
         for ev in self.source.events(file, pos):
@@ -150,10 +152,11 @@ class BinlogReader:
                 self.stopped_at = (self.end.file, self.end.pos)  # type: ignore[union-attr]
                 return
             self.bytes_read += ev.size
+            last_end = (ev.file, ev.pos + ev.size)
             if typ in (E.MARIA_GTID, E.MYSQL_GTID, E.ANONYMOUS_GTID) or (cur is None and typ == E.QUERY):
                 if cur is not None:  # a group without its end (a crash of the source): never replayed
                     self.refusals.append(f"{cur.file}:{cur.pos}: a transaction without its COMMIT (the source crashed mid-write?)")
-                cur = Transaction(ev.file, ev.pos, ev.timestamp, server_id=ev.server_id)
+                cur = Transaction(ev.file, ev.pos, ev.timestamp, server_id=ev.server_id, fde=fde)
                 maps = {}
                 annotate = None
                 if typ == E.MARIA_GTID:
@@ -183,11 +186,24 @@ class BinlogReader:
                 cur.end_pos = ev.end_pos or ev.pos
                 txn, cur = cur, None
                 self.stopped_at = (txn.file, txn.end_pos)
+                if self.end is not None and txn.file == self.end.file and txn.pos < self.end.pos < txn.end_pos:
+                    self.refusals.append(f"the end {self.end.file}:{self.end.pos} lies inside the transaction "
+                                         f"{txn.gtid or ''} at {txn.file}:{txn.pos}-{txn.end_pos}: name a transaction's start")
                 if self.covered is not None and txn.gtid and self.covered.covers(txn.gtid):
                     continue
                 yield txn
         if cur is not None:
             self.refusals.append(f"{cur.file}:{cur.pos}: the binlogs end inside a transaction")
+        elif last_end is not None:
+            self.stopped_at = last_end
+
+    def reached(self, end: EndAt) -> bool:
+        """Reading got to ``end`` (not short of it: a source that ends earlier misses transactions)."""
+        return self.stopped_at is not None and (file_key(self.stopped_at[0]), self.stopped_at[1]) >= (file_key(end.file), end.pos)
+
+    def table_maps(self) -> list[TableMap]:
+        """The Table_maps of the listed tables seen so far (one per distinct definition)."""
+        return [tm for tm, lay in self._layouts.values() if lay is not None]
 
     def _event(self, cur: Transaction, ev: Event, typ: int, fde: FormatDescription,
                maps: dict[int, tuple[TableMap, Layout | None]], annotate: str | None) -> bool:
@@ -199,6 +215,9 @@ class BinlogReader:
             tm, lay = entry
             if lay is None:
                 cur.other_rows_events += 1
+                at = E.HEADER_LEN + (4 if fde.post_header_len(typ) == 6 else 6)
+                if ev.data[at] & E.STMT_END_F and cur.rows and not cur.rows[-1].head.flags & E.STMT_END_F:
+                    cur.rows[-1].end_statement = True  # its statement's last event was left out
                 return False
             rev = RowsEvent.of(ev, fde, tm, lay)
             if self.count_rows or not cur.kept:

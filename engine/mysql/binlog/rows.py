@@ -120,6 +120,29 @@ class Layout:
                 off += c.prefix + int.from_bytes(d[off:off + c.prefix], "little")
         return off
 
+    def decode_some(self, d: bytes, off: int, present: list[int], wanted: list[int]) -> tuple[Any, ...]:
+        """The values of the ``wanted`` columns of the image at ``off`` (ABSENT when not in it)."""
+        want = set(wanted)
+        got: dict[int, Any] = {}
+        cols = self.columns
+        nb = (len(present) + 7) >> 3
+        nulls = d[off:off + nb]
+        off += nb
+        for j, ci in enumerate(present):
+            if nulls[j >> 3] & (1 << (j & 7)):
+                if ci in want:
+                    got[ci] = None
+                continue
+            c = cols[ci]
+            n = c.fixed or c.prefix + int.from_bytes(d[off:off + c.prefix], "little")
+            if ci in want:
+                raw = d[off:off + n] if c.fixed else d[off + c.prefix:off + n]
+                got[ci] = value(c, bytes(raw), self.signed[ci])
+                if len(got) == len(want):
+                    break
+            off += n
+        return tuple(got.get(i, ABSENT) for i in wanted)
+
     def decode(self, d: bytes, off: int, present: list[int]) -> list[Any]:
         """Every column's value in the image at ``off`` (None: NULL, ABSENT: not in the image)."""
         out: list[Any] = [ABSENT] * len(self.columns)
@@ -270,6 +293,8 @@ class RowsEvent:
     table: TableMap
     layout: Layout
     _images: list[tuple[tuple[int, int] | None, tuple[int, int] | None]] | None = None
+    #: the source's statement ended with a rows event of a table left out: this one must say so
+    end_statement: bool = False
 
     @classmethod
     def of(cls, ev: Event, fde: FormatDescription, tm: TableMap, layout: Layout) -> RowsEvent:
@@ -312,6 +337,12 @@ class RowsEvent:
         h = self.head
         bitmap = h.present_after if after and h.present_after is not None else h.present
         return self.layout.decode(self.event.data, span[0], self.layout.present(bitmap))
+
+    def key_values(self, span: tuple[int, int], key: list[int], *, after: bool = False) -> tuple[Any, ...]:
+        """The values of the ``key`` columns of one image (the others are walked over, not decoded)."""
+        h = self.head
+        bitmap = h.present_after if after and h.present_after is not None else h.present
+        return self.layout.decode_some(self.event.data, span[0], self.layout.present(bitmap), key)
 
     def full_image(self, *, after: bool = False) -> bool:
         """Every column is in the image (binlog_row_image=FULL)."""

@@ -125,7 +125,7 @@ def comparators(layout: Layout, lt: LiveTable) -> list[Compare | None]:
     """One :class:`Compare` per column (None: not comparable — a VIRTUAL column, MySQL's binary JSON)."""
     out: list[Compare | None] = []
     for i, c in enumerate(layout.columns):
-        col = quote_ident(lt.columns[i])
+        col = quote_ident(lt.columns[i]).replace("%", "%%")  # the SQL is formatted with parameters
         kind = c.compare
         if i in lt.virtual or kind == NONE:
             out.append(None)
