@@ -115,7 +115,7 @@ class BinlogInputs:
 def end_of(point: Point | None, fence: BinlogPosition | None) -> tuple[EndAt | None, Callable[[Transaction], bool] | None]:
     """The window's end from ``stop_before`` and the run's fence: a position, and/or a test
     ending it before a transaction (a GTID, a time, past the fence's GTID state)."""
-    from engine.mysql.binlog.gtid import GtidState
+    from engine.mysql.binlog.covered import Covered
     from engine.mysql.binlog.window import earlier
 
     end: EndAt | None = None
@@ -133,7 +133,7 @@ def end_of(point: Point | None, fence: BinlogPosition | None) -> tuple[EndAt | N
         if fence.file is not None and fence.pos is not None:
             end = earlier(end, EndAt(fence.file, fence.pos))
         elif fence.gtid:
-            state = GtidState.parse(fence.gtid)
+            state = Covered(fence.gtid)
             tests.append(lambda t: bool(t.gtid) and not state.covers(t.gtid or ""))
     stop = (lambda t: any(f(t) for f in tests)) if tests else None
     return end, stop

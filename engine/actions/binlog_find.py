@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from engine.actions._binlog import COMMON, WINDOW, BinlogInputs, end_of, window_problems
 from engine.actions.base import Action, register
+from engine.actions.guard import server_flavor
 from engine.errors import ActionError
 from engine.model import Status, StepResult
 from engine.mysql.binlog.position import BinlogPosition
@@ -75,10 +76,12 @@ class BinlogFind(Action):
             start = inputs.start(source)
             stop_point = inputs.point(self.args["stop_before"], "stop_before") if self.args.get("stop_before") else None
             end, stop = end_of(stop_point, inputs.fence())
+            on_server = self.args.get("binlogs", "server") == "server"
+            now = end_of_binlogs(source, self.ctx.sql(), server_flavor(self.ctx.sql())[0]) if on_server else None
             if end is None and stop is None:
-                end = end_of_binlogs(source, self.ctx.sql() if self.args.get("binlogs", "server") == "server" else None)
-            elif end is not None and self.args.get("binlogs", "server") == "server":
-                end = earlier(end, end_of_binlogs(source, self.ctx.sql()))
+                end = now if on_server else end_of_binlogs(source, None)
+            elif end is not None and now is not None:
+                end = earlier(end, now)
             threshold = int(self.args.get("rows") or 1000)
             try:
                 pattern = re.compile(self.args["match"]) if self.args.get("match") else None

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from engine.mysql.binlog.events import BinlogError
-from engine.mysql.binlog.gtid import GtidState
+from engine.mysql.binlog.covered import Covered
 from engine.mysql.binlog.sources import ArchiveSource
 from engine.transport.local import LocalShell
 from engine.transport.ssh import SshShell
@@ -70,7 +70,7 @@ def test_window_end_covered_and_stop(binlog_server: Server, bschema: str) -> Non
     r = binlog_server.reader(binlog_server.archive(), bschema, {"t"}, start, (third.file, third.pos))
     assert [t.gtid for t in r.transactions()] == [t.gtid for t in all_txns[:2]]
     # a GTID state covering the first two: they are not part of the window
-    covered = GtidState.parse(all_txns[1].gtid or "")
+    covered = Covered(all_txns[1].gtid or "")
     r = binlog_server.reader(binlog_server.archive(), bschema, {"t"}, start, end, covered=covered)
     assert [t.gtid for t in r.transactions()] == [t.gtid for t in all_txns[2:]]
     # stop before a GTID; a skipped (not kept) transaction counts its rows, keeps none

@@ -8,27 +8,26 @@ import pytest
 
 from engine.errors import ActionError
 from engine.mysql.binlog.events import packed_int
-from engine.mysql.binlog.gtid import GtidState, is_single_gtid
+from engine.mysql.binlog.covered import Covered, is_single_gtid
 from engine.mysql.binlog.rows import _column, _decimal, _time2, decimal_size
 from engine.mysql.binlog.statements import TableChange, table_changes
 
 
-def test_mariadb_gtid_state() -> None:
-    st = GtidState.parse("0-1-100, 1-2-5")
+def test_covered_mariadb() -> None:
+    st = Covered("0-1-100, 1-2-5")
     assert st.covers("0-1-100") and st.covers("0-9-3") and not st.covers("0-1-101") and not st.covers("2-1-1")
-    assert st.covers_all([(0, 1, 90), (1, 2, 5)]) and not st.covers_all([(0, 1, 90), (3, 1, 1)])
-    assert str(st) == "0-1-100,1-2-5"
-    assert str(GtidState.parse("0-1-5,0-2-9")) == "0-2-9"  # one position per domain: the highest
+    assert st.covers_header([(0, 1, 90), (1, 2, 5)]) and not st.covers_header([(0, 1, 90), (3, 1, 1)])
+    assert st.covers_header([]) and Covered("0-1-5,0-2-9").covers("0-1-9")  # one position per domain: the highest
 
 
-def test_mysql_gtid_set() -> None:
+def test_covered_mysql() -> None:
     u = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
-    st = GtidState.parse(f"+{u}:1-5:7")
-    assert st.covers(f"{u}:3") and st.covers(f"{u}:7") and not st.covers(f"{u}:6") and not st.covers("other:1")
-    assert st.covers_all(f"{u}:2-4") and not st.covers_all(f"{u}:4-8")
+    st = Covered(f"+{u}:1-5:7")
+    assert st.covers(f"{u}:3") and st.covers(f"{u}:7") and not st.covers(f"{u}:6") and not st.covers("0-1-1")
+    assert st.covers_header(f"{u}:2-4") and not st.covers_header(f"{u}:4-8")
     assert is_single_gtid(f"{u}:7") and is_single_gtid("0-1-7") and not is_single_gtid("0-1-7,1-1-2")
     with pytest.raises(ActionError):
-        GtidState.parse("not a gtid")
+        Covered("not a gtid")
 
 
 @pytest.mark.parametrize("text, default, expected", [

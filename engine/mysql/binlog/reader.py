@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from engine.mysql.binlog import events as E
 from engine.mysql.binlog.events import BinlogError, Event, FormatDescription, Query, TableMap
-from engine.mysql.binlog.gtid import GtidState
+from engine.mysql.binlog.covered import Covered
 from engine.mysql.binlog.rows import Layout, RowsEvent
 from engine.mysql.binlog.sources import BinlogSource, file_key
 from engine.mysql.binlog.statements import TableChange, table_changes
@@ -88,7 +88,7 @@ class BinlogReader:
     """
 
     def __init__(self, source: BinlogSource, *, schema: str, tables: set[str] | None, start: tuple[str, int],
-                 end: EndAt | None = None, covered: GtidState | None = None,
+                 end: EndAt | None = None, covered: Covered | None = None,
                  stop: Callable[[Transaction], bool] | None = None, keep: Callable[[Transaction], bool] | None = None,
                  count_rows: bool = False, unsigned: Callable[[str, str], set[int]] | None = None):
         self.source, self.schema, self.tables = source, schema, tables

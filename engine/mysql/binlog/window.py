@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.errors import ActionError
 from engine.mysql.binlog import events as E
-from engine.mysql.binlog.gtid import GtidState, is_single_gtid
+from engine.mysql.binlog.covered import Covered, is_single_gtid
 from engine.mysql.binlog.position import BinlogPosition
 from engine.mysql.binlog.reader import EndAt, Transaction
 from engine.mysql.binlog.sources import BinlogSource, file_key
@@ -106,7 +106,7 @@ class Start:
 
     file: str
     pos: int
-    covered: GtidState | None
+    covered: Covered | None
     position: BinlogPosition  # as named (registered as ``start``)
 
 
@@ -144,23 +144,21 @@ def resolve_start(source: BinlogSource, position: BinlogPosition, what: str = "s
         return Start(position.file, max(position.pos, 4), None, position)
     if not position.gtid:
         raise ActionError(f"{what}: no file/pos and no GTID", hint="give start: {file, pos} or {gtid}, or from_dump:")
-    state = GtidState.parse(position.gtid)
+    state = Covered(position.gtid)
     for f in reversed(files):
-        if state.covers_all(header_state(source, f.name)):
+        if state.covers_header(header_state(source, f.name)):
             return Start(f.name, 4, state, position)
     raise ActionError(f"{what}: the binlogs of {source.description} begin after GTID {position.gtid}: the transactions "
                       "between are gone (purged)", hint="point binlogs: at a directory with the older binlogs archived")
 
 
-def end_of_binlogs(source: BinlogSource, sql: Any | None) -> EndAt | None:
-    """The end of the binlogs now (the server's SHOW MASTER STATUS; an archive's last file size)."""
+def end_of_binlogs(source: BinlogSource, sql: Any | None, flavor: str = "mariadb") -> EndAt | None:
+    """The end of the binlogs now (the server's, through ``sql``; an archive's last file size)."""
     if sql is not None:
-        rows = sql.query("SHOW MASTER STATUS").rows
-        if rows:
-            vals = list(rows[0].values())
-            name = vals[0].decode() if isinstance(vals[0], bytes) else str(vals[0])
-            return EndAt(name, int(vals[1]))
-        return None
+        from engine.mysql.binlog.status import server_position
+
+        pos = server_position(sql, flavor)
+        return EndAt(pos.file, pos.pos) if pos is not None and pos.file and pos.pos is not None else None
     files = source.files()
     if files and files[-1].size is not None:
         return EndAt(files[-1].name, files[-1].size)
