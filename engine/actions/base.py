@@ -13,7 +13,9 @@ decides what to do with them:
 * undo: ``apply()`` returns a :class:`StepResult` whose ``undo`` is a JSON-able record; on
   rollback ``undo(record)`` is called on a fresh instance of the same action class. When a
   probe finds the change already made by an earlier attempt of this run (a kill between the
-  change and its outcome), ``undo_of_found(probe)`` gives the same record, so no undo is lost.
+  change and its outcome), ``undo_of_found(probe)`` gives the same record, so no undo is lost;
+  when the probe finds the change only partly made, ``undo_of_partial(probe)`` gives the
+  record of that part.
 * identity: before a call that may change the server (``changes_nothing()`` is false) the
   executor checks the server is the one the host must be, as ``identity_guard`` says.
 
@@ -94,6 +96,12 @@ class Action:
         """The undo record of a change this run made that ``probe`` found already made, or
         None when nothing says this run made it. Deterministic: from the action's own
         evidence (a manifest of this run, what ``ctx.notes`` journaled before the change)."""
+        return None
+
+    def undo_of_partial(self, probe: Probe) -> Any:
+        """The undo record of the part of a change this run made when ``probe`` says the step
+        is *not* done (a fence is up but its sessions are not all killed): rollback undoes that
+        part, resume runs the step again. None (the default): nothing of it is known to be made."""
         return None
 
     @classmethod

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.actions.replication import secret, wait_until
-from engine.actions.stop_writes import set_fence
 from engine.errors import ActionError, RunbookError
 from engine.model import Status, StepResult
+from engine.mysql.fence import FenceState, set_fence_state
 from engine.mysql.gtid import missing_text
 from engine.mysql.replication import ReplicationState
 
@@ -223,7 +223,7 @@ def apply_following(a: Replication) -> StepResult:
     undo = _note_previous(a, st)
     sess, d = a.ctx.sql(), st.dialect
     if args.get("read_only", True) and not st.read_only:
-        set_fence(sess, True, True)  # no write may land between now and the first replicated one
+        set_fence_state(sess, FenceState(True, True))  # no write may land between now and the first replicated one
     if st.link is not None and (st.link.io or st.link.sql):
         sess.query(d.threads("STOP"))
     if d.mariadb and st.slave_pos != st.executed and st.executed:
@@ -274,7 +274,7 @@ def apply_promoted(a: Replication) -> StepResult:
         sess.query(d.reset_all())
     if not st.log_bin:
         warnings.append("it writes no binary log: no replica can follow it")
-    set_fence(sess, False, False)
+    set_fence_state(sess, FenceState(False, False))
     done = a.read()
     data = a._data(done, previous_source=None if st.link is None else f"{st.link.source_host}:{st.link.source_port}")
     return StepResult(Status.CHANGED, msg=f"promoted: a primary, writable, gtid {done.executed or '-'} (not undone by rollback)",
@@ -321,7 +321,8 @@ def revert(a: Replication, record: Any) -> StepResult:
         _set_threads(a, st, bool(want.get("io")), bool(want.get("sql")))
         changed.append(f"threads IO {'on' if want.get('io') else 'off'}, SQL {'on' if want.get('sql') else 'off'}")
     if bool(record.get("read_only")) != st.read_only:
-        set_fence(sess, bool(record.get("read_only")), record.get("super_read_only"))
+        sro = record.get("super_read_only")
+        set_fence_state(sess, FenceState(bool(record.get("read_only")), None if sro is None else bool(sro)))
         changed.append(f"read_only {'ON' if record.get('read_only') else 'OFF'}")
     done = a.read()
     if not changed:

@@ -75,6 +75,9 @@ def test_disk_fills_mid_restore(tiny_server: int, tmp_path: str) -> None:
     assert res.status is Status.FAILED
     assert "1114" in res.msg and "is full" in res.msg
     assert "tmpfs mounted on" in res.msg and "bytes free" in res.msg and "runbook resume" in res.msg
+    # the binary logs are the point-in-time recovery source: never a bare "PURGE BINARY LOGS" hint
+    assert "PURGE BINARY LOGS destroys the point-in-time recovery source" in res.msg and "replica" in res.msg
+    assert "never this run's" in res.msg
     assert 0 < res.data["rows"] < 150000  # it stopped half way, cleanly
     undo = Snapshot({"schema": "shop", "tables": ["items"]}, ctx).undo(snap.undo)
     assert undo.status is Status.CHANGED, undo.msg
