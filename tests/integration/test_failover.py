@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 
 from tests.cliutil import cli as _cli
@@ -89,11 +90,21 @@ def test_failover_from_a_primary_that_still_answers(topo: Topology, tmp_path: Pa
     """The old primary cannot be trusted but answers: it is fenced first, and db2 gets what it
     lacks through replication."""
     committed = scenario(topo)
+    topo.sql("db1", "CREATE USER app@'127.0.0.1' IDENTIFIED BY 'app'", "GRANT SELECT, INSERT ON shop.* TO app@'127.0.0.1'")
+    committed["gtid"] = topo.gtid("db1")
+    app = pymysql.connect(host="127.0.0.1", port=topo.ports["db1"], user="app", password="app", autocommit=True, ssl_disabled=True)
     res = failover(topo, tmp_path)
     out = out_of(res)
     assert res.returncode == 0, out
     assert "promote db2;" in out and "old primary db1 ANSWERS (it will be fenced)" in out
-    assert "Fence the old primary" in out and "caught up with db1: applied 13 transaction(s)" in out
+    assert "Fence the old primary" in out and "caught up with db1: applied 15 transaction(s)" in out, out
     assert_failed_over(topo, committed)
-    assert topo.one("db1", "SELECT @@read_only") == 1  # fenced, and not made a replica of db2
-    assert topo.slave_status("db1") is None
+    # db1: fenced (read_only, the application's account locked, its session killed), and not
+    # made a replica of db2.
+    assert topo.one("db1", "SELECT @@read_only") == 1 and topo.slave_status("db1") is None
+    assert "ACCOUNT LOCK" in topo.one("db1", "SHOW CREATE USER app@'127.0.0.1'")
+    # The lock is db1's alone (not binlogged): the application may write on the new primary.
+    assert "ACCOUNT LOCK" not in topo.one("db2", "SHOW CREATE USER app@'127.0.0.1'")
+    with pytest.raises(pymysql.err.OperationalError), app.cursor() as cur:
+        cur.execute("INSERT INTO shop.orders VALUES (5000, 'late')")
+    app.close()
