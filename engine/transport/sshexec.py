@@ -7,7 +7,6 @@ printed first, is the process group killed on a timeout or an abort.
 
 from __future__ import annotations
 
-import select
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import paramiko
 from engine.errors import CommandTimeout, ConnectError, OutcomeUnknown
 from engine.model import CommandResult
 from engine.transport.sshcmd import remote_command, split_pid
+from engine.transport.sshrunner import wait_readable
 
 _CHUNK = 65536
 _INLINE_STDIN = 16 * 1024  # within any server's first window (OpenSSH 2 MB, dropbear 24 KB): sendall cannot block
@@ -114,7 +114,7 @@ class ExecChannels:
                 wait = None if deadline is None else deadline - time.perf_counter()
                 if wait is not None and wait <= 0:
                     return out, err, False
-                select.select([fd], [], [], wait)
+                wait_readable(fd, wait)
 
     def _kill_remote(self, out: list[bytes]) -> str:
         """Kill the command's process group on the host, by the pid it printed first: closing

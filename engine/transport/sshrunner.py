@@ -45,6 +45,14 @@ BOOTSTRAP = ("command -v python3 >/dev/null 2>&1 || { echo 'no python3 on this h
              "exec python3 -I -S -c " + shlex.quote(_PROGRAM))
 
 
+def wait_readable(fd: int, timeout: float | None) -> None:
+    """Until ``fd`` is readable or ``timeout`` seconds pass. poll(), not select(): a control
+    node with hundreds of hosts has descriptors above select's limit of 1024."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
+
+
 class RunnerGone(Exception):
     """The runner's channel ended (the connection dropped, or the process on the host died)."""
 
@@ -188,7 +196,7 @@ class RemoteRunner:
                 self._mark_gone("it ended" + (f": {text[-1][:200]}" if text else ""))
                 return
             try:
-                select.select([chan.fileno()], [], [], wait)
+                wait_readable(chan.fileno(), wait)
             except (OSError, ValueError):  # the channel was closed under us
                 pass
             if not (chan.recv_ready() or chan.recv_stderr_ready() or chan.eof_received or chan.closed):
@@ -265,7 +273,7 @@ class Launch:
                 return "the runner did not say hello in time"
             if not wait:
                 return None
-            select.select([chan.fileno()], [], [], left)
+            wait_readable(chan.fileno(), left)
         kind, _, n = HEAD.unpack_from(buf)
         hello = bytes(buf[HEAD.size:HEAD.size + n]).decode(errors="replace").split()
         if kind != b"H" or len(hello) != 3 or hello[:2] != ["runbook-runner", "1"]:
