@@ -30,6 +30,7 @@ from engine.transport.sshrunner import HOW_DEADLINE, HOW_KILLED, Job, Launch, Re
 from engine.transport.sshkeys import agent_keys, check_host_key, fingerprint, known_keys, load_key, prefer_known_key_types
 
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+_AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 _DEADLINE_GRACE = 2.0  # the host kills a command at its deadline; the engine waits this much longer for word of it
 _KILL_WAIT = 5.0  # then the engine asks for the kill itself and waits this long for its confirmation
 _MAX_HOPS = 5  # ProxyJump chains longer than this are a config loop
@@ -178,6 +179,9 @@ class SshShell:
             transport = paramiko.Transport(sock)
             transport.set_keepalive(30)  # long silent steps must not lose the connection to a NAT
             prefer_known_key_types(transport, known)
+            opts = transport.get_security_options()
+            # AEAD first: paramiko checks a separate MAC in Python, byte by byte, on every packet
+            opts.ciphers = (*(c for c in _AEAD if c in opts.ciphers), *(c for c in opts.ciphers if c not in _AEAD))
             transport.start_client(timeout=self.settings.connect_timeout)
             check_host_key(transport.get_remote_server_key(), known, known_path, policy=self.settings.host_key_checking,
                            known_name=t.known_name, hostname=t.hostname, port=t.port)
