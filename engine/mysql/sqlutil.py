@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 
@@ -159,6 +160,19 @@ def is_idempotent(sql: str) -> bool:
 
 def split_statements(sql: str) -> list[str]:
     """Split SQL text on ``;`` outside quotes, backticks and comments. Empty statements dropped."""
+    return list(_split(sql)) if len(sql) <= _CACHED_TEXT else _split_text(sql)
+
+
+_CACHED_TEXT = 16384  # a step's SQL text, not a file's
+
+
+@functools.lru_cache(maxsize=1024)
+def _split(sql: str) -> tuple[str, ...]:
+    # The same step text is split for its digest, its identity guard and its run, on every host.
+    return tuple(_split_text(sql))
+
+
+def _split_text(sql: str) -> list[str]:
     out: list[str] = []
     buf: list[str] = []
     i, n = 0, len(sql)
@@ -227,6 +241,15 @@ def quoted_placeholders(sql: str) -> list[str]:
     is bound as a parameter that brings its own quotes: ``'' + 'v' + ''``, i.e. an empty string
     followed by the value as *unquoted* SQL text. A value like `` OR 1=1 -- `` then injects.
     """
+    return list(_quoted(sql)) if len(sql) <= _CACHED_TEXT else _quoted_text(sql)
+
+
+@functools.lru_cache(maxsize=1024)
+def _quoted(sql: str) -> tuple[str, ...]:
+    return tuple(_quoted_text(sql))
+
+
+def _quoted_text(sql: str) -> list[str]:
     out: list[str] = []
     quote: str | None = None
     i, n = 0, len(sql)

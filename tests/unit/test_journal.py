@@ -278,6 +278,47 @@ def test_secrets_never_reach_the_file(jdir: Path) -> None:
     assert registered_of(state, "s/a", "db1")["password"] == MASK
 
 
+def _walk_then_dump(fields: dict[str, Any]) -> str:
+    """The reference encoding: mask every value of the data, then JSON (what encode() did for
+    every record before its fast path), then the last pass over the text for keys."""
+    from engine.journal.encoding import _convert, _slow
+    from engine.secrets import MASKER
+
+    masked = MASKER.data(fields)
+    try:
+        line = json.dumps(masked, default=_convert, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return _slow(masked)
+    scrubbed = MASKER.text(line)
+    try:
+        json.loads(scrubbed)
+    except ValueError:
+        return _slow(masked)
+    return scrubbed
+
+
+@pytest.mark.parametrize("secret", ["hunter2pass", "s3cr,t:1", "true", "x\"quoted\"y", "back\\slash", "tab\tsep", "12.5"])
+def test_the_fast_encoding_masks_exactly_what_the_walk_masks(secret: str) -> None:
+    from engine.journal.encoding import encode
+    from engine.secrets import MASKER
+
+    Secret(secret)
+    try:
+        records = [
+            {"stdout": f"login with {secret}\n", "rc": 0, "changed": True, "n": 12.5},
+            {"rows": [{f"PASSWORD('{secret}')": "*AB12", "v": secret}], "flag": True},
+            {"stdout_lines": ["a", secret, f"{secret}{secret}"], "raw": secret.encode(), "when": date(2026, 11, 22)},
+            {"registered": {"api_token": "plain-but-secret-key", "x": None}},
+            {"registered": {"password\n": "under a key ending with a newline"}},
+            {"weird": {1: secret, "set": {secret}, "s": Secret(secret)}},
+            {"msg": f'quote " and backslash \\ and {secret}', "evidence": f"\u0001{secret}\u2028"},
+        ]
+        for fields in records:
+            assert encode(fields) == _walk_then_dump(fields), fields
+    finally:
+        MASKER.clear()
+
+
 # --------------------------------------------------------------------------- analysis
 
 
