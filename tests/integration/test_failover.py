@@ -5,6 +5,7 @@ follows it, a new write on db2 reaches db3."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pymysql
 import pytest
 
 from tests.cliutil import cli as _cli
-from tests.cliutil import out_of
+from tests.cliutil import out_of, run_id_of
 from tests.integration.lab_topology import Topology
 
 pytestmark = [pytest.mark.integration]
@@ -67,6 +68,14 @@ def kill_primary(topo: Topology) -> None:
 def failover(topo: Topology, tmp: Path, *extra: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     args = ["play", FAILOVER, "-i", str(topo.inventory), "-e", "old_primary=db1", "-e", "candidates=replicas",
             "-e", "schema=shop", "--yes", "--report", str(tmp / "failover.json"), *extra]
+    if env:
+        import subprocess
+        import sys
+
+        from tests.cliutil import cli_env
+
+        return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=tmp, env={**cli_env(topo.home), **env},
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     return _cli(*args, cwd=tmp, home=topo.home, timeout=300)
 
 
@@ -108,3 +117,40 @@ def test_failover_from_a_primary_that_still_answers(topo: Topology, tmp_path: Pa
     with pytest.raises(pymysql.err.OperationalError), app.cursor() as cur:
         cur.execute("INSERT INTO shop.orders VALUES (5000, 'late')")
     app.close()
+
+
+def resume_until_done(topo: Topology, tmp: Path, run_id: str) -> str:
+    transcript = ""
+    for _ in range(3):
+        res = _cli("resume", run_id, "--yes", cwd=tmp, home=topo.home, timeout=300)
+        transcript += out_of(res)
+        if res.returncode == 0:
+            return transcript
+    pytest.fail(f"resume did not finish:\n{transcript}")
+
+
+def journal_records(topo: Topology, run_id: str) -> int:
+    from engine.journal import read_journal
+
+    return int(read_journal(topo.home, run_id).last_seq)
+
+
+def test_a_failover_killed_at_seeded_journal_records_then_resumed(topo: Topology, tmp_path: Path) -> None:
+    import random
+
+    committed = scenario(topo)
+    res = failover(topo, tmp_path)
+    assert res.returncode == 0, out_of(res)
+    records = journal_records(topo, run_id_of(res))
+    rng = random.Random(int(os.environ.get("RUNBOOK_FAULT_SEED", "20261207")))  # fixed: a failure repeats
+    for seq in sorted(rng.sample(range(2, records), 3)):
+        committed = scenario(topo)
+        res = failover(topo, tmp_path, env={"RUNBOOK_FAULT_KILL_AT_SEQ": str(seq)})
+        assert res.returncode == -signal.SIGKILL, f"seq {seq}: expected a kill, got {res.returncode}\n{out_of(res)}"
+        m = re.search(r"RUN (\S+) ·", res.stdout)
+        assert m, res.stdout
+        transcript = resume_until_done(topo, tmp_path, m.group(1))
+        try:
+            assert_failed_over(topo, committed)
+        except AssertionError as exc:
+            raise AssertionError(f"after a kill at journal record {seq} of {records}: {exc}\n{transcript}") from None
