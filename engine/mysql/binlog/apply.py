@@ -111,6 +111,7 @@ class Applier:
         self.fault = _Fault()
         self._conn_id: int | None = None
         self._cmp: dict[int, list[Compare | None]] = {}
+        self._refused = ""
         self.stats = ApplyStats()
 
     # -- the session ------------------------------------------------------------------------
@@ -206,6 +207,10 @@ class Applier:
             return False
         if not self._fast(group):
             s.query("ROLLBACK")
+            if not self.tables:
+                raise ActionError(f"applying {_where(group[0])}: the server refused a row ({self._refused}): this server's "
+                                  "rows differ from the ones the source changed", hint="compare the row on both servers; "
+                                  "the transaction was rolled back, nothing of it was applied")
             self.stats.slow_groups += 1
             s.query("START TRANSACTION")
             if self.progress is not None and not self.progress.claim(s, group, rows):
@@ -244,9 +249,11 @@ class Applier:
         checks: list[RowCheck] = []
         for txn in group:
             for rev in txn.rows:
-                lt = self.tables[rev.table.table]
-                if not lt.key:
-                    continue  # the server finds such rows by their whole image: 1032 when it cannot
+                lt = self.tables.get(rev.table.table)
+                if lt is None or not lt.key:
+                    # No live table given (a catch-up of every schema): the server checks each row
+                    # as a replica's SQL thread does (1032, 1062). No key: the whole image, 1032.
+                    continue
                 for b, a in rev.images:
                     if rev.kind == WRITE:
                         touched.add((lt.table, rev.key_values(a, lt.key)))  # type: ignore[arg-type]
@@ -266,6 +273,7 @@ class Applier:
                 self.sql.query(stmt)
         except SqlError as exc:
             if exc.errno in (1032, 1062):  # a row missing, a key taken: the slow path says which
+                self._refused = exc.render()
                 return False
             raise
         return True

@@ -87,7 +87,7 @@ class BinlogReader:
     * ``count_rows``: walk every kept or counted image (binlog_find, check mode).
     """
 
-    def __init__(self, source: BinlogSource, *, schema: str, tables: set[str] | None, start: tuple[str, int],
+    def __init__(self, source: BinlogSource, *, schema: str | None, tables: set[str] | None, start: tuple[str, int],
                  end: EndAt | None = None, covered: Covered | None = None,
                  stop: Callable[[Transaction], bool] | None = None, keep: Callable[[Transaction], bool] | None = None,
                  count_rows: bool = False, unsigned: Callable[[str, str], set[int]] | None = None):
@@ -105,7 +105,8 @@ class BinlogReader:
 
     # -- table maps ------------------------------------------------------------------------
     def listed(self, schema: str, table: str) -> bool:
-        return schema == self.schema and (self.tables is None or table in self.tables)
+        """``schema=None``: every table of every schema (a failover's catch-up)."""
+        return (self.schema is None or schema == self.schema) and (self.tables is None or table in self.tables)
 
     def _table_map(self, ev: Event) -> tuple[TableMap, Layout | None]:
         key = ev.data[E.HEADER_LEN:len(ev.data) - self.fde.tail] if self.fde and self.fde.tail else ev.data[E.HEADER_LEN:]
@@ -246,6 +247,8 @@ class BinlogReader:
                 cur.xa = True
                 return bool(re.match(r"(?i)^\s*xa\s+(prepare|commit|rollback)", q.text))
             cur.queries.append(q)
+            if self.schema is None:  # every schema: what the statement changes is its text, in queries
+                return cur._standalone or not cur._begun
             listed = {(self.schema, t) for t in self.tables} if self.tables is not None else None
             for ch in table_changes(q.text, q.schema or "", listed if listed is not None else None):
                 if ch.schema == self.schema and (ch.table is None or self.tables is None or ch.table in self.tables):
@@ -259,7 +262,7 @@ class BinlogReader:
                    E.VIEW_CHANGE):
             return False
         if typ in (E.BEGIN_LOAD_QUERY, E.EXECUTE_LOAD_QUERY):
-            cur.changes.append(TableChange(self.schema, None, "dml")) if typ == E.EXECUTE_LOAD_QUERY else None
+            cur.changes.append(TableChange(self.schema or "", None, "dml")) if typ == E.EXECUTE_LOAD_QUERY else None
             return False
         if typ == E.INCIDENT:
             self.refusals.append(f"{ev.file}:{ev.pos}: an Incident event (the source lost events here)")
