@@ -88,7 +88,8 @@ def probe_caught_up(a: Replication, st: ReplicationState) -> tuple[bool, str] | 
         return True, ""
     would = f"wait until it has applied {missing_text(behind)}"
     starts = [t for t, on in _threads_of(st).items() if not on and (t == "sql" or target is not None)]
-    return False, would + (f" (start the {' and '.join(starts).upper()} thread)" if starts else "")
+    threads = " and ".join(t.upper() for t in starts) + (" threads" if len(starts) > 1 else " thread")
+    return False, would + (f" (start the {threads})" if starts else "")
 
 
 def apply_caught_up(a: Replication) -> StepResult:

@@ -125,6 +125,12 @@ def test_failover_after_kill_9_of_the_primary_recovers_its_rows_from_its_binlog_
     """Issue 17's test: the rows only db1 committed come from its binlog files, with their GTIDs."""
     committed = scenario(topo)
     kill_primary(topo)
+    # --check: the plan, nothing changed.
+    res = failover(topo, tmp_path, "--check")
+    out = out_of(res)
+    assert res.returncode == 0, out
+    assert "check mode: would apply 13 transaction(s) only db1 has, from its binlog files" in out
+    assert "would CHANGE MASTER TO db2" in out and topo.gtid("db2") == committed["b_end"]
     res = failover(topo, tmp_path)
     out = out_of(res)
     assert res.returncode == 0, out
@@ -164,6 +170,22 @@ def test_failover_when_the_old_primarys_binlogs_cannot_be_read_names_what_is_los
     assert topo.slave_status("db2") is None and topo.one("db2", "SELECT @@read_only") == 0
     assert topo.one("db2", "SELECT COUNT(*) FROM shop.orders WHERE id > 110") == 0
     assert topo.slave_status("db3")["Master_Port"] == topo.ports["db2"]  # type: ignore[index]
+
+
+
+def test_a_statement_in_the_old_primarys_last_writes_stops_the_failover_before_promotion(topo: Topology, tmp_path: Path) -> None:
+    """Nothing a binlog says is executed: DDL among the transactions only db1 has is refused by
+    name, nothing is applied, nobody is promoted (the operator applies it, then resumes)."""
+    committed = scenario(topo)
+    topo.sql("db1", "ALTER TABLE shop.items ADD COLUMN note VARCHAR(10) NULL", "UPDATE shop.items SET note = 'x' WHERE id = 1")
+    kill_primary(topo)
+    res = failover(topo, tmp_path)
+    out = out_of(res)
+    assert res.returncode == 1, out
+    assert "catching up from db1's binlog files is refused, nothing was applied" in out
+    assert "is a statement, not row events (ALTER TABLE shop.items ADD COLUMN note VARCHAR(10) NULL)" in out
+    assert topo.gtid("db2") == committed["b_end"] and topo.one("db2", "SELECT @@read_only") == 1
+    assert "STAGE [promote]" not in out
 
 
 def resume_until_done(topo: Topology, tmp: Path, run_id: str) -> str:
