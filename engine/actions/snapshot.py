@@ -1,7 +1,7 @@
 """``snapshot``: a rollback copy of tables before a restore touches them, and its undo.
 
 Server method: ``CREATE TABLE <snap> LIKE <table>`` in ``_rb_snap_<run id>``, then
-``INSERT … SELECT`` in primary-key chunks, each chunk summed (pt-table-checksum) as it lands.
+``INSERT … SELECT`` in primary-key chunks, each chunk digested (:mod:`engine.mysql.checksum`) as it lands.
 Dump method: ``mariadb-dump``/``mysqldump`` to a file on the host. Either way the manifest
 records rows, checksum, foreign keys and triggers at snapshot time.
 
@@ -17,6 +17,11 @@ drops data), then repairs what InnoDB's "FKs follow renames" leaves behind:
   evidence) → dropped; FKs among displaced tables stay.
 
 Then every restored table is summed again and compared with the manifest: a mismatch fails.
+
+A listed table that does not exist (the classic P0: it was dropped) is recorded as *absent*
+(its manifest definition says so, no copy is made): the state to go back to is "no such
+table". Undo moves a table created since (by the restore) into the snapshot schema as
+``<copy>__displaced`` in the same atomic RENAME, and verifies the table is gone again.
 """
 
 from __future__ import annotations
@@ -33,22 +38,23 @@ from engine.errors import ActionError
 from engine.model import Status, StepResult
 from engine.language.sizes import PERCENT_SCHEMA
 from engine.mysql.snapshots import (
+    ABSENT,
     MANIFEST,
     MANIFEST_DDL,
     base_tables,
-    chunk_sum,
     definition_json,
     fit,
     fk_clause,
     foreign_keys,
+    is_absent,
     manifest_rows,
     pk_chunks,
     snap_table_name,
     snapshot_schema,
-    table_checksum,
     table_shape,
     triggers,
 )
+from engine.mysql.checksum import DIGEST_HEX_LEN, NO_ROWS, Digest, chunk_digest, table_checksum
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
@@ -156,9 +162,7 @@ class Snapshot(Action):
         schema, method = a["schema"], a.get("method", "server")
         ident = check_identity(ctx, f"snapshot {schema}")
         tables = self._tables(sql)
-        for t in tables:
-            if not _exists(sql, schema, t):
-                raise ActionError(f"no table {qualified(schema, t)} to snapshot", hint="check tables: in the runbook")
+        absent = [t for t in tables if not _exists(sql, schema, t)]
         v = global_variables(sql, ["datadir", "read_only", "super_read_only"])
         if as_bool(v["super_read_only"]) and method == "server":
             # MySQL's super_read_only stops the engine's own account too; say so before copying.
@@ -166,11 +170,15 @@ class Snapshot(Action):
                               hint="keep read_only but lift super_read_only for the recovery: "
                                    "resume_writes: {to: {read_only: true, super_read_only: false}}")
         where = (v["datadir"] or "/var/lib/mysql") if method == "server" else (os.path.dirname(a["path"]) or ".")
-        disk = assess(ctx, {"path": where, "need_for_snapshot": {"schema": schema, "tables": tables},
-                            "margin": a.get("margin", "10%"), "binlog": method == "server"})
+        present = [t for t in tables if t not in absent]
+        need: dict[str, Any] = {"need_for_snapshot": {"schema": schema, "tables": present}} if present else {"need": 0}
+        disk = assess(ctx, {"path": where, **need, "margin": a.get("margin", "10%"), "binlog": method == "server"})
         if disk.status is Status.FAILED:
             return StepResult(Status.FAILED, msg=f"snapshot would not fit: {disk.msg}", data={"disk": disk.data})
         warnings = list(disk.warnings)
+        if absent:
+            warnings.append(f"{', '.join(qualified(schema, t) for t in absent)} does not exist: recorded as absent "
+                            "(nothing to copy; undo removes a table of that name created since, keeping it aside)")
         if not as_bool(v["read_only"]):
             warnings.append("writes are not stopped: rows may change between chunks (run stop_writes first)")
         sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(self._schema)}")
@@ -180,19 +188,23 @@ class Snapshot(Action):
         else:
             workers = [sql] + [sibling_session(sql) for _ in range(int(a.get("parallel", 2)) - 1)]
             try:
-                results = {t: self._copy(sql, schema, t, ident, int(a.get("chunk_rows", 50000)), workers) for t in tables}
+                results = {t: (self._absent(sql, schema, t, ident) if t in absent else
+                               self._copy(sql, schema, t, ident, int(a.get("chunk_rows", 50000)), workers)) for t in tables}
             finally:
                 for w in workers[1:]:
                     w.close()
         size = sum(int(r.pop("bytes", 0)) for r in results.values())
         undo = self._undo_record(tables)
         rows = sum(r["rows"] for r in results.values())
-        return StepResult(Status.CHANGED, msg=f"{len(tables)} table(s), {rows} rows copied to {self._schema if method == 'server' else a['path']}",
+        gone = f" ({len(absent)} absent: {', '.join(absent)})" if absent else ""
+        return StepResult(Status.CHANGED, msg=f"{len(tables)} table(s){gone}, {rows} rows copied to {self._schema if method == 'server' else a['path']}",
                           data={"snapshot_schema": self._schema, "method": method, "tables": results, "bytes": size, "disk": disk.data},
                           undo=undo, warnings=warnings)
 
-    def _record(self, sql: Sql, schema: str, table: str, snap: str, ident: dict[str, Any], method: str) -> None:
-        definition = definition_json(foreign_keys(sql, schema, table), triggers(sql, schema, table))
+    def _record(self, sql: Sql, schema: str, table: str, snap: str, ident: dict[str, Any], method: str,
+                absent: bool = False) -> None:
+        definition = (definition_json([], [], absent=True) if absent
+                      else definition_json(foreign_keys(sql, schema, table), triggers(sql, schema, table)))
         sql.query(
             f"INSERT INTO {qualified(self._schema, MANIFEST)} (run_id, step_key, host, method, source_schema, source_table,"
             " snap_table, dump_path, status, definition, hostname, server_uuid, server_id)"
@@ -207,16 +219,25 @@ class Snapshot(Action):
                   " completed_at = CURRENT_TIMESTAMP(6) WHERE step_key = %s AND source_schema = %s AND source_table = %s",
                   [rows, checksum, self.ctx.step_key, schema, table])
 
+    def _absent(self, sql: Sql, schema: str, table: str, ident: dict[str, Any]) -> dict[str, Any]:
+        """A listed table that does not exist: the manifest says so, nothing is copied."""
+        prior = self._manifest(sql).get((schema, table))
+        taken = {m["snap_table"] for m in manifest_rows(sql, self._schema)}
+        snap = prior["snap_table"] if prior else snap_table_name(schema, table, taken, self.ctx.step_key)
+        self._record(sql, schema, table, snap, ident, "server", absent=True)
+        self._complete(sql, schema, table, 0, ABSENT)
+        return {"rows": 0, "checksum": None, "snap_table": None, "absent": True}
+
     def _copy_chunks(self, workers: list[Sql], insert: str, snap: str, shape: Any, chunks: list[tuple[str, list[Any]]],
-                     total: int, label: str) -> tuple[int, int]:
-        """Copy and checksum primary-key chunks, one session per worker thread. Chunks are
-        disjoint and the checksum is a XOR, so the order they land in does not matter; the
+                     total: int, label: str) -> Digest:
+        """Copy and digest primary-key chunks, one session per worker thread. Chunks are
+        disjoint and chunk digests add up, so the order they land in does not matter; the
         server does the work, so two sessions use two cores."""
         import threading
 
         pending = iter(chunks)
         lock = threading.Lock()
-        state = {"rows": 0, "xor": 0}
+        state = {"digest": NO_ROWS}
         errors: list[BaseException] = []
 
         def work(session: Sql) -> None:
@@ -228,15 +249,14 @@ class Snapshot(Action):
                 cond, params = item
                 try:
                     session.query(insert + cond, params)
-                    n, x = chunk_sum(session, self._schema, snap, shape.columns, cond, params)
+                    d = chunk_digest(session, shape, cond, params, schema=self._schema, table=snap)
                 except BaseException as exc:  # re-raised in the calling thread below
                     with lock:
                         errors.append(exc)
                     return
                 with lock:
-                    state["rows"] += n
-                    state["xor"] ^= x
-                    done = state["rows"]
+                    state["digest"] += d
+                    done = state["digest"].rows
                 self.ctx.progress(done, max(total, done), label)
 
         if len(workers) == 1 or len(chunks) == 1:
@@ -249,7 +269,7 @@ class Snapshot(Action):
                 t.join()
         if errors:
             raise errors[0]
-        return state["rows"], state["xor"]
+        return state["digest"]
 
     def _copy(self, sql: Sql, schema: str, table: str, ident: dict[str, Any], chunk_rows: int,
               workers: list[Sql]) -> dict[str, Any]:
@@ -266,9 +286,9 @@ class Snapshot(Action):
         total = int(sql.query("SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
                               [schema, table]).rows[0]["n"] or 0)
         insert = f"INSERT INTO {qualified(self._schema, snap)} ({cols}) SELECT {cols} FROM {qualified(schema, table)} WHERE "
-        rows, xor = self._copy_chunks(workers, insert, snap, shape, list(pk_chunks(sql, shape, chunk_rows)), total,
-                                      f"snapshot {schema}.{table}")
-        checksum = f"{xor:08x}"
+        digest = self._copy_chunks(workers, insert, snap, shape, list(pk_chunks(sql, shape, chunk_rows)), total,
+                                   f"snapshot {schema}.{table}")
+        rows, checksum = digest.rows, digest.hex
         self._complete(sql, schema, table, rows, checksum)
         size = sql.query("SELECT DATA_LENGTH + INDEX_LENGTH AS b FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
                          " AND TABLE_NAME = %s", [self._schema, snap]).rows[0]["b"]
@@ -299,6 +319,15 @@ class Snapshot(Action):
     def _dump(self, sql: Sql, schema: str, tables: list[str], ident: dict[str, Any]) -> dict[str, Any]:
         path = self.args["path"]
         results: dict[str, Any] = {}
+        present = [t for t in tables if _exists(sql, schema, t)]
+        for t in tables:
+            if t not in present:
+                self._record(sql, schema, t, t, ident, "dump", absent=True)
+                self._complete(sql, schema, t, 0, ABSENT)
+                results[t] = {"rows": 0, "checksum": None, "snap_table": None, "absent": True}
+        tables = present
+        if not tables:
+            return results
         for t in tables:  # definitions and sums first: the manifest must exist before the file
             self._record(sql, schema, t, t, ident, "dump")
             rows, checksum = table_checksum(sql, table_shape(sql, schema, t))
@@ -342,8 +371,9 @@ class Snapshot(Action):
             raise ActionError(f"refusing to restore on {ctx.host.name}: the snapshot was taken on {taken_on}, this server is {ident}")
         self._settle_planned(sql, snap_schema, entries)
         pending = [m for m in entries if m["status"] != "restored"]
-        if pending and pending[0]["method"] == "dump" and not all(_exists(sql, snap_schema, m["snap_table"]) for m in pending):
-            self._load_dump(sql, pending)
+        copies = [m for m in pending if not is_absent(m)]
+        if copies and copies[0]["method"] == "dump" and not all(_exists(sql, snap_schema, m["snap_table"]) for m in copies):
+            self._load_dump(sql, copies)
         swapped = self._swap(sql, snap_schema, pending) if pending else []
         with _FkChecksOff(sql):
             self._repair(sql, snap_schema, entries)
@@ -362,7 +392,10 @@ class Snapshot(Action):
             return
         existing = self._names(sql, snap_schema)
         for m in planned:
-            if m["snap_table"] not in existing and _exists(sql, m["source_schema"], m["source_table"]):
+            if is_absent(m):  # the RENAME took the created table away, or it did not
+                if not _exists(sql, m["source_schema"], m["source_table"]):
+                    self._mark_restored(sql, snap_schema, m)
+            elif m["snap_table"] not in existing and _exists(sql, m["source_schema"], m["source_table"]):
                 self._mark_restored(sql, snap_schema, m)
 
     def _mark_restored(self, sql: Sql, snap_schema: str, m: dict[str, Any]) -> None:
@@ -375,7 +408,7 @@ class Snapshot(Action):
         displaced: dict[str, str] = {}
         existing = self._names(sql, snap_schema)
         for m in pending:
-            if m["snap_table"] not in existing:
+            if m["snap_table"] not in existing and not is_absent(m):
                 raise ActionError(f"snapshot copy {snap_schema}.{m['snap_table']} is missing: cannot restore {m['source_table']}")
             if _exists(sql, m["source_schema"], m["source_table"]):
                 name, n = m.get("displaced_table") or fit(f"{m['snap_table']}__displaced"), 1
@@ -384,7 +417,8 @@ class Snapshot(Action):
                     name = fit(f"{m['snap_table']}__displaced{n}")
                 displaced[m["source_table"]] = name
                 pairs.append(f"{qualified(m['source_schema'], m['source_table'])} TO {qualified(snap_schema, name)}")
-        pairs += [f"{qualified(snap_schema, m['snap_table'])} TO {qualified(m['source_schema'], m['source_table'])}" for m in pending]
+        pairs += [f"{qualified(snap_schema, m['snap_table'])} TO {qualified(m['source_schema'], m['source_table'])}"
+                  for m in pending if not is_absent(m)]  # an absent table stays absent: nothing comes back
         # The plan goes into the manifest before the RENAME: a crash in between leaves names
         # that _settle_planned reads back (the RENAME happened or it did not, never half).
         for m in pending:
@@ -403,7 +437,8 @@ class Snapshot(Action):
                     sql.query(f"DROP TRIGGER {qualified(m['source_schema'], trg['name'])}")
                 dropped.append((m["source_schema"], trgs))
         try:
-            sql.query("RENAME TABLE " + ", ".join(pairs))  # one statement: every table or none
+            if pairs:
+                sql.query("RENAME TABLE " + ", ".join(pairs))  # one statement: every table or none
         except Exception:
             for schema, trgs in dropped:
                 if trgs:
@@ -431,7 +466,7 @@ class Snapshot(Action):
                     sql.query(f"ALTER TABLE {qualified(snap_schema, name)} DROP FOREIGN KEY {quote_ident(fk['name'])}")
         # 3. Restored copies get back their FKs and triggers as they were at snapshot time.
         for m in entries:
-            if m["status"] != "restored":
+            if m["status"] != "restored" or is_absent(m):
                 continue
             definition = json.loads(m["definition"] or "{}")
             have = {fk["name"] for fk in foreign_keys(sql, m["source_schema"], m["source_table"])}
@@ -455,17 +490,33 @@ class Snapshot(Action):
             session.close()
 
     def _verify(self, sql: Sql, entries: list[dict[str, Any]], swapped: list[str]) -> StepResult:
-        results, bad = {}, []
+        results: dict[str, Any] = {}
+        bad: list[str] = []
+        warnings: list[str] = []
         for m in entries:
+            if is_absent(m):  # the way back is "no such table"
+                there = _exists(sql, m["source_schema"], m["source_table"])
+                results[m["source_table"]] = {"absent": True, "ok": not there, "displaced_table": m.get("displaced_table")}
+                if there:
+                    bad.append(f"{m['source_table']} exists, but it did not when the snapshot was taken")
+                continue
             rows, checksum = table_checksum(sql, table_shape(sql, m["source_schema"], m["source_table"]))
-            ok = rows == m["rows"] and checksum == m["checksum"]
+            # A manifest written before the digest became SHA1-based holds an 8-digit CRC32
+            # XOR: it cannot be compared with today's digest, only the row count can.
+            legacy = len(m["checksum"] or "") != DIGEST_HEX_LEN
+            ok = rows == m["rows"] and (legacy or checksum == m["checksum"])
             results[m["source_table"]] = {"rows": rows, "checksum": checksum, "expected_rows": m["rows"],
                                           "expected_checksum": m["checksum"], "ok": ok, "displaced_table": m.get("displaced_table")}
+            if legacy:
+                warnings.append(f"{m['source_table']}: the snapshot was summed by an earlier runbook version;"
+                                " only its row count was compared")
             if not ok:
                 bad.append(f"{m['source_table']} ({rows} rows, checksum {checksum}; snapshot had {m['rows']}, {m['checksum']})")
         data = {"tables": results, "swapped": swapped}
         if bad:
-            return StepResult(Status.FAILED, msg="restored tables differ from the snapshot: " + "; ".join(bad), data=data)
+            return StepResult(Status.FAILED, msg="restored tables differ from the snapshot: " + "; ".join(bad), data=data,
+                              warnings=warnings)
         if not swapped:
-            return StepResult(Status.OK, msg="snapshot already restored; checksums match", data=data)
-        return StepResult(Status.CHANGED, msg=f"restored {len(swapped)} table(s) from the snapshot; checksums match", data=data)
+            return StepResult(Status.OK, msg="snapshot already restored; checksums match", data=data, warnings=warnings)
+        return StepResult(Status.CHANGED, msg=f"restored {len(swapped)} table(s) from the snapshot; checksums match", data=data,
+                          warnings=warnings)
