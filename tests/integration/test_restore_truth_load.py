@@ -90,7 +90,7 @@ def test_myisam_batch_is_never_retried_in_process(tmp_path: Path, schema: str, s
 # ---------------------------------------------------------------------------- item 7
 
 
-@pytest.mark.parametrize("conflict", ["ignore", "upsert", "replace"])
+@pytest.mark.parametrize("conflict", ["ignore", "upsert", "replace", "error"])
 def test_keyless_table_with_rows_refused_unless_allow_duplicates(tmp_path: Path, schema: str, src: str, conflict: str) -> None:
     for s in (src, schema):
         execute(s, "CREATE TABLE k (a INT, b VARCHAR(10)); INSERT INTO k VALUES (1,'x'),(2,'y')")

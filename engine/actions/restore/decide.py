@@ -206,8 +206,8 @@ def _emptiness(f: Facts, n: str, tgt: TargetTable | None, ddl: str) -> bool:
 
 
 def _keys(f: Facts, plan: Plan, t: TablePlan, d: TableDef, tgt: TargetTable | None) -> None:
-    """The key rows are matched by. ignore/replace/upsert into a table holding rows without a
-    primary or unique key would add every row again: refused unless ``allow_duplicates``. Upsert
+    """The key rows are matched by. Any strategy into a table holding rows without a primary or
+    unique key would add every row again (nothing collides): refused unless ``allow_duplicates``. Upsert
     matches by the primary key (else a NOT NULL unique key) only; the other unique keys are where
     a backup row may collide with a *different* live row (a conflict, never an overwrite)."""
     conflict = f.options.on_conflict
@@ -218,7 +218,7 @@ def _keys(f: Facts, plan: Plan, t: TablePlan, d: TableDef, tgt: TargetTable | No
     identity = tuple(pk) or next((cols for _, cols in uniques if all(c.lower() in notnull for c in cols)), ())
     t.identity = identity
     t.unique_keys = tuple((k, cols) for k, cols in uniques if tuple(c.lower() for c in cols) != tuple(c.lower() for c in identity))
-    if t.empty or conflict == "error":
+    if t.empty:
         return
     keyed = bool(identity) if conflict == "upsert" else bool(pk or uniques)
     if not keyed and not f.options.allow_duplicates:
