@@ -25,7 +25,7 @@ from engine.actions.restore.loader import Fatal, Loader, Shared
 from engine.actions.restore.phases import Phases
 from engine.actions.restore.source import DumpSource, flag
 from engine.actions.restore.plan import Facts, Plan, RestoreOptions
-from engine.actions.restore.report import LiveProgress, RestoreResult, explain, table_results
+from engine.actions.restore.report import LiveProgress, OrphanCount, RestoreResult, explain, table_results
 from engine.errors import ActionError, RunbookError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql.introspect import foreign_keys_touching
@@ -298,7 +298,7 @@ class Restore(Phases, Action):
         return shared
 
     # -- results ------------------------------------------------------------------------------
-    def _finish(self, sql: Any, plan: Plan, shared: Shared, start: float, orphans: list[dict[str, Any]],
+    def _finish(self, sql: Any, plan: Plan, shared: Shared, start: float, orphans: list[OrphanCount],
                 warnings: list[str], sid: str, index: DumpIndex) -> StepResult:
         names = [t.name for t in plan.tables]
         tables = table_results(shared, names)
@@ -306,10 +306,10 @@ class Restore(Phases, Action):
         rows = sum(t.rows for t in tables.values())
         failed = sorted(shared.failed)
         for o in orphans:
-            if o["orphans"]:
-                failed.append(o["table"]) if o["table"] not in failed else None
-                tables[o["table"]].status = "failed"
-                tables[o["table"]].error = f"{o['orphans']} row(s) without a parent for {o['constraint']}"
+            if o.orphans:
+                failed.append(o.table) if o.table not in failed else None
+                tables[o.table].status = "failed"
+                tables[o.table].error = f"{o.orphans} row(s) without a parent for {o.constraint}"
         for n, st in shared.stats.items():
             if st.warnings:
                 warnings.append(f"table {n}: {st.warnings} data warning(s) allowed (allow_warnings), e.g. "

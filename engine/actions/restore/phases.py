@@ -21,6 +21,7 @@ from engine.actions.restore import progress as prog
 from engine.actions.restore.index import ControlStatement, DumpIndex
 from engine.actions.restore.loader import Shared
 from engine.actions.restore.plan import Plan
+from engine.actions.restore.report import OrphanCount
 from engine.errors import RunbookError, SqlError
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.mysql import MysqlSession
@@ -116,7 +117,7 @@ class Phases:
         control.query(st.text)
 
     # -- after the load -----------------------------------------------------------------------
-    def _orphans(self, control: MysqlSession, plan: Plan) -> list[dict[str, Any]]:
+    def _orphans(self, control: MysqlSession, plan: Plan) -> list[OrphanCount]:
         """Cycle groups were loaded with FK checks off: count the child rows without a parent."""
         out = []
         schema = self._schema
@@ -127,7 +128,7 @@ class Phases:
             n = control.query(f"SELECT COUNT(*) AS n FROM {qualified(schema, fk.table)} c LEFT JOIN "
                               f"{qualified(schema, fk.ref_table)} p ON {on} WHERE {notnull} AND p.{quote_ident(refs[0])} IS NULL"
                               ).rows[0]["n"]
-            out.append({"table": fk.table, "constraint": fk.name, "orphans": int(n)})
+            out.append(OrphanCount(fk.table, fk.name, int(n)))
         return out
 
     def _post(self, control: MysqlSession, plan: Plan, index: DumpIndex, shared: Shared,

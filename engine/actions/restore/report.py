@@ -37,6 +37,15 @@ class TableResult:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class OrphanCount:
+    """Child rows without a parent after a cycle group's load (FK checks were off for it)."""
+
+    table: str
+    constraint: str | None
+    orphans: int
+
+
 @dataclass
 class RestoreResult:
     """What a restore step registers (``register: r``): ``r.rows``, ``r.tables``, ``r.core_ok``…"""
@@ -51,7 +60,7 @@ class RestoreResult:
     partial: bool
     schema: str
     load_order: list[str]
-    orphans: list[dict[str, Any]] = field(default_factory=list)
+    orphans: list[OrphanCount] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # trigger differences, tables reloaded, allowed data warnings
     binlog_start: dict[str, Any] | None = None  # the dump's binlog coordinates {file, pos, gtid}: where a PITR replay starts
