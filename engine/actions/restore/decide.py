@@ -259,13 +259,14 @@ _TRIGGER_DEF = re.compile(rb"(?is)\bTRIGGER\s+(?:`(?:[^`]|``)+`|\S+)\s+(.*)")
 
 def trigger_definition(text: bytes | str) -> str:
     """A trigger's timing, event, table and body, comparable across SHOW CREATE TRIGGER and a dump
-    (definer, version comments, qualifiers, quoting and spacing aside)."""
+    (definer, version comments, identifier quoting and spacing aside; both come from SHOW CREATE
+    TRIGGER, which keeps the text as it was written)."""
     raw = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
     head = head_of(raw, len(raw))
     m = _TRIGGER_DEF.search(head)
     body = (m.group(1) if m else head).decode("utf-8", "replace")
     body = re.sub(r"`([^`]*)`", r"\1", body)
-    return re.sub(r"\s+", " ", body).strip().rstrip(";").strip().lower()
+    return re.sub(r"\s+", " ", body).strip().rstrip(";").strip()
 
 
 def _triggers(f: Facts, plan: Plan) -> None:
@@ -292,8 +293,8 @@ def _triggers(f: Facts, plan: Plan) -> None:
         plan.skip_dump_triggers.add(d.name)
         if trigger_definition(mine.statement) != trigger_definition(d.text):
             plan.warnings.append(f"trigger {d.name} on {d.table} differs between the target and the dump: the target's version"
-                                 f" is kept (target: {trigger_definition(mine.statement)[:120]}; dump: "
-                                 f"{trigger_definition(d.text)[:120]})")
+                                 f" is kept (target: {trigger_definition(mine.statement)[:160]}; dump: "
+                                 f"{trigger_definition(d.text)[:160]})")
 
 
 def _orphan_checks(f: Facts, group: dict[str, int | None]) -> list[OrphanCheck]:
