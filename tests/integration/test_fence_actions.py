@@ -226,3 +226,19 @@ def test_mark_survives_in_the_notes_so_a_resumed_step_converges(fence_db: Db) ->
     assert read_fence_state(ctx.sql()).read_only is False
     with pytest.raises(SqlError):
         ctx.sql().query("SELECT * FROM no_such_db.t")
+
+
+def test_an_older_journals_undo_record_still_reopens(fence_db: Db) -> None:
+    """A run fenced by the engine before the types: its undo record was the previous state."""
+    db = fence_db
+    db.sql("SET GLOBAL read_only = ON")
+    ctx = make_ctx(db)
+    res = StopWrites(None, ctx).undo({"read_only": False, "super_read_only": None})
+    assert res.status is Status.CHANGED and db.read_only() == 0
+    # ... and a step of it killed before its outcome: the note held the state it found.
+    db.sql("SET GLOBAL read_only = ON")
+    ctx.notes = {"previous": {"read_only": False, "super_read_only": None}, "mark": 1}
+    found = StopWrites({}, ctx).undo_of_found(StopWrites({}, ctx).probe())
+    assert found is not None
+    StopWrites(None, ctx).undo(found)
+    assert db.read_only() == 0
