@@ -62,6 +62,7 @@ class StopWrites(Action):
     idempotent = True
     reversible = True
     undo_idempotent = True  # by the state it finds
+    run_marks: ClassVar[dict[str, str]] = {"fence": "binlog"}  # where the fence took effect: binlog_replay's end
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
