@@ -237,8 +237,10 @@ class StopWrites(Action):
         if plan.replica is not None:
             frozen = replica_status(sql)  # where its SQL thread stopped: the copy it keeps
             data["replica"] = frozen.to_dict() if frozen else None
-        for acc in plan.to_lock:
-            set_locked(sql, acc, True)
+        replicated = [acc for acc in plan.to_lock if not set_locked(sql, acc, True)]
+        if replicated:
+            warnings.append(f"the lock of {', '.join(map(str, replicated))} went to the binlog (the account may not set "
+                            "sql_log_bin=0): the replicas lock it too; the undo unlocks it there the same way")
         if plan.to_lock:
             did.append(f"locked {len(plan.to_lock)} account(s)")
         killed: list[Session] = []
