@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.actions import (  # noqa: F401
     assert_,
     binlog_find,
+    binlog_flashback,
     binlog_replay,
     disk_space,
     innodb_recovery,
