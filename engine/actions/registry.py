@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from engine.actions import (  # noqa: F401
     assert_,
+    binlog_find,
+    binlog_replay,
     disk_space,
     innodb_recovery,
     mysql_facts,

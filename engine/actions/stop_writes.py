@@ -122,6 +122,7 @@ class StopWrites(Action):
     idempotent = True
     reversible = True
     undo_idempotent = True  # by the state it finds
+    run_marks: ClassVar[dict[str, str]] = {"fence": "binlog"}  # where the fence took effect: binlog_replay's end
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -293,6 +294,9 @@ class StopWrites(Action):
         if plan.freeze:
             stop_sql_thread(sql)
             did.append("replica SQL thread stopped")
+        if plan.replica is not None:
+            frozen = replica_status(sql)  # where its SQL thread stopped: the copy it keeps
+            data["replica"] = frozen.to_dict() if frozen else None
         for acc in plan.to_lock:
             set_locked(sql, acc, True)
         if plan.to_lock:

@@ -84,6 +84,15 @@ def match_accounts(patterns: list[str], accounts: list[Account]) -> tuple[list[A
 
 
 def set_locked(sql: Sql, account: Account, locked: bool) -> None:
+    """Lock or unlock on this server only: ``sql_log_bin = 0``, or the lock would replicate and
+    lock the application out of the replicas too — and out of the one a failover promotes."""
+    unlogged = False
+    try:
+        sql.query("SET SESSION sql_log_bin = 0")
+        unlogged = True
+    except SqlError as exc:
+        if exc.errno not in (1227, 1193):  # no privilege to skip the binlog: the lock replicates
+            raise
     try:
         sql.query(f"ALTER USER %s@%s ACCOUNT {'LOCK' if locked else 'UNLOCK'}", [account.user, account.host])
     except SqlError as exc:
@@ -91,3 +100,6 @@ def set_locked(sql: Sql, account: Account, locked: bool) -> None:
             raise ActionError(f"this server cannot lock accounts (ALTER USER … ACCOUNT LOCK needs MariaDB 10.4.2+ or MySQL 5.7.6+): "
                               f"{exc.message}", hint="remove lock_accounts from the step") from None
         raise
+    finally:
+        if unlogged:
+            sql.query("SET SESSION sql_log_bin = 1")

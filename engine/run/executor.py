@@ -17,7 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from engine.actions.base import Action
+from engine.actions.base import Action, record_marks
 from engine.actions.registry import get_action
 from engine.language.loader import rendered_problems
 from engine.run.context import ActionContext
@@ -206,6 +206,7 @@ class Executor(Probing):
         return args_digest(step.action, view)
 
     def remember(self, step: Step, hs: HostState, result: StepResult) -> None:
+        record_marks(self.env.run_state, get_action(step.action), hs.host.name, result.registered())
         if step.register:
             hs.facts[step.register] = result.registered()
         if result.status is Status.OK:

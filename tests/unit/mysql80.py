@@ -131,7 +131,7 @@ class Mysql80:
             return self._result(sql, [{"id": x.id} for x in self.procs if x.id in p])
         if s == "KILL CONNECTION %s":
             return self._kill(sql, int(p[0]))
-        if s == "SET SESSION lock_wait_timeout = %s":
+        if s == "SET SESSION lock_wait_timeout = %s" or re.fullmatch(r"SET SESSION sql_log_bin = [01]", s):
             return self._result(sql, [])
         m = re.fullmatch(r"SET GLOBAL (super_read_only|read_only) = (ON|OFF)", s)
         if m:
