@@ -105,7 +105,7 @@ class BinlogReader:
 
     # -- table maps ------------------------------------------------------------------------
     def listed(self, schema: str, table: str) -> bool:
-        """``schema=None``: every table of every schema (a failover's catch-up)."""
+        """Are this table's rows read (``schema`` None: every schema's)?"""
         return (self.schema is None or schema == self.schema) and (self.tables is None or table in self.tables)
 
     def _table_map(self, ev: Event) -> tuple[TableMap, Layout | None]:
@@ -247,13 +247,11 @@ class BinlogReader:
                 cur.xa = True
                 return bool(re.match(r"(?i)^\s*xa\s+(prepare|commit|rollback)", q.text))
             cur.queries.append(q)
-            if self.schema is None:  # every schema: what the statement changes is its text, in queries
-                return cur._standalone or not cur._begun
-            listed = {(self.schema, t) for t in self.tables} if self.tables is not None else None
+            listed = {(self.schema, t) for t in self.tables} if self.tables is not None and self.schema else None
             for ch in table_changes(q.text, q.schema or "", listed if listed is not None else None):
                 if ch.schema == self.schema and (ch.table is None or self.tables is None or ch.table in self.tables):
                     cur.changes.append(ch)
-            if self.tables is None and q.verb in ("insert", "replace", "update", "delete", "load") and (q.schema == self.schema
+            if self.tables is None and self.schema and q.verb in ("insert", "replace", "update", "delete", "load") and (q.schema == self.schema
                                                                                                     or f"{self.schema}." in q.text):
                 cur.changes.append(TableChange(self.schema, None, "dml"))
             return cur._standalone or not cur._begun
@@ -262,7 +260,8 @@ class BinlogReader:
                    E.VIEW_CHANGE):
             return False
         if typ in (E.BEGIN_LOAD_QUERY, E.EXECUTE_LOAD_QUERY):
-            cur.changes.append(TableChange(self.schema or "", None, "dml")) if typ == E.EXECUTE_LOAD_QUERY else None
+            if typ == E.EXECUTE_LOAD_QUERY and self.schema:
+                cur.changes.append(TableChange(self.schema, None, "dml"))  # LOAD DATA logged as a statement
             return False
         if typ == E.INCIDENT:
             self.refusals.append(f"{ev.file}:{ev.pos}: an Incident event (the source lost events here)")
