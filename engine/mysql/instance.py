@@ -49,6 +49,22 @@ def free_port(host: str = HOST) -> int:
         return int(s.getsockname()[1])
 
 
+def pid_runs(pid: object, needle: str) -> bool:
+    """Is ``pid`` a live process whose command line holds ``needle`` (``--datadir=…``)?
+
+    A pid file outlives a ``kill -9``, and pids are reused (pid_max is often 32768): a stale
+    pid may by now be another program — the machine's own MariaDB, someone's shell. Nothing
+    is signalled on a pid's word alone."""
+    if not pid_alive(pid):
+        return False
+    try:
+        # NUL-separated arguments, or one string when the program rewrote its title (sshd)
+        text = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return re.search(re.escape(needle) + r"(\s|$)", text) is not None
+
+
 def pid_alive(pid: object) -> bool:
     """Is ``pid`` a live process (a zombie is not)?"""
     if not isinstance(pid, int) or pid <= 0:
@@ -198,18 +214,20 @@ class MariadbInstance:
             return ""
 
     def pids(self) -> list[int]:
-        """Live server processes of this datadir (the pid file is absent during crash recovery)."""
+        """Live server processes of this datadir (the pid file is absent during crash recovery,
+        and stale after a kill -9: a pid counts only when its command line names this datadir)."""
         found: list[int] = []
+        mine = f"--datadir={self.datadir}"
         try:
             pid = int(self.pid_file.read_text().strip())
-            if pid_alive(pid):
+            if pid_runs(pid, mine):
                 found.append(pid)
         except (OSError, ValueError):
             pass
         res = subprocess.run(["pgrep", "-f", f"[d]atadir={re.escape(str(self.datadir))}( |$)"],
                              capture_output=True, text=True)
         for p in res.stdout.split():
-            if p.isdigit() and int(p) not in found and pid_alive(int(p)):
+            if p.isdigit() and int(p) not in found and pid_runs(int(p), mine):
                 found.append(int(p))
         return found
 
@@ -219,6 +237,8 @@ class MariadbInstance:
 
     def _signal_and_wait(self, sig: int, limit: float) -> bool:
         for pid in self.pids():
+            if not pid_runs(pid, f"--datadir={self.datadir}"):
+                continue  # it ended (and its pid may be someone else's) since pids() looked
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
