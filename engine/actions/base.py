@@ -13,7 +13,10 @@ decides what to do with them:
 * undo: ``apply()`` returns a :class:`StepResult` whose ``undo`` is a JSON-able record; on
   rollback ``undo(record)`` is called on a fresh instance of the same action class. When a
   probe finds the change already made by an earlier attempt of this run (a kill between the
-  change and its outcome), ``undo_of_found(probe)`` gives the same record, so no undo is lost.
+  change and its outcome), ``undo_of_found(probe)`` gives the same record, so no undo is lost,
+  and ``result_of_found(probe)`` gives what ``apply`` registers (later steps read it: a
+  restore's ``rows`` and ``tables``, a snapshot's ``snapshot_schema``), so a step recorded done
+  from its probe registers the same result as one whose outcome the journal kept.
 * identity: before a call that may change the server (``changes_nothing()`` is false) the
   executor checks the server is the one the host must be, as ``identity_guard`` says.
 
@@ -95,6 +98,14 @@ class Action:
         None when nothing says this run made it. Deterministic: from the action's own
         evidence (a manifest of this run, what ``ctx.notes`` journaled before the change)."""
         return None
+
+    def result_of_found(self, probe: Probe) -> dict[str, Any]:
+        """The registered result (``StepResult.data``) of a change ``probe`` found already made,
+        as ``apply`` would have registered it: a probe that finds the step done says what it
+        found, and every field a later step may read must be there. Default: the probe's state
+        (an action whose probe state *is* its result); override to rebuild it from the action's
+        own evidence (a manifest, a progress table, the notes journaled before the change)."""
+        return dict(probe.state)
 
     @classmethod
     def facts_set(cls, registered: dict[str, Any]) -> dict[str, Any]:

@@ -272,7 +272,7 @@ class Executor(Probing):
                 # undo must not be lost: the action says so from its own evidence.
                 found = self._builtin_undo(step, action.undo_of_found(probe))
                 msg = "already in the desired state" + (" (made by an earlier attempt of this run)" if found else "")
-                return StepResult(Status.OK, msg=msg, data=dict(probe.state), undo=found)
+                return StepResult(Status.OK, msg=msg, data=action.result_of_found(probe), undo=found)
 
         if env.check_mode and cls.mutating:
             result = action.check()

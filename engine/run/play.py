@@ -133,6 +133,7 @@ class Play:
         if prior is not None:
             restore_run_state(prior.events, self.env.run_state)
         self.outcome = PlayOutcome("succeeded", 0.0)
+        self._aborted = False  # a second Ctrl-C left steps running (see _abort)
 
     @property
     def interrupted(self) -> bool:
@@ -230,10 +231,21 @@ class Play:
             return self._peer_conns[name]
 
     def close(self) -> None:
-        for hs in self.states.values():
-            hs.conns.close()
-        for conns in self._peer_conns.values():
-            conns.close()
+        def close_all() -> None:
+            for hs in self.states.values():
+                hs.conns.close()
+            for conns in self._peer_conns.values():
+                conns.close()
+
+        if not self._aborted:
+            close_all()
+            return
+        # After a second Ctrl-C the steps left running still use these connections: closing
+        # them is best effort and must not keep the operator waiting (the process exit closes
+        # what is left).
+        closer = threading.Thread(target=close_all, name="close-after-abort", daemon=True)
+        closer.start()
+        closer.join(ABORT_GRACE)
 
     def _budget_timer(self, scope: str, name: str, budget: float | None) -> threading.Timer | None:
         if not budget:
@@ -383,18 +395,28 @@ class Play:
         return out
 
     def _abort(self, running: dict[Future[StepResult], HostState]) -> None:
-        """The second interrupt. The journal stops accepting outcomes *first* (what a step
-        reports from now on is not trusted: it stays in doubt), then what runs is stopped
-        (KILL QUERY, kill of process groups) without closing any connection; the workers get
-        a moment to return, and are left behind if they do not (daemon threads)."""
+        """The second interrupt: the run stops within half a second, whatever runs.
+
+        1. A step about to end on its own gets ``ABORT_GRACE`` seconds: what it reports then
+           is the truth (nothing was stopped yet), so a restore that committed its last batch
+           is journaled done, not left in doubt.
+        2. The journal stops accepting outcomes (what a step reports after being stopped is
+           not trusted: it stays in doubt, and resume re-probes it).
+        3. What still runs is stopped (KILL QUERY, kill of process groups) from daemon threads:
+           a KILL that waits for a long rollback on the server must not hold the operator
+           (resume finds and settles such statements before its probes). The workers are left
+           behind (daemon threads); the process exits and its connections close."""
+        finished, _ = wait(list(running), timeout=ABORT_GRACE)
+        self._aborted = True
         if self.journal is not None:
             self.journal.abort()
-        for hs in running.values():
-            hs.conns.interrupt("aborted by the operator")
-        wait(list(running), timeout=5)
+        left = {f: hs for f, hs in running.items() if f not in finished}
+        for hs in left.values():
+            threading.Thread(target=hs.conns.interrupt, args=("aborted by the operator",), name=f"abort-{hs.host.name}",
+                             daemon=True).start()
         if self.journal is not None:
             self.journal.event("interrupted", presses=2, signal=self.interrupts.signal_name,
-                               in_doubt=sorted(hs.host.name for hs in running.values()))
+                               in_doubt=sorted(hs.host.name for hs in left.values()))
 
     def _rollback_stage(self, stage: Stage, done: list[tuple[Step, HostState, StepResult]]) -> bool:
         """Undo the stage's completed steps, newest first. False when an undo failed."""
@@ -413,6 +435,10 @@ class Play:
 def undo_one(play: Play, step_key: str, step_name: str, hs: HostState, record: Any) -> bool:
     res = undo_step(play.env, play.console, step_key, step_name, hs, record)
     return not res.failed
+
+
+#: seconds a second Ctrl-C leaves the running steps to end on their own before it stops them
+ABORT_GRACE = 0.25
 
 
 class AbortStep(KeyboardInterrupt):

@@ -21,7 +21,7 @@ from engine.model import Runbook
 from engine.run.play import AbortStep, Play, PlayOptions, tags_select
 from engine.run.ending import RunEnd
 from engine.run.operator import Operator, Unattended
-from engine.run.recovery import resume_outlook
+from engine.run.recovery import check_decisions, resume_outlook
 from engine.run.catalog import resume_command, list_runs_text, load_state, show_text
 from engine.run.rollback import Rollback
 from engine.report.console import Console
@@ -327,6 +327,8 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
     operator = operator if operator is not None else Unattended()
     state = load_state(run_id, journal_dir)
     if state.run_status == "succeeded":
+        if decisions:
+            raise InputError(f"--decide {', '.join(decisions)}: run {run_id} already succeeded: nothing to resume or decide")
         Console(verbose=verbose).line(f"run {run_id} already succeeded: nothing to resume")
         return RunEnd.SUCCEEDED
     loaded, inv, extra, opts = _reload(state, force, "resume", operator)
@@ -336,6 +338,7 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
     hosts = list(state.header.get("hosts") or [])
     with RunLock(jdir, run_id, hosts):
         state = read_journal(jdir, run_id)  # again, under the lock
+        check_decisions(decisions, state, _step_keys(loaded.runbook), "resume")  # applied or refused, never ignored
         journal = Journal.open(jdir, run_id)
         journal.event("resume_start", force=force, decisions=decisions)
         if force and _changed_files(state):
@@ -353,6 +356,10 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
         return _execute(play, journal, console, loaded.runbook, run_id, jdir, None, resumed=True)
 
 
+def _step_keys(rb: Runbook) -> set[str]:
+    return {s.key for stage in rb.stages for s in stage.steps}
+
+
 def _jdir(opt: str | None) -> Path:
     return journal_dir(opt)
 
@@ -366,12 +373,15 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
     hosts = list(state.header.get("hosts") or [])
     if not state.done_with_undo() and not state.in_doubt("do") and not any(
             s.phase == "undo" and s.status.value != "done" for s in state.steps.values()):
+        if decisions:
+            raise InputError(f"--decide {', '.join(decisions)}: run {run_id} has nothing to undo: nothing to decide")
         console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
         return RunEnd.SUCCEEDED
     loaded, inv, extra, opts = _reload(state, force, "roll back", operator)
     # The lock first, then the work list: what another process undid meanwhile is not undone twice.
     with RunLock(jdir, run_id, hosts):
         state = read_journal(jdir, run_id)
+        check_decisions(decisions or {}, state, _step_keys(loaded.runbook), "rollback")  # applied or refused, never ignored
         journal = Journal.open(jdir, run_id)
         play = Play(loaded.runbook, inv, _options(opts, jdir, extra), console, run_id=run_id, journal=journal, operator=operator)
         play.executor.prior = state

@@ -87,6 +87,7 @@ class Restore(Phases, Action):
         self._defs: dict[str, Any] = {}
         self._index: DumpIndex | None = None
         self._index_opts: tuple[int, int] | None = None
+        self._sid_cached: str | None = None
 
     # -- inputs ---------------------------------------------------------------------------
     def _flag(self, key: str, default: bool) -> bool:
@@ -175,7 +176,16 @@ class Restore(Phases, Action):
 
     @property
     def _sid(self) -> str:
-        return prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, self._schema)
+        """This step's progress key, with the generation of its tables (a snapshot undo that
+        swapped them back since bumps it: the step loads again)."""
+        if self._sid_cached is None:
+            from engine.mysql.generations import signature
+
+            tables = self.args.get("tables")
+            generation = signature(self.ctx.sql(), self._schema, list(tables) if tables else None,
+                                   exclude=self.args.get("exclude_tables") or ())
+            self._sid_cached = prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, self._schema, generation)
+        return self._sid_cached
 
     def _snapshotted(self, sql: Any, schema: str) -> set[str]:
         from engine.mysql.snapshots import MANIFEST, manifest_rows, snapshot_schema
@@ -339,6 +349,7 @@ class Restore(Phases, Action):
         loader = Loader(plan=plan, index=index, dump_path=self._dump.path, sid=sid, done=done, make_session=make,  # type: ignore[union-attr]
                         control=control, parallel=int(self.args.get("parallel", 2)), binlog=self._flag("binlog", True),
                         ids=ids, on_progress=report)
+        loader.fault.noticed = self.ctx.interrupted
         self._loader = loader
         shared = loader.run()
         report(shared)
