@@ -136,6 +136,14 @@ class Action:
         return set()
 
     @classmethod
+    def var_reads(cls, args: Any, base_dir: str) -> list[tuple[Any, frozenset[str]]] | None:
+        """What the step reads from the run's variables, as ``(templated values, names those
+        templates get from the action instead)`` pairs: its arguments, and the files they
+        name (``verify``'s suites). Validation counts the names they read (an extra var that
+        nothing reads is refused). None: a file named by a template, which could read any name."""
+        return [(args, frozenset(cls.local_names(args)))]
+
+    @classmethod
     def file_problems(cls, args: Any, base_dir: str) -> list[Any]:
         """Checks of files the arguments name (``verify``'s suites), relative to the runbook's
         directory: ``(json_path_suffix, message)`` pairs placed in the runbook, or

@@ -1,5 +1,6 @@
 """The command line. The only place that turns errors into messages and exit codes:
-0 success · 1 the run failed · 2 invalid input (nothing executed) · 130 interrupted."""
+0 success · 1 the run failed · 2 invalid input (nothing executed) · 130 interrupted or aborted
+by the operator (Ctrl-C, SIGTERM, a declined confirmation)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def say(text: str) -> None:
 
 # How a run ended -> the exit code of the SPEC: 0 success · 1 the run failed · 2 invalid input,
 # nothing executed · 130 interrupted. This module is the only place that decides it.
-_EXIT = {RunEnd.SUCCEEDED: 0, RunEnd.FAILED: 1, RunEnd.NEEDS_DECISION: 1, RunEnd.INVALID: 2, RunEnd.INTERRUPTED: 130}
+_EXIT = {RunEnd.SUCCEEDED: 0, RunEnd.FAILED: 1, RunEnd.NEEDS_DECISION: 1, RunEnd.INVALID: 2, RunEnd.INTERRUPTED: 130,
+         RunEnd.ABORTED: 130}
 
 
 def _die(exc: RunbookError) -> NoReturn:
@@ -101,11 +103,13 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--limit", help="host pattern to restrict the run to")
 @click.option("--vault-password-file", "vault_password_file", envvar="ANSIBLE_VAULT_PASSWORD_FILE",
               help="decrypt ansible-vault values and files of the inventory (also $ANSIBLE_VAULT_PASSWORD_FILE)")
-def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None, vault_password_file: str | None) -> None:
+@click.option("--allow-unused-vars", "allow_unused_vars", is_flag=True, help="accept an -e variable that nothing reads")
+def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None, vault_password_file: str | None,
+             allow_unused_vars: bool) -> None:
     """Check a runbook (and inventory) without touching any host."""
     from engine.inventory import limit_pattern
 
-    loaded, inv, _ = load_all(runbook, inventories, extra, limit, vault_password_file)
+    loaded, inv, _ = load_all(runbook, inventories, extra, limit, vault_password_file, allow_unused_vars=allow_unused_vars)
     limit = limit_pattern(limit)
     for w in loaded.warnings:
         click.echo("warning: " + w.render(), err=True)
@@ -138,15 +142,17 @@ def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
 @click.option("-v", "--verbose", count=True, help="-v shows output and rows; -vv everything registered")
 @click.option("--vault-password-file", "vault_password_file", envvar="ANSIBLE_VAULT_PASSWORD_FILE",
               help="decrypt ansible-vault values and files of the inventory (also $ANSIBLE_VAULT_PASSWORD_FILE)")
+@click.option("--allow-unused-vars", "allow_unused_vars", is_flag=True, help="accept an -e variable that nothing reads")
 def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], check: bool, diff: bool,
          tags: tuple[str, ...], skip_tags: tuple[str, ...], limit: str | None, start_at: str | None, yes: bool,
-         forks: int, journal_dir: str | None, report: str | None, verbose: int, vault_password_file: str | None) -> None:
+         forks: int, journal_dir: str | None, report: str | None, verbose: int, vault_password_file: str | None,
+         allow_unused_vars: bool) -> None:
     """Run a runbook."""
     from engine.run.runner import new_run
 
     if report and Path(report).suffix.lower() not in (".json", ".xml", ".html", ".md"):
         raise InputError(f"--report {report}: unknown suffix", hint="use .json, .xml (JUnit), .html or .md")
-    loaded, inv, extra_vars = load_all(runbook, inventories, extra, limit, vault_password_file)
+    loaded, inv, extra_vars = load_all(runbook, inventories, extra, limit, vault_password_file, allow_unused_vars=allow_unused_vars)
     from engine.inventory import limit_pattern
 
     limit = limit_pattern(limit)  # @FILE read once: the journal keeps the hosts it named
@@ -333,8 +339,8 @@ def snapshots_drop(run_id: str, inventories: tuple[str, ...], host: str | None, 
         if not operator.interactive:
             raise InputError("dropping a snapshot asks for confirmation and there is no terminal", hint="pass --yes")
         if not operator.confirm(f"drop the snapshot of run {run_id}", run_id, lambda: False):
-            click.echo("not confirmed: nothing dropped")
-            sys.exit(1)
+            click.echo("not confirmed: aborted by the operator, nothing dropped")
+            sys.exit(130)
     conns = _snapshot_session(inventories, host)
     try:
         result = drop_snapshot(conns.sql(), run_id)

@@ -53,7 +53,7 @@ class PlayOptions:
 
 @dataclass
 class PlayOutcome:
-    status: str  # succeeded | failed | interrupted | rolled back (engine.cli.main maps it to an exit code)
+    status: str  # succeeded | failed | interrupted | aborted | rolled back (engine.cli.main maps it to an exit code)
     duration: float
     results: list[tuple[str, str, str, StepResult]] = field(default_factory=list)  # (stage, step, host, result)
 
@@ -282,7 +282,9 @@ class Play:
 
     def _run_stage(self, stage: Stage, first_step: str | None) -> bool:
         """Run one stage; False when the run must stop."""
-        hosts = [hs for hs in self.hosts_for(stage.targets) if hs.active]
+        targeted = self.hosts_for(stage.targets)
+        hosts = [hs for hs in targeted if hs.active]
+        before_when = len(hosts)
         if stage.when is not None:
             hosts = [hs for hs in hosts if ENGINE.truth(stage.when, self._vars(hs, stage))]
         steps = [s for s in stage.steps if self.tag_selected(stage, s)]
@@ -292,14 +294,15 @@ class Play:
                 raise InputError(f"--start-at: stage {stage.name!r} has no step {first_step!r}", hint=f"steps: {', '.join(names)}")
             steps = [s for s in steps if s.index >= names.index(first_step)]
         if not hosts or not steps:
-            self.console.stage_skipped(stage.name, "no host left" if not hosts else "no step selected by tags")
+            self.console.stage_skipped(stage.name, self._skip_reason(stage, targeted, before_when, hosts))
             return True
         if self.resumer is not None and self.resumer.stage_done(stage, steps, hosts):
             self.console.stage_skipped(stage.name, "done in an earlier attempt of this run")
             return True
         if stage.confirm and not self.opts.check and not self._confirm(stage, hosts):
-            self.console.line("not confirmed: the run stops here", "bold red")
-            self.outcome.status = "failed"
+            self.console.line(f"stage [{stage.name}] not confirmed: aborted by the operator before the stage; "
+                              "nothing of it ran", "bold red")
+            self.outcome.status = "aborted"
             return False
         self.console.stage_start(stage.name, stage.budget, [h.host.name for h in hosts])
         if self.journal is not None:
@@ -345,6 +348,19 @@ class Play:
             self.outcome.status = "rolled back" if status == "rolled back" else "failed"
             return stage.on_failure is OnFailure.CONTINUE and any(hs.active for hs in self.states.values())
         return not self.interrupted
+
+    def _skip_reason(self, stage: Stage, targeted: list[HostState], active: int, hosts: list[HostState]) -> str:
+        """Why a stage runs nowhere, as it is: its `when:` (reopening is off by default), the
+        hosts that failed earlier, a pattern that matches no host, or the tags."""
+        if hosts:
+            return "no step selected by --tags/--skip-tags"
+        if active and stage.when is not None:
+            names = [hs.host.name for hs in targeted if hs.active]
+            return f"when: {stage.when} is false on " + (names[0] if len(names) == 1 else f"every host ({len(names)})")
+        if targeted:
+            down = [hs.host.name for hs in targeted if not hs.active]
+            return f"no host left: {', '.join(down[:5])} failed or unreachable in an earlier stage"
+        return f"its targets ({stage.targets or self.rb.targets}) match no host" + (" within --limit" if self.opts.limit else "")
 
     def _run_step(self, stage: Stage, step: Step, hosts: list[HostState]) -> list[tuple[HostState, StepResult]]:
         targets = hosts[:1] if step.run_once else hosts

@@ -18,7 +18,7 @@ from engine.actions.verify.plan import NotYet, Planner, merged_required, missing
 from engine.actions.verify.pool import run_tasks
 from engine.actions.verify.record import record
 from engine.actions.verify.suites import Suite, find_suite, load_suite, suite_problems
-from engine.errors import ActionError, ConnectError, InputError, SqlError
+from engine.errors import ActionError, ConnectError, InputError, SqlError, ValidationFailed
 from engine.model import Status, StepResult
 from engine.mysql.introspect import base_tables, schema_exists, table_sizes
 from engine.mysql.limits import BoundedSql
@@ -88,6 +88,27 @@ class Verify(Action):
     def local_names(cls, args: Any) -> set[str]:
         v = args.get("vars") if isinstance(args, dict) else None
         return {str(k) for k in v} if isinstance(v, dict) else set()
+
+    @classmethod
+    def var_reads(cls, args: Any, base_dir: str) -> list[tuple[Any, frozenset[str]]] | None:
+        """The step's rules and its suites' rules see the step's ``vars:`` (and a suite's own)
+        before the run's variables; the rest of the arguments see the run's."""
+        if not isinstance(args, dict):
+            return [(args, frozenset())]
+        step_vars = frozenset(cls.local_names(args))
+        out: list[tuple[Any, frozenset[str]]] = [({k: v for k, v in args.items() if k != "rules"}, frozenset()),
+                                                 (args.get("rules"), step_vars)]
+        names = args.get("suite")
+        for name in [names] if isinstance(names, str) else names if isinstance(names, list) else []:
+            if not isinstance(name, str) or has_template(name):
+                return None
+            try:
+                suite = load_suite(name, base_dir)
+            except (InputError, ValidationFailed):
+                continue  # reported by file_problems
+            out.append((list(suite.vars.values()), step_vars))
+            out.append((suite.rules, step_vars | frozenset(str(k) for k in suite.vars)))
+        return out
 
     @classmethod
     def file_problems(cls, args: Any, base_dir: str) -> list[Any]:
