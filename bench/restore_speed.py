@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.employees30 import ensure_dump
+from engine.mysql.instance import MariadbInstance
 
 CACHE = Path("/tmp/runbook-bench")
 CHILD = """
@@ -53,34 +53,14 @@ print(json.dumps({{"status": r.status.value, "msg": r.msg, "seconds": time.monot
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
-    """A private mariadbd with a binary log, like the lab's."""
+    """A private mariadbd with a binary log, like the lab's (``engine/mysql/instance.py``)."""
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="rb-bench-srv-"))
-        self.port = free_port()
-        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.dir / 'data'}", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"], check=True, capture_output=True)
-        self.proc = subprocess.Popen(["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.dir / 'data'}",
-                                      f"--socket={self.dir / 's.sock'}", f"--port={self.port}", "--bind-address=127.0.0.1",
-                                      "--user=root", "--innodb-buffer-pool-size=256M", "--skip-name-resolve",
-                                      f"--log-bin={self.dir / 'binlog'}", "--server-id=1", "--max-allowed-packet=64M",
-                                      "--local-infile=1", f"--log-error={self.dir / 'err.log'}"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("the bench's mariadbd did not start")
+        self.inst = MariadbInstance(Path(tempfile.mkdtemp(prefix="rb-bench-srv-")), buffer_pool="256M",
+                                    extra=["--local-infile=1"])
+        self.inst.start()
+        self.port = self.inst.port
 
     def client(self, *extra: str) -> list[str]:
         return ["mariadb", "-h127.0.0.1", f"-P{self.port}", "-uroot", *extra]
@@ -89,9 +69,8 @@ class Server:
         return subprocess.run(self.client("-N", "-e", text), check=True, capture_output=True, text=True).stdout
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(60)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.inst.stop()
+        shutil.rmtree(self.inst.dir, ignore_errors=True)
 
 
 def timed(cmd: list[str], stdin_path: str | None = None) -> tuple[float, float]:

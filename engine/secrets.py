@@ -68,6 +68,9 @@ def transforms(value: str) -> set[str]:
     return out
 
 
+_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029]')  # what json.dumps writes differently
+
+
 class Masker:
     """Replaces every registered secret value in text and in nested data."""
 
@@ -75,6 +78,9 @@ class Masker:
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
+        #: every registered value is written the same inside a JSON string (no quote,
+        #: backslash or control character): masking JSON text then masks exactly the values
+        self.json_safe = True
 
     def add(self, value: str) -> None:
         # Very short values would mask innocent text ("a", "1"); they are weak passwords anyway.
@@ -82,6 +88,7 @@ class Masker:
             return
         with self._lock:
             self._values.update(v for v in transforms(value) if len(v) >= 3)
+            self.json_safe = self.json_safe and not _JSON_ESCAPED.search(value)
             longest_first = sorted(self._values, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(v) for v in longest_first))
 
@@ -120,6 +127,7 @@ class Masker:
         with self._lock:
             self._values.clear()
             self._pattern = None
+            self.json_safe = True
 
 
 MASKER = Masker()

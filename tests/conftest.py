@@ -13,7 +13,7 @@ import pytest
 
 from engine.model import MysqlSettings
 
-pytest_plugins = ["tests.sshd"]
+pytest_plugins = ["tests.sshd", "tests.integration.binlog_helpers"]
 
 # Host locks are machine-wide (engine.journal.lock.host_lock_dir): test sessions of several
 # people at once, all naming their host "ctl" or "db1", must not lock each other out.

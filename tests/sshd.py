@@ -97,7 +97,7 @@ class SshdServer:
         self.proc = None
 
 
-def _config(d: Path, port: int) -> str:
+def _config(d: Path, port: int, extra: tuple[str, ...] = ()) -> str:
     return "\n".join(
         [
             f"ListenAddress {HOST}",
@@ -114,13 +114,15 @@ def _config(d: Path, port: int) -> str:
             "MaxSessions 50",
             "Subsystem sftp internal-sftp",
             "SetEnv SHLVL=1",  # keep bash from sourcing ~/.bashrc (see the module docstring)
+            *extra,
             "",
         ]
     )
 
 
-def start_sshd(d: Path) -> SshdServer:
-    """Start a fresh sshd with its own keys in ``d``; the caller calls ``stop()``."""
+def start_sshd(d: Path, extra: tuple[str, ...] = ()) -> SshdServer:
+    """Start a fresh sshd with its own keys in ``d``; the caller calls ``stop()``. ``extra``:
+    more sshd_config lines (the scale bench raises ``MaxStartups`` for hundreds of clients)."""
     if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
         pytest.fail(f"{SSHD} or ssh-keygen is missing: install openssh-server (run scripts/setup.sh)")
     if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
@@ -136,7 +138,7 @@ def start_sshd(d: Path) -> SshdServer:
         port = free_port()
         known_line = f"[{HOST}]:{port} {' '.join(host_pub.split()[:2])}"
         (d / "known_hosts").write_text(known_line + "\n")
-        (d / "sshd_config").write_text(_config(d, port))
+        (d / "sshd_config").write_text(_config(d, port, extra))
         log = d / "sshd.log"
         server = SshdServer(
             dir=d,

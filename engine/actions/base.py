@@ -16,7 +16,8 @@ decides what to do with them:
   change and its outcome), ``undo_of_found(probe)`` gives the same record, so no undo is lost,
   and ``result_of_found(probe)`` gives what ``apply`` registers (later steps read it: a
   restore's ``rows`` and ``tables``, a snapshot's ``snapshot_schema``), so a step recorded done
-  from its probe registers the same result as one whose outcome the journal kept.
+  from its probe registers the same result as one whose outcome the journal kept; when the
+  probe finds the change only partly made, ``undo_of_partial(probe)`` gives the record of that part.
 * identity: before a call that may change the server (``changes_nothing()`` is false) the
   executor checks the server is the one the host must be, as ``identity_guard`` says.
 
@@ -68,6 +69,11 @@ class Action:
     #: if need be), "known" (only when the host pins ``mysql_identity`` or the run already saw
     #: its server: a shell command on a host that may run no MySQL), "" (nothing)
     identity_guard: ClassVar[str] = "mysql"
+    #: registered fields of a successful result that mark a place of the run, which later steps
+    #: on the same host look up by the mark's name (:func:`run_mark`): ``stop_writes`` declares
+    #: ``{"fence": "binlog"}`` — where this run fenced the host, the end of what
+    #: ``binlog_replay`` may replay (the run's own writes come after it)
+    run_marks: ClassVar[dict[str, str]] = {}
 
     def __init__(self, args: Any, ctx: ActionContext):
         self.args = args
@@ -106,6 +112,12 @@ class Action:
         (an action whose probe state *is* its result); override to rebuild it from the action's
         own evidence (a manifest, a progress table, the notes journaled before the change)."""
         return dict(probe.state)
+
+    def undo_of_partial(self, probe: Probe) -> Any:
+        """The undo record of the part of a change this run made when ``probe`` says the step
+        is *not* done (a fence is up but its sessions are not all killed): rollback undoes that
+        part, resume runs the step again. None (the default): nothing of it is known to be made."""
+        return None
 
     @classmethod
     def facts_set(cls, registered: dict[str, Any]) -> dict[str, Any]:
@@ -149,6 +161,25 @@ class Action:
         directory: ``(json_path_suffix, message)`` pairs placed in the runbook, or
         :class:`~engine.errors.Problem` s placed in those files."""
         return []
+
+
+MARKS = "marks"  # run_state key: mark name -> host -> the registered value
+
+
+def record_marks(run_state: dict[str, Any], cls: type[Action], host: str, registered: dict[str, Any]) -> None:
+    """Keep the marks a successful step declares (the executor calls it as it remembers a
+    result, and resume as it restores one from the journal)."""
+    if not cls.run_marks or registered.get("failed") or registered.get("skipped"):
+        return
+    for mark, fld in cls.run_marks.items():
+        value = registered.get(fld)
+        if value not in (None, "", {}):
+            run_state.setdefault(MARKS, {}).setdefault(mark, {})[host] = value
+
+
+def run_mark(ctx: ActionContext, mark: str) -> Any:
+    """The latest value of ``mark`` a step of this run registered on this host, or None."""
+    return ctx.run_state.get(MARKS, {}).get(mark, {}).get(ctx.host.name)
 
 
 REGISTRY: dict[str, type[Action]] = {}

@@ -175,6 +175,7 @@ def assess(ctx: Any, args: dict[str, Any]) -> StepResult:
     path = str(args["path"])
     margin = parse_percent(args.get("margin", DEFAULT_MARGIN))
     breakdown: list[dict[str, Any]] = []
+    notes: list[str] = []
     binlog_growth = 0
     if "need" in args:
         breakdown.append({"what": "need (given)", "bytes": parse_size(args["need"])})
@@ -189,11 +190,13 @@ def assess(ctx: Any, args: dict[str, Any]) -> StepResult:
         spec = args["need_for_snapshot"]
         dbytes, ibytes, missing = table_bytes(ctx.sql(), spec["schema"], spec.get("tables"))
         if missing:
-            raise ActionError(f"need_for_snapshot: no table {', '.join(missing)} in schema {quote_ident(spec['schema'])}",
-                              hint="check the schema and table names")
-        breakdown.append({"what": f"snapshot copy of {spec['schema']} (data + index)", "bytes": dbytes + ibytes})
+            # A dropped table is what an incident leaves: nothing to copy, not an error (the
+            # snapshot records it as absent). Said, so that a misspelt name is seen.
+            notes.append(f"no table {', '.join(missing)} in schema {quote_ident(spec['schema'])}: counted as 0 bytes "
+                         "(a snapshot records it as absent)")
+        breakdown.append({"what": f"snapshot copy of {spec['schema']} (data + index)", "bytes": dbytes + ibytes,
+                          "missing_tables": missing})
         binlog_growth = dbytes
-    notes: list[str] = []
     checks: dict[str, int] = {path: sum(b["bytes"] for b in breakdown)}
     if binlog_growth and args.get("binlog", True):
         v = global_variables(ctx.sql(), ["log_bin", "log_bin_basename", "datadir"])

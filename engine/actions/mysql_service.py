@@ -48,6 +48,11 @@ class MysqlService(Action):
     ``mysql_service_name``, ``mysql_start_cmd``, ``mysql_stop_cmd``, ``mysql_pid_file``,
     ``datadir``, ``mysql_port``. Registers ``running``, ``pid``, ``accepting``, ``method``,
     ``unit``. Stopping a server that answers checks its identity first (``mysql_identity``).
+
+    ``options`` (e.g. ``[--read-only]``: a crashed server comes back fenced until verified) apply
+    to this start only: appended to the start command, or given to systemd as ``MYSQLD_OPTS``
+    for the one start (MariaDB's ``mariadb.service`` passes it to the server; MySQL's units do
+    not — check the effect, e.g. ``@@read_only``, once it answers).
     """
 
     name = "mysql_service"
@@ -71,6 +76,9 @@ class MysqlService(Action):
             "pid_file": {"type": "string", "minLength": 1},
             "datadir": {"type": "string", "minLength": 1},
             "port": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 65535}, {"type": "string"}]},
+            "options": {"type": "array", "items": {"type": "string", "pattern": "^--[A-Za-z0-9_-]+(=.*)?$"},
+                        "description": "server options for this start only (e.g. [--read-only]): appended to the start "
+                                       "command, or passed through systemd's MYSQLD_OPTS (MariaDB's units read it)"},
         },
     }
 
@@ -239,8 +247,13 @@ class MysqlService(Action):
     def _start(self, timeout: float, wait: bool) -> None:
         unit = self._unit()
         launched: int | None = None
+        options = [str(o) for o in (self.args or {}).get("options") or []]
         if unit is not None:
-            rc, out, err = self._run(f"systemctl start {'--no-block ' if not wait else ''}{shlex.quote(unit)}", timeout=timeout)
+            start = f"systemctl start {'--no-block ' if not wait else ''}{shlex.quote(unit)}"
+            if options:  # for this start only: the environment is unset again whatever happens
+                env = shlex.quote("MYSQLD_OPTS=" + " ".join(options))
+                start = f"systemctl set-environment {env} && {{ {start}; rc=$?; systemctl unset-environment MYSQLD_OPTS; exit $rc; }}"
+            rc, out, err = self._run(start, timeout=timeout)
             if rc != 0:
                 raise self._start_failed(f"systemctl start {unit} failed (exit {rc}): {(err or out).strip()[-400:]}",
                                          f"journalctl -u {unit} -n 50 says more")
@@ -250,7 +263,8 @@ class MysqlService(Action):
                 raise ActionError("no way to start the server: no systemd unit and no start command",
                                   hint="set start_cmd: or mysql_start_cmd in the inventory (the server's command line)")
             # A session of its own, detached from this shell: the server outlives the SSH channel.
-            rc, out, err = self._run(f"setsid sh -c {shlex.quote('exec ' + str(cmd))} </dev/null >/dev/null 2>&1 & echo $!")
+            cmd = " ".join([str(cmd), *(shlex.quote(o) for o in options)])
+            rc, out, err = self._run(f"setsid sh -c {shlex.quote('exec ' + cmd)} </dev/null >/dev/null 2>&1 & echo $!")
             if rc != 0 or not out.strip().isdigit():
                 raise ActionError(f"start command failed (exit {rc}): {err.strip()[-400:]}")
             launched = int(out.strip())

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from engine.actions import (  # noqa: F401
     assert_,
+    binlog_find,
+    binlog_replay,
     disk_space,
     innodb_recovery,
     mysql_facts,
     mysql_service,
+    notify,
     pause,
+    replication,
     restore,
+    resume_writes,
     set_fact,
     shell,
     snapshot,

@@ -81,7 +81,9 @@ class Sql(Action):
 
     def statements(self) -> list[tuple[str, list[Any]]]:
         text, _ = self._text_db()
-        return rendered_statements(text, self.ctx.vars)
+        stmts = rendered_statements(text, self.ctx.vars)
+        self._rendered: list[tuple[str, list[Any]]] | None = stmts  # what the identity guard judged is what apply() runs
+        return stmts
 
     def read_only(self) -> bool:
         try:
@@ -109,7 +111,8 @@ class Sql(Action):
 
     def apply(self) -> StepResult:
         text, database = self._text_db()
-        stmts = rendered_statements(text, self.ctx.vars)
+        stmts = getattr(self, "_rendered", None) or rendered_statements(text, self.ctx.vars)
+        self._rendered = None  # a retry renders again
         self._database = database
         attempt = 0
         while True:

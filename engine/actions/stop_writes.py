@@ -1,115 +1,51 @@
-"""``stop_writes`` / ``resume_writes``: fence the server before a restore, and reopen it after.
+"""``stop_writes``: fence the server before a restore (``resume_writes`` reopens it).
 
 Travis CI 2018: the API kept writing for 30 minutes into a database being restored. GitHub
-2018: an old primary that could not be fenced took writes. So: fence first, kill what is
-still connected, and *prove* the fence with an ordinary account before restoring anything.
+2018: an old primary that could not be fenced took writes. So: lock the application accounts
+(pools cannot reconnect), ``read_only=ON``, kill what is still connected, register where the
+binlog stood when the fence took effect, and *prove* the fence with an ordinary account.
 
-MariaDB has no ``super_read_only``: ``read_only=ON`` blocks every account except those holding
-``READ_ONLY ADMIN`` (10.11+; SUPER before 10.11, MDEV-29596) — the step reports them. MySQL
-gets ``super_read_only=ON`` (it implies read_only and blocks SUPER too).
+Never ``super_read_only`` (issue 18 item 3): it would stop the engine's own snapshot and
+restore on MySQL/Percona. The engine's account must be able to write under read_only
+(``READ_ONLY ADMIN`` on MariaDB ≥ 10.11, ``CONNECTION_ADMIN``/``SUPER`` on MySQL): checked
+before anything changes (see :mod:`engine.mysql.fence_privileges`), and again after.
+
+Every change keeps its undo however the step ends: the undo record is journaled before the
+first change (``ctx.note``), a failure after the fence returns it with the failure, and a step
+left in doubt gives it back from the note (``undo_of_found`` / ``undo_of_partial``).
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from engine.actions.base import Action, Probe, register
 from engine.actions.guard import as_bool, check_identity, global_variables, server_flavor, sibling_session
-from engine.errors import ActionError, ConnectError, SqlError
+from engine.errors import ActionError, ConnectError, OutcomeUnknown, RunbookError, SqlError
 from engine.model import Status, StepResult
-from engine.secrets import Secret
+from engine.mysql import fence_privileges as privileges
+from engine.mysql.binlog.status import server_position
+from engine.mysql.fence import (FENCE_KEY, FenceRecord, FenceState, FenceUndo, Session, apply_undo, client_sessions,
+                                highest_session_id, kill_sessions, privileged_writers, read_fence_state, write_blocked)
+from engine.mysql.fence_accounts import Account, account_locks, current_account, match_accounts, set_locked
+from engine.mysql.fence_replica import ReplicaStatus, replica_status, stop_sql_thread
 from engine.mysql.sqlutil import quote_ident
+from engine.secrets import Secret
 from engine.transport.base import Sql
-
-# Threads that are not clients: replication, the event scheduler, background daemons.
-_SYSTEM_USERS = ("system user", "event_scheduler")
-_SYSTEM_COMMANDS = ("Daemon", "Slave_IO", "Slave_SQL", "Slave_worker")
-FENCE_MARK = "fence_mark"  # run_state key: host -> highest connection id when the fence went up
-
-
-def fence_state(sql: Sql) -> dict[str, bool | None]:
-    """``{read_only, super_read_only}``; super_read_only is None where the server lacks it."""
-    v = global_variables(sql, ["read_only", "super_read_only"])
-    return {"read_only": bool(as_bool(v["read_only"])), "super_read_only": as_bool(v["super_read_only"])}
-
-
-def is_fenced(state: dict[str, bool | None]) -> bool:
-    return bool(state["read_only"]) and state["super_read_only"] is not False
-
-
-def set_fence(sql: Sql, read_only: bool, super_read_only: bool | None) -> None:
-    """Put the server in exactly this state; super_read_only is ignored where absent.
-
-    Order matters on MySQL: ``super_read_only=ON`` implies ``read_only=ON`` and
-    ``read_only=OFF`` implies ``super_read_only=OFF``.
-    """
-    has_super = fence_state(sql)["super_read_only"] is not None
-    if has_super and not super_read_only:
-        sql.query("SET GLOBAL super_read_only = OFF")
-    sql.query(f"SET GLOBAL read_only = {'ON' if read_only else 'OFF'}")
-    if has_super and super_read_only:
-        sql.query("SET GLOBAL super_read_only = ON")
-
-
-def client_connections(sql: Sql, except_users: list[str], only_users: list[str] | None = None) -> list[dict[str, Any]]:
-    """Client connections that stop_writes would kill: not ours, not replication or daemons."""
-    params: list[Any] = [*_SYSTEM_USERS, *_SYSTEM_COMMANDS]
-    cond = ""
-    if except_users:
-        cond += f" AND USER NOT IN ({', '.join(['%s'] * len(except_users))})"
-        params += list(except_users)
-    if only_users:
-        cond += f" AND USER IN ({', '.join(['%s'] * len(only_users))})"
-        params += list(only_users)
-    res = sql.query(
-        "SELECT ID AS id, USER AS user, HOST AS host, DB AS db, COMMAND AS command, TIME AS time"
-        " FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
-        f" AND USER NOT IN (%s, %s) AND COMMAND NOT IN (%s, %s, %s, %s) AND COMMAND NOT LIKE 'Binlog Dump%%'{cond}"
-        " ORDER BY ID",
-        params,
-    )
-    return [{k: (int(v) if k in ("id", "time") and v is not None else v) for k, v in r.items()} for r in res.rows]
-
-
-def kill_all(sql: Sql, conns: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    killed = []
-    for c in conns:
-        try:
-            sql.query("KILL CONNECTION %s", [c["id"]])
-            killed.append(c)
-        except SqlError as exc:
-            if exc.errno != 1094:  # unknown thread id: it ended on its own meanwhile
-                raise
-    return killed
-
-
-def privileged_writers(sql: Sql) -> list[str]:
-    """Accounts that can still write under the fence (to report, not to change)."""
-    flavor, version = server_flavor(sql)
-    if flavor == "mariadb":
-        privs = ["READ_ONLY ADMIN"] if version >= (10, 11, 0) else ["SUPER"]
-    elif fence_state(sql)["super_read_only"]:
-        return []
-    else:
-        privs = ["SUPER", "CONNECTION_ADMIN"]
-    res = sql.query(
-        f"SELECT DISTINCT GRANTEE AS g FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE IN ({', '.join(['%s'] * len(privs))})"
-        " ORDER BY GRANTEE", privs)
-    return [str(r["g"]) for r in res.rows]
 
 
 def prove_fence(sql: Sql, user: str, password: Any) -> dict[str, Any]:
     """Try a harmless write as an ordinary account: it must fail with 1290.
 
-    The write is ``DROP DATABASE IF EXISTS`` on a random name that cannot exist. Both servers
-    check read_only before privileges, so a fenced server answers 1290 even to an account
-    with no privileges at all; an unfenced one runs it as a no-op (nothing to drop) or refuses
-    on privileges (1044) — either way the fence did not stop that account.
+    The write is a ``DELETE`` from a table that cannot exist: a fenced server refuses it with
+    1290 before it looks for the table or checks privileges (even for an account with no
+    privileges at all); an unfenced one answers 1146/1142, and nothing is ever written.
     """
     pw = password if isinstance(password, Secret) or password is None else Secret(str(password))
     probe = sibling_session(sql, user=user, password=pw, database=None, option_file=None)
-    stmt = f"DROP DATABASE IF EXISTS {quote_ident('_rb_fence_probe_' + uuid.uuid4().hex[:12])}"
+    stmt = f"DELETE FROM {quote_ident('_rb_fence_probe_' + uuid.uuid4().hex[:12])}.`t`"
     try:
         probe.query(stmt)
         outcome: dict[str, Any] = {"user": user, "statement": stmt, "errno": None, "effective": False}
@@ -123,29 +59,70 @@ def prove_fence(sql: Sql, user: str, password: Any) -> dict[str, Any]:
     return outcome
 
 
+@dataclass
+class FencePlan:
+    """What a fence would do on this server now (from a read-only look)."""
+
+    flavor: str
+    version: tuple[int, int, int]
+    now: FenceState
+    record: FenceRecord | None  # this run's fence of this host, when it is still up
+    to_kill: list[Session] = field(default_factory=list)
+    to_lock: list[Account] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    admins_left: list[Account] = field(default_factory=list)  # lock_accounts: true never locks them
+    replica: ReplicaStatus | None = None
+    freeze: bool = False
+    binlog_on: bool = False
+
+    @property
+    def previous(self) -> FenceState:
+        return self.record.previous if self.record is not None else self.now
+
+    def would(self) -> list[str]:
+        out = []
+        if self.unmatched:
+            out.append("lock_accounts " + ", ".join(map(repr, self.unmatched)) + " match no account")
+        if self.freeze:
+            out.append("stop the replica's SQL thread")
+        if self.to_lock:
+            out.append(f"lock {len(self.to_lock)} account(s): " + ", ".join(map(str, self.to_lock[:10])))
+        if not self.now.read_only:
+            out.append("set read_only=ON")
+        if self.to_kill:
+            out.append(f"kill {len(self.to_kill)} client session(s): " + ", ".join(f"{s.id} {s.who}" for s in self.to_kill[:10]))
+        return out
+
+
 @register
 class StopWrites(Action):
-    """Fence the server: read_only (super_read_only on MySQL), kill clients, prove it.
+    """Fence the server: lock the application accounts, read_only=ON, kill client sessions,
+    register where the binlog stood, prove it.
 
     ```yaml
     - name: Fence the primary
       stop_writes:
+        lock_accounts: [app, "report@10.0.%"]   # or true: the accounts of the sessions found
         kill_connections: true
         except_users: [repl, monitor]
         prove_with: {user: app, password: "{{ app_password }}"}
+      register: fence                            # fence.binlog.pos: the end of a later replay
     ```
 
-    Registers ``previous`` and ``state`` ({read_only, super_read_only}), ``killed`` (id,
-    user, host, db, command, time of each killed connection), ``can_still_write`` (accounts
-    the fence does not stop) and ``proof``. Undo (and ``resume_writes`` without ``to``)
-    restores the previous state exactly.
+    Registers ``previous`` (the state before this run's fence) and ``state`` ({read_only,
+    super_read_only}), ``binlog`` ({file, pos, gtid} when the fence took effect; null with
+    the binlog off), ``killed`` (user@host of each session this run's fence killed;
+    ``sessions_killed``: this step's, with their ids), ``locked`` (the accounts this run's fence
+    locked), ``can_still_write`` (accounts read_only does not stop), ``replica``
+    and ``proof``. Undo (and ``resume_writes``) puts back exactly the state before the fence.
     """
 
     name = "stop_writes"
     mutating = True
     idempotent = True
     reversible = True
-    undo_idempotent = True  # by the state it finds (names, the fence)
+    undo_idempotent = True  # by the state it finds
+    run_marks: ClassVar[dict[str, str]] = {"fence": "binlog"}  # where the fence took effect: binlog_replay's end
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -155,8 +132,20 @@ class StopWrites(Action):
                              "description": "users whose connections are never killed (replication, monitoring)"},
             "only_users": {"type": "array", "items": {"type": "string", "minLength": 1},
                            "description": "kill only these users' connections (default: every client but the exceptions)"},
+            "lock_accounts": {
+                "description": "accounts to lock (ALTER USER … ACCOUNT LOCK) so pools cannot reconnect: patterns "
+                               "(app, app@%, app_*), or true for the accounts of the client sessions found",
+                "oneOf": [{"type": "boolean"}, {"type": "array", "items": {"type": "string", "minLength": 1}}],
+            },
             "lock_wait_timeout": {"type": "integer", "minimum": 1, "maximum": 31536000,
                                   "description": "seconds SET GLOBAL read_only may wait for running transactions (default 10)"},
+            "kill_wait": {"type": "integer", "minimum": 0, "maximum": 3600,
+                          "description": "seconds to wait for killed sessions to end before the binlog position is read (default 30)"},
+            "engine_must_write": {"type": "boolean",
+                                  "description": "the engine's own account must write under the fence (default true; false for a "
+                                                 "fence-only runbook)"},
+            "freeze_replica": {"type": "boolean",
+                               "description": "on a replica: stop its SQL thread so it keeps its copy (undo starts it again)"},
             "prove_with": {
                 "type": "object", "additionalProperties": False, "required": ["user"],
                 "description": "an ordinary account whose harmless write must fail with 1290, or the step fails",
@@ -168,175 +157,265 @@ class StopWrites(Action):
         },
     }
 
-    def _targets(self) -> list[dict[str, Any]]:
-        a = self.args or {}
-        if not a.get("kill_connections"):
+    # -- looking ---------------------------------------------------------------------------
+    def _arg(self, key: str, default: Any = None) -> Any:
+        return (self.args or {}).get(key, default)
+
+    def _record(self, now: FenceState) -> FenceRecord | None:
+        """This run's fence of this host, when the server is still fenced (else it was undone)."""
+        rec = FenceRecord.from_dict(self.ctx.run_state.get(FENCE_KEY, {}).get(self.ctx.host.name))
+        return rec if rec is not None and now.read_only else None
+
+    def _sessions(self, sql: Sql) -> list[Session]:
+        return client_sessions(sql, self._arg("except_users") or [], self._arg("only_users"), self.ctx.conns.session_ids())
+
+    def _targets(self, sql: Sql) -> list[Session]:
+        if not self._arg("kill_connections"):
             return []
-        conns = client_connections(self.ctx.sql(), a.get("except_users") or [], a.get("only_users"))
         # Connection ids only grow: a client that connected after the fence was set cannot
-        # write, so it is not "left to kill" (application pools reconnect at once; without
-        # this the executor's re-probe would never converge).
-        mark = self.ctx.run_state.get(FENCE_MARK, {}).get(self.ctx.host.name, self.ctx.notes.get("mark"))
-        return [c for c in conns if mark is None or c["id"] <= mark]
+        # write, so it is not "left to kill" (pools reconnect at once; without the mark the
+        # re-probe would never converge). The mark is journaled: a resume keeps it.
+        mark = self.ctx.notes.get("mark")
+        return [s for s in self._sessions(sql) if mark is None or s.id <= int(mark)]
 
-    def _set_mark(self, sql: Sql) -> None:
-        top = sql.query("SELECT MAX(ID) AS m FROM information_schema.PROCESSLIST").rows[0]["m"]
-        self.ctx.run_state.setdefault(FENCE_MARK, {})[self.ctx.host.name] = int(top or 0)
-        self.ctx.note(mark=int(top or 0))  # journaled: a resume after a kill keeps the same mark
+    def _plan(self, sql: Sql) -> FencePlan:
+        flavor, version = server_flavor(sql)
+        now = read_fence_state(sql)
+        plan = FencePlan(flavor, version, now, self._record(now))
+        plan.binlog_on = bool(as_bool(global_variables(sql, ["log_bin"])["log_bin"]))
+        plan.to_kill = self._targets(sql)
+        if self._arg("freeze_replica"):
+            plan.replica = replica_status(sql)
+            if plan.replica is None:
+                raise ActionError(f"freeze_replica: {self.ctx.host.name} is not a replica (SHOW REPLICA STATUS is empty)",
+                                  hint="set freeze_replica only on a replica host (when: on its group)")
+            plan.freeze = plan.replica.sql_running
+        wanted = self._arg("lock_accounts")
+        if wanted:
+            self._plan_locks(sql, plan, wanted)
+        return plan
 
-    def undo_of_found(self, probe: Probe) -> Any:
-        # The state before the fence, journaled by an earlier attempt of this run before it
-        # changed anything: the server is fenced because of this run, and this undoes it.
-        previous = self.ctx.notes.get("previous")
-        if isinstance(previous, dict) and not is_fenced(previous):
-            return dict(previous)
-        return None
+    def _plan_locks(self, sql: Sql, plan: FencePlan, wanted: Any) -> None:
+        locks = account_locks(sql)
+        me = current_account(sql)
+        if wanted is True:
+            # The application accounts found: those of the client sessions (but never an
+            # account that runs the server: it may be the operator's own).
+            users = {s.user for s in self._sessions(sql)}
+            found = [a for a in locks if a.user in users]
+            admins = privileges.admin_accounts(sql, plan.flavor, plan.version)
+            plan.admins_left = [a for a in found if a.quoted in admins and a != me]
+            found = [a for a in found if a.quoted not in admins]
+        else:
+            found, plan.unmatched = match_accounts(list(wanted), list(locks))
+        plan.to_lock = [a for a in found if a != me and not locks.get(a, True)]
 
-    def check(self) -> StepResult:
-        probe = self.probe()
-        sql = self.ctx.sql()
-        writers = privileged_writers(sql)
-        data = dict(probe.state, can_still_write=writers)
-        sessions = probe.state["to_kill"]
-        if not (self.args or {}).get("kill_connections"):
-            sessions = client_connections(sql, (self.args or {}).get("except_users") or [])
-            data["sessions"] = sessions
-        lines = [f"would {probe.would}" if not probe.done else "already fenced"]
-        if writers:
-            lines.append(f"{len(writers)} account(s) could still write under the fence: {', '.join(writers)}")
-        if sessions and not (self.args or {}).get("kill_connections"):
-            lines.append(f"{len(sessions)} client session(s) would stay connected (kill_connections is off): "
-                         + ", ".join(f"{c['id']} {c['user']}@{c['host']}" for c in sessions[:10]))
-        status = Status.OK if probe.done else Status.CHANGED
-        return StepResult(status, msg="check mode: " + "; ".join(lines), data=data, diff=probe.would,
-                          warnings=lines[1:] if writers else [])
+    def _registered(self, plan: FencePlan, binlog: Any = None) -> dict[str, Any]:
+        rec = plan.record
+        return {
+            "previous": plan.previous.to_dict(), "state": plan.now.to_dict(),
+            "binlog": binlog.to_dict() if binlog is not None else (rec.binlog.to_dict() if rec and rec.binlog else None),
+            "killed": list(rec.killed) if rec else [], "sessions_killed": [], "locked": [str(a) for a in rec.locked] if rec else [],
+            "to_kill": [s.to_dict() for s in plan.to_kill], "to_lock": [str(a) for a in plan.to_lock],
+            "replica": plan.replica.to_dict() if plan.replica else None,
+        }
 
     def probe(self) -> Probe:
-        state = fence_state(self.ctx.sql())
-        targets = self._targets()
-        would = []
-        if not is_fenced(state):
-            would.append("set " + ("super_read_only" if state["super_read_only"] is not None else "read_only") + "=ON")
-        if targets:
-            would.append(f"kill {len(targets)} client connection(s): " + ", ".join(f"{c['id']} {c['user']}@{c['host']}" for c in targets[:10]))
-        return Probe(done=not would, state={"state": state, "to_kill": targets}, would="; ".join(would))
-
-    def apply(self) -> StepResult:
-        a = self.args or {}
         sql = self.ctx.sql()
-        check_identity(self.ctx, "stop writes")
-        previous = fence_state(sql)
-        # An earlier attempt of this run may have fenced already: undo restores what it found.
-        undo = dict(self.ctx.notes.get("previous") or previous)
-        killed: list[dict[str, Any]] = []
-        if not is_fenced(previous):
-            # Write-ahead: the state to restore is journaled before it is changed, so a kill
-            # between the change and the step's outcome still leaves rollback its undo.
-            if "previous" not in self.ctx.notes:
-                self.ctx.note(previous=dict(previous))
-            sql.query("SET SESSION lock_wait_timeout = %s", [int(a.get("lock_wait_timeout", 10))])
+        plan = self._plan(sql)
+        would = plan.would()
+        if not would and plan.record is None:
+            # Read-only before this run: nothing to change, but the run must record that state
+            # (resume_writes leaves such a server read-only), so apply still runs once.
+            would = [f"record the state before the fence ({plan.now})"]
+        binlog = None
+        if not would and plan.record is not None and plan.record.binlog is None:
+            binlog = server_position(sql, plan.flavor)  # a kill before the position was shared
+        return Probe(done=not would, state=self._registered(plan, binlog), would="; ".join(would))
+
+    def _earlier_undo(self) -> FenceUndo:
+        """What an earlier attempt of this step journaled before its change (older journals:
+        the state it found, ``previous``)."""
+        notes = self.ctx.notes
+        if "undo" in notes:
+            return FenceUndo.from_dict(notes["undo"])
+        prev = FenceState.from_dict(notes.get("previous"))
+        return FenceUndo(state=prev) if prev is not None and not prev.read_only else FenceUndo()
+
+    def undo_of_found(self, probe: Probe) -> Any:
+        undo = self._earlier_undo()
+        return None if undo.empty else undo.to_dict()
+
+    def undo_of_partial(self, probe: Probe) -> Any:
+        return self.undo_of_found(probe)
+
+    def _privileges(self, sql: Sql, plan: FencePlan, me: Account) -> list[str]:
+        """Refuse (nothing changed yet) when the account surely lacks a privilege the fence
+        needs; return the needs only a role could cover (to warn)."""
+        wanted = privileges.needs(
+            plan.flavor, plan.version, set_read_only=not plan.now.read_only,
+            engine_writes=bool(self._arg("engine_must_write", True)),
+            see_sessions=bool(self._arg("kill_connections") or self._arg("lock_accounts") is True),
+            kill=any(s.user != me.user for s in plan.to_kill), lock=bool(plan.to_lock), binlog=plan.binlog_on,
+            replica=plan.freeze)
+        missing, unconfirmed = privileges.check(privileges.own_grants(sql), wanted, me.quoted)
+        if missing:
+            raise ActionError(f"the runbook's account {me} lacks what the fence needs (nothing was changed): " + "; ".join(missing),
+                              hint="grant it, or run the runbook as an account that has it")
+        return [f"could not confirm (granted through a role?): {u}" for u in unconfirmed]
+
+    # -- changing --------------------------------------------------------------------------
+    def apply(self) -> StepResult:
+        ctx, sql = self.ctx, self.ctx.sql()
+        check_identity(ctx, "stop writes")
+        plan = self._plan(sql)
+        if plan.unmatched:
+            known = ", ".join(sorted(map(str, account_locks(sql))))[:300]
+            raise ActionError(f"lock_accounts: {', '.join(map(repr, plan.unmatched))} match no account on {ctx.host.name} "
+                              f"(nothing was changed)", hint=f"the accounts are: {known}")
+        me = current_account(sql)
+        warnings = self._privileges(sql, plan, me)
+        undo = FenceUndo(state=None if plan.now.read_only else plan.now, unlock=tuple(plan.to_lock),
+                         replica_sql=True if plan.freeze else None).plus(self._earlier_undo())
+        record = (plan.record or FenceRecord(previous=plan.now)).adding(tuple(plan.to_lock), plan.freeze)
+        # Write-ahead: the undo of this step and the run's fence record are journaled before
+        # the first change, so a kill or a failure at any point after it keeps them.
+        ctx.note(undo=undo.to_dict())
+        ctx.share(FENCE_KEY, record.to_dict())
+        data = self._registered(plan)
+        try:
+            return self._fence(sql, plan, record, undo, data, warnings, me)
+        except RunbookError as exc:
+            return _failed_after_change(exc, undo, data, warnings)
+
+    def _fence(self, sql: Sql, plan: FencePlan, record: FenceRecord, undo: FenceUndo, data: dict[str, Any],
+               warnings: list[str], me: Account) -> StepResult:
+        ctx, did = self.ctx, []
+        if plan.freeze:
+            stop_sql_thread(sql)
+            did.append("replica SQL thread stopped")
+        if plan.replica is not None:
+            frozen = replica_status(sql)  # where its SQL thread stopped: the copy it keeps
+            data["replica"] = frozen.to_dict() if frozen else None
+        for acc in plan.to_lock:
+            set_locked(sql, acc, True)
+        if plan.to_lock:
+            did.append(f"locked {len(plan.to_lock)} account(s)")
+        killed: list[Session] = []
+        if not plan.now.read_only:
+            sql.query("SET SESSION lock_wait_timeout = %s", [int(self._arg("lock_wait_timeout", 10))])
             try:
-                set_fence(sql, True, True)
+                sql.query("SET GLOBAL read_only = ON")
             except SqlError as exc:
-                if exc.errno != 1205 or not a.get("kill_connections"):
+                if exc.errno != 1205 or not self._arg("kill_connections"):
                     raise
-                # A long transaction holds the commit lock read_only needs: kill, then fence.
-                killed += kill_all(sql, self._targets())
-                set_fence(sql, True, True)
-        if a.get("kill_connections"):
-            self._set_mark(sql)
-        killed += kill_all(sql, self._targets())
-        state = fence_state(sql)
-        writers = privileged_writers(sql)
-        data: dict[str, Any] = {"previous": previous, "state": state, "killed": killed, "can_still_write": writers, "proof": None}
-        warnings = []
-        if writers:
-            warnings.append(f"{len(writers)} account(s) can still write under read_only: {', '.join(writers)}")
-        me = str(sql.query("SELECT CURRENT_USER() AS u").rows[0]["u"])
-        user, _, host = me.rpartition("@")
-        if is_fenced(state) and f"'{user}'@'{host}'" not in writers:
-            warnings.append(f"the runbook's own account {me} cannot write under the fence either: snapshot and "
-                            "restore steps will fail with ERROR 1290 (grant it READ_ONLY ADMIN on MariaDB)")
-        changed = state != previous or bool(killed) or undo != previous
-        status = Status.CHANGED if changed else Status.OK
-        msg = ("fenced" if state != previous else "already fenced") + (f", killed {len(killed)} connection(s)" if killed else "")
-        if a.get("prove_with"):
-            pw = a["prove_with"]
+                # A long statement holds the lock read_only needs: kill, then fence.
+                killed += kill_sessions(sql, self._targets(sql), 0)[0]
+                sql.query("SET GLOBAL read_only = ON")
+            did.append("read_only=ON")
+        if self._arg("kill_connections"):
+            if "mark" not in ctx.notes:
+                ctx.note(mark=highest_session_id(sql))
+            more, lingering = kill_sessions(sql, self._targets(sql), float(self._arg("kill_wait", 30)))
+            killed += more
+            if lingering:
+                warnings.append(f"{len(lingering)} killed session(s) still ending after {self._arg('kill_wait', 30)}s: "
+                                + ", ".join(f"{s.id} {s.who}" for s in lingering) + " (they can no longer commit unless "
+                                "their account may write under read_only)")
+                data["lingering"] = [s.to_dict() for s in lingering]
+        if killed:
+            did.append(f"killed {len(killed)} session(s)")
+        # The fence has taken effect (read_only on, sessions gone): the end of any replay.
+        binlog = server_position(sql, plan.flavor)
+        record = replace(record, binlog=binlog, killed=(*record.killed, *(s.who for s in killed)))
+        ctx.share(FENCE_KEY, record.to_dict())
+        state = read_fence_state(sql)
+        writers = privileged_writers(sql, plan.flavor, plan.version)
+        data.update(state=state.to_dict(), binlog=binlog.to_dict() if binlog else None, killed=list(record.killed),
+                    locked=[str(a) for a in record.locked],
+                    sessions_killed=[s.to_dict() for s in killed], can_still_write=writers, to_kill=[], to_lock=[],
+                    not_locked=[str(a) for a in plan.admins_left], proof=None)
+        others = [w for w in writers if w != me.quoted]
+        if others:
+            warnings.append(f"{len(others)} account(s) can still write under read_only: {', '.join(others)}")
+        if plan.admins_left:
+            warnings.append("not locked (they hold admin privileges; list them in lock_accounts to lock them): "
+                            + ", ".join(map(str, plan.admins_left)))
+        changed = bool(did) or not undo.empty
+        msg = ", ".join(did) if did else "already fenced"
+        if plan.now.read_only and plan.record is None:
+            msg += " (read_only was ON before this run: resume_writes leaves it ON)"
+        msg += f"; binlog at {binlog}" if binlog else "; binlog off"
+        if self._arg("engine_must_write", True):
+            blocked, stmt, _ = write_blocked(sql)
+            if blocked:
+                return StepResult(Status.FAILED, data=data, undo=None if undo.empty else undo.to_dict(), warnings=warnings,
+                                  evidence=stmt, msg=_engine_blocked(state, plan.flavor, me, undo))
+        pw = self._arg("prove_with")
+        if pw:
             data["proof"] = proof = prove_fence(sql, str(pw["user"]), pw.get("password"))
             if not proof["effective"]:
                 got = f"ERROR {proof['errno']}" if proof["errno"] else "success"
                 return StepResult(Status.FAILED, msg=f"fence not effective: a write as {pw['user']} got {got}, not ERROR 1290",
-                                  data=data, undo=undo, warnings=warnings, evidence=proof["statement"])
+                                  data=data, undo=undo.to_dict(), warnings=warnings, evidence=proof["statement"])
             msg += f"; proven: {pw['user']} gets ERROR 1290"
-        return StepResult(status, msg=msg, data=data, undo=undo if changed else None, warnings=warnings)
+        return StepResult(Status.CHANGED if changed else Status.OK, msg=msg, data=data,
+                          undo=None if undo.empty else undo.to_dict(), warnings=warnings)
+
+    def check(self) -> StepResult:
+        sql = self.ctx.sql()
+        plan = self._plan(sql)
+        me = current_account(sql)
+        lines = [f"would {'; '.join(plan.would())}" if plan.would() else "already fenced"]
+        try:
+            lines += self._privileges(sql, plan, me)
+        except ActionError as exc:
+            lines.append(exc.message)
+        writers = [w for w in privileged_writers(sql, plan.flavor, plan.version) if w != me.quoted]
+        if writers:
+            lines.append(f"{len(writers)} account(s) could still write under the fence: {', '.join(writers)}")
+        if not self._arg("kill_connections"):
+            stay = self._sessions(sql)
+            if stay:
+                lines.append(f"{len(stay)} client session(s) would stay connected (kill_connections is off): "
+                             + ", ".join(f"{s.id} {s.who}" for s in stay[:10]))
+        data = dict(self._registered(plan), can_still_write=writers)
+        return StepResult(Status.CHANGED if plan.would() else Status.OK, msg="check mode: " + "; ".join(lines), data=data,
+                          diff="; ".join(plan.would()), warnings=lines[1:])
 
     def undo(self, record: Any) -> StepResult:
-        return restore_fence(self, record, "reopen writes (undo stop_writes)")
+        return undo_fence(self, FenceUndo.from_dict(record), "reopen writes (undo stop_writes)")
 
 
-def restore_fence(action: Action, record: dict[str, Any], what: str) -> StepResult:
-    """Put read_only/super_read_only back exactly as ``record`` says."""
+def undo_fence(action: Action, undo: FenceUndo, what: str) -> StepResult:
+    """Apply a :class:`FenceUndo` (the undo of stop_writes and of resume_writes)."""
     sql = action.ctx.sql()
     check_identity(action.ctx, what)
-    before = fence_state(sql)
-    target = {"read_only": bool(record.get("read_only")), "super_read_only": record.get("super_read_only")}
-    if before["super_read_only"] is None:
-        target["super_read_only"] = None
-    if before == target:
-        return StepResult(Status.OK, msg="already in the recorded state", data={"previous": before, "state": before})
-    set_fence(sql, bool(target["read_only"]), target["super_read_only"])
-    after = fence_state(sql)
-    return StepResult(Status.CHANGED, msg=f"read_only={'ON' if after['read_only'] else 'OFF'}", data={"previous": before, "state": after},
-                      undo=dict(before))
+    did = apply_undo(sql, undo)
+    state = read_fence_state(sql)
+    if not did:
+        return StepResult(Status.OK, msg=f"already as recorded ({state})", data={"state": state.to_dict()})
+    return StepResult(Status.CHANGED, msg="; ".join(did), data={"state": state.to_dict()})
 
 
-@register
-class ResumeWrites(Action):
-    """Reopen writes (read_only and super_read_only OFF), or set an explicit state.
+def _engine_blocked(state: FenceState, flavor: str, me: Account, undo: FenceUndo) -> str:
+    """Why the engine's own account cannot write under the fence, and the way out."""
+    later = "the later snapshot and restore would fail with ERROR 1290"
+    if state.super_read_only:
+        why = (f"super_read_only is ON: no account can write, not even the runbook's own ({me}); {later}. Turn it off "
+               "and keep the fence with read_only (resume_writes: {to: {read_only: true, super_read_only: false}}), or "
+               "engine_must_write: false for a fence-only runbook")
+    else:
+        grant = "READ_ONLY ADMIN" if flavor == "mariadb" else "CONNECTION_ADMIN"
+        why = (f"the runbook's own account {me} cannot write under the fence: {later} (GRANT {grant} ON *.* TO "
+               f"{me.quoted}; or engine_must_write: false for a fence-only runbook)")
+    return why + (". The fence is up: its undo is recorded, rollback reopens" if not undo.empty else "")
 
-    ```yaml
-    - name: Reopen the primary
-      resume_writes: {}                       # read_only=OFF (and super_read_only=OFF)
-    - resume_writes: {to: {read_only: true, super_read_only: false}}
-    ```
 
-    Verify row counts before reopening (Travis CI 2018). Undo puts the previous state back.
-    """
-
-    name = "resume_writes"
-    mutating = True
-    idempotent = True
-    reversible = True
-    undo_idempotent = True  # by the state it finds (names, the fence)
-    params_schema: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "to": {
-                "type": "object", "additionalProperties": False,
-                "description": "the state to set (default: everything OFF)",
-                "properties": {
-                    "read_only": {"type": "boolean", "description": "@@read_only to set"},
-                    "super_read_only": {"type": "boolean", "description": "@@super_read_only to set (MySQL/Percona; ignored on MariaDB)"},
-                },
-            },
-        },
-    }
-
-    def _target(self, current: dict[str, bool | None]) -> dict[str, bool | None]:
-        to = (self.args or {}).get("to") or {}
-        ro = bool(to.get("read_only", False))
-        sro: bool | None = bool(to.get("super_read_only", False)) and ro
-        return {"read_only": ro, "super_read_only": None if current["super_read_only"] is None else sro}
-
-    def probe(self) -> Probe:
-        state = fence_state(self.ctx.sql())
-        target = self._target(state)
-        return Probe(done=state == target, state={"state": state}, would=f"set read_only={'ON' if target['read_only'] else 'OFF'}")
-
-    def apply(self) -> StepResult:
-        current = fence_state(self.ctx.sql())
-        return restore_fence(self, self._target(current), "resume writes")
-
-    def undo(self, record: Any) -> StepResult:
-        return restore_fence(self, record, "undo resume_writes")
+def _failed_after_change(exc: RunbookError, undo: FenceUndo, data: dict[str, Any], warnings: list[str]) -> StepResult:
+    """A failure once the fence may be (partly) up: failed — in doubt when the last statement's
+    fate is unknown — and always with the undo of what was, or may have been, changed."""
+    sql_text = getattr(exc, "sql", None) or getattr(exc, "what", None) or ""
+    return StepResult(Status.FAILED, msg=exc.render() + " (the fence may be up: its undo is recorded, rollback reopens)",
+                      data=dict(data, errno=getattr(exc, "errno", None)), undo=None if undo.empty else undo.to_dict(),
+                      warnings=warnings, evidence=f"SQL: {sql_text}" if sql_text else "", uncertain=isinstance(exc, OutcomeUnknown))

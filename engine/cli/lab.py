@@ -1,17 +1,22 @@
-"""``runbook lab up|down|status|crash``: a disposable local lab for drills.
+"""``runbook lab up [--replicas N]|down|status|crash|load``: a disposable local lab for drills.
 
-The lab is a private MariaDB server (its own datadir, port, socket and binary log) and a
-private OpenSSH server on loopback, with generated host and client keys, plus an inventory
-that reaches the database the way a remote database host is reached: shell over SSH, SQL
-through the SSH connection (``mysql_via: tunnel``). Nothing of the machine's own MariaDB or
-SSH configuration is touched, so a drill can fence, snapshot and roll back freely.
+The lab is one primary ``db1`` and ``N`` replicas ``db2``… — private MariaDB servers
+(``engine/mysql/instance.py``: own datadir, port, binary log; GTID replication, ROW binlogs,
+``log_slave_updates``, replicas ``read_only``) — and a private OpenSSH server on loopback
+through which every host is reached the way a remote database host is: shell over SSH, SQL
+through the SSH connection (``mysql_via: tunnel``). Nothing of the machine's own MariaDB or SSH
+configuration is touched, so a drill can fence, kill, fail over and roll back freely.
+
+It lives in ``<journal dir>/lab`` (``$RUNBOOK_HOME/lab``, by default
+``~/.local/state/runbook/lab``): ``lab up`` prints the inventory's path.
 
 ```
-runbook lab up        # prints the inventory path: .runbook/lab/inventory.yml
-runbook play runbooks/drill.yml -i .runbook/lab/inventory.yml --yes
-runbook lab crash     # kill -9 its MariaDB under load, with a transaction open (engine.cli.lab_crash)
-runbook lab up        # a crashed or stopped lab restarts on its own datadir: crash recovery runs
-runbook lab down      # stops everything and removes the lab
+runbook lab up --replicas 2     # db1 primary, db2 and db3 replicas; prints the inventory path
+runbook lab load shop           # the drill's shop on db1 (replicated) and a backup of it on the host
+runbook lab status              # topology, lag, GTID positions; exits 1 when a server is down
+runbook lab crash               # kill -9 db1's MariaDB under load, a transaction open (lab_crash)
+runbook lab up                  # a crashed or stopped lab restarts on its own datadirs: crash recovery runs
+runbook lab down                # stops everything and removes the lab
 ```
 """
 
@@ -20,25 +25,24 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
+import secrets
 import shlex
 import shutil
 import signal
-import socket
-import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from engine.errors import RunbookError
+from engine.cli import lab_sshd
+from engine.cli.lab_sshd import LabError
+from engine.mysql.instance import HOST, InstanceError, MariadbInstance, pid_alive
 
-MARIADBD = "/usr/sbin/mariadbd"
-SSHD = "/usr/sbin/sshd"
-HOST = "127.0.0.1"
+__all__ = ["HOST", "Lab", "LabError", "down", "is_up", "lab_dir", "mysql_pid", "status", "up"]
 
-
-class LabError(RunbookError):
-    """The lab could not be started or stopped."""
+REPL_USER = "repl"
+PRIMARY = "db1"
 
 
 @dataclass
@@ -53,200 +57,166 @@ class Lab:
     def inventory(self) -> Path:
         return self.dir / "inventory.yml"
 
-    def state(self) -> dict[str, object]:
+    def state(self) -> dict[str, Any]:
         try:
             return dict(json.loads(self.state_file.read_text()))
         except (OSError, ValueError):
             return {}
+
+    def save(self, st: dict[str, Any]) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(st, indent=1))
+        os.replace(tmp, self.state_file)
+
+    def servers(self, st: dict[str, Any] | None = None) -> dict[str, MariadbInstance]:
+        """The lab's servers by inventory name, primary first (as created; a failover does
+        not rename them)."""
+        st = self.state() if st is None else st
+        return {name: server(self.dir, name, int(h["port"]), int(h["server_id"]), h["role"] == "replica")
+                for name, h in dict(st.get("hosts") or {}).items()}
+
+
+def server(d: Path, name: str, port: int, server_id: int, replica: bool) -> MariadbInstance:
+    return MariadbInstance(d / name, port=port, server_id=server_id, replica=replica)
 
 
 def lab_dir(journal_dir: Path) -> Path:
     return journal_dir.resolve() / "lab"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, what: str, limit: float = 30.0) -> None:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise LabError(f"{what} exited at start-up: {log.read_text(errors='replace')[-800:] if log.exists() else ''}")
-        try:
-            with socket.create_connection((HOST, port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise LabError(f"{what} did not listen on {HOST}:{port} within {limit:.0f}s (log: {log})")
-
-
-def _run(cmd: list[str], what: str) -> None:
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise LabError(f"{what} failed: {exc}") from None
-    if res.returncode != 0:
-        raise LabError(f"{what} failed (exit {res.returncode}): {(res.stderr or res.stdout).strip()[-800:]}")
-
-
-def _start(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        # A session of its own: the lab outlives this command and ignores the operator's Ctrl-C.
-        return subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def mysqld_cmd(d: Path, port: int) -> list[str]:
-    """The lab server's command line (also the inventory's ``mysql_start_cmd``)."""
-    return [MARIADBD, "--no-defaults", f"--datadir={d / 'mysql'}", f"--socket={d / 'mysqld.sock'}", f"--port={port}",
-            f"--bind-address={HOST}", f"--pid-file={d / 'mysqld.pid'}", f"--log-error={d / 'mysqld.err'}",
-            "--user=root", "--innodb-buffer-pool-size=128M", "--skip-name-resolve",
-            f"--log-bin={d / 'binlog'}", "--server-id=1", "--max-allowed-packet=64M"]
-
-
 def mysql_pid(lab: Lab) -> int | None:
-    """The lab server's pid: its pid file, the one the lab started, or (during crash recovery,
-    before the pid file exists) a process whose command line names the lab's datadir."""
+    """The primary's (``db1``'s) pid, also during crash recovery before its pid file exists."""
+    srv = lab.servers().get(PRIMARY)
+    pids = srv.pids() if srv is not None else []
+    return pids[0] if pids else None
+
+
+def _parallel(fn: Any, items: list[Any]) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def _start(srv: MariadbInstance, limit: float) -> None:
     try:
-        pid: object = int((lab.dir / "mysqld.pid").read_text().strip())
-    except (OSError, ValueError):
-        pid = None
-    if _alive(pid):
-        return pid  # type: ignore[return-value]
-    pid = lab.state().get("mysql_pid")
-    if _alive(pid):
-        return pid  # type: ignore[return-value]
-    data = re.escape(str(lab.dir / "mysql"))
-    res = subprocess.run(["pgrep", "-f", f"[d]atadir={data}( |$)"], capture_output=True, text=True)
-    first = res.stdout.split()
-    return int(first[0]) if res.returncode == 0 and first and first[0].isdigit() else None
+        srv.start(wait=limit)
+    except InstanceError as exc:
+        raise LabError(f"{srv.dir.name}: {exc.message}", hint=exc.hint) from None
 
 
-def _restart(lab: Lab, st: dict[str, object]) -> str:
-    """Start what is down of an existing lab, on its own datadir: never wiped, so a crashed
-    server goes through InnoDB crash recovery, which is what a drill practises."""
-    d = lab.dir
-    did = []
-    if mysql_pid(lab) is None:
-        port = int(str(st["mysql_port"]))
-        mysqld = _start(mysqld_cmd(d, port), d / "mysqld.out")
-        _wait_port(port, mysqld, d / "mysqld.err", "mariadbd (crash recovery runs first after a crash)", limit=600)
-        st["mysql_pid"] = mysqld.pid
-        did.append(f"MariaDB restarted on its datadir {d / 'mysql'} (its error log: {d / 'mysqld.err'})")
-    if not _alive(st.get("sshd_pid")):
-        sshd = _start([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], d / "sshd.log")
-        _wait_port(int(str(st["ssh_port"])), sshd, d / "sshd.log", "sshd")
-        st["sshd_pid"] = sshd.pid
+def _restart(lab: Lab, st: dict[str, Any]) -> str:
+    """Start what is down of an existing lab, on its own datadirs: never wiped, so a crashed
+    server goes through InnoDB crash recovery, which is what a drill practises. A replica
+    resumes replicating by itself (its position is crash-safe, in the datadir)."""
+    did: list[str] = []
+    down_now = [(n, s) for n, s in lab.servers(st).items() if not s.running]
+    if down_now:
+        _parallel(lambda ns: _start(ns[1], 600), down_now)
+        did += [f"{n}: MariaDB restarted on its datadir {s.datadir} (its error log: {s.error_log})" for n, s in down_now]
+    if not pid_alive(st.get("sshd_pid")):
+        st["sshd_pid"] = lab_sshd.start(lab.dir, int(st["ssh_port"]))
         did.append("sshd restarted")
-    lab.state_file.write_text(json.dumps(st))
-    return "; ".join(did) + f"\ninventory: {lab.inventory}"
+    lab.save(st)
+    return "\n".join(did) + f"\ninventory: {lab.inventory}"
 
 
-def up(lab: Lab) -> str:
-    """Start the lab (or report it is already up). Returns a summary for the operator."""
+def up(lab: Lab, replicas: int | None = None) -> str:
+    """Start the lab (or report it is already up, or restart what is down). Returns a summary."""
     st = lab.state()
-    if st and mysql_pid(lab) is not None and _alive(st.get("sshd_pid")):
-        return f"lab already up: inventory {lab.inventory}"
-    if st and (lab.dir / "mysql").is_dir() and lab.inventory.exists():
+    have = len(st.get("hosts") or {}) - 1
+    if st and lab.inventory.exists() and all(s.initialized for s in lab.servers(st).values()) and have >= 0:
+        if replicas is not None and replicas != have:
+            raise LabError(f"the lab in {lab.dir} has {have} replica(s), not {replicas}",
+                           hint="runbook lab down, then runbook lab up --replicas N (a new lab)")
+        if is_up(lab):
+            return f"lab already up: inventory {lab.inventory}"
         return _restart(lab, st)
+    return _create(lab, replicas or 0)
+
+
+def _create(lab: Lab, replicas: int) -> str:
+    from engine.cli.lab_topology import replicate
+
+    if replicas < 0 or replicas > 8:
+        raise LabError(f"--replicas {replicas}: a lab has 0 to 8 replicas")
     down(lab, quiet=True)
-    for exe in (MARIADBD, SSHD):
-        if not os.path.exists(exe):
-            raise LabError(f"{exe} is missing", hint="run scripts/setup.sh (installs openssh-server)")
     d = lab.dir
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data = d / "mysql"
-    _run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
-          "--auth-root-authentication-method=normal", "--skip-test-db",
-                    f"--tmpdir={d}"], "mariadb-install-db")
-    mysql_port = _free_port()
-    mysqld = _start(mysqld_cmd(d, mysql_port), d / "mysqld.out")
-    _wait_port(mysql_port, mysqld, d / "mysqld.err", "mariadbd")
+    names = [f"db{i}" for i in range(1, replicas + 2)]
+    servers = {n: server(d, n, 0, i + 1, i > 0) for i, n in enumerate(names)}
+    password = secrets.token_hex(12)
+    st: dict[str, Any] = {"hosts": {n: {"port": s.port, "server_id": s.server_id, "role": "replica" if s.replica else "primary"}
+                                    for n, s in servers.items()},
+                          "mysql_port": servers[PRIMARY].port, "datadir": str(servers[PRIMARY].datadir),
+                          "replication": {"user": REPL_USER, "password": password}}
+    lab.save(st)  # before anything starts: `lab down` finds what to stop whatever fails next
+    ssh_port = lab_sshd.configure(d)
+    st["ssh_port"] = ssh_port
+    _parallel(lambda s: _start(s, 120), list(servers.values()))
+    replicate(servers[PRIMARY], [servers[n] for n in names[1:]], REPL_USER, password)
+    st["sshd_pid"] = lab_sshd.start(d, ssh_port)
+    _write_inventory(lab, servers, ssh_port, password)
+    lab.save(st)
+    lines = [f"lab up: {n} MariaDB on {HOST}:{s.port} ({'replica of db1, read-only' if s.replica else 'primary'};"
+             f" datadir {s.datadir})" for n, s in servers.items()]
+    lines.append(f"sshd on {HOST}:{ssh_port}; replication user {REPL_USER} (GTID, ROW binlogs)")
+    return "\n".join(lines) + f"\ninventory: {lab.inventory}"
 
-    for name in ("host_key", "client_key"):
-        for f in (d / name, d / f"{name}.pub"):
-            f.unlink(missing_ok=True)
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"runbook-lab-{name}", "-f", str(d / name)], "ssh-keygen")
-    shutil.copy(d / "client_key.pub", d / "authorized_keys")
-    os.makedirs("/run/sshd", exist_ok=True)
-    ssh_port = _free_port()
-    (d / "sshd_config").write_text("\n".join([
-        f"ListenAddress {HOST}", f"Port {ssh_port}", f"HostKey {d / 'host_key'}",
-        f"AuthorizedKeysFile {d / 'authorized_keys'}", f"PidFile {d / 'sshd.pid'}",
-        "StrictModes no", "UsePAM no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-        "PermitRootLogin prohibit-password", "AllowTcpForwarding yes", "MaxSessions 50",
-        # restore and verify's from_dump read a backup on the host over SFTP
-        "Subsystem sftp internal-sftp",
-        # Debian's bash sources ~/.bashrc over ssh when SHLVL < 2; a database host's login
-        # shell would not run the control machine's pyenv set-up either.
-        "SetEnv SHLVL=1", ""]))
-    host_pub = " ".join((d / "host_key.pub").read_text().split()[:2])
-    (d / "known_hosts").write_text(f"[{HOST}]:{ssh_port} {host_pub}\n")
-    os.chmod(d / "known_hosts", 0o600)
-    sshd = _start([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], d / "sshd.log")
-    _wait_port(ssh_port, sshd, d / "sshd.log", "sshd")
 
+def _write_inventory(lab: Lab, servers: dict[str, MariadbInstance], ssh_port: int, password: str) -> None:
+    d = lab.dir
+    hosts = []
+    for n, s in servers.items():
+        hosts.append(f"""    {n}:
+      mysql_port: {s.port}
+      datadir: {s.datadir}
+      mysql_binlog_dir: {s.binlog_dir}
+      # what mysql_service and innodb_recovery need to start and watch this server
+      mysql_pid_file: {s.pid_file}
+      mysql_error_log: {s.error_log}
+      mysql_start_cmd: "{shlex.join(s.cmd())}"
+""")
+    listed = "".join(f"        {n}: {{}}\n" for n in list(servers)[1:])
+    replicas = f"      hosts:\n{listed}" if listed else "      hosts: {}\n"
     lab.inventory.write_text(f"""# The local lab (runbook lab up): shell over SSH, SQL through the SSH tunnel.
+# db1 is the primary; db2… replicate from it (GTID, ROW binlogs, log_slave_updates, read_only).
 all:
   vars:
+    ssh_host: {HOST}
+    ssh_port: {ssh_port}
+    ssh_user: {getpass.getuser()}
+    ssh_key: {d / 'client_key'}
+    ssh_known_hosts: {d / 'known_hosts'}
+    ssh_config: {d / 'ssh_config'}
     mysql_user: root
-    mysql_port: {mysql_port}
     mysql_via: tunnel
+    # the account replicas use to reach their source (replication: state following)
+    replication_host: {HOST}
+    replication_user: {REPL_USER}
+    replication_password: {password}
   hosts:
-    db1:
-      ssh_host: {HOST}
-      ssh_port: {ssh_port}
-      ssh_user: {getpass.getuser()}
-      ssh_key: {d / 'client_key'}
-      ssh_known_hosts: {d / 'known_hosts'}
-      ssh_config: {d / 'ssh_config'}
-      datadir: {data}
-      # what mysql_service and innodb_recovery need to start and watch the lab's server
-      mysql_pid_file: {d / 'mysqld.pid'}
-      mysql_error_log: {d / 'mysqld.err'}
-      mysql_start_cmd: "{shlex.join(mysqld_cmd(d, mysql_port))}"
-  children:
+{''.join(hosts)}  children:
     primary:
       hosts:
-        db1: {{}}
-""")
-    (d / "ssh_config").write_text("")
-    lab.state_file.write_text(json.dumps({"mysql_pid": mysqld.pid, "sshd_pid": sshd.pid, "mysql_port": mysql_port,
-                                          "ssh_port": ssh_port, "datadir": str(data)}))
-    return (f"lab up: MariaDB on {HOST}:{mysql_port} (datadir {data}), sshd on {HOST}:{ssh_port}\n"
-            f"inventory: {lab.inventory}")
+        {PRIMARY}: {{}}
+    replicas:
+{replicas}""")
 
 
 def down(lab: Lab, *, quiet: bool = False) -> str:
     st = lab.state()
     stopped = []
-    pids = {"sshd_pid": st.get("sshd_pid"), "mysql_pid": mysql_pid(lab) if st else None}
-    for key, name in (("sshd_pid", "sshd"), ("mysql_pid", "mariadbd")):
-        pid = pids[key]
-        if _alive(pid):
-            assert isinstance(pid, int)
-            os.kill(pid, signal.SIGTERM)
-            end = time.monotonic() + 30
-            while _alive(pid) and time.monotonic() < end:
-                time.sleep(0.1)
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-            stopped.append(name)
+    if pid_alive(st.get("sshd_pid")):
+        pid = int(st["sshd_pid"])
+        os.kill(pid, signal.SIGTERM)
+        end = time.monotonic() + 30
+        while pid_alive(pid) and time.monotonic() < end:
+            time.sleep(0.05)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        stopped.append("sshd")
+    running = [(n, s) for n, s in lab.servers(st).items() if s.running]
+    _parallel(lambda ns: ns[1].stop(30), running)
+    stopped += [f"{n} mariadbd" for n, _ in running]
     if lab.dir.exists():
         shutil.rmtree(lab.dir, ignore_errors=True)
     if quiet:
@@ -255,15 +225,19 @@ def down(lab: Lab, *, quiet: bool = False) -> str:
 
 
 def is_up(lab: Lab) -> bool:
-    """Is the lab's MariaDB running? (``lab status`` exits non-zero when it is not.)"""
-    return bool(lab.state()) and mysql_pid(lab) is not None
+    """Is every server of the lab running? (``lab status`` exits non-zero when one is not.)"""
+    servers = lab.servers()
+    return bool(servers) and all(s.running for s in servers.values())
 
 
 def status(lab: Lab) -> str:
+    from engine.cli.lab_topology import describe
+
     st = lab.state()
     if not st:
         return f"lab is down (no lab in {lab.dir})"
-    db = "running" if mysql_pid(lab) is not None else "STOPPED (crashed or stopped: `runbook lab up` restarts it on its datadir)"
-    ssh = "running" if _alive(st.get("sshd_pid")) else "STOPPED"
-    return (f"MariaDB {db} on {HOST}:{st.get('mysql_port')} (datadir {st.get('datadir')})\n"
-            f"sshd    {ssh} on {HOST}:{st.get('ssh_port')}\ninventory {lab.inventory}")
+    lines = describe(lab.servers(st))
+    ssh = "running" if pid_alive(st.get("sshd_pid")) else "STOPPED"
+    lines.append(f"sshd    {ssh} on {HOST}:{st.get('ssh_port')}")
+    lines.append(f"inventory {lab.inventory}")
+    return "\n".join(lines)

@@ -23,7 +23,7 @@ import threading
 import time
 
 from engine.errors import RunbookError
-from engine.cli.lab import HOST, Lab, LabError, is_up, mysql_pid
+from engine.cli.lab import HOST, Lab, LabError, mysql_pid
 from engine.model import MysqlSettings
 from engine.transport.mysql import MysqlSession
 
@@ -59,8 +59,8 @@ class _Load(threading.Thread):
 
 def crash(lab: Lab, *, committed: int = 20000, uncommitted: int = 200000) -> str:
     """Load, open a transaction, kill -9 under a write load. Returns a summary for the operator."""
-    if not is_up(lab):
-        raise LabError("the lab's MariaDB is not running", hint="runbook lab up")
+    if mysql_pid(lab) is None:
+        raise LabError("the lab's MariaDB (db1) is not running", hint="runbook lab up")
     st = lab.state()
     port = int(str(st["mysql_port"]))
     setup = _session(port)

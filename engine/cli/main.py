@@ -350,24 +350,42 @@ def snapshots_drop(run_id: str, inventories: tuple[str, ...], host: str | None, 
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["up", "down", "status", "crash"]))
+@click.argument("what", type=click.Choice(["up", "down", "status", "crash", "load"]))
+@click.argument("dataset", required=False, type=click.Choice(["shop"]))
+@click.option("--replicas", type=click.IntRange(0, 8), default=None,
+              help="up: replicas of db1 (db2, db3...) to build with a new lab (default 0)")
 @click.option("--journal-dir", "journal_dir", help="the lab lives in <journal dir>/lab")
-def lab(what: str, journal_dir: str | None) -> None:
-    """A disposable local MariaDB + sshd for drills (up, down, status, crash).
+def lab(what: str, dataset: str | None, replicas: int | None, journal_dir: str | None) -> None:
+    """A disposable local MariaDB (+ replicas) and sshd for drills (up, down, status, crash, load shop).
 
-    crash kills its MariaDB with -9 under a write load with a transaction open; up restarts a
-    crashed or stopped lab on its own datadir (InnoDB crash recovery runs); status exits 1
-    when MariaDB is down."""
+    up [--replicas N] builds db1 (primary) and db2.. (GTID replicas) and prints the inventory's
+    path; on an existing lab it restarts what is down on its own datadir (InnoDB crash recovery
+    runs). crash kills db1 with -9 under a write load with a transaction open. load shop puts the
+    drill's shop on db1 and a mariadb-dump backup of it on the host, and prints its path. status
+    shows the topology and lag, and exits 1 when a server is down."""
     from engine.cli import lab as lab_mod
     from engine.journal import journal_dir as jdir
 
+    if (what == "load") != (dataset is not None):
+        raise InputError(f"runbook lab {what} {dataset or ''}".rstrip() + ": only `load` takes a data set",
+                         hint="runbook lab load shop")
+    if replicas is not None and what != "up":
+        raise InputError(f"--replicas is an option of `runbook lab up`, not of `lab {what}`")
     the_lab = lab_mod.Lab(lab_mod.lab_dir(jdir(journal_dir)))
     if what == "crash":
         from engine.cli.lab_crash import crash
 
         say(crash(the_lab))
         return
-    fn = {"up": lab_mod.up, "down": lab_mod.down, "status": lab_mod.status}[what]
+    if what == "load":
+        from engine.cli.lab_load import load_shop
+
+        say(load_shop(the_lab))
+        return
+    if what == "up":
+        say(lab_mod.up(the_lab, replicas))
+        return
+    fn = {"down": lab_mod.down, "status": lab_mod.status}[what]
     say(fn(the_lab))
     if what == "status" and not lab_mod.is_up(the_lab):
         sys.exit(1)

@@ -13,15 +13,25 @@ hosts) as JSON, for the message and for the host check; its content only counts 
 (:func:`host_lock_dir`), so runs kept in different journal dirs cannot change one host at once. Locks are per open file description, so the descriptor stays open for as
 long as the lock is held. ``flock`` is local to one machine: runs started from two control
 hosts on a shared (NFS) journal dir are not seen by each other.
+
+Lock files are opened as what they must be, never followed: ``O_NOFOLLOW`` (a symlink planted
+at a lock path in a shared directory would otherwise make us truncate and overwrite the file
+it points at), ``O_NONBLOCK`` (a FIFO would hang the open), then a plain file of ours with one
+link, checked on the descriptor *before* anything is written to it. The host lock dir must be
+ours or root's, and if others can write in it, ours and sticky: in a directory anyone can
+write to without the sticky bit, anyone can replace a lock file and two runs then lock two
+different files.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -54,12 +64,8 @@ class RunLock:
         if self._fd is not None:
             return
         ensure_run_dir(self.dir, self.run_id)
+        fd = _open_lock_file(self.path)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise JournalError(f"cannot open the lock file {self.path}: {exc.strerror}") from exc
-        try:
-            os.fchmod(fd, 0o600)
             if not _flock_nb(fd, fcntl.LOCK_EX, patience=_ACQUIRE_PATIENCE):
                 holder = _read_info(fd)
                 raise RunLocked(
@@ -95,18 +101,16 @@ class RunLock:
             return
         root = host_lock_dir()
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            root.mkdir(mode=0o755, parents=True, exist_ok=True)
         except OSError as exc:
             raise JournalError(f"cannot create the host lock dir {root}: {exc.strerror}",
                                hint="set $RUNBOOK_LOCK_DIR to a writable directory") from exc
+        _check_lock_dir(root)
         info = json.dumps({"run_id": self.run_id, "pid": os.getpid(), "host": socket.gethostname(),
                            "journal": str(self.dir.resolve()), "since": now()}).encode()
         for name in self.hosts:
             path = root / (hashlib.sha1(name.encode()).hexdigest()[:16] + ".lock")
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-            except OSError as exc:
-                raise JournalError(f"cannot open the host lock {path}: {exc.strerror}") from exc
+            fd = _open_lock_file(path)
             if not _flock_nb(fd, fcntl.LOCK_EX, patience=_ACQUIRE_PATIENCE):
                 holder = _read_info(fd)
                 os.close(fd)
@@ -170,8 +174,9 @@ class RunLock:
 
 def host_lock_dir() -> Path:
     """Where host locks live, one per control machine whatever the journal dir:
-    ``$RUNBOOK_LOCK_DIR``, else ``/run/lock/runbook`` (shared by every user of the machine),
-    else ``hostlocks`` in the user's state dir."""
+    ``$RUNBOOK_LOCK_DIR``, else ``/run/lock/runbook``, else ``hostlocks`` in the user's state
+    dir. ``/run/lock/runbook`` belongs to whoever created it (0755): runs of that user (or
+    root) share it; another user is refused there and names a lock dir of their own."""
     env = os.environ.get("RUNBOOK_LOCK_DIR")
     if env:
         return Path(env).expanduser()
@@ -189,8 +194,11 @@ def lock_holder(dir: Path, run_id: str) -> dict[str, Any] | None:
     """
     try:
         check_run_id(run_id)
-        fd = os.open(Path(dir) / run_id / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
-    except (OSError, InputError):  # no lock file, unreadable, or not a run id
+        fd = os.open(Path(dir) / run_id / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (OSError, InputError):  # no lock file, unreadable, a symlink, or not a run id
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         return None
     try:
         if _flock_nb(fd, fcntl.LOCK_SH):
@@ -201,6 +209,55 @@ def lock_holder(dir: Path, run_id: str) -> dict[str, Any] | None:
         return _read_info(fd)
     finally:
         os.close(fd)
+
+
+_REFUSE_HINT = "set $RUNBOOK_LOCK_DIR to a directory only you can write to (e.g. ~/.local/state/runbook/hostlocks)"
+
+
+def _check_lock_dir(root: Path) -> None:
+    """Refuse a host lock dir another user controls, or one where anyone can swap our files."""
+    try:
+        st = os.stat(root)
+    except OSError as exc:
+        raise JournalError(f"cannot use the host lock dir {root}: {exc.strerror}", hint=_REFUSE_HINT) from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise JournalError(f"the host lock dir {root} is not a directory", hint=_REFUSE_HINT)
+    me = os.geteuid()
+    if st.st_uid not in (me, 0):
+        raise JournalError(f"refusing the host lock dir {root}: it is owned by uid {st.st_uid}, not by you or root",
+                           hint=_REFUSE_HINT)
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (st.st_mode & stat.S_ISVTX and st.st_uid == me):
+        raise JournalError(f"refusing the host lock dir {root}: it is writable by others"
+                           f" (mode {stat.S_IMODE(st.st_mode):04o}), who could replace the lock files",
+                           hint=_REFUSE_HINT)
+
+
+def _open_lock_file(path: Path) -> int:
+    """Open (or create, 0600) a lock file without following a symlink or blocking on a FIFO,
+    and make sure it is a plain file of ours with one link before anything writes to it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise JournalError(f"refusing the lock file {path}: it is a symbolic link (someone may have planted it)",
+                               hint=f"look at where it points, remove it, and run again; {_REFUSE_HINT}") from exc
+        raise JournalError(f"cannot open the lock file {path}: {exc.strerror}") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            kind = "a hard link to another file" if stat.S_ISREG(st.st_mode) else "a device, FIFO or socket"
+            raise JournalError(f"refusing the lock file {path}: not a plain file ({kind})",
+                               hint=f"remove it and run again; {_REFUSE_HINT}")
+        if st.st_uid != os.geteuid():
+            raise JournalError(f"refusing the lock file {path}: it is owned by uid {st.st_uid}",
+                               hint=f"remove it and run again; {_REFUSE_HINT}")
+        if stat.S_IMODE(st.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _flock_nb(fd: int, op: int, patience: float = 0.0) -> bool:

@@ -1,19 +1,37 @@
-"""Chunk checksums in pt-table-checksum's form, and primary-key chunking.
+"""Row digests that cannot cancel out, summed per primary-key chunk; primary-key chunking.
 
-A chunk is a primary-key range; its sum is
-``COUNT(*)`` and ``BIT_XOR(CAST(CRC32(CONCAT_WS('#', c1, c2, ..., CONCAT(ISNULL(c1), ISNULL(c2), ...))) AS UNSIGNED))``.
-The ``ISNULL`` markers tell ``NULL`` from ``''`` (``CONCAT_WS`` skips NULLs). BIT_XOR is
-associative, so chunk values XOR into one table value whatever the chunking — unlike
-``CHECKSUM TABLE``, which depends on the row format and server version (mydumper #860).
+What "identical" means here (verify's ``checksums``, the snapshot's own check): both copies
+have the same number of rows and the same **sum of their rows' 64-bit hashes**, chunk by
+chunk. Each part of that is chosen so that no difference can hide:
 
-XOR has one blind spot: two equal rows cancel out. With a primary key they cannot exist; in a
-table without one, ``{a, b, b}`` and ``{a, c, c}`` have the same COUNT and BIT_XOR. For such a
-table :func:`digest_sql` also sums the CRCs (``SUM`` does not cancel). Only there: the server
-does not share the CRC between the two aggregates, and the CRC of every row is the cost.
+* **Row text** (:func:`row_text`): an encoding of the row that two different rows never share.
+  ``CONCAT_WS('#', <markers>, v1, v2, ...)`` where ``<markers>`` is one entry per column:
+  ``ISNULL(c)`` for a column whose text cannot hold a ``#`` (numbers, dates and times), else
+  the value's byte length (``N`` for NULL). So NULL, ``''`` and ``'NULL'`` differ, and
+  ``('a#', 'b')`` is not ``('a', '#b')``. Values are exact: a FLOAT goes through
+  ``CAST(c AS DOUBLE)`` (``CONCAT`` prints a FLOAT with 6 digits; a DOUBLE prints as its
+  shortest round-trip text, checked on MariaDB 10.11), a TIMESTAMP through
+  ``UNIX_TIMESTAMP`` (the session time zone and the repeated hour of a DST change do not
+  matter), every other value as its bytes (``CAST(c AS BINARY)``: text in its own charset,
+  BIT, INET6, UUID, geometry).
+* **Row hash** (:func:`row_hash`): the first 64 bits of ``SHA1(row text)``. Not CRC32: a CRC
+  is linear, so the same change made to two rows of the same length changes both CRCs by the
+  same XOR — pt-table-checksum's ``BIT_XOR(CRC32(…))`` then cancels it exactly (status 1→3 on
+  two orders passed as identical), and even a ``SUM`` of CRCs cancels often (one pair in
+  2^16). A hash without that structure makes any difference survive a sum but for a 2^-64
+  chance.
+* **Aggregate**: ``COUNT(*)`` and ``SUM`` of the row hashes (an exact DECIMAL on the server;
+  the ``CAST … AS UNSIGNED`` matters: a SUM of a string is a DOUBLE). A SUM does not cancel
+  equal rows the way a XOR does, so duplicates in a table without a key count too, and chunk
+  sums add up to the table's whatever order they are computed in (parallel workers).
+
+Costs (``bench/verify_speed.py``): SHA1 and CONV make the digest ~2x the CPU of
+``BIT_XOR(CRC32)`` per row.
 
 ```python
-for chunk in key_chunks(sql, table_shape(sql, "shop", "orders"), 50000):
-    here = digest_of(sql.query(digest_sql("shop", "orders", columns, chunk.cond, summed=False), chunk.params).rows[0])
+for chunk in key_chunks(sql, shape, 50000):
+    d = chunk_digest(sql, shape, chunk.cond, list(chunk.params))
+rows, hex16 = table_checksum(sql, shape)
 ```
 """
 
@@ -27,7 +45,121 @@ from engine.mysql.introspect import TableShape
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
+#: types whose text is digits, signs, ``.``, ``e``, ``:``, ``-`` and spaces: never a ``#``
+_PLAIN_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric",
+                          "date", "datetime", "time", "year"})
+_FLOAT_TYPES = frozenset({"float", "double", "real", "double precision"})
+#: how a table digest is written (the manifest's ``checksum``): 16 hex digits
+DIGEST_HEX_LEN = 16
 
+
+def _value(col: str, data_type: str) -> tuple[str, str]:
+    """(value expression, marker expression) of one column in the row text."""
+    c = quote_ident(col)
+    if data_type in _FLOAT_TYPES:
+        return f"CAST({c} AS DOUBLE)", f"ISNULL({c})"
+    if data_type == "timestamp":
+        return f"UNIX_TIMESTAMP({c})", f"ISNULL({c})"
+    if data_type in _PLAIN_TYPES:
+        return c, f"ISNULL({c})"
+    v = f"CAST({c} AS BINARY)"
+    return v, f"IFNULL(LENGTH({v}), 'N')"
+
+
+def row_text(shape: TableShape) -> str:
+    """The row as a string no other row shares (see the module doc)."""
+    if len(shape.types) != len(shape.columns):
+        raise ValueError(f"the digest of {shape.table} needs its column types")  # a bug, not a user error
+    parts = [_value(c, t) for c, t in zip(shape.columns, shape.types, strict=True)]
+    markers = "CONCAT_WS(',', " + ", ".join(m for _, m in parts) + ")"
+    return "CONCAT_WS('#', " + ", ".join([markers, *(v for v, _ in parts)]) + ")"
+
+
+def row_hash_hex(shape: TableShape) -> str:
+    """The row's 64-bit hash as 16 hex digits (row-level comparisons)."""
+    return f"LEFT(SHA1({row_text(shape)}), 16)"
+
+
+def row_hash(shape: TableShape) -> str:
+    """The row's 64-bit hash as an unsigned integer (summed per chunk)."""
+    return f"CAST(CONV({row_hash_hex(shape)}, 16, 10) AS UNSIGNED)"
+
+
+@dataclass(frozen=True)
+class Digest:
+    """COUNT and exact SUM of the row hashes of a chunk or a table; digests of disjoint
+    chunks add up."""
+
+    rows: int
+    total: int
+
+    def __add__(self, other: Digest) -> Digest:
+        return Digest(self.rows + other.rows, self.total + other.total)
+
+    @property
+    def hex(self) -> str:
+        """The sum modulo 2^64 as 16 hex digits (with ``rows``, what a manifest records)."""
+        return f"{self.total % (1 << 64):0{DIGEST_HEX_LEN}x}"
+
+
+NO_ROWS = Digest(0, 0)
+
+
+def digest_sql(shape: TableShape, cond: str, *, schema: str | None = None, table: str | None = None) -> str:
+    """``SELECT n, s`` (COUNT, SUM of row hashes) of the rows of ``shape`` matching ``cond``;
+    ``schema``/``table`` read another copy with the same columns."""
+    where = qualified(schema or shape.schema, table or shape.table)
+    return f"SELECT COUNT(*) AS n, COALESCE(SUM({row_hash(shape)}), 0) AS s FROM {where} WHERE {cond}"
+
+
+def chunk_digest(sql: Sql, shape: TableShape, cond: str, params: list[Any], *, schema: str | None = None,
+                 table: str | None = None) -> Digest:
+    row = sql.query(digest_sql(shape, cond, schema=schema, table=table), params).rows[0]
+    return Digest(int(row["n"]), int(row["s"]))
+
+
+def row_hashes(sql: Sql, shape: TableShape, cond: str, params: list[Any], *, schema: str | None = None,
+               table: str | None = None) -> dict[tuple[Any, ...], str]:
+    """``{primary key: row hash}`` of the rows matching ``cond`` (a chunk), to name the rows
+    that differ."""
+    where = qualified(schema or shape.schema, table or shape.table)
+    keys = ", ".join(quote_ident(c) for c in shape.pk)
+    res = sql.query(f"SELECT {keys}, {row_hash_hex(shape)} AS `_rb_h` FROM {where} WHERE {cond}", params)
+    return {tuple(r[c] for c in shape.pk): str(r["_rb_h"]) for r in res.rows}
+
+
+def hash_groups(sql: Sql, shape: TableShape, *, schema: str | None = None, table: str | None = None,
+                limit: int) -> dict[str, tuple[int, dict[str, Any]]] | None:
+    """``{row hash: (how many rows, the row)}`` of a whole table (a table without a key,
+    where equal rows are told apart only by their number); None when it has more than
+    ``limit`` distinct rows."""
+    where = qualified(schema or shape.schema, table or shape.table)
+    cols = ", ".join(f"MIN({quote_ident(c)}) AS {quote_ident(c)}" for c in shape.columns)
+    res = sql.query(f"SELECT {row_hash_hex(shape)} AS `_rb_h`, COUNT(*) AS `_rb_n`, {cols} FROM {where}"
+                    f" GROUP BY `_rb_h` LIMIT %s", [limit + 1])
+    if len(res.rows) > limit:
+        return None
+    return {str(r["_rb_h"]): (int(r["_rb_n"]), {c: r[c] for c in shape.columns}) for r in res.rows}
+
+
+def table_digest(sql: Sql, shape: TableShape, chunk_rows: int = 50000, *, schema: str | None = None,
+                 table: str | None = None) -> Digest:
+    """The digest of a whole table, chunked by its primary key."""
+    total = NO_ROWS
+    for chunk in key_chunks(sql, shape, chunk_rows):
+        total += chunk_digest(sql, shape, chunk.cond, list(chunk.params), schema=schema, table=table)
+    return total
+
+
+def table_checksum(sql: Sql, shape: TableShape, chunk_rows: int = 50000, table: str | None = None,
+                   schema: str | None = None) -> tuple[int, str]:
+    """(rows, digest hex) of a table; ``schema``/``table`` override where to read (a copy
+    with the same shape)."""
+    d = table_digest(sql, shape, chunk_rows, schema=schema, table=table)
+    return d.rows, d.hex
+
+
+# -- chunking ------------------------------------------------------------------------------
 def _keyset(cols: tuple[str, ...], op: str) -> str:
     """``(a, b) op (x, y)`` spelled out so MariaDB can use the PK range: ``a > %s OR (a = %s AND b > %s)``."""
     strict = op.rstrip("=")
@@ -87,54 +219,3 @@ def pk_chunks(sql: Sql, shape: TableShape, chunk_rows: int) -> Iterator[tuple[st
     """``(WHERE condition, params)`` for consecutive primary-key ranges of ~chunk_rows rows."""
     for chunk in key_chunks(sql, shape, chunk_rows):
         yield chunk.cond, list(chunk.params)
-
-
-def row_crc(columns: tuple[str, ...]) -> str:
-    """``CRC32(CONCAT_WS('#', cols..., CONCAT(ISNULL(col)...)))`` as an unsigned integer."""
-    q = [quote_ident(c) for c in columns]
-    nulls = "CONCAT(" + ", ".join(f"ISNULL({c})" for c in q) + ")"
-    return f"CAST(CRC32(CONCAT_WS('#', {', '.join(q)}, {nulls})) AS UNSIGNED)"
-
-
-def checksum_expr(columns: tuple[str, ...]) -> str:
-    return f"COALESCE(BIT_XOR({row_crc(columns)}), 0)"
-
-
-def chunk_sum(sql: Sql, schema: str, table: str, columns: tuple[str, ...], cond: str, params: list[Any]) -> tuple[int, int]:
-    """(rows, BIT_XOR) of one chunk of ``schema.table``."""
-    res = sql.query(f"SELECT COUNT(*) AS n, {checksum_expr(columns)} AS x FROM {qualified(schema, table)} WHERE {cond}", params)
-    row = res.rows[0]
-    return int(row["n"]), int(row["x"])
-
-
-def table_checksum(sql: Sql, shape: TableShape, chunk_rows: int = 50000, table: str | None = None,
-                   schema: str | None = None) -> tuple[int, str]:
-    """(rows, checksum hex) of a table, chunked by its primary key; ``schema``/``table``
-    override where to read (a copy with the same shape)."""
-    rows, xor = 0, 0
-    for cond, params in pk_chunks(sql, shape, chunk_rows):
-        n, x = chunk_sum(sql, schema or shape.schema, table or shape.table, shape.columns, cond, params)
-        rows, xor = rows + n, xor ^ x
-    return rows, f"{xor:08x}"
-
-
-@dataclass(frozen=True)
-class Digest:
-    """COUNT, BIT_XOR and SUM of the row CRCs of one chunk."""
-
-    rows: int
-    xor: int
-    total: int
-
-
-def digest_sql(schema: str, table: str, columns: tuple[str, ...], cond: str, *, summed: bool) -> str:
-    """One chunk's COUNT and BIT_XOR (pt-table-checksum's query), plus the SUM when ``summed``
-    (a table without a primary key, where equal rows would cancel out in the XOR)."""
-    crc = row_crc(columns)
-    total = f"COALESCE(SUM({crc}), 0)" if summed else "0"
-    return (f"SELECT COUNT(*) AS n, COALESCE(BIT_XOR({crc}), 0) AS x, {total} AS s"
-            f" FROM {qualified(schema, table)} WHERE {cond}")
-
-
-def digest_of(row: dict[str, Any]) -> Digest:
-    return Digest(int(row["n"]), int(row["x"]), int(row["s"]))

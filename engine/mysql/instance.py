@@ -5,8 +5,8 @@ benches each need a MariaDB of their own: own datadir, port, socket, pid file, e
 binary log, started with ``--no-defaults`` so nothing of the machine's server (port 3306) is
 read or touched. Each instance lives in one directory::
 
-    DIR/data/        the datadir (mariadb-install-db)
-    DIR/binlog.*     the binary logs (ROW format, GTIDs on MariaDB's own domain/server ids)
+    DIR/data/             the datadir (mariadb-install-db; relay logs too: data/relay-bin.*)
+    DIR/binlogs/binlog.*  the binary logs and their index (ROW format, GTIDs)
     DIR/mysqld.sock  DIR/mysqld.pid  DIR/mysqld.err
 
 ```python
@@ -67,9 +67,11 @@ def pid_alive(pid: object) -> bool:
 class MariadbInstance:
     """One private MariaDB server in ``dir`` (see the module docstring for the layout).
 
-    ``binlog``: write ROW binary logs (what point-in-time recovery and replicas need).
-    ``replica``: start ``read_only`` with ``log_slave_updates`` (a replica of the lab).
-    ``extra``: more ``--option=value`` arguments (buffer pool, packet size, tmpfs datadir...).
+    ``binlog``: write ROW binary logs with GTIDs and ``log_slave_updates`` (what point-in-time
+    recovery and replication need; any server of a lab may become a replica or the primary).
+    ``replica``: also start ``read_only`` (a replica of the lab).
+    ``extra``: more ``--option=value`` arguments (buffer pool, packet size, InnoDB file sizes...);
+    they are given to ``mariadb-install-db`` too, so InnoDB's file layout matches at start.
     """
 
     dir: Path
@@ -105,12 +107,12 @@ class MariadbInstance:
         return self.dir / "mysqld.err"
 
     @property
-    def binlog_basename(self) -> Path:
-        return self.dir / "binlog"
+    def binlog_dir(self) -> Path:
+        return self.dir / "binlogs"
 
     @property
-    def binlog_dir(self) -> Path:
-        return self.dir
+    def binlog_basename(self) -> Path:
+        return self.binlog_dir / "binlog"
 
     def cmd(self) -> list[str]:
         """The server's command line (also what an inventory's ``mysql_start_cmd`` holds)."""
@@ -119,9 +121,13 @@ class MariadbInstance:
                 f"--log-error={self.error_log}", "--user=root", f"--innodb-buffer-pool-size={self.buffer_pool}",
                 "--skip-name-resolve", f"--server-id={self.server_id}", "--max-allowed-packet=64M"]
         if self.binlog:
-            args += [f"--log-bin={self.binlog_basename}", "--binlog-format=ROW", "--binlog-row-image=FULL"]
+            # report-host/port: the primary's SHOW SLAVE HOSTS names its replicas' addresses.
+            args += [f"--log-bin={self.binlog_basename}", "--binlog-format=ROW", "--binlog-row-image=FULL",
+                     "--log-slave-updates", f"--relay-log={self.datadir / 'relay-bin'}",
+                     f"--report-host={self.host}", f"--report-port={self.port}"]
         if self.replica:
-            args += ["--log-slave-updates", "--read-only", "--skip-slave-start"]
+            # Replication resumes by itself after a restart, as on a real replica.
+            args += ["--read-only"]
         return args + list(self.extra)
 
     # -- life cycle -----------------------------------------------------------------------
@@ -134,7 +140,8 @@ class MariadbInstance:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             res = subprocess.run([INSTALL_DB, "--no-defaults", f"--datadir={self.datadir}", "--user=root",
-                                  "--auth-root-authentication-method=normal", "--skip-test-db", f"--tmpdir={self.dir}"],
+                                  "--auth-root-authentication-method=normal", "--skip-test-db", f"--tmpdir={self.dir}",
+                                  *self.extra],
                                  capture_output=True, text=True, timeout=180)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise InstanceError(f"{INSTALL_DB} failed: {exc}", hint="run scripts/setup.sh") from None
@@ -149,6 +156,8 @@ class MariadbInstance:
             raise InstanceError(f"{MARIADBD} is missing", hint="run scripts/setup.sh")
         if not self.initialized:
             self.initialize()
+        if self.binlog:
+            self.binlog_dir.mkdir(exist_ok=True, mode=0o700)
         with open(self.dir / "mysqld.out", "ab") as out:
             # A session of its own: it outlives the starting command and ignores its Ctrl-C.
             proc = subprocess.Popen(self.cmd(), stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -171,6 +180,16 @@ class MariadbInstance:
                     raise InstanceError(f"mariadbd did not accept connections on {self.host}:{self.port} within "
                                         f"{limit:.0f}s (log: {self.error_log})") from None
                 time.sleep(0.1)
+
+    def wait_exit(self, limit: float = 60.0) -> int | None:
+        """Until the server this object started last exits (one that refuses to start);
+        its exit code, None when it still runs after ``limit``."""
+        if not self._procs:
+            return None
+        try:
+            return self._procs[-1].wait(limit)
+        except subprocess.TimeoutExpired:
+            return None
 
     def log_tail(self, chars: int = 1500) -> str:
         try:

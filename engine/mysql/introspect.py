@@ -31,6 +31,8 @@ class TableShape:
     table: str
     columns: tuple[str, ...]  # stored columns in ordinal order (generated ones are excluded)
     pk: tuple[str, ...]  # empty: no primary key (copied and summed in one chunk)
+    #: the columns' DATA_TYPEs (lower case), same order; the row digest needs them (FLOAT, TIMESTAMP)
+    types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,14 @@ class ForeignKey:
 
 def table_shape(sql: Sql, schema: str, table: str) -> TableShape:
     res = sql.query(
-        "SELECT COLUMN_NAME AS c, COLUMN_KEY AS k, EXTRA AS e FROM information_schema.COLUMNS"
+        "SELECT COLUMN_NAME AS c, DATA_TYPE AS dt, EXTRA AS e FROM information_schema.COLUMNS"
         " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION", [schema, table])
     if not res.rows:
         raise ActionError(f"no table {qualified(schema, table)}", hint="check the schema and table names")
     # Generated columns cannot be inserted into; they follow from the others anyway.
-    cols = tuple(str(r["c"]) for r in res.rows if "GENERATED" not in str(r["e"] or "").upper())
-    return TableShape(schema, table, cols, primary_key(sql, schema, table))
+    stored = [r for r in res.rows if "GENERATED" not in str(r["e"] or "").upper()]
+    return TableShape(schema, table, tuple(str(r["c"]) for r in stored), primary_key(sql, schema, table),
+                      tuple(str(r["dt"]).lower() for r in stored))
 
 
 def primary_key(sql: Sql, schema: str, table: str) -> tuple[str, ...]:

@@ -55,7 +55,7 @@ _FATALS: list[tuple[re.Pattern[str], Fatal]] = [
                 r"redo log (?:is )?corrupt|Corrupted page identifier|No valid checkpoint|"
                 r"Crash recovery is broken due to insufficient innodb_log_file_size|"
                 r"Missing FILE_CREATE, FILE_DELETE or FILE_MODIFY|Missing FILE_DELETE or FILE_MODIFY|"
-                r"Log scan aborted at LSN|Redo log .* (?:is|was) (?:truncated|corrupted)"),
+                r"Log scan aborted at LSN|Redo log .* (?:is|was) (?:truncated|corrupted)|Invalid log header checksum"),
      Fatal("redo_log_corrupt", "redo log damaged",
            "the redo log is damaged or truncated: recovery cannot replay it up to the last checkpoint",
            f"{_KEEP}; restore from a backup (plus binary logs for point in time), or start with "

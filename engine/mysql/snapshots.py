@@ -5,7 +5,7 @@ says what each copy is (source table, rows, checksum, host identity, foreign key
 at snapshot time). The manifest is in the database, not on the control machine, so a DBA can
 see and drop snapshots from any machine: ``runbook snapshots list`` / ``drop RUN_ID``.
 
-Checksums are pt-table-checksum's, per primary-key chunk (:mod:`engine.mysql.checksum`);
+Checksums are per primary-key chunk digests that cannot cancel out (:mod:`engine.mysql.checksum`);
 table shapes and foreign keys come from :mod:`engine.mysql.introspect`.
 """
 
@@ -22,8 +22,6 @@ from engine.errors import ActionError, SqlError
 from engine.mysql.checksum import (  # noqa: F401  (re-exported: snapshot and its tests use them from here)
     _keyset,
     _keyset_params,
-    checksum_expr,
-    chunk_sum,
     pk_chunks,
     table_checksum,
 )
@@ -191,5 +189,14 @@ def drop_snapshot(sql: Sql, run_id: str) -> SnapshotInfo:
     return snap
 
 
-def definition_json(fks: list[dict[str, Any]], trgs: list[dict[str, Any]]) -> str:
-    return json.dumps({"foreign_keys": fks, "triggers": trgs}, sort_keys=True)
+#: the checksum recorded for a table that did not exist when the snapshot was taken
+ABSENT = "absent"
+
+
+def definition_json(fks: list[dict[str, Any]], trgs: list[dict[str, Any]], absent: bool = False) -> str:
+    return json.dumps({"foreign_keys": fks, "triggers": trgs, **({"absent": True} if absent else {})}, sort_keys=True)
+
+
+def is_absent(entry: dict[str, Any]) -> bool:
+    """A manifest entry of a table that did not exist at snapshot time (nothing was copied)."""
+    return bool(json.loads(entry.get("definition") or "{}").get("absent"))

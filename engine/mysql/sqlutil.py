@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 
 
@@ -26,22 +28,111 @@ def first_keyword(sql: str) -> str:
     return m.group(1).lower() if m else ""
 
 
+def code_words(sql: str, *, backslash_escapes: bool = True) -> list[str]:
+    """The statement as the server parses it, word by word, lower case: comments dropped (but
+    the text of executable comments ``/*! … */``, ``/*!50100 … */``, ``/*M! … */`` kept, as the
+    server runs it), every string literal one ``'…'`` word and every quoted identifier one
+    ``` `…` ``` word (their content is not code), ``@var`` one word, punctuation one word each.
+
+    ``backslash_escapes=False`` reads strings as the server does under ``NO_BACKSLASH_ESCAPES``
+    (``'a\\'`` is a whole string there).
+
+    ``code_words("SELECT 1 INTO/**/OUTFILE 'x'") == ["select", "1", "into", "outfile", "'…'"]``
+    """
+    words: list[str] = []
+    word: list[str] = []
+
+    def flush() -> None:
+        if word:
+            words.append("".join(word).lower())
+            word.clear()
+
+    i, n = 0, len(sql)
+    in_exec_comment = False
+    while i < n:
+        c = sql[i]
+        if c in ("'", '"', "`"):
+            flush()
+            j = i + 1
+            while j < n:
+                if sql[j] == "\\" and c != "`" and backslash_escapes:
+                    j += 2
+                    continue
+                if sql[j] == c:
+                    if j + 1 < n and sql[j + 1] == c:  # doubled quote
+                        j += 2
+                        continue
+                    break
+                j += 1
+            words.append("`…`" if c == "`" else "'…'")
+            i = j + 1
+            continue
+        if c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2] in " \t\r\n\f\v")):
+            flush()
+            j = sql.find("\n", i)
+            i = n if j < 0 else j + 1
+            continue
+        if sql.startswith("/*", i):
+            flush()
+            m = re.match(r"/\*(M?!)(\d{5,6})?", sql[i:])
+            if m and not in_exec_comment:
+                in_exec_comment = True  # its text is code
+                i += m.end()
+                continue
+            j = sql.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+            continue
+        if in_exec_comment and sql.startswith("*/", i):
+            flush()
+            in_exec_comment = False
+            i += 2
+            continue
+        if c.isalnum() or (c in "_$@." and not (c == "." and not word)):
+            if c == "@" and word and word[-1] != "@":
+                flush()
+            word.append(c)
+        else:
+            flush()
+            if not c.isspace():
+                words.append(c)
+        i += 1
+    flush()
+    return words
+
+
+#: functions that change state though called from a SELECT (sequences, user-level locks)
+_SIDE_EFFECTS = frozenset({"nextval", "setval", "get_lock", "release_lock", "release_all_locks"})
+
+
 def is_read_only(sql: str) -> bool:
     """True for statements that cannot change data: SELECT (without INTO/FOR UPDATE), SHOW,
-    DESCRIBE, EXPLAIN. Used by check mode to decide what may run."""
-    kw = first_keyword(sql)
+    DESCRIBE, EXPLAIN. Used by check mode to decide what may run. Decided on the words the
+    server sees (:func:`code_words`), so no comment, executable comment, string or odd spacing
+    hides an ``INTO OUTFILE`` or moves a word into view — under either reading of a backslash
+    in a string (the session's ``sql_mode`` may hold ``NO_BACKSLASH_ESCAPES``)."""
+    return _read_only_words(code_words(sql)) and _read_only_words(code_words(sql, backslash_escapes=False))
+
+
+def _read_only_words(words: list[str]) -> bool:
+    kw = next((w for w in words if w != "("), "")
     if kw not in _READ_ONLY:
         return False
-    low = sql.lower()
-    if kw in ("select", "with", "values", "table"):
-        # SELECT ... INTO OUTFILE / @var, FOR UPDATE, LOCK IN SHARE MODE take locks or write.
-        if re.search(r"\binto\s+(outfile|dumpfile|@)", low) or re.search(r"\bfor\s+(update|share)\b|\block\s+in\s+share\s+mode\b", low):
-            return False
-        if kw == "with" and re.search(r"\b(update|delete|insert)\b", low):
-            return False
+    if ";" in words[:-1]:
+        return False  # a second statement
+    pairs = set(itertools.pairwise(words))
+    # INTO OUTFILE / DUMPFILE write a file on the server; INTO @var / a variable sets one.
+    if "into" in words:
+        return False
+    if ("for", "update") in pairs or ("for", "share") in pairs or ("lock", "in") in pairs:
+        return False
+    if any(w in _SIDE_EFFECTS and nxt == "(" for w, nxt in pairs) or ("next", "value") in pairs:
+        return False
+    if kw == "with" and {"update", "delete", "insert", "replace"} & set(words):
+        return False
     # MySQL 8's EXPLAIN ANALYZE executes the statement it explains
-    explain_analyze = kw in ("explain", "describe", "desc") and re.search(r"\banalyze\b", low)
-    return not (explain_analyze and re.search(r"\b(update|delete|insert|replace)\b", low))
+    if kw in ("explain", "describe", "desc") and "analyze" in words:
+        return not {"update", "delete", "insert", "replace"} & set(words)
+    return True
 
 
 _IDEMPOTENT = re.compile(
@@ -69,6 +160,19 @@ def is_idempotent(sql: str) -> bool:
 
 def split_statements(sql: str) -> list[str]:
     """Split SQL text on ``;`` outside quotes, backticks and comments. Empty statements dropped."""
+    return list(_split(sql)) if len(sql) <= _CACHED_TEXT else _split_text(sql)
+
+
+_CACHED_TEXT = 16384  # a step's SQL text, not a file's
+
+
+@functools.lru_cache(maxsize=1024)
+def _split(sql: str) -> tuple[str, ...]:
+    # The same step text is split for its digest, its identity guard and its run, on every host.
+    return tuple(_split_text(sql))
+
+
+def _split_text(sql: str) -> list[str]:
     out: list[str] = []
     buf: list[str] = []
     i, n = 0, len(sql)
@@ -137,6 +241,15 @@ def quoted_placeholders(sql: str) -> list[str]:
     is bound as a parameter that brings its own quotes: ``'' + 'v' + ''``, i.e. an empty string
     followed by the value as *unquoted* SQL text. A value like `` OR 1=1 -- `` then injects.
     """
+    return list(_quoted(sql)) if len(sql) <= _CACHED_TEXT else _quoted_text(sql)
+
+
+@functools.lru_cache(maxsize=1024)
+def _quoted(sql: str) -> tuple[str, ...]:
+    return tuple(_quoted_text(sql))
+
+
+def _quoted_text(sql: str) -> list[str]:
     out: list[str] = []
     quote: str | None = None
     i, n = 0, len(sql)

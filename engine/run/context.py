@@ -77,6 +77,21 @@ class Connections:
             with self._lock:
                 self._pool.append(session)
 
+    def session_ids(self) -> list[int]:
+        """Server connection ids of every MySQL session the engine holds open for this host
+        (its own session, pooled and lent ones): what a fence must never kill."""
+        with self._lock:
+            sessions: list[Any] = [self._sql, *self._pool, *self._lent]
+        ids = []
+        for s in sessions:
+            conn = getattr(s, "_conn", None)
+            if conn is not None:
+                try:
+                    ids.append(int(conn.thread_id()))
+                except Exception:  # a session being closed: nothing to protect
+                    pass
+        return ids
+
     def begin_step(self) -> None:
         """A step starts: whatever the last one did to the MySQL session is forgotten."""
         sql: Any = self._sql
@@ -172,6 +187,9 @@ class ActionContext:
     notes: dict[str, Any] = field(default_factory=dict)
     #: journal (synced) facts about the state *before* a change, for a later probe or undo
     note_fn: Callable[[dict[str, Any]], None] = lambda data: None
+    #: journal (synced) a run-wide fact about this host, restored into ``run_state`` by resume
+    #: and rollback (what this run's fence changed, for ``resume_writes``)
+    share_fn: Callable[[str, Any], None] = lambda key, value: None
 
     def __post_init__(self) -> None:
         if self.deadline is None and self.timeout is not None:
@@ -192,6 +210,12 @@ class ActionContext:
         """Write-ahead: journal ``data`` for this step before changing anything it describes."""
         self.notes.update(data)
         self.note_fn(data)
+
+    def share(self, key: str, value: Any) -> None:
+        """Remember ``value`` as ``run_state[key][host]`` for the rest of the run, in every
+        process of it (journaled before the change it describes, like :meth:`note`)."""
+        self.run_state.setdefault(key, {})[self.host.name] = value
+        self.share_fn(key, value)
 
     def shell(self) -> Shell:
         return self.conns.shell()

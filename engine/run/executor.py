@@ -17,7 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from engine.actions.base import Action
+from engine.actions.base import Action, record_marks
 from engine.actions.registry import get_action
 from engine.language.loader import rendered_problems
 from engine.run.context import ActionContext
@@ -63,11 +63,17 @@ def _internal(step: Step, exc: Exception) -> StepResult:
 IDENTITY = "identity"  # run_state key of the identity guard (engine.actions.guard.IDENTITY_KEY)
 
 
+SHARED = "run_fact"  # journal event of ActionContext.share: a run-wide fact about one host
+
+
 def restore_run_state(events: list[dict[str, Any]], run_state: dict[str, Any]) -> None:
-    """Put back what a previous process of this run learnt (the identities it saw)."""
+    """Put back what a previous process of this run learnt (the identities it saw, the facts
+    actions shared with later steps)."""
     for e in events:
         if e.get("kind") == IDENTITY and e.get("host") and isinstance(e.get("identity"), dict):
             run_state.setdefault(IDENTITY, {})[e["host"]] = e["identity"]
+        elif e.get("kind") == SHARED and e.get("host") and isinstance(e.get("key"), str):
+            run_state.setdefault(e["key"], {})[e["host"]] = e.get("value")
 
 
 class _StepWatch:
@@ -114,6 +120,7 @@ class Executor(Probing):
             warn=env.warn, run_state=env.run_state, deadline=deadline, interrupted=env.interrupted, ask=env.ask,
             idempotent=step.idempotent is True, peers=env.peers, args_problems=rendered_problems,
             notes=dict(self._notes(step, hs)), note_fn=lambda data: self._write_note(step, hs, data),
+            share_fn=lambda key, value: self._share(step, hs, key, value),
         )
 
     def _notes(self, step: Step, hs: HostState) -> dict[str, Any]:
@@ -129,6 +136,10 @@ class Executor(Probing):
         self._notes(step, hs).update(data)
         if self.env.journal is not None:
             self.env.journal.event("step_note", step=step.key, host=hs.host.name, phase="do", data=data)
+
+    def _share(self, step: Step, hs: HostState, key: str, value: Any) -> None:
+        if self.env.journal is not None:
+            self.env.journal.event(SHARED, step=step.key, host=hs.host.name, key=key, value=value)
 
     # -- the whole step on one host ------------------------------------------------------
     def run(self, step: Step, hs: HostState, stage: str, *, attempt: int = 1) -> StepResult:
@@ -195,6 +206,7 @@ class Executor(Probing):
         return args_digest(step.action, view)
 
     def remember(self, step: Step, hs: HostState, result: StepResult) -> None:
+        record_marks(self.env.run_state, get_action(step.action), hs.host.name, result.registered())
         if step.register:
             hs.facts[step.register] = result.registered()
         if result.status is Status.OK:

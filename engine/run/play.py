@@ -10,9 +10,11 @@ with the hosts that are still healthy.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections import deque
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping
@@ -121,6 +123,8 @@ class Play:
                 host = with_extra_vars(host, opts.extra_vars)
                 self.states[name] = HostState(host, Connections(host, on_sql_connect=self._sql_connected))
         self._hostvars = _HostVarsView(self)
+        self._step_hosts: list[str] | None = None  # play_hosts while a step runs (see _run_step)
+        self._workers = _Workers()
         self._peer_conns: dict[str, Connections] = {}
         self._peer_lock = threading.Lock()
         self.env = StepEnv(run_id=run_id, check_mode=opts.check, journal=journal, journal_dir=opts.journal_dir,
@@ -174,8 +178,11 @@ class Play:
             "stage": stage,
             "check_mode": self.opts.check,
             "ansible_check_mode": self.opts.check,
-            "play_hosts": [h for h, s in self.states.items() if s.active],
+            "play_hosts": list(self._step_hosts) if self._step_hosts is not None else self._active_names(),
         }
+
+    def _active_names(self) -> list[str]:
+        return [h for h, s in self.states.items() if s.active]
 
     # -- selection ---------------------------------------------------------------------------
     def hosts_for(self, pattern: str | None) -> list[HostState]:
@@ -363,6 +370,15 @@ class Play:
         return f"its targets ({stage.targets or self.rb.targets}) match no host" + (" within --limit" if self.opts.limit else "")
 
     def _run_step(self, stage: Stage, step: Step, hosts: list[HostState]) -> list[tuple[HostState, StepResult]]:
+        # play_hosts is the same for every host of a step (states change between steps):
+        # computed once here, not once per host (quadratic at hundreds of hosts).
+        self._step_hosts = self._active_names()
+        try:
+            return self._run_step_on(stage, step, hosts)
+        finally:
+            self._step_hosts = None
+
+    def _run_step_on(self, stage: Stage, step: Step, hosts: list[HostState]) -> list[tuple[HostState, StepResult]]:
         targets = hosts[:1] if step.run_once else hosts
         done: dict[str, StepResult] = {}
         to_run: list[HostState] = []
@@ -390,20 +406,29 @@ class Play:
         """Run the step on these hosts, ``forks`` at a time, each on a worker thread, while
         the main thread answers the operator's questions and watches for interrupts. After an
         interrupt no new host starts; a second one aborts the running steps (in doubt)."""
-        pending = list(hosts)
+        pending = deque(hosts)
         running: dict[Future[StepResult], HostState] = {}
         out: dict[str, StepResult] = {}
+        # Finished futures arrive on a queue: wait(FIRST_COMPLETED) over all running futures
+        # re-arms every one of them at each wake-up (quadratic in the number of hosts).
+        finished: queue.SimpleQueue[Future[StepResult]] = queue.SimpleQueue()
         try:
             while pending or running:
                 self.notice()
                 while pending and len(running) < self.opts.forks and not self.interrupted:
-                    hs = pending.pop(0)
-                    running[_spawn(self.executor.run, step, hs, stage.name)] = hs
+                    hs = pending.popleft()
+                    fut = self._workers.submit(self.executor.run, step, hs, stage.name)
+                    running[fut] = hs
+                    fut.add_done_callback(finished.put)
                 if not running:
                     break  # interrupted: the queued hosts do not start
-                finished, _ = wait(list(running), timeout=0.1, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    out[running.pop(fut).host.name] = fut.result()
+                try:
+                    fut = finished.get(timeout=0.1)
+                    while True:
+                        out[running.pop(fut).host.name] = fut.result()
+                        fut = finished.get_nowait()
+                except queue.Empty:
+                    pass
                 self.desk.serve()
         except AbortStep:
             self._abort(running)
@@ -463,20 +488,65 @@ class AbortStep(KeyboardInterrupt):
     resume) and the run ends as interrupted (exit 130)."""
 
 
-def _spawn(fn: Any, step: Step, hs: HostState, stage: str) -> Future[StepResult]:
-    """``fn(step, hs, stage)`` on a daemon thread: a step stuck in a system call can never keep
-    the process from exiting after an abort."""
-    fut: Future[StepResult] = Future()
-    fut.set_running_or_notify_cancel()
+class _Workers:
+    """Daemon threads that run steps, reused from one step to the next: a thread per host and
+    step was 25,000 thread starts for 1,000 hosts x 25 steps. Daemon, so that a step stuck in
+    a system call can never keep the process from exiting after an abort."""
 
-    def work() -> None:
-        try:
-            fut.set_result(fn(step, hs, stage))
-        except BaseException as exc:
-            fut.set_exception(exc)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
 
-    threading.Thread(target=work, name=f"host-{hs.host.name}", daemon=True).start()
-    return fut
+    def submit(self, fn: Any, step: Step, hs: HostState, stage: str) -> Future[StepResult]:
+        """``fn(step, hs, stage)`` on an idle worker (a new one when none is idle)."""
+        fut: Future[StepResult] = Future()
+        fut.set_running_or_notify_cancel()
+        with self._lock:
+            worker = self._idle.pop() if self._idle else None
+        if worker is None:
+            worker = _Worker(self)
+        worker.give((fn, step, hs, stage, fut))
+        return fut
+
+    def idle(self, worker: _Worker) -> None:
+        with self._lock:
+            self._idle.append(worker)
+
+
+class _Worker:
+    def __init__(self, pool: _Workers):
+        self._pool = pool
+        self._cond = threading.Condition()
+        self._task: tuple[Any, Step, HostState, str, Future[StepResult]] | None = None
+        threading.Thread(target=self._loop, name="host-worker", daemon=True).start()
+
+    def give(self, task: tuple[Any, Step, HostState, str, Future[StepResult]]) -> None:
+        with self._cond:
+            self._task = task
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._cond:
+                while self._task is None:
+                    self._cond.wait()
+                fn, step, hs, stage, fut = self._task
+                self._task = None
+            me.name = f"host-{hs.host.name}"
+            error: BaseException | None = None
+            try:
+                result = fn(step, hs, stage)
+            except BaseException as exc:
+                error, result = exc, None
+            del fn, step, hs
+            # Idle before the result is out: the next step's dispatch finds this worker free.
+            self._pool.idle(self)
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(result)
+            del fut, error, result
 
 
 __all__ = ["AbortStep", "Play", "PlayOptions", "PlayOutcome", "RunbookError", "undo_one"]

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 @dataclass
 class Found:
     """What a probe of an in-doubt step found: done (True/False/None: cannot tell), why, the
-    undo record of what this run did when done, whether running it again is safe anyway, and
-    — when done — the result the step registers (what ``apply`` would have registered)."""
+    undo record of what this run did (when done, or of the part made when not done), whether
+    running it again is safe anyway, and — when done — the result the step registers (what
+    ``apply`` would have registered)."""
 
     done: bool | None
     why: str
@@ -104,7 +105,9 @@ class Probing:
         if probe is None:
             return Found(None, "")
         if not probe.done:
-            return Found(False, f"the action's probe says not done: {probe.would}")
+            # Partly made by this run (a fence up, its kills unfinished): that part's undo.
+            partial = self._builtin_undo(step, action.undo_of_partial(probe))
+            return Found(False, f"the action's probe says not done: {probe.would}", partial)
         undo = self._builtin_undo(step, action.undo_of_found(probe))
         if undo is None and step.undo is not None:
             undo = self.explicit_undo(step, vars_)

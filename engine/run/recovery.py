@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from engine.actions.base import record_marks
 from engine.actions.registry import get_action
 from engine.errors import NeedsDecision
 from engine.journal.analysis import StepVerdict
@@ -55,6 +56,7 @@ class Resumer:
         result = StepResult(status, msg="done before the interruption", duration=st.duration or 0.0,
                             data={k: v for k, v in reg.items() if k not in _COMMON}, undo=st.undo)
         result.ignored = bool(reg.get("ignored"))
+        record_marks(self.executor.env.run_state, get_action(step.action), hs.host.name, reg)
         if step.register:
             hs.facts[step.register] = reg  # exactly what the first attempt registered
         if status is Status.OK:

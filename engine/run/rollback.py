@@ -215,13 +215,15 @@ class Rollback:
                 found.undo = self.executor.explicit_undo(step, variables(self.env, hs, step.stage))
         elif found.done is not None:
             self._unused(st.step, st.host, f"its probe settled it: {found.why}")
-        if not found.done or found.undo is None:
+        if found.undo is None:
             self.console.line(f"  {st.step} on {st.host} was in doubt: {found.why or 'it did not take effect'}; nothing to undo")
             return None
-        msg = f"was in doubt; {found.why}: recorded as done"
+        # Done, or only partly made: recorded failed with the undo of that part (resume runs
+        # such a step again; rollback undoes what it made).
+        msg = f"was in doubt; {found.why}: recorded as " + ("done" if found.done else "failed, partly made")
         if journal is not None:
-            journal.outcome(st.intent_seq, st.step, st.host, "ok", changed=False, registered=None, duration=0.0, msg=msg,
-                            undo=found.undo)
+            journal.outcome(st.intent_seq, st.step, st.host, "ok" if found.done else "failed", changed=False, registered=None,
+                            duration=0.0, msg=msg, undo=found.undo)
         return UndoItem(st, found.undo, None)
 
     def _unused(self, step_key: str, host: str, why: str) -> None:

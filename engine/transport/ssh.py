@@ -13,7 +13,6 @@ import getpass
 import logging
 import os
 import re
-import select
 import socket
 import threading
 import time
@@ -25,12 +24,15 @@ import paramiko
 from engine.errors import CommandTimeout, ConnectError, FileReadError, OutcomeUnknown
 from engine.model import CommandResult, SshSettings
 from engine.secrets import MASKER
-from engine.transport.sshcmd import remote_command, split_pid
+from engine.transport.sshcmd import shell_script
+from engine.transport.sshexec import ExecChannels
+from engine.transport.sshrunner import HOW_DEADLINE, HOW_KILLED, Job, Launch, RemoteRunner, RunnerGone
 from engine.transport.sshkeys import agent_keys, check_host_key, fingerprint, known_keys, load_key, prefer_known_key_types
 
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
-_CHUNK = 65536
-_INLINE_STDIN = 16 * 1024  # within any server's first window (OpenSSH 2 MB, dropbear 24 KB): sendall cannot block
+_AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+_DEADLINE_GRACE = 2.0  # the host kills a command at its deadline; the engine waits this much longer for word of it
+_KILL_WAIT = 5.0  # then the engine asks for the kill itself and waits this long for its confirmation
 _MAX_HOPS = 5  # ProxyJump chains longer than this are a config loop
 _NET_ERRORS = (paramiko.SSHException, OSError, EOFError)
 
@@ -104,6 +106,22 @@ def _expand_tokens(command: str, host: str, port: int, user: str) -> str:
     return re.sub(r"%([hpr%])", lambda m: {"h": host, "p": str(port), "r": user, "%": "%"}[m.group(1)], command)
 
 
+class _QuickAckSocket(socket.socket):
+    """A client socket that acknowledges every segment at once (Linux ``TCP_QUICKACK``).
+
+    sshd leaves Nagle on until a session starts, so after authentication its answer to our
+    first channel open waits for the ACK of its previous small write, which the kernel delays
+    by 40 ms when we have nothing to send: 40 ms on every connection's first command."""
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = super().recv(bufsize, flags)
+        try:
+            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)  # the kernel clears it again: set it each time
+        except OSError:
+            pass
+        return data
+
+
 class SshShell:
     """Runs commands on one host over a single reused SSH connection.
 
@@ -112,7 +130,7 @@ class SshShell:
     ```
     """
 
-    def __init__(self, settings: SshSettings, *, jump: SshShell | None = None, hops: int = 0) -> None:
+    def __init__(self, settings: SshSettings, *, jump: SshShell | None = None, hops: int = 0, runner: bool = True) -> None:
         self.settings = settings
         self._via = jump  # set for ProxyJump hops: the shell whose transport carries ours
         self._hops = hops
@@ -120,8 +138,17 @@ class SshShell:
         self._target: _Target | None = None
         self._transport: paramiko.Transport | None = None
         self._lock = threading.Lock()
-        self._channels: dict[int, paramiko.Channel] = {}  # commands running now
-        self._stopped: dict[int, str] = {}  # channel -> why interrupt() stopped it
+        self._exec = ExecChannels(lambda: self.name, self._kill_command)
+        #: why this connection runs one exec channel per command (None: the runner is used)
+        self.no_runner: str | None = None if runner else "disabled"
+        self._runner: RemoteRunner | None = None
+        self._runner_transport: paramiko.Transport | None = None
+        self._launch: Launch | None = None  # the runner being started
+        self._replaced = False  # a runner worked on this connection: its successor is waited for
+        self._runner_lock = threading.Lock()
+        self._jobs_lock = threading.Lock()
+        self._jobs: dict[Job, RemoteRunner] = {}  # commands running on the runner now
+        self._stopped: dict[Job, str] = {}  # job -> why interrupt() stopped it
 
     @property
     def name(self) -> str:
@@ -152,6 +179,9 @@ class SshShell:
             transport = paramiko.Transport(sock)
             transport.set_keepalive(30)  # long silent steps must not lose the connection to a NAT
             prefer_known_key_types(transport, known)
+            opts = transport.get_security_options()
+            # AEAD first: paramiko checks a separate MAC in Python, byte by byte, on every packet
+            opts.ciphers = (*(c for c in _AEAD if c in opts.ciphers), *(c for c in opts.ciphers if c not in _AEAD))
             transport.start_client(timeout=self.settings.connect_timeout)
             check_host_key(transport.get_remote_server_key(), known, known_path, policy=self.settings.host_key_checking,
                            known_name=t.known_name, hostname=t.hostname, port=t.port)
@@ -190,7 +220,9 @@ class SshShell:
             raise ConnectError(f"ssh to {t.where} unreachable: {exc.strerror or exc}") from None
         # paramiko leaves Nagle on: each small packet would wait for a delayed ACK (~40 ms/command).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+        if not hasattr(socket, "TCP_QUICKACK"):
+            return sock
+        return _QuickAckSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
 
     def _jump_shell(self, spec: str) -> SshShell:
         """The last hop of ``ProxyJump a,b``: b reached through a, each with the same policies."""
@@ -267,119 +299,115 @@ class SshShell:
     ) -> CommandResult:
         """Run ``cmd`` through ``/bin/sh -c`` on the host; a non-zero exit is a result, not an error.
 
-        ``rc`` is -1 when the command died of a signal (paramiko does not decode ``exit-signal``).
+        ``rc`` is -1 when the command died of a signal.
         """
-        start = time.perf_counter()
-        remote = remote_command(cmd, chdir, env, timeout)
         data = stdin.encode() if isinstance(stdin, str) else stdin
+        script = shell_script(cmd, chdir, env)  # a bad env name fails here, before anything is sent
+        shown, what = MASKER.text(cmd)[:200], MASKER.text(cmd)
         transport = self._ensure()
+        runner = self._runner_on(transport)
+        if runner is None:
+            return self._exec.run(transport, cmd, shown, what, data, chdir, timeout, env, self.settings.connect_timeout)
+        return self._run_on(runner, cmd, script, shown, what, data, timeout)
+
+    def _runner_on(self, transport: paramiko.Transport) -> RemoteRunner | None:
+        """The connection's runner (None: the host has none, or this is the connection's first
+        command: that one launches the runner and takes an exec channel while python starts)."""
+        runner = self._runner
+        if runner is not None and runner.alive and self._runner_transport is transport:
+            return runner
+        with self._runner_lock:
+            if self.no_runner is not None:
+                return None
+            runner = self._runner
+            if runner is not None and runner.alive and self._runner_transport is transport:
+                return runner
+            if runner is not None:
+                runner.close()
+                self._runner = None
+            if self._launch is None or self._runner_transport is not transport:
+                if self._launch is not None:
+                    self._launch.cancel()
+                try:
+                    self._launch, self._runner_transport = Launch(transport, self.settings.connect_timeout), transport
+                except _NET_ERRORS as exc:
+                    raise ConnectError(f"ssh to {self.name}: cannot open a session: {exc}") from None
+                if not self._replaced:
+                    return None  # the connection's first command does not wait for python to start
+            started = self._launch.poll(wait=True)  # the next ones do: from the second on, one path
+            self._launch = None
+            if isinstance(started, str):
+                self.no_runner = started  # one exec channel per command from now on
+                return None
+            self._runner, self._replaced = started, True
+            return started
+
+    def _run_on(self, runner: RemoteRunner, cmd: str, script: str, shown: str, what: str, data: bytes | None,
+                timeout: float | None) -> CommandResult:
+        start = time.perf_counter()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        finished = False
         try:
-            chan = transport.open_session(timeout=self.settings.connect_timeout)
-        except _NET_ERRORS as exc:
-            raise ConnectError(f"ssh to {self.name}: cannot open a session: {exc}") from None
-        # The timeout is the command's: connecting has its own (connect_timeout).
-        deadline = None if timeout is None else time.perf_counter() + timeout
-        shown = MASKER.text(cmd)[:200]
-        out: list[bytes] = []
-        with self._lock:
-            self._channels[id(chan)] = chan
+            job = runner.submit(script, data, timeout)  # from here on, the command may be running
+        except RunnerGone as exc:
+            raise OutcomeUnknown(self._gone(exc, "while the command was sent") + f"; whether it took effect is unknown: {shown}",
+                                 what=what) from None
+        with self._jobs_lock:
+            self._jobs[job] = runner
         try:
-            chan.exec_command(remote)  # from here on, the command may be running
-            self._feed(chan, data)
-            out, err, finished = self._drain(chan, deadline)
-            if finished and not chan.status_event.wait(None if deadline is None else max(0.0, deadline - time.perf_counter())):
-                finished = False
-            why = self._stopped.pop(id(chan), "")
-            if why:
-                raise OutcomeUnknown(f"command {why} on {self.name}: {self._kill_remote(out)}; whether it took effect is unknown: "
-                                     f"{shown}", what=MASKER.text(cmd), stopped="kill of its process group")
+            # The host kills the command at its deadline and says so; the engine waits a little
+            # longer, then kills it from here (a host that does not answer stays in doubt).
+            finished = runner.wait(job, None if deadline is None else deadline + _DEADLINE_GRACE)
             if not finished:
-                raise CommandTimeout(f"command ran past its timeout of {timeout:g}s on {self.name}: {self._kill_remote(out)}; "
-                                     f"whether it took effect is unknown: {shown}", what=MASKER.text(cmd),
-                                     stopped="kill of its process group")
-            if not transport.is_active():
-                raise OutcomeUnknown(f"ssh connection to {self.name} dropped during the command; whether it took effect "
-                                     f"is unknown: {shown}", what=MASKER.text(cmd))
-            rc = chan.exit_status
-        except _NET_ERRORS as exc:
-            raise OutcomeUnknown(f"ssh connection to {self.name} dropped during the command ({exc or type(exc).__name__}); "
-                                 f"whether it took effect is unknown: {shown}", what=MASKER.text(cmd)) from None
+                runner.kill(job)
+                finished = runner.wait(job, time.monotonic() + _KILL_WAIT)
+        except RunnerGone as exc:
+            raise OutcomeUnknown(self._gone(exc, "during the command") + f"; whether it took effect is unknown: {shown}",
+                                 what=what) from None
         finally:
-            with self._lock:
-                self._channels.pop(id(chan), None)
-                self._stopped.pop(id(chan), None)
-            chan.close()
-        _, stdout = split_pid(b"".join(out))
-        return CommandResult(
-            cmd=cmd,
-            rc=rc,
-            stdout=stdout.decode(errors="replace"),
-            stderr=b"".join(err).decode(errors="replace"),
-            duration=time.perf_counter() - start,
-        )
+            with self._jobs_lock:
+                self._jobs.pop(job, None)
+                why = self._stopped.pop(job, "")
+            if not finished:
+                runner.forget(job)
+        if not finished:
+            raise CommandTimeout(f"command ran past its timeout of {timeout:g}s on {self.name} and the host did not confirm "
+                                 f"the kill of its process group: it may still be running; whether it took effect is "
+                                 f"unknown: {shown}", what=what, stopped="kill of its process group (unconfirmed)")
+        if why or job.how == HOW_KILLED:
+            fate = f"its process group {job.pid} was " + ("killed" if job.how == HOW_KILLED else "gone already")
+            if not why:  # killed by us after the host missed its deadline
+                raise CommandTimeout(f"command ran past its timeout of {timeout:g}s on {self.name}: {fate}; whether it took "
+                                     f"effect is unknown: {shown}", what=what, stopped="kill of its process group")
+            raise OutcomeUnknown(f"command {why} on {self.name}: {fate}; whether it took effect is unknown: {shown}",
+                                 what=what, stopped="kill of its process group")
+        if job.how == HOW_DEADLINE:
+            raise CommandTimeout(f"command ran past its timeout of {timeout:g}s on {self.name}: its process group {job.pid} "
+                                 f"was killed; whether it took effect is unknown: {shown}", what=what,
+                                 stopped="kill of its process group")
+        return CommandResult(cmd=cmd, rc=job.rc, stdout=b"".join(job.out).decode(errors="replace"),
+                             stderr=b"".join(job.err).decode(errors="replace"), duration=time.perf_counter() - start)
 
-    @staticmethod
-    def _feed(chan: paramiko.Channel, data: bytes | None) -> None:
-        """Send stdin, then EOF. Large input goes from a thread, or a remote command that writes
-        before it reads would fill our receive window while we block on its send window."""
+    def _gone(self, exc: RunnerGone, when: str) -> str:
+        transport = self._transport
+        if transport is None or not transport.is_active():
+            return f"ssh connection to {self.name} dropped {when}"
+        return f"the command runner on {self.name} ended {when} ({exc})"
 
-        def send() -> None:
-            try:
-                if data:
-                    chan.sendall(data)
-                chan.shutdown_write()
-            except _NET_ERRORS:  # the command exited without reading: like EPIPE, not our failure
-                pass
-
-        if data is not None and len(data) > _INLINE_STDIN:
-            threading.Thread(target=send, name="ssh-stdin", daemon=True).start()
-        else:
-            send()
-
-    @staticmethod
-    def _drain(chan: paramiko.Channel, deadline: float | None) -> tuple[list[bytes], list[bytes], bool]:
-        """Read stdout and stderr together until EOF; False when the deadline passes first."""
-        out: list[bytes] = []
-        err: list[bytes] = []
-        fd = chan.fileno()  # a pipe paramiko makes readable when either stream has data or ends
-        while True:
-            ended = chan.eof_received or chan.closed  # sampled first: data before EOF is buffered by now
-            if chan.recv_ready():
-                out.append(chan.recv(_CHUNK))
-            elif chan.recv_stderr_ready():
-                err.append(chan.recv_stderr(_CHUNK))
-            elif ended:
-                return out, err, True
-            else:
-                wait = None if deadline is None else deadline - time.perf_counter()
-                if wait is not None and wait <= 0:
-                    return out, err, False
-                select.select([fd], [], [], wait)
-
-    def _kill_remote(self, out: list[bytes]) -> str:
-        """Kill the command's process group on the host, by the pid it printed first: closing
-        the channel alone leaves it running (sshd neither kills it nor, for root, relays
-        signals). Says what was done."""
-        pid, _ = split_pid(b"".join(out))
-        if pid is None:
-            return "it had not started, or its pid is unknown: it may still be running"
-        try:
-            # "kill -9 -PGID": dash's kill takes no "--"
-            res = self.run(f"kill -9 -{pid} 2>/dev/null || kill -9 {pid} 2>/dev/null", timeout=10)
-        except (ConnectError, OutcomeUnknown) as exc:
-            return f"its process group {pid} could not be killed ({exc.message}): it may still be running"
-        return f"its process group {pid} was killed" if res.rc == 0 else f"its process group {pid} was gone already"
+    def _kill_command(self, cmd: str) -> CommandResult:
+        """The exec path's kill of a process group: on a fresh channel of the same connection."""
+        return self._exec.run(self._ensure(), cmd, cmd, cmd, None, None, 10, None, self.settings.connect_timeout)
 
     def interrupt(self, why: str = "aborted by the operator") -> bool:
-        """Stop every command running on this host now (from any thread): its channel is
-        closed, and the thread that ran it kills its process group on the host."""
-        with self._lock:
-            chans = list(self._channels.items())
-            for key, _ in chans:
-                self._stopped[key] = why
-        for _, chan in chans:
-            chan.close()
-        return bool(chans)
+        """Stop every command running on this host now (from any thread): its process group
+        is killed on the host, and the thread that ran it reports it in doubt."""
+        with self._jobs_lock:
+            jobs = list(self._jobs.items())
+            for job, _ in jobs:
+                self._stopped[job] = why
+        for job, runner in jobs:
+            runner.kill(job)
+        return self._exec.interrupt(why) or bool(jobs)
 
     def copy_file(self, path: str, dest: Any, *, chunk: int = 1 << 20) -> int:
         """Copy the host's file ``path`` into the binary file object ``dest`` over SFTP.
@@ -436,6 +464,13 @@ class SshShell:
             raise ConnectError(f"ssh tunnel from {self.name} to {host}:{port} failed: {exc}") from None
 
     def close(self) -> None:
+        with self._runner_lock:
+            if self._runner is not None:
+                self._runner.close()
+                self._runner = None
+            if self._launch is not None:
+                self._launch.cancel()
+                self._launch = None
         with self._lock:
             if self._transport is not None:
                 self._transport.close()

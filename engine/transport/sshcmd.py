@@ -11,16 +11,12 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PID_LINE = re.compile(rb"^__runbook_pid=(\d+)\n")
 
 
-def remote_command(cmd: str, chdir: str | None, env: dict[str, str] | None, timeout: float | None) -> str:
-    """The exec string: ``cmd`` under ``/bin/sh -c``, whatever the user's login shell is.
+def shell_script(cmd: str, chdir: str | None, env: dict[str, str] | None) -> str:
+    """The ``/bin/sh -c`` script of a command: its env exported, then ``cd``, then ``cmd``.
 
     Env vars are exported in the script rather than sent as SSH ``env`` requests, which sshd
     drops unless ``AcceptEnv`` lists them. ``cd ... || exit`` keeps a failed chdir from running
     the command in the wrong directory even when ``cmd`` has several statements.
-
-    A timeout is also enforced on the host by ``timeout(1)``, which kills the command's whole
-    process group: closing the channel alone would leave it running (sshd does not kill it, and
-    refuses the SSH ``signal`` request for root logins).
     """
     lines = []
     for name, value in (env or {}).items():
@@ -34,7 +30,18 @@ def remote_command(cmd: str, chdir: str | None, env: dict[str, str] | None, time
             where = shlex.quote(chdir)
         lines.append(f"cd {where} || exit")
     lines.append(cmd)
-    script = "/bin/sh -c " + shlex.quote("\n".join(lines))
+    return "\n".join(lines)
+
+
+def remote_command(cmd: str, chdir: str | None, env: dict[str, str] | None, timeout: float | None) -> str:
+    """The exec string of one command on its own channel: its :func:`shell_script` under
+    ``/bin/sh -c``, whatever the user's login shell is.
+
+    A timeout is also enforced on the host by ``timeout(1)``, which kills the command's whole
+    process group: closing the channel alone would leave it running (sshd does not kill it, and
+    refuses the SSH ``signal`` request for root logins).
+    """
+    script = "/bin/sh -c " + shlex.quote(shell_script(cmd, chdir, env))
     # sshd made the login shell a session leader: its pid, printed first, is the process
     # group every later process of the command shares (exec keeps it), so it can be killed.
     pid = "echo __runbook_pid=$$; "
@@ -42,8 +49,6 @@ def remote_command(cmd: str, chdir: str | None, env: dict[str, str] | None, time
         return pid + "exec " + script
     limit = f"{max(timeout, 0.001):.3f}"  # 0 would mean "no limit" to timeout(1)
     return pid + f"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 {limit} {script}; else exec {script}; fi"
-
-
 
 
 def split_pid(stdout: bytes) -> tuple[int | None, bytes]:

@@ -12,7 +12,7 @@ SHIPPED = sorted(p.name for p in (ROOT / "runbooks").glob("*.yml"))
 
 
 def test_the_sops_of_the_spec_are_shipped() -> None:
-    assert {"emergency.yml", "drill.yml", "crash-recovery.yml", "partial-restore.yml"} <= set(SHIPPED)
+    assert {"emergency.yml", "drill.yml", "crash-recovery.yml", "partial-restore.yml", "failover.yml"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

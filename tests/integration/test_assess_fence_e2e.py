@@ -66,6 +66,8 @@ all:
   hosts:
     db1:
 {sshd.host_vars_yaml()}
+  children:
+    primary: {{hosts: {{db1: {{}}}}}}
 """)
     rb = str(ROOT / "runbooks" / "assess-and-fence.yml")
     # Kill only this test's own (nonexistent) app user's connections: the server is shared.

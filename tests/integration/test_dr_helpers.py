@@ -10,7 +10,7 @@ import pytest
 from engine.actions.disk_space import GZIP_WRAP, parse_df, pick_wrap
 from engine.actions.guard import flavor_of, version_tuple
 from engine.errors import ActionError
-from engine.mysql.snapshots import _keyset, _keyset_params, checksum_expr, fit, snap_table_name, snapshot_schema
+from engine.mysql.snapshots import _keyset, _keyset_params, fit, snap_table_name, snapshot_schema
 
 
 @pytest.mark.parametrize(
@@ -52,12 +52,6 @@ def test_keyset_composite() -> None:
     assert _keyset(("a", "b"), ">") == "(`a` > %s OR (`a` = %s AND `b` > %s))"
     assert _keyset(("a", "b"), "<=") == "(`a` < %s OR (`a` = %s AND `b` <= %s))"
     assert _keyset_params((1, "x", 3)) == [1, 1, "x", "x", 3]
-
-
-def test_checksum_expr_is_pt_table_checksum() -> None:
-    assert checksum_expr(("id", "na`me")) == (
-        "COALESCE(BIT_XOR(CAST(CRC32(CONCAT_WS('#', `id`, `na``me`, CONCAT(ISNULL(`id`), ISNULL(`na``me`))))"
-        " AS UNSIGNED)), 0)")
 
 
 def test_names() -> None:

@@ -178,9 +178,30 @@ def test_snapshot_refuses_wrong_host(shop: str) -> None:
     assert not [s for s in list_snapshots(ctx.sql()) if s.run_id == ctx.run_id]
 
 
-def test_snapshot_missing_table(shop: str, ctx: Any) -> None:
-    with pytest.raises(ActionError, match="no table .*nope"):
-        Snapshot({"schema": shop, "tables": ["authors", "nope"]}, ctx).apply()
+def test_snapshot_of_a_dropped_table_records_it_absent_and_undo_removes_it_again(
+        shop: str, ctx: Any, db: pymysql.connections.Connection) -> None:
+    """The classic P0: a table was dropped. The snapshot neither refuses nor invents a copy:
+    the table is recorded absent; the restore then creates it; undo puts back the state before
+    (no such table), keeping the created table aside in the snapshot schema."""
+    _exec(db, f"DROP TABLE `{shop}`.tags")
+    before = {t: table_checksum(ctx.sql(), table_shape(ctx.sql(), shop, t)) for t in ("authors", "books")}
+    args = {"schema": shop, "tables": ["authors", "books", "tags"]}
+    res = run_step(Snapshot, args, ctx)
+    assert res.status is Status.CHANGED, res.msg
+    assert res.data["tables"]["tags"]["absent"] is True and "1 absent: tags" in res.msg
+    assert any("does not exist: recorded as absent" in w for w in res.warnings)
+    assert run_step(Snapshot, args, ctx).msg == "nothing to do"  # taken, absent table included
+    # the restore: tags created again (and rows changed elsewhere)
+    _exec(db, f"CREATE TABLE `{shop}`.tags (book_id INT NOT NULL, tag VARCHAR(20) NOT NULL, weight DOUBLE NULL,"
+              " PRIMARY KEY (book_id, tag), FOREIGN KEY (book_id) REFERENCES books (id))",
+          f"INSERT INTO `{shop}`.tags VALUES (1, 'restored', 1)", f"UPDATE `{shop}`.authors SET name = 'x'")
+    undone = Snapshot(args, ctx).undo(res.undo)
+    assert undone.status is Status.CHANGED, undone.msg
+    assert _one(db, f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{shop}' AND TABLE_NAME = 'tags'") == 0
+    assert {t: table_checksum(ctx.sql(), table_shape(ctx.sql(), shop, t)) for t in ("authors", "books")} == before
+    kept = _one(db, f"SELECT COUNT(*) FROM `{snapshot_schema(ctx.run_id)}`.`{undone.data['tables']['tags']['displaced_table']}`")
+    assert kept == 1  # the created table is kept aside, never dropped
+    assert Snapshot(args, ctx).undo(res.undo).status is Status.OK  # again: nothing left to do
 
 
 def test_dump_snapshot_and_undo(shop: str, ctx: Any, db: pymysql.connections.Connection, tmp_path: Any) -> None:
@@ -217,6 +238,15 @@ def test_undo_refuses_wrong_host(shop: str, ctx: Any) -> None:
 def test_undo_detects_a_tampered_copy(shop: str, ctx: Any, db: pymysql.connections.Connection) -> None:
     res = run_step(Snapshot, {"schema": shop, "tables": ["authors"]}, ctx)
     _exec(db, f"UPDATE `{snapshot_schema(ctx.run_id)}`.`{shop}__authors` SET name = 'tampered' WHERE id = 7")
+    bad = Snapshot({}, ctx).undo(res.undo)
+    assert bad.status is Status.FAILED and "differ from the snapshot" in bad.msg
+
+
+def test_undo_detects_two_rows_tampered_alike(shop: str, ctx: Any, db: pymysql.connections.Connection) -> None:
+    """Two rows changed the same way: their CRC deltas are equal and a BIT_XOR cancels them."""
+    res = run_step(Snapshot, {"schema": shop, "tables": ["authors"]}, ctx)
+    _exec(db, f"UPDATE `{snapshot_schema(ctx.run_id)}`.`{shop}__authors` SET name = REPLACE(name, 'author', 'editor')"
+              " WHERE id IN (13, 14)")
     bad = Snapshot({}, ctx).undo(res.undo)
     assert bad.status is Status.FAILED and "differ from the snapshot" in bad.msg
 

@@ -192,13 +192,30 @@ def test_partial_restore_brings_back_missing_rows_and_keeps_new_ones(lab: Lab) -
     lab.sql("DELETE FROM shop.order_items WHERE order_id <= 500",
             "UPDATE shop.order_items SET qty = 99 WHERE order_id = 501 AND line = 1",
             "INSERT INTO shop.order_items VALUES (1, 9, 5, 2)")
+    report = lab.root / "partial.json"
     rc, out = lab.cli("play", str(ROOT / "runbooks" / "partial-restore.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
-                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", '{"tables": ["order_items"]}', "--yes")
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", '{"tables": ["order_items"]}', "--yes",
+                      "--report", str(report))
     assert rc == 0, out
     assert "order_items: 1500 row(s) brought back" in out
     assert lab.sql("SELECT COUNT(*) FROM shop.order_items") == [(backup_items + 1,)]
     assert lab.sql("SELECT qty FROM shop.order_items WHERE order_id = 501 AND line = 1") == [(99,)]  # not overwritten
     assert lab.sql("SELECT @@global.read_only") == [(0,)]  # never fenced
+    # "at least" is measured against the backup's own rows (30000), not the 1500 the step inserted
+    checks = json.loads(report.read_text())["verification"]
+    rows = [c for c in checks if c["step"] == "Verify the tables" and c["kind"] == "row_count"]
+    assert rows and rows[0]["expected"] == backup_items and rows[0]["result"] == "pass", rows
+
+
+def test_partial_restore_of_a_dropped_table(lab: Lab) -> None:
+    lab.load_shop_and_back_it_up()
+    backup_sums = lab.checksums()
+    lab.sql("DROP TABLE shop.order_items")
+    rc, out = lab.cli("play", str(ROOT / "runbooks" / "partial-restore.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", '{"tables": ["order_items"]}', "--yes")
+    assert rc == 0, out
+    assert "recorded as absent" in out and "order_items: 30000 row(s) brought back" in out
+    assert lab.checksums() == backup_sums
 
 
 @pytest.mark.parametrize("level", ["P1", "P2"])
@@ -239,3 +256,18 @@ def test_check_mode_shows_the_plan_and_changes_nothing(lab: Lab) -> None:
     assert "would restore 4 table(s) into shop" in out and "problem(s) in the core tables" in out
     assert lab.checksums() == damaged
     assert lab.sql("SELECT @@global.read_only") == [(0,)]
+
+
+def test_a_dropped_core_table_is_created_from_the_backup(lab: Lab) -> None:
+    """The classic P0: DROP TABLE. The space checks, the snapshot and the restore must not
+    dead-end on the missing table: it is recorded absent, created from the dump, and said so."""
+    lab.load_shop_and_back_it_up()
+    backup_sums = lab.checksums()
+    lab.sql("DROP TABLE shop.order_items")
+    rc, out, run_id = lab.play()
+    assert rc == 0, out
+    assert "Traceback" not in out
+    assert "order_items: missing" in out or "missing tables: order_items" in out  # the damage report names it
+    assert "recorded as absent" in out  # the snapshot knows there was nothing to copy
+    assert "created from the backup: order_items" in out  # the final line says it
+    lab.assert_recovered(run_id, backup_sums)

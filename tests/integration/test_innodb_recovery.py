@@ -85,8 +85,8 @@ def test_a_fatal_line_fails_the_watch_with_its_diagnosis(private_server: Private
     srv = private_server
     srv.crash()
     (srv.datadir / "ib_logfile0").unlink()  # the redo log of the crashed server is gone
-    proc = srv.start(wait=False)
-    proc.wait(60)  # InnoDB refuses to start
+    srv.start(wait=0)
+    assert srv.wait_exit(60) is not None  # InnoDB refuses to start
     (tmp_path / "rb.yml").write_text(WATCH_ONLY)
     inv = srv.inventory(tmp_path / "inv.yml")
     res = cli("play", "rb.yml", "-i", str(inv), "--report", "r.json", cwd=tmp_path)
@@ -192,7 +192,7 @@ def test_the_watch_waits_for_a_server_started_after_it(private_server: PrivateSe
     srv.crash()
     (tmp_path / "rb.yml").write_text(WATCH_ONLY)
     inv = srv.inventory(tmp_path / "inv.yml")
-    timer = threading.Timer(3.0, srv.start, kwargs={"wait": False})
+    timer = threading.Timer(3.0, srv.start, kwargs={"wait": 0})
     timer.start()
     try:
         res = cli("play", "rb.yml", "-i", str(inv), "--report", "r.json", cwd=tmp_path)

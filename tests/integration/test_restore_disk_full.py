@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from engine.actions.restore import Restore
 from engine.actions.snapshot import Snapshot
 from engine.model import Status
+from engine.mysql.instance import MariadbInstance
 from tests.integration.restore_helpers import dump, execute
 from tests.integration.test_dr_actions import make_ctx
 
@@ -25,38 +25,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INNODB = ["--innodb-log-file-size=4M", "--innodb-data-file-path=ibdata1:12M:autoextend", "--innodb-undo-tablespaces=0"]
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def tiny_server() -> Iterator[int]:
     """mariadbd on a 48 MiB tmpfs (the tests run as root); yields its port."""
     d = tempfile.mkdtemp(prefix="rbt_tiny_")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", d], check=True)
-    proc = None
+    srv = MariadbInstance(Path(d), binlog=False, buffer_pool="32M", extra=["--local-infile=1", *INNODB])
     try:
-        data = os.path.join(d, "data")
-        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db", f"--tmpdir={d}", *INNODB], check=True, capture_output=True)
-        port = _port()
-        proc = subprocess.Popen(["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={d}/s.sock",
-                                 f"--port={port}", "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve",
-                                 "--innodb-buffer-pool-size=32M", "--local-infile=1", f"--log-error={d}/err.log", *INNODB],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(300):
-            try:
-                pymysql.connect(host="127.0.0.1", port=port, user="root").close()
-                break
-            except pymysql.err.MySQLError:
-                time.sleep(0.1)
-        yield port
+        srv.start(wait=30)
+        yield srv.port
     finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait()
+        srv.kill()
         subprocess.run(["umount", d], check=False)
         shutil.rmtree(d, ignore_errors=True)
 
@@ -96,6 +75,9 @@ def test_disk_fills_mid_restore(tiny_server: int, tmp_path: str) -> None:
     assert res.status is Status.FAILED
     assert "1114" in res.msg and "is full" in res.msg
     assert "tmpfs mounted on" in res.msg and "bytes free" in res.msg and "runbook resume" in res.msg
+    # the binary logs are the point-in-time recovery source: never a bare "PURGE BINARY LOGS" hint
+    assert "PURGE BINARY LOGS destroys the point-in-time recovery source" in res.msg and "replica" in res.msg
+    assert "never this run's" in res.msg
     assert 0 < res.data["rows"] < 150000  # it stopped half way, cleanly
     undo = Snapshot({"schema": "shop", "tables": ["items"]}, ctx).undo(snap.undo)
     assert undo.status is Status.CHANGED, undo.msg

@@ -152,3 +152,44 @@ def test_killed_connection_then_next_query_works(session: MysqlSession, db: pymy
     assert err.hint and "reconnect" in err.hint
     assert session.query("SELECT 1 AS x").rows == ({"x": 1},)
     assert session.connection_id != victim
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "runbook-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2)).sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp / "cert.pem", tmp / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_tls_is_used_when_the_server_offers_it_and_not_required_when_it_does_not(tmp_path: Path, session: MysqlSession) -> None:
+    """PyMySQL's PREFERRED mode, kept with one shared TLS context (PyMySQL made one per
+    connection, loading the CA bundle: ~30 ms of CPU per connection)."""
+    from engine.mysql.instance import MariadbInstance
+
+    assert session.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'").rows[0]["Value"] == ""  # the shared server: no TLS
+    cert, key = _self_signed(tmp_path)
+    inst = MariadbInstance(tmp_path / "db", binlog=False, extra=[f"--ssl-cert={cert}", f"--ssl-key={key}"])
+    inst.start()
+    try:
+        for _ in range(2):  # the second connection reuses the context
+            tls = MysqlSession(MysqlSettings(host="127.0.0.1", port=inst.port, user="root"))
+            try:
+                assert tls.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'").rows[0]["Value"] != ""
+            finally:
+                tls.close()
+    finally:
+        inst.stop()

@@ -22,10 +22,16 @@ from tests.sshd import SshdServer, free_port
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def shell(sshd: SshdServer) -> Iterator[SshShell]:
-    sh = SshShell(sshd.settings())
+@pytest.fixture(params=["runner", "exec"])
+def shell(sshd: SshdServer, request: pytest.FixtureRequest) -> Iterator[SshShell]:
+    """Every command test runs on both paths: the long-lived runner (python3 on the host) and
+    one exec channel per command (a host without python3)."""
+    sh = SshShell(sshd.settings(), runner=request.param == "runner")
+    if request.param == "runner":
+        sh.run("true")  # the connection's first command launches the runner; the test's commands use it
     yield sh
+    if request.param == "runner":
+        assert sh.no_runner is None  # the runner really was used
     sh.close()
 
 
@@ -148,7 +154,9 @@ def test_dropped_connection_mid_command_is_in_doubt_then_reconnects(shell: SshSh
     # outcome is unknown (issue 7 item 3).
     shell.run("true")
     with pytest.raises(OutcomeUnknown, match="dropped during the command; whether it took effect is unknown"):
-        shell.run("kill -9 $PPID; sleep 5")  # kills this connection's sshd process (no timeout(1) between)
+        # kills this connection's sshd process: the command's parent on an exec channel, the
+        # runner's parent otherwise
+        shell.run("p=$PPID; [ \"$(cat /proc/$p/comm)\" = python3 ] && p=$(cut -d' ' -f4 /proc/$p/stat); kill -9 $p; sleep 5")
     assert shell.run("echo back").stdout == "back\n"
 
 
@@ -370,3 +378,47 @@ def test_interrupt_kills_the_remote_process_group_and_the_outcome_is_unknown(she
         time.sleep(0.05)
     else:
         pytest.fail("the background child of the aborted command is still running")
+
+
+# --------------------------------------------------------------------------- the runner (fast path)
+
+
+def test_host_without_python3_runs_one_exec_channel_per_command(sshd: SshdServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.transport.sshrunner as sshrunner
+
+    # What the runner's bootstrap does on a host without python3.
+    monkeypatch.setattr(sshrunner, "BOOTSTRAP", "echo 'no python3 on this host' >&2; exit 127")
+    sh = SshShell(sshd.settings())
+    try:
+        assert sh.run("true").rc == 0  # the first command launches the runner on the side
+        res = sh.run("echo $$ $PPID; echo err >&2; exit 4")
+        assert sh.no_runner == "no python3 on this host"
+        assert (res.rc, res.stderr) == (4, "err\n")
+        assert "python3" not in Path(f"/proc/{res.stdout.split()[1]}/comm").read_text()
+        assert sh.run("echo again").stdout == "again\n"
+    finally:
+        sh.close()
+
+
+def test_a_runner_that_died_between_commands_is_replaced_and_nothing_is_in_doubt(sshd: SshdServer) -> None:
+    sh = SshShell(sshd.settings())
+    try:
+        sh.run("true")  # launches the runner
+        first = sh.run("echo $PPID").stdout.strip()
+        sh.run("(sleep 0.2; kill -9 $PPID) >/dev/null 2>&1 &")  # the runner dies after this command ended
+        runner = sh._runner
+        assert runner is not None
+        deadline = time.monotonic() + 10
+        while runner.alive and time.monotonic() < deadline:  # the engine learns it from the channel's EOF
+            time.sleep(0.02)
+        assert not runner.alive
+        second = sh.run("echo $PPID").stdout.strip()
+        assert first != second and sh.no_runner is None
+    finally:
+        sh.close()
+
+
+def test_the_runner_keeps_each_command_in_a_session_of_its_own(shell: SshShell) -> None:
+    # pid == process group == session: a kill of the group reaches everything the command starts
+    fields = shell.run("cut -d' ' -f1,5,6 /proc/$$/stat").stdout.split()
+    assert fields[0] == fields[1] == fields[2]

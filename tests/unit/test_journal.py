@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from engine.journal import (
     StepVerdict,
     journal_dir,
     list_runs,
+    lock_holder,
     new_run_id,
     read_journal,
     store,
@@ -274,6 +276,47 @@ def test_secrets_never_reach_the_file(jdir: Path) -> None:
     assert MASK in text
     state = read_journal(jdir, "r1")  # still valid JSON after masking
     assert registered_of(state, "s/a", "db1")["password"] == MASK
+
+
+def _walk_then_dump(fields: dict[str, Any]) -> str:
+    """The reference encoding: mask every value of the data, then JSON (what encode() did for
+    every record before its fast path), then the last pass over the text for keys."""
+    from engine.journal.encoding import _convert, _slow
+    from engine.secrets import MASKER
+
+    masked = MASKER.data(fields)
+    try:
+        line = json.dumps(masked, default=_convert, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return _slow(masked)
+    scrubbed = MASKER.text(line)
+    try:
+        json.loads(scrubbed)
+    except ValueError:
+        return _slow(masked)
+    return scrubbed
+
+
+@pytest.mark.parametrize("secret", ["hunter2pass", "s3cr,t:1", "true", "x\"quoted\"y", "back\\slash", "tab\tsep", "12.5"])
+def test_the_fast_encoding_masks_exactly_what_the_walk_masks(secret: str) -> None:
+    from engine.journal.encoding import encode
+    from engine.secrets import MASKER
+
+    Secret(secret)
+    try:
+        records = [
+            {"stdout": f"login with {secret}\n", "rc": 0, "changed": True, "n": 12.5},
+            {"rows": [{f"PASSWORD('{secret}')": "*AB12", "v": secret}], "flag": True},
+            {"stdout_lines": ["a", secret, f"{secret}{secret}"], "raw": secret.encode(), "when": date(2026, 11, 22)},
+            {"registered": {"api_token": "plain-but-secret-key", "x": None}},
+            {"registered": {"password\n": "under a key ending with a newline"}},
+            {"weird": {1: secret, "set": {secret}, "s": Secret(secret)}},
+            {"msg": f'quote " and backslash \\ and {secret}', "evidence": f"\u0001{secret}\u2028"},
+        ]
+        for fields in records:
+            assert encode(fields) == _walk_then_dump(fields), fields
+    finally:
+        MASKER.clear()
 
 
 # --------------------------------------------------------------------------- analysis
@@ -530,6 +573,80 @@ def test_same_process_twice_is_refused(jdir: Path) -> None:
             RunLock(jdir, "r1", ["db1"]).acquire()
         with pytest.raises(RunLocked, match="db1"):
             RunLock(jdir, "r2", ["db1"]).acquire()
+
+
+@pytest.fixture
+def lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "hostlocks"
+    root.mkdir(mode=0o700)
+    monkeypatch.setenv("RUNBOOK_LOCK_DIR", str(root))
+    return root
+
+
+def host_lock(root: Path, host: str) -> Path:
+    return root / (hashlib.sha1(host.encode()).hexdigest()[:16] + ".lock")
+
+
+def test_a_symlink_planted_at_a_host_lock_is_not_followed(jdir: Path, lock_dir: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.cnf"
+    victim.write_text("precious\n")
+    host_lock(lock_dir, "db1").symlink_to(victim)
+    with pytest.raises(JournalError, match="symbolic link") as err:
+        RunLock(jdir, "r1", ["db1"]).acquire()
+    assert str(host_lock(lock_dir, "db1")) in err.value.message
+    assert victim.read_text() == "precious\n"  # neither truncated nor written
+    with RunLock(jdir, "r1", ["db2"]) as lock:  # the refused attempt held nothing
+        assert lock.held
+
+
+def test_a_symlink_planted_at_the_run_lock_is_not_followed(jdir: Path, lock_dir: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.cnf"
+    victim.write_text("precious\n")
+    (jdir / "r1").mkdir(parents=True)
+    (jdir / "r1" / "lock").symlink_to(victim)
+    with pytest.raises(JournalError, match="symbolic link"):
+        RunLock(jdir, "r1", ["db1"]).acquire()
+    assert victim.read_text() == "precious\n"
+    assert lock_holder(jdir, "r1") is None
+
+
+def test_a_hard_link_or_a_fifo_at_a_host_lock_is_refused(jdir: Path, lock_dir: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.cnf"
+    victim.write_text("precious\n")
+    os.link(victim, host_lock(lock_dir, "db1"))
+    with pytest.raises(JournalError, match="not a plain file"):
+        RunLock(jdir, "r1", ["db1"]).acquire()
+    assert victim.read_text() == "precious\n"
+    os.mkfifo(host_lock(lock_dir, "db2"))  # opening a FIFO would block
+    with pytest.raises(JournalError, match="not a plain file"):
+        RunLock(jdir, "r2", ["db2"]).acquire()
+
+
+def test_a_lock_dir_others_can_write_is_refused(jdir: Path, lock_dir: Path) -> None:
+    lock_dir.chmod(0o777)  # anyone could swap the lock files: the lock would hold nothing
+    with pytest.raises(JournalError, match="writable by others") as err:
+        RunLock(jdir, "r1", ["db1"]).acquire()
+    assert "RUNBOOK_LOCK_DIR" in (err.value.hint or "")
+    lock_dir.chmod(0o1777)  # ours and sticky: others cannot remove or rename our files
+    with RunLock(jdir, "r1", ["db1"]) as lock:
+        assert lock.held
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory another user's needs root")
+def test_a_lock_dir_of_another_user_is_refused(jdir: Path, lock_dir: Path) -> None:
+    lock_dir.chmod(0o1777)
+    os.chown(lock_dir, 65534, 65534)  # nobody's world-writable dir, like a planted /run/lock/runbook
+    with pytest.raises(JournalError, match="owned by uid 65534"):
+        RunLock(jdir, "r1", ["db1"]).acquire()
+
+
+def test_an_existing_lock_file_is_not_truncated_before_it_is_checked(jdir: Path, lock_dir: Path) -> None:
+    path = host_lock(lock_dir, "db1")
+    path.write_text("x" * 1000)
+    path.chmod(0o600)
+    with RunLock(jdir, "r1", ["db1"]):
+        assert json.loads(path.read_text())["run_id"] == "r1"  # ours: rewritten whole
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 # --------------------------------------------------------------------------- concurrency

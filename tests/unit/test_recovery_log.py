@@ -84,6 +84,7 @@ FATAL = {
     "mariadb-10.11-fatal-missing-tablespace.log": ("missing_tablespace", "Tablespace 6 was not found at ./t/u.ibd."),
     "mariadb-10.11-fatal-redo-truncated.log": ("redo_log_corrupt", "The log was only scanned up to 899999984"),
     "mariadb-10.11-fatal-missing-redo.log": ("missing_redo_log", "File ./ib_logfile0 was not found"),
+    "mariadb-10.11-fatal-redo-header.log": ("redo_log_corrupt", "Invalid log header checksum"),
     "mariadb-10.11-fatal-lsn-future.log": ("lsn_in_future", "log sequence number 984866840 is in the future!"),
     "mysql-5.5-fatal-lsn-future.log": ("lsn_in_future", "is in the future! Current system log sequence number 492353894193."),
     "mysql-8.4-fatal-lsn-future.log": ("lsn_in_future", "Page [page id: space=4294967279, page number=260]"),

@@ -54,6 +54,14 @@ def test_split_statements_empty(sql: str) -> None:
         "EXPLAIN UPDATE t SET a = 1",  # EXPLAIN without ANALYZE does not run the statement
         "WITH x AS (SELECT 1) SELECT * FROM x",
         "SELECT * FROM updates",  # a table named like a keyword
+        "SELECT 'into outfile', \"for update\" FROM t",  # words in strings are not code
+        "SELECT `into`, `nextval` FROM t",  # nor quoted identifiers
+        "SELECT * FROM t -- INTO OUTFILE '/tmp/x'",
+        "SELECT * FROM t # INTO OUTFILE '/tmp/x'",
+        "SELECT /* FOR UPDATE */ * FROM t",
+        "SELECT /*+ MAX_EXECUTION_TIME(1000) */ * FROM t",
+        "SELECT 'it''s; INTO OUTFILE' FROM t",
+        "SELECT LASTVAL(s), PREVIOUS VALUE FOR s",
     ],
 )
 def test_read_only(sql: str) -> None:
@@ -82,6 +90,25 @@ def test_read_only(sql: str) -> None:
         "EXPLAIN ANALYZE DELETE t FROM t JOIN u ON t.id = u.id",
         "/*!50000 DROP TABLE t */",
         "-- looks harmless\nDELETE FROM t",
+        "SELECT 1 INTO/**/OUTFILE '/tmp/x'",
+        "SELECT 1 INTO/* a comment */OUTFILE '/tmp/x'",
+        "SELECT 1 INTO\n-- a comment\nOUTFILE '/tmp/x'",
+        "SELECT 1 INTO#a comment\nDUMPFILE '/tmp/x'",
+        "SELECT 1 INTO\r\n\tOUTFILE '/tmp/x'",
+        "SELECT 1 /*!50100 INTO OUTFILE '/tmp/x' */",  # executable comments run
+        "SELECT 1 /*!INTO OUTFILE '/tmp/x'*/",
+        "SELECT 1 /*M!100100 INTO DUMPFILE '/tmp/x' */",
+        "(SELECT 1) INTO OUTFILE '/tmp/x'",
+        "TABLE t INTO OUTFILE '/tmp/x'",
+        "SELECT * FROM t FOR/**/UPDATE",
+        "SELECT * FROM t LOCK/**/IN SHARE\nMODE",
+        "SELECT NEXTVAL(s)",  # sequences move
+        "SELECT NEXT VALUE FOR s",
+        "SELECT SETVAL(s, 100)",
+        "SELECT GET_LOCK('x', 10)",
+        "SELECT 1; DROP TABLE t",
+        "WITH x AS (SELECT 1)/**/DELETE FROM t",
+        "SELECT 'a\\' INTO OUTFILE '/tmp/x' -- '",  # under NO_BACKSLASH_ESCAPES 'a\' is the whole string
     ],
 )
 def test_not_read_only(sql: str) -> None:

@@ -9,7 +9,8 @@ import pytest
 from engine.actions.verify.params import split_qualified, static_problems
 from engine.actions.verify.suites import find_suite, suite_problems
 from engine.errors import InputError
-from engine.mysql.checksum import Chunk, row_crc
+from engine.mysql.checksum import Chunk, Digest, row_text
+from engine.mysql.introspect import TableShape
 from engine.mysql.limits import bounded
 
 
@@ -20,8 +21,22 @@ def test_bounded_per_flavor() -> None:
     assert bounded("SELECT 1", "mariadb", None) == "SELECT 1"
 
 
-def test_row_crc_marks_nulls() -> None:
-    assert row_crc(("a", "b")) == "CAST(CRC32(CONCAT_WS('#', `a`, `b`, CONCAT(ISNULL(`a`), ISNULL(`b`)))) AS UNSIGNED)"
+def test_row_text_marks_nulls_lengths_and_exact_values() -> None:
+    shape = TableShape("s", "t", ("id", "na`me", "f", "ts", "b"), ("id",), ("int", "varchar", "float", "timestamp", "blob"))
+    assert row_text(shape) == (
+        "CONCAT_WS('#', CONCAT_WS(',', ISNULL(`id`), IFNULL(LENGTH(CAST(`na``me` AS BINARY)), 'N'), ISNULL(`f`),"
+        " ISNULL(`ts`), IFNULL(LENGTH(CAST(`b` AS BINARY)), 'N')),"
+        " `id`, CAST(`na``me` AS BINARY), CAST(`f` AS DOUBLE), UNIX_TIMESTAMP(`ts`), CAST(`b` AS BINARY))")
+
+
+def test_row_text_needs_the_column_types() -> None:
+    with pytest.raises(ValueError):
+        row_text(TableShape("s", "t", ("id",), ("id",)))
+
+
+def test_digests_add_up_and_print_16_hex_digits() -> None:
+    d = Digest(2, (1 << 64) + 255) + Digest(1, 1)
+    assert (d.rows, d.total, d.hex) == (3, (1 << 64) + 256, "0000000000000100")
 
 
 def test_chunk_describes_its_range() -> None:

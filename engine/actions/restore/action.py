@@ -261,7 +261,8 @@ class Restore(Phases, Action):
         head = "already restored" if probe.done else "would restore"
         lines = plan.lines()
         data = {"plan": [{"table": t.name, "rows": t.rows, "bytes": t.bytes, "strategy": t.strategy(),
-                          "mismatch": [str(d) for d in t.findings]} for t in plan.tables], "notes": plan.notes}
+                          "mismatch": [str(d) for d in t.findings]} for t in plan.tables], "notes": plan.notes,
+                "binlog_start": self._binlog_start()}
         return StepResult(Status.OK if probe.done else Status.CHANGED,
                           msg=f"check mode: {head} {len(plan.tables)} table(s) into {self._schema}, in this order:\n" + "\n".join(lines),
                           data=data, diff="\n".join(lines))
@@ -373,7 +374,8 @@ class Restore(Phases, Action):
         data = {"tables": tables, "rows": rows, "bytes": sum(t["bytes"] for t in tables.values()), "seconds": round(seconds, 3),
                 "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None, "failed_tables": failed, "core_ok": core_ok,
                 "partial": bool(failed) and core_ok, "schema": self._schema, "orphans": orphans,
-                "load_order": names, "phases": {k: round(v, 3) for k, v in getattr(self, "_phases", {}).items()}}
+                "load_order": names, "phases": {k: round(v, 3) for k, v in getattr(self, "_phases", {}).items()},
+                "binlog_start": self._binlog_start()}
         if failed:
             reasons = []
             for n in failed:
@@ -392,6 +394,13 @@ class Restore(Phases, Action):
         msg = (f"{len(names) - len(failed)} table(s), {rows:,} rows in {seconds:.1f}s ({data['rows_per_s'] or 0:,.0f} rows/s)"
                + (f"; failed (not core): {', '.join(failed)}" if failed else ""))
         return StepResult(Status.CHANGED, msg=msg, data=data, warnings=warnings)
+
+    def _binlog_start(self) -> dict[str, Any] | None:
+        """The dump's binlog coordinates (``{file, pos, gtid}``), where a point-in-time replay starts."""
+        from engine.mysql.dump.coordinates import coordinates_of_file
+
+        found = coordinates_of_file(self._fetch().path)
+        return found.position.to_dict() if found is not None else None
 
     def _fatal(self, exc: Fatal, start: float) -> StepResult:
         sh = getattr(self, "_loader", None)

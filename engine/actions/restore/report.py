@@ -48,8 +48,12 @@ def explain(err: RunbookError, ctx: ActionContext, sql: Sql | None, table: str, 
             parts = df.stdout.split()
             if df.rc == 0 and len(parts) >= 6:
                 extra = (f"the filesystem {parts[0]} mounted on {parts[5]} (datadir {datadir}) has {int(parts[3]):,} bytes free "
-                         f"of {int(parts[1]):,}: free space there (binary logs: PURGE BINARY LOGS; old snapshots: runbook "
-                         "snapshots drop), then `runbook resume` continues with the first batch not committed")
+                         f"of {int(parts[1]):,}: free space there, then `runbook resume` continues with the first batch not "
+                         "committed. Not the binary logs: PURGE BINARY LOGS destroys the point-in-time recovery source "
+                         "(the writes since the backup that binlog_replay brings back) and breaks any replica that has "
+                         "not read them yet — copy them off the filesystem first if they must go. Snapshots of other, "
+                         "finished runs: runbook snapshots list, then drop one you no longer need (never this run's: "
+                         "it is the way back)")
         elif errno == 1153 and sql is not None:
             size = sql.query("SELECT @@max_allowed_packet AS p").rows[0]["p"]
             extra = (f"max_allowed_packet is {int(size):,} bytes and the batch is {batch.length if batch else 0:,}: "

@@ -1,14 +1,18 @@
 """``snapshot``: a rollback copy of tables before a restore touches them, and its undo.
 
 Server method: ``CREATE TABLE <snap> LIKE <table>`` in ``_rb_snap_<run id>``, then
-``INSERT … SELECT`` in primary-key chunks, each chunk summed (pt-table-checksum) as it lands.
+``INSERT … SELECT`` in primary-key chunks, each chunk digested (:mod:`engine.mysql.checksum`) as it lands.
 Dump method: ``mariadb-dump``/``mysqldump`` to a file on the host. Either way the manifest
-records rows, checksum, foreign keys and triggers at snapshot time. The undo's swap and
-repairs are in :mod:`engine.actions.snapshot.swap`.
+records rows, checksum, foreign keys and triggers at snapshot time.
 
-Undo swaps the copies back with one atomic ``RENAME TABLE`` (the displaced live tables are
-kept as evidence), repairs foreign keys and triggers, and checks every restored table against
-the manifest: a mismatch fails.
+The undo (:mod:`engine.actions.snapshot.swap`) swaps the copies back with one atomic ``RENAME
+TABLE`` (the displaced live tables are kept as evidence), repairs foreign keys and triggers, and
+checks every restored table against the manifest: a mismatch fails.
+
+A listed table that does not exist (the classic P0: it was dropped) is recorded as *absent*
+(its manifest definition says so, no copy is made): the state to go back to is "no such
+table". Undo moves a table created since (by the restore) into the snapshot schema as
+``<copy>__displaced`` in the same atomic RENAME, and verifies the table is gone again.
 """
 
 from __future__ import annotations
@@ -25,20 +29,21 @@ from engine.errors import ActionError
 from engine.model import Status, StepResult
 from engine.language.sizes import PERCENT_SCHEMA
 from engine.mysql.snapshots import (
+    ABSENT,
     MANIFEST,
     MANIFEST_DDL,
     base_tables,
-    chunk_sum,
     definition_json,
     foreign_keys,
+    is_absent,
     manifest_rows,
     pk_chunks,
     snap_table_name,
     snapshot_schema,
-    table_checksum,
     table_shape,
     triggers,
 )
+from engine.mysql.checksum import NO_ROWS, Digest, chunk_digest, table_checksum
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
@@ -141,6 +146,9 @@ class Snapshot(Action):
             if m is None:
                 continue
             method = m["method"]
+            if is_absent(m):
+                tables[t] = {"rows": 0, "checksum": None, "snap_table": None, "absent": True}
+                continue
             tables[t] = {"rows": m["rows"], "checksum": m["checksum"], "snap_table": m["snap_table"]}
             if method == "server":
                 got = sql.query("SELECT DATA_LENGTH + INDEX_LENGTH AS b FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
@@ -153,9 +161,7 @@ class Snapshot(Action):
         schema, method = a["schema"], a.get("method", "server")
         ident = check_identity(ctx, f"snapshot {schema}")
         tables = self._tables(sql)
-        for t in tables:
-            if not _exists(sql, schema, t):
-                raise ActionError(f"no table {qualified(schema, t)} to snapshot", hint="check tables: in the runbook")
+        absent = [t for t in tables if not _exists(sql, schema, t)]
         v = global_variables(sql, ["datadir", "read_only", "super_read_only"])
         if as_bool(v["super_read_only"]) and method == "server":
             # MySQL's super_read_only stops the engine's own account too; say so before copying.
@@ -163,11 +169,15 @@ class Snapshot(Action):
                               hint="keep read_only but lift super_read_only for the recovery: "
                                    "resume_writes: {to: {read_only: true, super_read_only: false}}")
         where = (v["datadir"] or "/var/lib/mysql") if method == "server" else (os.path.dirname(a["path"]) or ".")
-        disk = assess(ctx, {"path": where, "need_for_snapshot": {"schema": schema, "tables": tables},
-                            "margin": a.get("margin", "10%"), "binlog": method == "server"})
+        present = [t for t in tables if t not in absent]
+        need: dict[str, Any] = {"need_for_snapshot": {"schema": schema, "tables": present}} if present else {"need": 0}
+        disk = assess(ctx, {"path": where, **need, "margin": a.get("margin", "10%"), "binlog": method == "server"})
         if disk.status is Status.FAILED:
             return StepResult(Status.FAILED, msg=f"snapshot would not fit: {disk.msg}", data={"disk": disk.data})
         warnings = list(disk.warnings)
+        if absent:
+            warnings.append(f"{', '.join(qualified(schema, t) for t in absent)} does not exist: recorded as absent "
+                            "(nothing to copy; undo removes a table of that name created since, keeping it aside)")
         if not as_bool(v["read_only"]):
             warnings.append("writes are not stopped: rows may change between chunks (run stop_writes first)")
         sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(self._schema)}")
@@ -177,19 +187,23 @@ class Snapshot(Action):
         else:
             workers = [sql] + [sibling_session(sql) for _ in range(int(a.get("parallel", 2)) - 1)]
             try:
-                results = {t: self._copy(sql, schema, t, ident, int(a.get("chunk_rows", 50000)), workers) for t in tables}
+                results = {t: (self._absent(sql, schema, t, ident) if t in absent else
+                               self._copy(sql, schema, t, ident, int(a.get("chunk_rows", 50000)), workers)) for t in tables}
             finally:
                 for w in workers[1:]:
                     w.close()
         size = sum(int(r.pop("bytes", 0)) for r in results.values())
         undo = self._undo_record(tables)
         rows = sum(r["rows"] for r in results.values())
-        return StepResult(Status.CHANGED, msg=f"{len(tables)} table(s), {rows} rows copied to {self._schema if method == 'server' else a['path']}",
+        gone = f" ({len(absent)} absent: {', '.join(absent)})" if absent else ""
+        return StepResult(Status.CHANGED, msg=f"{len(tables)} table(s){gone}, {rows} rows copied to {self._schema if method == 'server' else a['path']}",
                           data={"snapshot_schema": self._schema, "method": method, "tables": results, "bytes": size, "disk": disk.data},
                           undo=undo, warnings=warnings)
 
-    def _record(self, sql: Sql, schema: str, table: str, snap: str, ident: dict[str, Any], method: str) -> None:
-        definition = definition_json(foreign_keys(sql, schema, table), triggers(sql, schema, table))
+    def _record(self, sql: Sql, schema: str, table: str, snap: str, ident: dict[str, Any], method: str,
+                absent: bool = False) -> None:
+        definition = (definition_json([], [], absent=True) if absent
+                      else definition_json(foreign_keys(sql, schema, table), triggers(sql, schema, table)))
         sql.query(
             f"INSERT INTO {qualified(self._schema, MANIFEST)} (run_id, step_key, host, method, source_schema, source_table,"
             " snap_table, dump_path, status, definition, hostname, server_uuid, server_id)"
@@ -204,16 +218,25 @@ class Snapshot(Action):
                   " completed_at = CURRENT_TIMESTAMP(6) WHERE step_key = %s AND source_schema = %s AND source_table = %s",
                   [rows, checksum, self.ctx.step_key, schema, table])
 
+    def _absent(self, sql: Sql, schema: str, table: str, ident: dict[str, Any]) -> dict[str, Any]:
+        """A listed table that does not exist: the manifest says so, nothing is copied."""
+        prior = self._manifest(sql).get((schema, table))
+        taken = {m["snap_table"] for m in manifest_rows(sql, self._schema)}
+        snap = prior["snap_table"] if prior else snap_table_name(schema, table, taken, self.ctx.step_key)
+        self._record(sql, schema, table, snap, ident, "server", absent=True)
+        self._complete(sql, schema, table, 0, ABSENT)
+        return {"rows": 0, "checksum": None, "snap_table": None, "absent": True}
+
     def _copy_chunks(self, workers: list[Sql], insert: str, snap: str, shape: Any, chunks: list[tuple[str, list[Any]]],
-                     total: int, label: str) -> tuple[int, int]:
-        """Copy and checksum primary-key chunks, one session per worker thread. Chunks are
-        disjoint and the checksum is a XOR, so the order they land in does not matter; the
+                     total: int, label: str) -> Digest:
+        """Copy and digest primary-key chunks, one session per worker thread. Chunks are
+        disjoint and chunk digests add up, so the order they land in does not matter; the
         server does the work, so two sessions use two cores."""
         import threading
 
         pending = iter(chunks)
         lock = threading.Lock()
-        state = {"rows": 0, "xor": 0}
+        state = {"digest": NO_ROWS}
         errors: list[BaseException] = []
 
         def work(session: Sql) -> None:
@@ -225,15 +248,14 @@ class Snapshot(Action):
                 cond, params = item
                 try:
                     session.query(insert + cond, params)
-                    n, x = chunk_sum(session, self._schema, snap, shape.columns, cond, params)
+                    d = chunk_digest(session, shape, cond, params, schema=self._schema, table=snap)
                 except BaseException as exc:  # re-raised in the calling thread below
                     with lock:
                         errors.append(exc)
                     return
                 with lock:
-                    state["rows"] += n
-                    state["xor"] ^= x
-                    done = state["rows"]
+                    state["digest"] += d
+                    done = state["digest"].rows
                 self.ctx.progress(done, max(total, done), label)
 
         if len(workers) == 1 or len(chunks) == 1:
@@ -246,7 +268,7 @@ class Snapshot(Action):
                 t.join()
         if errors:
             raise errors[0]
-        return state["rows"], state["xor"]
+        return state["digest"]
 
     def _copy(self, sql: Sql, schema: str, table: str, ident: dict[str, Any], chunk_rows: int,
               workers: list[Sql]) -> dict[str, Any]:
@@ -263,9 +285,9 @@ class Snapshot(Action):
         total = int(sql.query("SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
                               [schema, table]).rows[0]["n"] or 0)
         insert = f"INSERT INTO {qualified(self._schema, snap)} ({cols}) SELECT {cols} FROM {qualified(schema, table)} WHERE "
-        rows, xor = self._copy_chunks(workers, insert, snap, shape, list(pk_chunks(sql, shape, chunk_rows)), total,
-                                      f"snapshot {schema}.{table}")
-        checksum = f"{xor:08x}"
+        digest = self._copy_chunks(workers, insert, snap, shape, list(pk_chunks(sql, shape, chunk_rows)), total,
+                                   f"snapshot {schema}.{table}")
+        rows, checksum = digest.rows, digest.hex
         self._complete(sql, schema, table, rows, checksum)
         size = sql.query("SELECT DATA_LENGTH + INDEX_LENGTH AS b FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
                          " AND TABLE_NAME = %s", [self._schema, snap]).rows[0]["b"]
@@ -296,6 +318,15 @@ class Snapshot(Action):
     def _dump(self, sql: Sql, schema: str, tables: list[str], ident: dict[str, Any]) -> dict[str, Any]:
         path = self.args["path"]
         results: dict[str, Any] = {}
+        present = [t for t in tables if _exists(sql, schema, t)]
+        for t in tables:
+            if t not in present:
+                self._record(sql, schema, t, t, ident, "dump", absent=True)
+                self._complete(sql, schema, t, 0, ABSENT)
+                results[t] = {"rows": 0, "checksum": None, "snap_table": None, "absent": True}
+        tables = present
+        if not tables:
+            return results
         for t in tables:  # definitions and sums first: the manifest must exist before the file
             self._record(sql, schema, t, t, ident, "dump")
             rows, checksum = table_checksum(sql, table_shape(sql, schema, t))
@@ -339,8 +370,9 @@ class Snapshot(Action):
             raise ActionError(f"refusing to restore on {ctx.host.name}: the snapshot was taken on {taken_on}, this server is {ident}")
         swap.settle_planned(sql, snap_schema, entries)
         pending = [m for m in entries if m["status"] != "restored"]
-        if pending and pending[0]["method"] == "dump" and not all(_exists(sql, snap_schema, m["snap_table"]) for m in pending):
-            self._load_dump(sql, pending)
+        copies = [m for m in pending if not is_absent(m)]
+        if copies and copies[0]["method"] == "dump" and not all(_exists(sql, snap_schema, m["snap_table"]) for m in copies):
+            self._load_dump(sql, copies)
         swapped = swap.swap(sql, snap_schema, pending, run_id=ctx.run_id, step_key=ctx.step_key) if pending else []
         with swap.FkChecksOff(sql):
             swap.repair(sql, snap_schema, entries)

@@ -3,7 +3,7 @@
 The copies of ``_rb_snap_<run id>`` replace the live tables with **one** ``RENAME TABLE``
 (atomic: every table or none); the displaced live tables stay in the snapshot schema as
 ``<copy>__displaced`` (``__displaced2``, ... for later swaps of the same run: an undo never drops
-data). Then what InnoDB's "FKs follow renames" leaves behind is repaired:
+data); a table recorded *absent* stays absent: one created since is moved aside the same way. Then what InnoDB's "FKs follow renames" leaves behind is repaired:
 
 * copies made with ``LIKE`` have no FKs and no triggers → re-added from the manifest
   (``foreign_key_checks=0``: the data is exactly what it was when they held);
@@ -34,7 +34,8 @@ from engine.actions.guard import sibling_session
 from engine.errors import ActionError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql.generations import bump
-from engine.mysql.snapshots import MANIFEST, fit, fk_clause, foreign_keys, table_checksum, table_shape, triggers
+from engine.mysql.checksum import DIGEST_HEX_LEN, table_checksum
+from engine.mysql.snapshots import MANIFEST, fit, fk_clause, foreign_keys, is_absent, table_shape, triggers
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
@@ -72,7 +73,10 @@ def settle_planned(sql: Sql, snap_schema: str, entries: list[dict[str, Any]]) ->
         return
     existing = table_names(sql, snap_schema)
     for m in planned:
-        if m["snap_table"] not in existing and _exists(sql, m["source_schema"], m["source_table"]):
+        if is_absent(m):  # the RENAME took the created table away, or it did not
+            if not _exists(sql, m["source_schema"], m["source_table"]):
+                mark_restored(sql, snap_schema, m)
+        elif m["snap_table"] not in existing and _exists(sql, m["source_schema"], m["source_table"]):
             mark_restored(sql, snap_schema, m)
 
 
@@ -151,7 +155,7 @@ def swap(sql: Sql, snap_schema: str, pending: list[dict[str, Any]], *, run_id: s
     existing = table_names(sql, snap_schema)
     incoming: list[tuple[str, str]] = []
     for m in pending:
-        if m["snap_table"] not in existing:
+        if m["snap_table"] not in existing and not is_absent(m):
             raise ActionError(f"snapshot copy {snap_schema}.{m['snap_table']} is missing: cannot restore {m['source_table']}")
         if _exists(sql, m["source_schema"], m["source_table"]):
             name, n = m.get("displaced_table") or fit(f"{m['snap_table']}__displaced"), 1
@@ -161,8 +165,9 @@ def swap(sql: Sql, snap_schema: str, pending: list[dict[str, Any]], *, run_id: s
             displaced[m["source_table"]] = name
             incoming.append((m["source_schema"], m["source_table"]))
             pairs.append(f"{qualified(m['source_schema'], m['source_table'])} TO {qualified(snap_schema, name)}")
-    pairs += [f"{qualified(snap_schema, m['snap_table'])} TO {qualified(m['source_schema'], m['source_table'])}" for m in pending]
-    free_constraint_names(sql, snap_schema, incoming, {m["snap_table"] for m in pending})
+    pairs += [f"{qualified(snap_schema, m['snap_table'])} TO {qualified(m['source_schema'], m['source_table'])}"
+              for m in pending if not is_absent(m)]  # an absent table stays absent: nothing comes back
+    free_constraint_names(sql, snap_schema, incoming, {m["snap_table"] for m in pending if not is_absent(m)})
     # The plan goes into the manifest before the RENAME: a crash in between leaves names
     # that settle_planned reads back (the RENAME happened or it did not, never half).
     for m in pending:
@@ -183,7 +188,8 @@ def swap(sql: Sql, snap_schema: str, pending: list[dict[str, Any]], *, run_id: s
                 sql.query(f"DROP TRIGGER {qualified(m['source_schema'], trg['name'])}")
             dropped.append((m["source_schema"], trgs))
     try:
-        sql.query("RENAME TABLE " + ", ".join(pairs))  # one statement: every table or none
+        if pairs:
+            sql.query("RENAME TABLE " + ", ".join(pairs))  # one statement: every table or none
     except Exception as exc:
         for schema, trgs in dropped:
             if trgs:
@@ -215,7 +221,7 @@ def repair(sql: Sql, snap_schema: str, entries: list[dict[str, Any]]) -> None:
                 sql.query(f"ALTER TABLE {qualified(snap_schema, name)} DROP FOREIGN KEY {quote_ident(fk['name'])}")
     # 3. Restored copies get back their FKs and triggers as they were at snapshot time.
     for m in entries:
-        if m["status"] != "restored":
+        if m["status"] != "restored" or is_absent(m):
             continue
         definition = json.loads(m["definition"] or "{}")
         have = {fk["name"] for fk in foreign_keys(sql, m["source_schema"], m["source_table"])}
@@ -241,17 +247,33 @@ def create_triggers(sql: Sql, schema: str, trgs: list[dict[str, Any]]) -> None:
 
 
 def verify(sql: Sql, entries: list[dict[str, Any]], swapped: list[str]) -> StepResult:
-    results, bad = {}, []
+    results: dict[str, Any] = {}
+    bad: list[str] = []
+    warnings: list[str] = []
     for m in entries:
+        if is_absent(m):  # the way back is "no such table"
+            there = _exists(sql, m["source_schema"], m["source_table"])
+            results[m["source_table"]] = {"absent": True, "ok": not there, "displaced_table": m.get("displaced_table")}
+            if there:
+                bad.append(f"{m['source_table']} exists, but it did not when the snapshot was taken")
+            continue
         rows, checksum = table_checksum(sql, table_shape(sql, m["source_schema"], m["source_table"]))
-        ok = rows == m["rows"] and checksum == m["checksum"]
+        # A manifest written before the digest became SHA1-based holds an 8-digit CRC32
+        # XOR: it cannot be compared with today's digest, only the row count can.
+        legacy = len(m["checksum"] or "") != DIGEST_HEX_LEN
+        ok = rows == m["rows"] and (legacy or checksum == m["checksum"])
         results[m["source_table"]] = {"rows": rows, "checksum": checksum, "expected_rows": m["rows"],
                                       "expected_checksum": m["checksum"], "ok": ok, "displaced_table": m.get("displaced_table")}
+        if legacy:
+            warnings.append(f"{m['source_table']}: the snapshot was summed by an earlier runbook version;"
+                            " only its row count was compared")
         if not ok:
             bad.append(f"{m['source_table']} ({rows} rows, checksum {checksum}; snapshot had {m['rows']}, {m['checksum']})")
     data = {"tables": results, "swapped": swapped}
     if bad:
-        return StepResult(Status.FAILED, msg="restored tables differ from the snapshot: " + "; ".join(bad), data=data)
+        return StepResult(Status.FAILED, msg="restored tables differ from the snapshot: " + "; ".join(bad), data=data,
+                          warnings=warnings)
     if not swapped:
-        return StepResult(Status.OK, msg="snapshot already restored; checksums match", data=data)
-    return StepResult(Status.CHANGED, msg=f"restored {len(swapped)} table(s) from the snapshot; checksums match", data=data)
+        return StepResult(Status.OK, msg="snapshot already restored; checksums match", data=data, warnings=warnings)
+    return StepResult(Status.CHANGED, msg=f"restored {len(swapped)} table(s) from the snapshot; checksums match", data=data,
+                      warnings=warnings)

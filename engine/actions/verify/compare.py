@@ -1,23 +1,32 @@
-"""Checksums: a table compared with its other copy, primary-key chunk by chunk.
+"""Checksums: a table compared with its other copy, primary-key chunk by chunk, then row by
+row inside the chunks that differ, to name the keys.
 
 The chunk boundaries come from this side (``LIMIT 1 OFFSET chunk_rows-1`` on the primary key,
 as pt-table-checksum nibbles); the same ``WHERE`` runs on both sides, so a row that exists on
 only one side falls in the same chunk on both, and the last chunk is open above. Each chunk is
-summed as ``COUNT(*)`` and ``BIT_XOR`` of the row CRCs, plus their ``SUM`` in a table without a
-primary key, where equal rows would cancel out (:mod:`engine.mysql.checksum`).
-The result names the differing chunks by their key range, first one first.
+summed as ``COUNT(*)`` and the exact ``SUM`` of 64-bit row hashes, a digest in which no change
+cancels another (:mod:`engine.mysql.checksum`). A chunk that differs is then read as
+``{key: row hash}`` on both sides, which names each differing key: ``differs``, ``missing from
+<copy>`` or ``only in <copy>``. A table without a primary key is one chunk; its rows are
+compared as a multiset (``GROUP BY`` row hash), so a duplicate too many is found and shown.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from engine.actions.verify.model import SAMPLE, Check, Sessions, Task
-from engine.mysql.checksum import Chunk, digest_of, digest_sql, key_chunks
+from engine.mysql.checksum import Chunk, chunk_digest, hash_groups, key_chunks, row_hashes
 from engine.mysql.introspect import TableShape
 from engine.mysql.values import plain
 from engine.transport.base import Sql
+
+#: differing chunks read row by row; past this many, the count of differing rows is a lower bound
+ROW_LEVEL_CHUNKS = 100
+#: a table without a primary key is compared row by row only up to this many rows a side
+ROW_LEVEL_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,43 @@ def _range(chunk: Chunk, pk: tuple[str, ...]) -> str:
     return f"{key} in ({tup(chunk.lower)}, {tup(chunk.upper)}]"
 
 
+def _key_text(pk: tuple[str, ...], key: tuple[Any, ...]) -> str:
+    return " ".join(f"{c} {_value(v)}" for c, v in zip(pk, key, strict=True))
+
+
+def _differing_keys(here: dict[tuple[Any, ...], str], there: dict[tuple[Any, ...], str],
+                    label: str) -> list[tuple[tuple[Any, ...], str]]:
+    """The keys of one chunk whose rows differ, in key order, with how."""
+    out = []
+    for key in sorted(here.keys() | there.keys(), key=_sort_key):
+        a, b = here.get(key), there.get(key)
+        if a == b:
+            continue
+        out.append((key, "differs" if a is not None and b is not None else
+                    (f"missing from {label}" if b is None else f"only in {label}")))
+    return out
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Keys of one table share their types; None cannot occur in a primary key.
+    return tuple((0, v) if isinstance(v, (int, float, Decimal)) else (1, str(plain(v))) for v in key)
+
+
+def _multiset_diff(shape: TableShape, here: dict[str, tuple[int, dict[str, Any]]],
+                   there: dict[str, tuple[int, dict[str, Any]]], label: str) -> tuple[int, list[dict[str, Any]]]:
+    """(rows that have no equal on the other side, a sample of them with their numbers)."""
+    count, sample = 0, list[dict[str, Any]]()
+    for h in sorted(here.keys() | there.keys()):
+        n_here, row = here.get(h, (0, {}))
+        n_there, other = there.get(h, (0, {}))
+        if n_here == n_there:
+            continue
+        count += abs(n_here - n_there)
+        if len(sample) < SAMPLE:
+            sample.append(plain({**(row or other), "diff": f"{n_here} here, {n_there} in {label}"}))
+    return count, sample
+
+
 def checksum_task(shape: TableShape, copy: Copy, chunk_rows: int, weight: int) -> Task:
     check = Check(name=f"checksum {shape.table} vs {copy.label}", kind="checksum", table=shape.table, expected=0)
 
@@ -55,27 +101,58 @@ def checksum_task(shape: TableShape, copy: Copy, chunk_rows: int, weight: int) -
         there: Sql = s.other() if copy.host is not None else s.main
         differing: list[tuple[Chunk, int, int]] = []
         chunks = rows_here = rows_there = 0
-        summed = not shape.pk
         for chunk in key_chunks(here, shape, chunk_rows):
-            a = digest_of(here.query(digest_sql(shape.schema, shape.table, shape.columns, chunk.cond, summed=summed),
-                                     list(chunk.params)).rows[0])
-            b = digest_of(there.query(digest_sql(copy.schema, copy.table, shape.columns, chunk.cond, summed=summed),
-                                      list(chunk.params)).rows[0])
+            a = chunk_digest(here, shape, chunk.cond, list(chunk.params))
+            b = chunk_digest(there, shape, chunk.cond, list(chunk.params), schema=copy.schema, table=copy.table)
             chunks, rows_here, rows_there = chunks + 1, rows_here + a.rows, rows_there + b.rows
             if a != b:
                 differing.append((chunk, a.rows, b.rows))
         c.rows = rows_here + rows_there
-        c.count = len(differing)
-        c.sample = [plain(dict(ch.describe(shape.pk), rows=na, other_rows=nb)) for ch, na, nb in differing[:SAMPLE]]
-        if differing:
-            first, na, nb = differing[0]
-            c.detail = (f"{len(differing)} of {chunks} chunk(s) differ from {copy.label}; first: {_range(first, shape.pk)}"
-                        f" ({na} row(s) here, {nb} there)")
-        else:
+        if not differing:
+            c.count = 0
             c.detail = f"{chunks} chunk(s), {rows_here} row(s) identical to {copy.label}"
-        c.verdict(bool(differing))
+            c.verdict(False)
+            return
+        c.verdict(True)
+        where = f"{len(differing)} of {chunks} chunk(s) differ from {copy.label}"
+        if not shape.pk:
+            _name_rows_without_key(c, here, there, shape, copy, rows_here, rows_there, where)
+            return
+        keys: list[tuple[tuple[Any, ...], str]] = []
+        for chunk, _, _ in differing[:ROW_LEVEL_CHUNKS]:
+            params = list(chunk.params)
+            mine = row_hashes(here, shape, chunk.cond, params)
+            theirs = row_hashes(there, shape, chunk.cond, params, schema=copy.schema, table=copy.table)
+            c.rows += len(mine) + len(theirs)
+            keys += _differing_keys(mine, theirs, copy.label)
+        c.count = len(keys)
+        c.sample = [plain({**dict(zip(shape.pk, key, strict=True)), "diff": how}) for key, how in keys[:SAMPLE]]
+        named = ", ".join(f"{_key_text(shape.pk, key)} ({how})" for key, how in keys[:3])
+        more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+        bound = "" if len(differing) <= ROW_LEVEL_CHUNKS else \
+            f" (rows compared in the first {ROW_LEVEL_CHUNKS} differing chunks only: at least this many differ)"
+        first = differing[0][0]
+        c.detail = f"{where}; {len(keys)} row(s): {named}{more}{bound}; first chunk: {_range(first, shape.pk)}"
 
     return Task([check], run, weight)
+
+
+def _name_rows_without_key(c: Check, here: Sql, there: Sql, shape: TableShape, copy: Copy, rows_here: int,
+                           rows_there: int, where: str) -> None:
+    """A table without a key differs: count (and show) the rows that have no equal there."""
+    summary = f"{where} ({rows_here} row(s) here, {rows_there} there; no primary key)"
+    mine = theirs = None
+    if max(rows_here, rows_there) <= ROW_LEVEL_ROWS:
+        mine = hash_groups(here, shape, limit=ROW_LEVEL_ROWS)
+        theirs = hash_groups(there, shape, schema=copy.schema, table=copy.table, limit=ROW_LEVEL_ROWS)
+    if mine is None or theirs is None:
+        c.count = None
+        c.sample = [{"rows": rows_here, "other_rows": rows_there}]
+        c.detail = f"{summary}; more than {ROW_LEVEL_ROWS} rows: the differing rows are not listed"
+        return
+    c.rows += rows_here + rows_there
+    c.count, c.sample = _multiset_diff(shape, mine, theirs, copy.label)
+    c.detail = f"{summary}; {c.count} row(s) without an equal on the other side"
 
 
 def mismatch_check(table: str, copy: Copy, why: str) -> Check:

@@ -62,7 +62,9 @@ class Planner:
         self.plan = Plan()
 
     def shape(self, table: str) -> TableShape:
-        return TableShape(self.schema, table, tuple(c.name for c in self.cols[table] if not c.generated), self.pks.get(table, ()))
+        stored = [c for c in self.cols[table] if not c.generated]
+        return TableShape(self.schema, table, tuple(c.name for c in stored), self.pks.get(table, ()),
+                          tuple(c.data_type for c in stored))
 
     def foreign_keys(self) -> None:
         for fk in schema_foreign_keys(self.sql, self.schema):

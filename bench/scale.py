@@ -1,0 +1,144 @@
+"""Fleet scale: N hosts on one sshd, 20 shell + 5 SQL steps per host, ``--forks N``.
+
+    python bench/scale.py [--hosts 1,100,500] [--rounds 3] [--baseline-tree DIR]
+
+Every "host" is the same test sshd (``tests/sshd.py``, ``MaxStartups`` raised for hundreds of
+clients) and the same private MariaDB (``engine/mysql/instance.py``, ``max_connections``
+raised), each with a connection of its own, as a real fleet would have. The runbook has 25
+steps per host: 20 ``shell`` (``true``, and a templated ``echo``) and 5 ``sql`` (4 SELECTs and one
+INSERT, which the identity guard checks). Each configuration is one whole
+``runbook play --forks N --yes`` process, timed by the bench (wall, the process's CPU from
+wait4, peak RSS), in interleaved rounds; medians are printed with the machine's load average.
+
+Goals (issue 19): 100 hosts in ≤ 3× the wall time of 1 host; control-node CPU ≤ 0.5 ms per
+step and host (the whole runbook process: start-up, connections, steps, journal); peak RSS
+printed. ``--baseline-tree`` runs another checkout's engine in the same rounds, for before/after.
+The remote side (sshd, the runners, /bin/sh) runs on the same 2 cores here: it is part of the
+wall time, not of the control node's CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.mysql.instance import MariadbInstance
+from tests.sshd import start_sshd
+
+SHELL_STEPS, SQL_STEPS = 20, 5
+
+
+def write_runbook(path: Path) -> None:
+    lines = ["name: scale bench", "stages:", "  - name: work", "    steps:"]
+    for i in range(SHELL_STEPS + SQL_STEPS):
+        lines.append(f"      - name: step {i}")
+        if i % 5 == 4:  # every fifth step is SQL; the last one writes
+            if i == SHELL_STEPS + SQL_STEPS - 1:
+                lines.append("        sql: INSERT INTO bench.hits (host, step) VALUES ({{ inventory_hostname }}, " + str(i) + ")")
+            else:
+                lines.append(f"        sql: SELECT {{{{ inventory_hostname }}}} AS host, {i} AS step")
+        elif i % 2:
+            lines.append("        shell: echo {{ inventory_hostname }} " + str(i))
+        else:
+            lines.append("        shell: 'true'")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_inventory(path: Path, n: int, sshd, mysql_port: int) -> None:
+    hosts = "\n".join(f"    h{i:03d}:" for i in range(n))
+    path.write_text(f"""all:
+  vars:
+    ssh_host: {sshd.host}
+    ssh_port: {sshd.port}
+    ssh_user: {sshd.user}
+    ssh_key: {sshd.key_file}
+    ssh_known_hosts: {sshd.known_hosts}
+    ssh_config: {sshd.config_file}
+    mysql_host: 127.0.0.1
+    mysql_port: {mysql_port}
+    mysql_user: root
+  hosts:
+{hosts}
+""")
+
+
+def play(tree: Path, rb: Path, inv: Path, n: int, home: Path) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of one whole `runbook play` process."""
+    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(home / "locks"), PYTHONPATH=str(tree))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "play", str(rb), "-i", str(inv), "--forks", str(n), "--yes"],
+                            cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"runbook play ({n} hosts, {tree}) failed:\n{out.decode(errors='replace')[-3000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--hosts", default="1,100,500", help="host counts, comma separated (1 is the reference)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline-tree", help="another checkout whose engine runs in the same rounds (before/after)")
+    args = ap.parse_args()
+    counts = sorted({int(x) for x in args.hosts.split(",")} | {1})
+    trees = [("this tree", ROOT)] + ([("baseline", Path(args.baseline_tree).resolve())] if args.baseline_tree else [])
+    with tempfile.TemporaryDirectory(prefix="rb-scale-") as tmp:
+        work = Path(tmp)
+        # Hundreds of simultaneous handshakes: sshd's default MaxStartups (10:30:100) drops them.
+        sshd = start_sshd(work / "sshd", extra=("MaxStartups 2000", "LoginGraceTime 120"))
+        db = MariadbInstance(work / "db", extra=["--max-connections=3000", "--innodb-flush-log-at-trx-commit=1",
+                                                 "--sync-binlog=1"])
+        try:
+            db.start()
+            db.sql("CREATE DATABASE bench")
+            db.sql("CREATE TABLE bench.hits (id INT AUTO_INCREMENT PRIMARY KEY, host VARCHAR(20), step INT)")
+            rb = work / "rb.yml"
+            write_runbook(rb)
+            invs = {}
+            for n in counts:
+                invs[n] = work / f"inv{n}.yml"
+                write_inventory(invs[n], n, sshd, db.port)
+            results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+            loads = []
+            print(f"scale: {SHELL_STEPS} shell + {SQL_STEPS} SQL steps per host, --forks = hosts, one sshd and one MariaDB "
+                  f"on loopback; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
+            for rnd in range(1, args.rounds + 1):
+                for n in counts:
+                    for label, tree in trees:
+                        res = play(tree, rb, invs[n], n, work / "home")
+                        results.setdefault((label, n), []).append(res)
+                        loads.append(os.getloadavg()[0])
+                        print(f"  round {rnd} {label:<9} {n:4d} hosts: {res[0]:7.2f} s wall, {res[1]:6.2f} s CPU, "
+                              f"peak RSS {res[2]:6.0f} MB (load {loads[-1]:.2f})", flush=True)
+        finally:
+            db.stop()
+            sshd.stop()
+    steps = SHELL_STEPS + SQL_STEPS
+    print(f"\nmedians of {args.rounds} rounds (load average over the runs: {statistics.median(loads):.2f})")
+    print(f"{'engine':<10} {'hosts':>5} {'wall s':>8} {'x 1 host':>9} {'CPU s':>7} {'CPU ms/step/host':>17} {'peak RSS MB':>12}")
+    for label, _ in trees:
+        one = statistics.median(r[0] for r in results[(label, 1)])
+        for n in counts:
+            runs = results[(label, n)]
+            wall = statistics.median(r[0] for r in runs)
+            cpu = statistics.median(r[1] for r in runs)
+            rss = max(r[2] for r in runs)
+            print(f"{label:<10} {n:5d} {wall:8.2f} {wall / one:8.1f}x {cpu:7.2f} {cpu / (steps * n) * 1000:17.2f} {rss:12.0f}")
+    print("goals: 100 hosts <= 3x the wall of 1 host; <= 0.5 ms of control-node CPU per step and host")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,401 @@
+"""Applying a binlog's transactions to a server: exactly once, fast, conflicts caught.
+
+The server applies the row events itself (``BINLOG '…'``, see ``build``): no value is decoded to
+be written. Transactions are applied in groups: one target transaction per group, whose first
+statement is its progress row (``progress``: a group committed before is refused by the server,
+ER_DUP_ENTRY, and skipped), then one check of the rows the group updates or deletes (by key,
+against the events' before images: ``conflicts``), then the events, then COMMIT.
+
+* A conflict (a row missing, different, or an insert's key taken — the server's 1032/1062 say
+  so too) rolls the group back and applies it again event by event, each event's rows checked
+  first: ``on_conflict`` error stops naming the event and the row; skip leaves the row out and
+  counts it; overwrite writes the after image (an update of a missing row becomes an insert, an
+  insert of a taken key an update of that row).
+* GTIDs: the target gives each group a GTID of its own (``keep_gtids=False``): a replay into the
+  server that wrote the binlog must not reuse them (MariaDB reports them out of order; MySQL
+  would silently *skip* a transaction whose GTID it has executed).
+
+For a failover catch-up (a replica behind the old primary), ``keep_gtids=True`` applies each
+source transaction alone under its own GTID (MariaDB ``gtid_domain_id/server_id/gtid_seq_no``,
+MySQL ``GTID_NEXT``): idempotent by GTID, so ``progress`` may be None::
+
+    applier = Applier(session, tables, ApplyOptions(keep_gtids=True, on_conflict="error"), progress=None)
+    stats = applier.apply(reader.transactions())
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine.errors import ActionError, ConnectError, LostConnection, SqlError
+from engine.mysql.binlog import build, conflicts
+from engine.mysql.binlog.conflicts import SAME, Conflict, RowCheck
+from engine.mysql.binlog.events import DELETE, STMT_END_F, UPDATE, WRITE, FormatDescription
+from engine.mysql.binlog.reader import Transaction
+from engine.mysql.binlog.rows import RowsEvent
+from engine.mysql.binlog.tables import Compare, LiveTable, comparators
+
+
+@dataclass
+class ApplyOptions:
+    on_conflict: str = "error"  # error | skip | overwrite
+    keep_gtids: bool = False  # failover catch-up: each transaction alone, under its source GTID
+    binlog: bool = True  # False: SET sql_log_bin = 0 (replicas do not get the rows)
+    group_transactions: int = 500
+    group_bytes: int = 4 << 20
+    target_schema: str | None = None  # apply into another schema than the binlog's
+
+
+class ProgressSink(Protocol):
+    """Where a group's commit is recorded in the same transaction (``None``: nowhere)."""
+
+    def claim(self, sql: Any, group: list[Transaction], rows: int) -> bool:
+        """First statement of the group's transaction; False: it committed before."""
+        ...
+
+    def amend(self, sql: Any, group: list[Transaction], rows: int, conflicts: int) -> None:
+        """Before COMMIT, when the rows or conflicts differ from what ``claim`` said."""
+        ...
+
+
+class ConflictError(ActionError):
+    """``on_conflict: error`` met a row not as the event expects."""
+
+    def __init__(self, conflict: Conflict):
+        super().__init__(f"conflict: {conflict.text()}; this group of transactions was rolled back",
+                         hint="on_conflict: skip leaves such rows as they are, overwrite writes the event's after image; "
+                              "or fix the row and resume")
+        self.conflict = conflict
+
+
+@dataclass
+class ApplyStats:
+    transactions: int = 0
+    rows: int = 0
+    conflicts: int = 0
+    conflict_list: list[Conflict] = field(default_factory=list)  # the first 100
+    groups: int = 0
+    groups_found_committed: int = 0  # a retry found its COMMIT had landed
+    slow_groups: int = 0  # applied event by event after a conflict
+    last: tuple[str, int] | None = None
+    last_gtid: str | None = None
+
+
+class _Fault:
+    """Test hook: ``RUNBOOK_FAULT_BINLOG_KILL=before_commit:N|after_commit:N`` SIGKILLs this
+    process around its N-th group commit."""
+
+    def __init__(self) -> None:
+        when, _, n = os.environ.get("RUNBOOK_FAULT_BINLOG_KILL", "").partition(":")
+        self.when, self.at, self.count = when, int(n) if n.isdigit() else None, 0
+
+    def point(self, where: str) -> None:
+        if self.at is not None and where == self.when and self.count == self.at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Applier:
+    """Applies transactions over one session (see the module docstring)."""
+
+    def __init__(self, sql: Any, tables: dict[str, LiveTable], opts: ApplyOptions, progress: ProgressSink | None, *,
+                 max_packet: int = 16 << 20):
+        self.sql, self.tables, self.opts, self.progress = sql, tables, opts, progress
+        self.fde: FormatDescription | None = None  # the format of the events being applied (sent to the session)
+        self._sent: tuple[Any, ...] | None = None
+        self.stmt_bytes = max(64 << 10, min(max_packet, 64 << 20) * 3 // 5 * 3 // 4)
+        self.fault = _Fault()
+        self._conn_id: int | None = None
+        self._cmp: dict[int, list[Compare | None]] = {}
+        self.stats = ApplyStats()
+
+    # -- the session ------------------------------------------------------------------------
+    def _session(self, fde: FormatDescription) -> Any:
+        cid = self.sql.connection_id
+        if cid != self._conn_id:
+            self.sql.query("SET SESSION time_zone = '+00:00', sql_mode = '', innodb_lock_wait_timeout = 120,"
+                           " wait_timeout = 28800, net_read_timeout = 3600, net_write_timeout = 3600")
+            if not self.opts.binlog:
+                self.sql.query("SET SESSION sql_log_bin = 0")
+            self._conn_id, self._sent = cid, None
+        if self._sent != _format(fde):
+            self.sql.query(build.binlog_statement([fde.raw]))  # how to read the events that follow
+            self._sent = _format(fde)
+        self.fde = fde
+        return self.sql
+
+    def _f(self) -> FormatDescription:
+        assert self.fde is not None
+        return self.fde
+
+    # -- the loop ---------------------------------------------------------------------------
+    def apply(self, txns: Iterable[Transaction], on_commit: Callable[[ApplyStats], None] | None = None) -> ApplyStats:
+        group: list[Transaction] = []
+        size = 0
+        limit_n = 1 if self.opts.keep_gtids else self.opts.group_transactions
+        for txn in txns:
+            if not txn.rows:
+                continue
+            assert txn.fde is not None
+            n = sum(r.event.size + r.table.event.size for r in txn.rows if r.table.event is not None)
+            if group and (len(group) >= limit_n or size + n > self.opts.group_bytes
+                          or _format(txn.fde) != _format(group[0].fde)):  # type: ignore[arg-type]
+                self._group(group, on_commit)
+                group, size = [], 0
+            group.append(txn)
+            size += n
+        if group:
+            self._group(group, on_commit)
+        if self.opts.keep_gtids and self._conn_id is not None:
+            self.sql.query("SET SESSION server_id = @@global.server_id")
+        return self.stats
+
+    def _group(self, group: list[Transaction], on_commit: Callable[[ApplyStats], None] | None) -> None:
+        rows = sum(len(r) for t in group for r in t.rows)
+        lost = locks = 0
+        while True:
+            try:
+                done = self._attempt(group, rows)
+                break
+            except (LostConnection, ConnectError) as exc:
+                lost += 1  # the COMMIT may have landed: the progress row decides on the next attempt
+                self.sql.close()
+                self._conn_id = None
+                if lost > 3:
+                    raise ActionError(f"lost the connection {lost} times applying {_where(group[0])}: {exc.message}") from None
+                time.sleep(0.2 * lost)
+            except SqlError as exc:
+                self._rollback()
+                if exc.errno in (1205, 1213) and locks < 5:
+                    locks += 1
+                    time.sleep(0.1 * 2 ** locks)
+                    continue
+                raise _explained(exc, group) from None
+            except BaseException:
+                self._rollback()
+                raise
+        st = self.stats
+        st.groups += 1
+        if done:
+            st.transactions += len(group)
+        else:
+            st.groups_found_committed += 1
+        st.last, st.last_gtid = (group[-1].file, group[-1].end_pos), group[-1].gtid
+        if on_commit is not None:
+            on_commit(st)
+
+    def _rollback(self) -> None:
+        try:
+            self.sql.query("ROLLBACK")
+        except (SqlError, ConnectError):
+            self.sql.close()
+            self._conn_id = None
+
+    def _attempt(self, group: list[Transaction], rows: int) -> bool:
+        assert group[0].fde is not None
+        s = self._session(group[0].fde)
+        if self.opts.keep_gtids:
+            self._set_gtid(group[0])
+        s.query("START TRANSACTION")
+        if self.progress is not None and not self.progress.claim(s, group, rows):
+            s.query("ROLLBACK")
+            return False
+        if not self._fast(group):
+            s.query("ROLLBACK")
+            self.stats.slow_groups += 1
+            s.query("START TRANSACTION")
+            if self.progress is not None and not self.progress.claim(s, group, rows):
+                s.query("ROLLBACK")
+                return False
+            before = self.stats.conflicts
+            applied = self._exact(group)
+            if self.progress is not None and (applied != rows or self.stats.conflicts != before):
+                self.progress.amend(s, group, applied, self.stats.conflicts - before)
+            self.stats.rows += applied
+        else:
+            self.stats.rows += rows
+        self.fault.count += 1
+        self.fault.point("before_commit")
+        s.query("COMMIT")
+        self.fault.point("after_commit")
+        return True
+
+    def _set_gtid(self, txn: Transaction) -> None:
+        g = txn.gtid or ""
+        if "-" in g and ":" not in g:
+            d, sid, n = g.split("-")
+            self.sql.query("SET SESSION gtid_domain_id = %s, server_id = %s, gtid_seq_no = %s", [int(d), int(sid), int(n)])
+        elif ":" in g:
+            self.sql.query("SET SESSION GTID_NEXT = %s", [g])
+
+    # -- the fast path: one check, the events as they are ------------------------------------
+    def _compare(self, rev: RowsEvent) -> list[Compare | None]:
+        key = id(rev.layout)
+        if key not in self._cmp:
+            self._cmp[key] = comparators(rev.layout, self.tables[rev.table.table])
+        return self._cmp[key]
+
+    def _fast(self, group: list[Transaction]) -> bool:
+        touched: set[tuple[str, tuple[Any, ...]]] = set()
+        checks: list[RowCheck] = []
+        for txn in group:
+            for rev in txn.rows:
+                lt = self.tables[rev.table.table]
+                if not lt.key:
+                    continue  # the server finds such rows by their whole image: 1032 when it cannot
+                for b, a in rev.images:
+                    if rev.kind == WRITE:
+                        touched.add((lt.table, rev.key_values(a, lt.key)))  # type: ignore[arg-type]
+                        continue
+                    assert b is not None
+                    image = rev.values(b)
+                    k = (lt.table, tuple(image[i] for i in lt.key))
+                    if k not in touched:
+                        touched.add(k)
+                        checks.append(RowCheck(lt, self._compare(rev), image))
+                    if a is not None:
+                        touched.add((lt.table, rev.key_values(a, lt.key, after=True)))
+        if checks and any(st != SAME for st in conflicts.states(self.sql, checks)):
+            return False
+        try:
+            for stmt in self._statements([(rev, None) for txn in group for rev in txn.rows]):
+                self.sql.query(stmt)
+        except SqlError as exc:
+            if exc.errno in (1032, 1062):  # a row missing, a key taken: the slow path says which
+                return False
+            raise
+        return True
+
+    def _statements(self, items: list[tuple[RowsEvent, list[bytes] | None]]) -> list[str]:
+        """BINLOG statements for rows events (each with its Table_map), cut to fit a packet."""
+        out: list[str] = []
+        chunk: list[bytes] = []
+        size = 0
+        maps: dict[int, bytes] = {}
+        for rev, events in items:
+            tm = rev.table.event.data if rev.table.event is not None else b""
+            if self.opts.target_schema:
+                tm = build.retarget(tm, self._f(), self.opts.target_schema)
+            if events is None:
+                ev = rev.event.data
+                if rev.end_statement:
+                    ev = build.rows_event(rev, self._f(), rev.kind, [x for x in _orig(rev)], _bitmaps(rev), stmt_end=True)
+                events = [ev]
+            need = sum(map(len, events)) + (len(tm) if maps.get(rev.table.table_id) != tm else 0)
+            if chunk and size + need > self.stmt_bytes:
+                out.append(build.binlog_statement(chunk))
+                chunk, size, maps = [], 0, {}
+            if maps.get(rev.table.table_id) != tm:
+                chunk.append(tm)
+                size += len(tm)
+                maps[rev.table.table_id] = tm
+            chunk.extend(events)
+            size += sum(map(len, events))
+        if chunk:
+            out.append(build.binlog_statement(chunk))
+        return out
+
+    # -- the slow path: event by event, each row checked ------------------------------------------
+    def _exact(self, group: list[Transaction]) -> int:
+        applied = 0
+        for txn in group:
+            for rev in txn.rows:
+                events, n = self._resolve(txn, rev)
+                applied += n
+                for stmt in self._statements([(rev, events)]) if events else []:
+                    self.sql.query(stmt)
+        return applied
+
+    def _resolve(self, txn: Transaction, rev: RowsEvent) -> tuple[list[bytes], int]:
+        """The events to send for ``rev`` after checking each of its rows, and their row count."""
+        lt = self.tables[rev.table.table]
+        cmp = self._compare(rev)
+        imgs = rev.images
+        checks: list[RowCheck] = []
+        idx: list[int] = []
+        for i, (b, a) in enumerate(imgs):
+            if rev.kind == WRITE:
+                if lt.key:
+                    checks.append(RowCheck(lt, cmp, rev.values(a, after=True)))  # type: ignore[arg-type]
+                    idx.append(i)
+            else:
+                checks.append(RowCheck(lt, cmp, rev.values(b)))  # type: ignore[arg-type]
+                idx.append(i)
+        state = dict(zip(idx, conflicts.states(self.sql, checks))) if checks else {}
+        out: list[tuple[str, tuple[tuple[int, int], ...], tuple[bytes, bytes | None]]] = []
+        for i, (b, a) in enumerate(imgs):
+            st = state.get(i, SAME if rev.kind != WRITE else conflicts.MISSING)
+            ok = st == conflicts.MISSING if rev.kind == WRITE else st == SAME
+            if ok:
+                out.append((rev.kind, _orig_row(rev, b, a), _bitmaps(rev)))
+                continue
+            c = Conflict("exists" if rev.kind == WRITE else st, rev.kind, lt.name, checks[idx.index(i)].key_text(),
+                         rev.event.file, rev.event.pos, txn.gtid, self.opts.on_conflict)
+            self.stats.conflicts += 1
+            if len(self.stats.conflict_list) < 100:
+                self.stats.conflict_list.append(c)
+            if self.opts.on_conflict == "error":
+                raise ConflictError(c)
+            if self.opts.on_conflict == "skip":
+                continue
+            out.extend(self._overwrite(rev, lt, st, b, a))
+        events: list[bytes] = []
+        merged: list[tuple[str, list[tuple[tuple[int, int], ...]], tuple[bytes, bytes | None]]] = []
+        for kind, row, bm in out:
+            if merged and merged[-1][0] == kind and merged[-1][2] == bm:
+                merged[-1][1].append(row)
+            else:
+                merged.append((kind, [row], bm))
+        end = bool(rev.head.flags & STMT_END_F) or rev.end_statement
+        for j, (kind, rows, bm) in enumerate(merged):
+            events.append(build.rows_event(rev, self._f(), kind, list(rows), bm, stmt_end=end and j == len(merged) - 1))
+        return events, sum(len(r) for _, r, _ in merged)
+
+    def _overwrite(self, rev: RowsEvent, lt: LiveTable, st: str, b: Any, a: Any) -> list[Any]:
+        """``on_conflict: overwrite``: what makes the row the event's after image."""
+        if rev.kind == DELETE:
+            return [] if st == conflicts.MISSING else [(DELETE, (b,), _bitmaps(rev))]
+        if rev.kind == WRITE:  # the key is taken: update that row to the image
+            return [(UPDATE, (a, a), (rev.head.present, rev.head.present))]
+        if st == conflicts.MISSING:  # an update of a missing row: insert its after image
+            if not rev.full_image(after=True):
+                raise ActionError(f"on_conflict: overwrite needs the whole after image of {lt.name} (binlog_row_image=FULL)")
+            return [(WRITE, (a,), (build.after_bitmap(rev), None))]
+        if not lt.key:
+            raise ActionError(f"on_conflict: overwrite cannot tell which row of {lt.name} to overwrite: it has no primary key")
+        return [(UPDATE, (b, a), _bitmaps(rev))]
+
+
+def _format(fde: FormatDescription) -> tuple[Any, ...]:
+    """What a Format_description says about reading events (not when or by whom it was written)."""
+    return (fde.binlog_version, fde.post_header, fde.checksum, fde.server_version)
+
+
+def _orig_row(rev: RowsEvent, b: Any, a: Any) -> tuple[tuple[int, int], ...]:
+    if rev.kind == UPDATE:
+        return (b, a)
+    return (a,) if rev.kind == WRITE else (b,)
+
+
+def _orig(rev: RowsEvent) -> list[tuple[tuple[int, int], ...]]:
+    return [_orig_row(rev, b, a) for b, a in rev.images]
+
+
+def _bitmaps(rev: RowsEvent) -> tuple[bytes, bytes | None]:
+    return rev.head.present, rev.head.present_after
+
+
+def _where(txn: Transaction) -> str:
+    return f"{txn.file}:{txn.pos}" + (f" (GTID {txn.gtid})" if txn.gtid else "")
+
+
+def _explained(exc: SqlError, group: list[Transaction]) -> ActionError:
+    hint = exc.hint
+    if exc.errno in (1227, 1044, 1142):
+        hint = "BINLOG statements need SUPER or BINLOG REPLAY (MariaDB 10.5.2+) for the replaying account"
+    where = _where(group[0]) + (f" … {_where(group[-1])}" if len(group) > 1 else "")
+    return ActionError(f"applying the transactions at {where}: {exc.render()}; that group was rolled back", hint=hint)
