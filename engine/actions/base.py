@@ -27,6 +27,7 @@ The core reads only these capabilities and hooks; it never branches on an action
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.model import StepResult
@@ -148,11 +149,14 @@ class Action:
         return set()
 
     @classmethod
-    def var_reads(cls, args: Any, base_dir: str) -> list[tuple[Any, frozenset[str]]] | None:
+    def var_reads(cls, args: Any, base_dir: str, render: Callable[[Any], Any] | None = None
+                  ) -> list[tuple[Any, frozenset[str]]] | None:
         """What the step reads from the run's variables, as ``(templated values, names those
         templates get from the action instead)`` pairs: its arguments, and the files they
         name (``verify``'s suites). Validation counts the names they read (an extra var that
-        nothing reads is refused). None: a file named by a template, which could read any name."""
+        nothing reads is refused). ``render`` renders a value with what is known before the run
+        (runbook vars, -e; raises when it needs more). None: a file named by a template that
+        cannot be rendered before the run, which could read any name."""
         return [(args, frozenset(cls.local_names(args)))]
 
     @classmethod

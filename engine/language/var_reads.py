@@ -18,7 +18,7 @@ whole, a suite path given by a template — may be of any name: then no extra va
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from jinja2 import nodes
@@ -106,18 +106,28 @@ def _step_values(step: Step) -> list[Any]:
     return out
 
 
-def step_reads(step: Step, base_dir: str) -> set[str]:
+def step_reads(step: Step, base_dir: str, render: Callable[[Any], Any] | None = None) -> set[str]:
     """The names one step reads directly (its arguments, conditions and files)."""
     reads = Reads()
     reads.templates(_step_values(step))
     cls = REGISTRY.get(step.action)
-    for values, local in (cls.var_reads(step.args, base_dir) if cls is not None else None) or [(step.args, frozenset())]:
+    for values, local in (cls.var_reads(step.args, base_dir, render) if cls is not None else None) or [(step.args, frozenset())]:
         reads.templates([values], local)
     return reads.names
 
 
-def run_reads(rb: Runbook, inv: Inventory, base_dir: str) -> Reads:
+def _renderer(rb: Runbook, extra: dict[str, Any]) -> Callable[[Any], Any]:
+    """Render a value with what is known before the run: the runbook's vars and -e (a name
+    only a step registers makes it raise)."""
+    from engine.templating.render import lazify
+
+    known = dict(lazify(rb.vars), **lazify(extra))
+    return lambda value: ENGINE.render(value, known)
+
+
+def run_reads(rb: Runbook, inv: Inventory, base_dir: str, extra: dict[str, Any] | None = None) -> Reads:
     """Every name the run can read (see the module's docstring)."""
+    render = _renderer(rb, extra or {})
     reads = Reads()
     reads.names |= set(MAGIC_VARS) | engine_reads()
     reads.templates([rb.targets])
@@ -126,7 +136,7 @@ def run_reads(rb: Runbook, inv: Inventory, base_dir: str) -> Reads:
         for step in stage.steps:
             reads.templates(_step_values(step))
             cls = REGISTRY.get(step.action)
-            own = cls.var_reads(step.args, base_dir) if cls is not None else [(step.args, frozenset())]
+            own = cls.var_reads(step.args, base_dir, render) if cls is not None else [(step.args, frozenset())]
             if own is None:
                 reads.anything = reads.anything or f"step {step.key!r} reads a file its arguments name by a template"
             for values, local in own or []:
@@ -153,7 +163,7 @@ def run_reads(rb: Runbook, inv: Inventory, base_dir: str) -> Reads:
 def unused_extra_vars(rb: Runbook, inv: Inventory, extra: dict[str, Any], base_dir: str) -> list[tuple[str, str]]:
     """``(name, did-you-mean or "")`` for each extra var nothing reads, in the order given;
     empty when some read cannot be named."""
-    reads = run_reads(rb, inv, base_dir)
+    reads = run_reads(rb, inv, base_dir, extra)
     if reads.anything:
         return []
     import difflib

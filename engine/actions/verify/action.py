@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections import ChainMap
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from engine.actions.base import Action, register
@@ -90,15 +91,24 @@ class Verify(Action):
         return {str(k) for k in v} if isinstance(v, dict) else set()
 
     @classmethod
-    def var_reads(cls, args: Any, base_dir: str) -> list[tuple[Any, frozenset[str]]] | None:
+    def var_reads(cls, args: Any, base_dir: str, render: Callable[[Any], Any] | None = None
+                  ) -> list[tuple[Any, frozenset[str]]] | None:
         """The step's rules and its suites' rules see the step's ``vars:`` (and a suite's own)
-        before the run's variables; the rest of the arguments see the run's."""
+        before the run's variables; the rest of the arguments see the run's. A templated suite
+        path is rendered with what is known before the run, if it can be."""
         if not isinstance(args, dict):
             return [(args, frozenset())]
         step_vars = frozenset(cls.local_names(args))
         out: list[tuple[Any, frozenset[str]]] = [({k: v for k, v in args.items() if k != "rules"}, frozenset()),
                                                  (args.get("rules"), step_vars)]
         names = args.get("suite")
+        if has_template(names):  # a path (or list of paths) given by a template
+            try:
+                names = render(names) if render is not None else None
+            except Exception:  # it needs what only the run knows (a registered result)
+                names = None
+            if names is None:
+                return None
         for name in [names] if isinstance(names, str) else names if isinstance(names, list) else []:
             if not isinstance(name, str) or has_template(name):
                 return None
