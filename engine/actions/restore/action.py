@@ -376,6 +376,11 @@ class Restore(Phases, Action):
                 "partial": bool(failed) and core_ok, "schema": self._schema, "orphans": orphans,
                 "load_order": names, "phases": {k: round(v, 3) for k, v in getattr(self, "_phases", {}).items()},
                 "binlog_start": self._binlog_start()}
+        from engine.actions.restore.snapshot_delta import left_in_snapshot
+
+        left = left_in_snapshot(sql, self.ctx.run_id, self._schema, [t for t in plan.tables if t.name not in failed])
+        if left is not None:  # rows written after the backup, now only in the snapshot (the report says how many)
+            data["only_in_snapshot"] = left
         if failed:
             reasons = []
             for n in failed:
