@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from engine.cli.operator import TerminalOperator
+from engine.cli.snapshots import snapshots
 from engine.errors import InputError, RunbookError, Source
 from engine.language.load import load_all, vault_password
 from engine.run.ending import RunEnd
@@ -283,70 +284,7 @@ def report(run_id: str, fmt: str, output: str | None, journal_dir: str | None) -
         click.echo(visible_json(text) if fmt == "json" else visible(text))
 
 
-@main.group()
-def snapshots() -> None:
-    """Rollback snapshots on a host: list them, drop a run's."""
-
-
-def _snapshot_session(inventories: tuple[str, ...], host: str | None) -> Any:
-    from engine.run.context import Connections
-    from engine.inventory import load_inventories
-
-    inv = load_inventories(list(inventories))
-    names = list(inv.hosts)
-    if host is None and len(names) > 1:
-        raise InputError(f"the inventory has {len(names)} hosts: say which with --host", hint=", ".join(names[:10]))
-    name = host or names[0]
-    if name not in inv.hosts:
-        raise InputError(f"no host {name!r} in the inventory", hint=", ".join(names[:10]))
-    return Connections(inv.hosts[name])
-
-
-@snapshots.command("list")
-@click.option("-i", "--inventory", "inventories", multiple=True)
-@click.option("--host", help="inventory host (default: the only one)")
-def snapshots_list(inventories: tuple[str, ...], host: str | None) -> None:
-    """List the snapshots on a host."""
-    from engine.mysql.snapshots import list_snapshots
-
-    conns = _snapshot_session(inventories, host)
-    try:
-        snaps = list_snapshots(conns.sql())
-    finally:
-        conns.close()
-    if not snaps:
-        click.echo("no snapshots")
-        return
-    from engine.language.sizes import format_size
-
-    for snap in snaps:
-        say(f"{snap.run_id}  {snap.schema}  host {snap.host} ({snap.hostname})  taken {snap.created_at}  {format_size(snap.bytes or 0)}")
-        for t in snap.tables:
-            say(f"    {t.source_schema}.{t.source_table}: {t.rows} rows, checksum {t.checksum}, {t.status}")
-
-
-@snapshots.command("drop")
-@click.argument("run_id")
-@click.option("-i", "--inventory", "inventories", multiple=True)
-@click.option("--host", help="inventory host (default: the only one)")
-@click.option("--yes", is_flag=True, help="do not ask for confirmation")
-def snapshots_drop(run_id: str, inventories: tuple[str, ...], host: str | None, yes: bool) -> None:
-    """Drop the snapshot a run took (its rollback point is gone afterwards)."""
-    from engine.mysql.snapshots import drop_snapshot
-
-    if not yes:
-        operator = TerminalOperator()
-        if not operator.interactive:
-            raise InputError("dropping a snapshot asks for confirmation and there is no terminal", hint="pass --yes")
-        if not operator.confirm(f"drop the snapshot of run {run_id}", run_id, lambda: False):
-            click.echo("not confirmed: aborted by the operator, nothing dropped")
-            sys.exit(130)
-    conns = _snapshot_session(inventories, host)
-    try:
-        result = drop_snapshot(conns.sql(), run_id)
-    finally:
-        conns.close()
-    click.echo(f"dropped {result.schema}: the snapshot of run {result.run_id} ({len(result.tables)} table(s)) is gone")
+main.add_command(snapshots)  # runbook snapshots list|drop (engine/cli/snapshots.py)
 
 
 @main.command()
