@@ -98,7 +98,15 @@ class BinlogReplay(Action):
 
     @property
     def _sid(self) -> str:
-        return prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, self._into)
+        """Keyed by the generation of the target tables too: after a snapshot undo swapped them
+        back (engine.mysql.generations), the replay's earlier progress describes displaced
+        tables, and the replay runs again."""
+        from engine.mysql.generations import signature
+
+        tables = self.args.get("tables")
+        generation = signature(self.ctx.sql(), self._into, list(tables) if tables else None)
+        what = self._into if not generation else f"{self._into}\0generation {generation}"
+        return prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, what)
 
     # -- the window ------------------------------------------------------------------------
     def _window(self, source: Any) -> tuple[Start, EndAt | None, Any, Point | None, list[Point]]:
