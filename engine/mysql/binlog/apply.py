@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -261,9 +262,12 @@ class Applier:
                         touched.add((lt.table, rev.key_values(a, lt.key, after=True)))
         if checks and any(st != SAME for st in conflicts.states(self.sql, checks)):
             return False
+        expected = {WRITE: 0, UPDATE: 0, DELETE: 0}
+        for txn in group:
+            for rev in txn.rows:
+                expected[rev.kind] += len(rev)
         try:
-            for stmt in self._statements([(rev, None) for txn in group for rev in txn.rows]):
-                self.sql.query(stmt)
+            self._send(self._statements([(rev, None) for txn in group for rev in txn.rows]), expected, group[0])
         except SqlError as exc:
             if exc.errno in (1032, 1062):  # a row missing, a key taken: the slow path says which
                 return False
@@ -271,32 +275,44 @@ class Applier:
         return True
 
     def _statements(self, items: list[tuple[RowsEvent, list[bytes] | None]]) -> list[str]:
-        """BINLOG statements for rows events (each with its Table_map), cut to fit a packet."""
+        """BINLOG statements for rows events, cut to fit a packet. Each is one statement for the
+        server, as a multi-table statement is logged: every Table_map it needs first, then the
+        rows events, only the last flagged STMT_END_F. (The server opens the tables of a
+        statement at its first rows event — a Table_map after that is never opened and the
+        rows of its table are silently left out — and closes them at STMT_END_F: once per
+        BINLOG statement instead of once per source statement is what makes a replay fast.)"""
         out: list[str] = []
-        chunk: list[bytes] = []
+        maps: dict[int, tuple[bytes, bytes]] = {}  # table id -> (body, event) in this statement
+        rows: list[tuple[RowsEvent, bytes]] = []
         size = 0
-        maps: dict[int, bytes] = {}
+        fde = self._f()
+
+        def flush() -> None:
+            nonlocal maps, rows, size
+            if rows:
+                last = len(rows) - 1
+                evs = [tm for _, tm in maps.values()] + [_with_stmt_end(ev, rev, fde, i == last) for i, (rev, ev) in enumerate(rows)]
+                out.append(build.binlog_statement(evs))
+            maps, rows, size = {}, [], 0
+
         for rev, events in items:
             tm = rev.table.event.data if rev.table.event is not None else b""
             if self.opts.target_schema:
-                tm = build.retarget(tm, self._f(), self.opts.target_schema)
-            if events is None:
-                ev = rev.event.data
-                if rev.end_statement:
-                    ev = build.rows_event(rev, self._f(), rev.kind, [x for x in _orig(rev)], _bitmaps(rev), stmt_end=True)
-                events = [ev]
-            need = sum(map(len, events)) + (len(tm) if maps.get(rev.table.table_id) != tm else 0)
-            if chunk and size + need > self.stmt_bytes:
-                out.append(build.binlog_statement(chunk))
-                chunk, size, maps = [], 0, {}
-            if maps.get(rev.table.table_id) != tm:
-                chunk.append(tm)
+                tm = build.retarget(tm, fde, self.opts.target_schema)
+            body = tm[_HEADER:len(tm) - fde.tail]  # not the header's time and position, nor the CRC over them
+            tid = rev.table.table_id
+            evs = [rev.event.data] if events is None else events
+            if not evs:
+                continue
+            need = sum(map(len, evs)) + (len(tm) if tid not in maps else 0)
+            if rows and (size + need > self.stmt_bytes or (tid in maps and maps[tid][0] != body)):
+                flush()
+            if tid not in maps:
+                maps[tid] = (body, tm)
                 size += len(tm)
-                maps[rev.table.table_id] = tm
-            chunk.extend(events)
-            size += sum(map(len, events))
-        if chunk:
-            out.append(build.binlog_statement(chunk))
+            rows.extend((rev, ev) for ev in evs)
+            size += sum(map(len, evs))
+        flush()
         return out
 
     # -- the slow path: event by event, each row checked ------------------------------------------
@@ -304,13 +320,33 @@ class Applier:
         applied = 0
         for txn in group:
             for rev in txn.rows:
-                events, n = self._resolve(txn, rev)
-                applied += n
-                for stmt in self._statements([(rev, events)]) if events else []:
-                    self.sql.query(stmt)
+                events, counts = self._resolve(txn, rev)
+                applied += sum(counts.values())
+                if events:
+                    self._send(self._statements([(rev, events)]), counts, txn)
         return applied
 
-    def _resolve(self, txn: Transaction, rev: RowsEvent) -> tuple[list[bytes], int]:
+    def _send(self, statements: list[str], expected: dict[str, int], txn: Transaction) -> None:
+        """Run BINLOG statements and make sure the server applied every row they hold: a rows
+        event whose table the server did not open (a Table_map after the statement's first
+        rows event) is left out silently otherwise. The session's handler counters say what
+        it wrote (cascades only add to them)."""
+        before = self._handler_counts()
+        for stmt in statements:
+            self.sql.query(stmt)
+        after = self._handler_counts()
+        short = {k: (n, after[k] - before[k]) for k, n in expected.items() if after[k] - before[k] < n}
+        if short:
+            what = ", ".join(f"{k}s: {n} in the events, {got} applied" for k, (n, got) in short.items())
+            raise ActionError(f"the server left rows out applying the transactions at {_where(txn)} ({what}); that group was "
+                              "rolled back", hint="this is a defect of the replay: report it with the binlog position")
+
+    def _handler_counts(self) -> dict[str, int]:
+        rows = self.sql.query("SHOW SESSION STATUS WHERE Variable_name IN ('Handler_write', 'Handler_update', 'Handler_delete')").rows
+        got = {str(r["Variable_name"]).lower(): int(r["Value"]) for r in rows}
+        return {WRITE: got.get("handler_write", 0), UPDATE: got.get("handler_update", 0), DELETE: got.get("handler_delete", 0)}
+
+    def _resolve(self, txn: Transaction, rev: RowsEvent) -> tuple[list[bytes], dict[str, int]]:
         """The events to send for ``rev`` after checking each of its rows, and their row count."""
         lt = self.tables[rev.table.table]
         cmp = self._compare(rev)
@@ -353,7 +389,10 @@ class Applier:
         end = bool(rev.head.flags & STMT_END_F) or rev.end_statement
         for j, (kind, rows, bm) in enumerate(merged):
             events.append(build.rows_event(rev, self._f(), kind, list(rows), bm, stmt_end=end and j == len(merged) - 1))
-        return events, sum(len(r) for _, r, _ in merged)
+        counts = {WRITE: 0, UPDATE: 0, DELETE: 0}
+        for kind, rows, _ in merged:
+            counts[kind] += len(rows)
+        return events, counts
 
     def _overwrite(self, rev: RowsEvent, lt: LiveTable, st: str, b: Any, a: Any) -> list[Any]:
         """``on_conflict: overwrite``: what makes the row the event's after image."""
@@ -368,6 +407,23 @@ class Applier:
         if not lt.key:
             raise ActionError(f"on_conflict: overwrite cannot tell which row of {lt.name} to overwrite: it has no primary key")
         return [(UPDATE, (b, a), _bitmaps(rev))]
+
+
+_HEADER = 19
+
+
+def _with_stmt_end(data: bytes, rev: RowsEvent, fde: FormatDescription, on: bool) -> bytes:
+    """A rows event (``rev``'s, or one made from it) with STMT_END_F set or cleared."""
+    at = rev.head.flags_off
+    flags = data[at] | data[at + 1] << 8
+    want = (flags | STMT_END_F) if on else (flags & ~STMT_END_F)
+    if want == flags:
+        return data
+    out = bytearray(data)
+    out[at:at + 2] = want.to_bytes(2, "little")
+    if fde.tail:
+        out[-4:] = zlib.crc32(memoryview(out)[:-4]).to_bytes(4, "little")
+    return bytes(out)
 
 
 def _format(fde: FormatDescription) -> tuple[Any, ...]:

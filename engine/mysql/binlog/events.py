@@ -131,15 +131,14 @@ class FormatDescription:
     post_header: bytes  # post-header length by event type - 1
     checksum: int  # CHECKSUM_NONE | CHECKSUM_CRC32
     raw: bytes = b""  # the event itself (a BINLOG statement starts with it)
+    tail: int = field(init=False)  # bytes of checksum at the end of every event
+
+    def __post_init__(self) -> None:
+        self.tail = 4 if self.checksum == CHECKSUM_CRC32 else 0
 
     @property
     def flavor(self) -> str:
         return "mariadb" if "mariadb" in self.server_version.lower() else "mysql"
-
-    @property
-    def tail(self) -> int:
-        """Bytes of checksum at the end of every event."""
-        return 4 if self.checksum == CHECKSUM_CRC32 else 0
 
     def post_header_len(self, typ: int) -> int:
         return self.post_header[typ - 1] if 0 < typ <= len(self.post_header) else 0

@@ -56,7 +56,7 @@ def scan(reader: BinlogReader, skip: list[Point], live: dict[str, LiveTable], *,
             matched[i] += 1
         if hits:
             plan.skipped.append({"gtid": txn.gtid, "file": txn.file, "pos": txn.pos, "end_pos": txn.end_pos,
-                                 "rows": txn.row_total(), "time": iso(txn.time)})
+                                 "rows": txn.row_total() if reader.count_rows else None, "time": iso(txn.time)})
             continue
         for ch in txn.changes:
             what = f"{ch.schema}.{ch.table}" if ch.table else f"every table of {ch.schema}"

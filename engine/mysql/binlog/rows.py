@@ -11,7 +11,7 @@ has only with ``binlog_row_metadata=MINIMAL|FULL`` — otherwise it comes from t
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -88,6 +88,7 @@ class Layout:
     table: TableMap
     columns: list[Column]
     signed: list[bool]
+    _present: dict[bytes, list[int]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, tm: TableMap, unsigned: set[int] | None = None) -> Layout:
@@ -102,7 +103,11 @@ class Layout:
         return cls(tm, cols, signed)
 
     def present(self, bitmap: bytes) -> list[int]:
-        return [i for i in range(len(self.columns)) if bitmap[i >> 3] & (1 << (i & 7))]
+        """The columns a bitmap says an image holds (memoised: a table's images share a few bitmaps)."""
+        hit = self._present.get(bitmap)
+        if hit is None:
+            hit = self._present[bitmap] = [i for i in range(len(self.columns)) if bitmap[i >> 3] & (1 << (i & 7))]
+        return hit
 
     def walk(self, d: bytes, off: int, present: list[int]) -> int:
         """The offset after the image that starts at ``off``."""

@@ -9,6 +9,7 @@ Format_description first, so a reader knows how to read what follows.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import re
@@ -26,6 +27,7 @@ from engine.mysql.binlog.events import BinlogError, Event
 _NAME = re.compile(r"^(?P<base>.+)\.(?P<num>\d{6,})(?P<gz>\.gz)?$")
 
 
+@functools.lru_cache(maxsize=4096)
 def file_key(name: str) -> tuple[int, str]:
     """Binlog files in order: by their number (``binlog.000010`` after ``binlog.000009``)."""
     m = _NAME.match(name)
@@ -80,6 +82,35 @@ def read_stream(f: Any, name: str, start: int) -> Iterator[Event]:
             raise BinlogError(f"{name} is truncated at {pos} (an event of {size} bytes, {len(rest) + E.HEADER_LEN} left)")
         yield Event(name, pos, head + rest, typ, ts, sid, size, log_pos, flags)
         pos += size
+
+
+def read_mapped(path: str, name: str, start: int) -> Iterator[Event]:
+    """Events of a plain binlog file through mmap: one slice per event, no read calls."""
+    import mmap
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 4:
+            raise BinlogError(f"{name} is not a binlog file ({size} bytes)")
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        if mm[:4] != E.MAGIC:
+            raise BinlogError(f"{name} is not a binlog file (no \\xfebin magic)")
+        unpack, header, event = E.HEADER.unpack_from, E.HEADER_LEN, Event
+        pos, first = 4, True
+        while pos < size:
+            if pos + header > size:
+                raise BinlogError(f"{name} is truncated at {pos} (a partial event header)")
+            ts, typ, sid, esize, log_pos, flags = unpack(mm, pos)
+            if esize < header or pos + esize > size:
+                raise BinlogError(f"{name} is truncated at {pos} (an event of {esize} bytes, {size - pos} left)")
+            yield event(name, pos, mm[pos:pos + esize], typ, ts, sid, esize, log_pos, flags)
+            pos += esize
+            if first and start > pos:
+                pos = start
+            first = False
+    finally:
+        mm.close()
 
 
 def open_binlog(path: str) -> Any:
@@ -143,7 +174,13 @@ class ArchiveSource:
             raise ActionError(f"{file} is not among the {self.description} ({names[0] if names else 'none'} … "
                               f"{names[-1] if names else ''})", hint="archive every binlog from the dump's on, or read binlogs: server")
         for f in files[names.index(file):]:
-            with open_binlog(self._local_path(f)) as fh:
+            local = self._local_path(f)
+            with open(local, "rb") as probe:
+                gz = probe.read(2) == b"\x1f\x8b"
+            if not gz:
+                yield from read_mapped(local, f.name, pos if f.name == file else 4)
+                continue
+            with open_binlog(local) as fh:
                 yield from read_stream(fh, f.name, pos if f.name == file else 4)
 
     def close(self) -> None:
