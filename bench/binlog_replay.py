@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.mysql.instance import MariadbInstance  # noqa: E402
+from engine.mysql.instance import MariadbInstance
 
 TABLES = ("customers", "orders", "order_items")
 SCHEMA = """
