@@ -14,7 +14,6 @@ import gzip
 import os
 import re
 import shlex
-import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,64 +52,36 @@ class BinlogSource(Protocol):
     def close(self) -> None: ...
 
 
+CHUNK = 4 << 20
+
+
 def read_stream(f: Any, name: str, start: int) -> Iterator[Event]:
-    """Events of one binlog file object: its Format_description (at 4), then those from ``start``."""
-    if f.read(4) != E.MAGIC:
+    """Events of one binlog file object: its Format_description (at 4), then those from
+    ``start``. Read in 4 MiB chunks, each event one slice of a chunk (memory stays bounded,
+    whatever the file's size)."""
+    buf = f.read(CHUNK)
+    if buf[:4] != E.MAGIC:
         raise BinlogError(f"{name} is not a binlog file (no \\xfebin magic)")
-    head = f.read(E.HEADER_LEN)
-    if len(head) < E.HEADER_LEN:
-        raise BinlogError(f"{name}: empty after its magic")
-    size = struct.unpack_from("<I", head, 9)[0]
-    yield E.frame(head + f.read(size - E.HEADER_LEN), name, 4)
-    pos = 4 + size
-    if start > pos:
-        f.seek(start)
-        pos = start
-    read = f.read
-    unpack = E.HEADER.unpack_from
+    unpack, header, event = E.HEADER.unpack_from, E.HEADER_LEN, Event
+    base, off, first = 0, 4, True  # base: the file offset of buf[0]
     while True:
-        head = read(E.HEADER_LEN)
-        if not head:
+        if len(buf) - off < header or len(buf) - off < unpack(buf, off)[3]:
+            more = f.read(CHUNK)
+            if more:
+                buf, base, off = buf[off:] + more, base + off, 0
+                continue
+            if off < len(buf):
+                raise BinlogError(f"{name} is truncated at {base + off} ({len(buf) - off} bytes of a partial event)")
             return
-        if len(head) < E.HEADER_LEN:
-            raise BinlogError(f"{name} is truncated at {pos} (a partial event header)")
-        ts, typ, sid, size, log_pos, flags = unpack(head)
-        if size < E.HEADER_LEN:
-            raise BinlogError(f"{name}:{pos}: an event of {size} bytes: the file is corrupt")
-        rest = read(size - E.HEADER_LEN)
-        if len(rest) != size - E.HEADER_LEN:
-            raise BinlogError(f"{name} is truncated at {pos} (an event of {size} bytes, {len(rest) + E.HEADER_LEN} left)")
-        yield Event(name, pos, head + rest, typ, ts, sid, size, log_pos, flags)
-        pos += size
-
-
-def read_mapped(path: str, name: str, start: int) -> Iterator[Event]:
-    """Events of a plain binlog file through mmap: one slice per event, no read calls."""
-    import mmap
-
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < 4:
-            raise BinlogError(f"{name} is not a binlog file ({size} bytes)")
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        if mm[:4] != E.MAGIC:
-            raise BinlogError(f"{name} is not a binlog file (no \\xfebin magic)")
-        unpack, header, event = E.HEADER.unpack_from, E.HEADER_LEN, Event
-        pos, first = 4, True
-        while pos < size:
-            if pos + header > size:
-                raise BinlogError(f"{name} is truncated at {pos} (a partial event header)")
-            ts, typ, sid, esize, log_pos, flags = unpack(mm, pos)
-            if esize < header or pos + esize > size:
-                raise BinlogError(f"{name} is truncated at {pos} (an event of {esize} bytes, {size - pos} left)")
-            yield event(name, pos, mm[pos:pos + esize], typ, ts, sid, esize, log_pos, flags)
-            pos += esize
-            if first and start > pos:
-                pos = start
-            first = False
-    finally:
-        mm.close()
+        ts, typ, sid, size, log_pos, flags = unpack(buf, off)
+        if size < header:
+            raise BinlogError(f"{name}:{base + off}: an event of {size} bytes: the file is corrupt")
+        yield event(name, base + off, buf[off:off + size], typ, ts, sid, size, log_pos, flags)
+        off += size
+        if first and start > base + off:
+            f.seek(start)
+            buf, base, off = f.read(CHUNK), start, 0
+        first = False
 
 
 def open_binlog(path: str) -> Any:
@@ -119,7 +90,7 @@ def open_binlog(path: str) -> Any:
         magic = probe.read(2)
     if magic == b"\x1f\x8b":
         return gzip.open(path, "rb")
-    return open(path, "rb", buffering=1 << 20)
+    return open(path, "rb", buffering=0)  # read_stream reads big chunks itself
 
 
 class ArchiveSource:
@@ -174,13 +145,7 @@ class ArchiveSource:
             raise ActionError(f"{file} is not among the {self.description} ({names[0] if names else 'none'} … "
                               f"{names[-1] if names else ''})", hint="archive every binlog from the dump's on, or read binlogs: server")
         for f in files[names.index(file):]:
-            local = self._local_path(f)
-            with open(local, "rb") as probe:
-                gz = probe.read(2) == b"\x1f\x8b"
-            if not gz:
-                yield from read_mapped(local, f.name, pos if f.name == file else 4)
-                continue
-            with open_binlog(local) as fh:
+            with open_binlog(self._local_path(f)) as fh:
                 yield from read_stream(fh, f.name, pos if f.name == file else 4)
 
     def close(self) -> None:
