@@ -103,7 +103,7 @@ class _Fault:
 class Applier:
     """Applies transactions over one session (see the module docstring)."""
 
-    def __init__(self, sql: Any, tables: dict[str, LiveTable], opts: ApplyOptions, progress: ProgressSink | None, *,
+    def __init__(self, sql: Any, tables: dict[Any, LiveTable], opts: ApplyOptions, progress: ProgressSink | None, *,
                  max_packet: int = 16 << 20):
         self.sql, self.tables, self.opts, self.progress = sql, tables, opts, progress
         self.fde: FormatDescription | None = None  # the format of the events being applied (sent to the session)
@@ -129,6 +129,13 @@ class Applier:
         self.fde = fde
         return self.sql
 
+    def _live(self, rev: RowsEvent) -> LiveTable:
+        """The live table of ``rev``: keyed (schema, table), or by name within one schema."""
+        lt = self.tables.get((rev.table.schema, rev.table.table)) or self.tables.get(rev.table.table)  # type: ignore[call-overload]
+        if lt is None:
+            raise ActionError(f"{rev.table.name} is in the binlogs but not among the tables to apply to")
+        return lt
+
     def _f(self) -> FormatDescription:
         assert self.fde is not None
         return self.fde
@@ -139,6 +146,9 @@ class Applier:
         size = 0
         limit_n = 1 if self.opts.keep_gtids else self.opts.group_transactions
         for txn in txns:
+            if self.opts.keep_gtids and txn.queries:
+                raise ActionError(f"the transaction at {_where(txn)} is a statement ({txn.queries[0].text[:120]}): keep_gtids "
+                                  "applies row events only", hint="apply it by hand under its GTID, then go on from after it")
             if not txn.rows:
                 continue
             assert txn.fde is not None
@@ -237,7 +247,7 @@ class Applier:
     def _compare(self, rev: RowsEvent) -> list[Compare | None]:
         key = id(rev.layout)
         if key not in self._cmp:
-            self._cmp[key] = comparators(rev.layout, self.tables[rev.table.table])
+            self._cmp[key] = comparators(rev.layout, self._live(rev))
         return self._cmp[key]
 
     def _fast(self, group: list[Transaction]) -> bool:
@@ -245,7 +255,7 @@ class Applier:
         checks: list[RowCheck] = []
         for txn in group:
             for rev in txn.rows:
-                lt = self.tables[rev.table.table]
+                lt = self._live(rev)
                 if not lt.key:
                     continue  # the server finds such rows by their whole image: 1032 when it cannot
                 for b, a in rev.images:
@@ -348,7 +358,7 @@ class Applier:
 
     def _resolve(self, txn: Transaction, rev: RowsEvent) -> tuple[list[bytes], dict[str, int]]:
         """The events to send for ``rev`` after checking each of its rows, and their row count."""
-        lt = self.tables[rev.table.table]
+        lt = self._live(rev)
         cmp = self._compare(rev)
         imgs = rev.images
         checks: list[RowCheck] = []
