@@ -161,3 +161,23 @@ def test_gzip_and_ssh_archives(binlog_server: Server, bschema: str, tmp_path: Pa
     finally:
         src.close()
         shell.close()
+
+
+def test_copies_of_a_killed_step_are_swept(tmp_path: Path, sshd: SshdServer, binlog_server: Server) -> None:
+    import subprocess
+    import tempfile
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = Path(tempfile.gettempdir()) / f"runbook-binlog-{dead.pid}-x"
+    stale.mkdir(exist_ok=True)
+    (stale / "binlog.000001").write_bytes(b"old copy")
+    shell = SshShell(sshd.settings())
+    src = ArchiveSource(shell, binlog_server.binlog_dir, host="db1")
+    try:
+        first = src.files()[0].name
+        next(iter(src.events(first, 4)))  # the first copy over SFTP sweeps what a killed step left
+        assert not stale.exists()
+    finally:
+        src.close()
+        shell.close()

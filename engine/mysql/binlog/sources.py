@@ -131,6 +131,7 @@ class ArchiveSource:
             return os.path.expanduser(f.path)
         if f.name not in self._spooled:
             if self._tmp is None:
+                _sweep_stale(tempfile.gettempdir())
                 self._tmp = tempfile.mkdtemp(prefix=f"runbook-binlog-{os.getpid()}-")
             local = os.path.join(self._tmp, os.path.basename(f.path))
             with open(local, "wb") as out:
@@ -155,6 +156,29 @@ class ArchiveSource:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
             self._spooled.clear()
+
+
+def _sweep_stale(directory: str) -> None:
+    """Remove the binlog copies of steps whose process is gone (killed: its finally never ran)."""
+    import shutil
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # another user's process: alive, not ours to judge
+        return False
+
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if len(parts) >= 4 and parts[:2] == ["runbook", "binlog"] and parts[2].isdigit() and gone(int(parts[2])):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
 class ServerSource:
