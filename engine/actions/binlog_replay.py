@@ -19,7 +19,8 @@ from engine.actions.guard import check_identity
 from engine.errors import ActionError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql.binlog import progress as prog
-from engine.mysql.binlog.apply import Applier, ApplyOptions, ApplyStats, ConflictError
+from engine.mysql.binlog.apply import Applier, ApplyOptions, ApplyStats
+from engine.mysql.binlog.conflicts import ConflictError
 from engine.mysql.binlog.plan import ReplayPlan, scan
 from engine.mysql.binlog.position import BinlogPosition
 from engine.mysql.binlog.reader import BinlogReader, EndAt, Transaction

@@ -25,7 +25,7 @@ def _late_maps(self: A.Applier, items: list[tuple[Any, Any]]) -> list[str]:
     revs = [rev for rev, _ in items]
     for i, rev in enumerate(revs):
         evs.append(rev.table.event.data)
-        evs.append(A._with_stmt_end(rev.event.data, rev, self._f(), i == len(revs) - 1))
+        evs.append(build.with_stmt_end(rev.event.data, rev, self._f(), i == len(revs) - 1))
     return [build.binlog_statement(evs)]
 
 

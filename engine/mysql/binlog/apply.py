@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,7 +35,8 @@ from typing import Any, Protocol
 from engine.errors import ActionError, ConnectError, LostConnection, SqlError
 from engine.mysql.binlog import build, conflicts
 from engine.mysql.binlog.conflicts import SAME, Conflict, RowCheck
-from engine.mysql.binlog.events import DELETE, STMT_END_F, UPDATE, WRITE, FormatDescription
+from engine.mysql.binlog.resolve import resolve
+from engine.mysql.binlog.events import DELETE, UPDATE, WRITE, FormatDescription
 from engine.mysql.binlog.reader import Transaction
 from engine.mysql.binlog.rows import RowsEvent
 from engine.mysql.binlog.tables import Compare, LiveTable, comparators
@@ -62,16 +62,6 @@ class ProgressSink(Protocol):
     def amend(self, sql: Any, group: list[Transaction], rows: int, conflicts: int) -> None:
         """Before COMMIT, when the rows or conflicts differ from what ``claim`` said."""
         ...
-
-
-class ConflictError(ActionError):
-    """``on_conflict: error`` met a row not as the event expects."""
-
-    def __init__(self, conflict: Conflict):
-        super().__init__(f"conflict: {conflict.text()}; this group of transactions was rolled back",
-                         hint="on_conflict: skip leaves such rows as they are, overwrite writes the event's after image; "
-                              "or fix the row and resume")
-        self.conflict = conflict
 
 
 @dataclass
@@ -285,45 +275,7 @@ class Applier:
         return True
 
     def _statements(self, items: list[tuple[RowsEvent, list[bytes] | None]]) -> list[str]:
-        """BINLOG statements for rows events, cut to fit a packet. Each is one statement for the
-        server, as a multi-table statement is logged: every Table_map it needs first, then the
-        rows events, only the last flagged STMT_END_F. (The server opens the tables of a
-        statement at its first rows event — a Table_map after that is never opened and the
-        rows of its table are silently left out — and closes them at STMT_END_F: once per
-        BINLOG statement instead of once per source statement is what makes a replay fast.)"""
-        out: list[str] = []
-        maps: dict[int, tuple[bytes, bytes]] = {}  # table id -> (body, event) in this statement
-        rows: list[tuple[RowsEvent, bytes]] = []
-        size = 0
-        fde = self._f()
-
-        def flush() -> None:
-            nonlocal maps, rows, size
-            if rows:
-                last = len(rows) - 1
-                evs = [tm for _, tm in maps.values()] + [_with_stmt_end(ev, rev, fde, i == last) for i, (rev, ev) in enumerate(rows)]
-                out.append(build.binlog_statement(evs))
-            maps, rows, size = {}, [], 0
-
-        for rev, events in items:
-            tm = rev.table.event.data if rev.table.event is not None else b""
-            if self.opts.target_schema:
-                tm = build.retarget(tm, fde, self.opts.target_schema)
-            body = tm[_HEADER:len(tm) - fde.tail]  # not the header's time and position, nor the CRC over them
-            tid = rev.table.table_id
-            evs = [rev.event.data] if events is None else events
-            if not evs:
-                continue
-            need = sum(map(len, evs)) + (len(tm) if tid not in maps else 0)
-            if rows and (size + need > self.stmt_bytes or (tid in maps and maps[tid][0] != body)):
-                flush()
-            if tid not in maps:
-                maps[tid] = (body, tm)
-                size += len(tm)
-            rows.extend((rev, ev) for ev in evs)
-            size += sum(map(len, evs))
-        flush()
-        return out
+        return build.statements(items, self._f(), target_schema=self.opts.target_schema, limit=self.stmt_bytes)
 
     # -- the slow path: event by event, each row checked ------------------------------------------
     def _exact(self, group: list[Transaction]) -> int:
@@ -357,102 +309,17 @@ class Applier:
         return {WRITE: got.get("handler_write", 0), UPDATE: got.get("handler_update", 0), DELETE: got.get("handler_delete", 0)}
 
     def _resolve(self, txn: Transaction, rev: RowsEvent) -> tuple[list[bytes], dict[str, int]]:
-        """The events to send for ``rev`` after checking each of its rows, and their row count."""
-        lt = self._live(rev)
-        cmp = self._compare(rev)
-        imgs = rev.images
-        checks: list[RowCheck] = []
-        idx: list[int] = []
-        for i, (b, a) in enumerate(imgs):
-            if rev.kind == WRITE:
-                if lt.key:
-                    checks.append(RowCheck(lt, cmp, rev.values(a, after=True)))  # type: ignore[arg-type]
-                    idx.append(i)
-            else:
-                checks.append(RowCheck(lt, cmp, rev.values(b)))  # type: ignore[arg-type]
-                idx.append(i)
-        state = dict(zip(idx, conflicts.states(self.sql, checks))) if checks else {}
-        out: list[tuple[str, tuple[tuple[int, int], ...], tuple[bytes, bytes | None]]] = []
-        for i, (b, a) in enumerate(imgs):
-            st = state.get(i, SAME if rev.kind != WRITE else conflicts.MISSING)
-            ok = st == conflicts.MISSING if rev.kind == WRITE else st == SAME
-            if ok:
-                out.append((rev.kind, _orig_row(rev, b, a), _bitmaps(rev)))
-                continue
-            c = Conflict("exists" if rev.kind == WRITE else st, rev.kind, lt.name, checks[idx.index(i)].key_text(),
-                         rev.event.file, rev.event.pos, txn.gtid, self.opts.on_conflict)
+        def record(c: Conflict) -> None:
             self.stats.conflicts += 1
             if len(self.stats.conflict_list) < 100:
                 self.stats.conflict_list.append(c)
-            if self.opts.on_conflict == "error":
-                raise ConflictError(c)
-            if self.opts.on_conflict == "skip":
-                continue
-            out.extend(self._overwrite(rev, lt, st, b, a))
-        events: list[bytes] = []
-        merged: list[tuple[str, list[tuple[tuple[int, int], ...]], tuple[bytes, bytes | None]]] = []
-        for kind, row, bm in out:
-            if merged and merged[-1][0] == kind and merged[-1][2] == bm:
-                merged[-1][1].append(row)
-            else:
-                merged.append((kind, [row], bm))
-        end = bool(rev.head.flags & STMT_END_F) or rev.end_statement
-        for j, (kind, rows, bm) in enumerate(merged):
-            events.append(build.rows_event(rev, self._f(), kind, list(rows), bm, stmt_end=end and j == len(merged) - 1))
-        counts = {WRITE: 0, UPDATE: 0, DELETE: 0}
-        for kind, rows, _ in merged:
-            counts[kind] += len(rows)
-        return events, counts
 
-    def _overwrite(self, rev: RowsEvent, lt: LiveTable, st: str, b: Any, a: Any) -> list[Any]:
-        """``on_conflict: overwrite``: what makes the row the event's after image."""
-        if rev.kind == DELETE:
-            return [] if st == conflicts.MISSING else [(DELETE, (b,), _bitmaps(rev))]
-        if rev.kind == WRITE:  # the key is taken: update that row to the image
-            return [(UPDATE, (a, a), (rev.head.present, rev.head.present))]
-        if st == conflicts.MISSING:  # an update of a missing row: insert its after image
-            if not rev.full_image(after=True):
-                raise ActionError(f"on_conflict: overwrite needs the whole after image of {lt.name} (binlog_row_image=FULL)")
-            return [(WRITE, (a,), (build.after_bitmap(rev), None))]
-        if not lt.key:
-            raise ActionError(f"on_conflict: overwrite cannot tell which row of {lt.name} to overwrite: it has no primary key")
-        return [(UPDATE, (b, a), _bitmaps(rev))]
-
-
-_HEADER = 19
-
-
-def _with_stmt_end(data: bytes, rev: RowsEvent, fde: FormatDescription, on: bool) -> bytes:
-    """A rows event (``rev``'s, or one made from it) with STMT_END_F set or cleared."""
-    at = rev.head.flags_off
-    flags = data[at] | data[at + 1] << 8
-    want = (flags | STMT_END_F) if on else (flags & ~STMT_END_F)
-    if want == flags:
-        return data
-    out = bytearray(data)
-    out[at:at + 2] = want.to_bytes(2, "little")
-    if fde.tail:
-        out[-4:] = zlib.crc32(memoryview(out)[:-4]).to_bytes(4, "little")
-    return bytes(out)
+        return resolve(self.sql, txn, rev, self._live(rev), self._compare(rev), self._f(), self.opts.on_conflict, record)
 
 
 def _format(fde: FormatDescription) -> tuple[Any, ...]:
     """What a Format_description says about reading events (not when or by whom it was written)."""
     return (fde.binlog_version, fde.post_header, fde.checksum, fde.server_version)
-
-
-def _orig_row(rev: RowsEvent, b: Any, a: Any) -> tuple[tuple[int, int], ...]:
-    if rev.kind == UPDATE:
-        return (b, a)
-    return (a,) if rev.kind == WRITE else (b,)
-
-
-def _orig(rev: RowsEvent) -> list[tuple[tuple[int, int], ...]]:
-    return [_orig_row(rev, b, a) for b, a in rev.images]
-
-
-def _bitmaps(rev: RowsEvent) -> tuple[bytes, bytes | None]:
-    return rev.head.present, rev.head.present_after
 
 
 def _where(txn: Transaction) -> str:

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from engine.mysql.binlog import events as E
-from engine.mysql.binlog.events import BinlogError, Event, FormatDescription, Query, TableMap
+from engine.mysql.binlog.events import BinlogError, Event, FormatDescription, Query
+from engine.mysql.binlog.tablemap import TableMap, parse_table_map, table_id_of
 from engine.mysql.binlog.covered import Covered
 from engine.mysql.binlog.rows import Layout, RowsEvent
 from engine.mysql.binlog.sources import BinlogSource, file_key
@@ -116,7 +117,7 @@ class BinlogReader:
             tm, lay = hit
             return TableMap(tm.table_id, tm.schema, tm.table, tm.types, tm.meta, tm.nullable, tm.signed, tm.names, ev), lay
         assert self.fde is not None
-        tm = E.parse_table_map(ev, self.fde)
+        tm = parse_table_map(ev, self.fde)
         lay = None
         if self.listed(tm.schema, tm.table):
             unsigned = self.unsigned(tm.schema, tm.table) if self.unsigned else None
@@ -212,7 +213,7 @@ class BinlogReader:
                maps: dict[int, tuple[TableMap, Layout | None]], annotate: str | None) -> bool:
         """Add ``ev`` to ``cur``; True when it ends the transaction."""
         if typ in E.ROWS_KIND:
-            entry = maps.get(E.table_id_of(ev, fde))
+            entry = maps.get(table_id_of(ev, fde))
             if entry is None:
                 raise BinlogError(f"{ev.file}:{ev.pos}: a rows event without its Table_map")
             tm, lay = entry

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from engine.mysql.binlog.events import UPDATE, BinlogError, Event, FormatDescription, RowsHeader, TableMap, parse_rows_header
+from engine.mysql.binlog.events import UPDATE, BinlogError, Event, FormatDescription
+from engine.mysql.binlog.tablemap import RowsHeader, TableMap, parse_rows_header
 
 DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 _FIXED = {1: 1, 2: 2, 3: 4, 4: 4, 5: 8, 6: 0, 7: 4, 8: 8, 9: 3, 10: 3, 11: 3, 12: 8, 13: 1, 14: 3}
