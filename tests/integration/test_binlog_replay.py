@@ -118,6 +118,13 @@ def test_refusals_name_what_and_write_nothing(binlog_server: Server, bschema: st
     assert f"a DDL of {inc.schema}.customers inside the window" in text and "ALTER TABLE customers ADD INDEX" in text
     assert "skip: GTID 0-11-999999 is not a transaction of the window" in text
     assert checksums(binlog_server, inc.schema) == before and binlog_server.position() == pos
+    # the DDL skipped too (binlog_find names it): the replay goes through, the tables equal the reference
+    found = run_step(BinlogFind, dict(base, stop_before=end, rows=40), ctx).data
+    ddl = [e for e in found["events"] if e["kind"] == "alter" and e["table"] == "customers"]
+    assert len(ddl) == 1 and "ADD INDEX" in ddl[0]["statement"]
+    res = run_step(BinlogReplay, dict(base, stop_before=end, skip=[found["first"], ddl[0]]), ctx)
+    assert res.status is Status.CHANGED and res.data["skipped"] == 2, res.msg
+    assert checksums(binlog_server, inc.schema) == checksums(binlog_server, inc.ref)
     # a statement-based change of a listed table
     binlog_server.execute("SET SESSION binlog_format = 'STATEMENT'; UPDATE customers SET name = 'sbr' WHERE id = 1", inc.schema)
     sbr_end = {"file": binlog_server.position()[0], "pos": binlog_server.position()[1]}
