@@ -140,7 +140,11 @@ class BinlogReplay(Action):
         def hint(t: Transaction) -> str:
             return f"leave it out with skip: [{{gtid: {t.gtid}}}]" if t.gtid else f"skip: [{{file: {t.file}, pos: {t.pos}}}]"
 
-        plan = scan(reader, skip, live, end=end, stop_point=stop_point, skip_hint=hint)
+        from engine.mysql.binlog.window import ReadProgress, window_bytes
+
+        bar = ReadProgress(self.ctx.progress, f"read the binlogs of {self.inputs.schema}",
+                           window_bytes(source, (start.file, start.pos), end))
+        plan = scan(reader, skip, live, end=end, stop_point=stop_point, skip_hint=hint, on_progress=bar)
         return plan, start, end, stop, skip, live
 
     # -- contract ---------------------------------------------------------------------------

@@ -43,3 +43,21 @@ def test_progress_line_has_bytes_rate_and_eta() -> None:
     done, total, label = seen[-1]
     assert total == 50_000_000 and done == 20_000_000  # 400 of 1000 transactions
     assert "400/1,000 transactions" in label and "1,600 rows" in label and "20.0/50.0 MB" in label and "ETA" in label
+
+
+def test_reading_progress_has_bytes_and_eta(monkeypatch: Any) -> None:
+    from engine.mysql.binlog.window import ReadProgress
+
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    seen: list[tuple[int, int | None, str]] = []
+    bar = ReadProgress(lambda d, t, label: seen.append((d, t, label)), "read", 100_000_000)
+    reader = SimpleNamespace(bytes_read=0)
+    for i in range(1, 5):
+        clock[0] += 0.6
+        reader.bytes_read = i * 10_000_000
+        bar(reader)
+    assert len(seen) == 2  # at most one line a second
+    done, total, label = seen[-1]
+    assert (done, total) == (40_000_000, 100_000_000)
+    assert label.startswith("read | 4 transactions, 40.0/100.0 MB") and "ETA" in label
