@@ -21,7 +21,8 @@ from engine.errors import ActionError
 from engine.model import Status, StepResult
 from engine.mysql.binlog import flashback as fb
 from engine.mysql.binlog import progress as prog
-from engine.mysql.binlog.apply import Applier, ApplyOptions, ConflictError
+from engine.mysql.binlog.apply import Applier, ApplyOptions
+from engine.mysql.binlog.conflicts import ConflictError
 from engine.mysql.binlog.reader import Transaction
 from engine.mysql.binlog.tables import LiveTable, check_map, live_tables
 
