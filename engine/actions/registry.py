@@ -17,6 +17,7 @@ from engine.actions.base import Action
 MODULES: dict[str, str] = {
     "assert": "engine.actions.assert_",
     "binlog_find": "engine.actions.binlog_find",
+    "binlog_flashback": "engine.actions.binlog_flashback",
     "binlog_replay": "engine.actions.binlog_replay",
     "disk_space": "engine.actions.disk_space",
     "fail": "engine.actions.assert_",

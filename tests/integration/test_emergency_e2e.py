@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CORE = "shop.users, shop.products, shop.orders, shop.order_items"
 RESTORE_STAGE = "restore core tables"
 SEED = int(os.environ.get("RUNBOOK_TEST_SEED") or random.randrange(1 << 30))
+WATCH = ("-e", "watch_polls=1", "-e", "watch_interval_s=0")  # the watch after reopen: one look, no wait
 
 
 class Lab:
@@ -78,7 +79,7 @@ class Lab:
     def play(self, env_extra: dict[str, str] | None = None) -> tuple[int, str, str]:
         before = self.runs()
         rc, out = self.cli("play", str(ROOT / "runbooks" / "emergency.yml"), "-i", str(self.home / "lab" / "inventory.yml"),
-                           "-e", "schema=shop", "-e", f"backup={self.backup}", "--yes", env_extra=env_extra)
+                           "-e", "schema=shop", "-e", f"backup={self.backup}", *WATCH, "--yes", env_extra=env_extra)
         new = self.runs() - before
         assert len(new) == 1, out
         return rc, out, new.pop()
@@ -98,7 +99,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab = Lab(tmp_path_factory.mktemp("emergency"))
-    rc, out = lab.cli("lab", "up")
+    rc, out = lab.cli("lab", "up", "--replicas", "1")  # db1 and its replica db2: the SOPs check replicas
     assert rc == 0, out
     lab.port = int(json.loads((lab.home / "lab" / "lab.json").read_text())["mysql_port"])
     try:
@@ -119,6 +120,8 @@ def test_emergency_after_an_incident_ends_with_the_backup(lab: Lab) -> None:
     # the damage report showed what was broken before anything changed
     assert "problem(s) in the core tables" in out and "rows order_items" in out
     assert "RESTORED order_items, orders, products, users" in out
+    assert "replicas: db2 caught up, core tables equal the primary's" in out
+    assert "connection(s) (at reopen" in out  # the watch after reopen
     lab.assert_recovered(run_id, backup_sums)
     # the rows written after the backup were not lost: they are in the snapshot
     rows = lab.sql(f"SELECT COUNT(*) FROM _rb_snap_{run_id.replace('-', '_')}.shop__orders WHERE id > 20000")
@@ -180,6 +183,7 @@ def test_drill_restores_the_newest_backup_into_a_scratch_schema(lab: Lab) -> Non
                       "--yes", "--report", str(lab.root / "drill.html"))
     assert rc == 0, out
     assert f"drill passed: {lab.backup} restored" in out and "checksums vs shop: 6 table(s) match" in out
+    assert "replicas: db2 caught up and 6 table(s) match" in out
     assert lab.sql("SHOW DATABASES LIKE 'drill_restore'") == []  # cleaned up
     html = (lab.root / "drill.html").read_text()
     assert "Restore the backup into the scratch schema" in html
@@ -226,7 +230,7 @@ def test_levels_p1_merges_under_a_fence_p2_never_fences(lab: Lab, level: str) ->
     lab.sql("UPDATE shop.orders SET status = 'new' WHERE id <= 300 AND status <> 'new'")  # 200 rows damaged
     before = lab.runs()
     rc, out = lab.cli("play", str(ROOT / "runbooks" / "emergency.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
-                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", f"level={level}", "--yes")
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", f"level={level}", *WATCH, "--yes")
     assert rc == 0, out
     (run_id,) = lab.runs() - before
     # rows written since the backup stay: the core tables are the backup plus them
@@ -241,8 +245,10 @@ def test_levels_p1_merges_under_a_fence_p2_never_fences(lab: Lab, level: str) ->
     else:
         assert damaged == [(300,)]  # ignore: existing rows are left as they are
         assert "stop writes/Fence the server" not in journal  # P2 never fences
-    # upsert updates the columns outside keys: a damaged UNIQUE column (users.email) stays, P0 restores it
-    assert lab.sql("SELECT COUNT(*) FROM shop.users WHERE email LIKE '%@corrupt'") == [(200,)]
+    # upsert is the backup's row for each primary key, unique columns too (issue 15 item 8): P1 puts the damaged
+    # emails back; ignore (P2) leaves existing rows as they are
+    corrupt = lab.sql("SELECT COUNT(*) FROM shop.users WHERE email LIKE '%@corrupt'")
+    assert corrupt == ([(0,)] if level == "P1" else [(200,)])
     assert lab.sql("SELECT @@global.read_only") == [(0,)]
 
 
