@@ -96,6 +96,13 @@ class Action:
         """This rendered call cannot change anything (a read-only ``sql`` statement)."""
         return not self.mutating
 
+    @classmethod
+    def view_changes_nothing(cls, view: Any) -> bool:
+        """The call whose rendered arguments are ``view`` (what the journal's digest is made
+        of) cannot change anything. Its intent then need not reach the disk before it runs:
+        lost in a crash, resume runs it again, which is harmless."""
+        return not cls.mutating
+
     def idempotent_call(self) -> bool:
         """Running this rendered call twice gives the same result as running it once."""
         return self.idempotent or self.changes_nothing()

@@ -159,8 +159,9 @@ class Executor(Probing):
         if journal is not None:
             # Outside the try: a journal that cannot be written (a full disk) must stop the run
             # before this side effect, not be journaled (it cannot be) as the step's failure.
-            digest, rendered = self._digest_and_args(step, vars_)
-            seq = journal.intent(step.key, hs.host.name, digest, attempt)
+            digest, rendered, quiet = self._digest_and_args(step, vars_)
+            # A step that changes nothing need not wait for its intent to reach the disk.
+            seq = journal.intent(step.key, hs.host.name, digest, attempt, durable=not quiet)
         else:
             rendered = _UNRENDERED
         watch = _StepWatch(hs, step.timeout) if step.timeout is not None else None
@@ -200,10 +201,12 @@ class Executor(Probing):
         """Digest of the rendered arguments (what the step is about to do)."""
         return self._digest_and_args(step, vars_)[0]
 
-    def _digest_and_args(self, step: Step, vars_: dict[str, Any]) -> tuple[str, Any]:
-        """The digest, and the rendered arguments when the step runs them as they are (so they
-        are rendered once: what the journal's digest says is what runs)."""
+    def _digest_and_args(self, step: Step, vars_: dict[str, Any]) -> tuple[str, Any, bool]:
+        """The digest; the rendered arguments when the step runs them as they are (rendered
+        once: what the journal's digest says is what runs); and whether the call, as rendered,
+        cannot change anything (its action says so from the same view)."""
         rendered: Any = _UNRENDERED
+        quiet = False
         try:
             cls = get_action(step.action)
             if cls.renders_own_args:
@@ -212,9 +215,10 @@ class Executor(Probing):
                 view = [step.args, ENGINE.render(step.loop, vars_)]
             else:
                 view = rendered = ENGINE.render(step.args, vars_)
+            quiet = step.loop is None and cls.view_changes_nothing(view)
         except RunbookError:
             view = step.args
-        return args_digest(step.action, view), rendered
+        return args_digest(step.action, view), rendered, quiet
 
     def remember(self, step: Step, hs: HostState, result: StepResult) -> None:
         record_marks(self.env.run_state, get_action(step.action), hs.host.name, result.registered())

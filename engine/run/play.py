@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping
@@ -407,35 +406,38 @@ class Play:
         the main thread answers the operator's questions and watches for interrupts. After an
         interrupt no new host starts; a second one aborts the running steps (in doubt)."""
         pending = deque(hosts)
-        running: dict[Future[StepResult], HostState] = {}
+        running: set[_Task] = set()
         out: dict[str, StepResult] = {}
-        # Finished futures arrive on a queue: wait(FIRST_COMPLETED) over all running futures
-        # re-arms every one of them at each wake-up (quadratic in the number of hosts).
-        finished: queue.SimpleQueue[Future[StepResult]] = queue.SimpleQueue()
+        # Finished tasks arrive on a queue: waiting on all running ones at each wake-up would be
+        # quadratic in the number of hosts.
+        finished: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         try:
             while pending or running:
                 self.notice()
                 while pending and len(running) < self.opts.forks and not self.interrupted:
-                    hs = pending.popleft()
-                    fut = self._workers.submit(self.executor.run, step, hs, stage.name)
-                    running[fut] = hs
-                    fut.add_done_callback(finished.put)
+                    task = _Task(self.executor.run, step, pending.popleft(), stage.name, finished)
+                    running.add(task)
+                    self._workers.submit(task)
                 if not running:
                     break  # interrupted: the queued hosts do not start
                 try:
-                    fut = finished.get(timeout=0.1)
+                    task = finished.get(timeout=0.1)
                     while True:
-                        out[running.pop(fut).host.name] = fut.result()
-                        fut = finished.get_nowait()
+                        running.discard(task)
+                        if task.error is not None:
+                            raise task.error
+                        assert task.result is not None
+                        out[task.hs.host.name] = task.result
+                        task = finished.get_nowait()
                 except queue.Empty:
                     pass
                 self.desk.serve()
         except AbortStep:
-            self._abort(running)
+            self._abort(running, finished)
             raise
         return out
 
-    def _abort(self, running: dict[Future[StepResult], HostState]) -> None:
+    def _abort(self, running: set[_Task], finished: queue.SimpleQueue[_Task]) -> None:
         """The second interrupt: the run stops within half a second, whatever runs.
 
         1. A step about to end on its own gets ``ABORT_GRACE`` seconds: what it reports then
@@ -447,17 +449,22 @@ class Play:
            a KILL that waits for a long rollback on the server must not hold the operator
            (resume finds and settles such statements before its probes). The workers are left
            behind (daemon threads); the process exits and its connections close."""
-        finished, _ = wait(list(running), timeout=ABORT_GRACE)
+        left = set(running)
+        deadline = time.monotonic() + ABORT_GRACE
+        while left:
+            try:
+                left.discard(finished.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
         self._aborted = True
         if self.journal is not None:
             self.journal.abort()
-        left = {f: hs for f, hs in running.items() if f not in finished}
-        for hs in left.values():
-            threading.Thread(target=hs.conns.interrupt, args=("aborted by the operator",), name=f"abort-{hs.host.name}",
-                             daemon=True).start()
+        for task in left:
+            threading.Thread(target=task.hs.conns.interrupt, args=("aborted by the operator",),
+                             name=f"abort-{task.hs.host.name}", daemon=True).start()
         if self.journal is not None:
             self.journal.event("interrupted", presses=2, signal=self.interrupts.signal_name,
-                               in_doubt=sorted(hs.host.name for hs in left.values()))
+                               in_doubt=sorted(task.hs.host.name for task in left))
 
     def _rollback_stage(self, stage: Stage, done: list[tuple[Step, HostState, StepResult]]) -> bool:
         """Undo the stage's completed steps, newest first. False when an undo failed."""
@@ -488,6 +495,17 @@ class AbortStep(KeyboardInterrupt):
     resume) and the run ends as interrupted (exit 130)."""
 
 
+class _Task:
+    """One step on one host, handed to a worker; it comes back on ``done`` when finished."""
+
+    __slots__ = ("done", "error", "fn", "hs", "result", "stage", "step")
+
+    def __init__(self, fn: Any, step: Step, hs: HostState, stage: str, done: queue.SimpleQueue[_Task]):
+        self.fn, self.step, self.hs, self.stage, self.done = fn, step, hs, stage, done
+        self.result: StepResult | None = None
+        self.error: BaseException | None = None
+
+
 class _Workers:
     """Daemon threads that run steps, reused from one step to the next: a thread per host and
     step was 25,000 thread starts for 1,000 hosts x 25 steps. Daemon, so that a step stuck in
@@ -497,16 +515,13 @@ class _Workers:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
 
-    def submit(self, fn: Any, step: Step, hs: HostState, stage: str) -> Future[StepResult]:
-        """``fn(step, hs, stage)`` on an idle worker (a new one when none is idle)."""
-        fut: Future[StepResult] = Future()
-        fut.set_running_or_notify_cancel()
+    def submit(self, task: _Task) -> None:
+        """Run ``task`` on an idle worker (a new one when none is idle)."""
         with self._lock:
             worker = self._idle.pop() if self._idle else None
         if worker is None:
             worker = _Worker(self)
-        worker.give((fn, step, hs, stage, fut))
-        return fut
+        worker.inbox.put(task)
 
     def idle(self, worker: _Worker) -> None:
         with self._lock:
@@ -516,37 +531,22 @@ class _Workers:
 class _Worker:
     def __init__(self, pool: _Workers):
         self._pool = pool
-        self._cond = threading.Condition()
-        self._task: tuple[Any, Step, HostState, str, Future[StepResult]] | None = None
+        self.inbox: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         threading.Thread(target=self._loop, name="host-worker", daemon=True).start()
-
-    def give(self, task: tuple[Any, Step, HostState, str, Future[StepResult]]) -> None:
-        with self._cond:
-            self._task = task
-            self._cond.notify()
 
     def _loop(self) -> None:
         me = threading.current_thread()
         while True:
-            with self._cond:
-                while self._task is None:
-                    self._cond.wait()
-                fn, step, hs, stage, fut = self._task
-                self._task = None
-            me.name = f"host-{hs.host.name}"
-            error: BaseException | None = None
+            task = self.inbox.get()
+            me.name = f"host-{task.hs.host.name}"
             try:
-                result = fn(step, hs, stage)
+                task.result = task.fn(task.step, task.hs, task.stage)
             except BaseException as exc:
-                error, result = exc, None
-            del fn, step, hs
+                task.error = exc
             # Idle before the result is out: the next step's dispatch finds this worker free.
             self._pool.idle(self)
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(result)
-            del fut, error, result
+            task.done.put(task)
+            del task
 
 
 __all__ = ["AbortStep", "Play", "PlayOptions", "PlayOutcome", "RunbookError", "undo_one"]
