@@ -1,6 +1,8 @@
 """runbooks/emergency.yml end to end against the lab (a private MariaDB + sshd, so fencing and
-killing sessions touch nobody else): after a simulated incident the core tables equal the
-backup (CHECKSUM TABLE), writes are open, every verify after the restore passed, exit 0. Killed
+killing sessions touch nobody else), with a backup that has NO binlog coordinates (the
+point-in-time recovery path is tests/integration/test_emergency_pitr.py): after a simulated
+incident the core tables equal the backup (CHECKSUM TABLE), the run says which window of writes
+is lost and keeps the snapshot, writes are open, every verify after the restore passed, exit 0. Killed
 with SIGKILL at a random instant of the restore stage (a journal record, or around a restore
 batch's commit) and resumed with `runbook resume RUN_ID`, it ends the same way."""
 
@@ -123,7 +125,12 @@ def test_emergency_after_an_incident_ends_with_the_backup(lab: Lab) -> None:
     assert "replicas: db2 caught up, core tables equal the primary's" in out
     assert "connection(s) (at reopen" in out  # the watch after reopen
     lab.assert_recovered(run_id, backup_sums)
-    # the rows written after the backup were not lost: they are in the snapshot
+    # This backup has no binlog coordinates: no point-in-time recovery. The run asked, and its
+    # last line says which window of writes is lost from the core tables and where they are;
+    # the snapshot holds them (the two orders written after the backup), and is never offered
+    # for dropping.
+    assert "it holds no binlog coordinates" in out and "the binlogs since it cannot be read" in out
+    assert "LOST from the core tables: every write between the backup" in out and "never `runbook snapshots drop" in out
     rows = lab.sql(f"SELECT COUNT(*) FROM _rb_snap_{run_id.replace('-', '_')}.shop__orders WHERE id > 20000")
     assert rows == [(2,)]
 
