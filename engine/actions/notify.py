@@ -24,9 +24,7 @@ import json
 import os
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -198,6 +196,9 @@ class Notify(Action):
 
     def _post(self, url: str, body: dict[str, Any], headers: dict[str, str], timeout: float) -> tuple[bool, bool, int | None, str]:
         """(delivered, worth retrying, HTTP status, error)."""
+        import urllib.error  # urllib.request (http.client, email) is imported when a webhook is sent
+        import urllib.request
+
         data = json.dumps(body, default=str).encode()
         req = urllib.request.Request(url, data=data, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "runbook-notify", **headers})

@@ -263,13 +263,13 @@ def show(run_id: str, journal_dir: str | None) -> None:
 @click.option("--journal-dir", "journal_dir")
 def report(run_id: str, fmt: str, output: str | None, journal_dir: str | None) -> None:
     """Render a run's report from its journal."""
-    from engine.report import render_report
+    from engine.report import render_report, write_report
     from engine.run.runner import load_state
 
     text = render_report(load_state(run_id, journal_dir), fmt)
     if output:
         try:
-            Path(output).write_text(text)
+            write_report(Path(output), text)
         except OSError as exc:
             raise InputError(f"cannot write the report to {output}: {exc.strerror}", hint="choose a writable path with -o") from None
         click.echo(f"wrote {output}")

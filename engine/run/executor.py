@@ -60,6 +60,8 @@ def _internal(step: Step, exc: Exception) -> StepResult:
                       evidence=MASKER.text(tb))
 
 
+_UNRENDERED: Any = object()  # the digest did not render the arguments the step runs
+
 IDENTITY = "identity"  # run_state key of the identity guard (engine.actions.guard.IDENTITY_KEY)
 
 
@@ -157,13 +159,16 @@ class Executor(Probing):
         if journal is not None:
             # Outside the try: a journal that cannot be written (a full disk) must stop the run
             # before this side effect, not be journaled (it cannot be) as the step's failure.
-            seq = journal.intent(step.key, hs.host.name, self.digest(step, vars_), attempt)
+            digest, rendered = self._digest_and_args(step, vars_)
+            seq = journal.intent(step.key, hs.host.name, digest, attempt)
+        else:
+            rendered = _UNRENDERED
         watch = _StepWatch(hs, step.timeout) if step.timeout is not None else None
         try:
             if step.loop is not None:
                 result = self._run_loop(step, hs, vars_, attempt, deadline)
             else:
-                result = self._run_one(step, hs, vars_, attempt, deadline)
+                result = self._run_one(step, hs, vars_, attempt, deadline, rendered)
         except RunbookError as exc:
             result = _classify(exc)
             if step.source and str(step.source) not in result.msg:
@@ -193,6 +198,12 @@ class Executor(Probing):
 
     def digest(self, step: Step, vars_: dict[str, Any]) -> str:
         """Digest of the rendered arguments (what the step is about to do)."""
+        return self._digest_and_args(step, vars_)[0]
+
+    def _digest_and_args(self, step: Step, vars_: dict[str, Any]) -> tuple[str, Any]:
+        """The digest, and the rendered arguments when the step runs them as they are (so they
+        are rendered once: what the journal's digest says is what runs)."""
+        rendered: Any = _UNRENDERED
         try:
             cls = get_action(step.action)
             if cls.renders_own_args:
@@ -200,10 +211,10 @@ class Executor(Probing):
             elif step.loop is not None:
                 view = [step.args, ENGINE.render(step.loop, vars_)]
             else:
-                view = ENGINE.render(step.args, vars_)
+                view = rendered = ENGINE.render(step.args, vars_)
         except RunbookError:
             view = step.args
-        return args_digest(step.action, view)
+        return args_digest(step.action, view), rendered
 
     def remember(self, step: Step, hs: HostState, result: StepResult) -> None:
         record_marks(self.env.run_state, get_action(step.action), hs.host.name, result.registered())
@@ -248,23 +259,31 @@ class Executor(Probing):
                           evidence="\n".join(r.evidence for r in failed_items if r.evidence)[-4000:],
                           uncertain=any(r.uncertain for r in results))
 
-    def _run_one(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None) -> StepResult:
+    def _run_one(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None,
+                 rendered: Any = None) -> StepResult:
+        rendered = _UNRENDERED if rendered is None else rendered
         if self.env.check_mode:
             try:
-                return self._run_one_inner(step, hs, vars_, attempt, deadline)
+                return self._run_one_inner(step, hs, vars_, attempt, deadline, rendered)
             except (TemplateError, SqlError) as exc:
                 # An honest plan: what an earlier step only simulated (a table, a registered
                 # stdout) is not there to probe or render. Say so instead of failing the plan.
                 return StepResult(Status.SKIPPED, msg=f"check mode: cannot tell without running earlier steps ({exc.render()})")
-        return self._run_one_inner(step, hs, vars_, attempt, deadline)
+        return self._run_one_inner(step, hs, vars_, attempt, deadline, rendered)
 
-    def _run_one_inner(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None) -> StepResult:
+    def _run_one_inner(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None,
+                       rendered: Any = None) -> StepResult:
         env = self.env
         if step.when is not None and not ENGINE.truth(step.when, vars_):
             return StepResult(Status.SKIPPED, msg="when: false")
         cls = get_action(step.action)
         timeout = step.timeout
-        args = step.args if cls.renders_own_args else ENGINE.render(step.args, vars_)
+        if cls.renders_own_args:
+            args = step.args
+        elif rendered is not None and rendered is not _UNRENDERED:
+            args = rendered  # rendered once, for the journal's digest
+        else:
+            args = ENGINE.render(step.args, vars_)
         if not cls.renders_own_args and has_template(step.args):
             bad = rendered_problems(cls, args)
             if bad:

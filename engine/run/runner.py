@@ -97,10 +97,10 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     console.print_recap(run_id, status, duration, rb.budget, _next_steps(run_id, jdir, status))
     journal.close()
     if report:
-        from engine.report import render_report
+        from engine.report import render_report, write_report
 
         try:
-            Path(report).write_text(render_report(read_journal(jdir, run_id), _format_of(report)))
+            write_report(Path(report), render_report(read_journal(jdir, run_id), _format_of(report)))
             console.line(f"report written to {report}")
         except OSError as exc:  # the run is over and journaled: say so, keep its exit code
             console.line(f"could not write the report to {report}: {exc.strerror} — "

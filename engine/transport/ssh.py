@@ -27,7 +27,7 @@ from engine.secrets import MASKER
 from engine.transport.sshcmd import shell_script
 from engine.transport.sshexec import ExecChannels
 from engine.transport.sshrunner import HOW_DEADLINE, HOW_KILLED, Job, Launch, RemoteRunner, RunnerGone
-from engine.transport.sshkeys import agent_keys, check_host_key, fingerprint, known_keys, load_key, prefer_known_key_types
+from engine.transport.sshkeys import agent_keys, by_file, check_host_key, fingerprint, known_keys, load_key, prefer_known_key_types
 
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 _AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
@@ -66,7 +66,7 @@ def _resolve(s: SshSettings, use_config_jump: bool) -> _Target:
     path = os.path.expanduser(s.config_file or "~/.ssh/config")
     if os.path.isfile(path):
         try:
-            cfg = dict(paramiko.SSHConfig.from_path(path).lookup(s.host))
+            cfg = dict(by_file("ssh_config", path, paramiko.SSHConfig.from_path).lookup(s.host))
         except (paramiko.SSHException, OSError, ValueError, KeyError) as exc:
             raise ConnectError(f"cannot read ssh config {path}: {exc}", hint="fix the file or set ssh config_file") from None
     elif s.config_file:

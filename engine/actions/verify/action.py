@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 from engine.actions.base import Action, register
 from engine.actions.guard import server_flavor, sibling_session
 from engine.actions.verify import params
-from engine.actions.verify.fromdump import dump_row_counts
 from engine.actions.verify.model import Check, Sessions
 from engine.actions.verify.plan import NotYet, Planner, merged_required, missing_table
 from engine.actions.verify.pool import run_tasks
@@ -151,6 +150,8 @@ class Verify(Action):
             dump_counts = None
             if rc.get("from_dump"):
                 shell = None if rc.get("file_on", "host") == "control" else ctx.shell()
+                from engine.actions.verify.fromdump import dump_row_counts  # the dump parser: imported when used
+
                 dump_counts = dump_row_counts(str(rc["from_dump"]), schema, shell=shell)
             planner.row_counts(rc, dump_counts, listed=bool(args.get("tables")))
         checksums = args.get("checksums")

@@ -87,7 +87,7 @@ class BinlogReader:
     * ``count_rows``: walk every kept or counted image (binlog_find, check mode).
     """
 
-    def __init__(self, source: BinlogSource, *, schema: str, tables: set[str] | None, start: tuple[str, int],
+    def __init__(self, source: BinlogSource, *, schema: str | None, tables: set[str] | None, start: tuple[str, int],
                  end: EndAt | None = None, covered: Covered | None = None,
                  stop: Callable[[Transaction], bool] | None = None, keep: Callable[[Transaction], bool] | None = None,
                  count_rows: bool = False, unsigned: Callable[[str, str], set[int]] | None = None):
@@ -105,7 +105,8 @@ class BinlogReader:
 
     # -- table maps ------------------------------------------------------------------------
     def listed(self, schema: str, table: str) -> bool:
-        return schema == self.schema and (self.tables is None or table in self.tables)
+        """Are this table's rows read (``schema`` None: every schema's)?"""
+        return (self.schema is None or schema == self.schema) and (self.tables is None or table in self.tables)
 
     def _table_map(self, ev: Event) -> tuple[TableMap, Layout | None]:
         key = ev.data[E.HEADER_LEN:len(ev.data) - self.fde.tail] if self.fde and self.fde.tail else ev.data[E.HEADER_LEN:]
@@ -246,11 +247,11 @@ class BinlogReader:
                 cur.xa = True
                 return bool(re.match(r"(?i)^\s*xa\s+(prepare|commit|rollback)", q.text))
             cur.queries.append(q)
-            listed = {(self.schema, t) for t in self.tables} if self.tables is not None else None
+            listed = {(self.schema, t) for t in self.tables} if self.tables is not None and self.schema else None
             for ch in table_changes(q.text, q.schema or "", listed if listed is not None else None):
                 if ch.schema == self.schema and (ch.table is None or self.tables is None or ch.table in self.tables):
                     cur.changes.append(ch)
-            if self.tables is None and q.verb in ("insert", "replace", "update", "delete", "load") and (q.schema == self.schema
+            if self.tables is None and self.schema and q.verb in ("insert", "replace", "update", "delete", "load") and (q.schema == self.schema
                                                                                                     or f"{self.schema}." in q.text):
                 cur.changes.append(TableChange(self.schema, None, "dml"))
             return cur._standalone or not cur._begun
@@ -259,7 +260,8 @@ class BinlogReader:
                    E.VIEW_CHANGE):
             return False
         if typ in (E.BEGIN_LOAD_QUERY, E.EXECUTE_LOAD_QUERY):
-            cur.changes.append(TableChange(self.schema, None, "dml")) if typ == E.EXECUTE_LOAD_QUERY else None
+            if typ == E.EXECUTE_LOAD_QUERY and self.schema:
+                cur.changes.append(TableChange(self.schema, None, "dml"))  # LOAD DATA logged as a statement
             return False
         if typ == E.INCIDENT:
             self.refusals.append(f"{ev.file}:{ev.pos}: an Incident event (the source lost events here)")
