@@ -139,7 +139,7 @@ def test_p0_nothing_lost_but_the_incident(lab: PitrLab) -> None:
     assert "Traceback" not in out
     # the damage report names the incident, the stop-writes question repeats it
     assert "TRUNCATE shop.order_items" in out and "DELETE shop.orders (1000 row(s))" in out
-    assert "Stop all writes on db1 (P0)" in out and "the replay will leave out 2 suspicious event(s)" in out
+    assert "Stop all writes on db1 (P0)" in out and "the replay will leave out 2 transaction(s)" in out
     # the final line: what was replayed, what was left out, no "lost", no snapshot drop
     assert "REPLAYED" in out and "leaving out the incident's 2" in out
     assert "LOST" not in out and "snapshots drop" not in out
@@ -174,3 +174,83 @@ def test_p0_killed_at_seeded_points_then_resumed(lab: PitrLab) -> None:
                 break
         assert rc == 0, f"seed {SEED}, {fault}:\n{transcript}"
         lab.assert_nothing_lost_but_the_incident(run_id)
+
+
+def _play_level(lab: PitrLab, level: str) -> tuple[int, str, str]:
+    before = lab.runs()
+    rc, out = lab.cli("play", str(ROOT / "runbooks" / "emergency.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", f"level={level}", *WATCH, "--yes", timeout=400)
+    new = lab.runs() - before
+    assert len(new) == 1, out
+    return rc, out, new.pop()
+
+
+def _outcome(lab: PitrLab, run_id: str, step: str) -> str | None:
+    """The journaled outcome of a step (None: it never started)."""
+    out = None
+    for line in (lab.home / run_id / "journal.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("type") == "outcome" and rec.get("step") == step:
+            out = rec["status"]
+    return out
+
+
+def test_p1_reverts_the_incident_in_place_and_keeps_changes_made_since_the_backup(lab: PitrLab) -> None:
+    """Finding 2: an order that went new→paid→shipped after the backup must not go back to the
+    backup's status. P1 restores nothing here: it reverts the incident's transaction."""
+    lab.fresh()
+    lab.writes(20001, range(1, 40))                          # orders 1..39 shipped since the backup
+    before = lab.sql("SELECT status FROM shop_ref.orders WHERE id = 10")
+    assert before == [("shipped",)]
+    lab.sql("UPDATE shop.orders SET status = 'new' WHERE id BETWEEN 1 AND 2000")   # the incident: 2000 rows
+    lab.writes(20101, range(5000, 5040))                      # writes since, on other rows
+    rc, out, run_id = _play_level(lab, "P1")
+    assert rc == 0, out
+    assert "UPDATE shop.orders (" in out and "plan (P1): restore nothing, revert 1 transaction(s) in place" in out
+    assert "nothing restored from the backup" in out
+    assert "REVERTED in place 1 transaction(s)" in out
+    assert lab.sql("SELECT status FROM shop.orders WHERE id = 10") == before
+    assert lab.sums("shop") == lab.sums("shop_ref")
+    assert lab.sql("SELECT @@global.read_only") == [(0,)]
+    assert _outcome(lab, run_id, "stop writes/Fence the server") == "changed"  # P1 fences
+
+
+def test_p1_restores_only_what_the_incident_emptied_and_reverts_the_rest(lab: PitrLab) -> None:
+    lab.fresh()
+    lab.writes(20001, range(1, 40))
+    lab.incident()                                            # TRUNCATE order_items; DELETE 1000 orders
+    lab.writes(20101, range(100, 140))
+    rc, out, _ = _play_level(lab, "P1")
+    assert rc == 0, out
+    assert "plan (P1): restore order_items, replay every other transaction since the backup up to the fence, revert 1" in out
+    assert "RESTORED order_items " in out and "REVERTED in place 1 transaction(s)" in out and "REPLAYED" in out
+    assert lab.sums("shop") == lab.sums("shop_ref")
+    assert lab.sums("shop", lab.replica_port()) == lab.sums("shop_ref")
+
+
+def test_p2_reverts_the_incident_with_writes_open(lab: PitrLab) -> None:
+    lab.fresh()
+    lab.writes(20001, range(1, 40))
+    lab.sql("DELETE FROM shop.order_items WHERE order_id BETWEEN 1 AND 1000")     # the incident: 3000 rows
+    lab.writes(20101, range(5000, 5040))
+    rc, out, run_id = _play_level(lab, "P2")
+    assert rc == 0, out
+    assert "DELETE shop.order_items (3000 row(s))" in out and "REVERTED in place 1 transaction(s)" in out
+    assert lab.sums("shop") == lab.sums("shop_ref")
+    assert _outcome(lab, run_id, "stop writes/Fence the server") is None  # never fenced
+    assert _outcome(lab, run_id, "repair (writes open)/Snapshot the core tables") == "skipped"  # nothing restored
+    assert lab.sql("SELECT @@global.read_only") == [(0,)]
+
+
+def test_p2_refuses_to_overwrite_a_row_changed_since_the_incident(lab: PitrLab) -> None:
+    """Writes are open: when the application touched a row the incident changed, the revert
+    writes nothing and the run stops (no automatic rollback, no overwrite)."""
+    lab.fresh()
+    lab.sql("DELETE FROM shop.order_items WHERE order_id BETWEEN 1 AND 1000")
+    lab.sql("INSERT INTO shop.order_items VALUES (7, 1, 3, 9)")   # the application re-created a deleted line
+    damaged = lab.sums("shop")
+    rc, out, _ = _play_level(lab, "P2")
+    assert rc == 1, out
+    assert "refusing to revert, nothing was written" in out and "ROLLBACK" not in out
+    assert lab.sums("shop") == damaged
+    assert lab.sql("SELECT @@global.read_only") == [(0,)]
