@@ -254,3 +254,19 @@ def test_p2_refuses_to_overwrite_a_row_changed_since_the_incident(lab: PitrLab) 
     assert "refusing to revert, nothing was written" in out and "ROLLBACK" not in out
     assert lab.sums("shop") == damaged
     assert lab.sql("SELECT @@global.read_only") == [(0,)]
+
+
+def test_partial_restore_reverts_the_deploy_and_keeps_rows_deleted_on_purpose(lab: PitrLab) -> None:
+    """Finding 5: INSERT IGNORE from the backup resurrects rows deleted on purpose since. With
+    the binlogs, partial-restore.yml reverts the deploy's transaction only."""
+    lab.fresh()
+    lab.app("DELETE FROM {s}.order_items WHERE order_id = 7")              # on purpose, after the backup
+    lab.sql("DELETE FROM shop.order_items WHERE order_id BETWEEN 100 AND 599")  # the deploy: 1500 rows
+    lab.writes(20101, range(5000, 5010))
+    rc, out = lab.cli("play", str(ROOT / "runbooks" / "partial-restore.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", '{"tables": ["order_items"]}', "--yes")
+    assert rc == 0, out
+    assert "way: REVERT the transactions in place" in out and "REVERTED 1 transaction(s) of the deploy: 1500 row(s)" in out
+    assert lab.sql("SELECT COUNT(*) FROM shop.order_items WHERE order_id = 7") == [(0,)]  # stays deleted
+    assert lab.sums("shop") == lab.sums("shop_ref")
+    assert lab.sql("SELECT @@global.read_only") == [(0,)]
