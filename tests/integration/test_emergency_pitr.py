@@ -98,10 +98,10 @@ class PitrLab(Lab):
         self.writes(20101, range(100, 140))      # after the incident, until the fence
         assert self.sums("shop") != self.sums("shop_ref")
 
-    def play_pitr(self, env_extra: dict[str, str] | None = None) -> tuple[int, str, str]:
+    def play_pitr(self, env_extra: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> tuple[int, str, str]:
         before = self.runs()
         rc, out = self.cli("play", str(ROOT / "runbooks" / "emergency.yml"), "-i", str(self.home / "lab" / "inventory.yml"),
-                           "-e", "schema=shop", "-e", f"backup={self.backup}", *WATCH, "--yes", "--report",
+                           "-e", "schema=shop", "-e", f"backup={self.backup}", *WATCH, *extra, "--yes", "--report",
                            str(self.root / "pitr.json"), env_extra=env_extra, timeout=400)
         new = self.runs() - before
         assert len(new) == 1, out
@@ -134,8 +134,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PitrLab]:
 
 def test_p0_nothing_lost_but_the_incident(lab: PitrLab) -> None:
     lab.scenario()
-    rc, out, run_id = lab.play_pitr()
+    channel = lab.root / "channel.txt"
+    channel.unlink(missing_ok=True)
+    rc, out, run_id = lab.play_pitr(extra=("-e", f"notify_cmd=cat >> {channel}"))
     assert rc == 0, out
+    # the incident channel got the assessment, each stage and the final line, in order
+    lines = channel.read_text().splitlines()
+    assert len(lines) >= 6, lines
+    assert "db1 P0: 2 problem(s) in shop's core tables" in lines[0]
+    assert any("writes stopped at" in x for x in lines) and any("recovery of the core tables started" in x for x in lines)
+    assert any("writes reopened" in x for x in lines)
+    assert any("core recovery done" in x and "replayed" in x for x in lines)
+    assert "full recovery done" in lines[-1]
     assert "Traceback" not in out
     # the damage report names the incident, the stop-writes question repeats it
     assert "TRUNCATE shop.order_items" in out and "DELETE shop.orders (1000 row(s))" in out
