@@ -284,3 +284,21 @@ def test_a_dropped_core_table_is_created_from_the_backup(lab: Lab) -> None:
     assert "recorded as absent" in out  # the snapshot knows there was nothing to copy
     assert "created from the backup: order_items" in out  # the final line says it
     lab.assert_recovered(run_id, backup_sums)
+
+
+def test_partial_restore_by_backup_never_turns_a_foreign_key_error_into_an_ignored_row(lab: Lab) -> None:
+    """Finding 5: INSERT IGNORE turns a foreign-key failure into a warning. An order cancelled
+    on purpose since the backup (its items cascaded away) must not come back as orphan items,
+    nor be counted as "already there": the restore fails, naming the table, and writes nothing
+    of it."""
+    lab.load_shop_and_back_it_up()
+    lab.sql("DELETE FROM shop.orders WHERE id = 7",                       # cancelled on purpose
+            "DELETE FROM shop.order_items WHERE order_id BETWEEN 100 AND 599")  # the bad deploy
+    before = lab.sql("SELECT COUNT(*) FROM shop.order_items")
+    rc, out = lab.cli("play", str(ROOT / "runbooks" / "partial-restore.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", '{"tables": ["order_items"]}', "--yes")
+    assert rc == 1, out
+    assert "order_items" in out and ("1452" in out or "foreign key" in out.lower())
+    assert "row(s) brought back" not in out
+    assert lab.sql("SELECT COUNT(*) FROM shop.order_items WHERE order_id = 7") == [(0,)]
+    assert lab.sql("SELECT COUNT(*) FROM shop.order_items") == before
