@@ -280,3 +280,17 @@ def test_partial_restore_reverts_the_deploy_and_keeps_rows_deleted_on_purpose(la
     assert lab.sql("SELECT COUNT(*) FROM shop.order_items WHERE order_id = 7") == [(0,)]  # stays deleted
     assert lab.sums("shop") == lab.sums("shop_ref")
     assert lab.sql("SELECT @@global.read_only") == [(0,)]
+
+
+@pytest.mark.parametrize("level", ["P0", "P1", "P2"])
+def test_check_mode_shows_the_plan_and_changes_nothing(lab: PitrLab, level: str) -> None:
+    lab.scenario()
+    damaged = lab.sums("shop")
+    rc, out = lab.cli("play", str(ROOT / "runbooks" / "emergency.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", f"level={level}", "--check", timeout=400)
+    assert rc == 0, out
+    assert f"plan ({level}):" in out and "Traceback" not in out
+    if level != "P2":
+        assert "would replay the other transactions written since the backup" in out
+    assert lab.sums("shop") == damaged
+    assert lab.sql("SELECT @@global.read_only") == [(0,)]
