@@ -199,7 +199,11 @@ all:
       hosts:
         {PRIMARY}: {{}}
     replicas:
-{replicas}""")
+{replicas}    drill:
+      # the lab is scratch: runbooks/drill.yml targets this group (never a production one)
+      hosts:
+        {PRIMARY}: {{}}
+""")
 
 
 def down(lab: Lab, *, quiet: bool = False) -> str:

@@ -8,7 +8,11 @@ runbook play dr.yml -i hosts.ini -i extra.yml
 In a directory, names starting with ``.``, ``group_vars``, ``host_vars``, ``vars_plugins``
 and files ending ``.pyc .pyo .swp .bak ~ .rpm .md .txt .rst .orig .cfg .retry`` are skipped.
 ``.yml``/``.yaml``/``.json`` (and extension-less YAML) files are YAML inventories; any other
-file is INI. Inventory plugins (``plugin:``), scripts and TOML are refused with a message.
+file is INI. As in ansible-core, whose inventory plugins are tried in order (yaml, then ini), a
+``.yml`` file whose text is not a YAML mapping (an INI inventory saved under a YAML name) is
+read as INI, with a warning; when the INI parser fails too, the YAML error is the one reported.
+A YAML mapping is never re-read as INI: it is a YAML inventory, and its own errors are the
+useful ones. Inventory plugins (``plugin:``), scripts and TOML are refused with a message.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ def _file(path: str, inv: InventoryData, problems: list[Problem], warnings: list
         if not text.strip() or all(not ln.strip() or ln.lstrip()[0] in "#;" for ln in text.splitlines()):
             raise InputError("inventory is empty", source=Source(path, 1, 1), hint="an inventory lists hosts: see inventory/lab.yml")
         if ext in YAML_EXTS:
-            YamlInventory(inv, path, parse_yaml(text, path), mine, warnings).parse()
+            _yaml_then_ini(text, path, inv, mine, warnings)
         elif ext == "":
             data = _yaml_or_none(text, path)
             if isinstance(data, dict):
@@ -112,6 +116,30 @@ def _file(path: str, inv: InventoryData, problems: list[Problem], warnings: list
         warnings.append(f"{path}: empty, skipped")
         return
     problems.extend(mine)
+
+
+def _yaml_then_ini(text: str, path: str, inv: InventoryData, problems: list[Problem], warnings: list[str]) -> None:
+    """A file named as YAML: YAML if its text is a mapping, else INI if that parses, else the
+    YAML error (ansible-core's plugin order: yaml, then ini)."""
+    yaml_error: InputError | ValidationFailed | None = None
+    try:
+        data = parse_yaml(text, path)
+    except (InputError, ValidationFailed) as exc:
+        data, yaml_error = None, exc
+    if isinstance(data, dict):
+        YamlInventory(inv, path, data, problems, warnings).parse()
+        return
+    ini_problems: list[Problem] = []
+    try:
+        parse_ini(text, path, inv, ini_problems)
+    except (InputError, ValidationFailed):
+        ini_problems.append(Problem(Source(path), "", "not INI either"))
+    if not ini_problems:
+        warnings.append(f"{path}: not a YAML inventory, read as INI (as Ansible does); rename it .ini")
+        return
+    if yaml_error is not None:
+        raise yaml_error
+    YamlInventory(inv, path, data, problems, warnings).parse()  # says why a non-mapping is no inventory
 
 
 def _yaml_or_none(text: str, path: str) -> object:

@@ -121,11 +121,16 @@ def chunk_digest(sql: Sql, shape: TableShape, cond: str, params: list[Any], *, s
 def row_hashes(sql: Sql, shape: TableShape, cond: str, params: list[Any], *, schema: str | None = None,
                table: str | None = None) -> dict[tuple[Any, ...], str]:
     """``{primary key: row hash}`` of the rows matching ``cond`` (a chunk), to name the rows
-    that differ."""
+    that differ. A copy whose "key" is not unique there gives its rows' hashes joined by ``,``
+    (never equal to one row's hash)."""
     where = qualified(schema or shape.schema, table or shape.table)
     keys = ", ".join(quote_ident(c) for c in shape.pk)
     res = sql.query(f"SELECT {keys}, {row_hash_hex(shape)} AS `_rb_h` FROM {where} WHERE {cond}", params)
-    return {tuple(r[c] for c in shape.pk): str(r["_rb_h"]) for r in res.rows}
+    out: dict[tuple[Any, ...], str] = {}
+    for r in res.rows:
+        key, h = tuple(r[c] for c in shape.pk), str(r["_rb_h"])
+        out[key] = f"{out[key]},{h}" if key in out else h
+    return out
 
 
 def hash_groups(sql: Sql, shape: TableShape, *, schema: str | None = None, table: str | None = None,

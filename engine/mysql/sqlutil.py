@@ -110,7 +110,16 @@ def is_read_only(sql: str) -> bool:
     server sees (:func:`code_words`), so no comment, executable comment, string or odd spacing
     hides an ``INTO OUTFILE`` or moves a word into view — under either reading of a backslash
     in a string (the session's ``sql_mode`` may hold ``NO_BACKSLASH_ESCAPES``)."""
+    if len(sql) > _CACHED_TEXT:
+        return _read_only(sql)
+    return _read_only_cached(sql)
+
+
+def _read_only(sql: str) -> bool:
     return _read_only_words(code_words(sql)) and _read_only_words(code_words(sql, backslash_escapes=False))
+
+
+_read_only_cached = functools.lru_cache(maxsize=1024)(_read_only)  # a step's statement, on every host
 
 
 def _read_only_words(words: list[str]) -> bool:

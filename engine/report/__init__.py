@@ -8,13 +8,20 @@ and once more on the finished text, as a last line of defence. The live console 
 
 ```python
 text = render_report(read_journal(journal_dir(None), "20261122-031502-7f3a"), "html")
-Path("postmortem.html").write_text(text)
+write_report(Path("postmortem.html"), text)
 ```
+
+A report carries row data (verify samples, diffs, registered results), so it is written as the
+journal is: readable by its owner only (0600), whatever the umask, also over an older file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import InputError
@@ -57,4 +64,19 @@ def render_report(state: JournalState, fmt: str) -> str:
     return MASKER.text(render(build_model(state)))
 
 
-__all__ = ["FORMATS", "render_report"]
+def write_report(path: Path, text: str) -> None:
+    """Write a report 0600: into a new temporary file in the same directory, then renamed over
+    ``path`` — never written through a symlink or into someone else's file, and a reader never
+    sees half a report. Raises ``OSError``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:  # mkstemp creates it 0600
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+__all__ = ["FORMATS", "render_report", "write_report"]

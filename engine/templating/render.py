@@ -17,6 +17,7 @@ import json
 import os
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from collections.abc import Iterable, Iterator
@@ -181,6 +182,13 @@ def _near_name(message: str) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+@dataclass(frozen=True)
+class _Analysis:
+    error: str | None
+    names: frozenset[str]
+    guarded: frozenset[str]
+
+
 class TemplateEngine:
     """Compiles each template string once and renders it with a variable mapping."""
 
@@ -210,7 +218,7 @@ class TemplateEngine:
         self.env = env
         self._expr_cache: dict[str, Any] = {}
         self._tmpl_cache: dict[str, jinja2.Template] = {}
-        self._analysis: dict[str, tuple[str | None, set[str]]] = {}
+        self._analysis: dict[str, _Analysis] = {}
         self._lock = threading.Lock()
 
     # -- compile -------------------------------------------------------------------------
@@ -232,31 +240,38 @@ class TemplateEngine:
                 self._tmpl_cache[source] = tmpl
         return tmpl
 
-    def _analyze(self, source: str) -> tuple[str | None, set[str]]:
-        """(the error a template gives when it compiles, or None; the names it reads). The
-        code generator runs, as when the template is used, so an unknown filter or test is
-        found here and not in the middle of a run; nothing is evaluated."""
+    def _analyze(self, source: str) -> _Analysis:
+        """What validation needs to know of a template, from **one** parse (a template of a
+        megabyte is parsed once, whatever asks): the error it gives when it compiles, or None;
+        the names it reads; the names it reads only under a guard. The code generator runs, as
+        when the template is used, so an unknown filter or test is found here and not in the
+        middle of a run; nothing is evaluated."""
         found = self._analysis.get(source)
         if found is None:
             try:
                 with compile_errors(""):
                     ast = self.env.parse(source)
                     names = undeclared_names(ast)
-                found = (None, names)
+                found = _Analysis(None, frozenset(names), frozenset(_guarded(ast)))
             except TemplateError as exc:
-                found = (exc.message, set())
-            if len(self._analysis) > 100_000:  # a generated runbook must not grow this forever
-                self._analysis.clear()
-            self._analysis[source] = found
+                found = _Analysis(exc.message, frozenset(), frozenset())
+            with self._lock:
+                if len(self._analysis) > 100_000:  # a generated runbook must not grow this forever
+                    self._analysis.clear()
+                self._analysis[source] = found
         return found
 
     def syntax_error(self, source: str) -> str | None:
         """What is wrong with a template string, or None (validation without rendering)."""
-        return self._analyze(source)[0]
+        return self._analyze(source).error
 
     def variables(self, source: str) -> set[str]:
         """Names a template reads from its context (for 'certainly undefined' checks)."""
-        return self._analyze(source)[1]
+        return set(self._analyze(source).names)
+
+    def guarded(self, source: str) -> set[str]:
+        """Names a template reads only under a guard (see :func:`guarded_names`)."""
+        return set(self._analyze(source).guarded)
 
     # -- render --------------------------------------------------------------------------
     def render(self, value: Any, variables: dict[str, Any]) -> Any:
@@ -369,12 +384,7 @@ _GUARDS_FILTERS = {"default", "d"}
 _GUARDS_TESTS = {"defined", "undefined", "none"}
 
 
-def guarded_names(source: str) -> set[str]:
-    """Names a template reads only under a guard (``x | default(..)``, ``x is defined``): they
-    may be undefined on purpose, so validation must not call them certainly undefined."""
-    if ENGINE.syntax_error(source):
-        return set()
-    ast = ENGINE.env.parse(source)
+def _guarded(ast: jinja2.nodes.Template) -> set[str]:
     out: set[str] = set()
     for node in ast.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
         guard = _GUARDS_FILTERS if isinstance(node, jinja2.nodes.Filter) else _GUARDS_TESTS
@@ -383,6 +393,12 @@ def guarded_names(source: str) -> set[str]:
             if isinstance(node.node, jinja2.nodes.Name):
                 out.add(node.node.name)
     return out
+
+
+def guarded_names(source: str) -> set[str]:
+    """Names a template reads only under a guard (``x | default(..)``, ``x is defined``): they
+    may be undefined on purpose, so validation must not call them certainly undefined."""
+    return ENGINE.guarded(source)
 
 
 def names_in(values: Iterable[Any], *, required: bool = False) -> set[str]:

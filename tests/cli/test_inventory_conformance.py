@@ -50,6 +50,7 @@ PATTERNS: dict[str, list[str]] = {
         "dbs", "primary", "replicas", "web", "dbs[0:3]", "replicas:!pdb1", "~rdb", "~pdb-", "10.1.0.5", "jump.example.com",
         "web[-1]", "pdb*", "*node", "primary:&replicas", "replicas,primary", "rdb*[1]", "!replicas",
     ],
+    "ini-in-yaml/hosts.yml": COMMON + ["dbs", "web", "prod", "prod:!web", "web[0]", "~db"],
     "dir": COMMON + ["dbs", "apps", "late", "dbs:late", "late:dbs", "&late:dbs", "!dbs", "db[1:2]", "db[0:1]", "apps[-1]", "~app"],
     # several -i, each with its own group_vars/ (the second file's are the same directory's)
     "dir/20-more.yml+ini/hosts.ini+dir/sub/hosts": COMMON + ["dbs", "dbs[-1]", "late:apps:dbs", "!dbs:!late", "~pdb|db"],

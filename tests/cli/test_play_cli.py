@@ -477,3 +477,24 @@ def test_unusable_journal_dir_or_report_path_is_refused_before_running(tmp_path:
     r = play(tmp_path, text, "-e", f"marker={marker}", "--report", str(blocker / "r.json"))
     assert r.rc == 2 and "the report's directory" in r.err
     assert not marker.exists()  # nothing ran
+
+
+@pytest.mark.parametrize("suffix", ["json", "xml", "md", "html"])
+def test_reports_are_readable_by_their_owner_only(tmp_path: Path, suffix: str) -> None:
+    """A report carries row data (verify samples, diffs): 0600 like the journal, with
+    ``--report`` and with ``runbook report -o``, also over an older world-readable file."""
+    path = tmp_path / f"incident.{suffix}"
+    path.write_text("an older report")
+    path.chmod(0o644)
+    r = play(tmp_path, rb(stage("s", "      - name: hello\n        shell: echo hi\n")), "--report", str(path))
+    assert r.rc == 0, r.out + r.err
+    assert path.read_text() != "an older report"
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    run_id = re.search(r"^RUN_ID (\S+)$", r.out, re.M).group(1)  # type: ignore[union-attr]
+    fmt = {"xml": "junit"}.get(suffix, suffix)
+    again = tmp_path / f"again.{suffix}"
+    proc = subprocess.run([sys.executable, "-m", "engine.cli", "report", run_id, "--format", fmt, "-o", str(again),
+                           "--journal-dir", str(tmp_path / "journal")], cwd=tmp_path, capture_output=True, text=True,
+                          env=dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(tmp_path / "home")), timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert oct(again.stat().st_mode & 0o777) == oct(0o600)

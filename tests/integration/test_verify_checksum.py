@@ -145,6 +145,13 @@ def test_rows_only_on_one_side_are_named(db: pymysql.connections.Connection, twi
                            {"o": 99, "line": 1, "diff": f"only in {twin}_copy"}]
 
 
+def test_a_key_duplicated_in_a_copy_without_a_primary_key(db: pymysql.connections.Connection, twin: str) -> None:
+    _exec(db, f"CREATE TABLE `{twin}`.t (id INT PRIMARY KEY, v INT NOT NULL)", f"CREATE TABLE `{twin}_copy`.t (id INT NOT NULL, v INT NOT NULL)",
+          f"INSERT INTO `{twin}`.t VALUES (4, 1), (5, 1), (6, 1)", f"INSERT INTO `{twin}_copy`.t VALUES (4, 1), (5, 1), (5, 1), (6, 1)")
+    c = checksum_of(twin, "t")
+    assert c["result"] == "fail" and c["sample"] == [{"id": 5, "diff": "differs"}], c
+
+
 def test_digest_does_not_depend_on_the_session_time_zone(db: pymysql.connections.Connection, schema: str) -> None:
     _exec(db, f"CREATE TABLE `{schema}`.t (id INT PRIMARY KEY, ts TIMESTAMP NULL)",
           f"INSERT INTO `{schema}`.t VALUES (1, '2024-11-03 12:00:00'), (2, NULL)")

@@ -203,6 +203,33 @@ def test_malformed_inventories(tmp_path: Path, text: str, needle: str) -> None:
     assert needle in str(info.value)
 
 
+INI_TEXT = "[dbs]\ndb1 ansible_host=10.0.0.1\ndb2\n\n[dbs:vars]\nmysql_user=dba\n"
+
+
+@pytest.mark.parametrize("name", ["inv.yml", "inv.yaml", "inv.json"])
+def test_an_ini_inventory_in_a_yaml_file_is_read_as_ini(tmp_path: Path, name: str) -> None:
+    """As ansible-core: its yaml plugin fails, then its ini plugin reads the file."""
+    (tmp_path / "inv.ini").write_text(INI_TEXT)
+    (tmp_path / name).write_text(INI_TEXT)
+    as_ini, as_yaml = load_inventories([str(tmp_path / "inv.ini")]), load_inventories([str(tmp_path / name)])
+    assert {h: (v.groups, v.vars) for h, v in as_yaml.hosts.items()} == {h: (v.groups, v.vars) for h, v in as_ini.hosts.items()}
+    assert as_yaml.hosts["db1"].vars["mysql_user"] == "dba"
+    assert any("read as INI" in w for w in as_yaml.warnings)
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("all:\n  hosts:\n    db1: [x\n", "YAML syntax error"),  # INI fails too ('all:'): the YAML error is the one
+    ("- all\n", "an inventory is a mapping"),
+])
+def test_a_yaml_file_neither_parser_reads_keeps_the_yaml_error(tmp_path: Path, text: str, needle: str) -> None:
+    p = tmp_path / "inv.yml"
+    p.write_text(text)
+    with pytest.raises(ValidationFailed) as info:
+        load_inventories([str(p)])
+    (only,) = info.value.problems  # the YAML error alone, not the INI parser's as well
+    assert needle in only.message
+
+
 def test_missing_inventory_file(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         load_inventories([str(tmp_path / "nope.yml")])

@@ -302,3 +302,47 @@ def test_render_sql_quotes_around_ident_or_raw_and_in_comments_are_allowed() -> 
     assert ENGINE.render_sql("SELECT '{{ t | ident }}'", {"t": "x"}) == ("SELECT '`x`'", [])
     assert ENGINE.render_sql("SELECT {{ v }} -- '{{ v }}'", {"v": 1}) == ("SELECT %s -- '%s'", [1, 1])
     assert ENGINE.render_sql("SELECT CONCAT('%', {{ v }}, '%')", {"v": "a"}) == ("SELECT CONCAT('%%', %s, '%%')", ["a"])
+
+
+def _validate_counting(tmp_path: Path, n: int) -> tuple[int, int]:
+    """(Python calls, Jinja2 parses) made by ``runbook validate``'s loading of a runbook whose
+    one step holds a one-line template of ``n`` expressions."""
+    import sys
+
+    import engine.templating.render as render
+    from engine.language.load import load_all
+
+    render.ENGINE.__init__()  # type: ignore[misc]  # a cold cache: the big template is new
+    rb = tmp_path / f"big{n}.yml"
+    rb.write_text("name: big\nvars:\n  x: 1\nstages:\n  - name: s\n    steps:\n      - name: a\n"
+                  "        shell: \"echo " + " ".join(["{{ x }}"] * n) + "\"\n")
+    calls = parses = 0
+    real_parse = render.ENGINE.env.parse
+
+    def counting_parse(*a: object, **kw: object) -> object:
+        nonlocal parses
+        parses += 1
+        return real_parse(*a, **kw)  # type: ignore[arg-type]
+
+    def prof(frame: object, event: str, arg: object) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    render.ENGINE.env.parse = counting_parse  # type: ignore[method-assign]
+    sys.setprofile(prof)
+    try:
+        load_all(str(rb), (), (), None)
+    finally:
+        sys.setprofile(None)
+        del render.ENGINE.env.parse
+    return calls, parses
+
+
+def test_validating_a_huge_template_is_linear(tmp_path: Path) -> None:
+    """A 120 KB one-line template: ten times the expressions cost at most ~12 times the work
+    (counted in calls, not seconds), and the template is parsed once, not once per check."""
+    small, small_parses = _validate_counting(tmp_path, 1_500)
+    big, big_parses = _validate_counting(tmp_path, 15_000)
+    assert big <= 12 * small, (small, big)
+    assert (small_parses, big_parses) == (1, 1)
