@@ -7,6 +7,7 @@ read or touched. Each instance lives in one directory::
 
     DIR/data/             the datadir (mariadb-install-db; relay logs too: data/relay-bin.*)
     DIR/binlogs/binlog.*  the binary logs and their index (ROW format, GTIDs)
+    DIR/tmp/              the tmpdir (never the machine's /tmp: see ``tmpdir``)
     DIR/mysqld.sock  DIR/mysqld.pid  DIR/mysqld.err
 
 ```python
@@ -130,12 +131,23 @@ class MariadbInstance:
     def binlog_basename(self) -> Path:
         return self.binlog_dir / "binlog"
 
+    @property
+    def tmpdir(self) -> Path:
+        """The server's own tmpdir. At start-up mariadbd deletes every ``#sql*`` file of its
+        tmpdir, whoever owns it: with the default (``$TMPDIR`` or ``/tmp``) each private start
+        deleted the live internal temporary tables of every other server there, and MariaDB
+        10.11 dies with SIGSEGV when the ``.MAI`` of an information_schema temporary table
+        vanishes before it is opened (the machine's server on 3306 crashed that way)."""
+        return self.dir / "tmp"
+
     def cmd(self) -> list[str]:
         """The server's command line (also what an inventory's ``mysql_start_cmd`` holds)."""
         args = [MARIADBD, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
                 f"--port={self.port}", f"--bind-address={self.host}", f"--pid-file={self.pid_file}",
                 f"--log-error={self.error_log}", "--user=root", f"--innodb-buffer-pool-size={self.buffer_pool}",
-                "--skip-name-resolve", f"--server-id={self.server_id}", "--max-allowed-packet=64M"]
+                "--skip-name-resolve", f"--server-id={self.server_id}", "--max-allowed-packet=64M",
+                f"--tmpdir={self.tmpdir}"]
+        self.tmpdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.binlog:
             # report-host/port: the primary's SHOW SLAVE HOSTS names its replicas' addresses.
             args += [f"--log-bin={self.binlog_basename}", "--binlog-format=ROW", "--binlog-row-image=FULL",
@@ -154,9 +166,10 @@ class MariadbInstance:
     def initialize(self) -> None:
         """``mariadb-install-db`` into an empty datadir (root over TCP, no password)."""
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.tmpdir.mkdir(exist_ok=True, mode=0o700)
         try:
             res = subprocess.run([INSTALL_DB, "--no-defaults", f"--datadir={self.datadir}", "--user=root",
-                                  "--auth-root-authentication-method=normal", "--skip-test-db", f"--tmpdir={self.dir}",
+                                  "--auth-root-authentication-method=normal", "--skip-test-db", f"--tmpdir={self.tmpdir}",
                                   *self.extra],
                                  capture_output=True, text=True, timeout=180)
         except (OSError, subprocess.TimeoutExpired) as exc:

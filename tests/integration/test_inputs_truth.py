@@ -155,7 +155,7 @@ stages:
       - name: Ready
         shell: test -e {lab / 'flag'}
 """)
-    res = cli("play", str(where / "rb.yml"), "-i", str(lab / "inv.yml"), "-e", "api_token=fuzzpw", cwd=lab)
+    res = cli("play", str(where / "rb.yml"), "-i", str(lab / "inv.yml"), "-e", "api_token=fuzzpw", "--allow-unused-vars", cwd=lab)
     assert res.returncode == 1, res.stdout
     header = (lab / "home" / run_id_of(res) / "journal.jsonl").read_text().splitlines()[0]
     assert str(where / "rb.yml") in header and "fuzzpw" not in header.replace(str(where), "")

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from engine.errors import ActionError
-from engine.mysql.binlog.events import TableMap
+from engine.mysql.binlog.tablemap import TableMap
 from engine.mysql.binlog.rows import BYTES, EPOCH, INT_OF, NONE, NUM, TEMPORAL, Layout
 from engine.mysql.introspect import primary_key
 from engine.mysql.sqlutil import quote_ident
