@@ -174,7 +174,7 @@ def unused_extra_vars(rb: Runbook, inv: Inventory, extra: dict[str, Any], base_d
     for name in extra:
         if name in reads.names:
             continue
-        close = difflib.get_close_matches(name, choices, n=1, cutoff=0.75)
+        close = difflib.get_close_matches(name, [c for c in choices if c != name], n=1, cutoff=0.75)
         out.append((name, close[0] if close else ""))
     return out
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Sequence
 
 from engine.mysql.diagnosis import diagnose
+from engine.mysql.sqlutil import keeps_session
 from engine.errors import CommandTimeout, ConnectError, LostConnection, OutcomeUnknown, SqlError
 from engine.model import MysqlSettings, SqlResult
 from engine.secrets import MASKER, reveal
@@ -258,7 +259,8 @@ class MysqlSession:
             conn._read_timeout = max(timeout, 0.0) + _KILL_GRACE  # type: ignore[attr-defined]  # the KILL's answer comes first
         with self._state:
             self._running_id, self._stopped = conn_id, ""
-        self.dirty = True
+        if not self.dirty and not (isinstance(sql, str) and keeps_session(sql)):
+            self.dirty = True  # the next step starts on a reset session (a plain read needs none)
         if not self._db_may_change and _MAY_CHANGE_DB.search(sql if isinstance(sql, str) else "use"):
             self._db_may_change = True
         if watchdog is not None:

@@ -304,3 +304,61 @@ def test_a_decision_for_a_step_not_in_doubt_is_refused_before_anything_runs(shop
     assert typo.returncode == 2 and "no step 'restore/Snapshoot'" in typo.stderr and "restore/Snapshot" in typo.stderr
     host = shop.cli("resume", run_id, "--decide", "restore/Snapshot@db9=done")
     assert host.returncode == 2 and "db9" in host.stderr
+
+
+FENCE_RUNBOOK = """
+name: fence and snapshot
+targets: db1
+stages:
+  - name: restore
+    steps:
+      - name: Fence
+        stop_writes: {}
+      - name: Snapshot
+        snapshot: {schema: shop, tables: [t]}
+"""
+
+
+def test_resume_after_a_rollback_killed_after_the_reopen_fences_again(tmp_path: Path, lab_server: tuple[str, int]) -> None:
+    """Issue 15 item 4 as reported: `runbook rollback` killed after the fence's undo reopened
+    writes; `runbook resume` said "0 in doubt" and the run succeeded with the fence gone. The
+    fence step is in doubt now: its probe finds writes open and it fences again."""
+    import pymysql
+
+    inv, port = lab_server
+    conn = pymysql.connect(host="127.0.0.1", port=port, user="root", autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("SET GLOBAL read_only = OFF")
+        cur.execute("DROP DATABASE IF EXISTS shop")
+        cur.execute("CREATE DATABASE shop")
+        cur.execute("CREATE TABLE shop.t (id INT PRIMARY KEY)")
+    (tmp_path / "rb.yml").write_text(FENCE_RUNBOOK)
+    shop = Shop(tmp_path, "shop", tmp_path / "none", tmp_path / "gate")
+
+    def read_only() -> int:
+        c = pymysql.connect(host="127.0.0.1", port=port, user="root", autocommit=True)
+        try:
+            with c.cursor() as cur:
+                cur.execute("SELECT @@GLOBAL.read_only")
+                return int(cur.fetchone()[0])  # type: ignore[index]
+        finally:
+            c.close()
+
+    try:
+        res = shop.cli("play", "rb.yml", "-i", inv)
+        assert res.returncode == 0, res.stdout
+        run_id = re.search(r"^RUN (\S+) ·", res.stdout, re.M).group(1)  # type: ignore[union-attr]
+        assert read_only() == 1
+        killed = shop.cli("rollback", run_id, "--yes", env={"RUNBOOK_FAULT_KILL_BEFORE_OUTCOME": "undo:restore/Fence"})
+        assert killed.returncode == -signal.SIGKILL, killed.stdout
+        assert read_only() == 0  # the undo ran: writes are open
+        resumed = shop.cli("resume", run_id)
+        out = resumed.stdout + resumed.stderr
+        assert "1 in doubt (restore/Fence@db1)" in out, out
+        assert resumed.returncode == 0, out
+        assert read_only() == 1, out  # fenced again, as the run means
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("SET GLOBAL read_only = OFF")
+            cur.execute("DROP DATABASE IF EXISTS shop")
+        conn.close()

@@ -45,7 +45,7 @@ def left_in_snapshot(sql: Sql, run_id: str, schema: str, tables: list[Any]) -> d
     """``{snapshot_schema, tables: {t: {snapshot_rows, keys_not_restored, versions_replaced,
     rows}}, rows, how}`` for the restored tables (``TablePlan``) this restore may have taken
     rows away from; None when there is none to count."""
-    counted = [t for t in tables if t.truncate or t.ddl == "recreate" or t.shape.conflict in ("upsert", "replace")]
+    counted = [t for t in tables if t.truncate or t.ddl == "recreate" or t.conflict in ("upsert", "replace")]
     if not counted:
         return None
     copies = _copies(sql, run_id, schema)
