@@ -273,14 +273,15 @@ class SshShell:
         start = time.perf_counter()
         deadline = None if timeout is None else time.monotonic() + timeout
         finished = False
-        try:
-            job = runner.submit(script, data, timeout)  # from here on, the command may be running
-        except RunnerGone as exc:
-            raise OutcomeUnknown(self._gone(exc, "while the command was sent") + f"; whether it took effect is unknown: {shown}",
-                                 what=what) from None
+        job = runner.new_job()
         with self._jobs_lock:
-            self._jobs[job] = runner
+            self._jobs[job] = runner  # an abort from now on kills it (its K frame follows the command's)
         try:
+            try:
+                runner.send(job, script, data, timeout)  # from here on, the command may be running
+            except RunnerGone as exc:
+                raise OutcomeUnknown(self._gone(exc, "while the command was sent") + f"; whether it took effect is unknown: "
+                                     f"{shown}", what=what) from None
             # The host kills the command at its deadline and says so; the engine waits a little
             # longer, then kills it from here (a host that does not answer stays in doubt).
             finished = runner.wait(job, None if deadline is None else deadline + _DEADLINE_GRACE)
