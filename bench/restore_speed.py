@@ -1,19 +1,27 @@
-"""How fast is ``restore`` next to ``mysql < dump`` and ``myloader --threads 2``?
+"""How fast is ``runbook play`` of a ``restore`` step next to ``myloader --threads 2``?
 
-employees ×30 (3.9 M rows, ≈172 MB of SQL, built by ``bench/employees30.py``) is loaded into a
-private MariaDB started for the bench with ``--log-bin`` (so "binlog on" really writes one;
-"binlog off" is the session's ``sql_log_bin=0`` — myloader's default, ``restore``'s
-``binlog: false``, ``mysql --init-command``). mydumper dumps the same data once (cached). Then,
-interleaved in every round, each tool loads into an empty schema:
+    python bench/restore_speed.py [--rounds 3] [--scale 30] [--configs restore,myloader,mysql] [--binlog on,off]
 
-* ``mysql < dump``                         (the baseline everyone has)
-* ``myloader --threads 2`` (+ ``--enable-binlog`` for binlog on)
-* ``restore`` with ``parallel: 2`` (a child process running the action, as ``runbook`` would)
+employees ×30 (3.9 M rows, ≈172 MB of SQL, built by ``bench/employees30.py``; mydumper dumps the
+same rows once for myloader) is loaded into an empty schema of a private MariaDB
+(``engine/mysql/instance.py``) configured like a production primary, not like a laptop:
 
-and the bench prints wall seconds, rows/s, and the client's peak RSS, then the medians and the
-ratio of ``restore`` to ``myloader`` with the same binlog setting.
+* ``log_bin`` with ``binlog_format=ROW``, ``binlog_row_image=FULL`` (what PITR and replicas need);
+* ``sync_binlog=1`` and ``innodb_flush_log_at_trx_commit=1``: every commit is durable, as on any
+  primary whose replicas and point-in-time recovery must not lose a transaction;
+* ``innodb_buffer_pool_size=1G`` (the data fits, as a production working set does) and a
+  512 MB redo log (the 96 MB default makes checkpoints, not the load, the bottleneck).
 
-    python bench/restore_speed.py [--rounds 3] [--scale 30] [--configs mysql,myloader,restore]
+Interleaved in every round, each tool loads into a fresh empty schema, timed as a whole process:
+
+* ``restore``: ``runbook play`` of a one-step runbook (``restore`` with ``parallel: 2``, the file
+  on the control machine) — start-up, validation, journal, lock, plan, load, report: all of it;
+* ``myloader --threads 2 --enable-binlog`` (binlog on), ``--threads 2`` (binlog off);
+* ``mysql < dump`` (optional: the baseline everyone has).
+
+The bench prints wall seconds, rows/s and peak RSS per run, restore's phases (from its
+registered result), then the medians with the load average and restore's ratio to myloader.
+Goal (issue 19): restore ≤ 0.8x of myloader at ×30, binlog on.
 """
 
 from __future__ import annotations
@@ -36,29 +44,21 @@ from bench.employees30 import ensure_dump
 from engine.mysql.instance import MariadbInstance
 
 CACHE = Path("/tmp/runbook-bench")
-CHILD = """
-import json, sys, time, resource, uuid
-sys.path.insert(0, {root!r})
-from engine.actions.restore import Restore
-from engine.run.context import ActionContext, Connections
-from engine.model import Host
-host = Host(name="bench", vars={{"mysql_host": "127.0.0.1", "mysql_port": {port}, "mysql_user": "root"}}, groups=(), connection="local")
-ctx = ActionContext(host=host, conns=Connections(host), vars={{}}, run_id="bench" + uuid.uuid4().hex[:8], check_mode=False,
-                    step_key="bench/restore", source=None)
-t = time.monotonic()
-r = Restore({{"file": {path!r}, "schema": {schema!r}, "schema_mismatch": "create_missing", "file_on": "control",
-              "parallel": 2, "binlog": {binlog}}}, ctx).apply()
-print(json.dumps({{"status": r.status.value, "msg": r.msg, "seconds": time.monotonic() - t, "phases": r.data.get("phases"),
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-"""
+TABLES = ("employees", "departments", "dept_emp", "dept_manager", "titles", "salaries")
+#: the server's settings beside the instance's own (ROW binlog, server id, packet size)
+PRODUCTION = ["--sync-binlog=1", "--innodb-flush-log-at-trx-commit=1", "--innodb-log-file-size=512M", "--local-infile=1"]
 
 
 class Server:
-    """A private mariadbd with a binary log, like the lab's (``engine/mysql/instance.py``)."""
+    """The private MariaDB (``engine/mysql/instance.py``): production durability settings, or the
+    lab's (``runbook lab``: the instance's defaults, no sync_binlog, 128 MB buffer pool)."""
 
-    def __init__(self) -> None:
-        self.inst = MariadbInstance(Path(tempfile.mkdtemp(prefix="rb-bench-srv-")), buffer_pool="256M",
-                                    extra=["--local-infile=1"])
+    def __init__(self, kind: str = "production") -> None:
+        d = Path(tempfile.mkdtemp(prefix="rb-bench-srv-"))
+        if kind == "production":
+            self.inst = MariadbInstance(d, buffer_pool="1G", extra=PRODUCTION)
+        else:
+            self.inst = MariadbInstance(d, extra=["--local-infile=1"])
         self.inst.start()
         self.port = self.inst.port
 
@@ -68,87 +68,151 @@ class Server:
     def sql(self, text: str) -> str:
         return subprocess.run(self.client("-N", "-e", text), check=True, capture_output=True, text=True).stdout
 
+    def settings(self) -> str:
+        out = self.sql("SELECT @@log_bin, @@binlog_format, @@sync_binlog, @@innodb_flush_log_at_trx_commit, "
+                       "@@innodb_buffer_pool_size DIV 1048576, @@innodb_log_file_size DIV 1048576").split()
+        return (f"log_bin={out[0]} binlog_format={out[1]} sync_binlog={out[2]} innodb_flush_log_at_trx_commit={out[3]} "
+                f"buffer pool {out[4]} MB, redo log {out[5]} MB")
+
+    def status(self) -> dict[str, float]:
+        """What a load costs the server: its CPU seconds, binlog commits and group commits (each
+        group commit is one binlog fsync with sync_binlog=1), InnoDB log fsyncs."""
+        names = ("Binlog_commits", "Binlog_group_commits", "Innodb_os_log_fsyncs", "Binlog_bytes_written")
+        rows = self.sql("SHOW GLOBAL STATUS WHERE Variable_name IN (" + ", ".join(f"'{n}'" for n in names) + ")")
+        out: dict[str, float] = {k: float(v) for k, v in (ln.split("\t") for ln in rows.strip().splitlines())}
+        pid = self.inst.pids()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        out["cpu"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return out
+
     def stop(self) -> None:
         self.inst.stop()
         shutil.rmtree(self.inst.dir, ignore_errors=True)
 
 
-def timed(cmd: list[str], stdin_path: str | None = None) -> tuple[float, float]:
-    """(wall seconds, child's peak RSS MB) of a command."""
+def timed(cmd: list[str], stdin_path: str | None = None, env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> tuple[float, float, str, float]:
+    """(wall seconds, peak RSS MB, output, CPU seconds) of a whole process."""
     t = time.monotonic()
     with open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb") as f:
-        res = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdin=f, capture_output=True, text=True)
+        proc = subprocess.Popen(cmd, stdin=f, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode(errors="replace")
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - t
-    if res.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed: {res.stderr[-1500:]}")
-    rss = int(res.stderr.strip().splitlines()[-1]) / 1024
-    return wall, rss
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{cmd[0]} {cmd[1] if len(cmd) > 1 else ''} failed:\n{out[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, out, usage.ru_utime + usage.ru_stime
+
+
+def restore_files(work: Path, dump: Path, port: int, binlog: bool, file_on: str) -> tuple[Path, Path]:
+    rb = work / f"restore-{'on' if binlog else 'off'}.yml"
+    rb.write_text(f"""name: restore bench
+stages:
+  - name: load
+    steps:
+      - name: restore
+        restore:
+          file: {dump}
+          file_on: {file_on}
+          schema: dst
+          schema_mismatch: create_missing
+          parallel: 2
+          binlog: {str(binlog).lower()}
+        register: r
+""")
+    inv = work / "inv.yml"
+    inv.write_text(f"all:\n  hosts:\n    db1: {{connection: local, mysql_host: 127.0.0.1, mysql_port: {port}, mysql_user: root}}\n")
+    return rb, inv
+
+
+def phases_of(home: Path, out: str) -> dict[str, float] | None:
+    """The restore step's phases (check, load, post) from the run's journal."""
+    run_id = next((ln.split()[1] for ln in out.splitlines() if ln.startswith("RUN_ID ")), None)
+    if run_id is None:
+        return None
+    for line in (home / run_id / "journal.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("type") == "outcome" and isinstance(rec.get("registered"), dict):
+            return rec["registered"].get("phases")
+    return None
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--scale", type=int, default=30)
-    ap.add_argument("--configs", default="mysql,myloader,restore")
-    ap.add_argument("--binlog", default="on,off")
+    ap.add_argument("--configs", default="restore,myloader")
+    ap.add_argument("--binlog", default="on")
+    ap.add_argument("--tree", default=str(ROOT), help="the checkout whose engine runs (default: this one)")
+    ap.add_argument("--server", choices=("production", "lab"), default="production")
+    ap.add_argument("--file-on", choices=("control", "host"), default="control",
+                    help="restore's file_on (host: read through the host's connection, here a local one)")
     opts = ap.parse_args()
     dump = ensure_dump(CACHE / f"employees{opts.scale}.sql", scale=opts.scale) if opts.scale != 30 else ensure_dump()
-    rows_total = None
-    srv = Server()
+    tree = Path(opts.tree).resolve()
+    srv = Server(opts.server)
+    work = Path(tempfile.mkdtemp(prefix="rb-bench-restore-"))
     try:
         srv.sql("CREATE DATABASE src")
         timed(srv.client("src"), str(dump))
-        rows_total = sum(int(srv.sql(f"SELECT COUNT(*) FROM src.{t}")) for t in
-                         ("employees", "departments", "dept_emp", "dept_manager", "titles", "salaries"))
+        rows_total = sum(int(srv.sql(f"SELECT COUNT(*) FROM src.{t}")) for t in TABLES)
         mdump = CACHE / f"mydumper{opts.scale}"
-        shutil.rmtree(mdump, ignore_errors=True)
-        subprocess.run(["mydumper", "-h", "127.0.0.1", "-P", str(srv.port), "-u", "root", "-B", "src", "-o", str(mdump),
-                        "--threads", "2"], check=True, capture_output=True)
+        if not (mdump / "metadata").exists():
+            shutil.rmtree(mdump, ignore_errors=True)
+            subprocess.run(["mydumper", "-h", "127.0.0.1", "-P", str(srv.port), "-u", "root", "-B", "src", "-o", str(mdump),
+                            "--threads", "2"], check=True, capture_output=True)
         srv.sql("DROP DATABASE src")
         results: dict[str, list[tuple[float, float]]] = {}
-        print(f"employees x{opts.scale}: {rows_total:,} rows, {dump.stat().st_size / 1e6:.0f} MB of SQL; "
-              f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}")
+        loads = []
+        print(f"employees x{opts.scale}: {rows_total:,} rows, {dump.stat().st_size / 1e6:.0f} MB of SQL; {os.cpu_count()} cores; "
+              f"server: {srv.settings()}; load average {os.getloadavg()[0]:.1f}", flush=True)
         for rnd in range(1, opts.rounds + 1):
             for binlog in opts.binlog.split(","):
                 for cfg in opts.configs.split(","):
-                    srv.sql("DROP DATABASE IF EXISTS dst; CREATE DATABASE dst; RESET MASTER")
+                    srv.sql("DROP DATABASE IF EXISTS dst; DROP DATABASE IF EXISTS _runbook; RESET MASTER")
                     name = f"{cfg} binlog {binlog}"
+                    note = ""
+                    before = srv.status()
                     if cfg == "mysql":
+                        srv.sql("CREATE DATABASE dst")
                         init = [] if binlog == "on" else ["--init-command=SET sql_log_bin=0"]
-                        wall, rss = timed(srv.client(*init, "dst"), str(dump))
+                        wall, rss, _, cpu = timed(srv.client(*init, "dst"), str(dump))
                     elif cfg == "myloader":
                         extra = ["--enable-binlog"] if binlog == "on" else []
-                        wall, rss = timed(["myloader", "-h", "127.0.0.1", "-P", str(srv.port), "-u", "root", "-d", str(mdump),
-                                           "-B", "dst", "--threads", "2", *extra])
+                        wall, rss, _, cpu = timed(["myloader", "-h", "127.0.0.1", "-P", str(srv.port), "-u", "root", "-d", str(mdump),
+                                              "-B", "dst", "--threads", "2", *extra])
                     else:
-                        code = CHILD.format(root=str(ROOT), port=srv.port, path=str(dump), schema="dst",
-                                            binlog="True" if binlog == "on" else "False")
-                        t = time.monotonic()
-                        res = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-c", code], capture_output=True, text=True)
-                        wall = time.monotonic() - t
-                        out = res.stdout.strip().splitlines()
-                        info = json.loads(out[-1]) if out else {}
-                        if info.get("status") != "changed":
-                            raise SystemExit(f"restore failed: {info or res.stderr[-2000:]}")
-                        rss = int(res.stderr.strip().splitlines()[-1]) / 1024
-                        name_phases = info.get("phases")
-                        print(f"      (restore phases: {name_phases})")
-                    got = sum(int(srv.sql(f"SELECT COUNT(*) FROM dst.{t}")) for t in
-                              ("employees", "departments", "dept_emp", "dept_manager", "titles", "salaries"))
+                        rb, inv = restore_files(work, dump, srv.port, binlog == "on", opts.file_on)
+                        home = work / "home"
+                        env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(work / "locks"),
+                                   PYTHONPATH=str(tree))
+                        wall, rss, out, cpu = timed([sys.executable, "-m", "engine.cli", "play", str(rb), "-i", str(inv)], env=env, cwd=tree)
+                        note = f"  phases {phases_of(home, out)}"
+                    after = srv.status()
+                    d = {k: after[k] - before.get(k, 0) for k in after}
+                    got = sum(int(srv.sql(f"SELECT COUNT(*) FROM dst.{t}")) for t in TABLES)
                     assert got == rows_total, (name, got, rows_total)
-                    results.setdefault(name, []).append((wall, rss))
-                    print(f"round {rnd}  {name:<22} {wall:7.2f} s  {rows_total / wall:>10,.0f} rows/s  peak RSS {rss:6.1f} MB"
-                          f"  (load {os.getloadavg()[0]:.1f})", flush=True)
-        print("\nmedians")
-        print(f"{'config':<24} {'wall s':>8} {'rows/s':>10} {'peak RSS MB':>12} {'vs myloader':>12}")
+                    results.setdefault(name, []).append((wall, rss, cpu, d["cpu"]))
+                    loads.append(os.getloadavg()[0])
+                    print(f"round {rnd}  {name:<20} {wall:7.2f} s  {rows_total / wall:>10,.0f} rows/s  peak RSS {rss:6.1f} MB; "
+                          f"CPU client {cpu:5.1f} s, server {d['cpu']:5.1f} s; binlog commits {d.get('Binlog_commits', 0):,.0f} "
+                          f"in {d.get('Binlog_group_commits', 0):,.0f} groups, redo fsyncs {d.get('Innodb_os_log_fsyncs', 0):,.0f}"
+                          f"  (load {loads[-1]:.1f}){note}", flush=True)
+        print(f"\nmedians of {opts.rounds} rounds (load average {statistics.median(loads):.1f} on {os.cpu_count()} cores)")
+        print(f"{'config':<22} {'wall s':>8} {'rows/s':>10} {'peak RSS MB':>12} {'client CPU s':>13} {'server CPU s':>13} "
+              f"{'vs myloader':>12}")
         for name, runs in results.items():
-            wall = statistics.median(w for w, _ in runs)
-            rss = max(r for _, r in runs)
+            wall = statistics.median(r[0] for r in runs)
+            rss = max(r[1] for r in runs)
             ref = results.get("myloader binlog " + name.rsplit(" ", 1)[-1])
-            ratio = f"{wall / statistics.median(w for w, _ in ref):.2f}x" if ref else "-"
-            print(f"{name:<24} {wall:8.2f} {rows_total / wall:>10,.0f} {rss:12.1f} {ratio:>12}")
+            ratio = f"{wall / statistics.median(r[0] for r in ref):.2f}x" if ref else "-"
+            print(f"{name:<22} {wall:8.2f} {rows_total / wall:>10,.0f} {rss:12.1f} {statistics.median(r[2] for r in runs):13.1f} "
+                  f"{statistics.median(r[3] for r in runs):13.1f} {ratio:>12}")
+        print("goal: restore <= 0.8x of myloader (x30, binlog on)")
     finally:
         srv.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ wait4, peak RSS), in interleaved rounds; medians are printed with the machine's 
 Goals (issue 19): 100 hosts in ≤ 3× the wall time of 1 host; control-node CPU ≤ 0.5 ms per
 step and host (the whole runbook process: start-up, connections, steps, journal); peak RSS
 printed. ``--baseline-tree`` runs another checkout's engine in the same rounds, for before/after.
-The remote side (sshd, the runners, /bin/sh) runs on the same 2 cores here: it is part of the
-wall time, not of the control node's CPU.
+The hosts' side (sshd, the runners, /bin/sh, MariaDB) runs on the same cores here: it is part
+of the wall time, not of the control node's CPU; its CPU is printed for each run (sshd's reaped
+descendants, and mariadbd) so the wall time can be read against what the machine had to do.
 """
 
 from __future__ import annotations
@@ -71,8 +72,15 @@ def write_inventory(path: Path, n: int, sshd, mysql_port: int) -> None:
 """)
 
 
-def play(tree: Path, rb: Path, inv: Path, n: int, home: Path) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS MB) of one whole `runbook play` process."""
+def cpu_of(pid: int, children: bool) -> float:
+    """CPU seconds of a process (``children``: of its reaped descendants) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) if not children else int(fields[13]) + int(fields[14])  # utime stime / cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def play(tree: Path, rb: Path, inv: Path, n: int, home: Path) -> tuple[float, float, float] | str:
+    """(wall s, CPU s, peak RSS MB) of one whole `runbook play` process, or why it failed."""
     env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(home / "locks"), PYTHONPATH=str(tree))
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "play", str(rb), "-i", str(inv), "--forks", str(n), "--yes"],
@@ -83,7 +91,9 @@ def play(tree: Path, rb: Path, inv: Path, n: int, home: Path) -> tuple[float, fl
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"runbook play ({n} hosts, {tree}) failed:\n{out.decode(errors='replace')[-3000:]}")
+        text = out.decode(errors="replace")
+        bad = [ln.strip() for ln in text.splitlines() if ln.lstrip().startswith(("failed ", "unreachable "))]
+        return f"FAILED ({len(bad)} host-steps): {bad[0][:160] if bad else text[-300:]}"
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
@@ -112,17 +122,26 @@ def main() -> None:
                 invs[n] = work / f"inv{n}.yml"
                 write_inventory(invs[n], n, sshd, db.port)
             results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+            failures: dict[tuple[str, int], str] = {}
             loads = []
             print(f"scale: {SHELL_STEPS} shell + {SQL_STEPS} SQL steps per host, --forks = hosts, one sshd and one MariaDB "
                   f"on loopback; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
             for rnd in range(1, args.rounds + 1):
                 for n in counts:
                     for label, tree in trees:
+                        remote0 = cpu_of(sshd.proc.pid, children=True), cpu_of(db.pids()[0], children=False)
                         res = play(tree, rb, invs[n], n, work / "home")
-                        results.setdefault((label, n), []).append(res)
+                        time.sleep(0.5)  # sshd reaps the sessions (and their CPU) as the connections close
+                        remote = (cpu_of(sshd.proc.pid, children=True) - remote0[0], cpu_of(db.pids()[0], children=False) - remote0[1])
                         loads.append(os.getloadavg()[0])
+                        if isinstance(res, str):
+                            failures[(label, n)] = res
+                            print(f"  round {rnd} {label:<9} {n:4d} hosts: {res}", flush=True)
+                            continue
+                        results.setdefault((label, n), []).append(res)
                         print(f"  round {rnd} {label:<9} {n:4d} hosts: {res[0]:7.2f} s wall, {res[1]:6.2f} s CPU, "
-                              f"peak RSS {res[2]:6.0f} MB (load {loads[-1]:.2f})", flush=True)
+                              f"peak RSS {res[2]:6.0f} MB; the hosts' side: sshd + runners + commands {remote[0]:5.2f} s CPU, "
+                              f"MariaDB {remote[1]:5.2f} s CPU (load {loads[-1]:.2f})", flush=True)
         finally:
             db.stop()
             sshd.stop()
@@ -132,7 +151,10 @@ def main() -> None:
     for label, _ in trees:
         one = statistics.median(r[0] for r in results[(label, 1)])
         for n in counts:
-            runs = results[(label, n)]
+            runs = results.get((label, n))
+            if not runs:
+                print(f"{label:<10} {n:5d} {failures.get((label, n), 'no run')}")
+                continue
             wall = statistics.median(r[0] for r in runs)
             cpu = statistics.median(r[1] for r in runs)
             rss = max(r[2] for r in runs)

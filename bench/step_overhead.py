@@ -1,17 +1,21 @@
-"""Per-step overhead of `runbook play`: shell over SSH, SQL, and the journal.
+"""Per-step cost of `runbook play` on one host: shell over SSH, SQL, and what the engine adds.
 
-    python bench/step_overhead.py [--steps 200] [--ansible-steps 50]
+    python bench/step_overhead.py [--steps 200] [--rounds 5] [--ansible-steps 30] [--baseline-tree DIR]
 
 Method. Every figure is a difference, so start-up and connection set-up cancel out:
-per step = (time of a run with N+1 steps − time of a run with 1 step) / N, through the real CLI.
-The *overhead* is that minus what the bare transport needs for the same command (paramiko
-exec of ``true`` on one transport; PyMySQL ``SELECT 1`` on one session), i.e. what the engine
-adds: templating, probes, journal records (fdatasync included), output. The journal's own share
-is timed in-process around the journal calls of a real play.
+per step = (run with N+1 steps − run with 1 step) / N, whole ``runbook play`` processes, in
+interleaved rounds, medians (wall, and the process's CPU from wait4). Beside them, the same
+commands without the engine, on one connection each:
 
-A real sshd is started on a free loopback port (as the tests do); MariaDB at 127.0.0.1:3306.
-When ``ansible-playbook`` is installed (``pip install ansible-core``), the same trivial shell
-task is run with it (pipelining on, same sshd) and the ratio is printed.
+* bare paramiko exec: ``open_session`` + ``exec_command('true')`` + exit status on one
+  transport, what any paramiko-based tool pays per command (the per-command channel);
+* runbook's transport alone: ``SshShell.run('true')`` (the long-lived runner);
+* bare PyMySQL: ``SELECT %s`` on one session.
+
+Engine overhead = per step − the transport alone. The journal's share is timed in-process.
+A real sshd is started on a loopback port (tests/sshd.py); MariaDB at 127.0.0.1:3306. With
+``ansible-playbook`` installed, the same shell task runs with pipelining on the same sshd.
+Goals (issue 19): shell over SSH ≤ 2 ms per step; engine overhead ≤ 0.5 ms; SQL ≤ 0.5 ms.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import argparse
 import io
 import os
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,13 +35,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import paramiko
+
 from engine.model import MysqlSettings
 from engine.transport.mysql import MysqlSession
 from engine.transport.ssh import SshShell
-from tests.sshd import start_sshd
+from tests.sshd import SshdServer, start_sshd
 
 
-def inventory(sshd, path: Path) -> None:
+def inventory(sshd: SshdServer, path: Path) -> None:
     path.write_text(f"""
 all:
   vars: {{mysql_user: root, mysql_host: 127.0.0.1, mysql_port: 3306}}
@@ -48,38 +56,59 @@ all:
 def runbook(kind: str, n: int, path: Path) -> None:
     lines = [f"name: bench {kind} {n}", "stages:", "  - name: s", "    steps:"]
     for i in range(n):
-        if kind == "shell":
-            lines += [f"      - name: step {i}", "        shell: 'true'"]
-        else:
-            lines += [f"      - name: step {i}", "        sql: SELECT {{ i }} AS n".replace("{{ i }}", str(i))]
+        lines += [f"      - name: step {i}", "        shell: 'true'" if kind == "shell" else f"        sql: SELECT {i} AS n"]
     path.write_text("\n".join(lines) + "\n")
 
 
-def timed_play(rb: Path, inv: Path, home: Path) -> float:
+def timed_play(tree: Path, rb: Path, inv: Path, home: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of one whole `runbook play` process."""
     # Host locks are machine-wide: a private lock dir keeps the bench's "db1" apart from the
     # tests others run on this machine at the same time.
-    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(home / "locks"))
+    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(home / "locks"), PYTHONPATH=str(tree))
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "engine.cli", "play", str(rb), "-i", str(inv)], env=env,
-                         capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "play", str(rb), "-i", str(inv)], env=env, cwd=tree,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - t0
-    if res.returncode != 0:
-        raise SystemExit(f"runbook play failed:\n{res.stdout}\n{res.stderr}")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"runbook play failed ({tree}):\n{out.decode(errors='replace')[-3000:]}")
+    return took, usage.ru_utime + usage.ru_stime
+
+
+def bare_paramiko(sshd: SshdServer, n: int) -> float:
+    """Seconds per ``exec_command('true')`` on its own channel of one paramiko transport."""
+    client = paramiko.SSHClient()
+    client.load_host_keys(sshd.known_hosts)
+    # TCP_NODELAY, as any tool that runs many commands sets it: paramiko leaves Nagle on, and
+    # each command then waits ~40 ms for a delayed ACK (58 ms a command here without it).
+    sock = socket.create_connection((sshd.host, sshd.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.connect(sshd.host, port=sshd.port, username=sshd.user, key_filename=sshd.key_file, look_for_keys=False,
+                   allow_agent=False, sock=sock)
+    transport = client.get_transport()
+    assert transport is not None
+
+    def one() -> None:
+        chan = transport.open_session()
+        chan.exec_command("true")
+        chan.recv_exit_status()
+        chan.close()
+
+    one()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        one()
+    took = (time.perf_counter() - t0) / n
+    client.close()
     return took
 
 
-def per_step_cli(kind: str, n: int, work: Path, inv: Path, repeat: int = 3) -> float:
-    one, many = work / f"{kind}-1.yml", work / f"{kind}-{n + 1}.yml"
-    runbook(kind, 1, one)
-    runbook(kind, n + 1, many)
-    best_one = min(timed_play(one, inv, work / "home") for _ in range(repeat))
-    best_many = min(timed_play(many, inv, work / "home") for _ in range(repeat))
-    return (best_many - best_one) / n
-
-
-def raw_ssh(sshd, n: int) -> float:
+def raw_ssh(sshd: SshdServer, n: int) -> float:
     shell = SshShell(sshd.settings())
     shell.run("true")
+    shell.run("true")  # the second command waits for the runner: every later one uses it
     t0 = time.perf_counter()
     for _ in range(n):
         shell.run("true")
@@ -101,14 +130,15 @@ def raw_sql(n: int) -> float:
 
 def journal_share(work: Path, inv: Path, n: int) -> float:
     """Seconds per step spent inside the journal (intent + outcome records, masking, encoding,
-    fdatasync), timed around the journal calls of a real in-process play of the SQL runbook."""
+    fdatasync where the step needs it), timed around the journal calls of an in-process play
+    of the shell runbook."""
     from engine.inventory import load_inventories
     from engine.journal import Journal, new_run_id
     from engine.language.loader import load_runbook
-    from engine.run.play import Play, PlayOptions
     from engine.report.console import Console
+    from engine.run.play import Play, PlayOptions
 
-    rb_path = work / f"sql-{n + 1}.yml"
+    rb_path = work / f"shell-{n + 1}.yml"
     rb = load_runbook(str(rb_path)).runbook
     inv_ = load_inventories([str(inv)])
     best = float("inf")
@@ -135,27 +165,7 @@ def journal_share(work: Path, inv: Path, n: int) -> float:
     return best
 
 
-def in_process_sql(work: Path, inv: Path, n: int) -> float:
-    """Seconds per SQL step of an in-process play with no journal and no CLI: the engine's
-    own cost plus the query, without process start-up noise."""
-    from engine.inventory import load_inventories
-    from engine.language.loader import load_runbook
-    from engine.run.play import Play, PlayOptions
-    from engine.report.console import Console
-
-    rb = load_runbook(str(work / f"sql-{n + 1}.yml")).runbook
-    play = Play(rb, load_inventories([str(inv)]), PlayOptions(), Console(out=io.StringIO()), run_id="bench", journal=None)
-    play.run()  # connections open, templates compiled
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        play.run()
-        best = min(best, (time.perf_counter() - t0) / (n + 1))
-    play.close()
-    return best
-
-
-def ansible_per_task(sshd, work: Path, n: int) -> float | None:
+def ansible_per_task(sshd: SshdServer, work: Path, n: int) -> float | None:
     exe = shutil.which("ansible-playbook")
     if exe is None:
         return None
@@ -187,36 +197,68 @@ def ansible_per_task(sshd, work: Path, n: int) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--ansible-steps", type=int, default=50)
+    ap.add_argument("--steps", type=int, default=200, help="shell steps per run (SQL runs have 5x as many)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--ansible-steps", type=int, default=30, help="0: skip ansible-playbook")
+    ap.add_argument("--baseline-tree", help="another checkout run in the same rounds (before/after)")
     args = ap.parse_args()
+    trees = [("this tree", ROOT)] + ([("baseline", Path(args.baseline_tree).resolve())] if args.baseline_tree else [])
+    n = args.steps
     with tempfile.TemporaryDirectory(prefix="rb-bench-") as tmp:
         work = Path(tmp)
         sshd = start_sshd(work / "sshd")
         try:
             inv = work / "inv.yml"
             inventory(sshd, inv)
-            n = args.steps
-            shell_step = per_step_cli("shell", n, work, inv)
-            sql_step = per_step_cli("sql", n, work, inv)
-            ssh_raw = raw_ssh(sshd, n)
-            sql_raw = raw_sql(n)
+            steps = {"shell": n, "sql": 5 * n}
+            for kind in ("shell", "sql"):
+                runbook(kind, 1, work / f"{kind}-1.yml")
+                runbook(kind, steps[kind] + 1, work / f"{kind}-{steps[kind] + 1}.yml")
+            runs: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
+            loads = []
+            bare_exec, ssh_raw, sql_raw = [], [], []
+            for _ in range(args.rounds):
+                for kind in ("shell", "sql"):
+                    for label, tree in trees:
+                        for k in (1, steps[kind] + 1):
+                            runs.setdefault((label, kind, k), []).append(timed_play(tree, work / f"{kind}-{k}.yml", inv, work / "home"))
+                bare_exec.append(bare_paramiko(sshd, n))
+                ssh_raw.append(raw_ssh(sshd, n))
+                sql_raw.append(raw_sql(n))
+                loads.append(os.getloadavg()[0])
             journal = journal_share(work, inv, n)
-            sql_inproc = in_process_sql(work, inv, n)
-            ansible = ansible_per_task(sshd, work, args.ansible_steps)
+            ansible = ansible_per_task(sshd, work, args.ansible_steps) if args.ansible_steps else None
         finally:
             sshd.stop()
-    ms = lambda s: f"{s * 1000:8.2f} ms"
-    print(f"runbook step overhead ({n} steps per run, best of 3, one host over a real sshd on loopback)")
-    print(f"  shell over SSH: {ms(shell_step)} per step; bare paramiko exec {ms(ssh_raw)} → engine overhead {ms(shell_step - ssh_raw)}")
-    print(f"  SQL:            {ms(sql_step)} per step; bare PyMySQL query {ms(sql_raw)} → engine overhead {ms(sql_step - sql_raw)}")
-    print(f"  journal (intent + outcome, fdatasync'd), share of the above: {ms(journal)} per step")
-    print(f"  SQL in-process without journal or CLI: {ms(sql_inproc)} per step → engine alone {ms(sql_inproc - sql_raw)}")
+    med = statistics.median
+    ms = lambda s: f"{s * 1000:7.2f} ms"
+    exec_ = med(bare_exec)
+    ssh_ = med(ssh_raw)
+    sql_ = med(sql_raw)
+    print(f"runbook step overhead: {n} shell / {5 * n} SQL steps per run, {args.rounds} interleaved rounds, medians; one host over a real "
+          f"sshd on loopback; load average {med(loads):.2f} on {os.cpu_count()} cores")
+    print(f"  bare paramiko exec_command('true') on one transport: {ms(exec_)} per command (one channel each)")
+    print(f"  runbook's transport alone, SshShell.run('true'):      {ms(ssh_)} per command (the runner)")
+    print(f"  bare PyMySQL SELECT:                                 {ms(sql_)} per query")
+    shell_step = 0.0
+    for label, _ in trees:
+        per = {}
+        for kind in ("shell", "sql"):
+            one, many, k = runs[(label, kind, 1)], runs[(label, kind, steps[kind] + 1)], steps[kind]
+            per[kind] = ((med(w for w, _ in many) - med(w for w, _ in one)) / k, (med(c for _, c in many) - med(c for _, c in one)) / k)
+        if label == "this tree":
+            shell_step = per["shell"][0]
+        print(f"  [{label}] shell over SSH: {ms(per['shell'][0])} per step ({ms(per['shell'][1])} CPU) -> engine overhead "
+              f"{ms(per['shell'][0] - ssh_)} over the transport, {ms(per['shell'][0] - exec_)} over a bare paramiko exec")
+        print(f"  [{label}] SQL:            {ms(per['sql'][0])} per step ({ms(per['sql'][1])} CPU) -> engine overhead "
+              f"{ms(per['sql'][0] - sql_)} over bare PyMySQL")
+    print(f"  journal (intent + outcome; fdatasync for steps that change something), in-process: {ms(journal)} per shell step")
     if ansible is None:
-        print("  ansible-playbook: not installed (pip install ansible-core) — no comparison")
+        print("  ansible-playbook: not run (pip install ansible-core; --ansible-steps N)")
     else:
         print(f"  ansible-playbook (pipelining on), shell: 'true': {ms(ansible)} per task "
-              f"→ runbook is {ansible / shell_step:.0f}x faster per shell step")
+              f"-> runbook is {ansible / shell_step:.0f}x faster per shell step")
+    print("  goals: shell over SSH <= 2 ms per step; engine overhead <= 0.5 ms; SQL <= 0.5 ms per step")
 
 
 if __name__ == "__main__":

@@ -99,8 +99,10 @@ class Masker:
         return pattern.sub(MASK, text)
 
     def data(self, value: Any) -> Any:
-        """A copy of ``value`` with secrets masked: strings, lists, dicts, Secrets. Values
-        under a secret-looking key (``password``, ``token``...) are masked whatever they hold."""
+        """A copy of ``value`` with secrets masked: strings, lists, dicts, Secrets. Text under
+        a secret-looking key (``password``, ``token``...) is masked whatever it says; a number
+        or a boolean there is a count or a flag (verify's ``summary: {pass: 11}``), not a
+        secret (a numeric password from an inventory is a :class:`Secret` already)."""
         pattern = self._pattern
         secret_key = self._secret_key
 
@@ -108,7 +110,7 @@ class Masker:
             if isinstance(v, str):
                 return pattern.sub(MASK, v) if pattern is not None and v else v
             if isinstance(v, dict):
-                return {k: (MASK if isinstance(k, str) and secret_key(k) and x not in (None, "") else walk(x)) for k, x in v.items()}
+                return {k: (MASK if isinstance(k, str) and secret_key(k) and secret_like(x) else walk(x)) for k, x in v.items()}
             if isinstance(v, (list, tuple)):
                 return [walk(x) for x in v]
             if isinstance(v, Secret):
@@ -128,6 +130,13 @@ class Masker:
             self._values.clear()
             self._pattern = None
             self.json_safe = True
+
+
+def secret_like(value: Any) -> bool:
+    """A value a secret-looking key may hide: text (not empty), a Secret, a container of them."""
+    if isinstance(value, bool) or value is None or value == "":
+        return False
+    return not isinstance(value, (int, float))
 
 
 MASKER = Masker()

@@ -43,7 +43,6 @@ from typing import Any, ClassVar
 from engine.actions.base import Action, register
 from engine.actions.guard import as_bool, global_variables
 from engine.errors import ActionError
-from engine.mysql.dump import DumpError, measure_dump
 from engine.model import Status, StepResult
 from engine.language.sizes import PERCENT_SCHEMA, SIZE_SCHEMA, format_percent, format_size, parse_percent, parse_size
 from engine.mysql.sqlutil import quote_ident
@@ -120,6 +119,8 @@ def dump_size(shell: Shell, path: str, *, local: bool = False) -> tuple[int, int
     """(uncompressed SQL bytes, file bytes, estimate method) of a dump file on the host
     (``local``: the host is this machine, so the dump reader measures it in-process)."""
     if local:
+        from engine.mysql.dump import DumpError, measure_dump  # the dump reader: imported when a dump is measured
+
         try:
             measured = measure_dump(path)
         except DumpError as exc:

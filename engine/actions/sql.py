@@ -85,6 +85,12 @@ class Sql(Action):
         self._rendered: list[tuple[str, list[Any]]] | None = stmts  # what the identity guard judged is what apply() runs
         return stmts
 
+    @classmethod
+    def view_changes_nothing(cls, view: Any) -> bool:
+        # the digest's view of an sql step: its rendered statements (engine.run.stepargs.sql_view)
+        return (isinstance(view, list) and bool(view)
+                and all(isinstance(s, tuple) and isinstance(s[0], str) and is_read_only(s[0]) for s in view))
+
     def read_only(self) -> bool:
         try:
             return all(is_read_only(sql) for sql, _ in self.statements())

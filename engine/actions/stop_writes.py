@@ -17,81 +17,21 @@ left in doubt gives it back from the note (``undo_of_found`` / ``undo_of_partial
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from engine.actions.base import Action, Probe, register
-from engine.actions.guard import as_bool, check_identity, global_variables, server_flavor, sibling_session
-from engine.errors import ActionError, ConnectError, OutcomeUnknown, RunbookError, SqlError
+from engine.actions.guard import as_bool, check_identity, global_variables, server_flavor
+from engine.errors import ActionError, OutcomeUnknown, RunbookError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql import fence_privileges as privileges
 from engine.mysql.binlog.status import server_position
 from engine.mysql.fence import (FENCE_KEY, FenceRecord, FenceState, FenceUndo, Session, apply_undo, client_sessions,
                                 highest_session_id, kill_sessions, privileged_writers, read_fence_state, write_blocked)
+from engine.mysql.fence_plan import FencePlan, prove_fence
 from engine.mysql.fence_accounts import Account, account_locks, current_account, match_accounts, set_locked
-from engine.mysql.fence_replica import ReplicaStatus, replica_status, stop_sql_thread
-from engine.mysql.sqlutil import quote_ident
-from engine.secrets import Secret
+from engine.mysql.fence_replica import replica_status, stop_sql_thread
 from engine.transport.base import Sql
-
-
-def prove_fence(sql: Sql, user: str, password: Any) -> dict[str, Any]:
-    """Try a harmless write as an ordinary account: it must fail with 1290.
-
-    The write is a ``DELETE`` from a table that cannot exist: a fenced server refuses it with
-    1290 before it looks for the table or checks privileges (even for an account with no
-    privileges at all); an unfenced one answers 1146/1142, and nothing is ever written.
-    """
-    pw = password if isinstance(password, Secret) or password is None else Secret(str(password))
-    probe = sibling_session(sql, user=user, password=pw, database=None, option_file=None)
-    stmt = f"DELETE FROM {quote_ident('_rb_fence_probe_' + uuid.uuid4().hex[:12])}.`t`"
-    try:
-        probe.query(stmt)
-        outcome: dict[str, Any] = {"user": user, "statement": stmt, "errno": None, "effective": False}
-    except SqlError as exc:
-        outcome = {"user": user, "statement": stmt, "errno": exc.errno, "effective": exc.errno == 1290}
-    except ConnectError as exc:
-        raise ActionError(f"cannot prove the fence: connecting as {user} failed: {exc.message}",
-                          hint="check prove_with: user and password of an ordinary application account") from None
-    finally:
-        probe.close()
-    return outcome
-
-
-@dataclass
-class FencePlan:
-    """What a fence would do on this server now (from a read-only look)."""
-
-    flavor: str
-    version: tuple[int, int, int]
-    now: FenceState
-    record: FenceRecord | None  # this run's fence of this host, when it is still up
-    to_kill: list[Session] = field(default_factory=list)
-    to_lock: list[Account] = field(default_factory=list)
-    unmatched: list[str] = field(default_factory=list)
-    admins_left: list[Account] = field(default_factory=list)  # lock_accounts: true never locks them
-    replica: ReplicaStatus | None = None
-    freeze: bool = False
-    binlog_on: bool = False
-
-    @property
-    def previous(self) -> FenceState:
-        return self.record.previous if self.record is not None else self.now
-
-    def would(self) -> list[str]:
-        out = []
-        if self.unmatched:
-            out.append("lock_accounts " + ", ".join(map(repr, self.unmatched)) + " match no account")
-        if self.freeze:
-            out.append("stop the replica's SQL thread")
-        if self.to_lock:
-            out.append(f"lock {len(self.to_lock)} account(s): " + ", ".join(map(str, self.to_lock[:10])))
-        if not self.now.read_only:
-            out.append("set read_only=ON")
-        if self.to_kill:
-            out.append(f"kill {len(self.to_kill)} client session(s): " + ", ".join(f"{s.id} {s.who}" for s in self.to_kill[:10]))
-        return out
 
 
 @register
@@ -297,8 +237,10 @@ class StopWrites(Action):
         if plan.replica is not None:
             frozen = replica_status(sql)  # where its SQL thread stopped: the copy it keeps
             data["replica"] = frozen.to_dict() if frozen else None
-        for acc in plan.to_lock:
-            set_locked(sql, acc, True)
+        replicated = [acc for acc in plan.to_lock if not set_locked(sql, acc, True)]
+        if replicated:
+            warnings.append(f"the lock of {', '.join(map(str, replicated))} went to the binlog (the account may not set "
+                            "sql_log_bin=0): the replicas lock it too; the undo unlocks it there the same way")
         if plan.to_lock:
             did.append(f"locked {len(plan.to_lock)} account(s)")
         killed: list[Session] = []

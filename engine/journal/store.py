@@ -20,7 +20,7 @@ from typing import Any, Self
 
 from engine.errors import JournalError
 from engine.journal.layout import JOURNAL_FILE, VERSION, _fsync_dir, ensure_run_dir, now
-from engine.journal.analysis import StepVerdict, read_journal
+from engine.journal.analysis import read_journal
 from engine.journal.encoding import encode, encode_header
 from engine.model import Status
 
@@ -151,7 +151,7 @@ class Journal:
             raise JournalError(f"cannot repair the tail of {state.path}: {exc.strerror}") from exc
         journal = cls(state.path, run_id, fd, last_seq=state.last_seq)
         journal._open_intents = {
-            s.intent_seq: key for key, s in state.steps.items() if s.status is StepVerdict.IN_DOUBT
+            s.intent_seq: key for key, s in state.steps.items() if s.open_attempt
         }
         if fragment:
             text = fragment[:2048].decode("utf-8", "replace").replace("\x00", "")
@@ -167,15 +167,20 @@ class Journal:
         attempt: int,
         phase: str = "do",
         extra: dict[str, Any] | None = None,
+        durable: bool = True,
     ) -> int:
-        """Before a side effect: "step on host is about to run". Returns the record's seq."""
+        """Before a side effect: "step on host is about to run". Returns the record's seq.
+
+        ``durable=False`` for a step that changes nothing: the record is written but not
+        waited for on the disk (the next synced record covers it); lost in a power cut, the
+        step simply runs again on resume."""
         _check_phase(phase)
         fields: dict[str, Any] = {"step": step_key, "host": host, "digest": digest, "attempt": attempt, "phase": phase}
         if extra:
             fields["extra"] = extra
         if self._aborting:
             raise JournalAborting("the run is being aborted: no new step starts")
-        seq = self._append("intent", fields, opens=(step_key, host, phase))
+        seq = self._append("intent", fields, opens=(step_key, host, phase), sync=durable)
         if self._aborting:  # aborted while this intent was being synced: its step must not start
             raise JournalAborting("the run is being aborted: no new step starts")
         return seq

@@ -83,9 +83,11 @@ def match_accounts(patterns: list[str], accounts: list[Account]) -> tuple[list[A
     return sorted(found), unmatched
 
 
-def set_locked(sql: Sql, account: Account, locked: bool) -> None:
+def set_locked(sql: Sql, account: Account, locked: bool) -> bool:
     """Lock or unlock on this server only: ``sql_log_bin = 0``, or the lock would replicate and
-    lock the application out of the replicas too — and out of the one a failover promotes."""
+    lock the application out of the replicas too — and out of the one a failover promotes.
+    Returns False when the account may not skip the binlog (BINLOG ADMIN on MariaDB 10.5.2+,
+    SESSION_VARIABLES_ADMIN on MySQL, or SUPER): the change then replicates."""
     unlogged = False
     try:
         sql.query("SET SESSION sql_log_bin = 0")
@@ -103,3 +105,4 @@ def set_locked(sql: Sql, account: Account, locked: bool) -> None:
     finally:
         if unlogged:
             sql.query("SET SESSION sql_log_bin = 1")
+    return unlogged

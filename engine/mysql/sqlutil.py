@@ -110,7 +110,62 @@ def is_read_only(sql: str) -> bool:
     server sees (:func:`code_words`), so no comment, executable comment, string or odd spacing
     hides an ``INTO OUTFILE`` or moves a word into view — under either reading of a backslash
     in a string (the session's ``sql_mode`` may hold ``NO_BACKSLASH_ESCAPES``)."""
+    if len(sql) > _CACHED_TEXT:
+        return _read_only(sql)
+    return _read_only_cached(sql)
+
+
+def _read_only(sql: str) -> bool:
     return _read_only_words(code_words(sql)) and _read_only_words(code_words(sql, backslash_escapes=False))
+
+
+_read_only_cached = functools.lru_cache(maxsize=1024)(_read_only)  # a step's statement, on every host
+
+# Words a "(" may follow in a plain read: SQL keywords, and built-in functions that only compute
+# a value. Any other call (a stored function could SET a variable) makes a statement unclean.
+_PLAIN_CALLS = frozenset("""
+select from where and or not in exists join on as over partition by order group having with union all any some
+distinct when then else case is like between using values row rows range
+count sum min max avg group_concat std stddev variance bit_and bit_or bit_xor json_arrayagg json_objectagg
+concat concat_ws coalesce ifnull if nullif isnull length char_length octet_length lower upper lcase ucase substring
+substr substring_index left right trim ltrim rtrim replace repeat reverse lpad rpad instr locate position field
+elt round floor ceil ceiling abs mod sign truncate pow power sqrt exp ln log log2 log10 greatest least cast
+convert binary format hex unhex conv md5 sha1 sha sha2 crc32 to_base64 from_base64 now sysdate curdate curtime
+current_date current_time current_timestamp localtime localtimestamp utc_date utc_time utc_timestamp
+unix_timestamp from_unixtime date time timestamp year month day dayofmonth dayofweek dayofyear hour minute second
+week weekday quarter date_format time_format str_to_date date_add date_sub adddate subdate addtime subtime datediff
+timediff timestampdiff timestampadd extract last_day makedate maketime sec_to_time time_to_sec to_days from_days
+version database schema user current_user session_user system_user connection_id found_rows row_count
+json_extract json_unquote json_object json_array json_length json_keys json_contains json_valid json_type
+row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value nth_value
+inet_aton inet_ntoa inet6_aton inet6_ntoa uuid uuid_short rand char ascii ord bin oct space strcmp soundex
+""".split())  # noqa: SIM905 - one word list, readable by line
+
+
+def keeps_session(sql: str) -> bool:
+    """True for a statement that cannot change its session's state: a read-only statement
+    (:func:`is_read_only`) with no variable assignment (``:=``), no ``SQL_CALC_FOUND_ROWS`` and
+    no call but of built-in functions that only compute (``LAST_INSERT_ID(x)`` sets a value, a
+    stored function may ``SET`` anything). After such a statement the session needs no reset."""
+    if len(sql) > _CACHED_TEXT:
+        return False
+    return _keeps_session(sql)
+
+
+@functools.lru_cache(maxsize=1024)
+def _keeps_session(sql: str) -> bool:
+    if not is_read_only(sql):
+        return False
+    for escapes in (True, False):
+        words = code_words(sql, backslash_escapes=escapes)
+        if "sql_calc_found_rows" in words:
+            return False
+        for prev, nxt in itertools.pairwise(words):
+            if (prev == ":" and nxt == "=") or (nxt == "(" and prev[:1].isalpha() and prev not in _PLAIN_CALLS):
+                return False
+            if nxt == "(" and prev[:1] in ("`", "@"):
+                return False
+    return True
 
 
 def _read_only_words(words: list[str]) -> bool:

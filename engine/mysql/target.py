@@ -23,6 +23,9 @@ class TargetColumn:
     type: str  # COLUMN_TYPE, lower case: ``int(11)``, ``varchar(50)``, ``enum('a','b')``
     nullable: bool
     generated: bool
+    charset: str | None = None  # CHARACTER_SET_NAME (None: not a character column)
+    collation: str | None = None
+    auto_increment: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class TargetTable:
     primary_key: tuple[str, ...]
     engine: str
     kind: str  # BASE TABLE | VIEW
+    unique_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (index name, columns), primary key excluded
+    auto_increment: int | None = None  # the table's next AUTO_INCREMENT value (None: no such column)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -44,25 +49,39 @@ class TargetTable:
 
 def describe_schema(sql: Sql, schema: str) -> dict[str, TargetTable]:
     """Every table and view of ``schema`` with its columns, primary key and engine."""
-    tables = sql.query("SELECT TABLE_NAME AS t, TABLE_TYPE AS k, ENGINE AS e FROM information_schema.TABLES"
+    tables = sql.query("SELECT TABLE_NAME AS t, TABLE_TYPE AS k, ENGINE AS e, AUTO_INCREMENT AS ai FROM information_schema.TABLES"
                        " WHERE TABLE_SCHEMA = %s", [schema]).rows
     cols = sql.query("SELECT TABLE_NAME AS t, COLUMN_NAME AS c, COLUMN_TYPE AS y, IS_NULLABLE AS n, EXTRA AS x,"
-                     " GENERATION_EXPRESSION AS g FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
+                     " GENERATION_EXPRESSION AS g, CHARACTER_SET_NAME AS cs, COLLATION_NAME AS co"
+                     " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
                      " ORDER BY TABLE_NAME, ORDINAL_POSITION", [schema]).rows
-    pks = sql.query("SELECT TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.KEY_COLUMN_USAGE"
-                    " WHERE TABLE_SCHEMA = %s AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY TABLE_NAME, ORDINAL_POSITION",
-                    [schema]).rows
+    keys = sql.query("SELECT TABLE_NAME AS t, INDEX_NAME AS i, COLUMN_NAME AS c FROM information_schema.STATISTICS"
+                     " WHERE TABLE_SCHEMA = %s AND NON_UNIQUE = 0 ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX", [schema]).rows
     by_table: dict[str, list[TargetColumn]] = {}
     for r in cols:
         extra = str(r["x"] or "").upper()
         generated = "GENERATED" in extra or "VIRTUAL" in extra or "PERSISTENT" in extra or "STORED" in extra
         by_table.setdefault(_s(r["t"]), []).append(
-            TargetColumn(_s(r["c"]), _s(r["y"]).lower(), _s(r["n"]) == "YES", generated))
-    pk: dict[str, list[str]] = {}
-    for r in pks:
-        pk.setdefault(_s(r["t"]), []).append(_s(r["c"]))
-    return {_s(r["t"]): TargetTable(_s(r["t"]), tuple(by_table.get(_s(r["t"]), [])), tuple(pk.get(_s(r["t"]), [])),
-                                    _s(r["e"] or ""), _s(r["k"])) for r in tables}
+            TargetColumn(_s(r["c"]), _s(r["y"]).lower(), _s(r["n"]) == "YES", generated, _s(r["cs"]) or None,
+                         _s(r["co"]) or None, "AUTO_INCREMENT" in extra))
+    uniq: dict[str, dict[str, list[str]]] = {}
+    for r in keys:
+        uniq.setdefault(_s(r["t"]), {}).setdefault(_s(r["i"]), []).append(_s(r["c"]))
+    out = {}
+    for r in tables:
+        name = _s(r["t"])
+        found = uniq.get(name, {})
+        out[name] = TargetTable(name, tuple(by_table.get(name, [])), tuple(found.get("PRIMARY", [])), _s(r["e"] or ""),
+                                _s(r["k"]), tuple((k, tuple(c)) for k, c in found.items() if k != "PRIMARY"),
+                                int(r["ai"]) if r["ai"] is not None else None)
+    return out
+
+
+def default_collations(sql: Sql) -> dict[str, str]:
+    """Each character set's default collation on this server (what a column without COLLATE gets)."""
+    rows = sql.query("SELECT CHARACTER_SET_NAME AS cs, COLLATION_NAME AS co FROM information_schema.COLLATIONS"
+                     " WHERE IS_DEFAULT = 'Yes'").rows
+    return {_s(r["cs"]).lower(): _s(r["co"]).lower() for r in rows}
 
 
 
@@ -93,15 +112,48 @@ class Difference:
     """One way a target table differs from the dump's definition."""
 
     table: str
-    what: str  # missing_table | missing_column | extra_column | type | nullability | order | primary_key | not_a_table
+    what: str  # missing_table | missing_column | extra_column | type | nullability | charset | collation | order | primary_key | not_a_table
     detail: str
 
     def __str__(self) -> str:
         return f"{self.table}: {self.detail}"
 
 
-def compare_table(dump: Any, target: TargetTable | None, table: str) -> list[Difference]:
-    """How ``target`` differs from ``dump`` (a ``TableDef`` of the dump reader)."""
+_TEXT_TYPES = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"})
+
+
+def _cs(name: str | None) -> str | None:
+    """utf8 is utf8mb3 (MariaDB >= 10.6 and MySQL 8 say so in information_schema)."""
+    if not name:
+        return None
+    name = name.lower()
+    if name == "utf8" or name.startswith("utf8_"):
+        return "utf8mb3" + name[4:]
+    return name
+
+
+def dump_charset(dump: Any, column: Any, defaults: dict[str, str] | None) -> tuple[str | None, str | None]:
+    """(character set, collation) a dump's column gets when its CREATE TABLE runs here: its own
+    CHARACTER SET/COLLATE, else the table's DEFAULT CHARSET/COLLATE, else the charset's default
+    collation on this server. (None, None) for a non-character column or where the dump is silent."""
+    if column.base_type not in _TEXT_TYPES:
+        return None, None
+    col_cs, col_co = _cs(column.charset), _cs(column.collation)
+    tab_cs, tab_co = _cs(getattr(dump, "default_charset", None)), _cs(getattr(dump, "default_collation", None))
+    cs = col_cs or (col_co.split("_", 1)[0] if col_co else None) or tab_cs or (tab_co.split("_", 1)[0] if tab_co else None)
+    if cs is None:
+        return None, None
+    if col_co:
+        return cs, col_co
+    if tab_co and tab_co.split("_", 1)[0] == cs and (col_cs is None or col_cs == tab_cs):
+        return cs, tab_co
+    return cs, _cs((defaults or {}).get(cs))
+
+
+def compare_table(dump: Any, target: TargetTable | None, table: str,
+                  default_collations: dict[str, str] | None = None) -> list[Difference]:
+    """How ``target`` differs from ``dump`` (a ``TableDef`` of the dump reader). Character
+    columns are compared by character set and collation too: a latin1 column takes no emoji."""
     if target is None:
         return [Difference(table, "missing_table", "table missing on the target")]
     if target.kind.upper() != "BASE TABLE":
@@ -119,6 +171,11 @@ def compare_table(dump: Any, target: TargetTable | None, table: str) -> list[Dif
         elif bool(c.nullable) != t.nullable:
             out.append(Difference(table, "nullability", f"column {c.name} is {'NULL' if t.nullable else 'NOT NULL'} on the target, "
                                                        f"{'NULL' if c.nullable else 'NOT NULL'} in the dump"))
+        cs, co = dump_charset(dump, c, default_collations)
+        if cs and t.charset and cs != _cs(t.charset):
+            out.append(Difference(table, "charset", f"column {c.name} is CHARACTER SET {t.charset} on the target, {cs} in the dump"))
+        elif co and t.collation and co != _cs(t.collation):
+            out.append(Difference(table, "collation", f"column {c.name} is COLLATE {t.collation} on the target, {co} in the dump"))
     for t in target.columns:
         if t.name.lower() not in dcols:
             out.append(Difference(table, "extra_column", f"column {t.name} exists on the target only"))

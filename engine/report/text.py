@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.language.durations import format_duration, parse_duration
-from engine.secrets import MASK, MASKER, SECRET_KEY, Secret
+from engine.secrets import MASK, MASKER, SECRET_KEY, Secret, secret_like
 from engine.visible import visible
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -38,7 +38,7 @@ def masked(value: Any) -> Any:
         out: dict[str, Any] = {}
         for k, v in value.items():
             key = MASKER.text(k if isinstance(k, str) else str(k))
-            out[key] = MASK if SECRET_KEY.search(key) and v not in (None, "") else masked(v)
+            out[key] = MASK if SECRET_KEY.search(key) and secret_like(v) else masked(v)
         return out
     if isinstance(value, (list, tuple, set, frozenset)):
         return [masked(v) for v in value]

@@ -60,6 +60,8 @@ def _internal(step: Step, exc: Exception) -> StepResult:
                       evidence=MASKER.text(tb))
 
 
+_UNRENDERED: Any = object()  # the digest did not render the arguments the step runs
+
 IDENTITY = "identity"  # run_state key of the identity guard (engine.actions.guard.IDENTITY_KEY)
 
 
@@ -157,13 +159,17 @@ class Executor(Probing):
         if journal is not None:
             # Outside the try: a journal that cannot be written (a full disk) must stop the run
             # before this side effect, not be journaled (it cannot be) as the step's failure.
-            seq = journal.intent(step.key, hs.host.name, self.digest(step, vars_), attempt)
+            digest, rendered, quiet = self._digest_and_args(step, vars_)
+            # A step that changes nothing need not wait for its intent to reach the disk.
+            seq = journal.intent(step.key, hs.host.name, digest, attempt, durable=not quiet)
+        else:
+            rendered = _UNRENDERED
         watch = _StepWatch(hs, step.timeout) if step.timeout is not None else None
         try:
             if step.loop is not None:
                 result = self._run_loop(step, hs, vars_, attempt, deadline)
             else:
-                result = self._run_one(step, hs, vars_, attempt, deadline)
+                result = self._run_one(step, hs, vars_, attempt, deadline, rendered)
         except RunbookError as exc:
             result = _classify(exc)
             if step.source and str(step.source) not in result.msg:
@@ -193,6 +199,14 @@ class Executor(Probing):
 
     def digest(self, step: Step, vars_: dict[str, Any]) -> str:
         """Digest of the rendered arguments (what the step is about to do)."""
+        return self._digest_and_args(step, vars_)[0]
+
+    def _digest_and_args(self, step: Step, vars_: dict[str, Any]) -> tuple[str, Any, bool]:
+        """The digest; the rendered arguments when the step runs them as they are (rendered
+        once: what the journal's digest says is what runs); and whether the call, as rendered,
+        cannot change anything (its action says so from the same view)."""
+        rendered: Any = _UNRENDERED
+        quiet = False
         try:
             cls = get_action(step.action)
             if cls.renders_own_args:
@@ -200,10 +214,11 @@ class Executor(Probing):
             elif step.loop is not None:
                 view = [step.args, ENGINE.render(step.loop, vars_)]
             else:
-                view = ENGINE.render(step.args, vars_)
+                view = rendered = ENGINE.render(step.args, vars_)
+            quiet = step.loop is None and cls.view_changes_nothing(view)
         except RunbookError:
             view = step.args
-        return args_digest(step.action, view)
+        return args_digest(step.action, view), rendered, quiet
 
     def remember(self, step: Step, hs: HostState, result: StepResult) -> None:
         record_marks(self.env.run_state, get_action(step.action), hs.host.name, result.registered())
@@ -248,23 +263,56 @@ class Executor(Probing):
                           evidence="\n".join(r.evidence for r in failed_items if r.evidence)[-4000:],
                           uncertain=any(r.uncertain for r in results))
 
-    def _run_one(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None) -> StepResult:
+    def _run_one(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None,
+                 rendered: Any = None) -> StepResult:
+        rendered = _UNRENDERED if rendered is None else rendered
         if self.env.check_mode:
             try:
-                return self._run_one_inner(step, hs, vars_, attempt, deadline)
+                result = self._run_one_inner(step, hs, vars_, attempt, deadline, rendered)
             except (TemplateError, SqlError) as exc:
                 # An honest plan: what an earlier step only simulated (a table, a registered
                 # stdout) is not there to probe or render. Say so instead of failing the plan.
-                return StepResult(Status.SKIPPED, msg=f"check mode: cannot tell without running earlier steps ({exc.render()})")
-        return self._run_one_inner(step, hs, vars_, attempt, deadline)
+                result = StepResult(Status.SKIPPED, msg="check mode: cannot tell " + self._simulated_reads(step, hs, exc))
+            would = get_action(step.action).mutating and result.status is Status.CHANGED  # said what it would do
+            untold = result.status is Status.SKIPPED and result.msg.startswith("check mode")
+            if step.register and (would or untold):
+                hs.simulated[step.register] = step.name
+            return result
+        return self._run_one_inner(step, hs, vars_, attempt, deadline, rendered)
 
-    def _run_one_inner(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None) -> StepResult:
+    @staticmethod
+    def _cannot_tell(hs: HostState) -> StepResult:
+        """Check mode, a probe that finds nothing to do after a step that would change the host
+        (a reopen after a fence): "already in the desired state" would be untrue."""
+        return StepResult(Status.SKIPPED, msg=f"check mode: cannot tell: nothing to do as {hs.host.name} is now, "
+                                              f"but {hs.would_change!r} would change it first")
+
+    def _simulated_reads(self, step: Step, hs: HostState, exc: RunbookError) -> str:
+        """Why a check-mode step cannot be evaluated: the simulated results it reads, by name."""
+        import os
+
+        from engine.language.var_reads import step_reads
+
+        base = os.path.dirname(os.path.abspath(step.source.file)) if step.source is not None else "."
+        reads = sorted(step_reads(step, base) & set(hs.simulated))
+        if reads:
+            names = ", ".join(f"{r} (of {hs.simulated[r]!r})" for r in reads)
+            return f"before the earlier steps run: it reads {names}, which check mode only simulated"
+        return f"without running earlier steps ({exc.render()})"
+
+    def _run_one_inner(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None,
+                       rendered: Any = None) -> StepResult:
         env = self.env
         if step.when is not None and not ENGINE.truth(step.when, vars_):
             return StepResult(Status.SKIPPED, msg="when: false")
         cls = get_action(step.action)
         timeout = step.timeout
-        args = step.args if cls.renders_own_args else ENGINE.render(step.args, vars_)
+        if cls.renders_own_args:
+            args = step.args
+        elif rendered is not None and rendered is not _UNRENDERED:
+            args = rendered  # rendered once, for the journal's digest
+        else:
+            args = ENGINE.render(step.args, vars_)
         if not cls.renders_own_args and has_template(step.args):
             bad = rendered_problems(cls, args)
             if bad:
@@ -274,20 +322,26 @@ class Executor(Probing):
 
         # Probe first: an explicit unless/creates, else the action's own read-only probe.
         done, why = self._explicit_probe(step, ctx)
+        if done and env.check_mode and hs.would_change:
+            return self._cannot_tell(hs)
         if done:
             return StepResult(Status.OK, msg=f"already done ({why})")
         probe = None
         if cls.mutating and step.unless is None and step.creates is None:
             probe = action.probe()
+            if probe is not None and probe.done and env.check_mode and hs.would_change:
+                return self._cannot_tell(hs)
             if probe is not None and probe.done:
                 # Made by an earlier attempt of this run (killed before its outcome)? Then its
                 # undo must not be lost: the action says so from its own evidence.
                 found = self._builtin_undo(step, action.undo_of_found(probe))
                 msg = "already in the desired state" + (" (made by an earlier attempt of this run)" if found else "")
-                return StepResult(Status.OK, msg=msg, data=dict(probe.state), undo=found)
+                return StepResult(Status.OK, msg=msg, data=action.result_of_found(probe), undo=found)
 
         if env.check_mode and cls.mutating:
             result = action.check()
+            if result.status is not Status.OK and not hs.would_change:
+                hs.would_change = step.name  # it would run: later probes see the host as it is, not as it would be
             return self._verdict(step, result, vars_)
 
         self._guard_identity(step, action, ctx)

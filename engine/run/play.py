@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping
@@ -55,7 +54,7 @@ class PlayOptions:
 
 @dataclass
 class PlayOutcome:
-    status: str  # succeeded | failed | interrupted | rolled back (engine.cli.main maps it to an exit code)
+    status: str  # succeeded | failed | interrupted | aborted | rolled back (engine.cli.main maps it to an exit code)
     duration: float
     results: list[tuple[str, str, str, StepResult]] = field(default_factory=list)  # (stage, step, host, result)
 
@@ -137,6 +136,7 @@ class Play:
         if prior is not None:
             restore_run_state(prior.events, self.env.run_state)
         self.outcome = PlayOutcome("succeeded", 0.0)
+        self._aborted = False  # a second Ctrl-C left steps running (see _abort)
 
     @property
     def interrupted(self) -> bool:
@@ -237,10 +237,21 @@ class Play:
             return self._peer_conns[name]
 
     def close(self) -> None:
-        for hs in self.states.values():
-            hs.conns.close()
-        for conns in self._peer_conns.values():
-            conns.close()
+        def close_all() -> None:
+            for hs in self.states.values():
+                hs.conns.close()
+            for conns in self._peer_conns.values():
+                conns.close()
+
+        if not self._aborted:
+            close_all()
+            return
+        # After a second Ctrl-C the steps left running still use these connections: closing
+        # them is best effort and must not keep the operator waiting (the process exit closes
+        # what is left).
+        closer = threading.Thread(target=close_all, name="close-after-abort", daemon=True)
+        closer.start()
+        closer.join(ABORT_GRACE)
 
     def _budget_timer(self, scope: str, name: str, budget: float | None) -> threading.Timer | None:
         if not budget:
@@ -277,7 +288,9 @@ class Play:
 
     def _run_stage(self, stage: Stage, first_step: str | None) -> bool:
         """Run one stage; False when the run must stop."""
-        hosts = [hs for hs in self.hosts_for(stage.targets) if hs.active]
+        targeted = self.hosts_for(stage.targets)
+        hosts = [hs for hs in targeted if hs.active]
+        before_when = len(hosts)
         if stage.when is not None:
             hosts = [hs for hs in hosts if ENGINE.truth(stage.when, self._vars(hs, stage))]
         steps = [s for s in stage.steps if self.tag_selected(stage, s)]
@@ -287,14 +300,15 @@ class Play:
                 raise InputError(f"--start-at: stage {stage.name!r} has no step {first_step!r}", hint=f"steps: {', '.join(names)}")
             steps = [s for s in steps if s.index >= names.index(first_step)]
         if not hosts or not steps:
-            self.console.stage_skipped(stage.name, "no host left" if not hosts else "no step selected by tags")
+            self.console.stage_skipped(stage.name, self._skip_reason(stage, targeted, before_when, hosts))
             return True
         if self.resumer is not None and self.resumer.stage_done(stage, steps, hosts):
             self.console.stage_skipped(stage.name, "done in an earlier attempt of this run")
             return True
         if stage.confirm and not self.opts.check and not self._confirm(stage, hosts):
-            self.console.line("not confirmed: the run stops here", "bold red")
-            self.outcome.status = "failed"
+            self.console.line(f"stage [{stage.name}] not confirmed: aborted by the operator before the stage; "
+                              "nothing of it ran", "bold red")
+            self.outcome.status = "aborted"
             return False
         self.console.stage_start(stage.name, stage.budget, [h.host.name for h in hosts])
         if self.journal is not None:
@@ -341,6 +355,19 @@ class Play:
             return stage.on_failure is OnFailure.CONTINUE and any(hs.active for hs in self.states.values())
         return not self.interrupted
 
+    def _skip_reason(self, stage: Stage, targeted: list[HostState], active: int, hosts: list[HostState]) -> str:
+        """Why a stage runs nowhere, as it is: its `when:` (reopening is off by default), the
+        hosts that failed earlier, a pattern that matches no host, or the tags."""
+        if hosts:
+            return "no step selected by --tags/--skip-tags"
+        if active and stage.when is not None:
+            names = [hs.host.name for hs in targeted if hs.active]
+            return f"when: {stage.when} is false on " + (names[0] if len(names) == 1 else f"every host ({len(names)})")
+        if targeted:
+            down = [hs.host.name for hs in targeted if not hs.active]
+            return f"no host left: {', '.join(down[:5])} failed or unreachable in an earlier stage"
+        return f"its targets ({stage.targets or self.rb.targets}) match no host" + (" within --limit" if self.opts.limit else "")
+
     def _run_step(self, stage: Stage, step: Step, hosts: list[HostState]) -> list[tuple[HostState, StepResult]]:
         # play_hosts is the same for every host of a step (states change between steps):
         # computed once here, not once per host (quadratic at hundreds of hosts).
@@ -379,47 +406,65 @@ class Play:
         the main thread answers the operator's questions and watches for interrupts. After an
         interrupt no new host starts; a second one aborts the running steps (in doubt)."""
         pending = deque(hosts)
-        running: dict[Future[StepResult], HostState] = {}
+        running: set[_Task] = set()
         out: dict[str, StepResult] = {}
-        # Finished futures arrive on a queue: wait(FIRST_COMPLETED) over all running futures
-        # re-arms every one of them at each wake-up (quadratic in the number of hosts).
-        finished: queue.SimpleQueue[Future[StepResult]] = queue.SimpleQueue()
+        # Finished tasks arrive on a queue: waiting on all running ones at each wake-up would be
+        # quadratic in the number of hosts.
+        finished: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         try:
             while pending or running:
                 self.notice()
                 while pending and len(running) < self.opts.forks and not self.interrupted:
-                    hs = pending.popleft()
-                    fut = self._workers.submit(self.executor.run, step, hs, stage.name)
-                    running[fut] = hs
-                    fut.add_done_callback(finished.put)
+                    task = _Task(self.executor.run, step, pending.popleft(), stage.name, finished)
+                    running.add(task)
+                    self._workers.submit(task)
                 if not running:
                     break  # interrupted: the queued hosts do not start
                 try:
-                    fut = finished.get(timeout=0.1)
+                    task = finished.get(timeout=0.1)
                     while True:
-                        out[running.pop(fut).host.name] = fut.result()
-                        fut = finished.get_nowait()
+                        running.discard(task)
+                        if task.error is not None:
+                            raise task.error
+                        assert task.result is not None
+                        out[task.hs.host.name] = task.result
+                        task = finished.get_nowait()
                 except queue.Empty:
                     pass
                 self.desk.serve()
         except AbortStep:
-            self._abort(running)
+            self._abort(running, finished)
             raise
         return out
 
-    def _abort(self, running: dict[Future[StepResult], HostState]) -> None:
-        """The second interrupt. The journal stops accepting outcomes *first* (what a step
-        reports from now on is not trusted: it stays in doubt), then what runs is stopped
-        (KILL QUERY, kill of process groups) without closing any connection; the workers get
-        a moment to return, and are left behind if they do not (daemon threads)."""
+    def _abort(self, running: set[_Task], finished: queue.SimpleQueue[_Task]) -> None:
+        """The second interrupt: the run stops within half a second, whatever runs.
+
+        1. A step about to end on its own gets ``ABORT_GRACE`` seconds: what it reports then
+           is the truth (nothing was stopped yet), so a restore that committed its last batch
+           is journaled done, not left in doubt.
+        2. The journal stops accepting outcomes (what a step reports after being stopped is
+           not trusted: it stays in doubt, and resume re-probes it).
+        3. What still runs is stopped (KILL QUERY, kill of process groups) from daemon threads:
+           a KILL that waits for a long rollback on the server must not hold the operator
+           (resume finds and settles such statements before its probes). The workers are left
+           behind (daemon threads); the process exits and its connections close."""
+        left = set(running)
+        deadline = time.monotonic() + ABORT_GRACE
+        while left:
+            try:
+                left.discard(finished.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        self._aborted = True
         if self.journal is not None:
             self.journal.abort()
-        for hs in running.values():
-            hs.conns.interrupt("aborted by the operator")
-        wait(list(running), timeout=5)
+        for task in left:
+            threading.Thread(target=task.hs.conns.interrupt, args=("aborted by the operator",),
+                             name=f"abort-{task.hs.host.name}", daemon=True).start()
         if self.journal is not None:
             self.journal.event("interrupted", presses=2, signal=self.interrupts.signal_name,
-                               in_doubt=sorted(hs.host.name for hs in running.values()))
+                               in_doubt=sorted(task.hs.host.name for task in left))
 
     def _rollback_stage(self, stage: Stage, done: list[tuple[Step, HostState, StepResult]]) -> bool:
         """Undo the stage's completed steps, newest first. False when an undo failed."""
@@ -440,10 +485,25 @@ def undo_one(play: Play, step_key: str, step_name: str, hs: HostState, record: A
     return not res.failed
 
 
+#: seconds a second Ctrl-C leaves the running steps to end on their own before it stops them
+ABORT_GRACE = 0.25
+
+
 class AbortStep(KeyboardInterrupt):
     """The second interrupt. A ``KeyboardInterrupt`` on purpose, not a ``RunbookError``: the
     steps that were running keep their intent without an outcome (in doubt, re-probed by
     resume) and the run ends as interrupted (exit 130)."""
+
+
+class _Task:
+    """One step on one host, handed to a worker; it comes back on ``done`` when finished."""
+
+    __slots__ = ("done", "error", "fn", "hs", "result", "stage", "step")
+
+    def __init__(self, fn: Any, step: Step, hs: HostState, stage: str, done: queue.SimpleQueue[_Task]):
+        self.fn, self.step, self.hs, self.stage, self.done = fn, step, hs, stage, done
+        self.result: StepResult | None = None
+        self.error: BaseException | None = None
 
 
 class _Workers:
@@ -455,16 +515,13 @@ class _Workers:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
 
-    def submit(self, fn: Any, step: Step, hs: HostState, stage: str) -> Future[StepResult]:
-        """``fn(step, hs, stage)`` on an idle worker (a new one when none is idle)."""
-        fut: Future[StepResult] = Future()
-        fut.set_running_or_notify_cancel()
+    def submit(self, task: _Task) -> None:
+        """Run ``task`` on an idle worker (a new one when none is idle)."""
         with self._lock:
             worker = self._idle.pop() if self._idle else None
         if worker is None:
             worker = _Worker(self)
-        worker.give((fn, step, hs, stage, fut))
-        return fut
+        worker.inbox.put(task)
 
     def idle(self, worker: _Worker) -> None:
         with self._lock:
@@ -474,37 +531,22 @@ class _Workers:
 class _Worker:
     def __init__(self, pool: _Workers):
         self._pool = pool
-        self._cond = threading.Condition()
-        self._task: tuple[Any, Step, HostState, str, Future[StepResult]] | None = None
+        self.inbox: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         threading.Thread(target=self._loop, name="host-worker", daemon=True).start()
-
-    def give(self, task: tuple[Any, Step, HostState, str, Future[StepResult]]) -> None:
-        with self._cond:
-            self._task = task
-            self._cond.notify()
 
     def _loop(self) -> None:
         me = threading.current_thread()
         while True:
-            with self._cond:
-                while self._task is None:
-                    self._cond.wait()
-                fn, step, hs, stage, fut = self._task
-                self._task = None
-            me.name = f"host-{hs.host.name}"
-            error: BaseException | None = None
+            task = self.inbox.get()
+            me.name = f"host-{task.hs.host.name}"
             try:
-                result = fn(step, hs, stage)
+                task.result = task.fn(task.step, task.hs, task.stage)
             except BaseException as exc:
-                error, result = exc, None
-            del fn, step, hs
+                task.error = exc
             # Idle before the result is out: the next step's dispatch finds this worker free.
             self._pool.idle(self)
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(result)
-            del fut, error, result
+            task.done.put(task)
+            del task
 
 
 __all__ = ["AbortStep", "Play", "PlayOptions", "PlayOutcome", "RunbookError", "undo_one"]

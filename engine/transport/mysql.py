@@ -6,21 +6,51 @@ SQLSTATE and a diagnosis) or :class:`ConnectError` (server unreachable, auth fai
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import threading
 import time
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from collections.abc import Callable, Sequence
 
-import pymysql
-import pymysql.err
-
 from engine.mysql.diagnosis import diagnose
+from engine.mysql.sqlutil import keeps_session
 from engine.errors import CommandTimeout, ConnectError, LostConnection, OutcomeUnknown, SqlError
 from engine.model import MysqlSettings, SqlResult
 from engine.secrets import MASKER, reveal
-from engine.transport.mysql_local import Connection as _Connection, _text
+
+
+class _OnFirstUse:
+    """A module imported when one of its names is first read (from any thread): PyMySQL, and
+    the cryptography it imports, cost ~50 ms at start-up, and a runbook, ``validate`` or a
+    play with no SQL step needs neither."""
+
+    def __init__(self, name: str):
+        self._name = name
+        self._module: ModuleType | None = None
+
+    def __getattr__(self, attr: str) -> Any:
+        module = self._module
+        if module is None:
+            module = self._module = importlib.import_module(self._name)  # the import system's own lock
+        return getattr(module, attr)
+
+
+if TYPE_CHECKING:
+    import pymysql
+    import pymysql.err
+else:
+    pymysql = _OnFirstUse("pymysql")
+
+
+def _text(sql: str | bytes) -> str:
+    """SQL for a message: bytes (a restore batch) are cut to their first 2000 bytes."""
+    if isinstance(sql, (bytes, bytearray, memoryview)):
+        head = bytes(sql[:2000]).decode("utf-8", "replace")
+        return head + (f"… ({len(sql)} bytes)" if len(sql) > 2000 else "")
+    return sql
 
 _SQLSTATE = re.compile(r"^#?([0-9A-Z]{5})")
 
@@ -121,6 +151,8 @@ class MysqlSession:
             kwargs["read_default_group"] = "client"
         where = f"{s.host}:{s.port}" + (" (through the SSH tunnel)" if self._tunnel else "")
         try:
+            from engine.transport.mysql_local import Connection as _Connection
+
             conn = _Connection(**kwargs)
             sock = None
             if self._tunnel is not None:
@@ -227,7 +259,8 @@ class MysqlSession:
             conn._read_timeout = max(timeout, 0.0) + _KILL_GRACE  # type: ignore[attr-defined]  # the KILL's answer comes first
         with self._state:
             self._running_id, self._stopped = conn_id, ""
-        self.dirty = True
+        if not self.dirty and not (isinstance(sql, str) and keeps_session(sql)):
+            self.dirty = True  # the next step starts on a reset session (a plain read needs none)
         if not self._db_may_change and _MAY_CHANGE_DB.search(sql if isinstance(sql, str) else "use"):
             self._db_may_change = True
         if watchdog is not None:

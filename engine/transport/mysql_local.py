@@ -81,11 +81,3 @@ class Connection(pymysql.connections.Connection):
         if result.server_status is not None:
             self.server_status = result.server_status
         return int(result.affected_rows or 0)
-
-
-def _text(sql: str | bytes) -> str:
-    """SQL for a message: bytes (a restore batch) are cut to their first 2000 bytes."""
-    if isinstance(sql, (bytes, bytearray, memoryview)):
-        head = bytes(sql[:2000]).decode("utf-8", "replace")
-        return head + (f"… ({len(sql)} bytes)" if len(sql) > 2000 else "")
-    return sql

@@ -1,22 +1,22 @@
-"""SSH adapter (paramiko): one connection per host, one channel per command.
+"""SSH adapter (paramiko): one connection per host, one long-lived runner on it for commands.
 
-The first ``run()`` connects; every later command and every MySQL tunnel opens a channel on the
-same transport, so a command costs one channel round trip, not a handshake. No paramiko or socket
-exception leaves this module: failures become a one-line :class:`ConnectError` (unreachable,
-refused, host key, authentication, dropped connection) or :class:`CommandTimeout`. Host-key
-checks and key loading live in :mod:`engine.transport.sshkeys`, under the same rule.
+The first ``run()`` connects; commands go to the connection's runner
+(:mod:`engine.transport.sshrunner`: one frame out and one back per command), or, on a host
+without ``python3``, one exec channel each (:mod:`engine.transport.sshexec`); MySQL tunnels and
+SFTP open channels on the same transport. No paramiko or socket exception leaves this module:
+failures become a one-line :class:`ConnectError` (unreachable, refused, host key,
+authentication, dropped connection), :class:`CommandTimeout` or :class:`OutcomeUnknown`.
+Where to connect is :mod:`engine.transport.sshtarget`; host keys and key loading
+:mod:`engine.transport.sshkeys`, under the same rule.
 """
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
-import re
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import paramiko
@@ -27,9 +27,11 @@ from engine.secrets import MASKER
 from engine.transport.sshcmd import shell_script
 from engine.transport.sshexec import ExecChannels
 from engine.transport.sshrunner import HOW_DEADLINE, HOW_KILLED, Job, Launch, RemoteRunner, RunnerGone
+from engine.transport.sshtarget import QuickAckSocket, Target, resolve
 from engine.transport.sshkeys import agent_keys, check_host_key, fingerprint, known_keys, load_key, prefer_known_key_types
 
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+_IDLE_WAKE = 1.0
 _AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 _DEADLINE_GRACE = 2.0  # the host kills a command at its deadline; the engine waits this much longer for word of it
 _KILL_WAIT = 5.0  # then the engine asks for the kill itself and waits this long for its confirmation
@@ -40,86 +42,6 @@ _NET_ERRORS = (paramiko.SSHException, OSError, EOFError)
 # with a traceback, which Python's last-resort handler prints on stderr. Ours is the one-line
 # ConnectError; the library's log stays out of the operator's way.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where to connect once ``~/.ssh/config`` is applied: inventory settings win, config fills gaps."""
-
-    hostname: str
-    port: int
-    user: str
-    key_files: tuple[str, ...]
-    explicit_key: bool  # ssh_key from the inventory: a missing or unreadable file is an error
-    known_name: str  # the known_hosts name: ``host`` or ``[host]:port``
-    proxy_jump: str | None
-    proxy_command: str | None = None
-
-    @property
-    def where(self) -> str:
-        return f"{self.hostname}:{self.port}"
-
-
-def _resolve(s: SshSettings, use_config_jump: bool) -> _Target:
-    """Apply ~/.ssh/config (or ``config_file``) under the inventory's explicit settings."""
-    cfg: dict[str, Any] = {}
-    path = os.path.expanduser(s.config_file or "~/.ssh/config")
-    if os.path.isfile(path):
-        try:
-            cfg = dict(paramiko.SSHConfig.from_path(path).lookup(s.host))
-        except (paramiko.SSHException, OSError, ValueError, KeyError) as exc:
-            raise ConnectError(f"cannot read ssh config {path}: {exc}", hint="fix the file or set ssh config_file") from None
-    elif s.config_file:
-        raise ConnectError(f"ssh config file {s.config_file} does not exist", hint="fix the path in the inventory")
-    hostname = str(cfg.get("hostname") or s.host)
-    # SshSettings cannot tell an explicit port 22 from the default, so a config Port applies then.
-    config_port = str(cfg.get("port", 22))
-    if not config_port.isdigit():
-        raise ConnectError(f"ssh config {path}: Port {config_port!r} of {s.host} is not a number")
-    port = s.port if s.port != 22 else int(config_port)
-    user = s.user or cfg.get("user") or getpass.getuser()
-    if s.key_file:
-        keys: tuple[str, ...] = (os.path.expanduser(s.key_file),)
-    else:
-        keys = tuple(os.path.expanduser(k) for k in cfg.get("identityfile", ()))
-    alias = str(cfg.get("hostkeyalias") or hostname)
-    jump = (s.proxy_jump or cfg.get("proxyjump")) if use_config_jump else None  # a hop of a chain ignores its own
-    command = s.proxy_command
-    if command:
-        command = _expand_tokens(command, hostname, port if s.port != 22 else int(config_port), str(user))
-    else:
-        command = cfg.get("proxycommand")  # paramiko has expanded its tokens
-    return _Target(
-        hostname=hostname,
-        port=port,
-        user=str(user),
-        key_files=keys,
-        explicit_key=bool(s.key_file),
-        known_name=alias if port == 22 else f"[{alias}]:{port}",
-        proxy_jump=None if not jump or jump.lower() == "none" else str(jump),
-        proxy_command=None if not command or str(command).lower() == "none" or not use_config_jump else str(command),
-    )
-
-
-def _expand_tokens(command: str, host: str, port: int, user: str) -> str:
-    """OpenSSH's %h %p %r %% in a ProxyCommand."""
-    return re.sub(r"%([hpr%])", lambda m: {"h": host, "p": str(port), "r": user, "%": "%"}[m.group(1)], command)
-
-
-class _QuickAckSocket(socket.socket):
-    """A client socket that acknowledges every segment at once (Linux ``TCP_QUICKACK``).
-
-    sshd leaves Nagle on until a session starts, so after authentication its answer to our
-    first channel open waits for the ACK of its previous small write, which the kernel delays
-    by 40 ms when we have nothing to send: 40 ms on every connection's first command."""
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        data = super().recv(bufsize, flags)
-        try:
-            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)  # the kernel clears it again: set it each time
-        except OSError:
-            pass
-        return data
 
 
 class SshShell:
@@ -135,7 +57,7 @@ class SshShell:
         self._via = jump  # set for ProxyJump hops: the shell whose transport carries ours
         self._hops = hops
         self._jumps: list[SshShell] = []  # jump shells this one created and must close
-        self._target: _Target | None = None
+        self._target: Target | None = None
         self._transport: paramiko.Transport | None = None
         self._lock = threading.Lock()
         self._exec = ExecChannels(lambda: self.name, self._kill_command)
@@ -169,7 +91,7 @@ class SshShell:
 
     def _connect(self) -> paramiko.Transport:
         if self._target is None:
-            self._target = _resolve(self.settings, use_config_jump=self._via is None)
+            self._target = resolve(self.settings, use_config_jump=self._via is None)
         t = self._target
         known_path = os.path.expanduser(self.settings.known_hosts or "~/.ssh/known_hosts")
         known = known_keys(known_path, t.known_name)
@@ -186,6 +108,10 @@ class SshShell:
             check_host_key(transport.get_remote_server_key(), known, known_path, policy=self.settings.host_key_checking,
                            known_name=t.known_name, hostname=t.hostname, port=t.port)
             self._authenticate(t, transport)
+            # paramiko's reader thread wakes every 0.1 s to look at its flags (35 ms of CPU a
+            # second for 100 idle connections); once connected, once a second is enough
+            # (closing does not wait for it, and the keepalive is every 30 s).
+            transport.sock.settimeout(_IDLE_WAKE)
             return transport
         except ConnectError:
             (transport or sock).close()
@@ -197,7 +123,7 @@ class SshShell:
                                    hint="check ssh_host and ssh_port: is sshd listening there?") from None
             raise ConnectError(f"ssh to {t.where} failed: {exc or type(exc).__name__}") from None
 
-    def _open_socket(self, t: _Target) -> Any:
+    def _open_socket(self, t: Target) -> Any:
         timeout = self.settings.connect_timeout
         if self._via is None and t.proxy_jump and not self._jumps:
             self._via = self._jump_shell(t.proxy_jump)  # made once: a reconnect reuses the jump's connection
@@ -222,7 +148,7 @@ class SshShell:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if not hasattr(socket, "TCP_QUICKACK"):
             return sock
-        return _QuickAckSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        return QuickAckSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
 
     def _jump_shell(self, spec: str) -> SshShell:
         """The last hop of ``ProxyJump a,b``: b reached through a, each with the same policies."""
@@ -245,7 +171,7 @@ class SshShell:
         return shell
 
     # -- authentication -----------------------------------------------------------------
-    def _authenticate(self, t: _Target, transport: paramiko.Transport) -> None:
+    def _authenticate(self, t: Target, transport: paramiko.Transport) -> None:
         tried: list[str] = []
         allowed: list[str] = []
 
@@ -347,14 +273,15 @@ class SshShell:
         start = time.perf_counter()
         deadline = None if timeout is None else time.monotonic() + timeout
         finished = False
-        try:
-            job = runner.submit(script, data, timeout)  # from here on, the command may be running
-        except RunnerGone as exc:
-            raise OutcomeUnknown(self._gone(exc, "while the command was sent") + f"; whether it took effect is unknown: {shown}",
-                                 what=what) from None
+        job = runner.new_job()
         with self._jobs_lock:
-            self._jobs[job] = runner
+            self._jobs[job] = runner  # an abort from now on kills it (its K frame follows the command's)
         try:
+            try:
+                runner.send(job, script, data, timeout)  # from here on, the command may be running
+            except RunnerGone as exc:
+                raise OutcomeUnknown(self._gone(exc, "while the command was sent") + f"; whether it took effect is unknown: "
+                                     f"{shown}", what=what) from None
             # The host kills the command at its deadline and says so; the engine waits a little
             # longer, then kills it from here (a host that does not answer stays in doubt).
             finished = runner.wait(job, None if deadline is None else deadline + _DEADLINE_GRACE)

@@ -9,9 +9,12 @@ one-line :class:`ConnectError` with a hint, or a key that is quietly skipped whe
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import paramiko
 
@@ -19,6 +22,25 @@ from engine.errors import ConnectError
 from engine.model import HostKeyPolicy
 
 _KNOWN_HOSTS_LOCK = threading.Lock()  # parallel hosts may accept-new into one file
+_CACHE_LOCK = threading.Lock()
+_CACHE: dict[tuple[str, str], tuple[tuple[int, int, int], Any]] = {}
+T = TypeVar("T")
+
+
+def by_file(kind: str, path: str, parse: Callable[[str], T]) -> T:
+    """``parse(path)``, once per version of the file: a fleet of hosts shares one ssh config,
+    one known_hosts and one key, and each connection would otherwise read and parse them
+    again. A file that changes (accept-new appends to known_hosts) is read again."""
+    st = os.stat(path)
+    version = (st.st_mtime_ns, st.st_size, st.st_ino)
+    with _CACHE_LOCK:
+        hit = _CACHE.get((kind, path))
+    if hit is not None and hit[0] == version:
+        return cast(T, hit[1])
+    value = parse(path)
+    with _CACHE_LOCK:
+        _CACHE[(kind, path)] = (version, value)
+    return value
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -37,23 +59,32 @@ def known_keys(path: str, name: str) -> dict[str, paramiko.PKey]:
     if not os.path.isfile(path):
         return {}
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.readlines()
+        lines = by_file("known_hosts", path, _read_lines)
     except OSError as exc:
         raise ConnectError(f"cannot read known_hosts {path}: {exc.strerror or exc}") from None
     found: dict[str, paramiko.PKey] = {}
     for line in lines:
         if line.startswith("@") or (name.split("]")[0].lstrip("[") not in line and "|1|" not in line):
             continue  # cheap pre-filter: a plain entry for this host names it literally
-        try:
-            entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
-        except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError):
-            continue
+        entry = _entry(line)
         if entry is not None and any(
             h == name or (h.startswith("|1|") and paramiko.HostKeys.hash_host(name, h) == h) for h in entry.hostnames
         ):
             found.setdefault(entry.key.get_name(), entry.key)
     return found
+
+
+def _read_lines(path: str) -> tuple[str, ...]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return tuple(f.readlines())
+
+
+@functools.lru_cache(maxsize=4096)
+def _entry(line: str) -> paramiko.hostkeys.HostKeyEntry | None:
+    try:
+        return paramiko.hostkeys.HostKeyEntry.from_line(line)
+    except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError):
+        return None
 
 
 def prefer_known_key_types(transport: paramiko.Transport, known: dict[str, paramiko.PKey]) -> None:
@@ -128,7 +159,7 @@ def load_key(path: str, *, required: bool) -> paramiko.PKey | None:
             raise ConnectError(f"ssh key {path} does not exist", hint="fix ssh_key in the inventory")
         return None
     try:
-        return paramiko.PKey.from_path(path)  # any type paramiko knows (paramiko >= 3.2)
+        return by_file("key", path, paramiko.PKey.from_path)  # any type paramiko knows (paramiko >= 3.2)
     except paramiko.PasswordRequiredException:
         problem, hint = "is protected by a passphrase", "load it into ssh-agent (ssh-add) and unset ssh_key"
     except (paramiko.SSHException, paramiko.pkey.UnknownKeyType, OSError, ValueError) as exc:

@@ -103,18 +103,21 @@ class RemoteRunner:
         return self._gone is None and not self.chan.closed and not self.chan.eof_received
 
     # -- commands -------------------------------------------------------------------------
-    def submit(self, script: str, stdin: bytes | None, timeout: float | None) -> Job:
-        """Send one command. Raises :class:`RunnerGone` when it could not be sent whole; the
-        caller must treat that as in doubt once this method was entered with a live runner."""
+    def new_job(self) -> Job:
+        """A job to :meth:`send`: known (and so killable) before its frame is on the wire."""
+        with self._cond:
+            job = Job(self._next)
+            self._next += 1
+            self._jobs[job.id] = job
+        return job
+
+    def send(self, job: Job, script: str, stdin: bytes | None, timeout: float | None) -> None:
+        """Send the job's command. Raises :class:`RunnerGone` when it could not be sent whole:
+        the caller treats that as in doubt (the host runs a command only once its frame is
+        whole, but whether it got all of it is unknown). A kill asked meanwhile follows it."""
         body = script.encode()
         frame_body = RUN.pack(-1.0 if timeout is None else max(timeout, 0.0), stdin is not None, len(body)) + body + (stdin or b"")
-        with self._cond:
-            jid = self._next
-            self._next += 1
-            job = Job(jid)
-            self._jobs[jid] = job
-        self._send(HEAD.pack(b"R", jid, len(frame_body)) + frame_body)
-        return job
+        self._send(HEAD.pack(b"R", job.id, len(frame_body)) + frame_body)
 
     def kill(self, job: Job) -> bool:
         """Ask the host to kill the job's process group now (from any thread)."""

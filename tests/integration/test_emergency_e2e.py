@@ -1,6 +1,8 @@
 """runbooks/emergency.yml end to end against the lab (a private MariaDB + sshd, so fencing and
-killing sessions touch nobody else): after a simulated incident the core tables equal the
-backup (CHECKSUM TABLE), writes are open, every verify after the restore passed, exit 0. Killed
+killing sessions touch nobody else), with a backup that has NO binlog coordinates (the
+point-in-time recovery path is tests/integration/test_emergency_pitr.py): after a simulated
+incident the core tables equal the backup (CHECKSUM TABLE), the run says which window of writes
+is lost and keeps the snapshot, writes are open, every verify after the restore passed, exit 0. Killed
 with SIGKILL at a random instant of the restore stage (a journal record, or around a restore
 batch's commit) and resumed with `runbook resume RUN_ID`, it ends the same way."""
 
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CORE = "shop.users, shop.products, shop.orders, shop.order_items"
 RESTORE_STAGE = "restore core tables"
 SEED = int(os.environ.get("RUNBOOK_TEST_SEED") or random.randrange(1 << 30))
+WATCH = ("-e", "watch_polls=1", "-e", "watch_interval_s=0")  # the watch after reopen: one look, no wait
 
 
 class Lab:
@@ -78,7 +81,7 @@ class Lab:
     def play(self, env_extra: dict[str, str] | None = None) -> tuple[int, str, str]:
         before = self.runs()
         rc, out = self.cli("play", str(ROOT / "runbooks" / "emergency.yml"), "-i", str(self.home / "lab" / "inventory.yml"),
-                           "-e", "schema=shop", "-e", f"backup={self.backup}", "--yes", env_extra=env_extra)
+                           "-e", "schema=shop", "-e", f"backup={self.backup}", *WATCH, "--yes", env_extra=env_extra)
         new = self.runs() - before
         assert len(new) == 1, out
         return rc, out, new.pop()
@@ -98,7 +101,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab = Lab(tmp_path_factory.mktemp("emergency"))
-    rc, out = lab.cli("lab", "up")
+    rc, out = lab.cli("lab", "up", "--replicas", "1")  # db1 and its replica db2: the SOPs check replicas
     assert rc == 0, out
     lab.port = int(json.loads((lab.home / "lab" / "lab.json").read_text())["mysql_port"])
     try:
@@ -119,8 +122,15 @@ def test_emergency_after_an_incident_ends_with_the_backup(lab: Lab) -> None:
     # the damage report showed what was broken before anything changed
     assert "problem(s) in the core tables" in out and "rows order_items" in out
     assert "RESTORED order_items, orders, products, users" in out
+    assert "replicas: db2 caught up, core tables equal the primary's" in out
+    assert "connection(s) (at reopen" in out  # the watch after reopen
     lab.assert_recovered(run_id, backup_sums)
-    # the rows written after the backup were not lost: they are in the snapshot
+    # This backup has no binlog coordinates: no point-in-time recovery. The run asked, and its
+    # last line says which window of writes is lost from the core tables and where they are;
+    # the snapshot holds them (the two orders written after the backup), and is never offered
+    # for dropping.
+    assert "it holds no binlog coordinates" in out and "the binlogs since it cannot be read" in out
+    assert "LOST from the core tables: every write between the backup" in out and "never `runbook snapshots drop" in out
     rows = lab.sql(f"SELECT COUNT(*) FROM _rb_snap_{run_id.replace('-', '_')}.shop__orders WHERE id > 20000")
     assert rows == [(2,)]
 
@@ -180,6 +190,7 @@ def test_drill_restores_the_newest_backup_into_a_scratch_schema(lab: Lab) -> Non
                       "--yes", "--report", str(lab.root / "drill.html"))
     assert rc == 0, out
     assert f"drill passed: {lab.backup} restored" in out and "checksums vs shop: 6 table(s) match" in out
+    assert "replicas: db2 caught up and 6 table(s) match" in out
     assert lab.sql("SHOW DATABASES LIKE 'drill_restore'") == []  # cleaned up
     html = (lab.root / "drill.html").read_text()
     assert "Restore the backup into the scratch schema" in html
@@ -226,7 +237,7 @@ def test_levels_p1_merges_under_a_fence_p2_never_fences(lab: Lab, level: str) ->
     lab.sql("UPDATE shop.orders SET status = 'new' WHERE id <= 300 AND status <> 'new'")  # 200 rows damaged
     before = lab.runs()
     rc, out = lab.cli("play", str(ROOT / "runbooks" / "emergency.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
-                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", f"level={level}", "--yes")
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", f"level={level}", *WATCH, "--yes")
     assert rc == 0, out
     (run_id,) = lab.runs() - before
     # rows written since the backup stay: the core tables are the backup plus them
@@ -241,8 +252,10 @@ def test_levels_p1_merges_under_a_fence_p2_never_fences(lab: Lab, level: str) ->
     else:
         assert damaged == [(300,)]  # ignore: existing rows are left as they are
         assert "stop writes/Fence the server" not in journal  # P2 never fences
-    # upsert updates the columns outside keys: a damaged UNIQUE column (users.email) stays, P0 restores it
-    assert lab.sql("SELECT COUNT(*) FROM shop.users WHERE email LIKE '%@corrupt'") == [(200,)]
+    # upsert is the backup's row for each primary key, unique columns too (issue 15 item 8): P1 puts the damaged
+    # emails back; ignore (P2) leaves existing rows as they are
+    corrupt = lab.sql("SELECT COUNT(*) FROM shop.users WHERE email LIKE '%@corrupt'")
+    assert corrupt == ([(0,)] if level == "P1" else [(200,)])
     assert lab.sql("SELECT @@global.read_only") == [(0,)]
 
 
@@ -271,3 +284,21 @@ def test_a_dropped_core_table_is_created_from_the_backup(lab: Lab) -> None:
     assert "recorded as absent" in out  # the snapshot knows there was nothing to copy
     assert "created from the backup: order_items" in out  # the final line says it
     lab.assert_recovered(run_id, backup_sums)
+
+
+def test_partial_restore_by_backup_never_turns_a_foreign_key_error_into_an_ignored_row(lab: Lab) -> None:
+    """Finding 5: INSERT IGNORE turns a foreign-key failure into a warning. An order cancelled
+    on purpose since the backup (its items cascaded away) must not come back as orphan items,
+    nor be counted as "already there": the restore fails, naming the table, and writes nothing
+    of it."""
+    lab.load_shop_and_back_it_up()
+    lab.sql("DELETE FROM shop.orders WHERE id = 7",                       # cancelled on purpose
+            "DELETE FROM shop.order_items WHERE order_id BETWEEN 100 AND 599")  # the bad deploy
+    before = lab.sql("SELECT COUNT(*) FROM shop.order_items")
+    rc, out = lab.cli("play", str(ROOT / "runbooks" / "partial-restore.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", '{"tables": ["order_items"]}', "--yes")
+    assert rc == 1, out
+    assert "order_items" in out and ("1452" in out or "foreign key" in out.lower())
+    assert "row(s) brought back" not in out
+    assert lab.sql("SELECT COUNT(*) FROM shop.order_items WHERE order_id = 7") == [(0,)]
+    assert lab.sql("SELECT COUNT(*) FROM shop.order_items") == before

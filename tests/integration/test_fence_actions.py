@@ -150,8 +150,18 @@ def test_registers_the_binlog_position_where_the_fence_took_effect(fence_db: Db)
         cur.execute("INSERT INTO t VALUES (10, 'before')")  # committed before the fence
         cur.execute("BEGIN")
         cur.execute("INSERT INTO t VALUES (11, 'open')")  # open across the fence
+    # An account read_only does not stop, with a transaction open across the fence: killed,
+    # and gone before the position is read, so it cannot commit after it either.
+    admin = db.user("dba", "GRANT READ_ONLY ADMIN ON *.* TO {user}", "GRANT SELECT, INSERT ON shop.* TO {user}")
+    priv = db.login(admin, database="shop")
+    with priv.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("INSERT INTO t VALUES (20, 'privileged')")
     ctx = make_ctx(db)
-    res = run_step(StopWrites, {"kill_connections": True, "only_users": [app]}, ctx)
+    res = run_step(StopWrites, {"kill_connections": True, "only_users": [app, admin]}, ctx)
+    assert sorted(res.data["killed"]) == sorted([f"{app}@127.0.0.1", f"{admin}@127.0.0.1"])
+    with pytest.raises(pymysql.err.OperationalError):
+        priv.cursor().execute("COMMIT")
     file, pos = db.sql("SHOW MASTER STATUS")[0][:2]
     gtid = db.sql("SELECT @@gtid_binlog_pos")[0][0]
     assert res.data["binlog"] == {"file": file, "pos": pos, "gtid": gtid}
@@ -226,3 +236,19 @@ def test_mark_survives_in_the_notes_so_a_resumed_step_converges(fence_db: Db) ->
     assert read_fence_state(ctx.sql()).read_only is False
     with pytest.raises(SqlError):
         ctx.sql().query("SELECT * FROM no_such_db.t")
+
+
+def test_an_older_journals_undo_record_still_reopens(fence_db: Db) -> None:
+    """A run fenced by the engine before the types: its undo record was the previous state."""
+    db = fence_db
+    db.sql("SET GLOBAL read_only = ON")
+    ctx = make_ctx(db)
+    res = StopWrites(None, ctx).undo({"read_only": False, "super_read_only": None})
+    assert res.status is Status.CHANGED and db.read_only() == 0
+    # ... and a step of it killed before its outcome: the note held the state it found.
+    db.sql("SET GLOBAL read_only = ON")
+    ctx.notes = {"previous": {"read_only": False, "super_read_only": None}, "mark": 1}
+    found = StopWrites({}, ctx).undo_of_found(StopWrites({}, ctx).probe())
+    assert found is not None
+    StopWrites(None, ctx).undo(found)
+    assert db.read_only() == 0

@@ -4,6 +4,7 @@ user variables, an open transaction) never reaches the next step."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,5 +68,26 @@ def test_own_sessions_come_from_a_per_host_pool(mysql_settings) -> None:
             assert again.connection_id == mine  # type: ignore[attr-defined]
             assert again.query("SELECT @mine AS m").rows == ({"m": None},)
         assert main != mine and seen == [main, mine]  # both journaled (resume can find them)
+    finally:
+        conns.close()
+
+
+def test_a_plain_read_needs_no_reset_and_a_read_that_sets_state_gets_one(mysql_settings) -> None:
+    """The session is reset only after a statement that may have changed it: a plain SELECT
+    leaves it as it was (no round trip), ``SELECT @v := …``, ``LAST_INSERT_ID(x)`` or a call of a
+    stored function do not count as plain."""
+    conns = Connections(Host("h", {"mysql_user": "root", "mysql_host": "127.0.0.1"}, ("all",), connection="local"))
+    try:
+        s: Any = conns.sql()
+        s.query("SELECT 1 AS one")
+        conns.begin_step()
+        # No COM_RESET_CONNECTION: the session's own counters still hold the first step's SELECT.
+        assert int(s.query("SHOW SESSION STATUS LIKE 'Com_select'").rows[0]["Value"]) >= 1
+        for leaky in ("SELECT @leak := 5 AS v", "SELECT LAST_INSERT_ID(42) AS v", "SELECT 1 INTO @leak"):
+            s.query(leaky)
+            conns.begin_step()
+            row = s.query("SELECT @leak AS v, LAST_INSERT_ID() AS l").rows[0]
+            assert row == {"v": None, "l": 0}, leaky
+            conns.begin_step()
     finally:
         conns.close()

@@ -61,7 +61,7 @@ def test_disk_fills_mid_restore(tiny_server: int, tmp_path: str) -> None:
     finally:
         execute(None, f"DROP DATABASE IF EXISTS {src}")
     _q(port, "CREATE DATABASE shop")
-    _q(port, "CREATE TABLE shop.items (id INT PRIMARY KEY, pad VARCHAR(255))")
+    _q(port, "CREATE TABLE shop.items (id INT PRIMARY KEY, pad VARCHAR(255)) DEFAULT CHARSET=utf8mb4")  # as the dump's
     _q(port, "INSERT INTO shop.items VALUES (1, 'before'), (2, 'the'), (3, 'restore')")
     before = _q(port, "CHECKSUM TABLE shop.items")[0][1]
     run_state: dict[str, object] = {}

@@ -195,3 +195,36 @@ def test_shell_registers_rc_and_output(tmp_path: Path, rc: int, status: Status) 
     assert res["cmd"].status is status
     assert (r["rc"], r["stdout"], r["stderr"], r["stdout_lines"]) == (rc, "out", "err", ["out"])
     assert r["failed"] is (rc != 0)
+
+
+def test_only_steps_that_change_nothing_skip_waiting_for_their_intent(tmp_path: Path) -> None:
+    """A step that cannot change anything (a read-only action, a SELECT) need not wait for its
+    intent to reach the disk; every other step's intent is synced before it runs."""
+    from engine.actions.sql import Sql
+    from engine.journal import Journal
+
+    h = Harness(tmp_path, steps(
+        "      - name: fact\n        set_fact: {x: 1}\n"
+        "      - name: check\n        assert: {that: ['x == 1']}\n"
+        "      - name: touch\n        shell: touch {{ m }}\n",
+    ), extra={"m": str(tmp_path / "marker")})
+    journal = Journal.create(tmp_path / "j", "r1", {"runbook": "rb.yml"})
+    durable: dict[str, bool] = {}
+    real = journal.intent
+
+    def intent(step: str, host: str, digest: str, attempt: int, **kw: Any) -> int:
+        durable[step] = kw.get("durable", True)
+        return real(step, host, digest, attempt, **kw)
+
+    journal.intent = intent  # type: ignore[method-assign]
+    h.env.journal = journal
+    try:
+        h.run()
+    finally:
+        journal.close()
+    assert durable == {"s/fact": False, "s/check": False, "s/touch": True}
+    # The sql action decides from its rendered statements.
+    assert Sql.view_changes_nothing([("SELECT %s AS n", [1]), ("SHOW TABLES", [])])
+    for view in ([("INSERT INTO t VALUES (%s)", [1])], [("SELECT 1", []), ("DELETE FROM t", [])],
+                 [("SELECT * FROM t FOR UPDATE", [])], [("SELECT 1 INTO OUTFILE '/tmp/x'", [])], [], "SELECT 1"):
+        assert not Sql.view_changes_nothing(view), view

@@ -278,6 +278,23 @@ def test_secrets_never_reach_the_file(jdir: Path) -> None:
     assert registered_of(state, "s/a", "db1")["password"] == MASK
 
 
+def test_an_intent_of_a_step_that_changes_nothing_is_not_waited_for_and_the_next_sync_covers_it(
+        jdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.journal.store as store
+
+    synced: list[int] = []  # the file size each fdatasync covered
+    monkeypatch.setattr(store, "_fdatasync", lambda fd: synced.append(os.fstat(fd).st_size))
+    with Journal.create(jdir, "r1", HEADER) as j:
+        synced.clear()
+        quiet = j.intent("s/select", "db1", "d", attempt=1, durable=False)
+        assert synced == []  # written, not waited for
+        j.outcome(quiet, "s/select", "db1", "ok", changed=False, registered={}, duration=0.1)
+        size = (jdir / "r1" / "journal.jsonl").stat().st_size
+        j.intent("s/change", "db1", "d", attempt=1)  # the write-ahead of a side effect
+        assert len(synced) == 1 and synced[0] > size  # one sync, covering the quiet records too
+    assert [r["step"] for r in lines_of(jdir / "r1" / "journal.jsonl") if r["type"] == "intent"] == ["s/select", "s/change"]
+
+
 def _walk_then_dump(fields: dict[str, Any]) -> str:
     """The reference encoding: mask every value of the data, then JSON (what encode() did for
     every record before its fast path), then the last pass over the text for keys."""

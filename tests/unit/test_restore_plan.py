@@ -4,13 +4,13 @@ the LOAD DATA conversion and the server's info line."""
 from __future__ import annotations
 
 from engine.actions.restore.convert import Shape, counts, load_data_payload, strip_body, types_allow_load_data
-from engine.actions.restore.plan import order_tables
+from engine.actions.restore.order import order_tables
 from engine.mysql.target import normalize_type
 
 
 def shape(**kw: object) -> Shape:
     base: dict[str, object] = dict(table="t", columns=("id", "v", "g"), skip=frozenset({"g"}), explicit=False,
-                                   upsert_columns=("v",), conflict="error", charset="utf8mb4", load_data=True)
+                                   conflict="error", charset="utf8mb4", load_data=True)
     base.update(kw)
     return Shape(**base)  # type: ignore[arg-type]
 
@@ -34,8 +34,9 @@ def test_heads_per_strategy() -> None:
     assert shape().insert(body) == b"INSERT INTO `t` VALUES " + body
     assert shape(conflict="ignore").insert(body).startswith(b"INSERT IGNORE INTO `t` VALUES ")
     assert shape(conflict="replace", explicit=True).insert(body).startswith(b"REPLACE INTO `t` (`id`, `v`, `g`) VALUES ")
-    assert shape(conflict="upsert").insert(body).endswith(b" ON DUPLICATE KEY UPDATE `v` = VALUES(`v`)")
-    assert shape(conflict="upsert", upsert_columns=()).insert(body).endswith(b" ON DUPLICATE KEY UPDATE `id` = `id`")
+    # upsert never sends ON DUPLICATE KEY UPDATE (it matches any unique key): plain INSERT, staged when rows exist
+    assert shape(conflict="upsert").insert(body) == b"INSERT INTO `t` VALUES " + body
+    assert shape().insert(body, table="_rb_stage_x").startswith(b"INSERT INTO `_rb_stage_x` VALUES ")
     assert shape(conflict="replace").insert(body, force_insert=True).startswith(b"INSERT INTO")
 
 
@@ -48,7 +49,7 @@ def test_load_data_conversion() -> None:
     v = shape(verify_literals=True)
     assert v.uses_load_data(b"(1,'a',2)") and shape().uses_load_data(b"(1,0x00ff,2)")  # the scan vouched for the table
     assert not v.uses_load_data(b"(1,0x00ff,2)") and not v.uses_load_data(b"(1,_binary 'x',2)")
-    assert not v.uses_load_data(b"(1,b'101',2)") and not shape(conflict="upsert").uses_load_data(b"(1,'a',2)")
+    assert not v.uses_load_data(b"(1,b'101',2)") and shape(conflict="upsert").uses_load_data(b"(1,'a',2)")
     assert not shape(load_data=False).uses_load_data(b"(1,'a',2)")
     assert not types_allow_load_data(["int(11)", "point"]) and types_allow_load_data(["int(11)", "varchar(3)"])
 

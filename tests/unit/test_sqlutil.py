@@ -147,3 +147,15 @@ def test_quote_ident() -> None:
 )
 def test_quoted_placeholders(sql: str, expected: list[str]) -> None:
     assert quoted_placeholders(sql) == expected
+
+
+def test_keeps_session_only_for_plain_reads() -> None:
+    from engine.mysql.sqlutil import keeps_session
+
+    for sql in ("SELECT 1", "SELECT %s AS n", "SELECT COUNT(*) FROM t WHERE id IN (1, 2)", "SHOW TABLES",
+                "SELECT @@version", "SELECT * FROM (SELECT 1) x", "SELECT CONCAT('a', b) FROM t"):
+        assert keeps_session(sql), sql
+    for sql in ("SELECT @y := 7", "SELECT LAST_INSERT_ID(42)", "SELECT db.f(1)", "SELECT `f`(1)", "SELECT myfunc(1)",
+                "SELECT SQL_CALC_FOUND_ROWS * FROM t", "SELECT GET_LOCK('a', 0)", "SELECT 1 INTO @a", "SET @a = 1",
+                "USE db", "INSERT INTO t VALUES (1)", "SELECT * FROM t FOR UPDATE", "SELECT /*! @x := 1 */ 2"):
+        assert not keeps_session(sql), sql

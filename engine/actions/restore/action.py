@@ -9,23 +9,27 @@ followed by ``runbook resume`` loads each batch once.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
+from dataclasses import asdict
 from typing import Any, ClassVar
 
 from engine.actions.base import Action, Probe, register
 from engine.actions.guard import check_identity, session_settings
+from engine.actions.restore import facts
 from engine.actions.restore import progress as prog
-from engine.actions.restore.index import DumpIndex, IndexBuilder, TableIndex
+from engine.actions.restore.decide import make_plan
+from engine.actions.restore.index import DumpIndex
 from engine.actions.restore.loader import Fatal, Loader, Shared
 from engine.actions.restore.phases import Phases
-from engine.actions.restore.plan import Plan, make_plan
-from engine.actions.restore.report import LiveProgress, explain, table_results
+from engine.actions.restore.source import DumpSource, flag
+from engine.actions.restore.plan import Facts, Plan, RestoreOptions
+from engine.actions.restore.report import LiveProgress, OrphanCount, RestoreResult, explain, table_results
 from engine.errors import ActionError, RunbookError, SqlError
 from engine.model import Status, StepResult
-from engine.mysql.dump.source import LocalDump, fetch_dump
 from engine.mysql.introspect import foreign_keys_touching
-from engine.mysql.target import describe_schema, has_rows
+from engine.mysql.target import default_collations, describe_schema
 from engine.mysql.sqlutil import quote_ident
 from engine.transport.mysql import MysqlSession
 
@@ -68,7 +72,11 @@ class Restore(Phases, Action):
             "exclude_tables": dict(_LIST, description="tables of the dump not to restore"),
             "on_conflict": {"enum": ["error", "ignore", "replace", "upsert"], "description": "what a duplicate key does"},
             "truncate": {"type": ["boolean", "string"], "description": "empty the tables first (needs a snapshot of them in this run)"},
-            "allow_without_snapshot": {"type": ["boolean", "string"], "description": "let truncate run without a snapshot"},
+            "allow_without_snapshot": {"type": ["boolean", "string"], "description": "let truncate/recreate run without a snapshot"},
+            "allow_duplicates": {"type": ["boolean", "string"],
+                                 "description": "ignore/upsert/replace into a table without primary or unique key that holds rows"},
+            "allow_warnings": {"type": ["boolean", "string"],
+                               "description": "a data warning (truncated, converted, rejected row) does not fail the table"},
             "schema_mismatch": {"enum": ["error", "create_missing", "recreate", "common_columns"],
                                 "description": "what a target table that differs from the dump's does"},
             "parallel": {"type": ["integer", "string"], "minimum": 1, "maximum": 16, "description": "connections (default 2)"},
@@ -80,86 +88,20 @@ class Restore(Phases, Action):
 
     def __init__(self, args: Any, ctx: Any):
         super().__init__(args, ctx)
-        self._names: list[str] = []
-        self._sequences: set[str] = set()
-        self._dump: LocalDump | None = None
-        self._scan: Any = None
-        self._defs: dict[str, Any] = {}
-        self._index: DumpIndex | None = None
-        self._index_opts: tuple[int, int] | None = None
+        self._dump_source = DumpSource(args, ctx)
+        self._resumed = False
+        self._sid_cached: str | None = None
 
     # -- inputs ---------------------------------------------------------------------------
     def _flag(self, key: str, default: bool) -> bool:
-        v = self.args.get(key, default)
-        return v if isinstance(v, bool) else str(v).strip().lower() in ("1", "true", "yes", "on")
+        return flag(self.args, key, default)
 
-    def _fetch(self) -> LocalDump:
-        """The dump as a plain local file (copied over SFTP, decompressed), cached."""
-        if self._dump is None:
-            shell = None if self.args.get("file_on", "host") == "control" else self.ctx.shell()
-            self._dump = fetch_dump(str(self.args["file"]), shell=shell)
-        return self._dump
+    @property
+    def _sequences(self) -> set[str]:  # type: ignore[override]
+        return self._dump_source.sequences
 
     def _source(self, batch_bytes: int | None = None, split_bytes: int | None = None) -> Any:
-        """The whole-file check (scan) and, in the same pass, the batch index; cached (any
-        batching when none is asked for)."""
-        if self._scan is not None and (batch_bytes is None or self._index_opts == (batch_bytes, split_bytes)):
-            return self._scan
-        batch_bytes = batch_bytes or int(self.args.get("batch_bytes") or BATCH_BYTES)
-        split_bytes = split_bytes or 8 << 20
-        from engine.mysql.dump import DumpReader, parse_create_table, scan_dump
-
-        dump = self._fetch()
-        wanted = set(self.args["tables"]) if self.args.get("tables") else None
-        builder = IndexBuilder(wanted, batch_bytes=batch_bytes, split_bytes=split_bytes)
-
-        class _Tee(DumpReader):
-            """The check's own pass also feeds the index: the dump is split once."""
-
-            def statements(self, *, hash_file: bool = False) -> Any:
-                for st in super().statements(hash_file=hash_file):
-                    builder.feed(st)
-                    yield st
-
-        try:
-            scan = scan_dump(_Tee(dump.path), tables=None)
-        except RunbookError as exc:
-            builder.discard()
-            self.close()
-            raise ActionError(f"refusing {self.args['file']}: {exc.message}; nothing was written", hint=exc.hint) from None
-        except BaseException:
-            builder.discard()
-            raise
-        if self._index is not None:
-            self._index.close()
-        self._index = builder.finish()
-        self._index_opts = (batch_bytes, split_bytes)
-        dbs = list(getattr(scan, "databases", None) or getattr(scan.header, "databases", None) or [])
-        if len(dbs) > 1:
-            self.close()
-            raise ActionError(f"{self.args['file']} holds {len(dbs)} schemas ({', '.join(dbs)}); restore maps one schema",
-                              hint="dump one schema per file (mariadb-dump DB or --databases DB)")
-        names = [n for n, t in scan.tables.items() if not getattr(t, "is_view", False) and not getattr(t, "is_sequence", False)]
-        self._sequences = {n for n, t in scan.tables.items() if getattr(t, "is_sequence", False)
-                           and (not self.args.get("tables") or n in self.args["tables"]) and n not in (self.args.get("exclude_tables") or [])}
-        wanted_list = list(self.args.get("tables") or names)
-        missing = [t for t in wanted_list if t not in scan.tables]
-        if missing:
-            self.close()
-            raise ActionError(f"refusing {self.args['file']}: no table {', '.join(missing)} in the dump; nothing was written",
-                              hint=f"the dump has: {', '.join(sorted(names)[:30])}")
-        excluded = set(self.args.get("exclude_tables") or [])
-        self._names = [t for t in wanted_list if t not in excluded and t in names]
-        for n in self._names:
-            create = scan.tables[n].create
-            if create is None:
-                self.close()
-                raise ActionError(f"refusing {self.args['file']}: the dump has rows for {n} but no CREATE TABLE; nothing was written",
-                                  hint="take the dump without --no-create-info, or restore into existing tables with a dump that has them")
-            self._defs[n] = create if hasattr(create, "columns") else parse_create_table(getattr(create, "text", b""))
-            self._index.tables.setdefault(n, TableIndex(n))
-        self._scan = scan
-        return scan
+        return self._dump_source.load(batch_bytes or int(self.args.get("batch_bytes") or BATCH_BYTES), split_bytes)
 
     @property
     def _schema(self) -> str:
@@ -168,55 +110,64 @@ class Restore(Phases, Action):
             return str(s)
         from engine.mysql.dump import DumpReader
 
-        dbs = list(DumpReader(self._fetch().path).header.databases or [])
+        dbs = list(DumpReader(self._dump_source.fetch().path).header.databases or [])
         if len(dbs) != 1:
             raise ActionError("the dump names no single schema: say which one to restore into", hint="add schema: to the step")
         return str(dbs[0])
 
     @property
     def _sid(self) -> str:
-        return prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, self._schema)
+        """This step's progress key, with the generation of its tables (a snapshot undo that
+        swapped them back since bumps it: the step loads again)."""
+        if self._sid_cached is None:
+            from engine.mysql.generations import signature
 
-    def _snapshotted(self, sql: Any, schema: str) -> set[str]:
-        from engine.mysql.snapshots import MANIFEST, manifest_rows, snapshot_schema
+            tables = self.args.get("tables")
+            generation = signature(self.ctx.sql(), self._schema, list(tables) if tables else None,
+                                   exclude=self.args.get("exclude_tables") or ())
+            self._sid_cached = prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, self._schema, generation)
+        return self._sid_cached
 
-        snap = snapshot_schema(self.ctx.run_id)
-        if not sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                         [snap, MANIFEST]).rows:
-            return set()
-        return {m["source_table"] for m in manifest_rows(sql, snap)
-                if m["source_schema"] == schema and m["status"] in ("complete", "restored")}
+    def _options(self, scan: Any) -> RestoreOptions:
+        return RestoreOptions(schema_mismatch=str(self.args.get("schema_mismatch", "error")),
+                              on_conflict=str(self.args.get("on_conflict", "error")), truncate=self._flag("truncate", False),
+                              allow_without_snapshot=self._flag("allow_without_snapshot", False),
+                              allow_duplicates=self._flag("allow_duplicates", False),
+                              allow_warnings=self._flag("allow_warnings", False), charset=_charset(scan))
 
-    def _plan(self) -> Plan:
+    def _facts(self, prior: dict[str, Any] | None) -> Facts:
+        """Everything the plan decides from, read-only."""
         scan = self._source()
         sql = self.ctx.sql()
-        schema = self._schema
-        opts = {"schema_mismatch": self.args.get("schema_mismatch", "error"), "on_conflict": self.args.get("on_conflict", "error"),
-                "truncate": self._flag("truncate", False), "allow_without_snapshot": self._flag("allow_without_snapshot", False),
-                "charset": _charset(scan)}
-        # a re-run of this step: tables it already created are "its own", not mismatches
+        schema, sid = self._schema, self._sid
+        index = self._dump_source.index
+        assert index is not None
+        options = self._options(scan)
         target = describe_schema(sql, schema)
-        snapshotted = self._snapshotted(sql, schema) if opts["truncate"] else set()
-        if self.ctx.check_mode and opts["truncate"]:
-            snapshotted = set(self._names)  # an earlier snapshot step only simulated its copy
-        plan = make_plan(scan=scan, defs=self._defs, names=self._names, target=target,
-                         target_fks=foreign_keys_touching(sql, schema), schema=schema, opts=opts, snapshotted=snapshotted,
-                         prepared_empty={k[0] for k, d in prog.done(sql, self._sid).items() if k[1] == prog.PREPARED and d.rows})
-        if self.ctx.check_mode and opts["truncate"] and not opts["allow_without_snapshot"]:
-            plan.notes.append("truncate: refused when it runs unless a snapshot step of this run copied the tables first")
-        for t in plan.tables:
-            if t.ddl == "keep" and not t.truncate and not t.empty and not has_rows(sql, schema, t.name):
-                t.empty = True
-        plan.relax_fk_checks()
-        return plan
+        done = prog.done(sql, sid)
+        was_empty = facts.prior_flag(prior, "target_was_empty")
+        snap = facts.snapshotted(sql, self.ctx.run_id, schema) if target else set()
+        account, can_set_definer = facts.account(sql)
+        if self.ctx.check_mode and (options.truncate or options.schema_mismatch == "recreate"):
+            snap |= set(self._dump_source.names)  # an earlier snapshot step only simulated its copy
+        return Facts(
+            scan=scan, defs=self._dump_source.defs, names=self._dump_source.names, schema=schema, options=options, target=target,
+            target_fks=foreign_keys_touching(sql, schema),
+            target_was_empty=was_empty if was_empty is not None else not target,
+            with_rows=facts.with_rows(sql, schema, self._dump_source.names, target), snapshotted=snap,
+            prepared_empty={k[0] for k, d in done.items() if k[1] == prog.PREPARED and d.rows},
+            created_by_step=prog.created_tables(sql, sid),
+            partial=facts.partial_loads(sql, schema, sid, index, target, done) if prior is not None else {},
+            live_triggers=facts.live_triggers(sql, schema, self._dump_source.names, sid), dump_triggers=facts.dump_triggers(index),
+            alter_tables=facts.alter_tables(index), default_collations=default_collations(sql), account=account,
+            can_set_definer=can_set_definer, check_mode=self.ctx.check_mode)
+
+    def _plan(self, prior: dict[str, Any] | None = None) -> tuple[Plan, Facts]:
+        f = self._facts(prior)
+        return make_plan(f), f
 
     def close(self) -> None:
-        if self._index is not None:
-            self._index.close()
-            self._index = None
-        if self._dump is not None:
-            self._dump.close()
-            self._dump = None
+        self._dump_source.close()
 
     def __del__(self) -> None:
         try:
@@ -244,32 +195,31 @@ class Restore(Phases, Action):
     def check(self) -> StepResult:
         """Check mode: the plan, read-only."""
         try:
-            plan = self._plan()
+            prior = prog.run_row(self.ctx.sql(), self._sid)
+            plan, _ = self._plan(prior)
         except ActionError as exc:
             return StepResult(Status.FAILED, msg=f"check mode: {exc.message}", data={})
         probe = self.probe()
         head = "already restored" if probe.done else "would restore"
         lines = plan.lines()
         data = {"plan": [{"table": t.name, "rows": t.rows, "bytes": t.bytes, "strategy": t.strategy(),
-                          "mismatch": [str(d) for d in t.findings]} for t in plan.tables], "notes": plan.notes,
+                          "mismatch": [str(d) for d in t.findings]} for t in plan.tables], "notes": plan.notes + plan.warnings,
                 "binlog_start": self._binlog_start()}
         return StepResult(Status.OK if probe.done else Status.CHANGED,
                           msg=f"check mode: {head} {len(plan.tables)} table(s) into {self._schema}, in this order:\n" + "\n".join(lines),
                           data=data, diff="\n".join(lines))
 
     def apply(self) -> StepResult:
-        start = time.monotonic()
-        ctx = self.ctx
         try:
-            return self._apply(start)
+            return self._apply(time.monotonic())
         finally:
             self.close()
-            _ = ctx
 
     def _apply(self, start: float) -> StepResult:
         ctx, sql = self.ctx, self.ctx.sql()
         schema, sid = self._schema, self._sid
         prior = prog.run_row(sql, sid)  # a resume cuts the dump exactly as the first attempt did
+        self._resumed = prior is not None
         if prior is not None:
             opts = dict(prior["options"])
         else:
@@ -283,31 +233,24 @@ class Restore(Phases, Action):
                               f"{scan.sha256[:12]}…; nothing was written",
                               hint="resume with the same file, or start a new run to restore a different dump")
         self._phases = {"check": time.monotonic() - start}
-        plan = self._plan()  # refusals raise here: nothing written yet
+        plan, f = self._plan(prior)  # refusals raise here: nothing written yet
+        opts.setdefault("target_was_empty", f.target_was_empty)
         check_identity(ctx, f"restore into {schema}")
-        try:
-            sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)}")
-            prog.ensure(sql)
-        except SqlError as exc:
-            if exc.errno in (1044, 1045, 1142, 1227):
-                user = getattr(session_settings(sql), "user", None) or "the host's mysql_user"
-                raise ActionError(f"{exc.render()} — {user} needs CREATE on {schema} (when missing) and CREATE, INSERT, "
-                                  f"UPDATE, DELETE, SELECT on {prog.SCHEMA}.* (the progress table); nothing was written",
-                                  hint="GRANT them, or restore with an administrative account") from None
-            raise
+        self._create_schema(sql, schema)
         prog.begin(sql, sid, run_id=ctx.run_id, step_key=ctx.step_key, host=ctx.host.name, schema=schema,
                    path=str(self.args["file"]), size=int(scan.total_bytes), sha256=str(scan.sha256), options=opts)
         prog.unfinish(sql, sid)
-        index = self._index
+        index = self._dump_source.index
         assert index is not None
         settings = session_settings(sql)
-        import dataclasses
 
         def make(local: bool = True) -> MysqlSession:
             return MysqlSession(dataclasses.replace(settings, database=schema), tunnel=getattr(sql, "_tunnel", None),
                                 local_infile=local)
 
         control = make(False)
+        warnings = list(plan.warnings)
+        shared: Shared | None = None
         try:
             for h in index.header:
                 control.query(h)
@@ -320,16 +263,35 @@ class Restore(Phases, Action):
             shared = self._load(plan, index, done, sid, make, control)
             self._phases["load"] = time.monotonic() - t
             t = time.monotonic()
-            warnings: list[str] = []
             orphans = self._orphans(control, plan)
-            post_warnings = self._post(control, plan, index, shared)
-            warnings.extend(post_warnings)
+            warnings.extend(self._post(control, plan, index, shared, prog.done(sql, sid)))
             self._phases["post"] = time.monotonic() - t
         except Fatal as exc:
-            return self._fatal(exc, start)
+            settled = self._settle_safely(control, make, sid)
+            return self._fatal(exc, start, settled)
+        except BaseException:
+            self._settle_safely(control, make, sid)
+            raise
+        else:
+            warnings.extend(self._settle_safely(control, make, sid))
         finally:
             control.close()
         return self._finish(sql, plan, shared, start, orphans, warnings, sid, index)
+
+    def _create_schema(self, sql: Any, schema: str) -> None:
+        """The target schema when missing (probed first: an account without CREATE restores into
+        an existing one), and the progress tables."""
+        try:
+            if not sql.query("SELECT 1 AS x FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [schema]).rows:
+                sql.query(f"CREATE DATABASE IF NOT EXISTS {quote_ident(schema)}")
+            prog.ensure(sql)
+        except SqlError as exc:
+            if exc.errno in (1044, 1045, 1142, 1227):
+                user = getattr(session_settings(sql), "user", None) or "the host's mysql_user"
+                raise ActionError(f"{exc.render()} — {user} needs CREATE on {schema} (when missing) and CREATE, INSERT, "
+                                  f"UPDATE, DELETE, SELECT on {prog.SCHEMA}.* (the progress table); nothing was written",
+                                  hint="GRANT them, or restore with an administrative account") from None
+            raise
 
     # -- phases ----------------------------------------------------------------------------
     def _load(self, plan: Plan, index: DumpIndex, done: dict[tuple[str, int, int], prog.Done], sid: str,
@@ -337,34 +299,45 @@ class Restore(Phases, Action):
         report = LiveProgress(self.ctx.progress, self._schema,
                               {t.name: sum(b.length for b in index.tables[t.name].batches) for t in plan.tables})
         ids = dict(run_id=self.ctx.run_id, step_key=self.ctx.step_key, host=self.ctx.host.name)
-        loader = Loader(plan=plan, index=index, dump_path=self._dump.path, sid=sid, done=done, make_session=make,  # type: ignore[union-attr]
+        loader = Loader(plan=plan, index=index, dump_path=self._dump_source.path, sid=sid, done=done, make_session=make,
                         control=control, parallel=int(self.args.get("parallel", 2)), binlog=self._flag("binlog", True),
-                        ids=ids, on_progress=report)
+                        ids=ids, on_progress=report, allow_warnings=self._flag("allow_warnings", False))
+        loader.fault.noticed = self.ctx.interrupted
         self._loader = loader
         shared = loader.run()
         report(shared)
         return shared
 
     # -- results ------------------------------------------------------------------------------
-    def _finish(self, sql: Any, plan: Plan, shared: Shared, start: float, orphans: list[dict[str, Any]],
+    def _finish(self, sql: Any, plan: Plan, shared: Shared, start: float, orphans: list[OrphanCount],
                 warnings: list[str], sid: str, index: DumpIndex) -> StepResult:
         names = [t.name for t in plan.tables]
         tables = table_results(shared, names)
         seconds = time.monotonic() - start
-        rows = sum(t["rows"] for t in tables.values())
+        rows = sum(t.rows for t in tables.values())
         failed = sorted(shared.failed)
         for o in orphans:
-            if o["orphans"]:
-                failed.append(o["table"]) if o["table"] not in failed else None
-                tables[o["table"]]["status"] = "failed"
-                tables[o["table"]]["error"] = f"{o['orphans']} row(s) without a parent for {o['constraint']}"
+            if o.orphans:
+                failed.append(o.table) if o.table not in failed else None
+                tables[o.table].status = "failed"
+                tables[o.table].error = f"{o.orphans} row(s) without a parent for {o.constraint}"
+        for n, st in shared.stats.items():
+            if st.warnings:
+                warnings.append(f"table {n}: {st.warnings} data warning(s) allowed (allow_warnings), e.g. "
+                                + "; ".join(st.warning_samples))
         core = list(self.args.get("core_tables") or names)
         core_ok = not any(t in failed for t in core)
-        data = {"tables": tables, "rows": rows, "bytes": sum(t["bytes"] for t in tables.values()), "seconds": round(seconds, 3),
-                "rows_per_s": round(rows / seconds, 1) if seconds > 0 else None, "failed_tables": failed, "core_ok": core_ok,
-                "partial": bool(failed) and core_ok, "schema": self._schema, "orphans": orphans,
-                "load_order": names, "phases": {k: round(v, 3) for k, v in getattr(self, "_phases", {}).items()},
-                "binlog_start": self._binlog_start()}
+        result = RestoreResult(tables=tables, rows=rows, bytes=sum(t.bytes for t in tables.values()), seconds=round(seconds, 3),
+                               rows_per_s=round(rows / seconds, 1) if seconds > 0 else None, failed_tables=failed,
+                               core_ok=core_ok, partial=bool(failed) and core_ok, schema=self._schema, load_order=names,
+                               orphans=orphans, phases={k: round(v, 3) for k, v in getattr(self, "_phases", {}).items()},
+                               warnings=warnings, binlog_start=self._binlog_start())
+        data = result.registered()
+        from engine.actions.restore.snapshot_delta import left_in_snapshot
+
+        left = left_in_snapshot(sql, self.ctx.run_id, self._schema, [t for t in plan.tables if t.name not in failed])
+        if left is not None:  # rows written after the backup, now only in the snapshot (the report says how many)
+            data["only_in_snapshot"] = left
         if failed:
             reasons = []
             for n in failed:
@@ -372,7 +345,7 @@ class Restore(Phases, Action):
                 if st.error is not None:
                     reasons.append(explain(st.error, self.ctx, sql, n, st.error_batch))
                 else:
-                    reasons.append(f"table {n}: {tables[n].get('error')}")
+                    reasons.append(f"table {n}: {tables[n].error}")
             if not core_ok:
                 return StepResult(Status.FAILED, msg="restore failed: " + reasons[0], data=data,
                                   evidence="\n".join(reasons), warnings=warnings)
@@ -380,7 +353,7 @@ class Restore(Phases, Action):
         # a partial success is this step's outcome: the probe counts what it committed
         committed = sum(1 for k in prog.done(sql, sid) if k[1] >= 0)
         prog.finish(sql, sid, committed if failed else sum(len(index.tables[n].batches) for n in names), data)
-        msg = (f"{len(names) - len(failed)} table(s), {rows:,} rows in {seconds:.1f}s ({data['rows_per_s'] or 0:,.0f} rows/s)"
+        msg = (f"{len(names) - len(failed)} table(s), {rows:,} rows in {seconds:.1f}s ({result.rows_per_s or 0:,.0f} rows/s)"
                + (f"; failed (not core): {', '.join(failed)}" if failed else ""))
         return StepResult(Status.CHANGED, msg=msg, data=data, warnings=warnings)
 
@@ -388,22 +361,22 @@ class Restore(Phases, Action):
         """The dump's binlog coordinates (``{file, pos, gtid}``), where a point-in-time replay starts."""
         from engine.mysql.dump.coordinates import coordinates_of_file
 
-        found = coordinates_of_file(self._fetch().path)
+        found = coordinates_of_file(self._dump_source.fetch().path)
         return found.position.to_dict() if found is not None else None
 
-    def _fatal(self, exc: Fatal, start: float) -> StepResult:
+    def _fatal(self, exc: Fatal, start: float, settled: list[str]) -> StepResult:
         sh = getattr(self, "_loader", None)
         data: dict[str, Any] = {"seconds": round(time.monotonic() - start, 3), "core_ok": False, "partial": False}
         if sh is not None:
             names = list(sh.shared.stats)
-            data["tables"] = table_results(sh.shared, names)
+            data["tables"] = {n: asdict(t) for n, t in table_results(sh.shared, names).items()}
             data["rows"] = sum(t["rows"] for t in data["tables"].values())
             data["failed_tables"] = sorted(sh.shared.failed)
         try:
             text = explain(exc.err, self.ctx, self.ctx.sql(), exc.table, exc.batch)
         except RunbookError:
             text = exc.err.render()
-        return StepResult(Status.FAILED, msg="restore stopped: " + text, data=data,
+        return StepResult(Status.FAILED, msg="restore stopped: " + text, data=data, warnings=settled,
                           evidence=(getattr(exc.err, "sql", None) or "")[:500])
 
 

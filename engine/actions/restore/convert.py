@@ -29,52 +29,45 @@ VERBS = {"error": "INSERT", "ignore": "INSERT IGNORE", "replace": "REPLACE", "up
 
 @dataclass(frozen=True)
 class Shape:
-    """How a table's rows are written: the target table, the dump's column order, which of
-    them the target cannot take (generated, or missing under common_columns)."""
+    """How a table's rows are written: the target table, the columns the rows carry (the data
+    statements' own list, else CREATE TABLE order), which of them the target cannot take
+    (generated, or missing under common_columns). ``upsert`` writes by plain INSERT: into an
+    empty table directly, else into a temporary copy applied by primary key (see ``upsert``)."""
 
     table: str
-    columns: tuple[str, ...]  # dump column order
-    skip: frozenset[str]  # dump columns whose values are dropped (generated on the target, or missing there)
-    explicit: bool  # name the columns (order differs, target has extra columns, or --complete-insert)
-    upsert_columns: tuple[str, ...]  # non-key columns updated on a duplicate (upsert)
+    columns: tuple[str, ...]  # the columns the rows carry, in their order
+    skip: frozenset[str]  # columns whose values are dropped (generated on the target, or missing there)
+    explicit: bool  # name the columns (order differs, target has extra columns, or the dump names them)
     conflict: str
     charset: str
     load_data: bool  # the table's column types allow LOAD DATA and the whole-file check found no inexact literal
     verify_literals: bool = False  # look for inexact literals in each batch (when the check could not tell)
+    has_generated: bool = False  # the rows carry values for generated columns (INSERT: ignored with a warning)
 
-    def insert_head(self, *, force_insert: bool = False) -> bytes:
+    def insert_head(self, *, force_insert: bool = False, table: str | None = None) -> bytes:
         verb = "INSERT" if force_insert else VERBS[self.conflict]
         cols = ""
         if self.explicit:
             cols = " (" + ", ".join(quote_ident(c) for c in self.columns) + ")"
-        return f"{verb} INTO {quote_ident(self.table)}{cols} VALUES ".encode()
+        return f"{verb} INTO {quote_ident(table or self.table)}{cols} VALUES ".encode()
 
-    def insert_tail(self) -> bytes:
-        if self.conflict != "upsert":
-            return b""
-        if not self.upsert_columns:  # every column is a key: a duplicate has nothing to update
-            c = quote_ident(next(c for c in self.columns if c not in self.skip))
-            return f" ON DUPLICATE KEY UPDATE {c} = {c}".encode()
-        sets = ", ".join(f"{quote_ident(c)} = VALUES({quote_ident(c)})" for c in self.upsert_columns)
-        return f" ON DUPLICATE KEY UPDATE {sets}".encode()
+    def insert(self, body: bytes | memoryview, *, force_insert: bool = False, table: str | None = None) -> bytes:
+        return b"".join((self.insert_head(force_insert=force_insert, table=table), body))
 
-    def insert(self, body: bytes | memoryview, *, force_insert: bool = False) -> bytes:
-        return b"".join((self.insert_head(force_insert=force_insert), body, self.insert_tail()))
-
-    def load_data_sql(self, name: str, newline_layout: bool) -> str:
+    def load_data_sql(self, name: str, newline_layout: bool, *, table: str | None = None, plain: bool = False) -> str:
         """The LOAD DATA statement for a body fed as ``name``; generated or dropped columns
         read into a user variable so their dump values are discarded, exactly as INSERT does."""
-        mode = {"ignore": " IGNORE", "replace": " REPLACE"}.get(self.conflict, "")
+        mode = "" if plain else {"ignore": " IGNORE", "replace": " REPLACE"}.get(self.conflict, "")
         cols = ", ".join("@rb_skip" if c in self.skip else quote_ident(c) for c in self.columns)
         term = "),\\n" if newline_layout else "),"
-        return (f"LOAD DATA LOCAL INFILE '{name}'{mode} INTO TABLE {quote_ident(self.table)} CHARACTER SET {self.charset}"
+        return (f"LOAD DATA LOCAL INFILE '{name}'{mode} INTO TABLE {quote_ident(table or self.table)} CHARACTER SET {self.charset}"
                 f" FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\\'' ESCAPED BY '\\\\'"
                 f" LINES STARTING BY '(' TERMINATED BY '{term}' ({cols})")
 
     def uses_load_data(self, body: bytes | memoryview) -> bool:
         """LOAD DATA for this batch? The whole-file check already looked at every literal of the
         table (a regex over each 1 MB batch again would cost ≈50 ms of GIL-held CPU)."""
-        if not self.load_data or self.conflict == "upsert":
+        if not self.load_data:
             return False
         return not self.verify_literals or _INEXACT.search(body) is None
 

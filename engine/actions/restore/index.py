@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from engine.actions.restore.convert import strip_body
+from engine.mysql.dump.classify import head_of
+from engine.mysql.dump.safety import REFUSE, SKIP, judge_other, judge_set, strip_qualifier
 from engine.mysql.dump.source import spool_file
 
 
@@ -47,13 +49,25 @@ class TableIndex:
 
 @dataclass
 class ControlStatement:
-    """A statement the control connection runs: kind is session | ddl | post."""
+    """A statement the control connection runs: kind is session | ddl | post | alter (keys and
+    constraints of a table the dump creates: ``ALTER TABLE … ADD KEY``, ``CREATE INDEX``)."""
 
     kind: str
-    text: bytes
+    text: bytes  # the dump's own schema qualifier already rewritten away
     table: str | None
     post_kind: str = ""
     verb: str = ""  # ddl: drop | create | other
+    name: str | None = None  # post: the object's name
+    before_data: bool = False  # alter: before the table's first rows (run with its DDL), else after its load
+    ordinal: int = -1  # alter: its place among the control statements (its progress row)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A statement of the dump a restore will not run (the whole restore is refused)."""
+
+    offset: int
+    reason: str
 
 
 @dataclass
@@ -62,6 +76,8 @@ class DumpIndex:
     control: list[ControlStatement]
     header: list[bytes]  # the SETs before the first table: replayed on every worker connection
     side_path: str | None
+    refused: list[Refused] = field(default_factory=list)
+    own_schema: str | None = None  # the schema the dump was taken of (qualifiers equal to it are rewritten)
 
     def close(self) -> None:
         if self.side_path:
@@ -93,8 +109,13 @@ class IndexBuilder:
     ``batch_bytes`` as statements are fed to it; a statement over ``split_bytes`` (≈ half of
     max_allowed_packet) is cut by rows. Fed by the whole-file check's own pass (one read)."""
 
-    def __init__(self, wanted: set[str] | None, *, batch_bytes: int, split_bytes: int, tmpdir: str | None = None):
+    def __init__(self, wanted: set[str] | None, *, batch_bytes: int, split_bytes: int, tmpdir: str | None = None,
+                 own_schema: str | None = None):
         self.wanted = wanted
+        self.own_schema = own_schema
+        self.refused: list[Refused] = []
+        self.created: set[str] = set()  # tables (and sequences) the dump has DDL for, so far
+        self.with_data: set[str] = set()  # tables whose rows have begun
         self.batch_bytes, self.split_bytes, self.tmpdir = batch_bytes, split_bytes, tmpdir
         self.tables: dict[str, TableIndex] = {t: TableIndex(t) for t in wanted or ()}
         self.control: list[ControlStatement] = []
@@ -127,12 +148,42 @@ class IndexBuilder:
                                                           len(body), True))
         self.pend_table, self.pend, self.pend_bytes = None, [], 0
 
+    def _refuse(self, st: Any, reason: str) -> None:
+        if len(self.refused) < 20:
+            self.refused.append(Refused(st.offset, reason))
+
+    def _qualified(self, st: Any) -> bool:
+        """The statement's own qualifier is the dump's schema (rewritten onto the target) or it
+        is refused: a restore never acts on a schema it was not pointed at."""
+        q = getattr(st, "qualifier", None)
+        if q is None:
+            return True
+        if self.own_schema is None:
+            self.own_schema = q
+        if q == self.own_schema:
+            return True
+        head = head_of(st.text, 120).split(b"(", 1)[0].decode("utf-8", "replace").strip()
+        self._refuse(st, f"{head}: names schema {q}, not the dump's own ({self.own_schema}) — a restore acts on its"
+                         " target schema only")
+        return False
+
+    def _text(self, st: Any) -> bytes:
+        return strip_qualifier(st.text, self.own_schema) if self.own_schema else bytes(st.text)
+
     def feed(self, st: Any) -> None:
         kind = _kind(st)
         if kind == "DATA":
-            self._data(st)
+            if self._qualified(st):
+                self._data(st)
             return
         self._flush()
+        if kind in ("SESSION", "SKIP") and head_of(st.text, 64)[:3].upper() == b"SET":
+            verdict = judge_set(st.text)
+            if verdict.action == REFUSE:
+                self._refuse(st, verdict.reason)
+                return
+            if verdict.action == SKIP or kind == "SKIP":
+                return
         if kind == "SESSION":
             scope = getattr(st, "scope", "")
             if (scope == "header") if scope else not self.seen_table:
@@ -140,16 +191,43 @@ class IndexBuilder:
             self.control.append(ControlStatement("session", st.text, None))
         elif kind == "TABLE_DDL":
             self.seen_table = True
-            self.control.append(ControlStatement("ddl", st.text, st.table, verb=_ddl_verb(st.text)))
+            if self._qualified(st):
+                self.created.add(st.table)
+                self.control.append(ControlStatement("ddl", self._text(st), st.table, verb=_ddl_verb(st.text)))
         elif kind == "POST":
-            self.control.append(ControlStatement("post", st.text, st.table, post_kind=str(getattr(st, "post_kind", "") or "")))
-        # SKIP (LOCK TABLES, DISABLE KEYS, GTID), SCHEMA (CREATE DATABASE, USE), OTHER: not replayed
+            if self._qualified(st):
+                self.control.append(ControlStatement("post", self._text(st), st.table,
+                                                     post_kind=str(getattr(st, "post_kind", "") or ""), name=st.name,
+                                                     verb=_ddl_verb(st.text)))
+        elif kind == "SCHEMA":
+            if self.own_schema is None and st.schema:
+                self.own_schema = st.schema  # USE / CREATE DATABASE: mapped onto the target, never run
+        elif kind == "OTHER":
+            self._other(st)
+        # SKIP (LOCK TABLES, DISABLE KEYS, GTID, CHANGE MASTER): the loader does its own locking and keys
+
+    def _other(self, st: Any) -> None:
+        verdict = judge_other(st.text)
+        if verdict.action == SKIP:
+            return
+        if verdict.action == REFUSE:
+            self._refuse(st, verdict.reason)
+            return
+        table = verdict.table or ""
+        if verdict.qualifier is not None and not self._qualified(replace(st, qualifier=verdict.qualifier)):
+            return
+        if table not in self.created:
+            self._refuse(st, f"ALTER of {table}: not a table this dump creates (a restore changes only the tables it restores)")
+            return
+        self.control.append(ControlStatement("alter", self._text(st), table, before_data=table not in self.with_data,
+                                             ordinal=len(self.control)))
 
     def _data(self, st: Any) -> None:
         from engine.mysql.dump import iter_rows
 
         self.seen_table = True
         table = st.table
+        self.with_data.add(table)
         if table not in self.tables:
             if self.wanted is not None:
                 return
@@ -193,7 +271,7 @@ class IndexBuilder:
         if self.side is not None:
             self.side.close()
             self.side = None
-        return DumpIndex(self.tables, self.control, self.header, self.side_path)
+        return DumpIndex(self.tables, self.control, self.header, self.side_path, self.refused, self.own_schema)
 
     def discard(self) -> None:
         if self.side is not None:

@@ -10,8 +10,9 @@ UPDATE _runbook.restore_progress SET `rows` = …, ignored = … WHERE …;
 COMMIT;
 ```
 
-Deadlocks and lock-wait timeouts (1213/1205) re-run the whole batch; a lost connection
-(2006/2013) re-runs it on a new connection — the progress row decides whether its COMMIT made it
+The rows are written by :mod:`engine.actions.restore.write` (strict mode; a data warning fails
+the table unless allowed). Deadlocks and lock-wait timeouts (1213/1205) re-run the whole batch
+of an InnoDB table; a lost connection (2006/2013) re-runs it on a new connection — the progress row decides whether its COMMIT made it
 (a late COMMIT of the old session holds the row lock, so the new INSERT waits for it and then
 sees 1062). Never a partial retry inside a transaction (mydumper PR #1162).
 
@@ -23,7 +24,6 @@ when there is none helps the in-progress table with the most bytes left.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from collections import deque
@@ -32,9 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.actions.restore import progress as prog
-from engine.actions.restore.convert import counts, load_data_payload
 from engine.actions.restore.index import Batch, DumpIndex
 from engine.actions.restore.plan import Plan, TablePlan
+from engine.actions.restore.rowcheck import DataWarning
+from engine.actions.restore.upsert import UpsertConflict
+from engine.actions.restore.worker import Fault, Worker
+from engine.actions.restore.write import Redo, Written, write_batch
 from engine.mysql.diagnosis import diagnose
 from engine.errors import ConnectError, RunbookError, SqlError
 from engine.transport.mysql import MysqlSession
@@ -62,7 +65,8 @@ class TableStats:
     bytes: int = 0
     batches: int = 0
     seconds: float = 0.0
-    warnings: int = 0
+    warnings: int = 0  # data warnings the step allowed (allow_warnings)
+    warning_samples: list[str] = field(default_factory=list)
     skipped_batches: int = 0  # committed by an earlier attempt
     redone: int = 0  # batches run again whole (lost connection, deadlock, lock wait)
     load_data: int = 0  # batches sent as LOAD DATA LOCAL (the rest as INSERT)
@@ -87,82 +91,19 @@ class Shared:
     commits: int = 0
 
 
-class _Fault:
-    """Test hooks (read only here): ``RUNBOOK_FAULT_RESTORE_KILL=before_commit:N|after_commit:N``
-    SIGKILLs this process around its N-th batch commit; ``RUNBOOK_FAULT_RESTORE_KILL_CONN=N``
-    KILLs the worker's connection from another session in the middle of the N-th batch."""
-
-    def __init__(self) -> None:
-        spec = os.environ.get("RUNBOOK_FAULT_RESTORE_KILL", "")
-        self.when, _, n = spec.partition(":")
-        self.at = int(n) if n.isdigit() else None
-        k = os.environ.get("RUNBOOK_FAULT_RESTORE_KILL_CONN", "")
-        self.kill_conn = int(k) if k.isdigit() else None
-        self.count = 0
-        self.lock = threading.Lock()
-
-    def number(self) -> int:
-        with self.lock:
-            self.count += 1
-            return self.count
-
-    def point(self, where: str, n: int) -> None:
-        if self.at is not None and self.when == where and n == self.at:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-class Worker:
-    """One connection to the target, set up as the dump expects, loading batches."""
-
-    def __init__(self, make: Callable[[], MysqlSession], header: list[bytes], binlog: bool):
-        self.make, self.header, self.binlog = make, header, binlog
-        self.sql: MysqlSession | None = None
-        self.state: dict[str, int] = {}
-
-    def session(self) -> MysqlSession:
-        if self.sql is None:
-            s = self.make()
-            for h in self.header:  # the dump's own SET NAMES / time_zone / sql_mode, on every connection
-                s.query(h)
-            if not self.binlog:
-                s.query("SET SESSION sql_log_bin = 0")
-            s.query("SET SESSION wait_timeout = 28800, net_read_timeout = 3600, net_write_timeout = 3600,"
-                    " innodb_lock_wait_timeout = 120, sql_notes = 0")
-            self.sql = s
-            self.state = {}
-        return self.sql
-
-    def set(self, name: str, value: int) -> None:
-        s = self.session()
-        if self.state.get(name) != value:
-            s.query(f"SET SESSION {name} = {int(value)}")
-            self.state[name] = value
-
-    def reset(self) -> None:
-        if self.sql is not None:
-            self.sql.close()
-        self.sql = None
-
-    def rollback(self) -> None:
-        if self.sql is not None:
-            try:
-                self.sql.query("ROLLBACK")
-            except RunbookError:
-                self.reset()
-
-
 class Loader:
     """Loads the batches of a plan over ``parallel`` worker connections."""
 
     def __init__(self, *, plan: Plan, index: DumpIndex, dump_path: str, sid: str, done: dict[tuple[str, int, int], prog.Done],
                  make_session: Callable[[], MysqlSession], control: MysqlSession, parallel: int, binlog: bool,
-                 ids: dict[str, str], on_progress: Callable[[Shared], None]):
+                 ids: dict[str, str], on_progress: Callable[[Shared], None], allow_warnings: bool = False):
         self.plan, self.index, self.sid, self.ids = plan, index, sid, ids
         self.dump_path = dump_path
         self.make_session, self.control = make_session, control
         self.parallel, self.binlog = max(1, parallel), binlog
         self.on_progress = on_progress
-        self.fault = _Fault()
+        self.fault = Fault()
+        self.allow_warnings = allow_warnings
         self.tables = plan.by_name()
         pending: dict[str, deque[Batch]] = {}
         stats: dict[str, TableStats] = {}
@@ -198,7 +139,8 @@ class Loader:
         """Shell's rule: a table nobody loads (parents first, most bytes left), else the busy
         table with the most bytes left. Caller holds the lock."""
         sh = self.shared
-        ready = [t for t in self.plan.tables if sh.pending[t.name] and t.name not in sh.failed and self._ready(t)]
+        ready = [t for t in self.plan.tables if sh.pending[t.name] and t.name not in sh.failed and self._ready(t)
+                 and (t.transactional or sh.running[t.name] == 0)]  # MyISAM/Aria: one batch at a time
         if not ready:
             return None
         idle = [t for t in ready if sh.running[t.name] == 0]
@@ -228,7 +170,7 @@ class Loader:
 
     def _work(self) -> None:
         sh = self.shared
-        w = Worker(self.make_session, self.index.header, self.binlog)
+        w = Worker(self.make_session, self.index.header, self.binlog, strict=not self.allow_warnings)
         files: dict[bool, Any] = {}
         try:
             files[False] = open(self.dump_path, "rb")  # noqa: SIM115  (closed in finally, with the worker)
@@ -254,12 +196,13 @@ class Loader:
                     with sh.cond:
                         st = sh.stats[t.name]
                         if result is not None:
-                            d, warnings = result
+                            d, written = result
                             st.rows += d.rows
                             st.ignored += d.ignored
                             st.bytes += d.bytes
                             st.batches += 1
-                            st.warnings += warnings
+                            st.warnings += len(written.warnings)
+                            st.warning_samples.extend(str(x) for x in written.warnings[:3 - len(st.warning_samples)])
                         sh.running[t.name] -= 1
                         if self._finished(t.name):
                             st.ended = time.monotonic()
@@ -296,22 +239,38 @@ class Loader:
                 f.close()
             w.reset()
 
-    def _batch(self, w: Worker, t: TablePlan, b: Batch, body: bytes) -> tuple[prog.Done, int] | None:
-        """Run one batch to its commit; None when an earlier attempt committed it."""
+    def _batch(self, w: Worker, t: TablePlan, b: Batch, body: bytes) -> tuple[prog.Done, Written] | None:
+        """Run one batch to its commit; None when an earlier attempt committed it. An InnoDB
+        batch is redone whole after a deadlock, a lock wait or a lost connection; a MyISAM/Aria
+        batch never is (its rows may already be written: no transaction rolled them back)."""
         locks = lost = 0
         n = self.fault.number()
         force_insert = False
         while True:
             try:
                 return self._attempt(w, t, b, body, n, force_insert)
-            except _Redo:
+            except Redo:
+                if not t.transactional:
+                    raise NotRetried(t, b, SqlError("the batch's rows hold a duplicate key", errno=1062)) from None
                 force_insert = True
+            except DataWarning as exc:
+                if not t.transactional:  # the rows stayed: the rollback does not reach them
+                    raise NotRetried(t, b, exc) from None
+                raise
             except (ConnectError, SqlError) as exc:
                 diag = diagnose(exc.errno) if isinstance(exc, SqlError) else None
-                if isinstance(exc, ConnectError) or (diag is not None and diag.lost_connection and exc.errno != 1153):
+                lost_conn = isinstance(exc, ConnectError) or (diag is not None and diag.lost_connection and exc.errno != 1153)
+                if lost_conn:
+                    w.reset()
+                else:
+                    w.rollback()
+                if isinstance(exc, SqlError) and exc.errno in FATAL:
+                    raise Fatal(exc, t.name, b) from None
+                if not t.transactional:
+                    raise NotRetried(t, b, exc) from None
+                if lost_conn:
                     # The connection is gone (the COMMIT may or may not have happened): a new
                     # one looks the batch up in the progress table and redoes it whole, or skips it.
-                    w.reset()
                     self._redone(t.name)
                     lost += 1
                     if lost > RETRY_LOST:
@@ -319,25 +278,22 @@ class Loader:
                     time.sleep(0.2 * lost)
                     continue
                 assert isinstance(exc, SqlError)
-                w.rollback()
                 if exc.errno in (1205, 1213) and locks < RETRY_LOCKS:
                     self._redone(t.name)
                     locks += 1
                     time.sleep(0.1 * 2 ** locks)
                     continue
-                if exc.errno in FATAL:
-                    raise Fatal(exc, t.name, b) from None
                 raise
 
     def _redone(self, table: str) -> None:
         with self.shared.cond:
             self.shared.stats[table].redone += 1
 
-    def _attempt(self, w: Worker, t: TablePlan, b: Batch, body: bytes, n: int, force_insert: bool) -> tuple[prog.Done, int] | None:
+    def _attempt(self, w: Worker, t: TablePlan, b: Batch, body: bytes, n: int, force_insert: bool) -> tuple[prog.Done, Written] | None:
         s = w.session()
         w.set("foreign_key_checks", int(t.fk_checks))
         # unique_checks=0 lets InnoDB skip secondary-unique lookups: only safe into an empty table
-        w.set("unique_checks", 0 if t.empty and t.shape.conflict == "error" else 1)
+        w.set("unique_checks", 0 if t.empty and t.shape.conflict == "error" and not t.staged else 1)
         s.query("START TRANSACTION")
         try:
             s.query(prog.BATCH_INSERT, [self.sid, t.name, b.first, b.part, b.last, self.ids["run_id"], self.ids["step_key"],
@@ -350,44 +306,27 @@ class Loader:
         if self.fault.kill_conn == n:
             self.fault.kill_conn = None  # once: the redo must go through
             self.control.query(f"KILL CONNECTION {int(s.connection_id)}")
-        rows, ignored, warnings = self._data(w, t, b, body, force_insert)
-        s.query(prog.BATCH_UPDATE, [rows, ignored, self.sid, t.name, b.first, b.part])
+        try:
+            written = write_batch(w, t, b, body, force_insert=force_insert, allow_warnings=self.allow_warnings)
+        except (Redo, DataWarning, UpsertConflict):
+            w.rollback()
+            raise
+        if written.load_data:
+            with self.shared.cond:
+                self.shared.stats[t.name].load_data += 1
+        s.query(prog.BATCH_UPDATE, [written.rows, written.ignored, self.sid, t.name, b.first, b.part])
         self.fault.point("before_commit", n)
         s.query("COMMIT")
         self.fault.point("after_commit", n)
-        return prog.Done(rows, ignored, b.length), warnings
-
-    def _data(self, w: Worker, t: TablePlan, b: Batch, body: bytes, force_insert: bool) -> tuple[int, int, int]:
-        s = w.session()
-        shape = t.shape
-        conflict = shape.conflict
-        if not force_insert and shape.uses_load_data(body):
-            name = f"rb:{t.name}:{b.first}:{b.part}"
-            r = s.load_local(shape.load_data_sql(name, b.newline_layout), name, load_data_payload(body, b.newline_layout))
-            with self.shared.cond:
-                self.shared.stats[t.name].load_data += 1
-            records, dup = counts(r.info, r.rowcount)
-            if conflict == "error" and (dup or r.rowcount != records):
-                # LOCAL turned duplicates into warnings: redo by INSERT, whose 1062 names the key
-                s.query("ROLLBACK")
-                raise _Redo()
-            if conflict == "replace":
-                return records, 0, r.warnings
-            return r.rowcount, (records - r.rowcount if conflict == "ignore" else 0), r.warnings
-        if t.via_temp:
-            raise SqlError(f"{t.name}: a batch holds literals LOAD DATA cannot read exactly, and the target lacks some of the "
-                           "dump's columns (common_columns)", hint="add the missing columns to the target, or use recreate")
-        r = s.query(shape.insert(body))
-        records, dup = counts(r.info, r.rowcount)
-        if conflict == "ignore":
-            return r.rowcount, dup, r.warnings
-        if conflict in ("replace", "upsert"):
-            return records, 0, r.warnings
-        return r.rowcount, 0, r.warnings
+        return prog.Done(written.rows, written.ignored, b.length), written
 
 
-class _Redo(SqlError):
-    """Internal: a LOAD DATA batch must be re-run by INSERT (to get the real error)."""
+class NotRetried(RunbookError):
+    """A batch of a non-transactional table failed after its rows may have been written."""
 
-    def __init__(self) -> None:
-        super().__init__("redo by INSERT", errno=None)
+    def __init__(self, t: TablePlan, b: Batch, err: RunbookError):
+        super().__init__(
+            f"{err.render()} — {t.name} is not transactional: the batch at statement {b.first} may have left some of its"
+            " rows, so it is not retried in-process; `runbook resume` empties and reloads the table whole when this step"
+            " created it or this run's snapshot holds it, else reports it in doubt")
+        self.errno = getattr(err, "errno", None)

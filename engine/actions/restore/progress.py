@@ -29,6 +29,8 @@ SCHEMA = "_runbook"
 PROGRESS = "restore_progress"
 RUNS = "restore_runs"
 PREPARED = -1  # batch ordinal of a table's preparation row
+ALTERED = -3  # batch ordinal of a replayed ALTER TABLE … ADD KEY of the dump (part: its place in the dump)
+TABLES = "restore_tables"
 
 PROGRESS_DDL = """CREATE TABLE IF NOT EXISTS {table} (
   step_id CHAR(40) NOT NULL COMMENT 'sha1 of run id, step key, host and target schema',
@@ -75,8 +77,21 @@ TRIGGERS_DDL = """CREATE TABLE IF NOT EXISTS {table} (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 
 
-def step_id(run_id: str, step_key: str, host: str, schema: str) -> str:
-    return hashlib.sha1("\0".join((run_id, step_key, host, schema)).encode()).hexdigest()
+TABLES_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+  step_id CHAR(40) NOT NULL,
+  tbl VARCHAR(64) NOT NULL,
+  created TINYINT NOT NULL DEFAULT 0 COMMENT '1: this step created or re-created the table (its rows are all the dump''s)',
+  auto_increment_before BIGINT UNSIGNED NULL COMMENT 'the live AUTO_INCREMENT before truncate/recreate: kept at least there',
+  PRIMARY KEY (step_id, tbl)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+
+
+def step_id(run_id: str, step_key: str, host: str, schema: str, generation: int = 0) -> str:
+    """The key of a restore step's progress. ``generation``: of the tables it loads (see
+    :mod:`engine.mysql.generations`): after a snapshot undo swapped them back, the step's
+    earlier progress no longer describes the live tables, and the new key finds none of it."""
+    parts = (run_id, step_key, host, schema) + ((f"generation {generation}",) if generation else ())
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()
 
 
 def progress_table() -> str:
@@ -101,14 +116,59 @@ def ensure(sql: Sql) -> None:
     sql.query(PROGRESS_DDL.format(table=progress_table()))
     sql.query(RUNS_DDL.format(table=runs_table()))
     sql.query(TRIGGERS_DDL.format(table=qualified(SCHEMA, TRIGGERS)))
+    sql.query(TABLES_DDL.format(table=qualified(SCHEMA, TABLES)))
+
+
+def _table_exists(sql: Sql, name: str) -> bool:
+    return bool(sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                          [SCHEMA, name]).rows)
+
+
+def save_counter(sql: Sql, sid: str, table: str, value: int) -> None:
+    """The live AUTO_INCREMENT before the table is emptied or re-created (the first value wins:
+    a resume after the truncate must not record the truncated table's)."""
+    sql.query(f"INSERT INTO {qualified(SCHEMA, TABLES)} (step_id, tbl, auto_increment_before) VALUES (%s, %s, %s)"
+              " ON DUPLICATE KEY UPDATE auto_increment_before = COALESCE(auto_increment_before, VALUES(auto_increment_before))",
+              [sid, table, value])
+
+
+def saved_counters(sql: Sql, sid: str) -> dict[str, int]:
+    if not _table_exists(sql, TABLES):
+        return {}
+    rows = sql.query(f"SELECT tbl, auto_increment_before AS v FROM {qualified(SCHEMA, TABLES)} WHERE step_id = %s"
+                     " AND auto_increment_before IS NOT NULL", [sid]).rows
+    return {_s(r["tbl"]): int(r["v"]) for r in rows}
+
+
+def mark_created(sql: Sql, sid: str, table: str) -> None:
+    sql.query(f"INSERT INTO {qualified(SCHEMA, TABLES)} (step_id, tbl, created) VALUES (%s, %s, 1)"
+              " ON DUPLICATE KEY UPDATE created = 1", [sid, table])
+
+
+def created_tables(sql: Sql, sid: str) -> set[str]:
+    if not _table_exists(sql, TABLES):
+        return set()
+    return {_s(r["tbl"]) for r in sql.query(f"SELECT tbl FROM {qualified(SCHEMA, TABLES)} WHERE step_id = %s AND created = 1",
+                                            [sid]).rows}
+
+
+def mark_altered(sql: Sql, sid: str, table: str, ordinal: int, *, run_id: str, step_key: str, host: str) -> None:
+    sql.query(f"INSERT IGNORE INTO {progress_table()} (step_id, tbl, batch, part, last_ordinal, run_id, step_key, host)"
+              " VALUES (%s, %s, %s, %s, -1, %s, %s, %s)", [sid, table, ALTERED, ordinal, run_id, step_key, host])
+
+
+def forget_alters(sql: Sql, sid: str, table: str) -> None:
+    """The table's DDL runs again: the ALTERs replayed on its earlier version run again too."""
+    sql.query(f"DELETE FROM {progress_table()} WHERE step_id = %s AND tbl = %s AND batch = %s", [sid, table, ALTERED])
 
 
 def save_triggers(sql: Sql, sid: str, table: str, found: list[dict[str, Any]]) -> None:
     """Keep the target's own triggers of ``table`` before they are dropped for the load (a
     load never fires a trigger); a resume finds them here, already dropped."""
     for t in found:
-        sql.query(f"INSERT IGNORE INTO {qualified(SCHEMA, TRIGGERS)} (step_id, tbl, name, statement, sql_mode)"
-                  " VALUES (%s, %s, %s, %s, %s)", [sid, table, t["name"], t["statement"], t["sql_mode"]])
+        sql.query(f"INSERT INTO {qualified(SCHEMA, TRIGGERS)} (step_id, tbl, name, statement, sql_mode)"
+                  " VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE statement = VALUES(statement),"
+                  " sql_mode = VALUES(sql_mode), restored = 0", [sid, table, t["name"], t["statement"], t["sql_mode"]])
 
 
 def saved_triggers(sql: Sql, sid: str) -> list[dict[str, Any]]:
@@ -178,8 +238,8 @@ def mark_prepared(sql: Sql, sid: str, table: str, *, run_id: str, step_key: str,
 
 
 def forget_table(sql: Sql, sid: str, table: str) -> None:
-    """Drop a table's batch rows (a non-transactional table reloaded whole)."""
-    sql.query(f"DELETE FROM {progress_table()} WHERE step_id = %s AND tbl = %s", [sid, table])
+    """Drop a table's batch rows (a non-transactional table emptied to be reloaded whole)."""
+    sql.query(f"DELETE FROM {progress_table()} WHERE step_id = %s AND tbl = %s AND batch >= 0", [sid, table])
 
 
 def finish(sql: Sql, sid: str, batches: int, result: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.actions.restore.index import Batch
@@ -18,17 +19,65 @@ if TYPE_CHECKING:
     from engine.transport.base import Sql
 
 
-def table_results(shared: Shared, names: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+@dataclass
+class TableResult:
+    """One table of a restore, as registered (``r.tables.users.rows``)."""
+
+    status: str  # loaded | failed | skipped
+    rows: int
+    ignored: int  # conflicts skipped (on_conflict: ignore)
+    bytes: int
+    seconds: float
+    rows_per_s: float | None
+    batches: int
+    batches_resumed: int
+    batches_redone: int
+    batches_load_data: int
+    warnings: int  # data warnings the step allowed (allow_warnings)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class OrphanCount:
+    """Child rows without a parent after a cycle group's load (FK checks were off for it)."""
+
+    table: str
+    constraint: str | None
+    orphans: int
+
+
+@dataclass
+class RestoreResult:
+    """What a restore step registers (``register: r``): ``r.rows``, ``r.tables``, ``r.core_ok``…"""
+
+    tables: dict[str, TableResult]
+    rows: int
+    bytes: int
+    seconds: float
+    rows_per_s: float | None
+    failed_tables: list[str]
+    core_ok: bool
+    partial: bool
+    schema: str
+    load_order: list[str]
+    orphans: list[OrphanCount] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # trigger differences, tables reloaded, allowed data warnings
+    binlog_start: dict[str, Any] | None = None  # the dump's binlog coordinates {file, pos, gtid}: where a PITR replay starts
+
+    def registered(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def table_results(shared: Shared, names: list[str]) -> dict[str, TableResult]:
+    out: dict[str, TableResult] = {}
     for n in names:
         st = shared.stats[n]
         seconds = (st.ended or st.started or 0) - (st.started or 0) if st.started else 0.0
         status = "failed" if n in shared.failed else ("loaded" if not shared.pending[n] else "skipped")
-        out[n] = {"status": status, "rows": st.rows, "ignored": st.ignored, "bytes": st.bytes, "seconds": round(seconds, 3),
-                  "rows_per_s": round(st.rows / seconds, 1) if seconds > 0 else None, "batches": st.batches,
-                  "batches_resumed": st.skipped_batches, "batches_redone": st.redone, "batches_load_data": st.load_data, "warnings": st.warnings}
-        if st.error is not None:
-            out[n]["error"] = st.error.render()
+        out[n] = TableResult(status, st.rows, st.ignored, st.bytes, round(seconds, 3),
+                             round(st.rows / seconds, 1) if seconds > 0 else None, st.batches, st.skipped_batches, st.redone,
+                             st.load_data, st.warnings, st.error.render() if st.error is not None else None)
     return out
 
 

@@ -78,12 +78,16 @@ RUNBOOK_KEYWORDS: dict[str, Any] = {
 }
 
 
-def runbook_schema() -> dict[str, Any]:
+def runbook_schema(params: bool = True) -> dict[str, Any]:
+    """The runbook's JSON Schema; ``params=False``: each action's params left open ({}),
+    the structure only (the loader checks params per action, importing only those used)."""
     from engine.actions.registry import REGISTRY, action_names
 
-    action_names()
     step_props = dict(STEP_KEYWORDS)
-    for name in sorted(REGISTRY):
+    for name in action_names():
+        if not params:
+            step_props[name] = {}
+            continue
         cls = REGISTRY[name]
         schema = dict(cls.params_schema)
         if cls.__doc__:

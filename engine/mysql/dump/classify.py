@@ -158,11 +158,11 @@ class Classifier:
             return self._set(st, head)
         if kw in (b"LOCK", b"UNLOCK"):
             m = _LOCK.match(head)
-            return replace(st, kind=Kind.SKIP, table=_qname(m)[1] if m else None)
+            return replace(st, kind=Kind.SKIP, table=_qname(m)[1] if m else None, qualifier=_qname(m)[0] if m else None)
         if kw == b"ALTER":
             m = _ALTER_KEYS.match(head)
             if m:
-                return replace(st, kind=Kind.SKIP, table=_qname(m)[1])
+                return replace(st, kind=Kind.SKIP, table=_qname(m)[1], qualifier=_qname(m)[0])
             m = _CREATE_DB.match(head)
             if m:
                 return replace(st, kind=Kind.SCHEMA, schema=_qname(m)[1])
@@ -176,7 +176,7 @@ class Classifier:
             m = _SETVAL.match(head)
             if m:
                 qs, name = _qname(m)
-                return replace(st, kind=Kind.TABLE_DDL, table=name, schema=qs or self.schema)
+                return replace(st, kind=Kind.TABLE_DDL, table=name, schema=qs or self.schema, qualifier=qs)
         if kw == b"CHANGE":
             return replace(st, kind=Kind.SKIP)
         if kw == b"DROP":
@@ -208,7 +208,7 @@ class Classifier:
         self.ordinals[key] = ordinal + 1
         self.seen_table = True
         return make_statement(Kind.DATA, r.text, r.offset, r.length, table, schema, ordinal, verb, columns, r.values_at,
-                              "", r.delimiter, "", None, False, r.rows, r.safe)
+                              "", r.delimiter, "", None, False, r.rows, r.safe, qs)
 
     def _data(self, r: RawStatement, m: re.Match[bytes]) -> Statement:
         qs, table = _qname(m)
@@ -219,7 +219,7 @@ class Classifier:
         self.seen_table = True
         verb, columns = _verb_columns(m)
         return Statement(Kind.DATA, r.text, r.offset, r.length, table, schema, ordinal, verb, columns, m.end(),
-                         delimiter=r.delimiter, rows=r.rows)
+                         delimiter=r.delimiter, rows=r.rows, qualifier=qs)
 
     def _set(self, st: Statement, head: bytes) -> Statement:
         text = st.text
@@ -255,17 +255,17 @@ class Classifier:
         self.seen_table = True
         schema = qs or self.schema
         if what == b"SEQUENCE":  # a sequence is a table to MariaDB: DROP/CREATE SEQUENCE + DO SETVAL are its DDL
-            return replace(st, kind=Kind.TABLE_DDL, table=name, schema=schema)
+            return replace(st, kind=Kind.TABLE_DDL, table=name, schema=schema, qualifier=qs)
         if what == b"TABLE":
             if self.standin == name:
-                return replace(st, kind=Kind.POST, post_kind="standin_view", table=name, name=name, schema=schema)
+                return replace(st, kind=Kind.POST, post_kind="standin_view", table=name, name=name, schema=schema, qualifier=qs)
             self.standin = None
-            return replace(st, kind=Kind.TABLE_DDL, table=name, schema=schema)
+            return replace(st, kind=Kind.TABLE_DDL, table=name, schema=schema, qualifier=qs)
         if what == b"VIEW":
             kind = "standin_view" if self.standin == name else "view"
-            return replace(st, kind=Kind.POST, post_kind=kind, table=name, name=name, schema=schema)
+            return replace(st, kind=Kind.POST, post_kind=kind, table=name, name=name, schema=schema, qualifier=qs)
         kind = {b"TRIGGER": "trigger", b"EVENT": "event"}.get(what, "routine")
-        return replace(st, kind=Kind.POST, post_kind=kind, name=name, schema=schema)
+        return replace(st, kind=Kind.POST, post_kind=kind, name=name, schema=schema, qualifier=qs)
 
     def _create(self, st: Statement, head: bytes) -> Statement:
         m = _CREATE_TABLE.match(head)
@@ -274,14 +274,14 @@ class Classifier:
             self.seen_table = True
             schema = qs or self.schema
             if self.standin == name:  # MySQL 5.x / older MariaDB stand-in: a MyISAM table in /*!50001 */
-                return replace(st, kind=Kind.POST, post_kind="standin_view", table=name, name=name, schema=schema)
+                return replace(st, kind=Kind.POST, post_kind="standin_view", table=name, name=name, schema=schema, qualifier=qs)
             self.standin = None
-            return replace(st, kind=Kind.TABLE_DDL, table=name, schema=schema)
+            return replace(st, kind=Kind.TABLE_DDL, table=name, schema=schema, qualifier=qs)
         m = CREATE_SEQUENCE.match(head)
         if m:
             qs, name = _qname(m)
             self.seen_table = True
-            return replace(st, kind=Kind.TABLE_DDL, table=name, schema=qs or self.schema)
+            return replace(st, kind=Kind.TABLE_DDL, table=name, schema=qs or self.schema, qualifier=qs)
         m = _CREATE_DB.match(head)
         if m:
             self.schema = _qname(m)[1]
@@ -295,11 +295,12 @@ class Classifier:
         schema = qs or self.schema
         if what == b"VIEW":
             if self.standin == name:
-                return replace(st, kind=Kind.POST, post_kind="standin_view", table=name, name=name, schema=schema)
-            return replace(st, kind=Kind.POST, post_kind="view", table=name, name=name, schema=schema)
+                return replace(st, kind=Kind.POST, post_kind="standin_view", table=name, name=name, schema=schema, qualifier=qs)
+            return replace(st, kind=Kind.POST, post_kind="view", table=name, name=name, schema=schema, qualifier=qs)
         if what == b"TRIGGER":
             on = _TRIGGER_ON.match(head, m.end())
-            table = _qname(on, "t1", "t2")[1] if on else None
-            return replace(st, kind=Kind.POST, post_kind="trigger", table=table, name=name, schema=schema)
+            on_qs, table = _qname(on, "t1", "t2") if on else (None, None)
+            return replace(st, kind=Kind.POST, post_kind="trigger", table=table, name=name, schema=schema,
+                           qualifier=qs if qs is not None else on_qs)
         kind = "event" if what == b"EVENT" else "routine"
-        return replace(st, kind=Kind.POST, post_kind=kind, name=name, schema=schema)
+        return replace(st, kind=Kind.POST, post_kind=kind, name=name, schema=schema, qualifier=qs)

@@ -31,6 +31,8 @@ class ColumnDef:
     default: str | None  # the DEFAULT expression as written ("'x'", 'NULL', 'current_timestamp()'), None without one
     generated: bool  # GENERATED ALWAYS AS / AS (…) [VIRTUAL|STORED|PERSISTENT]: never given a value by a load
     auto_increment: bool
+    charset: str | None = None  # CHARACTER SET written on the column (None: the table's default)
+    collation: str | None = None  # COLLATE written on the column
 
     @property
     def base_type(self) -> str:
@@ -59,6 +61,10 @@ class TableDef:
     engine: str | None = None
     create_sql: str = ""
     schema: str | None = None  # the qualifier when the statement names one
+    default_charset: str | None = None  # DEFAULT CHARSET=… of the table options
+    default_collation: str | None = None  # COLLATE=… of the table options
+    #: unique keys by name (``UNIQUE KEY `uq` (…)``; an unnamed one gets its first column's name)
+    unique_key_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def column(self, name: str) -> ColumnDef | None:
         """The column called ``name`` (case-insensitive, as MySQL compares column names)."""
@@ -204,10 +210,18 @@ def _column(toks: list[tuple[str, str]]) -> tuple[ColumnDef, bool, bool]:
     if not type_toks or type_toks[0][0] != "word":
         raise ValueError(f"column {name!r} has no type")
     nullable, default, generated, auto_inc, pk, unique = True, None, False, False, False, False
-    words = [_upper(t) for t in toks] + ["", ""]
+    charset: str | None = None
+    collation: str | None = None
+    words = [_upper(t) for t in toks] + ["", "", ""]
     while i < len(toks):
         w = words[i]
-        if w == "NOT" and words[i + 1] == "NULL":
+        if w == "CHARACTER" and words[i + 1] == "SET" and i + 2 < len(toks):
+            charset, i = _ident(toks[i + 2]).lower(), i + 3
+        elif w == "CHARSET" and i + 1 < len(toks):
+            charset, i = _ident(toks[i + 1]).lower(), i + 2
+        elif w == "COLLATE" and i + 1 < len(toks):
+            collation, i = _ident(toks[i + 1]).lower(), i + 2
+        elif w == "NOT" and words[i + 1] == "NULL":
             nullable, i = False, i + 2
         elif w == "DEFAULT":
             j = i + 1
@@ -231,7 +245,7 @@ def _column(toks: list[tuple[str, str]]) -> tuple[ColumnDef, bool, bool]:
             _, i = _paren_group(toks, i)
         else:
             i += 1
-    return ColumnDef(name, _text(type_toks), nullable, default, generated, auto_inc), pk, unique
+    return ColumnDef(name, _text(type_toks), nullable, default, generated, auto_inc, charset, collation), pk, unique
 
 
 _HEAD = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?", re.I)
@@ -251,16 +265,31 @@ def parse_create_table(text: bytes | str) -> TableDef:
         t = TableDef(name=name, create_sql=sql, schema=schema)
         for part in _split_top(inner):
             _definition(t, part)
-        words = [_upper(x) for x in toks]
-        for j in range(i, len(toks) - 1):
-            if words[j] in ("ENGINE", "TYPE"):
-                k = j + 2 if toks[j + 1] == ("p", "=") else j + 1
-                t.engine = toks[k][1]
-                break
+        _table_options(t, toks, i)
         return t
     except (IndexError, ValueError, StopIteration) as exc:
         raise DumpError(f"cannot parse CREATE TABLE ({exc or 'unexpected end'})",
                         snippet=sql[:60].encode("utf-8", "surrogateescape")) from exc
+
+
+def _table_options(t: TableDef, toks: list[tuple[str, str]], i: int) -> None:
+    """ENGINE, DEFAULT CHARSET and COLLATE after the column list."""
+    words = [_upper(x) for x in toks] + ["", ""]
+
+    def value(k: int) -> str:
+        k = k + 1 if toks[k] == ("p", "=") else k
+        return _ident(toks[k])
+
+    j = i
+    while j < len(toks) - 1:
+        w = words[j]
+        if w in ("ENGINE", "TYPE") and t.engine is None:
+            t.engine = value(j + 1)
+        elif w == "CHARSET" or (w == "CHARACTER" and words[j + 1] == "SET"):
+            t.default_charset = value(j + (2 if w == "CHARACTER" else 1)).lower()
+        elif w == "COLLATE":
+            t.default_collation = value(j + 1).lower()
+        j += 1
 
 
 def _definition(t: TableDef, part: list[tuple[str, str]]) -> None:
@@ -278,7 +307,11 @@ def _definition(t: TableDef, part: list[tuple[str, str]]) -> None:
         t.primary_key = _key_columns(_paren_group(part, j)[0])
     elif kw == "UNIQUE":
         j = next(k for k in range(i, len(part)) if part[k] == ("p", "("))
-        t.unique_keys.append(_key_columns(_paren_group(part, j)[0]))
+        cols = _key_columns(_paren_group(part, j)[0])
+        t.unique_keys.append(cols)
+        named = [_ident(x) for x in part[i + 1:j] if _upper(x) not in ("KEY", "INDEX", "IF", "NOT", "EXISTS")
+                 and x[0] in ("bq", "word")]
+        t.unique_key_names[named[0] if named else (constraint or cols[0])] = cols
     elif kw == "FOREIGN":
         t.foreign_keys.append(_foreign_key(constraint, part, i))
     elif kw in ("KEY", "INDEX", "FULLTEXT", "SPATIAL", "CHECK", "PERIOD", "VECTOR") or part[0][0] == "p":
@@ -290,7 +323,8 @@ def _definition(t: TableDef, part: list[tuple[str, str]]) -> None:
             t.primary_key = (col.name,)
         if unique:
             t.unique_keys.append((col.name,))
+            t.unique_key_names[col.name] = (col.name,)
     if t.primary_key:  # PK columns are NOT NULL whatever the column line says
         pkl = {c.lower() for c in t.primary_key}
-        t.columns = [ColumnDef(c.name, c.type, False, c.default, c.generated, c.auto_increment) if c.name.lower() in pkl
-                     and c.nullable else c for c in t.columns]
+        t.columns = [ColumnDef(c.name, c.type, False, c.default, c.generated, c.auto_increment, c.charset, c.collation)
+                     if c.name.lower() in pkl and c.nullable else c for c in t.columns]

@@ -53,6 +53,9 @@ class TableScan:
     is_sequence: bool = False  # a MariaDB sequence: CREATE SEQUENCE + DO SETVAL, no data statements
     load_data_safe: bool = True  # no 0x…, _binary, b'…', X'…', bit or spatial value: LOAD DATA is exact
     first_offset: int = -1  # offset of its first statement (DDL or data)
+    #: each distinct column list of its data statements (None: no list, values in CREATE order) and
+    #: the offset of the first statement that has it
+    column_lists: dict[tuple[str, ...] | None, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class DumpScan:
     has_trailer: bool = False
     other: list[str] = field(default_factory=list)  # OTHER statements (first bytes), loadable by a server
     notes: list[str] = field(default_factory=list)  # what the scan could not learn (e.g. a CREATE TABLE … LIKE)
+    qualifiers: dict[str, int] = field(default_factory=dict)  # schema names statements are qualified with → first offset
 
     @property
     def load_data_safe(self) -> dict[str, bool]:
@@ -132,6 +136,8 @@ def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, t
     count = largest = 0
     data_kind = Kind.DATA
     last_key: tuple[str | None, str] | None = None
+    last_cols: tuple[str, ...] | bool | None = False
+    quals = scan.qualifiers
     t = TableScan(name="")
     for st in reader.statements(hash_file=True):
         count += 1
@@ -141,9 +147,14 @@ def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, t
         if kind is data_kind:  # the hot loop of a --skip-extended-insert dump: keep it lean
             key = (st.schema, st.table or "")
             if key != last_key:
-                t, last_key = entry(*key), key
+                t, last_key, last_cols = entry(*key), key, False
                 if t.first_offset < 0:
                     t.first_offset = st.offset
+            if st.columns is not last_cols:
+                last_cols = st.columns
+                t.column_lists.setdefault(last_cols, st.offset)
+            if st.qualifier is not None and st.qualifier not in quals:
+                quals[st.qualifier] = st.offset
             if st.rows >= 0 and st.load_data_safe is not None:
                 t.rows += st.rows
                 if not st.load_data_safe:
@@ -156,6 +167,8 @@ def scan_dump(path_or_fileobj: str | os.PathLike[str] | BinaryIO | DumpReader, t
             t.data_bytes += st.length
             continue
         last_key = None
+        if st.qualifier is not None and st.qualifier not in quals:
+            quals[st.qualifier] = st.offset
         if kind is Kind.TABLE_DDL and st.table:
             t = entry(st.schema, st.table)
             if t.first_offset < 0:

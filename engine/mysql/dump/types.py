@@ -46,6 +46,7 @@ class Statement:
     client_command: bool = False  # OTHER: a mysql-client command (\g, source, …): not loadable
     rows: int = -1  # DATA: its rows when the reader's fast path already knows them, else -1; see count_rows
     load_data_safe: bool | None = None  # DATA, fast path: no 0x/X/b literal or word among its values (None: unknown); bit and spatial columns are judged by scan_dump from the table
+    qualifier: str | None = None  # the schema its object's name is qualified with (`prod`.`t`), None when unqualified
 
 
 @dataclass
