@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -134,11 +133,15 @@ def test_a_second_ctrl_c_never_waits_on_a_stuck_step(tmp_path: Path) -> None:
     hs: Any = HostState.__new__(HostState)
     hs.host = type("H", (), {"name": "db1"})()
     hs.conns = conns
-    never: Future[Any] = Future()
+    import queue
+
+    from engine.run.play import _Task
+
+    never = _Task(None, None, hs, "s", queue.SimpleQueue())  # type: ignore[arg-type]  # a step that never comes back
     done = threading.Event()
 
     def abort() -> None:
-        play._abort({never: hs})
+        play._abort({never}, queue.SimpleQueue())
         play.states = {"db1": hs}
         play.close()
         done.set()
