@@ -1,6 +1,8 @@
 """How fast is ``runbook play`` of a ``restore`` step next to ``myloader --threads 2``?
 
-    python bench/restore_speed.py [--rounds 3] [--scale 30] [--configs restore,myloader,mysql] [--binlog on,off]
+    python bench/restore_speed.py [--rounds 3] [--scale 30] [--configs restore,myloader,myloader-1file,mysql]
+                                  [--binlog on,off] [--server production|lab]
+    (a config ``restore:batch_bytes=4194304:parallel=4`` passes those arguments to the step)
 
 employees ×30 (3.9 M rows, ≈172 MB of SQL, built by ``bench/employees30.py``; mydumper dumps the
 same rows once for myloader) is loaded into an empty schema of a private MariaDB
@@ -16,7 +18,9 @@ Interleaved in every round, each tool loads into a fresh empty schema, timed as 
 
 * ``restore``: ``runbook play`` of a one-step runbook (``restore`` with ``parallel: 2``, the file
   on the control machine) — start-up, validation, journal, lock, plan, load, report: all of it;
-* ``myloader --threads 2 --enable-binlog`` (binlog on), ``--threads 2`` (binlog off);
+* ``myloader --threads 2 --enable-binlog`` (binlog on), ``--threads 2`` (binlog off), from a
+  ``mydumper --rows 100000`` dump (chunks of one table load in parallel, as a DBA tunes it);
+  ``myloader-1file``: the same from mydumper's default dump (one file, one transaction per table);
 * ``mysql < dump`` (optional: the baseline everyone has).
 
 The bench prints wall seconds, rows/s and peak RSS per run, restore's phases (from its
@@ -105,8 +109,9 @@ def timed(cmd: list[str], stdin_path: str | None = None, env: dict[str, str] | N
     return wall, usage.ru_maxrss / 1024, out, usage.ru_utime + usage.ru_stime
 
 
-def restore_files(work: Path, dump: Path, port: int, binlog: bool, file_on: str) -> tuple[Path, Path]:
+def restore_files(work: Path, dump: Path, port: int, binlog: bool, file_on: str, extra: dict[str, str]) -> tuple[Path, Path]:
     rb = work / f"restore-{'on' if binlog else 'off'}.yml"
+    more = "".join(f"\n          {k}: {v}" for k, v in extra.items())
     rb.write_text(f"""name: restore bench
 stages:
   - name: load
@@ -117,8 +122,7 @@ stages:
           file_on: {file_on}
           schema: dst
           schema_mismatch: create_missing
-          parallel: 2
-          binlog: {str(binlog).lower()}
+          binlog: {str(binlog).lower()}{more}
         register: r
 """)
     inv = work / "inv.yml"
@@ -142,10 +146,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--scale", type=int, default=30)
-    ap.add_argument("--configs", default="restore,myloader")
+    ap.add_argument("--configs", default="restore,myloader,myloader-1file")
     ap.add_argument("--binlog", default="on")
     ap.add_argument("--tree", default=str(ROOT), help="the checkout whose engine runs (default: this one)")
     ap.add_argument("--server", choices=("production", "lab"), default="production")
+    ap.add_argument("--mydumper-rows", type=int, default=100000,
+                    help="mydumper --rows for 'myloader' (chunks of a table load in parallel); 'myloader-1file' is the "
+                         "default one file per table")
     ap.add_argument("--file-on", choices=("control", "host"), default="control",
                     help="restore's file_on (host: read through the host's connection, here a local one)")
     opts = ap.parse_args()
@@ -157,11 +164,14 @@ def main() -> None:
         srv.sql("CREATE DATABASE src")
         timed(srv.client("src"), str(dump))
         rows_total = sum(int(srv.sql(f"SELECT COUNT(*) FROM src.{t}")) for t in TABLES)
-        mdump = CACHE / f"mydumper{opts.scale}"
-        if not (mdump / "metadata").exists():
-            shutil.rmtree(mdump, ignore_errors=True)
-            subprocess.run(["mydumper", "-h", "127.0.0.1", "-P", str(srv.port), "-u", "root", "-B", "src", "-o", str(mdump),
-                            "--threads", "2"], check=True, capture_output=True)
+        mdumps = {}
+        for kind, extra in (("myloader", ["--rows", str(opts.mydumper_rows)]), ("myloader-1file", [])):
+            mdump = CACHE / (f"mydumper{opts.scale}" + (f"-rows{opts.mydumper_rows}" if extra else ""))
+            if not (mdump / "metadata").exists():
+                shutil.rmtree(mdump, ignore_errors=True)
+                subprocess.run(["mydumper", "-h", "127.0.0.1", "-P", str(srv.port), "-u", "root", "-B", "src", "-o", str(mdump),
+                                "--threads", "2", *extra], check=True, capture_output=True)
+            mdumps[kind] = mdump
         srv.sql("DROP DATABASE src")
         results: dict[str, list[tuple[float, float]]] = {}
         loads = []
@@ -178,12 +188,15 @@ def main() -> None:
                         srv.sql("CREATE DATABASE dst")
                         init = [] if binlog == "on" else ["--init-command=SET sql_log_bin=0"]
                         wall, rss, _, cpu = timed(srv.client(*init, "dst"), str(dump))
-                    elif cfg == "myloader":
+                    elif cfg in mdumps:
                         extra = ["--enable-binlog"] if binlog == "on" else []
-                        wall, rss, _, cpu = timed(["myloader", "-h", "127.0.0.1", "-P", str(srv.port), "-u", "root", "-d", str(mdump),
-                                              "-B", "dst", "--threads", "2", *extra])
+                        wall, rss, _, cpu = timed(["myloader", "-h", "127.0.0.1", "-P", str(srv.port), "-u", "root", "-d",
+                                                   str(mdumps[cfg]), "-B", "dst", "--threads", "2", *extra])
                     else:
-                        rb, inv = restore_files(work, dump, srv.port, binlog == "on", opts.file_on)
+                        # "restore" (parallel 2, the step's defaults), or "restore:key=value:key=value"
+                        extra = dict(kv.split("=", 1) for kv in cfg.split(":")[1:])
+                        extra.setdefault("parallel", "2")
+                        rb, inv = restore_files(work, dump, srv.port, binlog == "on", opts.file_on, extra)
                         home = work / "home"
                         env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(work / "locks"),
                                    PYTHONPATH=str(tree))

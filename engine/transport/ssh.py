@@ -35,6 +35,7 @@ _IDLE_WAKE = 1.0
 _AEAD = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 _DEADLINE_GRACE = 2.0  # the host kills a command at its deadline; the engine waits this much longer for word of it
 _KILL_WAIT = 5.0  # then the engine asks for the kill itself and waits this long for its confirmation
+_CONNECT_TRIES = 3  # a handshake dropped by the server is tried again (nothing was sent yet)
 _MAX_HOPS = 5  # ProxyJump chains longer than this are a config loop
 _NET_ERRORS = (paramiko.SSHException, OSError, EOFError)
 
@@ -42,6 +43,11 @@ _NET_ERRORS = (paramiko.SSHException, OSError, EOFError)
 # with a traceback, which Python's last-resort handler prints on stderr. Ours is the one-line
 # ConnectError; the library's log stays out of the operator's way.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+
+class _HandshakeLost(ConnectError):
+    """The connection ended during the SSH handshake (a server at its MaxStartups, a machine
+    too loaded to answer in time, a port that is not sshd): worth one more try or two."""
 
 
 class SshShell:
@@ -86,7 +92,18 @@ class SshShell:
             if self._transport is None or not self._transport.is_active():
                 if self._transport is not None:
                     self._transport.close()
-                self._transport = self._connect()
+                for attempt in range(_CONNECT_TRIES):
+                    try:
+                        self._transport = self._connect()
+                        break
+                    except _HandshakeLost:
+                        # The server (or a loaded machine) dropped the handshake: nothing was sent
+                        # yet, so connecting again is safe; a refusal, a host key or an
+                        # authentication failure is not retried.
+                        if attempt == _CONNECT_TRIES - 1:
+                            raise
+                        time.sleep(0.5 * (attempt + 1))
+            assert self._transport is not None
             return self._transport
 
     def _connect(self) -> paramiko.Transport:
@@ -119,9 +136,9 @@ class SshShell:
         except _NET_ERRORS as exc:
             (transport or sock).close()
             if "protocol banner" in str(exc):
-                raise ConnectError(f"ssh to {t.where}: the port answers but does not speak SSH ({exc})",
-                                   hint="check ssh_host and ssh_port: is sshd listening there?") from None
-            raise ConnectError(f"ssh to {t.where} failed: {exc or type(exc).__name__}") from None
+                raise _HandshakeLost(f"ssh to {t.where}: the port answers but does not speak SSH ({exc})",
+                                     hint="check ssh_host and ssh_port: is sshd listening there?") from None
+            raise _HandshakeLost(f"ssh to {t.where} failed: {exc or type(exc).__name__}") from None
 
     def _open_socket(self, t: Target) -> Any:
         timeout = self.settings.connect_timeout

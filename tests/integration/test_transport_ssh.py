@@ -422,3 +422,52 @@ def test_the_runner_keeps_each_command_in_a_session_of_its_own(shell: SshShell) 
     # pid == process group == session: a kill of the group reaches everything the command starts
     fields = shell.run("cut -d' ' -f1,5,6 /proc/$$/stat").stdout.split()
     assert fields[0] == fields[1] == fields[2]
+
+
+def test_a_handshake_the_server_drops_is_tried_again(sshd: SshdServer) -> None:
+    """sshd at its MaxStartups (or a machine too loaded to answer in time) closes a connection
+    during the handshake: nothing was sent, so connecting again is safe. A proxy drops the
+    first connection at once and forwards the next one to the real sshd."""
+    import socket as socket_mod
+
+    listener = socket_mod.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[int] = []
+
+    def pump(a: socket_mod.socket, b: socket_mod.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket_mod.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            if len(accepted) == 1:
+                client.close()  # dropped during the handshake
+                continue
+            upstream = socket_mod.create_connection((sshd.host, sshd.port))
+            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    known = sshd.dir / "known_hosts_proxy"
+    known.write_text(sshd.host_key_line.replace(f"]:{sshd.port} ", f"]:{port} ") + "\n")
+    sh = SshShell(sshd.settings(port=port, known_hosts=str(known)))
+    try:
+        assert sh.run("echo through").stdout == "through\n"
+        assert len(accepted) == 2
+    finally:
+        sh.close()
+        listener.close()
