@@ -26,8 +26,14 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null; then
   if [ -x /usr/sbin/mariadbd ]; then
     echo "setup: starting MariaDB"
     mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+    # A tmpdir of its own: at start-up every mariadbd deletes each #sql* file of its tmpdir,
+    # whoever's it is, and MariaDB 10.11 dies with SIGSEGV when an information_schema temporary
+    # table loses its .MAI that way (bench/tmpdir_sweep.py). Any other mariadbd on the machine
+    # with the default tmpdir (/tmp) would otherwise crash this one when it starts.
+    mkdir -p /var/lib/mysql-tmp && chown mysql:mysql /var/lib/mysql-tmp && chmod 700 /var/lib/mysql-tmp
     # --pidfile: a lab's or a test's private mariadbd must not count as "already running".
-    start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/mysqld.pid --exec /usr/sbin/mariadbd
+    start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/mysqld.pid --exec /usr/sbin/mariadbd \
+      -- --tmpdir=/var/lib/mysql-tmp
     for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null && break; sleep 0.5; done
     (exec 3<>/dev/tcp/127.0.0.1/3306) 2>/dev/null || { echo "setup: MariaDB did not start on 127.0.0.1:3306" >&2; exit 1; }
   else

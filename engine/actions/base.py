@@ -13,9 +13,11 @@ decides what to do with them:
 * undo: ``apply()`` returns a :class:`StepResult` whose ``undo`` is a JSON-able record; on
   rollback ``undo(record)`` is called on a fresh instance of the same action class. When a
   probe finds the change already made by an earlier attempt of this run (a kill between the
-  change and its outcome), ``undo_of_found(probe)`` gives the same record, so no undo is lost;
-  when the probe finds the change only partly made, ``undo_of_partial(probe)`` gives the
-  record of that part.
+  change and its outcome), ``undo_of_found(probe)`` gives the same record, so no undo is lost,
+  and ``result_of_found(probe)`` gives what ``apply`` registers (later steps read it: a
+  restore's ``rows`` and ``tables``, a snapshot's ``snapshot_schema``), so a step recorded done
+  from its probe registers the same result as one whose outcome the journal kept; when the
+  probe finds the change only partly made, ``undo_of_partial(probe)`` gives the record of that part.
 * identity: before a call that may change the server (``changes_nothing()`` is false) the
   executor checks the server is the one the host must be, as ``identity_guard`` says.
 
@@ -25,6 +27,7 @@ The core reads only these capabilities and hooks; it never branches on an action
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.model import StepResult
@@ -110,6 +113,14 @@ class Action:
         evidence (a manifest of this run, what ``ctx.notes`` journaled before the change)."""
         return None
 
+    def result_of_found(self, probe: Probe) -> dict[str, Any]:
+        """The registered result (``StepResult.data``) of a change ``probe`` found already made,
+        as ``apply`` would have registered it: a probe that finds the step done says what it
+        found, and every field a later step may read must be there. Default: the probe's state
+        (an action whose probe state *is* its result); override to rebuild it from the action's
+        own evidence (a manifest, a progress table, the notes journaled before the change)."""
+        return dict(probe.state)
+
     def undo_of_partial(self, probe: Probe) -> Any:
         """The undo record of the part of a change this run made when ``probe`` says the step
         is *not* done (a fence is up but its sessions are not all killed): rollback undoes that
@@ -143,6 +154,17 @@ class Action:
         """Variables the action defines for its own templates (``verify``'s ``vars:`` for its
         rules), so validation does not call them undefined."""
         return set()
+
+    @classmethod
+    def var_reads(cls, args: Any, base_dir: str, render: Callable[[Any], Any] | None = None
+                  ) -> list[tuple[Any, frozenset[str]]] | None:
+        """What the step reads from the run's variables, as ``(templated values, names those
+        templates get from the action instead)`` pairs: its arguments, and the files they
+        name (``verify``'s suites). Validation counts the names they read (an extra var that
+        nothing reads is refused). ``render`` renders a value with what is known before the run
+        (runbook vars, -e; raises when it needs more). None: a file named by a template that
+        cannot be rendered before the run, which could read any name."""
+        return [(args, frozenset(cls.local_names(args)))]
 
     @classmethod
     def file_problems(cls, args: Any, base_dir: str) -> list[Any]:

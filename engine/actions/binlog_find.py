@@ -21,7 +21,7 @@ from engine.errors import ActionError
 from engine.model import Status, StepResult
 from engine.mysql.binlog.position import BinlogPosition
 from engine.mysql.binlog.reader import BinlogReader, Transaction
-from engine.mysql.binlog.window import earlier, end_of_binlogs, iso
+from engine.mysql.binlog.window import ReadProgress, earlier, end_of_binlogs, iso, window_bytes
 from engine.secrets import MASKER
 
 SUSPICIOUS_DDL = {"drop", "truncate", "rename", "alter"}
@@ -92,8 +92,11 @@ class BinlogFind(Action):
                                   keep=lambda t: False, count_rows=True)
             events: list[dict[str, Any]] = []
             n = 0
+            bar = ReadProgress(self.ctx.progress, f"search the binlogs of {inputs.schema}",
+                               window_bytes(source, (start.file, start.pos), end))
             for txn in reader.transactions():
                 n += 1
+                bar(reader)
                 events.extend(_suspicious(txn, inputs.schema, threshold, pattern))
         finally:
             source.close()

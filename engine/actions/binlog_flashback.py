@@ -21,7 +21,8 @@ from engine.errors import ActionError
 from engine.model import Status, StepResult
 from engine.mysql.binlog import flashback as fb
 from engine.mysql.binlog import progress as prog
-from engine.mysql.binlog.apply import Applier, ApplyOptions, ConflictError
+from engine.mysql.binlog.apply import Applier, ApplyOptions
+from engine.mysql.binlog.conflicts import ConflictError
 from engine.mysql.binlog.reader import Transaction
 from engine.mysql.binlog.tables import LiveTable, check_map, live_tables
 
@@ -71,7 +72,17 @@ class BinlogFlashback(Action):
         return str(schema)
 
     def _sid(self, what: str = "flashback") -> str:
-        return prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, f"{what}:{self._schema}")
+        # The transaction is part of the key: one step looping over several transactions
+        # (`loop: "{{ incident.events }}"`) reverts each of them, not the first one only.
+        return prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, f"{what}:{self._schema}:{self._event_key()}")
+
+    def _event_key(self) -> str:
+        ev = self.args.get("event")
+        if isinstance(ev, dict):
+            if ev.get("file") and ev.get("pos") not in (None, ""):
+                return f"{ev['file']}:{ev['pos']}"
+            return str(ev.get("gtid") or ev.get("datetime") or "")
+        return str(ev or "")
 
     def _transaction(self) -> tuple[Transaction, dict[str, LiveTable]]:
         sql = self.ctx.sql()

@@ -19,7 +19,8 @@ from engine.actions.guard import check_identity
 from engine.errors import ActionError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql.binlog import progress as prog
-from engine.mysql.binlog.apply import Applier, ApplyOptions, ApplyStats, ConflictError
+from engine.mysql.binlog.apply import Applier, ApplyOptions, ApplyStats
+from engine.mysql.binlog.conflicts import ConflictError
 from engine.mysql.binlog.plan import ReplayPlan, scan
 from engine.mysql.binlog.position import BinlogPosition
 from engine.mysql.binlog.reader import BinlogReader, EndAt, Transaction
@@ -98,7 +99,15 @@ class BinlogReplay(Action):
 
     @property
     def _sid(self) -> str:
-        return prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, self._into)
+        """Keyed by the generation of the target tables too: after a snapshot undo swapped them
+        back (engine.mysql.generations), the replay's earlier progress describes displaced
+        tables, and the replay runs again."""
+        from engine.mysql.generations import signature
+
+        tables = self.args.get("tables")
+        generation = signature(self.ctx.sql(), self._into, list(tables) if tables else None)
+        what = self._into if not generation else f"{self._into}\0generation {generation}"
+        return prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, what)
 
     # -- the window ------------------------------------------------------------------------
     def _window(self, source: Any) -> tuple[Start, EndAt | None, Any, Point | None, list[Point]]:
@@ -120,7 +129,7 @@ class BinlogReplay(Action):
         unsigned = {lt.table: lt.unsigned for lt in live.values()}
         return BinlogReader(source, schema=self.inputs.schema, tables=set(live), start=at, end=end, covered=start.covered,
                             stop=stop, keep=(lambda t: False) if count else (lambda t: not any(p.matches(t) for p in skip)),
-                            count_rows=count, unsigned=lambda s, t: unsigned.get(t, set()))
+                            count_rows=count, unsigned=lambda s, t: unsigned.get(t, set()), statements=False)
 
     def _live(self) -> dict[str, LiveTable]:
         live = live_tables(self.ctx.sql(), self._into, self.inputs.tables)
@@ -129,15 +138,21 @@ class BinlogReplay(Action):
             raise ActionError(f"no base table in {self._into} on the target", hint="restore the tables first")
         return live
 
-    def _plan(self, source: Any) -> tuple[ReplayPlan, Start, EndAt | None, Any, list[Point], dict[str, LiveTable]]:
+    def _plan(self, source: Any, *, count: bool = True) -> tuple[ReplayPlan, Start, EndAt | None, Any, list[Point], dict[str, LiveTable]]:
+        """The first pass (``count``: every row counted — check mode says how many)."""
         start, end, stop, stop_point, skip = self._window(source)
         live = self._live()
         reader = self._reader(source, start, (start.file, start.pos), end, stop, skip, live, count=True)
+        reader.count_rows = count
 
         def hint(t: Transaction) -> str:
             return f"leave it out with skip: [{{gtid: {t.gtid}}}]" if t.gtid else f"skip: [{{file: {t.file}, pos: {t.pos}}}]"
 
-        plan = scan(reader, skip, live, end=end, stop_point=stop_point, skip_hint=hint)
+        from engine.mysql.binlog.window import ReadProgress, window_bytes
+
+        bar = ReadProgress(self.ctx.progress, f"read the binlogs of {self.inputs.schema}",
+                           window_bytes(source, (start.file, start.pos), end))
+        plan = scan(reader, skip, live, end=end, stop_point=stop_point, skip_hint=hint, on_progress=bar)
         return plan, start, end, stop, skip, live
 
     # -- contract ---------------------------------------------------------------------------
@@ -185,7 +200,7 @@ class BinlogReplay(Action):
 
     def _apply(self, source: Any, t0: float) -> StepResult:
         ctx, sql = self.ctx, self.ctx.sql()
-        plan, start, end, stop, skip, live = self._plan(source)
+        plan, start, end, stop, skip, live = self._plan(source, count=False)
         if plan.problems:
             raise ActionError("refusing to replay, nothing was written:\n  " + "\n  ".join(plan.problems),
                               hint="skip the transactions named (skip:), end the window before them (stop_before:), or fix the target")

@@ -34,7 +34,7 @@ from engine.language.durations import parse_duration
 from engine.model import Status, StepResult
 from engine.secrets import MASKER, reveal
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 5.0
 DEFAULT_RETRIES = 2
 DEFAULT_DELAY = 1.0
 MAX_DELAY = 30.0
@@ -80,9 +80,9 @@ class Notify(Action):
         cmd: "logger -t runbook"            # and/or a command on the control machine (message on stdin)
         headers: {Authorization: "Bearer {{ chat_token }}"}
         retries: 2                          # per channel, delay doubling from `delay` (default 1s)
-        timeout: 10s                        # per attempt
+        timeout: 5s                         # per attempt
         required: false                     # true: an undelivered message fails the step
-      when: notify_url or notify_cmd
+      when: (notify_url ~ notify_cmd) | length > 0
     ```
 
     An empty ``url`` and ``cmd`` (unset SOP variables) skip the step. Registers ``sent`` (every
@@ -107,7 +107,7 @@ class Notify(Action):
             "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "extra HTTP headers (values masked everywhere)"},
             "retries": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 10}, {"type": "string"}], "description": "further attempts per channel (default 2)"},
             "delay": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}], "description": "before the first retry, doubled each time (default 1s, at most 30s)"},
-            "timeout": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}], "description": "per attempt (default 10s)"},
+            "timeout": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}], "description": "per attempt (default 5s: a channel that hangs must not hold a recovery)"},
             "required": {"type": "boolean", "description": "an undelivered message fails the step (default false: a warning)"},
         },
     }

@@ -73,6 +73,10 @@ class Replication(Action):
             "candidates": {"anyOf": [{"type": "array", "items": {"type": "string", "minLength": 1}}, {"type": "string"}],
                            "description": "status: rank these replicas for a failover"},
             "old_primary": {"type": "string", "minLength": 1, "description": "status with candidates: the primary being replaced"},
+            "binlogs": {"type": "string", "minLength": 1, "description": "caught_up with a source that does not answer: the "
+                        "directory of its binlog files on its host (default: its mysql_binlog_dir)"},
+            "on_unreadable": {"enum": ["fail", "report"], "description": "caught_up: the source does not answer and its binlog "
+                              "files cannot be read: fail (default), or report what is lost and go on"},
         },
     }
 
@@ -89,7 +93,7 @@ class Replication(Action):
         state = a.get("state")
         if state == "following" and not a.get("source"):
             out.append(("source", "state: following needs source: (the inventory host to replicate from)"))
-        allowed = {"status": {"candidates", "old_primary"}, "caught_up": {"source", "timeout"}, "stopped": {"threads"},
+        allowed = {"status": {"candidates", "old_primary"}, "caught_up": {"source", "timeout", "binlogs", "on_unreadable"}, "stopped": {"threads"},
                    "started": {"threads"}, "following": {"source", "timeout", "read_only", "user", "password"},
                    "promoted": {"discard_unapplied"}}
         if isinstance(state, str) and state in allowed:
@@ -126,7 +130,11 @@ class Replication(Action):
     def check(self) -> StepResult:
         if self.changes_nothing():
             return self.apply()  # read-only: runs in check mode too
-        return super().check()
+        res = super().check()
+        if res.status is Status.SKIPPED and self.state == "caught_up":
+            res.msg = (f"check mode: {(self.args or {}).get('source')} does not answer and its binlog files cannot be read: "
+                       "the run would report what is lost" + ("" if (self.args or {}).get("on_unreadable") == "report" else " and fail"))
+        return res
 
     def undo_of_found(self, probe: Probe) -> Any:
         previous = self.ctx.notes.get("previous")
@@ -140,7 +148,10 @@ class Replication(Action):
 
         st = self.read()
         data = self._data(st)
-        done, would = getattr(change, f"probe_{self.state}")(self, st)
+        found = getattr(change, f"probe_{self.state}")(self, st)
+        if found is None:
+            return None  # cannot tell (a source that does not answer, whose files cannot be read)
+        done, would = found
         return Probe(done=done, state=data, would=would)
 
     # -- apply -----------------------------------------------------------------------------

@@ -57,16 +57,15 @@ def _set_threads(a: Replication, st: ReplicationState, io: bool, sql: bool) -> N
 
 
 # -- caught_up ----------------------------------------------------------------------------------
-def _source_target(a: Replication) -> tuple[str | None, Any]:
+def _source_target(a: Replication) -> tuple[str | None, Any, str | None]:
+    """(source, what it has written, why it does not answer): (None, None, None) without a source."""
     src = (a.args or {}).get("source")
     if not src:
-        return None, None
+        return None, None, None
     try:
-        return src, a.peers().read(src).gtids()
+        return src, a.peers().read(src).gtids(), None
     except RunbookError as exc:
-        raise ActionError(f"caught_up with source {src}: {src} does not answer, so what it has written is unknown "
-                          f"({exc.message})", hint="wait for what this replica received (no source:), or read the "
-                          "source's binlog files") from None
+        return src, None, exc.message
 
 
 def _behind(st: ReplicationState, target: Any) -> list[Any]:
@@ -76,23 +75,33 @@ def _behind(st: ReplicationState, target: Any) -> list[Any]:
     return ranges
 
 
-def probe_caught_up(a: Replication, st: ReplicationState) -> tuple[bool, str]:
+def probe_caught_up(a: Replication, st: ReplicationState) -> tuple[bool, str] | None:
     if st.link is None:
         return True, ""  # a primary has nothing to catch up with
-    _, target = _source_target(a)
+    src, target, down = _source_target(a)
+    if src is not None and down is not None:
+        from engine.actions import replication_catchup
+
+        return replication_catchup.probe(a, st, src)
     behind = _behind(st, target)
     if not behind:
         return True, ""
     would = f"wait until it has applied {missing_text(behind)}"
     starts = [t for t, on in _threads_of(st).items() if not on and (t == "sql" or target is not None)]
-    return False, would + (f" (start the {' and '.join(starts).upper()} thread)" if starts else "")
+    threads = " and ".join(t.upper() for t in starts) + (" threads" if len(starts) > 1 else " thread")
+    return False, would + (f" (start the {threads})" if starts else "")
 
 
 def apply_caught_up(a: Replication) -> StepResult:
     st = a.read()
     if st.link is None:
         return StepResult(Status.OK, msg="not a replica: nothing to catch up with", data=a._data(st))
-    src, target = _source_target(a)
+    src, target, down = _source_target(a)
+    if src is not None and down is not None:
+        # MHA's promise: what only the dead source has, from its binlog files.
+        from engine.actions import replication_catchup
+
+        return replication_catchup.apply(a, src, down)
     limit = a._timeout("5m")
     before = _behind(st, target)
     undo = None

@@ -37,7 +37,7 @@ from typing import Any
 
 from engine.cli import lab_sshd
 from engine.cli.lab_sshd import LabError
-from engine.mysql.instance import HOST, InstanceError, MariadbInstance, pid_alive
+from engine.mysql.instance import HOST, InstanceError, MariadbInstance, pid_runs
 
 __all__ = ["HOST", "Lab", "LabError", "down", "is_up", "lab_dir", "mysql_pid", "status", "up"]
 
@@ -84,6 +84,11 @@ def lab_dir(journal_dir: Path) -> Path:
     return journal_dir.resolve() / "lab"
 
 
+def sshd_alive(lab: Lab, st: dict[str, Any]) -> bool:
+    """The lab's sshd runs (its pid, still running the lab's sshd_config: pids are reused)."""
+    return pid_runs(st.get("sshd_pid"), str(lab.dir / "sshd_config"))
+
+
 def mysql_pid(lab: Lab) -> int | None:
     """The primary's (``db1``'s) pid, also during crash recovery before its pid file exists."""
     srv = lab.servers().get(PRIMARY)
@@ -112,7 +117,7 @@ def _restart(lab: Lab, st: dict[str, Any]) -> str:
     if down_now:
         _parallel(lambda ns: _start(ns[1], 600), down_now)
         did += [f"{n}: MariaDB restarted on its datadir {s.datadir} (its error log: {s.error_log})" for n, s in down_now]
-    if not pid_alive(st.get("sshd_pid")):
+    if not sshd_alive(lab, st):
         st["sshd_pid"] = lab_sshd.start(lab.dir, int(st["ssh_port"]))
         did.append("sshd restarted")
     lab.save(st)
@@ -209,13 +214,13 @@ all:
 def down(lab: Lab, *, quiet: bool = False) -> str:
     st = lab.state()
     stopped = []
-    if pid_alive(st.get("sshd_pid")):
+    if sshd_alive(lab, st):
         pid = int(st["sshd_pid"])
         os.kill(pid, signal.SIGTERM)
         end = time.monotonic() + 30
-        while pid_alive(pid) and time.monotonic() < end:
+        while sshd_alive(lab, st) and time.monotonic() < end:
             time.sleep(0.05)
-        if pid_alive(pid):
+        if sshd_alive(lab, st):
             os.kill(pid, signal.SIGKILL)
         stopped.append("sshd")
     running = [(n, s) for n, s in lab.servers(st).items() if s.running]
@@ -241,7 +246,7 @@ def status(lab: Lab) -> str:
     if not st:
         return f"lab is down (no lab in {lab.dir})"
     lines = describe(lab.servers(st))
-    ssh = "running" if pid_alive(st.get("sshd_pid")) else "STOPPED"
+    ssh = "running" if sshd_alive(lab, st) else "STOPPED"
     lines.append(f"sshd    {ssh} on {HOST}:{st.get('ssh_port')}")
     lines.append(f"inventory {lab.inventory}")
     return "\n".join(lines)

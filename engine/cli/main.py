@@ -1,5 +1,6 @@
 """The command line. The only place that turns errors into messages and exit codes:
-0 success · 1 the run failed · 2 invalid input (nothing executed) · 130 interrupted."""
+0 success · 1 the run failed · 2 invalid input (nothing executed) · 130 interrupted or aborted
+by the operator (Ctrl-C, SIGTERM, a declined confirmation)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from engine.cli.operator import TerminalOperator
+from engine.cli.snapshots import snapshots
 from engine.errors import InputError, RunbookError, Source
 from engine.language.load import load_all, vault_password
 from engine.run.ending import RunEnd
@@ -26,7 +28,8 @@ def say(text: str) -> None:
 
 # How a run ended -> the exit code of the SPEC: 0 success · 1 the run failed · 2 invalid input,
 # nothing executed · 130 interrupted. This module is the only place that decides it.
-_EXIT = {RunEnd.SUCCEEDED: 0, RunEnd.FAILED: 1, RunEnd.NEEDS_DECISION: 1, RunEnd.INVALID: 2, RunEnd.INTERRUPTED: 130}
+_EXIT = {RunEnd.SUCCEEDED: 0, RunEnd.FAILED: 1, RunEnd.NEEDS_DECISION: 1, RunEnd.INVALID: 2, RunEnd.INTERRUPTED: 130,
+         RunEnd.ABORTED: 130}
 
 
 def _die(exc: RunbookError) -> NoReturn:
@@ -101,11 +104,13 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--limit", help="host pattern to restrict the run to")
 @click.option("--vault-password-file", "vault_password_file", envvar="ANSIBLE_VAULT_PASSWORD_FILE",
               help="decrypt ansible-vault values and files of the inventory (also $ANSIBLE_VAULT_PASSWORD_FILE)")
-def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None, vault_password_file: str | None) -> None:
+@click.option("--allow-unused-vars", "allow_unused_vars", is_flag=True, help="accept an -e variable that nothing reads")
+def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None, vault_password_file: str | None,
+             allow_unused_vars: bool) -> None:
     """Check a runbook (and inventory) without touching any host."""
     from engine.inventory import limit_pattern
 
-    loaded, inv, _ = load_all(runbook, inventories, extra, limit, vault_password_file)
+    loaded, inv, _ = load_all(runbook, inventories, extra, limit, vault_password_file, allow_unused_vars=allow_unused_vars)
     limit = limit_pattern(limit)
     for w in loaded.warnings:
         click.echo("warning: " + w.render(), err=True)
@@ -138,15 +143,17 @@ def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
 @click.option("-v", "--verbose", count=True, help="-v shows output and rows; -vv everything registered")
 @click.option("--vault-password-file", "vault_password_file", envvar="ANSIBLE_VAULT_PASSWORD_FILE",
               help="decrypt ansible-vault values and files of the inventory (also $ANSIBLE_VAULT_PASSWORD_FILE)")
+@click.option("--allow-unused-vars", "allow_unused_vars", is_flag=True, help="accept an -e variable that nothing reads")
 def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], check: bool, diff: bool,
          tags: tuple[str, ...], skip_tags: tuple[str, ...], limit: str | None, start_at: str | None, yes: bool,
-         forks: int, journal_dir: str | None, report: str | None, verbose: int, vault_password_file: str | None) -> None:
+         forks: int, journal_dir: str | None, report: str | None, verbose: int, vault_password_file: str | None,
+         allow_unused_vars: bool) -> None:
     """Run a runbook."""
     from engine.run.runner import new_run
 
     if report and Path(report).suffix.lower() not in (".json", ".xml", ".html", ".md"):
         raise InputError(f"--report {report}: unknown suffix", hint="use .json, .xml (JUnit), .html or .md")
-    loaded, inv, extra_vars = load_all(runbook, inventories, extra, limit, vault_password_file)
+    loaded, inv, extra_vars = load_all(runbook, inventories, extra, limit, vault_password_file, allow_unused_vars=allow_unused_vars)
     from engine.inventory import limit_pattern
 
     limit = limit_pattern(limit)  # @FILE read once: the journal keeps the hosts it named
@@ -277,70 +284,7 @@ def report(run_id: str, fmt: str, output: str | None, journal_dir: str | None) -
         click.echo(visible_json(text) if fmt == "json" else visible(text))
 
 
-@main.group()
-def snapshots() -> None:
-    """Rollback snapshots on a host: list them, drop a run's."""
-
-
-def _snapshot_session(inventories: tuple[str, ...], host: str | None) -> Any:
-    from engine.run.context import Connections
-    from engine.inventory import load_inventories
-
-    inv = load_inventories(list(inventories))
-    names = list(inv.hosts)
-    if host is None and len(names) > 1:
-        raise InputError(f"the inventory has {len(names)} hosts: say which with --host", hint=", ".join(names[:10]))
-    name = host or names[0]
-    if name not in inv.hosts:
-        raise InputError(f"no host {name!r} in the inventory", hint=", ".join(names[:10]))
-    return Connections(inv.hosts[name])
-
-
-@snapshots.command("list")
-@click.option("-i", "--inventory", "inventories", multiple=True)
-@click.option("--host", help="inventory host (default: the only one)")
-def snapshots_list(inventories: tuple[str, ...], host: str | None) -> None:
-    """List the snapshots on a host."""
-    from engine.mysql.snapshots import list_snapshots
-
-    conns = _snapshot_session(inventories, host)
-    try:
-        snaps = list_snapshots(conns.sql())
-    finally:
-        conns.close()
-    if not snaps:
-        click.echo("no snapshots")
-        return
-    from engine.language.sizes import format_size
-
-    for snap in snaps:
-        say(f"{snap.run_id}  {snap.schema}  host {snap.host} ({snap.hostname})  taken {snap.created_at}  {format_size(snap.bytes or 0)}")
-        for t in snap.tables:
-            say(f"    {t.source_schema}.{t.source_table}: {t.rows} rows, checksum {t.checksum}, {t.status}")
-
-
-@snapshots.command("drop")
-@click.argument("run_id")
-@click.option("-i", "--inventory", "inventories", multiple=True)
-@click.option("--host", help="inventory host (default: the only one)")
-@click.option("--yes", is_flag=True, help="do not ask for confirmation")
-def snapshots_drop(run_id: str, inventories: tuple[str, ...], host: str | None, yes: bool) -> None:
-    """Drop the snapshot a run took (its rollback point is gone afterwards)."""
-    from engine.mysql.snapshots import drop_snapshot
-
-    if not yes:
-        operator = TerminalOperator()
-        if not operator.interactive:
-            raise InputError("dropping a snapshot asks for confirmation and there is no terminal", hint="pass --yes")
-        if not operator.confirm(f"drop the snapshot of run {run_id}", run_id, lambda: False):
-            click.echo("not confirmed: nothing dropped")
-            sys.exit(1)
-    conns = _snapshot_session(inventories, host)
-    try:
-        result = drop_snapshot(conns.sql(), run_id)
-    finally:
-        conns.close()
-    click.echo(f"dropped {result.schema}: the snapshot of run {result.run_id} ({len(result.tables)} table(s)) is gone")
+main.add_command(snapshots)  # runbook snapshots list|drop (engine/cli/snapshots.py)
 
 
 @main.command()

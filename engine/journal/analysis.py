@@ -9,7 +9,10 @@ The first pass of crash recovery. For each ``(step, host, phase)`` the last atte
 * a new intent after an outcome starts a new attempt (a failed step retried on resume);
 * a do-step whose latest undo succeeded after its outcome is **undone**: its effect was
   reversed (``runbook rollback`` or a stage's ``on_failure: rollback``), so resume runs it
-  again; it is neither done nor pending an undo.
+  again; it is neither done nor pending an undo;
+* a do-step whose latest undo after its outcome is in doubt or failed is **in doubt** too
+  (``undo_pending`` says which): its effect may be partly reversed, so resume re-probes it
+  (never trusts "done in an earlier attempt") and rollback runs its undo again.
 
 ``step_note`` events are what a step journaled *before* its change (the state it found, the
 fence's kill mark): they outlive the attempt, so a later probe that finds the change made can
@@ -82,6 +85,15 @@ class StepState:
     evidence: str = ""
     #: what the step journaled before its change, over every attempt (``step_note`` events)
     notes: dict[str, Any] = field(default_factory=dict)
+    #: a do-step in doubt because its latest undo is: "in doubt" or "failed" ("" otherwise).
+    #: Its own attempt is closed (the outcome fields above are its do outcome).
+    undo_pending: str = ""
+
+    @property
+    def open_attempt(self) -> bool:
+        """An intent whose fate the journal does not know (no outcome, or "unknown"): the
+        attempt an outcome may still close."""
+        return self.status is StepVerdict.IN_DOUBT and not self.undo_pending
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -129,6 +141,10 @@ class JournalState:
     def in_doubt(self, phase: str = "do") -> list[StepState]:
         return self._with(StepVerdict.IN_DOUBT, phase)
 
+    def in_flight(self) -> list[StepState]:
+        """Do-steps in doubt because their own attempt was cut short (not because of an undo)."""
+        return [s for s in self.in_doubt("do") if not s.undo_pending]
+
     def undone(self) -> list[StepState]:
         """Do-steps whose effect a later undo reversed: resume runs them again."""
         return self._with(StepVerdict.UNDONE, "do")
@@ -140,7 +156,8 @@ class JournalState:
         two, and its undo record holds theirs. An undo that failed or is in doubt is still
         pending (rollback re-probes it, see :meth:`undo_attempt`).
         """
-        pending = [s for s in self.done("do") + self.failed("do") if s.undo is not None]
+        undo_pending = [s for s in self.in_doubt("do") if s.undo_pending]
+        pending = [s for s in self.done("do") + self.failed("do") + undo_pending if s.undo is not None]
         return sorted(pending, key=lambda s: s.outcome_seq or 0, reverse=True)
 
     def undo_attempt(self, do: StepState) -> StepState | None:
@@ -149,6 +166,19 @@ class JournalState:
         if undo is None or undo.intent_seq < (do.outcome_seq or do.intent_seq):
             return None
         return undo
+
+    def undone_under(self, st: StepState) -> list[StepState]:
+        """Do-steps undone (or whose undo started) *after* ``st`` was done, that were done
+        *before* it: ``st`` may rest on their effect (a restore on the snapshot taken before it, a write on the fence), which
+        is gone. Resume probes such a step again instead of trusting "done"."""
+        if st.outcome_seq is None:
+            return []
+        out = []
+        for u in self.undone() + [s for s in self.in_doubt("do") if s.undo_pending]:  # an undo cut short may have run
+            undo = self.steps.get((u.step, u.host, "undo"))
+            if (u.outcome_seq or 0) < st.outcome_seq and undo is not None and undo.intent_seq > st.outcome_seq:
+                out.append(u)
+        return out
 
     def rolled_back_stages(self) -> dict[str, int]:
         """Stage name -> seq of its latest ``stage_end`` with status ``rolled back``."""
@@ -354,14 +384,20 @@ def _fold(
 
 
 def _mark_undone(steps: dict[tuple[str, str, str], StepState]) -> None:
-    """A do-step whose undo succeeded after its outcome is undone, not done (nor failed)."""
+    """A do-step whose undo succeeded after its outcome is undone, not done (nor failed); one
+    whose undo, started after its outcome, is in doubt or failed is in doubt: the undo may have
+    reversed part of its effect (a rollback killed after it dropped the fence)."""
     for (step, host, phase), undo in steps.items():
-        if phase != "undo" or undo.status is not StepVerdict.DONE:
+        if phase != "undo":
             continue
         do = steps.get((step, host, "do"))
-        if (do is not None and do.status in (StepVerdict.DONE, StepVerdict.FAILED)
-                and (undo.outcome_seq or 0) > (do.outcome_seq or 0)):
+        if do is None or do.status not in (StepVerdict.DONE, StepVerdict.FAILED) or do.outcome_seq is None:
+            continue
+        if undo.status is StepVerdict.DONE and (undo.outcome_seq or 0) > do.outcome_seq:
             do.status = StepVerdict.UNDONE
+        elif undo.status in (StepVerdict.IN_DOUBT, StepVerdict.FAILED) and undo.intent_seq > do.outcome_seq:
+            do.status = StepVerdict.IN_DOUBT
+            do.undo_pending = "in doubt" if undo.status is StepVerdict.IN_DOUBT else "failed"
 
 
 def _close(state: StepState, rec: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Self
 
 from engine.errors import JournalError
 from engine.journal.layout import JOURNAL_FILE, VERSION, _fsync_dir, ensure_run_dir, now
-from engine.journal.analysis import StepVerdict, read_journal
+from engine.journal.analysis import read_journal
 from engine.journal.encoding import encode, encode_header
 from engine.model import Status
 
@@ -151,7 +151,7 @@ class Journal:
             raise JournalError(f"cannot repair the tail of {state.path}: {exc.strerror}") from exc
         journal = cls(state.path, run_id, fd, last_seq=state.last_seq)
         journal._open_intents = {
-            s.intent_seq: key for key, s in state.steps.items() if s.status is StepVerdict.IN_DOUBT
+            s.intent_seq: key for key, s in state.steps.items() if s.open_attempt
         }
         if fragment:
             text = fragment[:2048].decode("utf-8", "replace").replace("\x00", "")

@@ -9,8 +9,9 @@ from typing import Any
 from engine.errors import InputError, Problem, Source, ValidationFailed
 
 
-def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
-    """``-e KEY=VALUE`` (a string), ``-e @vars.yml`` or ``-e '{"k": 1}'`` (YAML/JSON)."""
+def parse_extra_vars(values: tuple[str, ...], origins: dict[str, str] | None = None) -> dict[str, Any]:
+    """``-e KEY=VALUE`` (a string), ``-e @vars.yml`` or ``-e '{"k": 1}'`` (YAML/JSON).
+    ``origins``, when given, gets each name's ``-e`` (``-e #2 shema=shop2``, ``-e #1 @vars.yml``)."""
     import re
 
     from engine.secrets import MASKER, SECRET_KEY
@@ -53,6 +54,8 @@ def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
             if SECRET_KEY.search(key) and isinstance(value, str) and "{{" not in value:
                 MASKER.add(value)  # -e db_password=... never reaches the output or the journal
             out[key] = value
+            if origins is not None:
+                origins[key] = f"-e #{i}"
     if problems:
         raise ValidationFailed(problems)
     return out
@@ -66,8 +69,10 @@ def vault_password(path: str | None) -> bytes | None:
 
 
 def load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], limit: str | None,
-             vault_password_file: str | None = None) -> Any:
-    """Runbook, inventory, extra vars and their cross-checks — every problem at once."""
+             vault_password_file: str | None = None, *, allow_unused_vars: bool = False) -> Any:
+    """Runbook, inventory, extra vars and their cross-checks — every problem at once. An
+    extra var that nothing reads is a problem unless ``allow_unused_vars`` (a typo in -e must
+    not let the run use the default)."""
     from engine.inventory import limit_pattern, load_inventories
     from engine.language.loader import load_runbook
     from engine.language.crosscheck import cross_check
@@ -89,9 +94,25 @@ def load_all(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
     inv = attempt(lambda: load_inventories(list(inventories), playbook_dir=os.path.dirname(os.path.abspath(runbook)),
                                            vault_password=vault_password(vault_password_file)),
                   ",".join(inventories) or "inventory")
-    extra_vars = attempt(lambda: parse_extra_vars(extra), "-e") or {}
+    origins: dict[str, str] = {}
+    extra_vars = attempt(lambda: parse_extra_vars(extra, origins), "-e") or {}
     if loaded is not None and inv is not None:
         problems.extend(cross_check(loaded.runbook, inv, extra_vars, attempt(lambda: limit_pattern(limit), "--limit")))
+        if not allow_unused_vars and extra_vars:
+            problems.extend(_unused(loaded.runbook, inv, extra_vars, origins, os.path.dirname(os.path.abspath(runbook))))
     if problems:
         raise ValidationFailed(problems)
     return loaded, inv, extra_vars
+
+
+def _unused(rb: Any, inv: Any, extra: dict[str, Any], origins: dict[str, str], base_dir: str) -> list[Problem]:
+    from engine.language.var_reads import unused_extra_vars
+
+    out = []
+    for name, close in unused_extra_vars(rb, inv, extra, base_dir):
+        declared = name in rb.vars
+        what = ("is declared in the runbook's vars: but no template, condition or action reads it" if declared
+                else "is read by no template, condition or action of the runbook, its inventory or its check suites")
+        hint = (f"did you mean {close!r}? " if close else "") + "fix the name, or pass --allow-unused-vars to run with it anyway"
+        out.append(Problem(Source(origins.get(name, "-e")), "", f"extra var {name!r} {what}", hint))
+    return out

@@ -25,7 +25,7 @@ chunk. Each part of that is chosen so that no difference can hide:
   equal rows the way a XOR does, so duplicates in a table without a key count too, and chunk
   sums add up to the table's whatever order they are computed in (parallel workers).
 
-Costs (``bench/verify_speed.py``): SHA1 and CONV make the digest ~2x the CPU of
+Costs (``bench/verify_speed.py``): SHA1 and CONV make the digest 2-2.7x the CPU of
 ``BIT_XOR(CRC32)`` per row.
 
 ```python

@@ -7,6 +7,7 @@ read or touched. Each instance lives in one directory::
 
     DIR/data/             the datadir (mariadb-install-db; relay logs too: data/relay-bin.*)
     DIR/binlogs/binlog.*  the binary logs and their index (ROW format, GTIDs)
+    DIR/tmp/              the tmpdir (never the machine's /tmp: see ``tmpdir``)
     DIR/mysqld.sock  DIR/mysqld.pid  DIR/mysqld.err
 
 ```python
@@ -47,6 +48,22 @@ def free_port(host: str = HOST) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def pid_runs(pid: object, needle: str) -> bool:
+    """Is ``pid`` a live process whose command line holds ``needle`` (``--datadir=…``)?
+
+    A pid file outlives a ``kill -9``, and pids are reused (pid_max is often 32768): a stale
+    pid may by now be another program — the machine's own MariaDB, someone's shell. Nothing
+    is signalled on a pid's word alone."""
+    if not pid_alive(pid):
+        return False
+    try:
+        # NUL-separated arguments, or one string when the program rewrote its title (sshd)
+        text = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return re.search(re.escape(needle) + r"(\s|$)", text) is not None
 
 
 def pid_alive(pid: object) -> bool:
@@ -114,12 +131,23 @@ class MariadbInstance:
     def binlog_basename(self) -> Path:
         return self.binlog_dir / "binlog"
 
+    @property
+    def tmpdir(self) -> Path:
+        """The server's own tmpdir. At start-up mariadbd deletes every ``#sql*`` file of its
+        tmpdir, whoever owns it: with the default (``$TMPDIR`` or ``/tmp``) each private start
+        deleted the live internal temporary tables of every other server there, and MariaDB
+        10.11 dies with SIGSEGV when the ``.MAI`` of an information_schema temporary table
+        vanishes before it is opened (the machine's server on 3306 crashed that way)."""
+        return self.dir / "tmp"
+
     def cmd(self) -> list[str]:
         """The server's command line (also what an inventory's ``mysql_start_cmd`` holds)."""
         args = [MARIADBD, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
                 f"--port={self.port}", f"--bind-address={self.host}", f"--pid-file={self.pid_file}",
                 f"--log-error={self.error_log}", "--user=root", f"--innodb-buffer-pool-size={self.buffer_pool}",
-                "--skip-name-resolve", f"--server-id={self.server_id}", "--max-allowed-packet=64M"]
+                "--skip-name-resolve", f"--server-id={self.server_id}", "--max-allowed-packet=64M",
+                f"--tmpdir={self.tmpdir}"]
+        self.tmpdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.binlog:
             # report-host/port: the primary's SHOW SLAVE HOSTS names its replicas' addresses.
             args += [f"--log-bin={self.binlog_basename}", "--binlog-format=ROW", "--binlog-row-image=FULL",
@@ -138,9 +166,10 @@ class MariadbInstance:
     def initialize(self) -> None:
         """``mariadb-install-db`` into an empty datadir (root over TCP, no password)."""
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.tmpdir.mkdir(exist_ok=True, mode=0o700)
         try:
             res = subprocess.run([INSTALL_DB, "--no-defaults", f"--datadir={self.datadir}", "--user=root",
-                                  "--auth-root-authentication-method=normal", "--skip-test-db", f"--tmpdir={self.dir}",
+                                  "--auth-root-authentication-method=normal", "--skip-test-db", f"--tmpdir={self.tmpdir}",
                                   *self.extra],
                                  capture_output=True, text=True, timeout=180)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -198,18 +227,20 @@ class MariadbInstance:
             return ""
 
     def pids(self) -> list[int]:
-        """Live server processes of this datadir (the pid file is absent during crash recovery)."""
+        """Live server processes of this datadir (the pid file is absent during crash recovery,
+        and stale after a kill -9: a pid counts only when its command line names this datadir)."""
         found: list[int] = []
+        mine = f"--datadir={self.datadir}"
         try:
             pid = int(self.pid_file.read_text().strip())
-            if pid_alive(pid):
+            if pid_runs(pid, mine):
                 found.append(pid)
         except (OSError, ValueError):
             pass
         res = subprocess.run(["pgrep", "-f", f"[d]atadir={re.escape(str(self.datadir))}( |$)"],
                              capture_output=True, text=True)
         for p in res.stdout.split():
-            if p.isdigit() and int(p) not in found and pid_alive(int(p)):
+            if p.isdigit() and int(p) not in found and pid_runs(int(p), mine):
                 found.append(int(p))
         return found
 
@@ -219,6 +250,8 @@ class MariadbInstance:
 
     def _signal_and_wait(self, sig: int, limit: float) -> bool:
         for pid in self.pids():
+            if not pid_runs(pid, f"--datadir={self.datadir}"):
+                continue  # it ended (and its pid may be someone else's) since pids() looked
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:

@@ -260,7 +260,7 @@ class Console:
                           "red" if mark or st.status in ("failed", "rolled back") else None)
         for note in self.recap.notes:
             self.line(f"note: {note}", "yellow")
-        total = f"run {status} in {format_duration(duration)}"
+        total = f"run {'aborted by the operator' if status == 'aborted' else status} in {format_duration(duration)}"
         if budget:
             total += f" (budget {format_duration(budget)}{', OVER BUDGET' if duration > budget else ''})"
         self.line(total, "bold green" if status == "succeeded" else "bold red")

@@ -36,6 +36,8 @@ code, pre, .mono { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monosp
 .sub { color:var(--muted); margin-bottom:14px; }
 .meta { display:grid; grid-template-columns:repeat(4,minmax(0,1fr)); gap:10px 24px; background:var(--soft);
   border:1px solid var(--line); border-radius:8px; padding:14px 18px; }
+.cmd { margin:10px 0; } .cmd .k { display:block; color:var(--muted); font-size:11.5px; text-transform:uppercase; letter-spacing:.04em; }
+.cmd pre { white-space:pre-wrap; overflow-wrap:anywhere; margin:4px 0; }
 .meta .k { display:block; color:var(--muted); font-size:11.5px; text-transform:uppercase; letter-spacing:.04em; }
 .meta div b { font-weight:600; overflow-wrap:anywhere; }
 .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; color:#fff;
@@ -110,6 +112,9 @@ _TEMPLATE = """<!DOCTYPE html>
 {% if run.torn_tail %}<li>the last record was torn by a crash and was ignored</li>{% endif %}
 {% for w in run.warnings %}<li>{{ w }}</li>{% endfor %}</ul></div>{% endif %}
 
+{% if commands %}<div class="cmd"><span class="k">Command line</span><pre>{% for c in commands %}{{ c }}
+{% endfor %}</pre></div>{% endif %}
+
 <h2 id="todo">What the operator must still do</h2>
 {% if todo %}<ol class="todo">{% for t in todo %}<li>{{ t }}</li>{% endfor %}</ol>
 {% else %}<p class="muted">Nothing: the run finished, writes are not fenced, no snapshot or step in doubt is left.</p>{% endif %}
@@ -182,6 +187,22 @@ _TEMPLATE = """<!DOCTYPE html>
 {% for x in t.per_table %}<tr class="{% if x.status == 'failed' %}problem{% endif %}"><td>{{ x.table }}</td><td>{{ x.status }}</td><td class="num">{{ x.rows|count }}</td>
 <td class="num">{{ x.ignored|count }}</td><td class="num">{{ x.bytes|size }}</td><td class="num">{{ x.seconds|dur }}</td><td class="num">{{ x.rows_per_second|num }}</td></tr>{% endfor %}
 </tbody></table>{% endfor %}{% endif %}
+
+{% if killed %}<h2 id="killed">Sessions the fence killed</h2>
+<table><thead><tr><th>Stage</th><th>Step</th><th>Host</th><th>Session (user@host)</th><th>Id</th></tr></thead><tbody>
+{% for k in killed %}<tr><td>{{ k.stage }}</td><td>{{ k.step }}</td><td>{{ k.host }}</td><td class="mono">{{ k.who }}</td>
+<td class="num">{{ k.id if k.id is not none else "—" }}</td></tr>{% endfor %}
+</tbody></table>{% endif %}
+
+{% if left %}<h2 id="left">Rows written after the backup, only in the snapshot</h2>
+<p><b>{{ left_rows|count }} row(s)</b> live only in the snapshot: keep it until they are merged back (never
+<code>runbook snapshots drop</code> before). Counted: {{ left_how }}.</p>
+<table><thead><tr><th>Step</th><th>Host</th><th>Table</th><th>Snapshot</th><th>Snapshot rows</th><th>Keys not restored</th>
+<th>Versions replaced</th><th>Only in snapshot</th></tr></thead><tbody>
+{% for t in left %}<tr><td>{{ t.step }}</td><td>{{ t.host }}</td><td>{{ t.table }}</td><td class="mono">{{ t.snapshot_schema }}</td>
+<td class="num">{{ t.snapshot_rows|count }}</td><td class="num">{{ t.keys_not_restored|count }}</td><td class="num">{{ t.versions_replaced|count }}</td>
+<td class="num">{{ t.rows|count }}{% if t.swapped_back %} (swapped back by a rollback: live again){% endif %}</td></tr>{% endfor %}
+</tbody></table>{% endif %}
 
 <h2 id="decisions">Confirmations and decisions</h2>
 {% if decisions %}<table><thead><tr><th>Time</th><th>Who</th><th>Kind</th><th>What</th><th>Answer</th></tr></thead><tbody>
@@ -297,4 +318,9 @@ def render_html(model: ReportModel) -> str:
         events=model.events,
         todo=model.todo,
         decisions=model.decisions,
+        commands=model.commands,
+        killed=model.killed,
+        left=model.left_in_snapshot,
+        left_rows=sum(t.rows or 0 for t in model.left_in_snapshot if not t.swapped_back),
+        left_how=model.left_how,
     )

@@ -2,8 +2,10 @@
 
 Top-level keys: ``format``/``version``, ``run``, ``totals``, ``host_totals``, ``stages``,
 ``steps`` (with their registered results and evidence), ``verification``, ``throughput``,
-``recovery`` (crash-recovery phases of ``innodb_recovery`` steps),
-``events`` and the journal ``header``.
+``recovery`` (crash-recovery phases of ``innodb_recovery`` steps), ``commands`` (play as
+started, resumes, rollbacks; -e secrets masked), ``sessions_killed`` (user@host, by the fence),
+``rows_only_in_snapshot`` (rows written after the backup whose version lives only in the
+snapshot, per table, with how they were counted), ``events`` and the journal ``header``.
 
 ```python
 data = json.loads(render_json(build_model(state)))
@@ -46,6 +48,11 @@ def report_data(model: ReportModel) -> dict[str, Any]:
         "events": list(model.events),
         "todo": list(model.todo),
         "decisions": [asdict(d) for d in model.decisions],
+        "commands": list(model.commands),
+        "sessions_killed": [asdict(k) for k in model.killed],
+        "rows_only_in_snapshot": {"tables": [asdict(t) for t in model.left_in_snapshot],
+                                  "rows": sum(t.rows or 0 for t in model.left_in_snapshot if not t.swapped_back),
+                                  "how": model.left_how},
         "header": model.header,
     }
     return masked(data)  # type: ignore[no-any-return]

@@ -75,6 +75,9 @@ def render_markdown(model: ReportModel) -> str:
             out += ["> - the last record was torn by a crash and ignored"]
         out += [f"> - {cell(w)}" for w in run.warnings] + [""]
 
+    if model.commands:
+        out += ["**Command line:**", ""] + [fence("\n".join(model.commands), "sh"), ""]
+
     out += ["## What the operator must still do", ""]
     out += [f"{i}. {cell(t)}" for i, t in enumerate(model.todo, 1)] or ["Nothing: the run finished, writes are not fenced, no snapshot or step in doubt is left."]
     out += [""]
@@ -134,6 +137,19 @@ def render_markdown(model: ReportModel) -> str:
                   "—" if x.bytes is None else format_size(x.bytes), fmt_duration(x.seconds), number(x.rows_per_second)]
                  for t, x in per_table],
             )
+    if model.killed:
+        out += ["## Sessions the fence killed", ""]
+        out += _table(["Stage", "Step", "Host", "Session (user@host)", "Id"],
+                      [[k.stage, k.step, k.host, k.who, "—" if k.id is None else k.id] for k in model.killed])
+    if model.left_in_snapshot:
+        live = [t for t in model.left_in_snapshot if not t.swapped_back]
+        out += ["## Rows written after the backup, only in the snapshot", ""]
+        out += [f"**{sum(t.rows or 0 for t in live):,} row(s)** live only in the snapshot: keep it until they are merged "
+                "back (`runbook snapshots list`, never `snapshots drop` before). Counted: " + cell(model.left_how) + ".", ""]
+        out += _table(["Step", "Host", "Table", "Snapshot", "Snapshot rows", "Keys not restored", "Versions replaced", "Only in snapshot"],
+                      [[t.step, t.host, t.table, t.snapshot_schema, count(t.snapshot_rows), count(t.keys_not_restored),
+                        count(t.versions_replaced), count(t.rows) + (" (swapped back by a rollback: live again)" if t.swapped_back else "")]
+                       for t in model.left_in_snapshot])
     out += recovery_markdown(model)
     if model.decisions:
         out += ["## Confirmations and decisions", ""]

@@ -182,6 +182,13 @@ class ReportModel:
     #: "what the operator must still do" (engine.report.todo), and confirmations/decisions
     todo: tuple[str, ...] = ()
     decisions: tuple[Any, ...] = ()
+    #: the commands that drove the run (play as started, resumes, rollbacks), -e secrets masked
+    commands: tuple[str, ...] = ()
+    #: sessions the fence killed (engine.report.facts)
+    killed: tuple[Any, ...] = ()
+    #: rows written after the backup that live only in the snapshot, per table, and how counted
+    left_in_snapshot: tuple[Any, ...] = ()
+    left_how: str = ""
 
     def steps_of(self, stage: str) -> list[StepRow]:
         return [s for s in self.steps if s.stage == stage]
@@ -285,6 +292,7 @@ def build_model(state: JournalState) -> ReportModel:
         torn_tail=state.torn_tail,
         warnings=tuple(masked(list(state.warnings))),
     )
+    from engine.report.facts import command_lines, killed_sessions, left_in_snapshot
     from engine.report.todo import decisions, operator_todo
 
     events = tuple(masked(e) for e in state.events)
@@ -292,7 +300,12 @@ def build_model(state: JournalState) -> ReportModel:
         state.records, header, state.run_id, state.run_status, list(stages),
         in_doubt=[f"{s.stage}/{s.step} on {s.host}" for s in steps if s.status == IN_DOUBT],
         failed=[f"{s.stage}/{s.step} on {s.host}" for s in steps if s.status in ("failed", "unreachable")]))
+    left, how = left_in_snapshot(steps, state)
     return ReportModel(
+        commands=tuple(command_lines(state)),
+        killed=tuple(killed_sessions(steps)),
+        left_in_snapshot=tuple(left),
+        left_how=how,
         todo=todo,
         decisions=tuple(decisions(events, run.operator)),
         run=run,

@@ -50,8 +50,9 @@ def decisions(events: list[dict[str, Any]] | tuple[dict[str, Any], ...], operato
         elif kind == "operator_decision":
             phase = " (rollback)" if e.get("phase") == "undo" else ""
             by = str(e.get("by") or "")
+            outcome = str(e.get("decision")) if e.get("applied", True) else f"{e.get('decision')}: not applied ({e.get('why')})"
             out.append(Decision(e.get("ts"), f"{who} ({by})" if by else who, "decision", f"in-doubt step {e.get('step')} on {e.get('host')}{phase}",
-                                str(e.get("decision"))))
+                                outcome))
     return out
 
 

@@ -48,6 +48,8 @@ def _operator_line(e: dict[str, Any]) -> str:
     if kind == "operator_confirm":
         return f"{'confirmed' if e.get('confirmed') else 'did NOT confirm'} stage [{e.get('stage')}] ({e.get('by')}): {e.get('text')}"
     if kind == "operator_decision":
+        if not e.get("applied", True):
+            return f"--decide {e.get('decision')} for {e.get('step')} on {e.get('host')} not applied: {e.get('why')}"
         return f"decided {e.get('decision')} for in-doubt {e.get('step')} on {e.get('host')} ({e.get('by', 'terminal')})"
     if kind == "interrupted":
         return f"interrupted ({e.get('signal') or 'Ctrl-C'}, press {e.get('presses')})" + (

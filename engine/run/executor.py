@@ -268,12 +268,37 @@ class Executor(Probing):
         rendered = _UNRENDERED if rendered is None else rendered
         if self.env.check_mode:
             try:
-                return self._run_one_inner(step, hs, vars_, attempt, deadline, rendered)
+                result = self._run_one_inner(step, hs, vars_, attempt, deadline, rendered)
             except (TemplateError, SqlError) as exc:
                 # An honest plan: what an earlier step only simulated (a table, a registered
                 # stdout) is not there to probe or render. Say so instead of failing the plan.
-                return StepResult(Status.SKIPPED, msg=f"check mode: cannot tell without running earlier steps ({exc.render()})")
+                result = StepResult(Status.SKIPPED, msg="check mode: cannot tell " + self._simulated_reads(step, hs, exc))
+            would = get_action(step.action).mutating and result.status is Status.CHANGED  # said what it would do
+            untold = result.status is Status.SKIPPED and result.msg.startswith("check mode")
+            if step.register and (would or untold):
+                hs.simulated[step.register] = step.name
+            return result
         return self._run_one_inner(step, hs, vars_, attempt, deadline, rendered)
+
+    @staticmethod
+    def _cannot_tell(hs: HostState) -> StepResult:
+        """Check mode, a probe that finds nothing to do after a step that would change the host
+        (a reopen after a fence): "already in the desired state" would be untrue."""
+        return StepResult(Status.SKIPPED, msg=f"check mode: cannot tell: nothing to do as {hs.host.name} is now, "
+                                              f"but {hs.would_change!r} would change it first")
+
+    def _simulated_reads(self, step: Step, hs: HostState, exc: RunbookError) -> str:
+        """Why a check-mode step cannot be evaluated: the simulated results it reads, by name."""
+        import os
+
+        from engine.language.var_reads import step_reads
+
+        base = os.path.dirname(os.path.abspath(step.source.file)) if step.source is not None else "."
+        reads = sorted(step_reads(step, base) & set(hs.simulated))
+        if reads:
+            names = ", ".join(f"{r} (of {hs.simulated[r]!r})" for r in reads)
+            return f"before the earlier steps run: it reads {names}, which check mode only simulated"
+        return f"without running earlier steps ({exc.render()})"
 
     def _run_one_inner(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None,
                        rendered: Any = None) -> StepResult:
@@ -297,20 +322,26 @@ class Executor(Probing):
 
         # Probe first: an explicit unless/creates, else the action's own read-only probe.
         done, why = self._explicit_probe(step, ctx)
+        if done and env.check_mode and hs.would_change:
+            return self._cannot_tell(hs)
         if done:
             return StepResult(Status.OK, msg=f"already done ({why})")
         probe = None
         if cls.mutating and step.unless is None and step.creates is None:
             probe = action.probe()
+            if probe is not None and probe.done and env.check_mode and hs.would_change:
+                return self._cannot_tell(hs)
             if probe is not None and probe.done:
                 # Made by an earlier attempt of this run (killed before its outcome)? Then its
                 # undo must not be lost: the action says so from its own evidence.
                 found = self._builtin_undo(step, action.undo_of_found(probe))
                 msg = "already in the desired state" + (" (made by an earlier attempt of this run)" if found else "")
-                return StepResult(Status.OK, msg=msg, data=dict(probe.state), undo=found)
+                return StepResult(Status.OK, msg=msg, data=action.result_of_found(probe), undo=found)
 
         if env.check_mode and cls.mutating:
             result = action.check()
+            if result.status is not Status.OK and not hs.would_change:
+                hs.would_change = step.name  # it would run: later probes see the host as it is, not as it would be
             return self._verdict(step, result, vars_)
 
         self._guard_identity(step, action, ctx)

@@ -54,7 +54,7 @@ class PlayOptions:
 
 @dataclass
 class PlayOutcome:
-    status: str  # succeeded | failed | interrupted | rolled back (engine.cli.main maps it to an exit code)
+    status: str  # succeeded | failed | interrupted | aborted | rolled back (engine.cli.main maps it to an exit code)
     duration: float
     results: list[tuple[str, str, str, StepResult]] = field(default_factory=list)  # (stage, step, host, result)
 
@@ -136,6 +136,7 @@ class Play:
         if prior is not None:
             restore_run_state(prior.events, self.env.run_state)
         self.outcome = PlayOutcome("succeeded", 0.0)
+        self._aborted = False  # a second Ctrl-C left steps running (see _abort)
 
     @property
     def interrupted(self) -> bool:
@@ -236,10 +237,21 @@ class Play:
             return self._peer_conns[name]
 
     def close(self) -> None:
-        for hs in self.states.values():
-            hs.conns.close()
-        for conns in self._peer_conns.values():
-            conns.close()
+        def close_all() -> None:
+            for hs in self.states.values():
+                hs.conns.close()
+            for conns in self._peer_conns.values():
+                conns.close()
+
+        if not self._aborted:
+            close_all()
+            return
+        # After a second Ctrl-C the steps left running still use these connections: closing
+        # them is best effort and must not keep the operator waiting (the process exit closes
+        # what is left).
+        closer = threading.Thread(target=close_all, name="close-after-abort", daemon=True)
+        closer.start()
+        closer.join(ABORT_GRACE)
 
     def _budget_timer(self, scope: str, name: str, budget: float | None) -> threading.Timer | None:
         if not budget:
@@ -276,7 +288,9 @@ class Play:
 
     def _run_stage(self, stage: Stage, first_step: str | None) -> bool:
         """Run one stage; False when the run must stop."""
-        hosts = [hs for hs in self.hosts_for(stage.targets) if hs.active]
+        targeted = self.hosts_for(stage.targets)
+        hosts = [hs for hs in targeted if hs.active]
+        before_when = len(hosts)
         if stage.when is not None:
             hosts = [hs for hs in hosts if ENGINE.truth(stage.when, self._vars(hs, stage))]
         steps = [s for s in stage.steps if self.tag_selected(stage, s)]
@@ -286,14 +300,15 @@ class Play:
                 raise InputError(f"--start-at: stage {stage.name!r} has no step {first_step!r}", hint=f"steps: {', '.join(names)}")
             steps = [s for s in steps if s.index >= names.index(first_step)]
         if not hosts or not steps:
-            self.console.stage_skipped(stage.name, "no host left" if not hosts else "no step selected by tags")
+            self.console.stage_skipped(stage.name, self._skip_reason(stage, targeted, before_when, hosts))
             return True
         if self.resumer is not None and self.resumer.stage_done(stage, steps, hosts):
             self.console.stage_skipped(stage.name, "done in an earlier attempt of this run")
             return True
         if stage.confirm and not self.opts.check and not self._confirm(stage, hosts):
-            self.console.line("not confirmed: the run stops here", "bold red")
-            self.outcome.status = "failed"
+            self.console.line(f"stage [{stage.name}] not confirmed: aborted by the operator before the stage; "
+                              "nothing of it ran", "bold red")
+            self.outcome.status = "aborted"
             return False
         self.console.stage_start(stage.name, stage.budget, [h.host.name for h in hosts])
         if self.journal is not None:
@@ -339,6 +354,19 @@ class Play:
             self.outcome.status = "rolled back" if status == "rolled back" else "failed"
             return stage.on_failure is OnFailure.CONTINUE and any(hs.active for hs in self.states.values())
         return not self.interrupted
+
+    def _skip_reason(self, stage: Stage, targeted: list[HostState], active: int, hosts: list[HostState]) -> str:
+        """Why a stage runs nowhere, as it is: its `when:` (reopening is off by default), the
+        hosts that failed earlier, a pattern that matches no host, or the tags."""
+        if hosts:
+            return "no step selected by --tags/--skip-tags"
+        if active and stage.when is not None:
+            names = [hs.host.name for hs in targeted if hs.active]
+            return f"when: {stage.when} is false on " + (names[0] if len(names) == 1 else f"every host ({len(names)})")
+        if targeted:
+            down = [hs.host.name for hs in targeted if not hs.active]
+            return f"no host left: {', '.join(down[:5])} failed or unreachable in an earlier stage"
+        return f"its targets ({stage.targets or self.rb.targets}) match no host" + (" within --limit" if self.opts.limit else "")
 
     def _run_step(self, stage: Stage, step: Step, hosts: list[HostState]) -> list[tuple[HostState, StepResult]]:
         # play_hosts is the same for every host of a step (states change between steps):
@@ -410,25 +438,33 @@ class Play:
         return out
 
     def _abort(self, running: set[_Task], finished: queue.SimpleQueue[_Task]) -> None:
-        """The second interrupt. The journal stops accepting outcomes *first* (what a step
-        reports from now on is not trusted: it stays in doubt), then what runs is stopped
-        (KILL QUERY, kill of process groups) without closing any connection; the workers get
-        a moment to return, and are left behind if they do not (daemon threads)."""
-        if self.journal is not None:
-            self.journal.abort()
-        hosts = [task.hs for task in running]
-        for hs in hosts:
-            hs.conns.interrupt("aborted by the operator")
-        deadline = time.monotonic() + 5
+        """The second interrupt: the run stops within half a second, whatever runs.
+
+        1. A step about to end on its own gets ``ABORT_GRACE`` seconds: what it reports then
+           is the truth (nothing was stopped yet), so a restore that committed its last batch
+           is journaled done, not left in doubt.
+        2. The journal stops accepting outcomes (what a step reports after being stopped is
+           not trusted: it stays in doubt, and resume re-probes it).
+        3. What still runs is stopped (KILL QUERY, kill of process groups) from daemon threads:
+           a KILL that waits for a long rollback on the server must not hold the operator
+           (resume finds and settles such statements before its probes). The workers are left
+           behind (daemon threads); the process exits and its connections close."""
         left = set(running)
-        while left and time.monotonic() < deadline:
+        deadline = time.monotonic() + ABORT_GRACE
+        while left:
             try:
                 left.discard(finished.get(timeout=max(0.0, deadline - time.monotonic())))
             except queue.Empty:
                 break
+        self._aborted = True
+        if self.journal is not None:
+            self.journal.abort()
+        for task in left:
+            threading.Thread(target=task.hs.conns.interrupt, args=("aborted by the operator",),
+                             name=f"abort-{task.hs.host.name}", daemon=True).start()
         if self.journal is not None:
             self.journal.event("interrupted", presses=2, signal=self.interrupts.signal_name,
-                               in_doubt=sorted(hs.host.name for hs in hosts))
+                               in_doubt=sorted(task.hs.host.name for task in left))
 
     def _rollback_stage(self, stage: Stage, done: list[tuple[Step, HostState, StepResult]]) -> bool:
         """Undo the stage's completed steps, newest first. False when an undo failed."""
@@ -447,6 +483,10 @@ class Play:
 def undo_one(play: Play, step_key: str, step_name: str, hs: HostState, record: Any) -> bool:
     res = undo_step(play.env, play.console, step_key, step_name, hs, record)
     return not res.failed
+
+
+#: seconds a second Ctrl-C leaves the running steps to end on their own before it stops them
+ABORT_GRACE = 0.25
 
 
 class AbortStep(KeyboardInterrupt):

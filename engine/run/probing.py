@@ -4,7 +4,7 @@ server. A mixin of :class:`engine.run.executor.Executor`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.actions.base import Action
@@ -23,13 +23,15 @@ if TYPE_CHECKING:
 @dataclass
 class Found:
     """What a probe of an in-doubt step found: done (True/False/None: cannot tell), why, the
-    undo record of what this run did (when done, or of the part made when not done), and
-    whether running it again is safe anyway."""
+    undo record of what this run did (when done, or of the part made when not done), whether
+    running it again is safe anyway, and — when done — the result the step registers (what
+    ``apply`` would have registered)."""
 
     done: bool | None
     why: str
     undo: Any = None
     rerun_safe: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def guard_identity(action: Action, ctx: ActionContext, what: str) -> None:
@@ -109,7 +111,7 @@ class Probing:
         undo = self._builtin_undo(step, action.undo_of_found(probe))
         if undo is None and step.undo is not None:
             undo = self.explicit_undo(step, vars_)
-        return Found(True, "the action's probe says done", undo)
+        return Found(True, "the action's probe says done", undo, data=action.result_of_found(probe))
 
     def safe_to_rerun(self, step: Step, hs: HostState, stage: str) -> bool:
         """May resume run this step again when it is in doubt? The runbook's ``idempotent:``

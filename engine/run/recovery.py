@@ -65,11 +65,17 @@ class Resumer:
 
     def _done(self, step: Step, hs: HostState, st: Any) -> bool:
         """Done, and not in a stage that was rolled back after it: a rolled-back stage runs
-        again from its start (its facts may be stale, its changes were undone)."""
+        again from its start (its facts may be stale, its changes were undone). Nor a step
+        done after a step a later rollback undid (a restore after its snapshot, which
+        `runbook rollback` swapped back): when it may run again (its probe decides, or it is
+        idempotent or read-only) it runs; one that may not stays done (running it twice would
+        be worse), as the journal says."""
         if st is None or st.status is not StepVerdict.DONE:
             return False
         rolled = self.rolled_back.get(step.stage)
-        return rolled is None or rolled < (st.outcome_seq or 0)
+        if rolled is not None and rolled > (st.outcome_seq or 0):
+            return False
+        return not (self.prior.undone_under(st) and self.executor.safe_to_rerun(step, hs, step.stage))
 
     def stage_done(self, stage: Stage, steps: list[Step], hosts: list[HostState]) -> bool:
         """True (with facts restored) when every step of the stage is done on every host."""
@@ -91,7 +97,7 @@ class Resumer:
             return None
         if st.status is StepVerdict.DONE:
             if not self._done(step, hs, st):
-                return None  # its stage was rolled back after it: run it again
+                return None  # its stage was rolled back, or a step it rests on was undone: run it again
             res = self._restore(step, hs, st)
             res.note = "from the journal"  # type: ignore[attr-defined]
             return res
@@ -102,19 +108,47 @@ class Resumer:
             return self._ask(step, hs, st, "its arguments render differently now than when it was started "
                                            "(a variable, a registered result or a file changed)")
         found = self.executor.probe_only(step, hs, stage.name)
-        journal = self.journal
         if found.done:
-            res = StepResult(Status.OK, msg=f"was in doubt; {found.why}: recorded as done", undo=found.undo)
-            if journal is not None:
-                journal.outcome(st.intent_seq, step.key, hs.host.name, "ok", changed=False, registered=res.registered(),
-                                duration=0.0, msg=res.msg, undo=res.undo)
-            self.executor.remember(step, hs, res)
+            # What the probe found is what the step registers: a later step reads it (a
+            # verify's `row_counts: {from: restored}`), exactly as if the outcome had been kept.
+            undo = found.undo if found.undo is not None or not st.undo_pending else st.undo
+            res = StepResult(Status.OK, msg=f"was in doubt; {found.why}: recorded as done", undo=undo, data=found.data)
+            self._unused_decision(step, hs, f"its probe settled it: {found.why}")
+            self._record(st, step, hs, res)
             return res
         if found.done is False or found.rerun_safe:
-            return None  # not done (or every item is probed again): running it is what the first attempt meant
+            # not done (or every item is probed again): running it is what the first attempt meant
+            self._unused_decision(step, hs, f"its probe settled it: {found.why or 'not done'}; it runs again")
+            return None
         if self.executor.safe_to_rerun(step, hs, stage.name):
+            self._unused_decision(step, hs, "it is safe to run again (idempotent or read-only): it runs again")
             return None  # no probe, but running it again gives the same result
         return self._ask(step, hs, st, found.why)
+
+    def _unused_decision(self, step: Step, hs: HostState, why: str) -> None:
+        """A --decide for a step its probe settled: not applied, and said so (console and
+        journal), never silently dropped."""
+        key = f"{step.key}@{hs.host.name}"
+        decision = self.decisions.get(key) or self.decisions.get(step.key)
+        if decision is None:
+            return
+        self.console.line(f"--decide {key}={decision} not applied: {why}", "yellow")
+        if self.journal is not None:
+            self.journal.event("operator_decision", step=step.key, host=hs.host.name, decision=decision, by="--decide",
+                               applied=False, why=why)
+
+    def _record(self, st: Any, step: Step, hs: HostState, res: StepResult) -> None:
+        """Journal how an in-doubt step was settled (its probe, or the operator), and register
+        its result. A step in doubt because of its undo has no open attempt: a new one is
+        opened and closed at once."""
+        journal = self.journal
+        if journal is not None:
+            seq = st.intent_seq
+            if not st.open_attempt:
+                seq = journal.intent(step.key, hs.host.name, st.digest, st.attempt + 1)
+            journal.outcome(seq, step.key, hs.host.name, "ok", changed=False, registered=res.registered(),
+                            duration=0.0, msg=res.msg, undo=res.undo)
+        self.executor.remember(step, hs, res)
 
     def _flag(self) -> str:
         return journal_flag(self.journal.path.parent.parent) if self.journal is not None else ""
@@ -187,10 +221,9 @@ class Resumer:
             res = StepResult(Status.OK, msg="was in doubt; marked done by the operator")
             if step.undo is not None:  # it took effect: rollback must be able to undo it
                 res.undo = self.executor.explicit_undo(step, variables(self.executor.env, hs, step.stage))
-            if journal is not None:
-                journal.outcome(st.intent_seq, step.key, hs.host.name, "ok", changed=False, registered=res.registered(),
-                                duration=0.0, msg=res.msg, undo=res.undo)
-            self.executor.remember(step, hs, res)
+            elif st.undo_pending and st.undo is not None:
+                res.undo = st.undo  # its effect stands: the record of the attempt that made it still undoes it
+            self._record(st, step, hs, res)
             return res
         raise NeedsDecision(f"resume aborted by the operator at step {step.key!r} on {hs.host.name}")
 
@@ -218,3 +251,62 @@ def resume_outlook(state: JournalState) -> str | None:
         parts.append(f"run the failed step(s) again ({_names(failed)})")
     parts.append("skip what is done and go on with the steps not run yet")
     return "; ".join(parts)
+
+
+def _verdict_words(st: Any) -> str:
+    if st is None:
+        return "never started"
+    if st.status is StepVerdict.IN_DOUBT:
+        return f"in doubt ({'its undo ' + st.undo_pending if st.undo_pending else 'cut short'})"
+    return {StepVerdict.DONE: "done", StepVerdict.FAILED: "failed", StepVerdict.UNDONE: "undone by a rollback"}[st.status]
+
+
+def _state_words(state: JournalState, step_key: str, host: str, command: str) -> str:
+    do, undo = state.step(step_key, host), state.step(step_key, host, "undo")
+    if command == "rollback" and undo is not None and undo.status is StepVerdict.FAILED \
+            and (do is None or do.status is not StepVerdict.UNDONE):
+        return f"{host}: its undo failed ({undo.msg[:200]}); rollback runs it again once the cause is fixed"
+    return f"{host}: {_verdict_words(do)}"
+
+
+def check_decisions(decisions: dict[str, str], state: JournalState, step_keys: set[str], command: str) -> None:
+    """Every ``--decide`` names a step of the run in the state its value answers, or the
+    command is refused before anything runs (exit 2): a decision is applied or refused, never
+    silently ignored. ``command``: ``resume`` (values for an in-doubt step: rerun, done,
+    abort) or ``rollback`` (an in-doubt step with an explicit undo: done, skip; an undo in
+    doubt: done, rerun; abort)."""
+    from engine.errors import InputError
+
+    hosts = list(state.header.get("hosts") or sorted({s.host for s in state.steps.values()}))
+    for key, value in decisions.items():
+        step_key, _, host = key.rpartition("@") if "@" in key else (key, "", "")
+        shown = f"--decide '{key}={value}'"
+        if step_key not in step_keys:
+            from engine.language.schema_messages import did_you_mean
+
+            raise InputError(f"{shown}: the runbook has no step {step_key!r}",
+                             hint=did_you_mean(step_key, sorted(step_keys)) or "name it 'stage/step@host' as `runbook show` lists it")
+        if host and host not in hosts:
+            raise InputError(f"{shown}: host {host!r} is not one of this run's hosts ({', '.join(hosts)})")
+        targets = [host] if host else hosts
+        answers: dict[str, tuple[str, ...]] = {}  # host -> the values its state takes
+        for h in targets:
+            do, undo = state.step(step_key, h), state.step(step_key, h, "undo")
+            if command == "resume":
+                if do is not None and do.status is StepVerdict.IN_DOUBT:
+                    answers[h] = ("rerun", "done", "abort")
+            elif undo is not None and undo.status is StepVerdict.IN_DOUBT:
+                answers[h] = ("done", "rerun", "abort")  # the undo ran, or not: was it done?
+            elif do is not None and do.status is StepVerdict.IN_DOUBT and not do.undo_pending:
+                answers[h] = ("done", "skip", "abort")  # the step ran, or not: undo it?
+        if not answers:
+            doubt = [f"{s.step}@{s.host}" for s in state.in_doubt()]
+            now = "; ".join(_state_words(state, step_key, h, command) for h in targets)
+            raise InputError(f"{shown}: nothing to decide: {step_key} is not in doubt ({now})",
+                             hint=("a decision answers only a step in doubt; in doubt now: " + ", ".join(doubt)) if doubt
+                             else f"no step of this run is in doubt: `runbook {command}` needs no --decide")
+        for h, values in answers.items():
+            if value not in values:
+                raise InputError(f"{shown}: {step_key} on {h} is {_verdict_words(state.step(step_key, h))}"
+                                 + (" (its undo is in doubt)" if values[1] == "rerun" and command == "rollback" else "")
+                                 + f": `runbook {command}` takes {', '.join(values)} for it")

@@ -195,7 +195,7 @@ class Rollback:
         """Everything to undo, newest first: done (or failed) steps with an undo record not
         undone yet, and in-doubt steps whose probe finds their change made."""
         items = [UndoItem(st, st.undo, self.state.undo_attempt(st)) for st in self.state.done_with_undo()]
-        for st in self.state.in_doubt("do"):
+        for st in self.state.in_flight():
             item = self._in_doubt(st)
             if item is not None:
                 items.append(item)
@@ -213,6 +213,8 @@ class Rollback:
                                       "whether it took effect", ("done", "skip")) == "done"
             if found.done:
                 found.undo = self.executor.explicit_undo(step, variables(self.env, hs, step.stage))
+        elif found.done is not None:
+            self._unused(st.step, st.host, f"its probe settled it: {found.why}")
         if found.undo is None:
             self.console.line(f"  {st.step} on {st.host} was in doubt: {found.why or 'it did not take effect'}; nothing to undo")
             return None
@@ -223,6 +225,17 @@ class Rollback:
             journal.outcome(st.intent_seq, st.step, st.host, "ok" if found.done else "failed", changed=False, registered=None,
                             duration=0.0, msg=msg, undo=found.undo)
         return UndoItem(st, found.undo, None)
+
+    def _unused(self, step_key: str, host: str, why: str) -> None:
+        """A --decide that a probe made unnecessary: not applied, and said so."""
+        key = f"{step_key}@{host}"
+        decision = self.decisions.get(key) or self.decisions.get(step_key)
+        if decision is None:
+            return
+        self.console.line(f"--decide {key}={decision} not applied: {why}", "yellow")
+        if self.env.journal is not None:
+            self.env.journal.event("operator_decision", step=step_key, host=host, decision=decision, phase="undo",
+                                   by="--decide", applied=False, why=why)
 
     def _decide(self, step_key: str, host: str, why: str, choices: tuple[str, str]) -> str:
         key = f"{step_key}@{host}"
@@ -246,7 +259,8 @@ class Rollback:
         if decision not in choices:
             raise NeedsDecision(f"rollback aborted by the operator at {step_key!r} on {host}")
         if self.env.journal is not None:
-            self.env.journal.event("operator_decision", step=step_key, host=host, decision=decision, phase="undo")
+            self.env.journal.event("operator_decision", step=step_key, host=host, decision=decision, phase="undo",
+                                   by="--decide" if (self.decisions.get(key) or self.decisions.get(step_key)) else "terminal")
         return decision
 
     def undo(self, item: UndoItem) -> bool:
@@ -261,6 +275,8 @@ class Rollback:
             if done is False:
                 done = self._decide(st.step, st.host, f"its undo was running when the rollback stopped ({why})",
                                     ("done", "rerun")) == "done"
+            else:
+                self._unused(st.step, st.host, why)
             if done:
                 res = StepResult(Status.OK, msg=f"undo was in doubt; {why if why.startswith('its probe') else 'the operator says it is done'}")
                 if self.env.journal is not None:

@@ -21,7 +21,7 @@ from engine.model import Runbook
 from engine.run.play import AbortStep, Play, PlayOptions, tags_select
 from engine.run.ending import RunEnd
 from engine.run.operator import Operator, Unattended
-from engine.run.recovery import resume_outlook
+from engine.run.recovery import check_decisions, resume_outlook
 from engine.run.catalog import resume_command, list_runs_text, load_state, show_text
 from engine.run.rollback import Rollback
 from engine.report.console import Console
@@ -48,9 +48,12 @@ def _options(opts: dict[str, Any], jdir: Path, extra_vars: dict[str, Any]) -> Pl
                        verbose=opts.get("verbose", 0))
 
 
-def _next_steps(run_id: str, jdir: Path, status: str) -> str | None:
-    """The recap's last line: the resume command only where resuming means something, with
-    what it will do; the rollback command only where there is something to undo."""
+def _next_steps(run_id: str, jdir: Path, status: str, rb: Runbook | None = None,
+                extra: dict[str, Any] | None = None) -> str | None:
+    """The recap's last lines: the resume command only where resuming means something, with
+    what it will do; the rollback command only where there is something to undo. When the
+    failed steps read -e values, resume (which keeps them) is not offered as *the* way on: a
+    wrong value needs a new run with the right one."""
     if status == "succeeded":
         return None
     try:
@@ -61,11 +64,57 @@ def _next_steps(run_id: str, jdir: Path, status: str) -> str | None:
     if state.check_mode:
         return None  # a check-mode run changed nothing: run it again for real instead
     outlook = resume_outlook(state)
-    if outlook:
+    suspects = _read_extra_vars(state, rb, extra or {}) if rb is not None else {}
+    if suspects:
+        from engine.secrets import MASKER
+
+        shown = ", ".join(f"-e {k}={MASKER.text(str(v))}" for k, v in suspects.items())
+        out.append(f"the failed step(s) read {shown}: resume keeps the run's -e values and cannot change them")
+        out.append(f"  a wrong value? start a new run with the right one: {_play_command(state)}")
+        if outlook:
+            out.append(f"  the values right, the cause fixed? {resume_command(run_id, jdir)}  (it will {outlook})")
+    elif outlook:
         out.append(f"to continue: {resume_command(run_id, jdir)}  (it will {outlook})")
     if state.done_with_undo() or state.in_doubt():
         out.append(f"to undo: runbook rollback {run_id}{journal_flag(jdir)}")
     return "\n".join(out) or None
+
+
+def _read_extra_vars(state: JournalState, rb: Runbook, extra: dict[str, Any]) -> dict[str, Any]:
+    """The -e values the run's failed steps read (name -> value)."""
+    from engine.language.var_reads import step_reads
+
+    steps = {s.key: s for stage in rb.stages for s in stage.steps}
+    base = os.path.dirname(os.path.abspath(rb.path))
+    out: dict[str, Any] = {}
+    for st in state.failed():
+        step = steps.get(st.step)
+        if step is not None:
+            for name in sorted(step_reads(step, base) & set(extra)):
+                out[name] = extra[name]
+    return out
+
+
+def _play_command(state: JournalState) -> str:
+    """``runbook play`` as this run was started (paths as given, -e values masked)."""
+    import shlex
+
+    h = state.header
+    opts = h.get("options") or {}
+    cwd = h.get("cwd") or os.getcwd()
+
+    def rel(p: str) -> str:
+        r = os.path.relpath(p, cwd)
+        return p if r.startswith("..") else r
+
+    parts = ["runbook", "play", rel(str(h.get("runbook")))]
+    for inv in h.get("inventories") or {}:
+        parts += ["-i", rel(inv)]
+    if opts.get("limit"):
+        parts += ["--limit", str(opts["limit"])]
+    for e in h.get("extra_vars") or []:
+        parts += ["-e", e]
+    return " ".join(shlex.quote(p) for p in parts)
 
 def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id: str, jdir: Path,
              report: str | None, resumed: bool) -> RunEnd:
@@ -74,7 +123,7 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     try:
         outcome = play.run()
         status = outcome.status
-        end = {"succeeded": RunEnd.SUCCEEDED, "interrupted": RunEnd.INTERRUPTED}.get(status, RunEnd.FAILED)
+        end = {"succeeded": RunEnd.SUCCEEDED, "interrupted": RunEnd.INTERRUPTED, "aborted": RunEnd.ABORTED}.get(status, RunEnd.FAILED)
     except AbortStep as exc:  # the second Ctrl-C (see engine.run.play)
         console.line(str(exc), "bold red")
         status, end = "interrupted", RunEnd.INTERRUPTED
@@ -94,7 +143,7 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     except JournalError as exc:  # a full disk: the run stopped before its next side effect
         console.line(f"the end of the run could not be journaled either: {exc.message}", "bold red")
     duration = play.outcome.duration
-    console.print_recap(run_id, status, duration, rb.budget, _next_steps(run_id, jdir, status))
+    console.print_recap(run_id, status, duration, rb.budget, _next_steps(run_id, jdir, status, rb, play.opts.extra_vars))
     journal.close()
     if report:
         from engine.report import render_report, write_report
@@ -239,7 +288,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         journal = Journal.create(jdir, run_id, header)
         journal.event("run_start")
         console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")),
-                          resume_cmd=resume_command(run_id, jdir))
+                          resume_cmd=None if opts.get("check") else resume_command(run_id, jdir))  # a check run is not resumed
         play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal, operator=operator)
         return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
 
@@ -290,8 +339,9 @@ def _reload(state: JournalState, force: bool, what: str, operator: Operator) -> 
     cwd = header.get("cwd") or os.getcwd()
     if os.path.isdir(cwd):
         os.chdir(cwd)  # relative paths inside the runbook (imports, files) resolve as in the first run
+    # allow_unused_vars: the run's -e were checked when it started (a resume never refuses them)
     loaded, inv, extra = load_all(header["runbook"], tuple(header.get("inventories") or ()), tuple(header.get("extra_vars") or ()), opts.get("limit"),
-                                   opts.get("vault_password_file"))
+                                   opts.get("vault_password_file"), allow_unused_vars=True)
     extra = _lost_secrets(extra, state.run_id, what, operator)
     register_templated_secrets(inv, loaded.runbook.vars, extra)
     return loaded, inv, extra, opts
@@ -327,6 +377,8 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
     operator = operator if operator is not None else Unattended()
     state = load_state(run_id, journal_dir)
     if state.run_status == "succeeded":
+        if decisions:
+            raise InputError(f"--decide {', '.join(decisions)}: run {run_id} already succeeded: nothing to resume or decide")
         Console(verbose=verbose).line(f"run {run_id} already succeeded: nothing to resume")
         return RunEnd.SUCCEEDED
     loaded, inv, extra, opts = _reload(state, force, "resume", operator)
@@ -336,6 +388,7 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
     hosts = list(state.header.get("hosts") or [])
     with RunLock(jdir, run_id, hosts):
         state = read_journal(jdir, run_id)  # again, under the lock
+        check_decisions(decisions, state, _step_keys(loaded.runbook), "resume")  # applied or refused, never ignored
         journal = Journal.open(jdir, run_id)
         journal.event("resume_start", force=force, decisions=decisions)
         if force and _changed_files(state):
@@ -353,6 +406,10 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
         return _execute(play, journal, console, loaded.runbook, run_id, jdir, None, resumed=True)
 
 
+def _step_keys(rb: Runbook) -> set[str]:
+    return {s.key for stage in rb.stages for s in stage.steps}
+
+
 def _jdir(opt: str | None) -> Path:
     return journal_dir(opt)
 
@@ -366,12 +423,15 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
     hosts = list(state.header.get("hosts") or [])
     if not state.done_with_undo() and not state.in_doubt("do") and not any(
             s.phase == "undo" and s.status.value != "done" for s in state.steps.values()):
+        if decisions:
+            raise InputError(f"--decide {', '.join(decisions)}: run {run_id} has nothing to undo: nothing to decide")
         console.line(f"run {run_id}: nothing to undo (no completed step with an undo that is not undone yet)")
         return RunEnd.SUCCEEDED
     loaded, inv, extra, opts = _reload(state, force, "roll back", operator)
     # The lock first, then the work list: what another process undid meanwhile is not undone twice.
     with RunLock(jdir, run_id, hosts):
         state = read_journal(jdir, run_id)
+        check_decisions(decisions or {}, state, _step_keys(loaded.runbook), "rollback")  # applied or refused, never ignored
         journal = Journal.open(jdir, run_id)
         play = Play(loaded.runbook, inv, _options(opts, jdir, extra), console, run_id=run_id, journal=journal, operator=operator)
         play.executor.prior = state
@@ -394,8 +454,8 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
                 if not operator.interactive:
                     raise InputError("rollback asks for confirmation and there is no terminal", hint="pass --yes to confirm in advance")
                 if not operator.confirm(f"roll back run {run_id}", run_id, lambda: False):
-                    console.line("not confirmed: nothing was undone", "bold red")
-                    return RunEnd.FAILED
+                    console.line("not confirmed: aborted by the operator, nothing was undone", "bold red")
+                    return RunEnd.ABORTED
             journal.event("rollback_start")
             started = True
 

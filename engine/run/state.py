@@ -28,6 +28,10 @@ class HostState:
     failed: bool = False
     unreachable: bool = False
     lazy_vars: dict[str, Any] = field(default_factory=dict)
+    #: check mode: the first step that would change this host (later probes see the host as
+    #: it is, not as it would be), and the registered results that were only simulated
+    would_change: str = ""
+    simulated: dict[str, str] = field(default_factory=dict)  # register -> step name
 
     def __post_init__(self) -> None:
         self.lazy_vars = lazify(self.host.vars)

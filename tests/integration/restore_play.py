@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.cliutil import cli, cli_env
+from tests.conftest import MYSQL_HOST, MYSQL_PORT, MYSQL_USER
 from tests.integration.restore_helpers import execute, query
 
-LOCAL = "all:\n  vars: {mysql_user: root, mysql_host: 127.0.0.1}\n  hosts:\n    h: {connection: local}\n"
+LOCAL = (f"all:\n  vars: {{mysql_user: {MYSQL_USER}, mysql_host: {MYSQL_HOST}, mysql_port: {MYSQL_PORT}}}\n"
+         "  hosts:\n    h: {connection: local}\n")
 
 MYSQL_HEAD = """-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)
 --

@@ -1,6 +1,7 @@
-"""runbooks/assess-and-fence.yml over a real sshd and SQL on this machine's MariaDB, then
-`runbook rollback`: the server is writable again and the core tables are as they were.
-Also `runbook lab up|status|down`, the drill's disposable lab."""
+"""runbooks/assess-and-fence.yml over a real sshd and SQL on the private lab server (the fence
+sets read_only, kills and locks the accounts of client sessions: never on the machine's server,
+shared by everyone's tests), then `runbook rollback`: the server is writable again and the core
+tables are as they were. Also `runbook lab up|status|down`, the drill's disposable lab."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
@@ -50,19 +53,31 @@ def read_only(db: pymysql.connections.Connection) -> int:
 
 
 @pytest.fixture
-def writable_after(db):
-    yield
-    with db.cursor() as cur:  # the server is shared by every test: never leave it fenced
-        cur.execute("SET GLOBAL read_only = OFF")
+def lab_db(lab_server: tuple[str, int]) -> Iterator[tuple[pymysql.connections.Connection, str, int]]:
+    """A fresh schema on the lab server; the server writable again afterwards, whatever happened."""
+    _, port = lab_server
+    db = pymysql.connect(host="127.0.0.1", port=port, user="root", autocommit=True)
+    schema = f"rbt_{uuid.uuid4().hex[:10]}"
+    with db.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{schema}`")
+    try:
+        yield db, schema, port
+    finally:
+        with db.cursor() as cur:
+            cur.execute("SET GLOBAL read_only = OFF")
+            cur.execute("SET SESSION foreign_key_checks = 0")
+            cur.execute(f"DROP DATABASE IF EXISTS `{schema}`")
+        db.close()
 
 
-def test_assess_fence_then_rollback_over_ssh(tmp_path: Path, sshd: SshdServer, db, schema: str, writable_after) -> None:
+def test_assess_fence_then_rollback_over_ssh(tmp_path: Path, sshd: SshdServer, lab_db) -> None:
+    db, schema, port = lab_db
     load_shop(db, schema)
     before = checksums(db, schema)
     inv = tmp_path / "inv.yml"
     inv.write_text(f"""
 all:
-  vars: {{mysql_user: root, mysql_port: 3306, mysql_via: tunnel}}
+  vars: {{mysql_user: root, mysql_port: {port}, mysql_via: tunnel}}
   hosts:
     db1:
 {sshd.host_vars_yaml()}
@@ -70,7 +85,6 @@ all:
     primary: {{hosts: {{db1: {{}}}}}}
 """)
     rb = str(ROOT / "runbooks" / "assess-and-fence.yml")
-    # Kill only this test's own (nonexistent) app user's connections: the server is shared.
     extra = ["-e", f"schema={schema}", "-e", '{"keep_users": ["root"]}']
     res = cli("play", rb, "-i", str(inv), *extra, "--yes", cwd=tmp_path)
     out = res.stdout + res.stderr

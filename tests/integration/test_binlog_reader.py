@@ -73,9 +73,9 @@ def test_window_end_covered_and_stop(binlog_server: Server, bschema: str) -> Non
     covered = Covered(all_txns[1].gtid or "")
     r = binlog_server.reader(binlog_server.archive(), bschema, {"t"}, start, end, covered=covered)
     assert [t.gtid for t in r.transactions()] == [t.gtid for t in all_txns[2:]]
-    # stop before a GTID; a skipped (not kept) transaction counts its rows, keeps none
+    # stop before a GTID; a transaction not kept keeps no rows (counts them when asked)
     r = binlog_server.reader(binlog_server.archive(), bschema, {"t"}, start, end, stop=lambda t: t.gtid == third.gtid,
-                             keep=lambda t: t.gtid != all_txns[0].gtid)
+                             keep=lambda t: t.gtid != all_txns[0].gtid, count_rows=True)
     got = list(r.transactions())
     assert [t.gtid for t in got] == [t.gtid for t in all_txns[:2]] and r.stopped_by is not None
     assert got[0].rows == [] and got[0].row_counts == {("t", "insert"): 3}
@@ -158,6 +158,26 @@ def test_gzip_and_ssh_archives(binlog_server: Server, bschema: str, tmp_path: Pa
     src = ArchiveSource(shell, str(d), host="db1")
     try:
         assert _summary(binlog_server.reader(src, bschema, {"t"}, start, end)) == want
+    finally:
+        src.close()
+        shell.close()
+
+
+def test_copies_of_a_killed_step_are_swept(tmp_path: Path, sshd: SshdServer, binlog_server: Server) -> None:
+    import subprocess
+    import tempfile
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = Path(tempfile.gettempdir()) / f"runbook-binlog-{dead.pid}-x"
+    stale.mkdir(exist_ok=True)
+    (stale / "binlog.000001").write_bytes(b"old copy")
+    shell = SshShell(sshd.settings())
+    src = ArchiveSource(shell, binlog_server.binlog_dir, host="db1")
+    try:
+        first = src.files()[0].name
+        next(iter(src.events(first, 4)))  # the first copy over SFTP sweeps what a killed step left
+        assert not stale.exists()
     finally:
         src.close()
         shell.close()

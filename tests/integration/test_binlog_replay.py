@@ -118,8 +118,33 @@ def test_refusals_name_what_and_write_nothing(binlog_server: Server, bschema: st
     assert f"a DDL of {inc.schema}.customers inside the window" in text and "ALTER TABLE customers ADD INDEX" in text
     assert "skip: GTID 0-11-999999 is not a transaction of the window" in text
     assert checksums(binlog_server, inc.schema) == before and binlog_server.position() == pos
+    # the DDL skipped too (binlog_find names it): the replay goes through, the tables equal the reference
+    found = run_step(BinlogFind, dict(base, stop_before=end, rows=40), ctx).data
+    ddl = [e for e in found["events"] if e["kind"] == "alter" and e["table"] == "customers"]
+    assert len(ddl) == 1 and "ADD INDEX" in ddl[0]["statement"]
+    res = run_step(BinlogReplay, dict(base, stop_before=end, skip=[found["first"], ddl[0]]), ctx)
+    assert res.status is Status.CHANGED and res.data["skipped"] == 2, res.msg
+    assert checksums(binlog_server, inc.schema) == checksums(binlog_server, inc.ref)
     # a statement-based change of a listed table
     binlog_server.execute("SET SESSION binlog_format = 'STATEMENT'; UPDATE customers SET name = 'sbr' WHERE id = 1", inc.schema)
     sbr_end = {"file": binlog_server.position()[0], "pos": binlog_server.position()[1]}
     with pytest.raises(ActionError, match=rf"a statement-based change of {inc.schema}.customers at .*UPDATE customers SET name"):
         BinlogReplay(dict(base, stop_before=sbr_end, skip=[{"gtid": inc.gtid}]), ctx).apply()
+
+
+def test_replay_into_another_schema(binlog_server: Server, bschema: str, tmp_path: Path) -> None:
+    """``into:``: the binlogs of one schema replayed into a copy (Table_maps renamed), the source untouched."""
+    inc = make_incident(binlog_server, bschema, tmp_path / "dump.sql", before=4, after=4)
+    copy = f"{bschema}_copy"
+    binlog_server.execute(f"CREATE DATABASE `{copy}`")
+    binlog_server.execute(Path(inc.dump).read_text(), copy)
+    source_before = checksums(binlog_server, inc.schema)
+    try:
+        res = run_step(BinlogReplay, {"schema": inc.schema, "into": copy, "tables": ["customers", "orders", "items"],
+                                      "from_dump": inc.dump, "skip": [{"gtid": inc.gtid}],
+                                      "stop_before": {"file": inc.end[0], "pos": inc.end[1]}}, ctx_for(binlog_server))
+        assert res.status is Status.CHANGED, res.msg
+        assert checksums(binlog_server, copy) == checksums(binlog_server, inc.ref)
+        assert checksums(binlog_server, inc.schema) == source_before
+    finally:
+        binlog_server.execute(f"SET SESSION foreign_key_checks = 0; DROP DATABASE IF EXISTS `{copy}`")

@@ -1,5 +1,6 @@
-"""mysql_facts, disk_space and the identity guard on the real MariaDB (stop_writes and
-resume_writes, which fence a server, are tested on a private one: test_fence_actions.py).
+"""mysql_facts and disk_space on the real MariaDB; the identity guard on the private lab
+server (its steps are stop_writes and resume_writes, which fence a server: never the machine's,
+shared by everyone's tests; test_fence_actions.py has the fence itself).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from engine.mysql.fence import read_fence_state
 from engine.run.context import ActionContext, Connections
 from engine.errors import ActionError
 from engine.model import Host, Status, StepResult
-from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, root_execute
+from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
 
 pytestmark = pytest.mark.integration
 DATASET = os.path.join(os.path.dirname(__file__), "../../../shared/datasets/employees-10k.sql.gz")
@@ -53,12 +54,16 @@ def run_step(cls: type[Action], args: dict[str, Any], ctx: ActionContext) -> Ste
 
 
 @pytest.fixture
-def unfence() -> Iterator[None]:
-    """Whatever happens in the test, the shared server is writable afterwards."""
+def lab_vars(lab_server: tuple[str, int]) -> Iterator[dict[str, Any]]:
+    """Host vars of the lab server; whatever happens in the test, it is writable afterwards."""
+    _, port = lab_server
     try:
-        yield
+        yield {"mysql_port": port, "mysql_user": "root", "mysql_password": ""}
     finally:
-        root_execute("SET GLOBAL read_only = OFF")
+        conn = pymysql.connect(host=MYSQL_HOST, port=port, user="root", autocommit=True)
+        with conn.cursor() as cur:
+            cur.execute("SET GLOBAL read_only = OFF")
+        conn.close()
 
 
 # --------------------------------------------------------------------------- mysql_facts
@@ -159,8 +164,8 @@ def test_disk_space_over_ssh(sshd: Any, small_fs: str) -> None:
 # --------------------------------------------------------------------------- identity guard
 
 
-def test_guard_refuses_pinned_wrong_host(unfence: None) -> None:
-    ctx = make_ctx({"mysql_identity": "not-this-host"})
+def test_guard_refuses_pinned_wrong_host(lab_vars: dict[str, Any]) -> None:
+    ctx = make_ctx({**lab_vars, "mysql_identity": "not-this-host"})
     with pytest.raises(ActionError) as err:
         StopWrites({}, ctx).apply()
     assert err.value.message.startswith(
@@ -168,14 +173,14 @@ def test_guard_refuses_pinned_wrong_host(unfence: None) -> None:
     assert read_fence_state(ctx.sql()).read_only is False  # nothing changed
 
 
-def test_guard_refuses_identity_from_earlier_in_run(unfence: None) -> None:
+def test_guard_refuses_identity_from_earlier_in_run(lab_vars: dict[str, Any]) -> None:
     state = {"identity": {"db1": {"hostname": "db-elsewhere", "server_uuid": None, "server_id": 77, "source": "mysql_facts"}}}
     with pytest.raises(ActionError, match=r"expected db-elsewhere \(server_id 77\) \(gathered by mysql_facts earlier in this run\)"):
-        ResumeWrites({}, make_ctx(run_state=state)).apply()
+        ResumeWrites({}, make_ctx(lab_vars, run_state=state)).apply()
 
 
-def test_guard_accepts_the_right_host(unfence: None) -> None:
-    hostname = MysqlFacts({}, make_ctx()).apply().data["hostname"]
-    ctx = make_ctx({"mysql_identity": hostname.upper()})  # host names compare case-insensitively
+def test_guard_accepts_the_right_host(lab_vars: dict[str, Any]) -> None:
+    hostname = MysqlFacts({}, make_ctx(lab_vars)).apply().data["hostname"]
+    ctx = make_ctx({**lab_vars, "mysql_identity": hostname.upper()})  # host names compare case-insensitively
     assert ResumeWrites({"to": {"read_only": False}}, ctx).apply().status is Status.OK
     assert ctx.run_state["identity"]["db1"]["hostname"] == hostname

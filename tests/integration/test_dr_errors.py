@@ -2,8 +2,8 @@
 
 Each test asserts the errno and that the error's hint *is* the diagnosis table's entry, so a
 failing step in a run carries the same meaning and next step a DBA reads in engine/mysql/diagnosis.py.
-Tests that change global state (read_only, max_allowed_packet) put it back in a finally block:
-the server is shared.
+The machine's server is shared by everyone's tests: the errors that need a global changed
+(read_only, max_allowed_packet) are produced on the private lab server (``lab_server``).
 """
 
 from __future__ import annotations
@@ -21,14 +21,27 @@ from engine.errors import ConnectError, SqlError
 from engine.model import MysqlSettings
 from engine.secrets import Secret
 from engine.transport.mysql import MysqlSession
-from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, mysql_root, root_execute
+from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, root_execute
 
 pytestmark = pytest.mark.integration
 
 
-def session(user: str = MYSQL_USER, password: str | None = MYSQL_PASSWORD or None, database: str | None = None) -> MysqlSession:
-    return MysqlSession(MysqlSettings(host=MYSQL_HOST, port=MYSQL_PORT, user=user,
+def session(user: str = MYSQL_USER, password: str | None = MYSQL_PASSWORD or None, database: str | None = None,
+            port: int = MYSQL_PORT) -> MysqlSession:
+    return MysqlSession(MysqlSettings(host=MYSQL_HOST, port=port, user=user,
                                       password=Secret(password) if password else None, database=database))
+
+
+def lab_execute(port: int, *statements: str) -> list[tuple[Any, ...]]:
+    """Root statements on the lab server (private: its globals are this test run's to change)."""
+    conn = pymysql.connect(host=MYSQL_HOST, port=port, user="root", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            for stmt in statements:
+                cur.execute(stmt)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
 
 
 def expect(errno: int, sql: MysqlSession, stmt: str, params: Any = None) -> SqlError:
@@ -136,16 +149,18 @@ def test_1213_deadlock(sql: MysqlSession, schema: str) -> None:
     assert errors[0].hint == diagnose(1213).hint() and diagnose(1213).retryable  # type: ignore[union-attr]
 
 
-def test_1290_read_only(sql: MysqlSession, schema: str, nobody: tuple[str, str]) -> None:
-    sql.query("CREATE TABLE t (id INT PRIMARY KEY)")
-    root_execute(f"GRANT INSERT ON `{schema}`.* TO '{nobody[0]}'@'%'")
-    app = session(*nobody, database=schema)
+def test_1290_read_only(lab_server: tuple[str, int]) -> None:
+    _, port = lab_server
+    schema, user, password = f"rbt_{uuid.uuid4().hex[:10]}", f"rbt_app_{uuid.uuid4().hex[:8]}", "pw-" + uuid.uuid4().hex[:10]
+    lab_execute(port, f"CREATE DATABASE `{schema}`", f"CREATE TABLE `{schema}`.t (id INT PRIMARY KEY)",
+                f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'", f"GRANT INSERT ON `{schema}`.* TO '{user}'@'%'")
+    app = session(user, password, database=schema, port=port)
     try:
-        root_execute("SET GLOBAL read_only = ON")
+        lab_execute(port, "SET GLOBAL read_only = ON")
         expect(1290, app, "INSERT INTO t VALUES (1)")
     finally:
-        root_execute("SET GLOBAL read_only = OFF")
         app.close()
+        lab_execute(port, "SET GLOBAL read_only = OFF", f"DROP USER IF EXISTS '{user}'@'%'", f"DROP DATABASE IF EXISTS `{schema}`")
 
 
 def test_1451_1452_foreign_keys(sql: MysqlSession) -> None:
@@ -160,25 +175,22 @@ def test_1451_1452_foreign_keys(sql: MysqlSession) -> None:
     expect(1451, sql, "DROP TABLE p")
 
 
-def test_1153_packet_too_large(schema: str) -> None:
+def test_1153_packet_too_large(lab_server: tuple[str, int]) -> None:
     # max_allowed_packet is read-only per session: a small GLOBAL value only reaches sessions
-    # opened after it is set, so set it, connect, and put it back at once (the server is shared).
-    conn = mysql_root()
-    small = session(database=schema)
+    # opened after it is set, so set it, connect, and put it back at once.
+    _, port = lab_server
+    ((before,),) = lab_execute(port, "SELECT @@GLOBAL.max_allowed_packet")
+    small = session(port=port)
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@GLOBAL.max_allowed_packet")
-            (before,) = cur.fetchone()  # type: ignore[misc]
-            cur.execute("SET GLOBAL max_allowed_packet = 4096")
-            try:
-                assert small.scalar("SELECT @@SESSION.max_allowed_packet") == 4096
-            finally:
-                cur.execute("SET GLOBAL max_allowed_packet = %s", [int(before)])
+        lab_execute(port, "SET GLOBAL max_allowed_packet = 4096")
+        try:
+            assert small.scalar("SELECT @@SESSION.max_allowed_packet") == 4096
+        finally:
+            lab_execute(port, f"SET GLOBAL max_allowed_packet = {int(before)}")
         expect(1153, small, "SELECT %s AS big", ["x" * 20000])
         assert small.scalar("SELECT 1") == 1  # the session reconnects on its own afterwards
     finally:
         small.close()
-        conn.close()
 
 
 @pytest.mark.parametrize("kill", ["KILL CONNECTION", "KILL"])

@@ -1,6 +1,8 @@
 """runbooks/emergency.yml end to end against the lab (a private MariaDB + sshd, so fencing and
-killing sessions touch nobody else): after a simulated incident the core tables equal the
-backup (CHECKSUM TABLE), writes are open, every verify after the restore passed, exit 0. Killed
+killing sessions touch nobody else), with a backup that has NO binlog coordinates (the
+point-in-time recovery path is tests/integration/test_emergency_pitr.py): after a simulated
+incident the core tables equal the backup (CHECKSUM TABLE), the run says which window of writes
+is lost and keeps the snapshot, writes are open, every verify after the restore passed, exit 0. Killed
 with SIGKILL at a random instant of the restore stage (a journal record, or around a restore
 batch's commit) and resumed with `runbook resume RUN_ID`, it ends the same way."""
 
@@ -123,7 +125,12 @@ def test_emergency_after_an_incident_ends_with_the_backup(lab: Lab) -> None:
     assert "replicas: db2 caught up, core tables equal the primary's" in out
     assert "connection(s) (at reopen" in out  # the watch after reopen
     lab.assert_recovered(run_id, backup_sums)
-    # the rows written after the backup were not lost: they are in the snapshot
+    # This backup has no binlog coordinates: no point-in-time recovery. The run asked, and its
+    # last line says which window of writes is lost from the core tables and where they are;
+    # the snapshot holds them (the two orders written after the backup), and is never offered
+    # for dropping.
+    assert "it holds no binlog coordinates" in out and "the binlogs since it cannot be read" in out
+    assert "LOST from the core tables: every write between the backup" in out and "never `runbook snapshots drop" in out
     rows = lab.sql(f"SELECT COUNT(*) FROM _rb_snap_{run_id.replace('-', '_')}.shop__orders WHERE id > 20000")
     assert rows == [(2,)]
 
@@ -277,3 +284,21 @@ def test_a_dropped_core_table_is_created_from_the_backup(lab: Lab) -> None:
     assert "recorded as absent" in out  # the snapshot knows there was nothing to copy
     assert "created from the backup: order_items" in out  # the final line says it
     lab.assert_recovered(run_id, backup_sums)
+
+
+def test_partial_restore_by_backup_never_turns_a_foreign_key_error_into_an_ignored_row(lab: Lab) -> None:
+    """Finding 5: INSERT IGNORE turns a foreign-key failure into a warning. An order cancelled
+    on purpose since the backup (its items cascaded away) must not come back as orphan items,
+    nor be counted as "already there": the restore fails, naming the table, and writes nothing
+    of it."""
+    lab.load_shop_and_back_it_up()
+    lab.sql("DELETE FROM shop.orders WHERE id = 7",                       # cancelled on purpose
+            "DELETE FROM shop.order_items WHERE order_id BETWEEN 100 AND 599")  # the bad deploy
+    before = lab.sql("SELECT COUNT(*) FROM shop.order_items")
+    rc, out = lab.cli("play", str(ROOT / "runbooks" / "partial-restore.yml"), "-i", str(lab.home / "lab" / "inventory.yml"),
+                      "-e", "schema=shop", "-e", f"backup={lab.backup}", "-e", '{"tables": ["order_items"]}', "--yes")
+    assert rc == 1, out
+    assert "order_items" in out and ("1452" in out or "foreign key" in out.lower())
+    assert "row(s) brought back" not in out
+    assert lab.sql("SELECT COUNT(*) FROM shop.order_items WHERE order_id = 7") == [(0,)]
+    assert lab.sql("SELECT COUNT(*) FROM shop.order_items") == before

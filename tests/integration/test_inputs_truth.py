@@ -155,7 +155,7 @@ stages:
       - name: Ready
         shell: test -e {lab / 'flag'}
 """)
-    res = cli("play", str(where / "rb.yml"), "-i", str(lab / "inv.yml"), "-e", "api_token=fuzzpw", cwd=lab)
+    res = cli("play", str(where / "rb.yml"), "-i", str(lab / "inv.yml"), "-e", "api_token=fuzzpw", "--allow-unused-vars", cwd=lab)
     assert res.returncode == 1, res.stdout
     header = (lab / "home" / run_id_of(res) / "journal.jsonl").read_text().splitlines()[0]
     assert str(where / "rb.yml") in header and "fuzzpw" not in header.replace(str(where), "")
@@ -248,9 +248,17 @@ def test_templated_secrets_are_masked_from_the_first_step(lab: Path) -> None:
     assert token not in res.stdout + res.stderr and token not in journal
 
 
-def test_check_mode_of_stop_writes_names_who_can_still_write(lab: Path) -> None:
+def test_check_mode_of_stop_writes_names_who_can_still_write(tmp_path: Path, lab_server: tuple[str, int]) -> None:
+    # A check changes nothing, but were it to fence, it would fence the private lab server,
+    # never the machine's (shared by everyone's tests).
+    lab = tmp_path
+    (lab / "inv.yml").write_text(INVENTORY.replace("3306", str(lab_server[1])).format(extra=""))
     (lab / "rb.yml").write_text("name: c\ntargets: ctl\nstages:\n  - name: s\n    steps:\n      - {name: Fence, stop_writes: {}}\n")
-    res = cli("play", "rb.yml", "-i", "inv.yml", "--check", cwd=lab)
+    client = pymysql.connect(host="127.0.0.1", port=lab_server[1], user="root")  # a session the fence would leave
+    try:
+        res = cli("play", "rb.yml", "-i", "inv.yml", "--check", cwd=lab)
+    finally:
+        client.close()
     assert res.returncode == 0, res.stdout
     assert "could still write under the fence" in res.stdout and "'root'@" in res.stdout, res.stdout
     assert "client session(s) would stay connected" in res.stdout, res.stdout

@@ -55,7 +55,7 @@ def test_play_with_an_ini_inventory(tmp_path: Path, sshd: SshdServer) -> None:
 
 def test_a_targeted_host_we_cannot_use_is_refused_before_anything_runs(tmp_path: Path, sshd: SshdServer) -> None:
     ini = _layout(tmp_path, sshd)
-    res = cli("play", str(tmp_path / "rb.yml"), "-i", str(ini), "--limit", "db1:switch1", "-e", "x=1", cwd=tmp_path, home=tmp_path / "home")
+    res = cli("play", str(tmp_path / "rb.yml"), "-i", str(ini), "--limit", "db1:switch1", "-e", "x=1", "--allow-unused-vars", cwd=tmp_path, home=tmp_path / "home")
     # the runbook targets dbs: switch1 is in the limit but not targeted, so nothing refuses it
     assert res.returncode == 0, out_of(res)
     (tmp_path / "rb2.yml").write_text("name: all\ntargets: all\nstages:\n  - name: s\n    steps:\n      - name: x\n        shell: 'true'\n")

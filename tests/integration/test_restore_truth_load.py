@@ -11,7 +11,9 @@ import pytest
 
 from tests.cliutil import out_of, run_id_of
 from tests.integration.restore_helpers import checksums, dump, execute, query
+from tests.conftest import MYSQL_USER
 from tests.integration.restore_play import (
+    LOCAL,
     count,
     drop_snapshots_of,
     hand_dump,
@@ -172,7 +174,7 @@ def test_target_triggers_are_put_back_after_a_fatal_stop(tmp_path: Path, schema:
                   f" GRANT SELECT, INSERT ON `{schema}`.`log` TO '{user}'@'%'; GRANT ALL ON `_runbook`.* TO '{user}'@'%'")
     execute(schema, f"CREATE DEFINER='{user}'@'%' TRIGGER a_ins AFTER INSERT ON a FOR EACH ROW INSERT INTO log VALUES (NEW.id)")
     try:
-        inventory = f"all:\n  vars: {{mysql_user: {user}, mysql_host: 127.0.0.1}}\n  hosts:\n    h: {{connection: local}}\n"
+        inventory = LOCAL.replace(f"mysql_user: {MYSQL_USER}", f"mysql_user: {user}")
         res = play(tmp_path, restore_step(file=path, schema=schema, file_on="control", parallel=1), inventory=inventory)
         out = out_of(res)
         assert res.returncode == 1, out

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from engine.errors import ActionError
-from engine.mysql.binlog.events import packed_int
+from engine.mysql.binlog.tablemap import packed_int
 from engine.mysql.binlog.covered import Covered, is_single_gtid
 from engine.mysql.binlog.rows import _column, _decimal, _time2, decimal_size
 from engine.mysql.binlog.statements import TableChange, table_changes

@@ -90,6 +90,7 @@ class Restore(Phases, Action):
         super().__init__(args, ctx)
         self._dump_source = DumpSource(args, ctx)
         self._resumed = False
+        self._sid_cached: str | None = None
 
     # -- inputs ---------------------------------------------------------------------------
     def _flag(self, key: str, default: bool) -> bool:
@@ -116,7 +117,16 @@ class Restore(Phases, Action):
 
     @property
     def _sid(self) -> str:
-        return prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, self._schema)
+        """This step's progress key, with the generation of its tables (a snapshot undo that
+        swapped them back since bumps it: the step loads again)."""
+        if self._sid_cached is None:
+            from engine.mysql.generations import signature
+
+            tables = self.args.get("tables")
+            generation = signature(self.ctx.sql(), self._schema, list(tables) if tables else None,
+                                   exclude=self.args.get("exclude_tables") or ())
+            self._sid_cached = prog.step_id(self.ctx.run_id, self.ctx.step_key, self.ctx.host.name, self._schema, generation)
+        return self._sid_cached
 
     def _options(self, scan: Any) -> RestoreOptions:
         return RestoreOptions(schema_mismatch=str(self.args.get("schema_mismatch", "error")),
@@ -292,6 +302,7 @@ class Restore(Phases, Action):
         loader = Loader(plan=plan, index=index, dump_path=self._dump_source.path, sid=sid, done=done, make_session=make,
                         control=control, parallel=int(self.args.get("parallel", 2)), binlog=self._flag("binlog", True),
                         ids=ids, on_progress=report, allow_warnings=self._flag("allow_warnings", False))
+        loader.fault.noticed = self.ctx.interrupted
         self._loader = loader
         shared = loader.run()
         report(shared)
@@ -322,6 +333,11 @@ class Restore(Phases, Action):
                                orphans=orphans, phases={k: round(v, 3) for k, v in getattr(self, "_phases", {}).items()},
                                warnings=warnings, binlog_start=self._binlog_start())
         data = result.registered()
+        from engine.actions.restore.snapshot_delta import left_in_snapshot
+
+        left = left_in_snapshot(sql, self.ctx.run_id, self._schema, [t for t in plan.tables if t.name not in failed])
+        if left is not None:  # rows written after the backup, now only in the snapshot (the report says how many)
+            data["only_in_snapshot"] = left
         if failed:
             reasons = []
             for n in failed:

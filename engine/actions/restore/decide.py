@@ -116,7 +116,8 @@ def _table(f: Facts, plan: Plan, n: str) -> TablePlan:
                   shape=shape, via_temp=cols.via_temp, fk_checks=True, group=None, level=0, parents=set(),
                   transactional=engine.lower() in TRANSACTIONAL, empty=_emptiness(f, n, tgt, ddl), findings=diffs,
                   has_triggers=bool(getattr(ts, "has_triggers", False)), create_sql=_create_text(ts, d),
-                  dump_columns=cols.columns, created=ddl in ("create", "recreate") or n in f.created_by_step)
+                  dump_columns=cols.columns, created=ddl in ("create", "recreate") or n in f.created_by_step,
+                  conflict=f.options.on_conflict)
     _keys(f, plan, t, d, kept)
     if cols.via_temp and (not load_data or t.staged):
         plan.refuse(f"{n}: the target lacks dump column(s) {', '.join(sorted(cols.absent))} and the rows hold values only"

@@ -253,6 +253,10 @@ class Loader:
                 if not t.transactional:
                     raise NotRetried(t, b, SqlError("the batch's rows hold a duplicate key", errno=1062)) from None
                 force_insert = True
+            except DataWarning as exc:
+                if not t.transactional:  # the rows stayed: the rollback does not reach them
+                    raise NotRetried(t, b, exc) from None
+                raise
             except (ConnectError, SqlError) as exc:
                 diag = diagnose(exc.errno) if isinstance(exc, SqlError) else None
                 lost_conn = isinstance(exc, ConnectError) or (diag is not None and diag.lost_connection and exc.errno != 1153)

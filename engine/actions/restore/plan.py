@@ -117,9 +117,10 @@ class TablePlan:
     keep_counter: bool = False  # AUTO_INCREMENT read before truncate/recreate and kept at least there after
     reload: bool = False  # non-transactional, left partial by an earlier attempt: emptied and loaded whole
     created: bool = False  # this step creates it (or did in an earlier attempt): its rows are all the dump's
+    conflict: str = "error"  # the step's on_conflict (shape.conflict is how rows are written: upsert writes by INSERT)
 
     def strategy(self) -> str:
-        conflict = self.shape.conflict if not self.staged else "upsert"
+        conflict = self.conflict
         if self.staged:
             how = "through a temporary copy, applied by " + ", ".join(self.identity)
         elif self.via_temp:

@@ -86,8 +86,12 @@ TABLES_DDL = """CREATE TABLE IF NOT EXISTS {table} (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 
 
-def step_id(run_id: str, step_key: str, host: str, schema: str) -> str:
-    return hashlib.sha1("\0".join((run_id, step_key, host, schema)).encode()).hexdigest()
+def step_id(run_id: str, step_key: str, host: str, schema: str, generation: int = 0) -> str:
+    """The key of a restore step's progress. ``generation``: of the tables it loads (see
+    :mod:`engine.mysql.generations`): after a snapshot undo swapped them back, the step's
+    earlier progress no longer describes the live tables, and the new key finds none of it."""
+    parts = (run_id, step_key, host, schema) + ((f"generation {generation}",) if generation else ())
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()
 
 
 def progress_table() -> str:

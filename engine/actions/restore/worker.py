@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 from engine.errors import RunbookError
@@ -17,7 +18,14 @@ STRICT = "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'STRICT_
 class Fault:
     """Test hooks (read only here): ``RUNBOOK_FAULT_RESTORE_KILL=before_commit:N|after_commit:N``
     SIGKILLs this process around its N-th batch commit; ``RUNBOOK_FAULT_RESTORE_KILL_CONN=N``
-    KILLs the worker's connection from another session in the middle of the N-th batch."""
+    KILLs the worker's connection from another session in the middle of the N-th batch;
+    ``RUNBOOK_FAULT_RESTORE_SIGINT=after_commit:N,after_commit:M`` sends this process a SIGINT
+    (the operator's Ctrl-C, at a seeded instant) at each of those points: after the first the
+    worker waits until the run noticed it (``noticed``, the run's interrupted event), after a
+    later one it holds the batch for ``SIGINT_HOLD`` seconds (the rest of a restore still to
+    run when the second press lands)."""
+
+    SIGINT_HOLD = 2.0
 
     def __init__(self) -> None:
         spec = os.environ.get("RUNBOOK_FAULT_RESTORE_KILL", "")
@@ -27,6 +35,10 @@ class Fault:
         self.kill_conn = int(k) if k.isdigit() else None
         self.count = 0
         self.lock = threading.Lock()
+        self.sigint = {(w, int(k)) for w, _, k in (p.partition(":") for p in
+                                                    os.environ.get("RUNBOOK_FAULT_RESTORE_SIGINT", "").split(",")) if k.isdigit()}
+        self.noticed: threading.Event | None = None
+        self.sent = 0
 
     def number(self) -> int:
         with self.lock:
@@ -36,6 +48,13 @@ class Fault:
     def point(self, where: str, n: int) -> None:
         if self.at is not None and self.when == where and n == self.at:
             os.kill(os.getpid(), signal.SIGKILL)
+        if (where, n) in self.sigint:
+            self.sent += 1
+            os.kill(os.getpid(), signal.SIGINT)
+            if self.sent == 1 and self.noticed is not None:
+                self.noticed.wait(60)
+            elif self.sent > 1:
+                time.sleep(self.SIGINT_HOLD)
 
 
 class Worker:

@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections import ChainMap
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from engine.actions.base import Action, register
@@ -17,7 +18,7 @@ from engine.actions.verify.plan import NotYet, Planner, merged_required, missing
 from engine.actions.verify.pool import run_tasks
 from engine.actions.verify.record import record
 from engine.actions.verify.suites import Suite, find_suite, load_suite, suite_problems
-from engine.errors import ActionError, ConnectError, InputError, SqlError
+from engine.errors import ActionError, ConnectError, InputError, SqlError, ValidationFailed
 from engine.model import Status, StepResult
 from engine.mysql.introspect import base_tables, schema_exists, table_sizes
 from engine.mysql.limits import BoundedSql
@@ -87,6 +88,36 @@ class Verify(Action):
     def local_names(cls, args: Any) -> set[str]:
         v = args.get("vars") if isinstance(args, dict) else None
         return {str(k) for k in v} if isinstance(v, dict) else set()
+
+    @classmethod
+    def var_reads(cls, args: Any, base_dir: str, render: Callable[[Any], Any] | None = None
+                  ) -> list[tuple[Any, frozenset[str]]] | None:
+        """The step's rules and its suites' rules see the step's ``vars:`` (and a suite's own)
+        before the run's variables; the rest of the arguments see the run's. A templated suite
+        path is rendered with what is known before the run, if it can be."""
+        if not isinstance(args, dict):
+            return [(args, frozenset())]
+        step_vars = frozenset(cls.local_names(args))
+        out: list[tuple[Any, frozenset[str]]] = [({k: v for k, v in args.items() if k != "rules"}, frozenset()),
+                                                 (args.get("rules"), step_vars)]
+        names = args.get("suite")
+        if has_template(names):  # a path (or list of paths) given by a template
+            try:
+                names = render(names) if render is not None else None
+            except Exception:  # it needs what only the run knows (a registered result)
+                names = None
+            if names is None:
+                return None
+        for name in [names] if isinstance(names, str) else names if isinstance(names, list) else []:
+            if not isinstance(name, str) or has_template(name):
+                return None
+            try:
+                suite = load_suite(name, base_dir)
+            except (InputError, ValidationFailed):
+                continue  # reported by file_problems
+            out.append((list(suite.vars.values()), step_vars))
+            out.append((suite.rules, step_vars | frozenset(str(k) for k in suite.vars)))
+        return out
 
     @classmethod
     def file_problems(cls, args: Any, base_dir: str) -> list[Any]:

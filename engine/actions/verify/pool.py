@@ -77,7 +77,7 @@ def run_tasks(tasks: list[Task], open_sessions: Callable[[int], Sessions], paral
     if workers == 1:
         work(0)
     else:
-        threads = [threading.Thread(target=work, args=(i,), name=f"verify-{i}") for i in range(workers)]
+        threads = [threading.Thread(target=work, args=(i,), name=f"verify-{i}", daemon=True) for i in range(workers)]
         for t in threads:
             t.start()
         for t in threads:

@@ -35,7 +35,8 @@ from typing import Any, Protocol
 from engine.errors import ActionError, ConnectError, LostConnection, SqlError
 from engine.mysql.binlog import build, conflicts
 from engine.mysql.binlog.conflicts import SAME, Conflict, RowCheck
-from engine.mysql.binlog.events import DELETE, STMT_END_F, UPDATE, WRITE, FormatDescription
+from engine.mysql.binlog.resolve import resolve
+from engine.mysql.binlog.events import DELETE, UPDATE, WRITE, FormatDescription
 from engine.mysql.binlog.reader import Transaction
 from engine.mysql.binlog.rows import RowsEvent
 from engine.mysql.binlog.tables import Compare, LiveTable, comparators
@@ -61,16 +62,6 @@ class ProgressSink(Protocol):
     def amend(self, sql: Any, group: list[Transaction], rows: int, conflicts: int) -> None:
         """Before COMMIT, when the rows or conflicts differ from what ``claim`` said."""
         ...
-
-
-class ConflictError(ActionError):
-    """``on_conflict: error`` met a row not as the event expects."""
-
-    def __init__(self, conflict: Conflict):
-        super().__init__(f"conflict: {conflict.text()}; this group of transactions was rolled back",
-                         hint="on_conflict: skip leaves such rows as they are, overwrite writes the event's after image; "
-                              "or fix the row and resume")
-        self.conflict = conflict
 
 
 @dataclass
@@ -102,7 +93,7 @@ class _Fault:
 class Applier:
     """Applies transactions over one session (see the module docstring)."""
 
-    def __init__(self, sql: Any, tables: dict[str, LiveTable], opts: ApplyOptions, progress: ProgressSink | None, *,
+    def __init__(self, sql: Any, tables: dict[Any, LiveTable], opts: ApplyOptions, progress: ProgressSink | None, *,
                  max_packet: int = 16 << 20):
         self.sql, self.tables, self.opts, self.progress = sql, tables, opts, progress
         self.fde: FormatDescription | None = None  # the format of the events being applied (sent to the session)
@@ -111,6 +102,7 @@ class Applier:
         self.fault = _Fault()
         self._conn_id: int | None = None
         self._cmp: dict[int, list[Compare | None]] = {}
+        self._refused = ""
         self.stats = ApplyStats()
 
     # -- the session ------------------------------------------------------------------------
@@ -128,6 +120,13 @@ class Applier:
         self.fde = fde
         return self.sql
 
+    def _live(self, rev: RowsEvent) -> LiveTable:
+        """The live table of ``rev``: keyed (schema, table), or by name within one schema."""
+        lt = self.tables.get((rev.table.schema, rev.table.table)) or self.tables.get(rev.table.table)  # type: ignore[call-overload]
+        if lt is None:
+            raise ActionError(f"{rev.table.name} is in the binlogs but not among the tables to apply to")
+        return lt
+
     def _f(self) -> FormatDescription:
         assert self.fde is not None
         return self.fde
@@ -138,6 +137,9 @@ class Applier:
         size = 0
         limit_n = 1 if self.opts.keep_gtids else self.opts.group_transactions
         for txn in txns:
+            if self.opts.keep_gtids and txn.queries:
+                raise ActionError(f"the transaction at {_where(txn)} is a statement ({txn.queries[0].text[:120]}): keep_gtids "
+                                  "applies row events only", hint="apply it by hand under its GTID, then go on from after it")
             if not txn.rows:
                 continue
             assert txn.fde is not None
@@ -206,6 +208,10 @@ class Applier:
             return False
         if not self._fast(group):
             s.query("ROLLBACK")
+            if not self.tables:
+                raise ActionError(f"applying {_where(group[0])}: the server refused a row ({self._refused}): this server's "
+                                  "rows differ from the ones the source changed", hint="compare the row on both servers; "
+                                  "the transaction was rolled back, nothing of it was applied")
             self.stats.slow_groups += 1
             s.query("START TRANSACTION")
             if self.progress is not None and not self.progress.claim(s, group, rows):
@@ -236,7 +242,7 @@ class Applier:
     def _compare(self, rev: RowsEvent) -> list[Compare | None]:
         key = id(rev.layout)
         if key not in self._cmp:
-            self._cmp[key] = comparators(rev.layout, self.tables[rev.table.table])
+            self._cmp[key] = comparators(rev.layout, self._live(rev))
         return self._cmp[key]
 
     def _fast(self, group: list[Transaction]) -> bool:
@@ -244,7 +250,11 @@ class Applier:
         checks: list[RowCheck] = []
         for txn in group:
             for rev in txn.rows:
-                lt = self.tables[rev.table.table]
+                if not self.tables:
+                    # No live table given (a failover's catch-up of every schema): the server checks
+                    # each row as a replica's SQL thread does (1032, 1062).
+                    continue
+                lt = self._live(rev)
                 if not lt.key:
                     continue  # the server finds such rows by their whole image: 1032 when it cannot
                 for b, a in rev.images:
@@ -261,132 +271,65 @@ class Applier:
                         touched.add((lt.table, rev.key_values(a, lt.key, after=True)))
         if checks and any(st != SAME for st in conflicts.states(self.sql, checks)):
             return False
+        expected = {WRITE: 0, UPDATE: 0, DELETE: 0}
+        for txn in group:
+            for rev in txn.rows:
+                expected[rev.kind] += len(rev)
         try:
-            for stmt in self._statements([(rev, None) for txn in group for rev in txn.rows]):
-                self.sql.query(stmt)
+            self._send(self._statements([(rev, None) for txn in group for rev in txn.rows]), expected, group[0])
         except SqlError as exc:
             if exc.errno in (1032, 1062):  # a row missing, a key taken: the slow path says which
+                self._refused = exc.render()
                 return False
             raise
         return True
 
     def _statements(self, items: list[tuple[RowsEvent, list[bytes] | None]]) -> list[str]:
-        """BINLOG statements for rows events (each with its Table_map), cut to fit a packet."""
-        out: list[str] = []
-        chunk: list[bytes] = []
-        size = 0
-        maps: dict[int, bytes] = {}
-        for rev, events in items:
-            tm = rev.table.event.data if rev.table.event is not None else b""
-            if self.opts.target_schema:
-                tm = build.retarget(tm, self._f(), self.opts.target_schema)
-            if events is None:
-                ev = rev.event.data
-                if rev.end_statement:
-                    ev = build.rows_event(rev, self._f(), rev.kind, [x for x in _orig(rev)], _bitmaps(rev), stmt_end=True)
-                events = [ev]
-            need = sum(map(len, events)) + (len(tm) if maps.get(rev.table.table_id) != tm else 0)
-            if chunk and size + need > self.stmt_bytes:
-                out.append(build.binlog_statement(chunk))
-                chunk, size, maps = [], 0, {}
-            if maps.get(rev.table.table_id) != tm:
-                chunk.append(tm)
-                size += len(tm)
-                maps[rev.table.table_id] = tm
-            chunk.extend(events)
-            size += sum(map(len, events))
-        if chunk:
-            out.append(build.binlog_statement(chunk))
-        return out
+        return build.statements(items, self._f(), target_schema=self.opts.target_schema, limit=self.stmt_bytes)
 
     # -- the slow path: event by event, each row checked ------------------------------------------
     def _exact(self, group: list[Transaction]) -> int:
         applied = 0
         for txn in group:
             for rev in txn.rows:
-                events, n = self._resolve(txn, rev)
-                applied += n
-                for stmt in self._statements([(rev, events)]) if events else []:
-                    self.sql.query(stmt)
+                events, counts = self._resolve(txn, rev)
+                applied += sum(counts.values())
+                if events:
+                    self._send(self._statements([(rev, events)]), counts, txn)
         return applied
 
-    def _resolve(self, txn: Transaction, rev: RowsEvent) -> tuple[list[bytes], int]:
-        """The events to send for ``rev`` after checking each of its rows, and their row count."""
-        lt = self.tables[rev.table.table]
-        cmp = self._compare(rev)
-        imgs = rev.images
-        checks: list[RowCheck] = []
-        idx: list[int] = []
-        for i, (b, a) in enumerate(imgs):
-            if rev.kind == WRITE:
-                if lt.key:
-                    checks.append(RowCheck(lt, cmp, rev.values(a, after=True)))  # type: ignore[arg-type]
-                    idx.append(i)
-            else:
-                checks.append(RowCheck(lt, cmp, rev.values(b)))  # type: ignore[arg-type]
-                idx.append(i)
-        state = dict(zip(idx, conflicts.states(self.sql, checks))) if checks else {}
-        out: list[tuple[str, tuple[tuple[int, int], ...], tuple[bytes, bytes | None]]] = []
-        for i, (b, a) in enumerate(imgs):
-            st = state.get(i, SAME if rev.kind != WRITE else conflicts.MISSING)
-            ok = st == conflicts.MISSING if rev.kind == WRITE else st == SAME
-            if ok:
-                out.append((rev.kind, _orig_row(rev, b, a), _bitmaps(rev)))
-                continue
-            c = Conflict("exists" if rev.kind == WRITE else st, rev.kind, lt.name, checks[idx.index(i)].key_text(),
-                         rev.event.file, rev.event.pos, txn.gtid, self.opts.on_conflict)
+    def _send(self, statements: list[str], expected: dict[str, int], txn: Transaction) -> None:
+        """Run BINLOG statements and make sure the server applied every row they hold: a rows
+        event whose table the server did not open (a Table_map after the statement's first
+        rows event) is left out silently otherwise. The session's handler counters say what
+        it wrote (cascades only add to them)."""
+        before = self._handler_counts()
+        for stmt in statements:
+            self.sql.query(stmt)
+        after = self._handler_counts()
+        short = {k: (n, after[k] - before[k]) for k, n in expected.items() if after[k] - before[k] < n}
+        if short:
+            what = ", ".join(f"{k}s: {n} in the events, {got} applied" for k, (n, got) in short.items())
+            raise ActionError(f"the server left rows out applying the transactions at {_where(txn)} ({what}); that group was "
+                              "rolled back", hint="this is a defect of the replay: report it with the binlog position")
+
+    def _handler_counts(self) -> dict[str, int]:
+        rows = self.sql.query("SHOW SESSION STATUS WHERE Variable_name IN ('Handler_write', 'Handler_update', 'Handler_delete')").rows
+        got = {str(r["Variable_name"]).lower(): int(r["Value"]) for r in rows}
+        return {WRITE: got.get("handler_write", 0), UPDATE: got.get("handler_update", 0), DELETE: got.get("handler_delete", 0)}
+
+    def _resolve(self, txn: Transaction, rev: RowsEvent) -> tuple[list[bytes], dict[str, int]]:
+        def record(c: Conflict) -> None:
             self.stats.conflicts += 1
             if len(self.stats.conflict_list) < 100:
                 self.stats.conflict_list.append(c)
-            if self.opts.on_conflict == "error":
-                raise ConflictError(c)
-            if self.opts.on_conflict == "skip":
-                continue
-            out.extend(self._overwrite(rev, lt, st, b, a))
-        events: list[bytes] = []
-        merged: list[tuple[str, list[tuple[tuple[int, int], ...]], tuple[bytes, bytes | None]]] = []
-        for kind, row, bm in out:
-            if merged and merged[-1][0] == kind and merged[-1][2] == bm:
-                merged[-1][1].append(row)
-            else:
-                merged.append((kind, [row], bm))
-        end = bool(rev.head.flags & STMT_END_F) or rev.end_statement
-        for j, (kind, rows, bm) in enumerate(merged):
-            events.append(build.rows_event(rev, self._f(), kind, list(rows), bm, stmt_end=end and j == len(merged) - 1))
-        return events, sum(len(r) for _, r, _ in merged)
 
-    def _overwrite(self, rev: RowsEvent, lt: LiveTable, st: str, b: Any, a: Any) -> list[Any]:
-        """``on_conflict: overwrite``: what makes the row the event's after image."""
-        if rev.kind == DELETE:
-            return [] if st == conflicts.MISSING else [(DELETE, (b,), _bitmaps(rev))]
-        if rev.kind == WRITE:  # the key is taken: update that row to the image
-            return [(UPDATE, (a, a), (rev.head.present, rev.head.present))]
-        if st == conflicts.MISSING:  # an update of a missing row: insert its after image
-            if not rev.full_image(after=True):
-                raise ActionError(f"on_conflict: overwrite needs the whole after image of {lt.name} (binlog_row_image=FULL)")
-            return [(WRITE, (a,), (build.after_bitmap(rev), None))]
-        if not lt.key:
-            raise ActionError(f"on_conflict: overwrite cannot tell which row of {lt.name} to overwrite: it has no primary key")
-        return [(UPDATE, (b, a), _bitmaps(rev))]
+        return resolve(self.sql, txn, rev, self._live(rev), self._compare(rev), self._f(), self.opts.on_conflict, record)
 
 
 def _format(fde: FormatDescription) -> tuple[Any, ...]:
     """What a Format_description says about reading events (not when or by whom it was written)."""
     return (fde.binlog_version, fde.post_header, fde.checksum, fde.server_version)
-
-
-def _orig_row(rev: RowsEvent, b: Any, a: Any) -> tuple[tuple[int, int], ...]:
-    if rev.kind == UPDATE:
-        return (b, a)
-    return (a,) if rev.kind == WRITE else (b,)
-
-
-def _orig(rev: RowsEvent) -> list[tuple[tuple[int, int], ...]]:
-    return [_orig_row(rev, b, a) for b, a in rev.images]
-
-
-def _bitmaps(rev: RowsEvent) -> tuple[bytes, bytes | None]:
-    return rev.head.present, rev.head.present_after
 
 
 def _where(txn: Transaction) -> str:

@@ -16,12 +16,14 @@ Each is the source event's header with a new body, type and CRC32.
 from __future__ import annotations
 
 import base64
+import zlib
 from collections.abc import Iterable
 
 from engine.mysql.binlog.events import (
-    DELETE, HEADER_LEN, ROWS_TYPE, STMT_END_F, TABLE_MAP, UPDATE, WRITE, FormatDescription, body, packed_int, rebuild,
+    DELETE, HEADER_LEN, ROWS_TYPE, STMT_END_F, TABLE_MAP, UPDATE, WRITE, FormatDescription, body, rebuild,
 )
 from engine.mysql.binlog.rows import RowsEvent
+from engine.mysql.binlog.tablemap import packed_int
 
 Span = tuple[int, int]
 
@@ -83,3 +85,59 @@ def binlog_statement(events: Iterable[bytes]) -> str:
 def encoded_size(n: int) -> int:
     """Characters a BINLOG statement needs for ``n`` bytes of events."""
     return (n + 2) // 3 * 4 + 16
+
+
+def with_stmt_end(data: bytes, rev: RowsEvent, fde: FormatDescription, on: bool) -> bytes:
+    """A rows event (``rev``'s, or one made from it) with STMT_END_F set or cleared."""
+    at = rev.head.flags_off
+    flags = data[at] | data[at + 1] << 8
+    want = (flags | STMT_END_F) if on else (flags & ~STMT_END_F)
+    if want == flags:
+        return data
+    out = bytearray(data)
+    out[at:at + 2] = want.to_bytes(2, "little")
+    if fde.tail:
+        out[-4:] = zlib.crc32(memoryview(out)[:-4]).to_bytes(4, "little")
+    return bytes(out)
+
+
+def statements(items: list[tuple[RowsEvent, list[bytes] | None]], fde: FormatDescription, *, target_schema: str | None,
+           limit: int) -> list[str]:
+    """BINLOG statements for rows events, cut to fit a packet. Each is one statement for the
+    server, as a multi-table statement is logged: every Table_map it needs first, then the
+    rows events, only the last flagged STMT_END_F. (The server opens the tables of a
+    statement at its first rows event — a Table_map after that is never opened and the
+    rows of its table are silently left out — and closes them at STMT_END_F: once per
+    BINLOG statement instead of once per source statement is what makes a replay fast.)"""
+    out: list[str] = []
+    maps: dict[int, tuple[bytes, bytes]] = {}  # table id -> (body, event) in this statement
+    rows: list[tuple[RowsEvent, bytes]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal maps, rows, size
+        if rows:
+            last = len(rows) - 1
+            evs = [tm for _, tm in maps.values()] + [with_stmt_end(ev, rev, fde, i == last) for i, (rev, ev) in enumerate(rows)]
+            out.append(binlog_statement(evs))
+        maps, rows, size = {}, [], 0
+
+    for rev, events in items:
+        tm = rev.table.event.data if rev.table.event is not None else b""
+        if target_schema:
+            tm = retarget(tm, fde, target_schema)
+        body = tm[HEADER_LEN:len(tm) - fde.tail]  # not the header's time and position, nor the CRC over them
+        tid = rev.table.table_id
+        evs = [rev.event.data] if events is None else events
+        if not evs:
+            continue
+        need = sum(map(len, evs)) + (len(tm) if tid not in maps else 0)
+        if rows and (size + need > limit or (tid in maps and maps[tid][0] != body)):
+            flush()
+        if tid not in maps:
+            maps[tid] = (body, tm)
+            size += len(tm)
+        rows.extend((rev, ev) for ev in evs)
+        size += sum(map(len, evs))
+    flush()
+    return out

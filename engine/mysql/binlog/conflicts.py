@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import ActionError
 from engine.mysql.binlog.rows import ABSENT
 from engine.mysql.binlog.tables import Compare, LiveTable
 from engine.mysql.sqlutil import qualified
@@ -113,3 +114,13 @@ def _states(sql: Sql, checks: list[RowCheck]) -> list[str]:
             params += same_params
     found = {int(r["n"]): r["same"] for r in sql.query(" UNION ALL ".join(parts), params).rows}
     return [MISSING if n not in found else (SAME if found[n] else DIFFERS) for n in range(len(checks))]
+
+
+class ConflictError(ActionError):
+    """``on_conflict: error`` met a row not as the event expects."""
+
+    def __init__(self, conflict: Conflict):
+        super().__init__(f"conflict: {conflict.text()}; this group of transactions was rolled back",
+                         hint="on_conflict: skip leaves such rows as they are, overwrite writes the event's after image; "
+                              "or fix the row and resume")
+        self.conflict = conflict

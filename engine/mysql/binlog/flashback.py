@@ -69,8 +69,12 @@ def inverse(txn: Transaction) -> Transaction:
     assert txn.fde is not None
     fde = txn.fde
     out = Transaction(txn.file, txn.pos, txn.time, gtid=txn.gtid, server_id=txn.server_id, end_pos=txn.end_pos, fde=fde)
-    for rev in reversed(txn.rows):
-        data = build.inverse(rev, fde, stmt_end=True)
+    last = len(txn.rows) - 1
+    for i, rev in enumerate(reversed(txn.rows)):
+        # Only the statement's last event ends it: the server releases the table maps at an
+        # end-of-statement flag, and the rows events after it would be dropped without a word
+        # (a 2000-row UPDATE spans several events: only the first of the inverse ones applied).
+        data = build.inverse(rev, fde, stmt_end=i == last)
         ev = frame(data, rev.event.file, rev.event.pos)
         out.rows.append(RowsEvent.of(ev, fde, rev.table, rev.layout))
     return out

@@ -46,17 +46,20 @@ def _where(t: Transaction) -> str:
 
 
 def scan(reader: BinlogReader, skip: list[Point], live: dict[str, LiveTable], *, end: EndAt | None,
-         stop_point: Point | None, skip_hint: Callable[[Transaction], str]) -> ReplayPlan:
+         stop_point: Point | None, skip_hint: Callable[[Transaction], str],
+         on_progress: Callable[[BinlogReader], None] | None = None) -> ReplayPlan:
     """Read the window once (rows counted, none kept) and plan the replay."""
     plan = ReplayPlan()
     matched = [0] * len(skip)
     for txn in reader.transactions():
+        if on_progress is not None:
+            on_progress(reader)
         hits = [i for i, p in enumerate(skip) if p.matches(txn)]
         for i in hits:
             matched[i] += 1
         if hits:
             plan.skipped.append({"gtid": txn.gtid, "file": txn.file, "pos": txn.pos, "end_pos": txn.end_pos,
-                                 "rows": txn.row_total(), "time": iso(txn.time)})
+                                 "rows": txn.row_total() if reader.count_rows else None, "time": iso(txn.time)})
             continue
         for ch in txn.changes:
             what = f"{ch.schema}.{ch.table}" if ch.table else f"every table of {ch.schema}"

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from engine.mysql.binlog import events as E
-from engine.mysql.binlog.events import BinlogError, Event, FormatDescription, Query, TableMap
+from engine.mysql.binlog.events import BinlogError, Event, FormatDescription, Query
+from engine.mysql.binlog.tablemap import TableMap, parse_table_map, table_id_of
 from engine.mysql.binlog.covered import Covered
 from engine.mysql.binlog.rows import Layout, RowsEvent
 from engine.mysql.binlog.sources import BinlogSource, file_key
@@ -90,11 +91,12 @@ class BinlogReader:
     def __init__(self, source: BinlogSource, *, schema: str | None, tables: set[str] | None, start: tuple[str, int],
                  end: EndAt | None = None, covered: Covered | None = None,
                  stop: Callable[[Transaction], bool] | None = None, keep: Callable[[Transaction], bool] | None = None,
-                 count_rows: bool = False, unsigned: Callable[[str, str], set[int]] | None = None):
+                 count_rows: bool = False, unsigned: Callable[[str, str], set[int]] | None = None, statements: bool = True):
         self.source, self.schema, self.tables = source, schema, tables
         self.start, self.end, self.covered = start, end, covered
         self.stop, self.keep, self.count_rows = stop, keep, count_rows
         self.unsigned = unsigned
+        self.statements = statements  # keep the Annotate_rows / Rows_query text (binlog_find shows it)
         self.fde: FormatDescription | None = None
         self._layouts: dict[bytes, tuple[TableMap, Layout | None]] = {}
         #: where reading stopped: the end of the last transaction read, or the end point
@@ -115,7 +117,7 @@ class BinlogReader:
             tm, lay = hit
             return TableMap(tm.table_id, tm.schema, tm.table, tm.types, tm.meta, tm.nullable, tm.signed, tm.names, ev), lay
         assert self.fde is not None
-        tm = E.parse_table_map(ev, self.fde)
+        tm = parse_table_map(ev, self.fde)
         lay = None
         if self.listed(tm.schema, tm.table):
             unsigned = self.unsigned(tm.schema, tm.table) if self.unsigned else None
@@ -124,40 +126,39 @@ class BinlogReader:
         return tm, lay
 
     # -- the window ------------------------------------------------------------------------
-    def _past_end(self, file: str, pos: int) -> bool:
-        if self.end is None:
-            return False
-        return (file_key(file), pos) >= (file_key(self.end.file), self.end.pos)
-
     def transactions(self) -> Iterator[Transaction]:
         file, pos = self.start
         cur: Transaction | None = None
         last_end: tuple[str, int] | None = None
         maps: dict[int, tuple[TableMap, Layout | None]] = {}
         annotate: str | None = None
+        start_file, start_pos = self.start
+        end_key = (file_key(self.end.file), self.end.pos) if self.end is not None else None
+        rows_types, gtid_types, notes = E.ROWS_KIND, (E.MARIA_GTID, E.MYSQL_GTID, E.ANONYMOUS_GTID), (E.ANNOTATE_ROWS, E.ROWS_QUERY)
+        fde: FormatDescription | None = None
         for ev in self.source.events(file, pos):
             typ = ev.type
             if typ == E.FORMAT_DESCRIPTION:
-                self.fde = E.parse_fde(ev)
+                fde = self.fde = E.parse_fde(ev)
                 continue
-            fde = self.fde
             if fde is None:
                 raise BinlogError(f"{ev.file}:{ev.pos}: events before any Format_description event: not the start of a binlog")
             if fde.tail:
                 E.verify(ev, 4)
-            if ev.pos is None or (ev.flags & E.ARTIFICIAL_F):
+            evpos = ev.pos
+            if evpos is None or (ev.flags & E.ARTIFICIAL_F):
                 continue  # made up by the server for the stream (fake Rotate, Gtid_list)
-            if (file_key(ev.file), ev.pos) < (file_key(self.start[0]), self.start[1]):
+            if evpos < start_pos and ev.file == start_file:
                 continue
-            if cur is None and self._past_end(ev.file, ev.pos):
+            if cur is None and end_key is not None and (file_key(ev.file), evpos) >= end_key:
                 self.stopped_at = (self.end.file, self.end.pos)  # type: ignore[union-attr]
                 return
             self.bytes_read += ev.size
-            last_end = (ev.file, ev.pos + ev.size)
-            if typ in (E.MARIA_GTID, E.MYSQL_GTID, E.ANONYMOUS_GTID) or (cur is None and typ == E.QUERY):
+            last_end = (ev.file, evpos + ev.size)
+            if typ in gtid_types or (cur is None and typ == E.QUERY):
                 if cur is not None:  # a group without its end (a crash of the source): never replayed
                     self.refusals.append(f"{cur.file}:{cur.pos}: a transaction without its COMMIT (the source crashed mid-write?)")
-                cur = Transaction(ev.file, ev.pos, ev.timestamp, server_id=ev.server_id, fde=fde)
+                cur = Transaction(ev.file, evpos, ev.timestamp, server_id=ev.server_id, fde=fde)
                 maps = {}
                 annotate = None
                 if typ == E.MARIA_GTID:
@@ -174,17 +175,19 @@ class BinlogReader:
                     continue
             if cur is None:
                 if typ in E.REFUSED:
-                    raise BinlogError(f"{ev.file}:{ev.pos}: {E.REFUSED[typ]} cannot be read here")
+                    raise BinlogError(f"{ev.file}:{evpos}: {E.REFUSED[typ]} cannot be read here")
                 if typ == E.INCIDENT:
-                    self.refusals.append(f"{ev.file}:{ev.pos}: an Incident event (the source lost events here)")
+                    self.refusals.append(f"{ev.file}:{evpos}: an Incident event (the source lost events here)")
+                continue
+            if typ in notes:
+                if self.statements:
+                    annotate = E.parse_annotate(ev, fde)
                 continue
             done = self._event(cur, ev, typ, fde, maps, annotate)
-            if typ in (E.ANNOTATE_ROWS, E.ROWS_QUERY):
-                annotate = E.parse_annotate(ev, fde)
-            elif typ in E.ROWS_KIND:
+            if typ in rows_types:
                 annotate = None
             if done:
-                cur.end_pos = ev.end_pos or ev.pos
+                cur.end_pos = evpos + ev.size
                 txn, cur = cur, None
                 self.stopped_at = (txn.file, txn.end_pos)
                 if self.end is not None and txn.file == self.end.file and txn.pos < self.end.pos < txn.end_pos:
@@ -210,7 +213,7 @@ class BinlogReader:
                maps: dict[int, tuple[TableMap, Layout | None]], annotate: str | None) -> bool:
         """Add ``ev`` to ``cur``; True when it ends the transaction."""
         if typ in E.ROWS_KIND:
-            entry = maps.get(E.table_id_of(ev, fde))
+            entry = maps.get(table_id_of(ev, fde))
             if entry is None:
                 raise BinlogError(f"{ev.file}:{ev.pos}: a rows event without its Table_map")
             tm, lay = entry
@@ -219,6 +222,10 @@ class BinlogReader:
                 at = E.HEADER_LEN + (4 if fde.post_header_len(typ) == 6 else 6)
                 if ev.data[at] & E.STMT_END_F and cur.rows and not cur.rows[-1].head.flags & E.STMT_END_F:
                     cur.rows[-1].end_statement = True  # its statement's last event was left out
+                return False
+            if not cur.kept and not self.count_rows:  # only that the table changed (and how) matters
+                key = (tm.table, E.ROWS_KIND[typ])
+                cur.row_counts[key] = cur.row_counts.get(key, 0)
                 return False
             rev = RowsEvent.of(ev, fde, tm, lay)
             if self.count_rows or not cur.kept:

@@ -11,11 +11,12 @@ has only with ``binlog_row_metadata=MINIMAL|FULL`` — otherwise it comes from t
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from engine.mysql.binlog.events import UPDATE, BinlogError, Event, FormatDescription, RowsHeader, TableMap, parse_rows_header
+from engine.mysql.binlog.events import UPDATE, BinlogError, Event, FormatDescription
+from engine.mysql.binlog.tablemap import RowsHeader, TableMap, parse_rows_header
 
 DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 _FIXED = {1: 1, 2: 2, 3: 4, 4: 4, 5: 8, 6: 0, 7: 4, 8: 8, 9: 3, 10: 3, 11: 3, 12: 8, 13: 1, 14: 3}
@@ -88,6 +89,7 @@ class Layout:
     table: TableMap
     columns: list[Column]
     signed: list[bool]
+    _present: dict[bytes, list[int]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, tm: TableMap, unsigned: set[int] | None = None) -> Layout:
@@ -102,7 +104,11 @@ class Layout:
         return cls(tm, cols, signed)
 
     def present(self, bitmap: bytes) -> list[int]:
-        return [i for i in range(len(self.columns)) if bitmap[i >> 3] & (1 << (i & 7))]
+        """The columns a bitmap says an image holds (memoised: a table's images share a few bitmaps)."""
+        hit = self._present.get(bitmap)
+        if hit is None:
+            hit = self._present[bitmap] = [i for i in range(len(self.columns)) if bitmap[i >> 3] & (1 << (i & 7))]
+        return hit
 
     def walk(self, d: bytes, off: int, present: list[int]) -> int:
         """The offset after the image that starts at ``off``."""

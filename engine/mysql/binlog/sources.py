@@ -9,11 +9,11 @@ Format_description first, so a reader knows how to read what follows.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import re
 import shlex
-import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from engine.mysql.binlog.events import BinlogError, Event
 _NAME = re.compile(r"^(?P<base>.+)\.(?P<num>\d{6,})(?P<gz>\.gz)?$")
 
 
+@functools.lru_cache(maxsize=4096)
 def file_key(name: str) -> tuple[int, str]:
     """Binlog files in order: by their number (``binlog.000010`` after ``binlog.000009``)."""
     m = _NAME.match(name)
@@ -51,35 +52,36 @@ class BinlogSource(Protocol):
     def close(self) -> None: ...
 
 
+CHUNK = 4 << 20
+
+
 def read_stream(f: Any, name: str, start: int) -> Iterator[Event]:
-    """Events of one binlog file object: its Format_description (at 4), then those from ``start``."""
-    if f.read(4) != E.MAGIC:
+    """Events of one binlog file object: its Format_description (at 4), then those from
+    ``start``. Read in 4 MiB chunks, each event one slice of a chunk (memory stays bounded,
+    whatever the file's size)."""
+    buf = f.read(CHUNK)
+    if buf[:4] != E.MAGIC:
         raise BinlogError(f"{name} is not a binlog file (no \\xfebin magic)")
-    head = f.read(E.HEADER_LEN)
-    if len(head) < E.HEADER_LEN:
-        raise BinlogError(f"{name}: empty after its magic")
-    size = struct.unpack_from("<I", head, 9)[0]
-    yield E.frame(head + f.read(size - E.HEADER_LEN), name, 4)
-    pos = 4 + size
-    if start > pos:
-        f.seek(start)
-        pos = start
-    read = f.read
-    unpack = E.HEADER.unpack_from
+    unpack, header, event = E.HEADER.unpack_from, E.HEADER_LEN, Event
+    base, off, first = 0, 4, True  # base: the file offset of buf[0]
     while True:
-        head = read(E.HEADER_LEN)
-        if not head:
+        if len(buf) - off < header or len(buf) - off < unpack(buf, off)[3]:
+            more = f.read(CHUNK)
+            if more:
+                buf, base, off = buf[off:] + more, base + off, 0
+                continue
+            if off < len(buf):
+                raise BinlogError(f"{name} is truncated at {base + off} ({len(buf) - off} bytes of a partial event)")
             return
-        if len(head) < E.HEADER_LEN:
-            raise BinlogError(f"{name} is truncated at {pos} (a partial event header)")
-        ts, typ, sid, size, log_pos, flags = unpack(head)
-        if size < E.HEADER_LEN:
-            raise BinlogError(f"{name}:{pos}: an event of {size} bytes: the file is corrupt")
-        rest = read(size - E.HEADER_LEN)
-        if len(rest) != size - E.HEADER_LEN:
-            raise BinlogError(f"{name} is truncated at {pos} (an event of {size} bytes, {len(rest) + E.HEADER_LEN} left)")
-        yield Event(name, pos, head + rest, typ, ts, sid, size, log_pos, flags)
-        pos += size
+        ts, typ, sid, size, log_pos, flags = unpack(buf, off)
+        if size < header:
+            raise BinlogError(f"{name}:{base + off}: an event of {size} bytes: the file is corrupt")
+        yield event(name, base + off, buf[off:off + size], typ, ts, sid, size, log_pos, flags)
+        off += size
+        if first and start > base + off:
+            f.seek(start)
+            buf, base, off = f.read(CHUNK), start, 0
+        first = False
 
 
 def open_binlog(path: str) -> Any:
@@ -88,7 +90,7 @@ def open_binlog(path: str) -> Any:
         magic = probe.read(2)
     if magic == b"\x1f\x8b":
         return gzip.open(path, "rb")
-    return open(path, "rb", buffering=1 << 20)
+    return open(path, "rb", buffering=0)  # read_stream reads big chunks itself
 
 
 class ArchiveSource:
@@ -129,6 +131,7 @@ class ArchiveSource:
             return os.path.expanduser(f.path)
         if f.name not in self._spooled:
             if self._tmp is None:
+                _sweep_stale(tempfile.gettempdir())
                 self._tmp = tempfile.mkdtemp(prefix=f"runbook-binlog-{os.getpid()}-")
             local = os.path.join(self._tmp, os.path.basename(f.path))
             with open(local, "wb") as out:
@@ -153,6 +156,29 @@ class ArchiveSource:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
             self._spooled.clear()
+
+
+def _sweep_stale(directory: str) -> None:
+    """Remove the binlog copies of steps whose process is gone (killed: its finally never ran)."""
+    import shutil
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # another user's process: alive, not ours to judge
+        return False
+
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if len(parts) >= 4 and parts[:2] == ["runbook", "binlog"] and parts[2].isdigit() and gone(int(parts[2])):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
 class ServerSource:

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 
 from engine.errors import ActionError
-from engine.mysql.binlog.events import TableMap
+from engine.mysql.binlog.tablemap import TableMap
 from engine.mysql.binlog.rows import BYTES, EPOCH, INT_OF, NONE, NUM, TEMPORAL, Layout
-from engine.mysql.introspect import primary_key
+from engine.mysql.introspect import base_tables, primary_key
 from engine.mysql.sqlutil import quote_ident
 from engine.transport.base import Sql
 
@@ -63,16 +63,16 @@ class LiveTable:
 
 
 def live_tables(sql: Sql, schema: str, tables: list[str] | None) -> dict[str, LiveTable]:
-    """Every listed base table of ``schema`` (all of them when ``tables`` is None)."""
+    """Every listed base table of ``schema`` (all of them when ``tables`` is None). One
+    information_schema table per query, never COLUMNS ⋈ TABLES (see engine/mysql/introspect.py)."""
+    base = set(base_tables(sql, schema))
     rows = sql.query(
-        "SELECT c.TABLE_NAME AS t, c.COLUMN_NAME AS c, c.DATA_TYPE AS dt, c.COLUMN_TYPE AS ct, c.EXTRA AS e"
-        " FROM information_schema.COLUMNS c JOIN information_schema.TABLES t"
-        "   ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME AND t.TABLE_TYPE = 'BASE TABLE'"
-        " WHERE c.TABLE_SCHEMA = %s ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION", [schema]).rows
+        "SELECT TABLE_NAME AS t, COLUMN_NAME AS c, DATA_TYPE AS dt, COLUMN_TYPE AS ct, EXTRA AS e"
+        " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME, ORDINAL_POSITION", [schema]).rows
     out: dict[str, LiveTable] = {}
     for r in rows:
         name = _s(r["t"])
-        if tables is not None and name not in tables:
+        if name not in base or (tables is not None and name not in tables):
             continue
         lt = out.setdefault(name, LiveTable(schema, name, [], [], []))
         i = len(lt.columns)

@@ -165,6 +165,46 @@ def end_of_binlogs(source: BinlogSource, sql: Any | None, flavor: str = "mariadb
     return None
 
 
+def window_bytes(source: BinlogSource, start: tuple[str, int], end: EndAt | None) -> int | None:
+    """About how many bytes of binlog the window holds (None when a file's size is unknown)."""
+    total = 0
+    for f in source.files():
+        k = file_key(f.name)
+        if k < file_key(start[0]) or (end is not None and k > file_key(end.file)):
+            continue
+        if f.size is None:
+            return None
+        hi = end.pos if end is not None and f.name == end.file else f.size
+        lo = start[1] if f.name == start[0] else 0
+        total += max(0, min(hi, f.size) - lo)
+    return total
+
+
+class ReadProgress:
+    """A progress line while a window is read (at most one a second): bytes, transactions, ETA."""
+
+    def __init__(self, report: Callable[[int, int | None, str], None], what: str, total: int | None):
+        import time
+
+        self.report, self.what, self.total = report, what, total
+        self.t0 = self.last = time.monotonic()
+        self.n = 0
+
+    def __call__(self, reader: Any) -> None:
+        import time
+
+        self.n += 1
+        now = time.monotonic()
+        if now - self.last < 1.0:
+            return
+        self.last = now
+        done = reader.bytes_read
+        rate = done / max(now - self.t0, 1e-6)
+        eta = f", ETA {(self.total - done) / rate:.0f}s" if self.total and rate > 0 and self.total > done else ""
+        size = f"{done / 1e6:.1f}/{self.total / 1e6:.1f} MB" if self.total else f"{done / 1e6:.1f} MB"
+        self.report(done, self.total, f"{self.what} | {self.n:,} transactions, {size}, {rate / 1e6:.1f} MB/s{eta}")
+
+
 def earlier(a: EndAt | None, b: EndAt | None) -> EndAt | None:
     if a is None or b is None:
         return a or b

@@ -5,18 +5,9 @@ Server method: ``CREATE TABLE <snap> LIKE <table>`` in ``_rb_snap_<run id>``, th
 Dump method: ``mariadb-dump``/``mysqldump`` to a file on the host. Either way the manifest
 records rows, checksum, foreign keys and triggers at snapshot time.
 
-Undo swaps the copies back with **one** ``RENAME TABLE`` (atomic: all tables or none), keeps
-the displaced current tables in the snapshot schema as ``<copy>__displaced`` (an undo never
-drops data), then repairs what InnoDB's "FKs follow renames" leaves behind:
-
-* copies made with ``LIKE`` have no FKs and no triggers → re-added from the manifest
-  (``foreign_key_checks=0``: the data is exactly what it was when they held);
-* tables *outside* the set whose FK pointed at a swapped table now point at the displaced
-  one in the snapshot schema → re-pointed at the restored table;
-* displaced tables' FKs to live parents would block deletes there (or cascade into the kept
-  evidence) → dropped; FKs among displaced tables stay.
-
-Then every restored table is summed again and compared with the manifest: a mismatch fails.
+The undo (:mod:`engine.actions.snapshot.swap`) swaps the copies back with one atomic ``RENAME
+TABLE`` (the displaced live tables are kept as evidence), repairs foreign keys and triggers, and
+checks every restored table against the manifest: a mismatch fails.
 
 A listed table that does not exist (the classic P0: it was dropped) is recorded as *absent*
 (its manifest definition says so, no copy is made): the state to go back to is "no such
@@ -26,13 +17,13 @@ table". Undo moves a table created since (by the restore) into the snapshot sche
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from typing import Any, ClassVar
 
 from engine.actions.base import Action, Probe, register
 from engine.actions.disk_space import assess
+from engine.actions.snapshot import swap
 from engine.actions.guard import as_bool, check_identity, global_variables, session_settings, sibling_session
 from engine.errors import ActionError
 from engine.model import Status, StepResult
@@ -43,8 +34,6 @@ from engine.mysql.snapshots import (
     MANIFEST_DDL,
     base_tables,
     definition_json,
-    fit,
-    fk_clause,
     foreign_keys,
     is_absent,
     manifest_rows,
@@ -54,7 +43,7 @@ from engine.mysql.snapshots import (
     table_shape,
     triggers,
 )
-from engine.mysql.checksum import DIGEST_HEX_LEN, NO_ROWS, Digest, chunk_digest, table_checksum
+from engine.mysql.checksum import NO_ROWS, Digest, chunk_digest, table_checksum
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
@@ -62,20 +51,6 @@ from engine.transport.base import Sql
 def _exists(sql: Sql, schema: str, table: str) -> bool:
     return bool(sql.query("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
                           [schema, table]).rows)
-
-
-class _FkChecksOff:
-    """``foreign_key_checks=0`` for this session, put back as it was (the session is shared)."""
-
-    def __init__(self, sql: Sql):
-        self.sql = sql
-
-    def __enter__(self) -> None:
-        self.before = self.sql.query("SELECT @@SESSION.foreign_key_checks AS v").rows[0]["v"]
-        self.sql.query("SET SESSION foreign_key_checks = 0")
-
-    def __exit__(self, *exc: object) -> None:
-        self.sql.query("SET SESSION foreign_key_checks = %s", [int(self.before)])
 
 
 @register
@@ -156,6 +131,30 @@ class Snapshot(Action):
         # The snapshot schema is this run's own: complete copies in it were made by this run
         # (an attempt killed before its outcome), and this is the record its apply returns.
         return self._undo_record(list(probe.state["tables"])) if probe.state.get("tables_done") else None
+
+    def result_of_found(self, probe: Probe) -> dict[str, Any]:
+        """What ``apply`` registers, rebuilt from this run's manifest (rows, checksum and copy
+        of each table, the copies' size): ``snap.tables.orders.rows`` reads the same after a
+        resume that found the snapshot taken as after the run that took it."""
+        sql = self.ctx.sql()
+        done = self._manifest(sql)
+        tables: dict[str, Any] = {}
+        method = self.args.get("method", "server")
+        size = 0
+        for t in probe.state.get("tables") or []:
+            m = done.get((self.args["schema"], t))
+            if m is None:
+                continue
+            method = m["method"]
+            if is_absent(m):
+                tables[t] = {"rows": 0, "checksum": None, "snap_table": None, "absent": True}
+                continue
+            tables[t] = {"rows": m["rows"], "checksum": m["checksum"], "snap_table": m["snap_table"]}
+            if method == "server":
+                got = sql.query("SELECT DATA_LENGTH + INDEX_LENGTH AS b FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+                                " AND TABLE_NAME = %s", [self._schema, m["snap_table"]]).rows
+                size += int(got[0]["b"] or 0) if got else 0
+        return {"snapshot_schema": self._schema, "method": method, "tables": tables, "bytes": size, "disk": {}}
 
     def apply(self) -> StepResult:
         a, sql, ctx = self.args, self.ctx.sql(), self.ctx
@@ -262,7 +261,7 @@ class Snapshot(Action):
         if len(workers) == 1 or len(chunks) == 1:
             work(workers[0])
         else:
-            threads = [threading.Thread(target=work, args=(w,), name=f"snapshot-{i}") for i, w in enumerate(workers)]
+            threads = [threading.Thread(target=work, args=(w,), name=f"snapshot-{i}", daemon=True) for i, w in enumerate(workers)]
             for t in threads:
                 t.start()
             for t in threads:
@@ -369,154 +368,12 @@ class Snapshot(Action):
         taken_on = {k: entries[0][k] for k in ("hostname", "server_uuid", "server_id")} if entries else ident
         if entries and any(taken_on[k] is not None and str(taken_on[k]) != str(ident[k]) for k in taken_on):
             raise ActionError(f"refusing to restore on {ctx.host.name}: the snapshot was taken on {taken_on}, this server is {ident}")
-        self._settle_planned(sql, snap_schema, entries)
+        swap.settle_planned(sql, snap_schema, entries)
         pending = [m for m in entries if m["status"] != "restored"]
         copies = [m for m in pending if not is_absent(m)]
         if copies and copies[0]["method"] == "dump" and not all(_exists(sql, snap_schema, m["snap_table"]) for m in copies):
             self._load_dump(sql, copies)
-        swapped = self._swap(sql, snap_schema, pending) if pending else []
-        with _FkChecksOff(sql):
-            self._repair(sql, snap_schema, entries)
-        return self._verify(sql, entries, swapped)
-
-    def _names(self, sql: Sql, schema: str) -> set[str]:
-        return {str(r["t"]) for r in sql.query("SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
-                                                [schema]).rows}
-
-    def _settle_planned(self, sql: Sql, snap_schema: str, entries: list[dict[str, Any]]) -> None:
-        """A swap planned by an undo that was killed: did its RENAME happen? The names say
-        (the copy has left the snapshot schema), so the manifest catches up instead of every
-        later undo failing on a copy that is missing because it is live."""
-        planned = [m for m in entries if m["status"] == "swapping"]
-        if not planned:
-            return
-        existing = self._names(sql, snap_schema)
-        for m in planned:
-            if is_absent(m):  # the RENAME took the created table away, or it did not
-                if not _exists(sql, m["source_schema"], m["source_table"]):
-                    self._mark_restored(sql, snap_schema, m)
-            elif m["snap_table"] not in existing and _exists(sql, m["source_schema"], m["source_table"]):
-                self._mark_restored(sql, snap_schema, m)
-
-    def _mark_restored(self, sql: Sql, snap_schema: str, m: dict[str, Any]) -> None:
-        sql.query(f"UPDATE {qualified(snap_schema, MANIFEST)} SET status = 'restored', restored_at = CURRENT_TIMESTAMP(6)"
-                  " WHERE id = %s", [m["id"]])
-        m["status"] = "restored"
-
-    def _swap(self, sql: Sql, snap_schema: str, pending: list[dict[str, Any]]) -> list[str]:
-        pairs: list[str] = []
-        displaced: dict[str, str] = {}
-        existing = self._names(sql, snap_schema)
-        for m in pending:
-            if m["snap_table"] not in existing and not is_absent(m):
-                raise ActionError(f"snapshot copy {snap_schema}.{m['snap_table']} is missing: cannot restore {m['source_table']}")
-            if _exists(sql, m["source_schema"], m["source_table"]):
-                name, n = m.get("displaced_table") or fit(f"{m['snap_table']}__displaced"), 1
-                while name in existing or name in displaced.values():
-                    n += 1
-                    name = fit(f"{m['snap_table']}__displaced{n}")
-                displaced[m["source_table"]] = name
-                pairs.append(f"{qualified(m['source_schema'], m['source_table'])} TO {qualified(snap_schema, name)}")
-        pairs += [f"{qualified(snap_schema, m['snap_table'])} TO {qualified(m['source_schema'], m['source_table'])}"
-                  for m in pending if not is_absent(m)]  # an absent table stays absent: nothing comes back
-        # The plan goes into the manifest before the RENAME: a crash in between leaves names
-        # that _settle_planned reads back (the RENAME happened or it did not, never half).
-        for m in pending:
-            sql.query(f"UPDATE {qualified(snap_schema, MANIFEST)} SET status = 'swapping', displaced_table = %s WHERE id = %s",
-                      [displaced.get(m["source_table"]), m["id"]])
-            m["status"], m["displaced_table"] = "swapping", displaced.get(m["source_table"])
-        # A trigger pins its table to its schema (ERROR 1435 on a cross-schema RENAME): the
-        # live tables' triggers go for the RENAME and are re-created on whichever table ends
-        # up live — the restored copy gets the snapshot's (from the manifest, in _repair), the
-        # current table gets its own back if the RENAME fails.
-        dropped: list[tuple[str, list[dict[str, Any]]]] = []
-        for m in pending:
-            if m["source_table"] in displaced:
-                trgs = triggers(sql, m["source_schema"], m["source_table"])
-                for trg in trgs:
-                    sql.query(f"DROP TRIGGER {qualified(m['source_schema'], trg['name'])}")
-                dropped.append((m["source_schema"], trgs))
-        try:
-            if pairs:
-                sql.query("RENAME TABLE " + ", ".join(pairs))  # one statement: every table or none
-        except Exception:
-            for schema, trgs in dropped:
-                if trgs:
-                    self._create_triggers(sql, schema, trgs)
-            raise
-        for m in pending:
-            self._mark_restored(sql, snap_schema, m)
-        return [m["source_table"] for m in pending]
-
-    def _repair(self, sql: Sql, snap_schema: str, entries: list[dict[str, Any]]) -> None:
-        live_of = {m["displaced_table"]: (m["source_schema"], m["source_table"]) for m in entries if m.get("displaced_table")}
-        # 1. Tables outside the snapshot whose FK followed a swapped parent into the snapshot schema.
-        outside = sql.query("SELECT DISTINCT CONSTRAINT_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.REFERENTIAL_CONSTRAINTS"
-                            " WHERE UNIQUE_CONSTRAINT_SCHEMA = %s AND CONSTRAINT_SCHEMA <> %s", [snap_schema, snap_schema])
-        for r in outside.rows:
-            for fk in foreign_keys(sql, str(r["s"]), str(r["t"])):
-                if fk["ref_schema"] == snap_schema and fk["ref_table"] in live_of:
-                    to_schema, to_table = live_of[fk["ref_table"]]
-                    sql.query(f"ALTER TABLE {qualified(str(r['s']), str(r['t']))} DROP FOREIGN KEY {quote_ident(fk['name'])}")
-                    sql.query(f"ALTER TABLE {qualified(str(r['s']), str(r['t']))} ADD {fk_clause(fk, to_schema, to_table)}")
-        # 2. Displaced tables must not hold live parents (RESTRICT would block, CASCADE would edit them).
-        for name in live_of:
-            for fk in foreign_keys(sql, snap_schema, name):
-                if fk["ref_schema"] != snap_schema:
-                    sql.query(f"ALTER TABLE {qualified(snap_schema, name)} DROP FOREIGN KEY {quote_ident(fk['name'])}")
-        # 3. Restored copies get back their FKs and triggers as they were at snapshot time.
-        for m in entries:
-            if m["status"] != "restored" or is_absent(m):
-                continue
-            definition = json.loads(m["definition"] or "{}")
-            have = {fk["name"] for fk in foreign_keys(sql, m["source_schema"], m["source_table"])}
-            for fk in definition.get("foreign_keys", []):
-                if fk["name"] not in have:
-                    sql.query(f"ALTER TABLE {qualified(m['source_schema'], m['source_table'])} ADD {fk_clause(fk)}")
-            have_trg = {t["name"] for t in triggers(sql, m["source_schema"], m["source_table"])}
-            missing = [t for t in definition.get("triggers", []) if t["name"] not in have_trg]
-            if missing:
-                self._create_triggers(sql, m["source_schema"], missing)
-
-    def _create_triggers(self, sql: Sql, schema: str, trgs: list[dict[str, Any]]) -> None:
-        # The statements name their table unqualified: run them in a session whose default
-        # database is the schema, not in the shared session (USE would leak into later steps).
-        session = sibling_session(sql, database=schema)
-        try:
-            for t in trgs:
-                session.query("SET SESSION sql_mode = %s", [t["sql_mode"]])
-                session.query(t["statement"])
-        finally:
-            session.close()
-
-    def _verify(self, sql: Sql, entries: list[dict[str, Any]], swapped: list[str]) -> StepResult:
-        results: dict[str, Any] = {}
-        bad: list[str] = []
-        warnings: list[str] = []
-        for m in entries:
-            if is_absent(m):  # the way back is "no such table"
-                there = _exists(sql, m["source_schema"], m["source_table"])
-                results[m["source_table"]] = {"absent": True, "ok": not there, "displaced_table": m.get("displaced_table")}
-                if there:
-                    bad.append(f"{m['source_table']} exists, but it did not when the snapshot was taken")
-                continue
-            rows, checksum = table_checksum(sql, table_shape(sql, m["source_schema"], m["source_table"]))
-            # A manifest written before the digest became SHA1-based holds an 8-digit CRC32
-            # XOR: it cannot be compared with today's digest, only the row count can.
-            legacy = len(m["checksum"] or "") != DIGEST_HEX_LEN
-            ok = rows == m["rows"] and (legacy or checksum == m["checksum"])
-            results[m["source_table"]] = {"rows": rows, "checksum": checksum, "expected_rows": m["rows"],
-                                          "expected_checksum": m["checksum"], "ok": ok, "displaced_table": m.get("displaced_table")}
-            if legacy:
-                warnings.append(f"{m['source_table']}: the snapshot was summed by an earlier runbook version;"
-                                " only its row count was compared")
-            if not ok:
-                bad.append(f"{m['source_table']} ({rows} rows, checksum {checksum}; snapshot had {m['rows']}, {m['checksum']})")
-        data = {"tables": results, "swapped": swapped}
-        if bad:
-            return StepResult(Status.FAILED, msg="restored tables differ from the snapshot: " + "; ".join(bad), data=data,
-                              warnings=warnings)
-        if not swapped:
-            return StepResult(Status.OK, msg="snapshot already restored; checksums match", data=data, warnings=warnings)
-        return StepResult(Status.CHANGED, msg=f"restored {len(swapped)} table(s) from the snapshot; checksums match", data=data,
-                          warnings=warnings)
+        swapped = swap.swap(sql, snap_schema, pending, run_id=ctx.run_id, step_key=ctx.step_key) if pending else []
+        with swap.FkChecksOff(sql):
+            swap.repair(sql, snap_schema, entries)
+        return swap.verify(sql, entries, swapped)
