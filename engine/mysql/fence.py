@@ -289,7 +289,7 @@ def apply_undo(sql: Sql, undo: FenceUndo) -> list[str]:
     """Put the server back as ``undo`` says (read_only first, then accounts, then the replica):
     only what differs is changed. Returns what was done, for the step's message."""
     from engine.mysql.fence_accounts import account_locks, set_locked
-    from engine.mysql.fence_replica import replica_status, start_sql_thread, stop_sql_thread
+    from engine.mysql.replication import dialect_of, read_link
 
     did: list[str] = []
     if undo.state is not None and not same_state(read_fence_state(sql), undo.state):
@@ -308,9 +308,10 @@ def apply_undo(sql: Sql, undo: FenceUndo) -> list[str]:
         if lock:
             did.append("locked " + ", ".join(map(str, lock)))
     if undo.replica_sql is not None:
-        st = replica_status(sql)
-        if st is not None and st.sql_running != undo.replica_sql:
-            (start_sql_thread if undo.replica_sql else stop_sql_thread)(sql)
+        dialect = dialect_of(sql)
+        link = read_link(sql, dialect)
+        if link is not None and link.sql != undo.replica_sql:
+            sql.query(dialect.threads("START" if undo.replica_sql else "STOP", "sql"))
             did.append("replica SQL thread " + ("started" if undo.replica_sql else "stopped"))
     return did
 
@@ -318,7 +319,7 @@ def apply_undo(sql: Sql, undo: FenceUndo) -> list[str]:
 def undo_pending(sql: Sql, undo: FenceUndo) -> list[str]:
     """What :func:`apply_undo` would still change (empty: the server is as ``undo`` says)."""
     from engine.mysql.fence_accounts import account_locks
-    from engine.mysql.fence_replica import replica_status
+    from engine.mysql.replication import read_link
 
     out: list[str] = []
     if undo.state is not None and not same_state(read_fence_state(sql), undo.state):
@@ -332,7 +333,7 @@ def undo_pending(sql: Sql, undo: FenceUndo) -> list[str]:
         if lock:
             out.append("lock " + ", ".join(lock))
     if undo.replica_sql is not None:
-        st = replica_status(sql)
-        if st is not None and st.sql_running != undo.replica_sql:
+        link = read_link(sql)
+        if link is not None and link.sql != undo.replica_sql:
             out.append(("start" if undo.replica_sql else "stop") + " the replica's SQL thread")
     return out
