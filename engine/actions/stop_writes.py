@@ -327,7 +327,21 @@ class StopWrites(Action):
                           diff="; ".join(plan.would()), warnings=lines[1:])
 
     def undo(self, record: Any) -> StepResult:
-        return undo_fence(self, FenceUndo.from_dict(record), "reopen writes (undo stop_writes)")
+        undo = FenceUndo.from_dict(record)
+        # The run's fence record goes with the fence (journaled before the change, like the
+        # record itself): after a rollback, a read_only someone sets by hand is not this run's,
+        # and a resumed run must never "put back" a state it did not create.
+        host = self.ctx.host.name
+        rec = FenceRecord.from_dict(self.ctx.run_state.get(FENCE_KEY, {}).get(host))
+        if rec is not None:
+            after = rec.without(undo)
+            self.ctx.share(FENCE_KEY, after.to_dict() if after is not None else None)
+        try:
+            return undo_fence(self, undo, "reopen writes (undo stop_writes)")
+        except RunbookError:
+            if rec is not None:  # not undone: the fence is still the run's own
+                self.ctx.share(FENCE_KEY, rec.to_dict())
+            raise
 
 
 def undo_fence(action: Action, undo: FenceUndo, what: str) -> StepResult:

@@ -141,6 +141,15 @@ class FenceRecord:
         return cls(previous=prev, locked=_accounts(data.get("locked")), froze=bool(data.get("froze")),
                    binlog=BinlogPosition.from_dict(data.get("binlog")), killed=tuple(str(k) for k in data.get("killed") or []))
 
+    def without(self, undo: FenceUndo) -> FenceRecord | None:
+        """This record once ``undo`` (one stop_writes' undo) has run: None when that undo puts
+        the state before the fence back (the run's fence is gone: a read_only found later is
+        not this run's), else without the accounts it unlocks and the freeze it ends."""
+        if undo.state is not None:
+            return None
+        return replace(self, locked=tuple(a for a in self.locked if a not in undo.unlock),
+                       froze=self.froze and undo.replica_sql is not True)
+
     def adding(self, locked: tuple[Account, ...] = (), froze: bool = False) -> FenceRecord:
         return replace(self, locked=tuple(dict.fromkeys([*self.locked, *locked])), froze=self.froze or froze)
 
