@@ -186,7 +186,7 @@ class BinlogReplay(Action):
 
     def _plan_data(self, plan: ReplayPlan, start: Start, end: EndAt | None) -> dict[str, Any]:
         return {"transactions": plan.transactions, "rows": plan.rows, "rows_by_table": plan.rows_by_table,
-                "skipped": len(plan.skipped), "skipped_transactions": plan.skipped, "bytes": plan.bytes,
+                "skipped_transactions": plan.skipped, "bytes": plan.bytes,
                 "start": start.position.to_dict(), "end": _pos(end, plan.stopped_at), "problems": plan.problems,
                 "first_time": plan.first_time and _iso(plan.first_time), "last_time": plan.last_time and _iso(plan.last_time)}
 
@@ -241,7 +241,7 @@ class BinlogReplay(Action):
                 reader: BinlogReader | None, t0: float) -> dict[str, Any]:
         stopped = _pos(end, reader.stopped_at if reader else stats.last)
         return {"transactions": before.transactions + stats.transactions, "rows": before.rows + stats.rows,
-                "skipped": len(plan.skipped), "skipped_transactions": plan.skipped,
+                "skipped_transactions": plan.skipped,
                 "conflicts": before.conflicts + stats.conflicts, "conflict_rows": [c.to_dict() for c in stats.conflict_list],
                 "stopped_at": stopped, "start": start.position.to_dict(), "end": _pos(end, plan.stopped_at),
                 "seconds": round(time.monotonic() - t0, 3), "resumed_transactions": before.transactions,
