@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import time
+import re
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -133,12 +135,33 @@ def test_missing_option_file(tmp_path: Path) -> None:
         s.query("SELECT 1")
 
 
-def test_timeout_then_reconnect(session: MysqlSession) -> None:
+def test_timeout_then_reconnect(session: MysqlSession, db: pymysql.connections.Connection) -> None:
+    """A statement past its timeout is stopped and the session reconnects. No clock: the
+    statement waits for a lock this test holds until the call has returned, so it cannot end
+    by itself; a call that waited for it instead of stopping it would never return."""
     first = session.connection_id
-    start = time.monotonic()
-    with pytest.raises(CommandTimeout, match=r"timeout \(0.5s\)"):
-        session.query("SELECT SLEEP(3)", timeout=0.5)
-    assert time.monotonic() - start < 2
+    gate = f"rbt_gate_{uuid.uuid4().hex[:12]}"
+    with db.cursor() as cur:
+        cur.execute("SELECT GET_LOCK(%s, 0)", (gate,))
+    outcome: list[BaseException | None] = []
+
+    def call() -> None:
+        try:
+            session.query("SELECT GET_LOCK(%s, 3600)", (gate,), timeout=0.5)
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    try:
+        caller.join(60)  # a guard against a hang, not a timing
+        assert not caller.is_alive(), "the session waited for the statement instead of stopping it"
+    finally:
+        with db.cursor() as cur:
+            cur.execute("SELECT RELEASE_LOCK(%s)", (gate,))
+        caller.join(60)
+    assert isinstance(outcome[0], CommandTimeout) and re.search(r"timeout \(0.5s\)", str(outcome[0])), outcome
     assert session.query("SELECT 1 AS x").rows == ({"x": 1},)
     assert session.connection_id != first
 
