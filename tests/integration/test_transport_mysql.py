@@ -216,3 +216,21 @@ def test_tls_is_used_when_the_server_offers_it_and_not_required_when_it_does_not
                 tls.close()
     finally:
         inst.stop()
+
+
+def test_a_sibling_session_reports_its_connections_as_its_source_does(mysql_settings: MysqlSettings) -> None:
+    """Every connection the engine opens for a host is journaled through the host session's
+    ``on_connect``: an action's own sessions (a snapshot's copy workers, a verify's) are
+    siblings of it and must be told the same way, or a resume cannot stop what they left running."""
+    from engine.actions.guard import sibling_session
+
+    seen: list[int] = []
+    main = MysqlSession(mysql_settings, on_connect=seen.append)
+    other = sibling_session(main, database="mysql")
+    try:
+        main.query("SELECT 1")
+        other.query("SELECT 1")
+        assert seen == [main.connection_id, other.connection_id]
+    finally:
+        other.close()
+        main.close()
