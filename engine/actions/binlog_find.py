@@ -111,8 +111,10 @@ class BinlogFind(Action):
         head = f"{len(events) + more} suspicious event(s) in {n:,} transaction(s)"
         if events:
             e = events[0]
-            head += (f"; first: {e['kind'].upper()} {e['schema']}.{e['table'] or '*'} ({e['rows'] if e['rows'] is not None else '?'} "
-                     f"row(s)) at {e['file']}:{e['pos']}" + (f" GTID {e['gtid']}" if e["gtid"] else "") + f", {e['time']}")
+            # a DDL has no row count (a TRUNCATE empties the table, whatever it held)
+            rows = f" ({e['rows']:,} row(s))" if e["rows"] is not None else ""
+            head += (f"; first: {e['kind'].upper()} {e['schema']}.{e['table'] or '*'}{rows} at {e['file']}:{e['pos']}"
+                     + (f" GTID {e['gtid']}" if e["gtid"] else "") + f", {e['time']}")
         return StepResult(Status.OK, msg=head, data=data, warnings=list(reader.refusals))
 
 
