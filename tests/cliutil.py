@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pymysql
@@ -38,3 +40,22 @@ def rows(db: pymysql.connections.Connection, sql: str) -> list[tuple]:
     with db.cursor() as cur:
         cur.execute(sql)
         return list(cur.fetchall())
+
+
+def wait_for_journal_record(home: Path, proc: subprocess.Popen[str], what: str, **fields: object) -> None:
+    """Until a journal under ``home`` (``RUNBOOK_HOME``) holds a record with these fields
+    (``what`` names it): a test acts on what the run did, never on how long it has run."""
+    deadline = time.monotonic() + 30  # a guard against a hang, not a timing
+    while True:
+        exited = proc.poll() is not None  # before the look: a record written before the exit is seen
+        for journal in home.glob("*/journal.jsonl"):
+            for line in journal.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a line being written
+                if all(rec.get(k) == v for k, v in fields.items()):
+                    return
+        assert not exited, f"the run ended before {what} was journaled:\n{proc.communicate()[0]}"
+        assert time.monotonic() < deadline, f"{what} was never journaled"
+        time.sleep(0.01)

@@ -100,9 +100,11 @@ def session_settings(sql: Sql) -> MysqlSettings:
 
 def sibling_session(sql: Sql, **changes: Any) -> MysqlSession:
     """A new session to the same server (same tunnel), with some settings changed: another
-    user (prove a fence), a default database (statements that name tables unqualified)."""
+    user (prove a fence), a default database (statements that name tables unqualified). Its
+    connections are told to whoever ``sql``'s are (the run's journal: a resume stops what a
+    dead process left running on any of them, a snapshot's copy workers too)."""
     settings = dataclasses.replace(session_settings(sql), **changes)
-    return MysqlSession(settings, tunnel=getattr(sql, "_tunnel", None))
+    return MysqlSession(settings, tunnel=getattr(sql, "_tunnel", None), on_connect=getattr(sql, "on_connect", None))
 
 
 # --------------------------------------------------------------------------- identity

@@ -6,15 +6,17 @@ systemd when the host has the unit (``mariadb``, ``mysql`` or ``mysqld``, or inv
 
 Is it running? A server doing crash recovery has no pid file yet (MariaDB and MySQL write it
 once InnoDB has started) and does not listen yet, so the probe asks, in order: systemd's
-state; the pid file (``pid_file:`` / ``mysql_pid_file``); a process whose command line names
-the datadir (``datadir:`` / inventory ``datadir``); the port. Starting a server that is
-already running would start a second one on the same files: the probe makes ``started``
-idempotent.
+state; the pid file (``pid_file:`` / ``mysql_pid_file``); any ``mysqld``/``mariadbd`` process;
+the port. A process counts only when it is THIS server — its command line names the datadir
+(``datadir:`` / inventory ``datadir``, else ``@@datadir`` when the server answers) or its
+working directory is the datadir; with no datadir known, its command line names the port or
+socket: a stale pid file whose pid another server now holds never gets that server stopped.
+Starting a server that is already running would start a second one on the same files: the
+probe makes ``started`` idempotent.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
 import time
 from typing import Any, ClassVar
@@ -153,28 +155,73 @@ class MysqlService(Action):
             pid = int(main_pid) if running and main_pid.isdigit() and main_pid != "0" else None
             how = f"systemd unit {unit}: {active}"
         else:
-            pid_file = self._opt("pid_file", "mysql_pid_file")
-            if pid_file:
-                q = shlex.quote(str(pid_file))
-                # A stale pid file may name a zombie or a process that reused the pid: a live
-                # (not Z) mysqld/mariadbd only.
-                rc, out, _ = self._run(f"p=$(cat {q} 2>/dev/null) && kill -0 \"$p\" 2>/dev/null"
-                                       f" && ! grep -q ') Z ' /proc/$p/stat 2>/dev/null"
-                                       f" && grep -Eq 'mysqld|mariadbd' /proc/$p/comm 2>/dev/null && echo \"$p\"")
-                if rc == 0 and out.strip().isdigit():
-                    running, pid, how = True, int(out.strip()), f"pid file {pid_file}"
-            datadir = self._opt("datadir", "datadir")
-            if not running and datadir:
-                # "[d]atadir" so that the shell running pgrep does not match its own command line
-                pattern = shlex.quote("[d]atadir=" + re.escape(str(datadir).rstrip("/")) + "/?( |$)")
-                rc, out, _ = self._run(f"pgrep -f -- {pattern} | head -n 1")
-                if rc == 0 and out.strip().isdigit():
-                    running, pid, how = True, int(out.strip()), f"a process with datadir {datadir}"
+            found = self._find_process()
+            if found is not None:
+                pid, how = found
+                running = True
         accepting = self._accepting()
         if not running and accepting:
             running, how = True, f"port {self._port()} accepts connections"
         return {"running": running, "pid": pid, "accepting": accepting, "method": "systemd" if unit else "command",
                 "unit": unit, "seen_by": how or "no process found"}
+
+    def _datadir(self) -> str | None:
+        """This server's datadir: ``datadir:`` / inventory ``datadir``, else what the server says
+        (``@@datadir``, asked once per step: a server that is down says nothing)."""
+        datadir = self._opt("datadir", "datadir")
+        if datadir:
+            return str(datadir)
+        if not hasattr(self, "_server_datadir"):
+            from engine.actions.guard import global_variables
+
+            self._server_datadir: str | None = None
+            try:
+                self._server_datadir = global_variables(self.ctx.sql(), ["datadir"])["datadir"] or None
+            except (ConnectError, SqlError, CommandTimeout):
+                self.ctx.conns.reset_sql()  # down or recovering: the port and socket identify it
+        return self._server_datadir
+
+    def _ours_sh(self) -> str:
+        """A shell function ``ours PID``: true when PID is THIS server — a live (not zombie)
+        ``mysqld``/``mariadbd`` whose command line names this datadir or whose working directory
+        is this datadir (mysqld chdirs there at start-up, however the datadir was given); with
+        no datadir known, whose command line names this port or socket. A pid file outlives a
+        ``kill -9`` and pids are reused: on a machine with several servers the pid of a dead one
+        may by now be another ``mariadbd``, whose name alone proves nothing."""
+        alive = ("kill -0 \"$1\" 2>/dev/null && ! grep -q ') Z ' /proc/$1/stat 2>/dev/null"
+                 " && grep -Eqx 'mysqld|mariadbd' /proc/$1/comm 2>/dev/null")
+        datadir = self._datadir()
+        cwd = ""
+        if datadir:
+            d = datadir.rstrip("/") or "/"
+            names = [f"--datadir={d}", f"--datadir={d}/"]
+            cwd = (f" || {{ c=$(readlink /proc/$1/cwd 2>/dev/null) && [ -n \"$c\" ]"
+                   f" && [ \"$c\" = \"$(readlink -f {shlex.quote(d)} 2>/dev/null)\" ]; }}")
+        else:
+            from engine.inventory import mysql_settings
+
+            socket = mysql_settings(self.ctx.host).socket
+            names = [f"--port={self._port()}", *([f"--socket={socket}"] if socket else [])]
+        args = " ".join(f"-e {shlex.quote(n)}" for n in names)
+        return (f"ours() {{ {alive} && {{ tr '\\0' '\\n' </proc/$1/cmdline 2>/dev/null | grep -Fqx {args}{cwd}; }}; }}")
+
+    def _find_process(self) -> tuple[int, str] | None:
+        """(pid, how it was found) of this server's process: the pid file's pid when it is this
+        server (see ``_ours_sh``), else a ``mysqld``/``mariadbd`` that is (a server doing crash
+        recovery has no pid file yet); None when none runs."""
+        pid_file = self._opt("pid_file", "mysql_pid_file")
+        read = f"p=$(cat {shlex.quote(str(pid_file))} 2>/dev/null); " if pid_file else "p=; "
+        rc, out, _ = self._run(f"{self._ours_sh()}; {read}"
+                               "if [ -n \"$p\" ] && ours \"$p\"; then echo \"$p pid_file\"; exit 0; fi; "
+                               "for p in $(pgrep -x 'mysqld|mariadbd'); do ours \"$p\" && { echo \"$p search\"; exit 0; }; done; "
+                               "exit 1")
+        words = out.split()
+        if rc != 0 or len(words) != 2 or not words[0].isdigit():
+            return None
+        datadir = self._datadir()
+        whose = f"datadir {datadir}" if datadir else f"port {self._port()}"
+        how = f"pid file {pid_file}" if words[1] == "pid_file" else f"a server process of {whose}"
+        return int(words[0]), how
 
     def _accepting(self) -> bool | None:
         """Does the server's port accept a TCP connection on the host (loopback or mysql_host)?
@@ -331,9 +378,12 @@ class MysqlService(Action):
             if st["pid"] is None:
                 raise ActionError("the server answers but no process id is known to stop it",
                                   hint="set pid_file:/mysql_pid_file or datadir:, or stop_cmd:")
-            rc, _, err = self._run(f"kill -TERM {int(st['pid'])}")  # mysqld's clean shutdown
+            # mysqld's clean shutdown; the pid is checked again right before the signal (it may
+            # have exited since, and its pid been reused)
+            pid = int(st["pid"])
+            rc, _, err = self._run(f"{self._ours_sh()}; ours {pid} || {{ echo gone; exit 0; }}; kill -TERM {pid}")
             if rc != 0:
-                raise ActionError(f"kill -TERM {st['pid']} failed: {err.strip()}")
+                raise ActionError(f"kill -TERM {pid} failed: {err.strip()}")
         if wait:
             self._until(lambda: not self.status()["running"], timeout, "the server to shut down")
 

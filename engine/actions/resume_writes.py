@@ -20,7 +20,7 @@ from engine.model import Status, StepResult
 from engine.mysql.fence import (FENCE_KEY, FenceRecord, FenceState, FenceUndo, apply_undo, read_fence_state, same_state,
                                 undo_pending)
 from engine.mysql.fence_accounts import account_locks
-from engine.mysql.fence_replica import replica_status
+from engine.mysql.replication import read_link
 
 
 @register
@@ -95,8 +95,8 @@ class ResumeWrites(Action):
         before = read_fence_state(sql)
         locks = account_locks(sql) if target.unlock else {}
         unlocking = tuple(a for a in target.unlock if locks.get(a))
-        st = replica_status(sql) if target.replica_sql is not None else None
-        starting = st is not None and target.replica_sql is True and not st.sql_running
+        link = read_link(sql) if target.replica_sql is not None else None
+        starting = link is not None and target.replica_sql is True and not link.sql
         # The undo of a reopen is the fence again: the state found, the accounts re-locked,
         # the replica frozen again. Journaled before the change.
         undo = FenceUndo(state=None if target.state is None or same_state(before, target.state) else before,

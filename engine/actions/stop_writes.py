@@ -28,9 +28,9 @@ from engine.mysql import fence_privileges as privileges
 from engine.mysql.binlog.status import server_position
 from engine.mysql.fence import (FENCE_KEY, FenceRecord, FenceState, FenceUndo, Session, apply_undo, client_sessions,
                                 highest_session_id, kill_sessions, privileged_writers, read_fence_state, write_blocked)
-from engine.mysql.fence_plan import FencePlan, prove_fence
+from engine.mysql.fence_plan import FencePlan, prove_fence, replica_facts
 from engine.mysql.fence_accounts import Account, account_locks, current_account, match_accounts, set_locked
-from engine.mysql.fence_replica import replica_status, stop_sql_thread
+from engine.mysql.replication import Dialect, read_link
 from engine.transport.base import Sql
 
 
@@ -125,11 +125,11 @@ class StopWrites(Action):
         plan.binlog_on = bool(as_bool(global_variables(sql, ["log_bin"])["log_bin"]))
         plan.to_kill = self._targets(sql)
         if self._arg("freeze_replica"):
-            plan.replica = replica_status(sql)
+            plan.replica = read_link(sql, Dialect(flavor, version))
             if plan.replica is None:
                 raise ActionError(f"freeze_replica: {self.ctx.host.name} is not a replica (SHOW REPLICA STATUS is empty)",
                                   hint="set freeze_replica only on a replica host (when: on its group)")
-            plan.freeze = plan.replica.sql_running
+            plan.freeze = plan.replica.sql
         wanted = self._arg("lock_accounts")
         if wanted:
             self._plan_locks(sql, plan, wanted)
@@ -157,7 +157,7 @@ class StopWrites(Action):
             "binlog": binlog.to_dict() if binlog is not None else (rec.binlog.to_dict() if rec and rec.binlog else None),
             "killed": list(rec.killed) if rec else [], "sessions_killed": [], "locked": [str(a) for a in rec.locked] if rec else [],
             "to_kill": [s.to_dict() for s in plan.to_kill], "to_lock": [str(a) for a in plan.to_lock],
-            "replica": plan.replica.to_dict() if plan.replica else None,
+            "replica": replica_facts(plan.replica) if plan.replica else None,
         }
 
     def probe(self) -> Probe:
@@ -231,12 +231,13 @@ class StopWrites(Action):
     def _fence(self, sql: Sql, plan: FencePlan, record: FenceRecord, undo: FenceUndo, data: dict[str, Any],
                warnings: list[str], me: Account) -> StepResult:
         ctx, did = self.ctx, []
+        dialect = Dialect(plan.flavor, plan.version)
         if plan.freeze:
-            stop_sql_thread(sql)
+            sql.query(dialect.threads("STOP", "sql"))
             did.append("replica SQL thread stopped")
         if plan.replica is not None:
-            frozen = replica_status(sql)  # where its SQL thread stopped: the copy it keeps
-            data["replica"] = frozen.to_dict() if frozen else None
+            frozen = read_link(sql, dialect)  # where its SQL thread stopped: the copy it keeps
+            data["replica"] = replica_facts(frozen) if frozen else None
         replicated = [acc for acc in plan.to_lock if not set_locked(sql, acc, True)]
         if replicated:
             warnings.append(f"the lock of {', '.join(map(str, replicated))} went to the binlog (the account may not set "
@@ -326,7 +327,21 @@ class StopWrites(Action):
                           diff="; ".join(plan.would()), warnings=lines[1:])
 
     def undo(self, record: Any) -> StepResult:
-        return undo_fence(self, FenceUndo.from_dict(record), "reopen writes (undo stop_writes)")
+        undo = FenceUndo.from_dict(record)
+        # The run's fence record goes with the fence (journaled before the change, like the
+        # record itself): after a rollback, a read_only someone sets by hand is not this run's,
+        # and a resumed run must never "put back" a state it did not create.
+        host = self.ctx.host.name
+        rec = FenceRecord.from_dict(self.ctx.run_state.get(FENCE_KEY, {}).get(host))
+        if rec is not None:
+            after = rec.without(undo)
+            self.ctx.share(FENCE_KEY, after.to_dict() if after is not None else None)
+        try:
+            return undo_fence(self, undo, "reopen writes (undo stop_writes)")
+        except RunbookError:
+            if rec is not None:  # not undone: the fence is still the run's own
+                self.ctx.share(FENCE_KEY, rec.to_dict())
+            raise
 
 
 def undo_fence(action: Action, undo: FenceUndo, what: str) -> StepResult:

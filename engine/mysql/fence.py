@@ -141,6 +141,15 @@ class FenceRecord:
         return cls(previous=prev, locked=_accounts(data.get("locked")), froze=bool(data.get("froze")),
                    binlog=BinlogPosition.from_dict(data.get("binlog")), killed=tuple(str(k) for k in data.get("killed") or []))
 
+    def without(self, undo: FenceUndo) -> FenceRecord | None:
+        """This record once ``undo`` (one stop_writes' undo) has run: None when that undo puts
+        the state before the fence back (the run's fence is gone: a read_only found later is
+        not this run's), else without the accounts it unlocks and the freeze it ends."""
+        if undo.state is not None:
+            return None
+        return replace(self, locked=tuple(a for a in self.locked if a not in undo.unlock),
+                       froze=self.froze and undo.replica_sql is not True)
+
     def adding(self, locked: tuple[Account, ...] = (), froze: bool = False) -> FenceRecord:
         return replace(self, locked=tuple(dict.fromkeys([*self.locked, *locked])), froze=self.froze or froze)
 
@@ -289,7 +298,7 @@ def apply_undo(sql: Sql, undo: FenceUndo) -> list[str]:
     """Put the server back as ``undo`` says (read_only first, then accounts, then the replica):
     only what differs is changed. Returns what was done, for the step's message."""
     from engine.mysql.fence_accounts import account_locks, set_locked
-    from engine.mysql.fence_replica import replica_status, start_sql_thread, stop_sql_thread
+    from engine.mysql.replication import dialect_of, read_link
 
     did: list[str] = []
     if undo.state is not None and not same_state(read_fence_state(sql), undo.state):
@@ -308,9 +317,10 @@ def apply_undo(sql: Sql, undo: FenceUndo) -> list[str]:
         if lock:
             did.append("locked " + ", ".join(map(str, lock)))
     if undo.replica_sql is not None:
-        st = replica_status(sql)
-        if st is not None and st.sql_running != undo.replica_sql:
-            (start_sql_thread if undo.replica_sql else stop_sql_thread)(sql)
+        dialect = dialect_of(sql)
+        link = read_link(sql, dialect)
+        if link is not None and link.sql != undo.replica_sql:
+            sql.query(dialect.threads("START" if undo.replica_sql else "STOP", "sql"))
             did.append("replica SQL thread " + ("started" if undo.replica_sql else "stopped"))
     return did
 
@@ -318,7 +328,7 @@ def apply_undo(sql: Sql, undo: FenceUndo) -> list[str]:
 def undo_pending(sql: Sql, undo: FenceUndo) -> list[str]:
     """What :func:`apply_undo` would still change (empty: the server is as ``undo`` says)."""
     from engine.mysql.fence_accounts import account_locks
-    from engine.mysql.fence_replica import replica_status
+    from engine.mysql.replication import read_link
 
     out: list[str] = []
     if undo.state is not None and not same_state(read_fence_state(sql), undo.state):
@@ -332,7 +342,7 @@ def undo_pending(sql: Sql, undo: FenceUndo) -> list[str]:
         if lock:
             out.append("lock " + ", ".join(lock))
     if undo.replica_sql is not None:
-        st = replica_status(sql)
-        if st is not None and st.sql_running != undo.replica_sql:
+        link = read_link(sql)
+        if link is not None and link.sql != undo.replica_sql:
             out.append(("start" if undo.replica_sql else "stop") + " the replica's SQL thread")
     return out

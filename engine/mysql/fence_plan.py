@@ -11,7 +11,7 @@ from engine.actions.guard import sibling_session
 from engine.errors import ActionError, ConnectError, SqlError
 from engine.mysql.fence import FenceRecord, FenceState, Session
 from engine.mysql.fence_accounts import Account
-from engine.mysql.fence_replica import ReplicaStatus
+from engine.mysql.replication import ReplicaLink
 from engine.mysql.sqlutil import quote_ident
 from engine.secrets import Secret
 from engine.transport.base import Sql
@@ -29,7 +29,7 @@ class FencePlan:
     to_lock: list[Account] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     admins_left: list[Account] = field(default_factory=list)  # lock_accounts: true never locks them
-    replica: ReplicaStatus | None = None
+    replica: ReplicaLink | None = None
     freeze: bool = False
     binlog_on: bool = False
 
@@ -50,6 +50,14 @@ class FencePlan:
         if self.to_kill:
             out.append(f"kill {len(self.to_kill)} client session(s): " + ", ".join(f"{s.id} {s.who}" for s in self.to_kill[:10]))
         return out
+
+
+def replica_facts(link: ReplicaLink) -> dict[str, Any]:
+    """What ``stop_writes`` registers of a replica (``freeze_replica``): its source, its threads,
+    its delay, and where its SQL thread stands (``executed``: the copy a frozen replica keeps).
+    Only the default replication connection/channel (MariaDB multi-source: a ``sql`` step)."""
+    return {"source": link.source, "sql_running": link.sql, "io_running": link.io_running == "Yes",
+            "delay": link.sql_delay, "executed": link.applied_position().to_dict()}
 
 
 def prove_fence(sql: Sql, user: str, password: Any) -> dict[str, Any]:

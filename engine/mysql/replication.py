@@ -14,7 +14,7 @@ Only the default replication channel/connection is handled (no multi-source).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.actions.guard import as_bool, flavor_of, global_variables, version_tuple
@@ -104,6 +104,7 @@ class ReplicaLink:
     exec_log: BinlogPosition  # how far it has applied it
     sql_delay: int | None
     source_server_id: int | None
+    applied: str | None = None  # the GTIDs it has applied (MariaDB Gtid_Slave_Pos, MySQL Executed_Gtid_Set)
 
     @property
     def io(self) -> bool:
@@ -120,6 +121,15 @@ class ReplicaLink:
     @property
     def last_error(self) -> str | None:
         return "; ".join(e for e in (self.io_error, self.sql_error) if e) or None
+
+    @property
+    def source(self) -> str:
+        return f"{self.source_host}:{self.source_port}"
+
+    def applied_position(self) -> BinlogPosition:
+        """Where the SQL thread stands: the source's coordinates it has applied up to, with the
+        GTIDs it has applied (a frozen replica's copy is exactly that)."""
+        return BinlogPosition(self.exec_log.file, self.exec_log.pos, self.applied)
 
 
 @dataclass(frozen=True)
@@ -195,6 +205,7 @@ def _link(row: dict[str, Any]) -> ReplicaLink:
                                 _int(pick("Exec_Source_Log_Pos", "Exec_Master_Log_Pos"))),
         sql_delay=_int(pick("SQL_Delay")),
         source_server_id=_int(pick("Source_Server_Id", "Master_Server_Id")),
+        applied=pick("Executed_Gtid_Set", "Gtid_Slave_Pos") or None,
     )
 
 
@@ -220,12 +231,34 @@ def _replicas(sql: Sql, d: Dialect) -> list[dict[str, Any]]:
     return out
 
 
+def dialect_of(sql: Sql) -> Dialect:
+    """The statements of the server behind ``sql``."""
+    v = global_variables(sql, ["version", "version_comment"])
+    return Dialect(flavor_of(v["version"] or "", v["version_comment"] or ""), version_tuple(v["version"] or ""))
+
+
+def read_link(sql: Sql, dialect: Dialect | None = None, *, slave_pos: str | None = None) -> ReplicaLink | None:
+    """The server's own source link (``SHOW REPLICA/SLAVE STATUS``), None when it is not a
+    replica: what a fence that freezes a replica reads, without the rest of :func:`read_state`.
+    ``slave_pos``: MariaDB's ``@@gtid_slave_pos`` when the caller has it already."""
+    d = dialect or dialect_of(sql)
+    rows = sql.query(d.show_status()).rows
+    if not rows or not (rows[0].get("Master_Host") or rows[0].get("Source_Host")):
+        return None
+    link = _link(rows[0])
+    if link.applied is None and d.mariadb:
+        # MariaDB's SHOW SLAVE STATUS names no applied GTIDs (only SHOW ALL SLAVES STATUS does)
+        if slave_pos is None:
+            slave_pos = global_variables(sql, ["gtid_slave_pos"])["gtid_slave_pos"]
+        link = replace(link, applied=slave_pos or None)
+    return link
+
+
 def read_state(sql: Sql) -> ReplicationState:
     """The server's replication state: variables, its source link, its replicas."""
     v = global_variables(sql, _VARS)
     d = Dialect(flavor_of(v["version"] or "", v["version_comment"] or ""), version_tuple(v["version"] or ""))
-    rows = sql.query(d.show_status()).rows
-    link = _link(rows[0]) if rows and (rows[0].get("Master_Host") or rows[0].get("Source_Host")) else None
+    link = read_link(sql, d, slave_pos=v["gtid_slave_pos"] or "")
     if d.mariadb:
         from engine.mysql.gtid import MariadbGtidPos
 

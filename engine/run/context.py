@@ -33,7 +33,10 @@ class Connections:
         self._lent: list[Any] = []
         self.on_sql_connect = on_sql_connect
 
-    def _notify(self, conn_id: int) -> None:
+    def sql_connected(self, conn_id: int) -> None:
+        """Tell the run of a MySQL connection opened for this host (its server connection id):
+        the ``on_connect`` of every session the engine opens, also an action's own (a restore's
+        loaders), so that a resume can stop what a dead process left running."""
         if self.on_sql_connect is not None:
             self.on_sql_connect(self.host.name, conn_id)
 
@@ -50,7 +53,7 @@ class Connections:
                 settings = mysql_settings(self.host)
                 # mysql_via: tunnel on a connection: local host is refused when the inventory loads.
                 tunnel = self._open_shell().open_tunnel if settings.via == "tunnel" else None  # type: ignore[attr-defined]
-                self._sql = MysqlSession(settings, tunnel=tunnel, on_connect=self._notify)
+                self._sql = MysqlSession(settings, tunnel=tunnel, on_connect=self.sql_connected)
             return self._sql
 
     @contextmanager
@@ -61,7 +64,7 @@ class Connections:
         if session is None:
             main: Any = self.sql()
             session = main.sibling()
-            session.on_connect = self._notify
+            session.on_connect = self.sql_connected
         with self._lock:
             self._lent.append(session)
         try:

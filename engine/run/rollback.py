@@ -32,7 +32,7 @@ from engine.errors import JournalError, NeedsDecision, RunbookError
 from engine.journal.analysis import StepState, StepVerdict
 from engine.model import Runbook, Status, Step, StepResult
 from engine.run.context import ActionContext
-from engine.run.executor import Executor, _classify
+from engine.run.executor import SHARED, Executor, _classify
 from engine.run.state import HostState, StepEnv, variables
 from engine.run.probing import guard_identity
 from engine.run.stepargs import args_digest
@@ -45,14 +45,17 @@ if TYPE_CHECKING:
 
 
 def run_undo(record: Any, hs: HostState, *, run_id: str, step_key: str, journal_dir: str,
-             run_state: dict[str, Any], check_mode: bool = False, base_vars: dict[str, Any] | None = None) -> StepResult:
+             run_state: dict[str, Any], check_mode: bool = False, base_vars: dict[str, Any] | None = None,
+             share_fn: Callable[[str, Any], None] | None = None) -> StepResult:
     """Undo one step on one host. Never raises for a failed undo: returns ``failed``.
 
     ``base_vars``: the run's variables for the host (runbook vars, -e, inventory), under the
-    variables the record captured at do time."""
+    variables the record captured at do time. ``share_fn``: journals what the undo changes of
+    the run's shared facts (``ctx.share``: the undo of a fence takes its record away), so that
+    a later resume of the run knows it."""
     start = time.perf_counter()
     kw = dict(run_id=run_id, step_key=step_key, journal_dir=journal_dir, run_state=run_state, check_mode=check_mode,
-              base_vars=base_vars)
+              base_vars=base_vars, share_fn=share_fn)
     try:
         result = _undo(record, hs, **kw)
     except RunbookError as exc:
@@ -62,9 +65,12 @@ def run_undo(record: Any, hs: HostState, *, run_id: str, step_key: str, journal_
 
 
 def _ctx(hs: HostState, vars_: dict[str, Any], run_id: str, step_key: str, journal_dir: str,
-         run_state: dict[str, Any], check_mode: bool) -> ActionContext:
-    return ActionContext(host=hs.host, conns=hs.conns, vars=vars_, run_id=run_id, check_mode=check_mode,
-                         step_key=step_key, source=None, journal_dir=journal_dir, run_state=run_state)
+         run_state: dict[str, Any], check_mode: bool, share_fn: Callable[[str, Any], None] | None) -> ActionContext:
+    ctx = ActionContext(host=hs.host, conns=hs.conns, vars=vars_, run_id=run_id, check_mode=check_mode,
+                        step_key=step_key, source=None, journal_dir=journal_dir, run_state=run_state)
+    if share_fn is not None and not check_mode:
+        ctx.share_fn = share_fn
+    return ctx
 
 
 def _action(record: dict[str, Any], hs: HostState, **kw: Any) -> Action:
@@ -77,7 +83,8 @@ def _action(record: dict[str, Any], hs: HostState, **kw: Any) -> Action:
     # lookup('env') or -e) instead, or an undefined variable that fails the undo loudly.
     vars_.update({k: v for k, v in (record.get("vars") or {}).items() if not (isinstance(v, str) and MASK in v)})
     vars_["inventory_hostname"] = hs.host.name
-    ctx = _ctx(hs, vars_, kw["run_id"], kw["step_key"], kw["journal_dir"], kw["run_state"], kw["check_mode"])
+    ctx = _ctx(hs, vars_, kw["run_id"], kw["step_key"], kw["journal_dir"], kw["run_state"], kw["check_mode"],
+               kw.get("share_fn"))
     if record["kind"] == "explicit":
         args = record["args"] if cls.renders_own_args else ENGINE.render(record["args"], vars_)
         return cls(args, ctx)
@@ -117,8 +124,14 @@ def _undo_kw(env: StepEnv, hs: HostState, step_key: str) -> dict[str, Any]:
         base = variables(env, hs, step_key.split("/", 1)[0])
     except RunbookError:
         base = None
+    journal = env.journal
+
+    def share(key: str, value: Any) -> None:
+        if journal is not None:  # as the executor journals a do-step's ctx.share (restore_run_state reads both)
+            journal.event(SHARED, step=step_key, host=hs.host.name, phase="undo", key=key, value=value)
+
     return dict(run_id=env.run_id, step_key=step_key, journal_dir=env.journal_dir, run_state=env.run_state,
-                check_mode=env.check_mode, base_vars=base)
+                check_mode=env.check_mode, base_vars=base, share_fn=share)
 
 
 def undo_step(env: StepEnv, console: Console, step_key: str, step_name: str, hs: HostState, record: Any,

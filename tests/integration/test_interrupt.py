@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cliutil import wait_for_journal_record
+
 pytestmark = pytest.mark.integration
 
 INVENTORY = """
@@ -53,6 +55,18 @@ def ctrl_c(proc: subprocess.Popen[str]) -> None:
     os.killpg(proc.pid, signal.SIGINT)
 
 
+def wait_for_first_press(home: Path, proc: subprocess.Popen[str]) -> None:
+    """Until the run has journaled the first interrupt (its main loop acted on it): a second
+    signal sent before that could be taken for the first."""
+    wait_for_journal_record(home, proc, "the first interrupt", kind="interrupted", presses=1)
+
+
+def gate(work: Path) -> str:
+    """A step body that cannot end before the test creates ``work/release``: what happens while
+    it runs is decided by events, never by how long a sleep lasts on a loaded machine."""
+    return f"while [ ! -e {work}/release ]; do sleep 0.02; done"
+
+
 def lines_of(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -83,10 +97,12 @@ def lab(tmp_path: Path) -> Path:
 
 def test_first_ctrl_c_finishes_the_step_then_stops_and_resume_finishes(lab):
     work = lab / "work"
-    (lab / "rb.yml").write_text(runbook(work, "sleep 2", idempotent=False))
+    (lab / "rb.yml").write_text(runbook(work, gate(work), idempotent=False))
     proc = start(lab, "play", "rb.yml", "-i", "inv.yml")
     wait_for(work / "started", proc)
     ctrl_c(proc)
+    wait_for_first_press(lab / "home", proc)  # the step is still running: it cannot end before release
+    (work / "release").touch()
     out, _ = proc.communicate(timeout=30)
     assert "Traceback" not in out
     assert proc.returncode == 130, out
@@ -105,18 +121,21 @@ def test_first_ctrl_c_finishes_the_step_then_stops_and_resume_finishes(lab):
 
 
 def _abort_with_two_ctrl_c(lab: Path) -> tuple[str, str]:
+    """The Slow step is a gate (it cannot end before ``work/release``): the run exits on the
+    second Ctrl-C while the step could not have finished, so it did not wait for it."""
     work = lab / "work"
     proc = start(lab, "play", "rb.yml", "-i", "inv.yml")
     wait_for(work / "started", proc)
     ctrl_c(proc)
-    time.sleep(0.2)
-    second = time.monotonic()
+    wait_for_first_press(lab / "home", proc)
     ctrl_c(proc)
-    out, _ = proc.communicate(timeout=30)
-    took = time.monotonic() - second
+    try:
+        out, _ = proc.communicate(timeout=60)  # a guard against a hang: the step never ends by itself
+    finally:
+        (work / "release").touch()  # a step left behind ends now
     assert "Traceback" not in out
     assert proc.returncode == 130, out
-    assert took < 1.5, f"a second Ctrl-C must stop the run promptly (took {took:.1f}s)\n{out}"
+    assert not (work / "slow").exists(), f"the run waited for the step to end\n{out}"
     assert not (work / "third").exists(), out
     run_id = re.search(r"RUN_ID (\S+)", out).group(1)  # type: ignore[union-attr]
     assert f"runbook resume {run_id}" in out
@@ -133,10 +152,8 @@ def _abort_with_two_ctrl_c(lab: Path) -> tuple[str, str]:
 
 def test_second_ctrl_c_aborts_the_step_in_doubt_and_resume_reruns_an_idempotent_one(lab):
     work = lab / "work"
-    (lab / "rb.yml").write_text(runbook(work, f"sleep $(cat {work}/delay)", idempotent=True))
-    (work / "delay").write_text("3")
-    run_id, _ = _abort_with_two_ctrl_c(lab)
-    (work / "delay").write_text("0.1")  # the re-run need not be slow
+    (lab / "rb.yml").write_text(runbook(work, gate(work), idempotent=True))
+    run_id, _ = _abort_with_two_ctrl_c(lab)  # it leaves work/release: the re-run ends at once
 
     res = cli("resume", run_id, cwd=lab, timeout=30)
     out = res.stdout + res.stderr
@@ -151,7 +168,7 @@ def test_second_ctrl_c_aborts_the_step_in_doubt_and_resume_reruns_an_idempotent_
 
 def test_an_in_doubt_step_without_a_probe_is_put_to_the_operator(lab):
     work = lab / "work"
-    (lab / "rb.yml").write_text(runbook(work, "sleep 3", idempotent=False))
+    (lab / "rb.yml").write_text(runbook(work, gate(work), idempotent=False))
     run_id, _ = _abort_with_two_ctrl_c(lab)
 
     # No probe, not idempotent, no terminal: resume stops before touching it and says how to decide.
@@ -204,7 +221,7 @@ stages:
         assert time.monotonic() < deadline, "no step started"
         time.sleep(0.01)
     ctrl_c(proc)  # while the other workers' intents wait in the slow fdatasync
-    time.sleep(0.3)
+    wait_for_first_press(lab / "home", proc)  # two presses, not one the handler sees once
     ctrl_c(proc)
     out, _ = proc.communicate(timeout=60)  # no hang
     assert "Traceback" not in out
@@ -224,10 +241,12 @@ stages:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_are_handled_like_ctrl_c(lab, sig):
     work = lab / "work"
-    (lab / "rb.yml").write_text(runbook(work, "sleep 1", idempotent=False))
+    (lab / "rb.yml").write_text(runbook(work, gate(work), idempotent=False))
     proc = start(lab, "play", "rb.yml", "-i", "inv.yml")
     wait_for(work / "started", proc)
     os.killpg(proc.pid, sig)
+    wait_for_first_press(lab / "home", proc)  # the step is still running: it cannot end before release
+    (work / "release").touch()
     out, _ = proc.communicate(timeout=30)
     assert "Traceback" not in out
     assert proc.returncode == 130, out
@@ -253,8 +272,9 @@ stages:
         shell: touch {work}/after
 """)
     proc = start(lab, "play", "rb.yml", "-i", "inv.yml")
-    wait_for(work / "started", proc)
-    time.sleep(0.3)
+    # The pause has started (its intent is journaled): the interrupt ends it, not the run's
+    # refusal to start a new step.
+    wait_for_journal_record(lab / "home", proc, "the pause's intent", type="intent", step="work/Wait")
     ctrl_c(proc)
     out, _ = proc.communicate(timeout=30)  # not ten minutes
     assert proc.returncode == 130, out

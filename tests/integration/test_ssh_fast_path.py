@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cliutil import cli, cli_env, out_of, run_id_of
+from tests.cliutil import cli, cli_env, out_of, run_id_of, wait_for_journal_record
 from tests.sshd import SshdServer
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,8 @@ def test_second_ctrl_c_kills_the_group_on_the_host_and_leaves_the_step_in_doubt(
     proc = _start(tmp_path)
     _wait_for(work / "started", proc)
     os.killpg(proc.pid, signal.SIGINT)
-    time.sleep(0.2)  # two separate presses, as a person makes them
+    # two separate presses, as a person makes them: the second once the run acted on the first
+    wait_for_journal_record(tmp_path / "home", proc, "the first interrupt", kind="interrupted", presses=1)
     os.killpg(proc.pid, signal.SIGINT)
     out = proc.communicate(timeout=30)[0]
     assert "Traceback" not in out, out

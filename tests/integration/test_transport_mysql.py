@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import time
+import re
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -133,12 +135,33 @@ def test_missing_option_file(tmp_path: Path) -> None:
         s.query("SELECT 1")
 
 
-def test_timeout_then_reconnect(session: MysqlSession) -> None:
+def test_timeout_then_reconnect(session: MysqlSession, db: pymysql.connections.Connection) -> None:
+    """A statement past its timeout is stopped and the session reconnects. No clock: the
+    statement waits for a lock this test holds until the call has returned, so it cannot end
+    by itself; a call that waited for it instead of stopping it would never return."""
     first = session.connection_id
-    start = time.monotonic()
-    with pytest.raises(CommandTimeout, match=r"timeout \(0.5s\)"):
-        session.query("SELECT SLEEP(3)", timeout=0.5)
-    assert time.monotonic() - start < 2
+    gate = f"rbt_gate_{uuid.uuid4().hex[:12]}"
+    with db.cursor() as cur:
+        cur.execute("SELECT GET_LOCK(%s, 0)", (gate,))
+    outcome: list[BaseException | None] = []
+
+    def call() -> None:
+        try:
+            session.query("SELECT GET_LOCK(%s, 3600)", (gate,), timeout=0.5)
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    try:
+        caller.join(60)  # a guard against a hang, not a timing
+        assert not caller.is_alive(), "the session waited for the statement instead of stopping it"
+    finally:
+        with db.cursor() as cur:
+            cur.execute("SELECT RELEASE_LOCK(%s)", (gate,))
+        caller.join(60)
+    assert isinstance(outcome[0], CommandTimeout) and re.search(r"timeout \(0.5s\)", str(outcome[0])), outcome
     assert session.query("SELECT 1 AS x").rows == ({"x": 1},)
     assert session.connection_id != first
 
@@ -193,3 +216,21 @@ def test_tls_is_used_when_the_server_offers_it_and_not_required_when_it_does_not
                 tls.close()
     finally:
         inst.stop()
+
+
+def test_a_sibling_session_reports_its_connections_as_its_source_does(mysql_settings: MysqlSettings) -> None:
+    """Every connection the engine opens for a host is journaled through the host session's
+    ``on_connect``: an action's own sessions (a snapshot's copy workers, a verify's) are
+    siblings of it and must be told the same way, or a resume cannot stop what they left running."""
+    from engine.actions.guard import sibling_session
+
+    seen: list[int] = []
+    main = MysqlSession(mysql_settings, on_connect=seen.append)
+    other = sibling_session(main, database="mysql")
+    try:
+        main.query("SELECT 1")
+        other.query("SELECT 1")
+        assert seen == [main.connection_id, other.connection_id]
+    finally:
+        other.close()
+        main.close()

@@ -39,6 +39,18 @@ def test_record_round_trips_and_undoes_the_whole_runs_fence() -> None:
     assert more.locked == (Account("app", "%"), Account("cron", "%")) and more.froze
 
 
+def test_undoing_a_fence_takes_its_part_of_the_runs_record_away() -> None:
+    """The undo of the stop_writes that fenced (its undo puts the state before back) ends the
+    run's fence: no record. A later stop_writes of the same run (the server already fenced)
+    takes away only what it added: its accounts, its freeze."""
+    app, cron = Account("app", "%"), Account("cron", "%")
+    rec = FenceRecord(previous=FenceState(False), locked=(app, cron), froze=True)
+    assert rec.without(FenceUndo(state=FenceState(False), unlock=(app,))) is None
+    later = rec.without(FenceUndo(state=None, unlock=(cron,), replica_sql=True))
+    assert later == FenceRecord(previous=FenceState(False), locked=(app,), froze=False)
+    assert rec.without(FenceUndo(state=None, unlock=())) == rec
+
+
 def test_account_patterns() -> None:
     accounts = [Account("app", "%"), Account("app", "10.0.0.%"), Account("app_ro", "%"), Account("report", "%"),
                 Account("mariadb.sys", "localhost"), Account("root", "localhost")]

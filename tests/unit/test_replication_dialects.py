@@ -13,7 +13,7 @@ from engine.actions.replication import Replication
 from engine.errors import ActionError
 from engine.model import Status
 from engine.mysql.gtid import MysqlGtidSet
-from engine.mysql.replication import Dialect, read_state
+from engine.mysql.replication import Dialect, read_link, read_state
 from tests.unit.replication_fake import FakeServer, context, recorded
 
 MYSQL = recorded("mysql.json")
@@ -76,6 +76,7 @@ def test_mysql_replica_status_from_recorded_answers(version: str) -> None:
     assert st.link is not None and (st.link.io_running, st.link.sql_running, st.link.seconds_behind) == ("Yes", "Yes", 0)
     assert (st.link.source_host, st.link.source_port, st.link.uses_gtid) == ("127.0.0.1", 13000, True)
     assert st.link.exec_log.file == "master-bin.000001" and st.link.exec_log.pos == 927
+    assert st.link.applied == f"{U1}:1-3"  # Executed_Gtid_Set
     assert isinstance(st.gtids(), MysqlGtidSet) and str(st.gtids()) == f"{U1}:1-3" and st.unapplied() == 0
     assert st.log_replica_updates
 
@@ -88,6 +89,12 @@ def test_mariadb_replica_whose_source_died_recorded_from_the_lab() -> None:
     assert st.link.io_error is not None and st.link.io_error.startswith("IO thread error 2003: error reconnecting to master")
     assert st.link.gtid_mode == "Slave_Pos" and st.link.uses_gtid and st.link.received == "0-1-5"
     assert st.executed == "0-1-5" and st.unapplied() == 0
+    # What it has applied (a frozen replica's copy): MariaDB's SHOW SLAVE STATUS has no applied
+    # GTIDs, @@gtid_slave_pos says; the same from the link alone (stop_writes' freeze_replica).
+    assert st.link.applied == rec["variables"]["gtid_slave_pos"] == "0-1-5"
+    link = read_link(FakeServer(rec["variables"], rec["show_slave_status"][0]))
+    assert link is not None and link.applied_position() == st.link.applied_position()
+    assert link.applied_position().to_dict() == {"file": st.link.exec_log.file, "pos": st.link.exec_log.pos, "gtid": "0-1-5"}
     primary = MARIA["primary"]
     assert read_state(FakeServer(primary["variables"], None)).role == "primary"
 

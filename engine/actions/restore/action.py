@@ -245,8 +245,9 @@ class Restore(Phases, Action):
         settings = session_settings(sql)
 
         def make(local: bool = True) -> MysqlSession:
+            # journaled like every connection of the run: a resume kills a batch a dead run left running
             return MysqlSession(dataclasses.replace(settings, database=schema), tunnel=getattr(sql, "_tunnel", None),
-                                local_infile=local)
+                                local_infile=local, on_connect=ctx.conns.sql_connected)
 
         control = make(False)
         warnings = list(plan.warnings)
