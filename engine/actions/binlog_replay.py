@@ -129,7 +129,8 @@ class BinlogReplay(Action):
         unsigned = {lt.table: lt.unsigned for lt in live.values()}
         return BinlogReader(source, schema=self.inputs.schema, tables=set(live), start=at, end=end, covered=start.covered,
                             stop=stop, keep=(lambda t: False) if count else (lambda t: not any(p.matches(t) for p in skip)),
-                            count_rows=count, unsigned=lambda s, t: unsigned.get(t, set()), statements=False)
+                            count_rows=count, unsigned=lambda s, t: unsigned.get(t, set()), statements=False,
+                            count=lambda t: any(p.matches(t) for p in skip))
 
     def _live(self) -> dict[str, LiveTable]:
         live = live_tables(self.ctx.sql(), self._into, self.inputs.tables)

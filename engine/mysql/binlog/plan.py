@@ -58,8 +58,13 @@ def scan(reader: BinlogReader, skip: list[Point], live: dict[str, LiveTable], *,
         for i in hits:
             matched[i] += 1
         if hits:
+            # What the report says was left out: its rows (when they were counted), which table
+            # and kind of change, or its statement (a DDL has no rows).
             plan.skipped.append({"gtid": txn.gtid, "file": txn.file, "pos": txn.pos, "end_pos": txn.end_pos,
-                                 "rows": txn.row_total() if reader.count_rows else None, "time": iso(txn.time)})
+                                 "rows": txn.row_total() if txn.counted and txn.row_counts else None,
+                                 "changes": sorted({f"{t} {k}" for t, k in txn.row_counts}),
+                                 "statement": next((q.text[:200] for q in txn.queries), None) if txn.changes else None,
+                                 "time": iso(txn.time)})
             continue
         for ch in txn.changes:
             what = f"{ch.schema}.{ch.table}" if ch.table else f"every table of {ch.schema}"

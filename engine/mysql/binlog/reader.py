@@ -56,6 +56,7 @@ class Transaction:
     other_rows_events: int = 0
     xa: bool = False
     kept: bool = True
+    counted: bool = False  # its row images are walked and counted (see BinlogReader's count)
     fde: FormatDescription | None = None  # the Format_description its events are read with
     _standalone: bool = False
     _begun: bool = False
@@ -86,15 +87,18 @@ class BinlogReader:
       before it (``stop_before`` a GTID or a time).
     * ``keep``: a test on a transaction's head; False: its row events are counted, not kept.
     * ``count_rows``: walk every kept or counted image (binlog_find, check mode).
+    * ``count``: a test on a transaction's head; True: its images are counted even without
+      ``count_rows`` (a replay counts the rows of the transactions it leaves out, to say them).
     """
 
     def __init__(self, source: BinlogSource, *, schema: str | None, tables: set[str] | None, start: tuple[str, int],
                  end: EndAt | None = None, covered: Covered | None = None,
                  stop: Callable[[Transaction], bool] | None = None, keep: Callable[[Transaction], bool] | None = None,
-                 count_rows: bool = False, unsigned: Callable[[str, str], set[int]] | None = None, statements: bool = True):
+                 count_rows: bool = False, unsigned: Callable[[str, str], set[int]] | None = None, statements: bool = True,
+                 count: Callable[[Transaction], bool] | None = None):
         self.source, self.schema, self.tables = source, schema, tables
         self.start, self.end, self.covered = start, end, covered
-        self.stop, self.keep, self.count_rows = stop, keep, count_rows
+        self.stop, self.keep, self.count_rows, self.count = stop, keep, count_rows, count
         self.unsigned = unsigned
         self.statements = statements  # keep the Annotate_rows / Rows_query text (binlog_find shows it)
         self.fde: FormatDescription | None = None
@@ -171,6 +175,7 @@ class BinlogReader:
                     return
                 if self.keep is not None:
                     cur.kept = self.keep(cur)
+                cur.counted = self.count_rows or (self.count is not None and self.count(cur))
                 if typ != E.QUERY:
                     continue
             if cur is None:
@@ -223,12 +228,12 @@ class BinlogReader:
                 if ev.data[at] & E.STMT_END_F and cur.rows and not cur.rows[-1].head.flags & E.STMT_END_F:
                     cur.rows[-1].end_statement = True  # its statement's last event was left out
                 return False
-            if not cur.kept and not self.count_rows:  # only that the table changed (and how) matters
+            if not cur.kept and not cur.counted:  # only that the table changed (and how) matters
                 key = (tm.table, E.ROWS_KIND[typ])
                 cur.row_counts[key] = cur.row_counts.get(key, 0)
                 return False
             rev = RowsEvent.of(ev, fde, tm, lay)
-            if self.count_rows or not cur.kept:
+            if cur.counted or not cur.kept:
                 key = (tm.table, rev.kind)
                 cur.row_counts[key] = cur.row_counts.get(key, 0) + len(rev)
             if annotate is not None:
