@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.actions.registry import REGISTRY
+from engine.actions.registry import REGISTRY, declaration
 from engine.language.durations import parse_duration
 from engine.errors import InputError, Problem, Source, ValidationFailed
 from engine.model import OnFailure, Runbook, Stage, Step
@@ -270,7 +270,7 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
             problems.append(Problem(src, path_str(path), f"the {action} step needs a name", "names identify steps in the journal, resume and reports"))
         return None
     args = raw[action]
-    cls = REGISTRY[action]
+    cls = declaration(action)  # the class, or its declaration when that is all validation needs
     problems += _param_problems(cls, args, root, path + [action], file)
     if action == "sql":
         for text in _sql_texts(args):
@@ -313,7 +313,7 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
                                     "undo: is one action mapping, e.g. {sql: 'DROP TABLE t'}",
                                     did_you_mean(str(next(iter(undo), "")), sorted(REGISTRY)) if undo and not undo_actions else None))
         else:
-            problems += _param_problems(REGISTRY[undo_actions[0]], undo[undo_actions[0]], root, path + ["undo", undo_actions[0]], file)
+            problems += _param_problems(declaration(undo_actions[0]), undo[undo_actions[0]], root, path + ["undo", undo_actions[0]], file)
             check_templates(undo, root, path + ["undo"], file, problems)
     retries = raw.get("retries")
     if isinstance(retries, str) and not has_template(retries) and not retries.strip().isdigit():
