@@ -113,9 +113,12 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
                 expanded.append((st, data, file, ["stages", i]))
 
     step_keys = sorted(STEP_KEYWORDS) + sorted(REGISTRY)
-    problems += schema_problems(_validator(), {k: v for k, v in data.items() if k != "stages"} | {"stages": []}, data, [], file)
+    # stages are checked one by one below (from their own files): a list stands in for them
+    # here, only when there are stages (the schema reports them missing otherwise)
+    top = {k: v for k, v in data.items() if k != "stages"} | ({"stages": []} if "stages" in data else {})
+    problems += schema_problems(_validator(), top, data, [], file)
     if "stages" not in data:
-        pass  # reported as missing by the schema
+        pass  # reported as missing by the schema (see `top` above)
     elif not isinstance(stages_raw, list) or not stages_raw:
         problems.append(Problem(source_at(data, ["stages"], file), "stages", "must be a non-empty list of stages"))
 
