@@ -68,13 +68,13 @@ def _steps_and_stages(doc: Any) -> tuple[list[Any], list[Any]]:
 def test_agrees_with_jsonschema_on_shipped_and_fuzzed_runbooks() -> None:
     seeds = corpus("runbook")
     docs = []
-    for text in [s.encode() for s in seeds] + [make_case(seeds, seed).data for seed in range(1500)]:
+    for text in [s.encode() for s in seeds] + [make_case(seeds, seed).data for seed in range(1000)]:
         try:  # the engine's loader: MDict/MList, as validation sees them
             doc = load_yaml_text(text.decode(), "case.yml", what="runbook")
         except (InputError, ValidationFailed, UnicodeDecodeError):
             continue
         docs.append(doc)
-    assert len(docs) > 500
+    assert len(docs) > 300  # the rest are refused before any schema (YAML, encoding)
     top, stage = SCHEMAS["runbook (top level)"], SCHEMAS["stage"]
     for doc in docs:
         _agree(SCHEMAS["published runbook schema"], doc)
@@ -124,7 +124,7 @@ def test_agrees_with_jsonschema_on_generated_documents(name: str) -> None:
     schema = SCHEMAS[name]
     words = sorted(_words(schema, set()), key=repr)
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     @given(_values(words))
     def check(doc: Any) -> None:
         _agree(schema, doc)
