@@ -30,16 +30,18 @@ unless it is loopback or tunnelled, else ``ssh_host``/``ansible_host``, else its
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.actions.base import Action, Probe, register
 from engine.actions.guard import check_identity
-from engine.actions.replication_view import Peers, read_again, state_data
 from engine.errors import ActionError
 from engine.language.durations import format_duration, parse_duration
 from engine.model import Status, StepResult
 from engine.mysql.replication import ReplicationState
 from engine.secrets import Secret
+
+if TYPE_CHECKING:  # the view (failover assessment) is imported when a step runs, not to validate one
+    from engine.actions.replication_view import Peers
 
 STATES = ("status", "caught_up", "stopped", "started", "following", "promoted")
 _READ_ONLY_STATES = ("status",)
@@ -112,9 +114,13 @@ class Replication(Action):
         return self.state in _READ_ONLY_STATES
 
     def peers(self) -> Peers:
+        from engine.actions.replication_view import Peers
+
         return Peers(self.ctx)
 
     def read(self) -> ReplicationState:
+        from engine.actions.replication_view import read_again
+
         return read_again(self.ctx.sql())
 
     def _timeout(self, default: str) -> float:
@@ -125,6 +131,8 @@ class Replication(Action):
         return which in ("both", "io"), which in ("both", "sql")
 
     def _data(self, st: ReplicationState, **extra: Any) -> dict[str, Any]:
+        from engine.actions.replication_view import state_data
+
         return dict(state_data(st, self.peers()), **extra)
 
     def check(self) -> StepResult:

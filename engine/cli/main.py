@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 
 import click
 
-from engine.cli.operator import TerminalOperator
 from engine.cli.snapshots import snapshots
 from engine.errors import InputError, RunbookError, Source
 from engine.language.load import load_all, vault_password
@@ -149,6 +148,7 @@ def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], che
          forks: int, journal_dir: str | None, report: str | None, verbose: int, vault_password_file: str | None,
          allow_unused_vars: bool) -> None:
     """Run a runbook."""
+    from engine.cli.operator import TerminalOperator
     from engine.run.runner import new_run
 
     if report and Path(report).suffix.lower() not in (".json", ".xml", ".html", ".md"):
@@ -211,6 +211,7 @@ def inventory(inventories: tuple[str, ...], as_list: bool, graph: str | None, ho
 @click.option("-v", "--verbose", count=True)
 def resume(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal_dir: str | None, verbose: int) -> None:
     """Continue an interrupted or failed run where it stopped."""
+    from engine.cli.operator import TerminalOperator
     from engine.run.runner import resume_run
 
     decisions: dict[str, str] = {}
@@ -232,6 +233,7 @@ def resume(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal
 @click.option("--journal-dir", "journal_dir")
 def rollback(run_id: str, yes: bool, force: bool, decide: tuple[str, ...], journal_dir: str | None) -> None:
     """Undo a run's reversible steps, newest first."""
+    from engine.cli.operator import TerminalOperator
     from engine.run.runner import rollback_run
 
     decisions: dict[str, str] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.actions.registry import REGISTRY
+from engine.actions.registry import REGISTRY, declaration
 from engine.errors import Problem, RunbookError, Source
 from engine.inventory import Inventory, PatternError, match_pattern, pattern_problems, target_problems
 from engine.language.loader import MAGIC_VARS
@@ -37,7 +37,7 @@ def defined_names(rb: Runbook, inv: Inventory, extra: dict[str, Any]) -> set[str
 def _step_templates(step: Step) -> list[tuple[list[Any], Any]]:
     """(path inside the step mapping, templated value) pairs to scan."""
     out: list[tuple[list[Any], Any]] = [([step.action], step.args)]
-    conditions = REGISTRY[step.action].condition_params if step.action in REGISTRY else ()
+    conditions = declaration(step.action).condition_params if step.action in REGISTRY else ()
     if isinstance(step.args, dict):
         # assert's `that:` is conditions without braces, like `when:`
         out += [([step.action, key], condition_text(step.args[key])) for key in conditions if key in step.args]
@@ -120,10 +120,8 @@ def cross_check(rb: Runbook, inv: Inventory, extra: dict[str, Any], limit: str |
 
 
 def _local_names(step: Step) -> set[str]:
-    from engine.actions.registry import get_action
-
     try:
-        return get_action(step.action).local_names(step.args)
+        return declaration(step.action).local_names(step.args)
     except KeyError:
         return set()
 

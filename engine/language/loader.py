@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
-from engine.actions.registry import REGISTRY
+from engine.actions.registry import REGISTRY, declaration
 from engine.language.durations import parse_duration
 from engine.errors import InputError, Problem, Source, ValidationFailed
 from engine.model import OnFailure, Runbook, Stage, Step
 from engine.language.schema import STAGE_KEYWORDS, STEP_KEYWORDS, runbook_schema
-from engine.language.schema_messages import did_you_mean, path_str, schema_problems, type_name
+from engine.language.schema_check import SchemaChecker, checker
+from engine.language.schema_messages import did_you_mean, path_str, schema_problems, templated, type_name
 from engine.language.template_checks import check_condition, check_templates
 from engine.templating.render import QUOTED_HINT, has_template, quoted_value_placeholders
 from engine.language.yamlio import key_source, load_yaml, source_at
@@ -46,14 +45,27 @@ def _structural_schema() -> dict[str, Any]:
     return runbook_schema(params=False)  # each action's params are checked by its own schema
 
 
-_VALIDATOR: jsonschema.protocols.Validator | None = None
+_VALIDATOR: SchemaChecker | None = None
+_STAGE_VALIDATOR: SchemaChecker | None = None
 
 
-def _validator() -> jsonschema.protocols.Validator:
+def _validator() -> SchemaChecker:
+    """The top level, checked without its stages (each stage is checked on its own, from its
+    own file): ``stages`` is only said to be a list here; an empty or missing one is the
+    loader's message."""
     global _VALIDATOR
     if _VALIDATOR is None:
-        _VALIDATOR = jsonschema.Draft202012Validator(_structural_schema())
+        schema = _structural_schema()
+        schema["properties"] = dict(schema["properties"], stages={"type": "array"})
+        _VALIDATOR = checker(schema, templated)
     return _VALIDATOR
+
+
+def _stage_validator() -> SchemaChecker:
+    global _STAGE_VALIDATOR
+    if _STAGE_VALIDATOR is None:
+        _STAGE_VALIDATOR = checker({"$defs": _structural_schema()["$defs"], "$ref": "#/$defs/stage"}, templated)
+    return _STAGE_VALIDATOR
 
 
 # --------------------------------------------------------------------------- loading
@@ -101,14 +113,16 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
                 expanded.append((st, data, file, ["stages", i]))
 
     step_keys = sorted(STEP_KEYWORDS) + sorted(REGISTRY)
-    problems += schema_problems(_validator(), {k: v for k, v in data.items() if k != "stages"} | {"stages": []}, data, [], file)
-    problems = [p for p in problems if p.message != "must not be empty" or p.path != "stages"]
+    # stages are checked one by one below (from their own files): a list stands in for them
+    # here, only when there are stages (the schema reports them missing otherwise)
+    top = {k: v for k, v in data.items() if k != "stages"} | ({"stages": []} if "stages" in data else {})
+    problems += schema_problems(_validator(), top, data, [], file)
     if "stages" not in data:
-        pass  # reported as missing by the schema
+        pass  # reported as missing by the schema (see `top` above)
     elif not isinstance(stages_raw, list) or not stages_raw:
         problems.append(Problem(source_at(data, ["stages"], file), "stages", "must be a non-empty list of stages"))
 
-    stage_validator = jsonschema.Draft202012Validator({"$defs": _structural_schema()["$defs"], "$ref": "#/$defs/stage"})
+    stage_validator = _stage_validator()
     stages: list[Stage] = []
     stage_names: dict[str, Source] = {}
     for s_index, (raw_stage, root, sfile, spath) in enumerate(expanded):
@@ -259,7 +273,7 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
             problems.append(Problem(src, path_str(path), f"the {action} step needs a name", "names identify steps in the journal, resume and reports"))
         return None
     args = raw[action]
-    cls = REGISTRY[action]
+    cls = declaration(action)  # the class, or its declaration when that is all validation needs
     problems += _param_problems(cls, args, root, path + [action], file)
     if action == "sql":
         for text in _sql_texts(args):
@@ -302,7 +316,7 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
                                     "undo: is one action mapping, e.g. {sql: 'DROP TABLE t'}",
                                     did_you_mean(str(next(iter(undo), "")), sorted(REGISTRY)) if undo and not undo_actions else None))
         else:
-            problems += _param_problems(REGISTRY[undo_actions[0]], undo[undo_actions[0]], root, path + ["undo", undo_actions[0]], file)
+            problems += _param_problems(declaration(undo_actions[0]), undo[undo_actions[0]], root, path + ["undo", undo_actions[0]], file)
             check_templates(undo, root, path + ["undo"], file, problems)
     retries = raw.get("retries")
     if isinstance(retries, str) and not has_template(retries) and not retries.strip().isdigit():
@@ -381,7 +395,7 @@ _PARAM_VALIDATORS: dict[str, Any] = {}
 def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str) -> list[Problem]:
     validator = _PARAM_VALIDATORS.get(cls.name)
     if validator is None:
-        validator = jsonschema.Draft202012Validator(cls.params_schema)
+        validator = checker(cls.params_schema, templated)
         _PARAM_VALIDATORS[cls.name] = validator
     if args is None and not cls.free_form:
         args = {}

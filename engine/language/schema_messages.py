@@ -35,6 +35,11 @@ def type_name(value: Any) -> str:
             MList: "a list", dict: "a mapping", MDict: "a mapping"}.get(type(value), type(value).__name__)
 
 
+def templated(value: Any) -> bool:
+    """A value whose schema errors are not reported: a template, checked once rendered."""
+    return isinstance(value, str) and has_template(value)
+
+
 def schema_problems(validator: Any, instance: Any, root: Any, base: list[Any], file: str,
                     allowed_for: Any = None) -> list[Problem]:
     """jsonschema errors → Problems with positions and plain-English messages. Errors on values
@@ -42,7 +47,7 @@ def schema_problems(validator: Any, instance: Any, root: Any, base: list[Any], f
     problems: list[Problem] = []
     for err in validator.iter_errors(instance):
         path = base + list(err.absolute_path)
-        if isinstance(err.instance, str) and has_template(err.instance):
+        if templated(err.instance):
             continue
         src = source_at(root, path, file)
         where = path_str(path)

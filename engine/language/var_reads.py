@@ -23,7 +23,7 @@ from typing import Any
 
 from jinja2 import nodes
 
-from engine.actions.registry import REGISTRY
+from engine.actions.registry import REGISTRY, declaration
 from engine.inventory import Inventory
 from engine.language.loader import MAGIC_VARS
 from engine.language.template_checks import condition_text
@@ -100,7 +100,7 @@ def _step_values(step: Step) -> list[Any]:
         val = getattr(step, key, None)
         if val is not None:
             out.append(condition_text(val))
-    cls = REGISTRY.get(step.action)
+    cls = declaration(step.action) if step.action in REGISTRY else None
     if cls is not None and isinstance(step.args, dict):
         out += [condition_text(step.args[k]) for k in cls.condition_params if k in step.args]
     return out
@@ -110,7 +110,7 @@ def step_reads(step: Step, base_dir: str, render: Callable[[Any], Any] | None = 
     """The names one step reads directly (its arguments, conditions and files)."""
     reads = Reads()
     reads.templates(_step_values(step))
-    cls = REGISTRY.get(step.action)
+    cls = declaration(step.action) if step.action in REGISTRY else None
     for values, local in (cls.var_reads(step.args, base_dir, render) if cls is not None else None) or [(step.args, frozenset())]:
         reads.templates([values], local)
     return reads.names
@@ -135,7 +135,7 @@ def run_reads(rb: Runbook, inv: Inventory, base_dir: str, extra: dict[str, Any] 
         reads.templates([stage.targets, stage.confirm] + ([condition_text(stage.when)] if stage.when is not None else []))
         for step in stage.steps:
             reads.templates(_step_values(step))
-            cls = REGISTRY.get(step.action)
+            cls = declaration(step.action) if step.action in REGISTRY else None
             own = cls.var_reads(step.args, base_dir, render) if cls is not None else [(step.args, frozenset())]
             if own is None:
                 reads.anything = reads.anything or f"step {step.key!r} reads a file its arguments name by a template"

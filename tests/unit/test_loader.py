@@ -288,3 +288,13 @@ def test_good_extra_vars(tmp_path: Path) -> None:
 def test_input_error_is_exit_2() -> None:
     assert InputError("x").exit_code == 2
     assert issubclass(ValidationFailed, InputError)
+
+
+def test_a_runbook_without_stages_is_refused(tmp_path: Path) -> None:
+    # SPEC: stages are required; the top level is checked with a placeholder for them, which
+    # must not stand in for stages that are not there
+    path = tmp_path / "rb.yml"
+    path.write_text("name: no stages\n")
+    with pytest.raises(ValidationFailed) as exc:
+        load_runbook(str(path))
+    assert [(p.source.line, p.message) for p in exc.value.problems] == [(1, "missing required key 'stages'")]

@@ -24,3 +24,27 @@ def test_asking_for_one_action_imports_only_its_module() -> None:
     loaded = eval(out)
     assert "engine.actions.shell" in loaded
     assert not any(m.startswith(("engine.actions.restore", "engine.actions.verify", "engine.actions.snapshot")) for m in loaded), loaded
+
+
+def test_validating_a_restore_step_does_not_import_the_restore_action() -> None:
+    # its params schema and capabilities are declared (declarations.json): validation needs no more
+    code = ("import sys; from engine.language.loader import load_runbook; "
+            "rb = load_runbook('runbooks/emergency.yml'); assert any(s.action == 'restore' for st in rb.runbook.stages for s in st.steps); "
+            "print(sorted(m for m in sys.modules if m.startswith(('engine.actions.restore', 'engine.actions.snapshot', 'engine.mysql.dump'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[2]).stdout
+    assert out.strip() == "[]", out
+
+
+def test_a_declaration_stands_in_only_for_an_action_without_static_checks_of_its_own() -> None:
+    from engine.actions.base import Action
+    from engine.actions.registry import STATIC_HOOKS, declaration, declarations
+
+    for name, found in declarations().items():
+        cls = REGISTRY[name]
+        decl = declaration(name)  # all imported by now: the class itself
+        assert decl is cls
+        own = [h for h in STATIC_HOOKS if getattr(cls, h).__func__ is not getattr(Action, h).__func__]
+        assert found["own"] == own, name
+        assert (found["params_schema"], found["free_form"], tuple(found["condition_params"])) == (
+            cls.params_schema, cls.free_form, cls.condition_params), name

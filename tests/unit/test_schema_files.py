@@ -80,3 +80,10 @@ def test_runbook_schema_header_tells_editors_where_it_is() -> None:
 @pytest.mark.parametrize("path", sorted((ROOT / "checks").glob("*.yml")), ids=lambda p: p.name)
 def test_shipped_suites_validate_against_the_published_schema(path: Path) -> None:
     jsonschema.validate(yaml.safe_load(path.read_text()), _published(SUITE_SCHEMA_FILE))
+
+
+def test_action_declarations_file_is_up_to_date() -> None:
+    from engine.actions.registry import DECLARATIONS_FILE, declarations
+
+    # compared as text: key order is part of it (jsonschema reports errors in that order)
+    assert DECLARATIONS_FILE.read_text() == json.dumps(declarations(), indent=2) + "\n", FIX

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from engine.actions.verify.params import REQUIRED_SCHEMA, RULE_SCHEMA, rule_problems
 from engine.errors import InputError, Problem, ValidationFailed
-from engine.language.schema_messages import path_str, schema_problems
+from engine.language.schema_check import checker
+from engine.language.schema_messages import path_str, schema_problems, templated
 from engine.language.yamlio import load_yaml, source_at
 
 #: the project's own suites, shipped next to the engine
@@ -42,7 +41,7 @@ SUITE_SCHEMA: dict[str, Any] = {
         "rules": {"type": "array", "items": RULE_SCHEMA},
     },
 }
-_VALIDATOR = jsonschema.Draft202012Validator(SUITE_SCHEMA)
+_VALIDATOR = checker(SUITE_SCHEMA, templated)
 
 
 @dataclass

@@ -186,6 +186,9 @@ def suite_schema() -> dict[str, Any]:
 
 
 def write_files() -> None:
+    from engine.actions.registry import DECLARATIONS_FILE, declarations
+
+    DECLARATIONS_FILE.write_text(json.dumps(declarations(), indent=2) + "\n")  # key order kept: jsonschema reports in it
     RUNBOOK_SCHEMA_FILE.write_text(json.dumps(runbook_schema(), indent=2, sort_keys=True) + "\n")
     INVENTORY_SCHEMA_FILE.write_text(json.dumps(inventory_schema(), indent=2, sort_keys=True) + "\n")
     SUITE_SCHEMA_FILE.write_text(json.dumps(suite_schema(), indent=2, sort_keys=True) + "\n")
