@@ -29,26 +29,21 @@ unless it is loopback or tunnelled, else ``ssh_host``/``ansible_host``, else its
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from engine.actions.base import Action, Probe, register
+from engine.actions.base import Probe, register
 from engine.actions.guard import check_identity
-from engine.errors import ActionError
-from engine.language.durations import format_duration, parse_duration
+from engine.actions.replication_step import ReplicationStep
+from engine.language.durations import parse_duration
 from engine.model import Status, StepResult
-from engine.mysql.replication import ReplicationState
-from engine.secrets import Secret
 
-if TYPE_CHECKING:  # the view (failover assessment) is imported when a step runs, not to validate one
-    from engine.actions.replication_view import Peers
 
 STATES = ("status", "caught_up", "stopped", "started", "following", "promoted")
 _READ_ONLY_STATES = ("status",)
 
 
 @register
-class Replication(Action):
+class Replication(ReplicationStep):
     """Replica status, wait until caught up, stop/start, follow a source (GTID), promote."""
 
     name = "replication"
@@ -113,28 +108,6 @@ class Replication(Action):
     def changes_nothing(self) -> bool:
         return self.state in _READ_ONLY_STATES
 
-    def peers(self) -> Peers:
-        from engine.actions.replication_view import Peers
-
-        return Peers(self.ctx)
-
-    def read(self) -> ReplicationState:
-        from engine.actions.replication_view import read_again
-
-        return read_again(self.ctx.sql())
-
-    def _timeout(self, default: str) -> float:
-        return parse_duration((self.args or {}).get("timeout", default))
-
-    def _threads(self) -> tuple[bool, bool]:
-        which = (self.args or {}).get("threads", "both")
-        return which in ("both", "io"), which in ("both", "sql")
-
-    def _data(self, st: ReplicationState, **extra: Any) -> dict[str, Any]:
-        from engine.actions.replication_view import state_data
-
-        return dict(state_data(st, self.peers()), **extra)
-
     def check(self) -> StepResult:
         if self.changes_nothing():
             return self.apply()  # read-only: runs in check mode too
@@ -180,7 +153,7 @@ class Replication(Action):
         if a.get("candidates") is not None:
             from engine.actions.replication_view import assessment
 
-            extra, warnings = assessment(self, a["candidates"], a.get("old_primary"))
+            extra, warnings = assessment(self.peers(), a["candidates"], a.get("old_primary"))
             data.update(extra)
         return StepResult(Status.OK, msg=describe(data), data=data, warnings=warnings)
 
@@ -207,31 +180,3 @@ def describe(d: dict[str, Any]) -> str:
     line = (f"replica of {d['source']} (io {d['io_running']}, sql {d['sql_running']}, lag {lag}, "
             f"{d['unapplied']} to apply), gtid {d['gtid'] or '-'}")
     return line + (f"; last error: {d['last_error']}" if d.get("last_error") else "")
-
-
-def wait_until(action: Replication, what: str, limit: float, done: Any, fail: Any = None) -> ReplicationState:
-    """Poll the server until ``done(state)``; ``fail(state)`` gives a reason to stop early."""
-    end = time.monotonic() + limit
-    pause = 0.05
-    while True:
-        st = action.read()
-        if done(st):
-            return st
-        why = fail(st) if fail is not None else None
-        if why:
-            raise ActionError(f"{what}: {why}")
-        remaining = action.ctx.remaining()
-        if time.monotonic() >= end or (remaining is not None and remaining <= pause):
-            raise ActionError(f"waited {format_duration(limit)} for {what}: not yet",
-                              hint="a longer timeout:, or look at the replica (replication: {state: status})")
-        if action.ctx.interrupted.is_set():
-            raise ActionError(f"interrupted while waiting for {what}")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.5)
-
-
-def secret(value: Any) -> Secret | None:
-    if value is None:
-        return None
-    return value if isinstance(value, Secret) else Secret(str(value))
-

@@ -32,13 +32,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from engine.actions.replication_step import ReplicationStep, note_previous, set_threads, threads_of, wait_until
 from engine.errors import ActionError, RunbookError
 from engine.model import Status, StepResult
 from engine.mysql.gtid import MariadbGtidPos
 from engine.mysql.replication import ReplicationState
 
 if TYPE_CHECKING:
-    from engine.actions.replication import Replication
     from engine.mysql.binlog.reader import Transaction
 
 
@@ -60,12 +60,12 @@ class Gap:
         return [str(t["gtid"]) for t in self.txns]
 
 
-def binlog_dir(a: Replication, src: str) -> str | None:
+def binlog_dir(a: ReplicationStep, src: str) -> str | None:
     d = (a.args or {}).get("binlogs") or a.peers().var(src, "mysql_binlog_dir")
     return str(d) if d else None
 
 
-def _source(a: Replication, src: str, directory: str) -> Any:
+def _source(a: ReplicationStep, src: str, directory: str) -> Any:
     from engine.mysql.binlog.sources import ArchiveSource
     from engine.transport.local import LocalShell
 
@@ -74,7 +74,7 @@ def _source(a: Replication, src: str, directory: str) -> Any:
     return ArchiveSource(shell, directory, host=src, local=isinstance(shell, LocalShell))
 
 
-def _start(a: Replication, st: ReplicationState, src: str, source: Any) -> tuple[str, int]:
+def _start(a: ReplicationStep, st: ReplicationState, src: str, source: Any) -> tuple[str, int]:
     """Where this replica's SQL thread stopped in the source's binlog, when it replicated from
     ``src``; else the source's first file (every transaction this replica has is skipped)."""
     host, port = a.peers().address(src)
@@ -89,7 +89,7 @@ def _start(a: Replication, st: ReplicationState, src: str, source: Any) -> tuple
     return files[0].name, 4
 
 
-def _reader(a: Replication, st: ReplicationState, source: Any, start: tuple[str, int]) -> Any:
+def _reader(a: ReplicationStep, st: ReplicationState, source: Any, start: tuple[str, int]) -> Any:
     from engine.mysql.binlog.covered import Covered
     from engine.mysql.binlog.reader import BinlogReader
 
@@ -117,7 +117,7 @@ def _is_truncated_tail(exc: RunbookError, source: Any) -> bool:
     return "truncated" in exc.message and bool(files) and files[-1].name in exc.message
 
 
-def read_gap(a: Replication, st: ReplicationState, src: str, directory: str) -> Gap:
+def read_gap(a: ReplicationStep, st: ReplicationState, src: str, directory: str) -> Gap:
     """First pass: the transactions to apply and every reason not to (raises when unreadable)."""
     source = _source(a, src, directory)
     try:
@@ -150,27 +150,23 @@ def read_gap(a: Replication, st: ReplicationState, src: str, directory: str) -> 
         source.close()
 
 
-def _stop_threads(a: Replication, st: ReplicationState) -> dict[str, Any] | None:
-    from engine.actions.replication_change import _note_previous, _set_threads, _threads_of
-
-    if st.link is None or not any(_threads_of(st).values()):
+def _stop_threads(a: ReplicationStep, st: ReplicationState) -> dict[str, Any] | None:
+    if st.link is None or not any(threads_of(st).values()):
         return a.ctx.notes.get("previous")
-    undo = _note_previous(a, st)
-    _set_threads(a, st, False, False)
+    undo = note_previous(a, st)
+    set_threads(a, st, False, False)
     return undo
 
 
-def _drain(a: Replication) -> ReplicationState:
+def _drain(a: ReplicationStep) -> ReplicationState:
     """Apply the relay log first (start the SQL thread if it is stopped), wait until it has."""
-    from engine.actions.replication import wait_until
-    from engine.actions.replication_change import _note_previous, _set_threads, _threads_of
 
     st = a.read()
     if st.link is None or not st.unapplied():
         return st
-    if not _threads_of(st)["sql"]:
-        _note_previous(a, st)
-        _set_threads(a, st, _threads_of(st)["io"], True)
+    if not threads_of(st)["sql"]:
+        note_previous(a, st)
+        set_threads(a, st, threads_of(st)["io"], True)
 
     def failing(s: ReplicationState) -> str | None:
         return f"the SQL thread stopped: {s.link.sql_error}" if s.link is not None and s.link.sql_error else None
@@ -178,7 +174,7 @@ def _drain(a: Replication) -> ReplicationState:
     return wait_until(a, f"{a.ctx.host.name} to apply its relay log", a._timeout("5m"), lambda s: not s.unapplied(), failing)
 
 
-def probe(a: Replication, st: ReplicationState, src: str) -> tuple[bool, str] | None:
+def probe(a: ReplicationStep, st: ReplicationState, src: str) -> tuple[bool, str] | None:
     """Done when the files hold nothing this replica lacks; None (cannot tell) when unreadable."""
     directory = binlog_dir(a, src)
     if directory is None:
@@ -193,7 +189,7 @@ def probe(a: Replication, st: ReplicationState, src: str) -> tuple[bool, str] | 
                    f"({gap.gtids[0]} … {gap.gtids[-1]}), keeping their GTIDs")
 
 
-def apply(a: Replication, src: str, down: str) -> StepResult:
+def apply(a: ReplicationStep, src: str, down: str) -> StepResult:
     """The source ``src`` does not answer (``down`` says why): catch up from its files."""
     from engine.mysql.binlog.apply import Applier, ApplyOptions
 
@@ -216,7 +212,7 @@ def apply(a: Replication, src: str, down: str) -> StepResult:
         return StepResult(Status.OK, msg=f"{src}'s binlog files hold nothing this replica lacks", data=a._data(st, applied=0, **data),
                           undo=undo)
     if a.ctx.check_mode:
-        raise AssertionError("check mode never applies")  # guarded by Replication.check
+        raise AssertionError("check mode never applies")  # guarded by ReplicationStep.check
     source = _source(a, src, directory)
     try:
         assert gap.start is not None
@@ -251,7 +247,7 @@ def _has(st: ReplicationState, gtid: str) -> bool:
     return st.gtids().contains(parse_gtids(gtid, st.flavor))
 
 
-def _unreadable(a: Replication, st: ReplicationState, src: str, why: str, down: str, undo: Any) -> StepResult:
+def _unreadable(a: ReplicationStep, st: ReplicationState, src: str, why: str, down: str, undo: Any) -> StepResult:
     """The source's writes after what this replica has cannot be read: say exactly what is lost."""
     lost = lost_window(a, st, src, why, down)
     if (a.args or {}).get("on_unreadable", "fail") != "report":
@@ -260,7 +256,7 @@ def _unreadable(a: Replication, st: ReplicationState, src: str, why: str, down: 
     return StepResult(Status.OK, msg=lost["text"], data=a._data(st, applied=0, lost=lost), undo=undo, warnings=[lost["text"]])
 
 
-def lost_window(a: Replication, st: ReplicationState, src: str, why: str, down: str) -> dict[str, Any]:
+def lost_window(a: ReplicationStep, st: ReplicationState, src: str, why: str, down: str) -> dict[str, Any]:
     """What is known of the writes lost with the source: after which GTID (and when that one
     was committed), how far this replica had read the source's binlog, when the source was
     found down."""
@@ -289,7 +285,7 @@ def lost_window(a: Replication, st: ReplicationState, src: str, why: str, down: 
             "source_read_up_to": read, "source_down_at": now, "source_error": down, "unreadable": why, "text": text}
 
 
-def _last_commit_time(a: Replication, st: ReplicationState) -> str | None:
+def _last_commit_time(a: ReplicationStep, st: ReplicationState) -> str | None:
     """When the last transaction this replica has was committed (its own binlog's last one)."""
     from engine.actions._binlog import BinlogInputs
     from engine.mysql.binlog.reader import BinlogReader

@@ -4,60 +4,19 @@ shows it; and ``revert``, the undo back to a recorded state."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engine.actions.replication import secret, wait_until
+from engine.actions.replication_step import ReplicationStep, note_previous, secret, set_threads, threads_of, wait_until
 from engine.errors import ActionError, RunbookError
 from engine.model import Status, StepResult
 from engine.mysql.fence import FenceState, set_fence_state
 from engine.mysql.gtid import missing_text
 from engine.mysql.replication import ReplicationState
 
-if TYPE_CHECKING:
-    from engine.actions.replication import Replication
-
-
-def _threads_of(st: ReplicationState) -> dict[str, bool]:
-    return {"io": bool(st.link and st.link.io), "sql": bool(st.link and st.link.sql)}
-
-
-def _previous(st: ReplicationState) -> dict[str, Any]:
-    """The undo record: what the server's replication was before this step."""
-    link = st.link
-    return {
-        "revert": "replication",
-        "link": None if link is None else {
-            "host": link.source_host, "port": link.source_port, "user": link.source_user,
-            "gtid": link.uses_gtid, "file": link.exec_log.file, "pos": link.exec_log.pos,
-        },
-        "threads": _threads_of(st),
-        "read_only": st.read_only, "super_read_only": st.super_read_only,
-    }
-
-
-def _note_previous(a: Replication, st: ReplicationState) -> dict[str, Any]:
-    """Write-ahead: the state to go back to is journaled before anything changes (a kill
-    between the change and the step's outcome still leaves rollback its undo)."""
-    prev = a.ctx.notes.get("previous")
-    if not isinstance(prev, dict):
-        prev = _previous(st)
-        a.ctx.note(previous=prev)
-    return prev
-
-
-def _set_threads(a: Replication, st: ReplicationState, io: bool, sql: bool) -> None:
-    d, sess = st.dialect, a.ctx.sql()
-    now = _threads_of(st)
-    for which, want in (("io", io), ("sql", sql)):
-        if now[which] and not want:
-            sess.query(d.threads("STOP", which))
-    for which, want in (("io", io), ("sql", sql)):
-        if want and not now[which]:
-            sess.query(d.threads("START", which))
 
 
 # -- caught_up ----------------------------------------------------------------------------------
-def _source_target(a: Replication) -> tuple[str | None, Any, str | None]:
+def _source_target(a: ReplicationStep) -> tuple[str | None, Any, str | None]:
     """(source, what it has written, why it does not answer): (None, None, None) without a source."""
     src = (a.args or {}).get("source")
     if not src:
@@ -75,7 +34,7 @@ def _behind(st: ReplicationState, target: Any) -> list[Any]:
     return ranges
 
 
-def probe_caught_up(a: Replication, st: ReplicationState) -> tuple[bool, str] | None:
+def probe_caught_up(a: ReplicationStep, st: ReplicationState) -> tuple[bool, str] | None:
     if st.link is None:
         return True, ""  # a primary has nothing to catch up with
     src, target, down = _source_target(a)
@@ -87,12 +46,12 @@ def probe_caught_up(a: Replication, st: ReplicationState) -> tuple[bool, str] | 
     if not behind:
         return True, ""
     would = f"wait until it has applied {missing_text(behind)}"
-    starts = [t for t, on in _threads_of(st).items() if not on and (t == "sql" or target is not None)]
+    starts = [t for t, on in threads_of(st).items() if not on and (t == "sql" or target is not None)]
     threads = " and ".join(t.upper() for t in starts) + (" threads" if len(starts) > 1 else " thread")
     return False, would + (f" (start the {threads})" if starts else "")
 
 
-def apply_caught_up(a: Replication) -> StepResult:
+def apply_caught_up(a: ReplicationStep) -> StepResult:
     st = a.read()
     if st.link is None:
         return StepResult(Status.OK, msg="not a replica: nothing to catch up with", data=a._data(st))
@@ -105,11 +64,11 @@ def apply_caught_up(a: Replication) -> StepResult:
     limit = a._timeout("5m")
     before = _behind(st, target)
     undo = None
-    threads = _threads_of(st)
+    threads = threads_of(st)
     want_io = threads["io"] or target is not None  # a source's writes arrive through the IO thread
     if not (threads["sql"] and threads["io"] == want_io):
-        undo = _note_previous(a, st)
-        _set_threads(a, st, want_io or threads["io"], True)
+        undo = note_previous(a, st)
+        set_threads(a, st, want_io or threads["io"], True)
 
     def failing(s: ReplicationState) -> str | None:
         if s.link is not None and s.link.sql_error:
@@ -129,49 +88,49 @@ def apply_caught_up(a: Replication) -> StepResult:
 
 
 # -- stopped / started --------------------------------------------------------------------------
-def _want(a: Replication, st: ReplicationState, on: bool) -> dict[str, bool]:
+def _want(a: ReplicationStep, st: ReplicationState, on: bool) -> dict[str, bool]:
     io, sql = a._threads()
-    now = _threads_of(st)
+    now = threads_of(st)
     return {"io": on if io else now["io"], "sql": on if sql else now["sql"]}
 
 
-def probe_stopped(a: Replication, st: ReplicationState) -> tuple[bool, str]:
+def probe_stopped(a: ReplicationStep, st: ReplicationState) -> tuple[bool, str]:
     if st.link is None:
         return True, ""
     want = _want(a, st, False)
-    return want == _threads_of(st), "stop " + " and ".join(t.upper() for t, on in _threads_of(st).items() if on and not want[t]) + " thread"
+    return want == threads_of(st), "stop " + " and ".join(t.upper() for t, on in threads_of(st).items() if on and not want[t]) + " thread"
 
 
-def probe_started(a: Replication, st: ReplicationState) -> tuple[bool, str]:
+def probe_started(a: ReplicationStep, st: ReplicationState) -> tuple[bool, str]:
     if st.link is None:
         raise ActionError(f"{a.ctx.host.name} is not a replica: no source to start replicating from",
                           hint="replication: {state: following, source: <host>}")
     want = _want(a, st, True)
-    return want == _threads_of(st), "start " + " and ".join(t.upper() for t, on in _threads_of(st).items() if not on and want[t]) + " thread"
+    return want == threads_of(st), "start " + " and ".join(t.upper() for t, on in threads_of(st).items() if not on and want[t]) + " thread"
 
 
-def _switch(a: Replication, on: bool) -> StepResult:
+def _switch(a: ReplicationStep, on: bool) -> StepResult:
     st = a.read()
     want = _want(a, st, on)
-    if st.link is None or want == _threads_of(st):
+    if st.link is None or want == threads_of(st):
         return StepResult(Status.OK, msg="nothing to do", data=a._data(st))
-    undo = _note_previous(a, st)
-    _set_threads(a, st, want["io"], want["sql"])
-    done = wait_until(a, f"the threads to {'start' if on else 'stop'}", 30, lambda s: _threads_of(s) == want)
+    undo = note_previous(a, st)
+    set_threads(a, st, want["io"], want["sql"])
+    done = wait_until(a, f"the threads to {'start' if on else 'stop'}", 30, lambda s: threads_of(s) == want)
     return StepResult(Status.CHANGED, msg=f"IO {done.link.io_running if done.link else '-'}, SQL {done.link.sql_running if done.link else '-'}",
                       data=a._data(done), undo=undo)
 
 
-def apply_stopped(a: Replication) -> StepResult:
+def apply_stopped(a: ReplicationStep) -> StepResult:
     return _switch(a, False)
 
 
-def apply_started(a: Replication) -> StepResult:
+def apply_started(a: ReplicationStep) -> StepResult:
     return _switch(a, True)
 
 
 # -- following ----------------------------------------------------------------------------------
-def _follow_target(a: Replication) -> tuple[str, str, int]:
+def _follow_target(a: ReplicationStep) -> tuple[str, str, int]:
     src = str(a.args["source"])
     if src == a.ctx.host.name:
         raise ActionError(f"{src} cannot follow itself", hint="source: another inventory host")
@@ -189,7 +148,7 @@ def _follows(st: ReplicationState, host: str, port: int) -> bool:
     return link is not None and _same_address(link.source_host, link.source_port, host, port) and link.uses_gtid
 
 
-def probe_following(a: Replication, st: ReplicationState) -> tuple[bool, str]:
+def probe_following(a: ReplicationStep, st: ReplicationState) -> tuple[bool, str]:
     src, host, port = _follow_target(a)
     ro = (a.args or {}).get("read_only", True)
     points = _follows(st, host, port)
@@ -203,7 +162,7 @@ def probe_following(a: Replication, st: ReplicationState) -> tuple[bool, str]:
     return done, ", ".join(would)
 
 
-def apply_following(a: Replication) -> StepResult:
+def apply_following(a: ReplicationStep) -> StepResult:
     args = a.args or {}
     src, host, port = _follow_target(a)
     st = a.read()
@@ -229,7 +188,7 @@ def apply_following(a: Replication) -> StepResult:
     password = secret(args["password"] if "password" in args else a.peers().var(a.ctx.host.name, "replication_password"))
     if not user:
         raise ActionError("no replication account: set replication_user/replication_password in the inventory, or user:/password:")
-    undo = _note_previous(a, st)
+    undo = note_previous(a, st)
     sess, d = a.ctx.sql(), st.dialect
     if args.get("read_only", True) and not st.read_only:
         set_fence_state(sess, FenceState(True, True))  # no write may land between now and the first replicated one
@@ -259,7 +218,7 @@ def apply_following(a: Replication) -> StepResult:
 
 
 # -- promoted -----------------------------------------------------------------------------------
-def probe_promoted(a: Replication, st: ReplicationState) -> tuple[bool, str]:
+def probe_promoted(a: ReplicationStep, st: ReplicationState) -> tuple[bool, str]:
     would = []
     if st.link is not None:
         would.append(f"stop replicating from {st.link.source_host}:{st.link.source_port} and forget it")
@@ -268,7 +227,7 @@ def probe_promoted(a: Replication, st: ReplicationState) -> tuple[bool, str]:
     return not would, ", ".join(would)
 
 
-def apply_promoted(a: Replication) -> StepResult:
+def apply_promoted(a: ReplicationStep) -> StepResult:
     st = a.read()
     warnings = []
     sess, d = a.ctx.sql(), st.dialect
@@ -291,7 +250,7 @@ def apply_promoted(a: Replication) -> StepResult:
 
 
 # -- undo ---------------------------------------------------------------------------------------
-def revert(a: Replication, record: Any) -> StepResult:
+def revert(a: ReplicationStep, record: Any) -> StepResult:
     """Back to the recorded replication state: source, threads, read_only."""
     if not isinstance(record, dict) or record.get("revert") != "replication":
         raise ActionError("not an undo record of the replication action")
@@ -326,8 +285,8 @@ def revert(a: Replication, record: Any) -> StepResult:
         changed.append(f"source back to {link['host']}:{link['port']}")
     st = a.read()
     want = record.get("threads") or {}
-    if st.link is not None and _threads_of(st) != {"io": bool(want.get("io")), "sql": bool(want.get("sql"))}:
-        _set_threads(a, st, bool(want.get("io")), bool(want.get("sql")))
+    if st.link is not None and threads_of(st) != {"io": bool(want.get("io")), "sql": bool(want.get("sql"))}:
+        set_threads(a, st, bool(want.get("io")), bool(want.get("sql")))
         changed.append(f"threads IO {'on' if want.get('io') else 'off'}, SQL {'on' if want.get('sql') else 'off'}")
     if bool(record.get("read_only")) != st.read_only:
         sro = record.get("super_read_only")

@@ -11,7 +11,6 @@ from engine.mysql.failover import Candidate, assess
 from engine.mysql.replication import ReplicationState, read_state
 
 if TYPE_CHECKING:
-    from engine.actions.replication import Replication
     from engine.run.context import ActionContext
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -115,10 +114,9 @@ def _read_peer(peers: Peers, name: str) -> tuple[ReplicationState | None, str | 
         return None, exc.render()
 
 
-def assessment(action: Replication, candidates: Any, old_primary: str | None) -> tuple[dict[str, Any], list[str]]:
+def assessment(peers: Peers, candidates: Any, old_primary: str | None) -> tuple[dict[str, Any], list[str]]:
     """The failover assessment of ``candidates`` (names, or a group name), read live."""
-    peers = action.peers()
-    names = candidates if isinstance(candidates, list) else (action.ctx.vars.get("groups") or {}).get(str(candidates))
+    names = candidates if isinstance(candidates, list) else (peers.ctx.vars.get("groups") or {}).get(str(candidates))
     if not names:
         raise RunbookError(f"candidates: {candidates!r} names no host", hint="a list of inventory hosts or a group")
     found = []

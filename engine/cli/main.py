@@ -12,17 +12,12 @@ from typing import Any, NoReturn
 
 import click
 
+from engine.cli.say import say
 from engine.cli.snapshots import snapshots
 from engine.errors import InputError, RunbookError, Source
 from engine.language.load import load_all, vault_password
 from engine.run.ending import RunEnd
 from engine.visible import visible, visible_json
-
-
-def say(text: str) -> None:
-    """Print for the operator: names and messages from runbooks, journals and other hosts
-    may hold escape sequences, shown as ``\\x1b`` rather than obeyed by the terminal."""
-    click.echo(visible(text))
 
 
 # How a run ended -> the exit code of the SPEC: 0 success · 1 the run failed · 2 invalid input,

@@ -71,7 +71,7 @@ def snapshots() -> None:
 @click.option("--journal-dir", "journal_dir", help="where the run's journal is (default: $RUNBOOK_HOME, else the state dir)")
 def snapshots_list(run_id: str | None, inventories: tuple[str, ...], host: str | None, journal_dir: str | None) -> None:
     """List the snapshots on a host; with RUN_ID, that run's, on the hosts it ran on."""
-    from engine.cli.main import say
+    from engine.cli.say import say
     from engine.language.sizes import format_size
     from engine.mysql.snapshots import list_snapshots
 
