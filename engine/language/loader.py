@@ -21,6 +21,7 @@ from engine.actions.registry import REGISTRY
 from engine.language.durations import parse_duration
 from engine.errors import InputError, Problem, Source, ValidationFailed
 from engine.model import OnFailure, Runbook, Stage, Step
+from engine.secrets import mask_literal_secrets
 from engine.language.schema import STAGE_KEYWORDS, STEP_KEYWORDS, runbook_schema
 from engine.language.schema_messages import did_you_mean, path_str, schema_problems, type_name
 from engine.language.template_checks import check_condition, check_templates
@@ -141,6 +142,7 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
     # a key that is not a name (`~: 1`, `[a]: 1`) was reported by the schema; the model keeps names only
     rb_vars = {k: v for k, v in (rb_vars or {}).items() if _is_name(k)}
     check_templates(rb_vars, data, ["vars"], file, problems)
+    mask_literal_secrets(rb_vars)  # vars: {notify_token: s3cr3t} is masked like a vaulted value
     for key in ("name", "description", "targets"):
         if isinstance(data.get(key), str):
             check_templates(data[key], data, [key], file, problems)
