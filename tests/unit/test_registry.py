@@ -24,3 +24,12 @@ def test_asking_for_one_action_imports_only_its_module() -> None:
     loaded = eval(out)
     assert "engine.actions.shell" in loaded
     assert not any(m.startswith(("engine.actions.restore", "engine.actions.verify", "engine.actions.snapshot")) for m in loaded), loaded
+
+
+def test_every_run_key_names_an_action_that_can_be_the_run_channel() -> None:
+    from engine.actions.registry import RUN_KEYS
+
+    for key, action in RUN_KEYS.items():
+        cls = REGISTRY[action]
+        assert cls.channel_message, f"runbook key {key!r}: {action} declares no channel_message"
+        assert cls.channel_message in cls.params_schema["properties"], key
