@@ -173,7 +173,7 @@ def _final_line(play: Play, status: str, duration: float, rb: Runbook, run_id: s
         detail = f" by the operator ({play.interrupts.signal_name})" + \
             (f" during stage [{play.current_stage}]" if play.current_stage else "") + detail
     nxt = ""
-    if status not in ("succeeded", "rolled back") and not play.opts.check:
+    if status != "succeeded" and not play.opts.check:
         nxt = f"to continue: {resume_command(run_id, jdir)}"
     what = f"run {run_id}" + (" (resumed)" if resumed else "")
     return play.channel.run_end(what, status, duration, rb.budget, hosts, detail, report, nxt)
@@ -500,7 +500,8 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
             detail = f": {exc.message.splitlines()[0]}" if exc.message else ""
             started = True
         except RunbookError as exc:  # reported by the CLI; the journal and the channel must not say "rolled back"
-            status, detail = "rollback failed", f": {exc.message.splitlines()[0]}" if exc.message else ""
+            status, end = "rollback failed", RunEnd.FAILED
+            detail = f": {exc.message.splitlines()[0]}" if exc.message else ""
             raise
         finally:
             play.close()
