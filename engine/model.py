@@ -88,6 +88,9 @@ class Runbook:
     vars: dict[str, Any] = field(default_factory=dict)
     budget: float | None = None
     files: tuple[str, ...] = ()  # the runbook and every file it includes (for digests)
+    #: runbook-level keys that configure an action for the whole run (``notify:``, see
+    #: engine.actions.registry.RUN_KEYS): key -> its raw (unrendered) arguments
+    channels: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- inventory

@@ -140,3 +140,21 @@ def secret_like(value: Any) -> bool:
 
 
 MASKER = Masker()
+
+
+def mask_literal_secrets(values: Any) -> None:
+    """Register with the masker every literal value held under a secret-looking name in these
+    variables (the runbook's ``vars:``, ``-e``), nested mappings included: ``notify_token:
+    s3cr3t`` written in a runbook is as secret as a vaulted one. A template (``{{ lookup('env',
+    ...) }}``) is registered once rendered (engine.run.runner.register_templated_secrets)."""
+    if isinstance(values, dict):
+        for key, value in values.items():
+            if isinstance(key, str) and SECRET_KEY.search(key):
+                if isinstance(value, str) and "{{" not in value:
+                    MASKER.add(value)
+                elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                    MASKER.add(str(value))  # a numeric password is still a password
+            mask_literal_secrets(value)
+    elif isinstance(values, list):
+        for value in values:
+            mask_literal_secrets(value)

@@ -75,6 +75,15 @@ class Action:
     #: ``{"fence": "binlog"}`` — where this run fenced the host, the end of what
     #: ``binlog_replay`` may replay (the run's own writes come after it)
     run_marks: ClassVar[dict[str, str]] = {}
+    #: the argument that carries a line of text, when the action can be the run's channel (a
+    #: runbook-level key of :data:`engine.actions.registry.RUN_KEYS` takes its other arguments):
+    #: the engine calls ``apply()`` (never ``check()`` nor in check mode) with this argument set
+    #: to each stage's start and end and the final line, and journals what it registered
+    channel_message: ClassVar[str] = ""
+    #: arguments whose rendered values are credentials whatever the variable they come from is
+    #: called (``notify``'s webhook URL: its path is the token): registered with the masker at run
+    #: start, before the journal's header records the -e that gave them
+    credential_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, args: Any, ctx: ActionContext):
         self.args = args

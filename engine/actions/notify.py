@@ -94,6 +94,8 @@ class Notify(Action):
     mutating = True  # it reaches outside: check mode must not post
     idempotent = True  # an in-doubt post is posted again: a duplicate line beats a missing one
     identity_guard = ""  # it changes no server
+    channel_message = "message"  # runbook-level `notify:` makes it the run's channel (engine.run.channel)
+    credential_params = ("url", "headers")  # a Slack/Mattermost URL is a token; so is an Authorization header
     params_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,

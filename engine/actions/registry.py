@@ -44,6 +44,15 @@ MODULES: dict[str, str] = {
 }
 
 
+#: runbook-level keys that make an action the run's channel: key -> the action whose arguments
+#: (but its message) the key takes. The action declares ``channel_message`` (the argument that
+#: carries the line); the engine gives it each stage's start and end and the run's final line
+#: (engine.run.channel). tests/unit/test_registry.py proves each one declares it.
+RUN_KEYS: dict[str, str] = {
+    "notify": "notify",
+}
+
+
 class _Registry(Mapping[str, type[Action]]):
     """Name -> action class, importing the action's module on first use."""
 

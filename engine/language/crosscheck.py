@@ -10,7 +10,7 @@ from typing import Any
 from engine.actions.registry import REGISTRY, declaration
 from engine.errors import Problem, RunbookError, Source
 from engine.inventory import Inventory, PatternError, match_pattern, pattern_problems, target_problems
-from engine.language.loader import MAGIC_VARS
+from engine.language.loader import CHANNEL_VARS, MAGIC_VARS
 from engine.model import Runbook, Stage, Step
 from engine.language.schema_messages import path_str
 from engine.language.template_checks import condition_text
@@ -95,6 +95,15 @@ def cross_check(rb: Runbook, inv: Inventory, extra: dict[str, Any], limit: str |
     for name, value in rb.vars.items():
         for var in sorted(required_names([value]) - known):
             problems.append(Problem(places.runbook(rb, ["vars", name]), f"vars.{name}", f"variable {var!r} is not defined anywhere", _hint(var, known)))
+    run_names = set(ENGINE.env.globals) | set(rb.vars) | set(extra) | CHANNEL_VARS
+    for key, args in rb.channels.items():
+        # the run's channel is rendered with the run's variables only: no host's, no register
+        sees = f"the run's {key}: sees only vars:, -e and {', '.join(sorted(CHANNEL_VARS))}"
+        for var in sorted(required_names([args]) - run_names):
+            close = _hint(var, run_names)
+            hint = f"{var!r} is a host's or a step's variable; {sees}" if var in known else \
+                (close if close.startswith("did you mean") else f"define it in vars: or with -e ({sees})")
+            problems.append(Problem(places.runbook(rb, [key]), key, f"variable {var!r} is not defined for the run's {key}:", hint))
     for stage in rb.stages:
         if stage.targets and "{{" not in stage.targets:
             why = pattern_problems(stage.targets, inv)

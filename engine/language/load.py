@@ -14,7 +14,7 @@ def parse_extra_vars(values: tuple[str, ...], origins: dict[str, str] | None = N
     ``origins``, when given, gets each name's ``-e`` (``-e #2 shema=shop2``, ``-e #1 @vars.yml``)."""
     import re
 
-    from engine.secrets import MASKER, SECRET_KEY
+    from engine.secrets import mask_literal_secrets
     from engine.language.yamlio import load_yaml, load_yaml_text
 
     out: dict[str, Any] = {}
@@ -51,8 +51,7 @@ def parse_extra_vars(values: tuple[str, ...], origins: dict[str, str] | None = N
             if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 problems.append(Problem(where, "", f"{key!r} is not a valid variable name", "use letters, digits and _"))
                 continue
-            if SECRET_KEY.search(key) and isinstance(value, str) and "{{" not in value:
-                MASKER.add(value)  # -e db_password=... never reaches the output or the journal
+            mask_literal_secrets({key: value})  # -e db_password=... never reaches the output or the journal
             out[key] = value
             if origins is not None:
                 origins[key] = f"-e #{i}"

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.actions.registry import REGISTRY, declaration
+from engine.actions.registry import REGISTRY, RUN_KEYS, declaration
 from engine.language.durations import parse_duration
 from engine.errors import InputError, Problem, Source, ValidationFailed
 from engine.model import OnFailure, Runbook, Stage, Step
-from engine.language.schema import STAGE_KEYWORDS, STEP_KEYWORDS, runbook_schema
+from engine.secrets import mask_literal_secrets
+from engine.language.schema import STAGE_KEYWORDS, STEP_KEYWORDS, channel_schema, runbook_schema
 from engine.language.schema_check import SchemaChecker, checker
 from engine.language.schema_messages import did_you_mean, path_str, schema_problems, templated, type_name
 from engine.language.template_checks import check_condition, check_templates
@@ -28,6 +29,9 @@ from engine.language.yamlio import key_source, load_yaml, source_at
 
 MAGIC_VARS = {"inventory_hostname", "hostvars", "groups", "run_id", "stage", "check_mode", "group_names",
               "play_hosts", "ansible_check_mode", "inventory_hostname_short", "omit"}
+#: what the run's channel (runbook-level ``notify:``) is rendered with besides vars: and -e
+#: (``message``: the line being posted, for a ``body:`` of its own)
+CHANNEL_VARS = frozenset({"run_id", "check_mode", "stage", "message"})
 
 
 @dataclass
@@ -155,9 +159,18 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
     # a key that is not a name (`~: 1`, `[a]: 1`) was reported by the schema; the model keeps names only
     rb_vars = {k: v for k, v in (rb_vars or {}).items() if _is_name(k)}
     check_templates(rb_vars, data, ["vars"], file, problems)
+    mask_literal_secrets(rb_vars)  # vars: {notify_token: s3cr3t} is masked like a vaulted value
     for key in ("name", "description", "targets"):
         if isinstance(data.get(key), str):
             check_templates(data[key], data, [key], file, problems)
+    channels: dict[str, Any] = {}
+    for key, action in RUN_KEYS.items():  # notify: the run's incident channel, an action's arguments
+        if key in data:
+            found = _param_problems(REGISTRY[action], data[key], data, [key], file, channel=True)
+            problems += found
+            check_templates(data[key], data, [key], file, problems)
+            if not found:
+                channels[key] = _plain(data[key] if data[key] is not None else {})
     if problems and not partial:
         raise ValidationFailed(problems)
     rb = Runbook(
@@ -170,6 +183,7 @@ def load_runbook(path: str, *, partial: bool = False) -> Loaded:
         vars=_plain(dict(rb_vars or {})),  # plain dicts: runtime messages say "dict object", not our YAML type
         budget=budget,
         files=tuple(files),
+        channels=channels,
     )
     return Loaded(rb, warnings, problems)
 
@@ -392,16 +406,20 @@ def _sql_texts(args: Any) -> list[str]:
 _PARAM_VALIDATORS: dict[str, Any] = {}
 
 
-def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str) -> list[Problem]:
-    validator = _PARAM_VALIDATORS.get(cls.name)
+def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str, *, channel: bool = False) -> list[Problem]:
+    """The problems of an action's arguments: a step's, or (``channel``) those of a runbook-level
+    key that makes the action the run's channel, which takes them all but the message."""
+    cache_key = f"{cls.name}:channel" if channel else cls.name
+    validator = _PARAM_VALIDATORS.get(cache_key)
     if validator is None:
-        validator = checker(cls.params_schema, templated)
-        _PARAM_VALIDATORS[cls.name] = validator
+        validator = checker(channel_schema(cls) if channel else cls.params_schema, templated)
+        _PARAM_VALIDATORS[cache_key] = validator
     if args is None and not cls.free_form:
         args = {}
     problems = schema_problems(validator, args, root, path, file)
     if not problems and not (isinstance(args, str) and has_template(args)):
-        for suffix, message in cls.static_problems(args):
+        static_args = {**args, cls.channel_message: ""} if channel and isinstance(args, dict) else args
+        for suffix, message in cls.static_problems(static_args):
             # "rules.1.sql": list indexes as ints, so source_at finds the item's line
             full = path + [int(s) if s.isdigit() else s for s in suffix.split(".") if s] if suffix else path
             problems.append(Problem(source_at(root, full, file), path_str(full), message))

@@ -131,6 +131,7 @@ def run_reads(rb: Runbook, inv: Inventory, base_dir: str, extra: dict[str, Any] 
     reads = Reads()
     reads.names |= set(MAGIC_VARS) | engine_reads()
     reads.templates([rb.targets])
+    reads.templates(list(rb.channels.values()))  # the run's channel (notify:) reads -e notify_url
     for stage in rb.stages:
         reads.templates([stage.targets, stage.confirm] + ([condition_text(stage.when)] if stage.when is not None else []))
         for step in stage.steps:

@@ -4,8 +4,13 @@ Read from the journal alone, by what steps registered (never by an action's name
 
 * a host whose last recorded ``state.read_only`` is true (a fence not reopened or undone):
   writes are still fenced;
-* a registered ``snapshot_schema`` whose step was not undone: the snapshot is kept, with the
-  command that drops it;
+* a registered ``snapshot_schema`` whose step was not undone: the snapshot is kept. Whether it
+  may be dropped depends on what else the run registered on that host: a restore (it registered
+  the dump's coordinates, ``binlog_start``) put the backup's rows back, so the writes made since
+  the backup that it overwrote or emptied live only in the snapshot — unless a later binlog
+  replay of the run (it registered ``stopped_at`` and the ``start`` it replayed from) started
+  at or before those coordinates and brought them back. Only then is the drop command offered;
+  otherwise the snapshot must be kept and merged;
 * steps in doubt, a failed or interrupted run: resume or roll back;
 * stages of the runbook that never started (skipped by ``--tags``/``--skip-tags``/``when``, or
   the run stopped before them), when the runbook file is still the one the run used.
@@ -83,6 +88,7 @@ def operator_todo(records: list[dict[str, Any]], header: dict[str, Any], run_id:
     """The list under "What the operator must still do" (empty: nothing left)."""
     fence: dict[str, str | None] = {}  # host -> step that fenced it (None: open)
     snapshots: dict[tuple[str, str], str] = {}  # (step, host) -> snapshot schema
+    restores: dict[tuple[str, str], _Restore] = {}  # (step, host) -> a restore not replayed yet
     for rec in records:
         if rec.get("type") != "outcome" or rec.get("status") not in ("ok", "changed"):
             continue
@@ -95,11 +101,18 @@ def operator_todo(records: list[dict[str, Any]], header: dict[str, Any], run_id:
             if fence.get(host) == step:
                 fence[host] = None  # the fence was undone
             snapshots.pop((step, host), None)
+            restores.pop((step, host), None)
             continue
         if state is not None and isinstance(state.get("read_only"), bool):
             fence[host] = step if state["read_only"] else None
         if isinstance(reg.get("snapshot_schema"), str):
             snapshots[(step, host)] = reg["snapshot_schema"]
+        if "binlog_start" in reg:
+            restores[(step, host)] = _Restore(step, host, reg.get("binlog_start"), _rows_left(reg))
+        elif "stopped_at" in reg and isinstance(reg.get("start"), dict):
+            for key, r in list(restores.items()):
+                if r.host == host and _at_or_before(reg["start"], r.start):
+                    del restores[key]  # its writes since the backup were replayed after it
     todo: list[str] = []
     for host, fenced_by in sorted(fence.items()):
         if fenced_by:
@@ -119,6 +132,51 @@ def operator_todo(records: list[dict[str, Any]], header: dict[str, Any], run_id:
             todo.append(f"Stage(s) not run: {', '.join(missing)}. Run them later with `runbook play {runbook} --tags …` "
                         "(their tags) or `--start-at \"STAGE/STEP\"`, or record why they are not needed.")
     for (step, host), schema in sorted(snapshots.items()):
-        todo.append(f"Snapshot {schema} on {host} (from “{step}”) is kept: it holds the tables as they were before "
-                    f"the restore. Drop it once the data is confirmed: `runbook snapshots drop {run_id}`.")
+        lost = [r for r in restores.values() if r.host == host]
+        if lost:
+            todo.append(f"Snapshot {schema} on {host} (from “{step}”) holds the only copy of the writes made since the backup "
+                        f"that {_restores_text(lost)} overwrote or emptied: no binlog replay of this run brought them back. "
+                        "Keep it and merge those rows back (or replay the binlogs from the backup's coordinates) before "
+                        "dropping it; `runbook snapshots list` shows it.")
+        else:
+            todo.append(f"Snapshot {schema} on {host} (from “{step}”) is kept: it holds the tables as they were before "
+                        f"the restore. Drop it once the data is confirmed: `runbook snapshots drop {run_id}`.")
     return masked(todo) if todo else todo
+
+
+@dataclass(frozen=True)
+class _Restore:
+    """A restore of the run whose writes since the backup no replay brought back (yet)."""
+
+    step: str
+    host: str
+    start: Any  # the dump's coordinates {file, pos, gtid}, None when the dump has none
+    rows_left: int | None  # rows it counted as left only in the snapshot, when it counted
+
+
+def _rows_left(reg: dict[str, Any]) -> int | None:
+    left = reg.get("only_in_snapshot")
+    rows = left.get("rows") if isinstance(left, dict) else None
+    return rows if isinstance(rows, int) and not isinstance(rows, bool) else None
+
+
+def _restores_text(restores: list[_Restore]) -> str:
+    parts = []
+    for r in restores:
+        at = f"{r.start.get('file')}:{r.start.get('pos')}" if isinstance(r.start, dict) and r.start.get("file") else \
+            "no coordinates in the dump: the binlogs cannot be replayed from it"
+        rows = f", {r.rows_left} row(s) counted" if r.rows_left else ""
+        parts.append(f"“{r.step}” (backup at {at}{rows})")
+    return " and ".join(parts)
+
+
+def _at_or_before(replayed_from: dict[str, Any], backup_at: Any) -> bool:
+    """The replay started at or before the backup's coordinates: it covers every write since."""
+    if not isinstance(backup_at, dict):
+        return False  # a dump without coordinates: nothing says where its writes begin
+    if replayed_from.get("gtid") and replayed_from.get("gtid") == backup_at.get("gtid"):
+        return True
+    f1, f2, p1, p2 = replayed_from.get("file"), backup_at.get("file"), replayed_from.get("pos"), backup_at.get("pos")
+    if not (isinstance(f1, str) and isinstance(f2, str) and isinstance(p1, int) and isinstance(p2, int)):
+        return False
+    return (f1, p1) <= (f2, p2)  # binlog files of one server sort by name (mysql-bin.000012)

@@ -31,6 +31,7 @@ from engine.templating.render import ENGINE, lazify
 from engine.run.interrupt import Interrupts
 from engine.run.operator import Operator, OperatorDesk, Unattended
 from engine.run.rollback import undo_step
+from engine.run.channel import RunChannel
 
 if TYPE_CHECKING:
     from engine.journal import Journal, JournalState
@@ -137,6 +138,10 @@ class Play:
             restore_run_state(prior.events, self.env.run_state)
         self.outcome = PlayOutcome("succeeded", 0.0)
         self._aborted = False  # a second Ctrl-C left steps running (see _abort)
+        #: the run's incident channel (runbook-level notify:), and what its final line says
+        self.channel = RunChannel(rb, self.env, journal, console)
+        self.failure: tuple[str, Step, str, str] | None = None  # (stage, step, host, msg) of the first failure
+        self.current_stage = ""  # the stage that ran last (an interrupted run names it)
 
     @property
     def interrupted(self) -> bool:
@@ -310,9 +315,17 @@ class Play:
                               "nothing of it ran", "bold red")
             self.outcome.status = "aborted"
             return False
-        self.console.stage_start(stage.name, stage.budget, [h.host.name for h in hosts])
+        names = [h.host.name for h in hosts]
+        self.current_stage = stage.name
+        if not self.channel.stage_start(stage, names):
+            self.console.line(f"the incident channel could not be told that stage [{stage.name}] starts and it is required "
+                              "(notify: required: true): stopping before the stage; nothing of it ran", "bold red")
+            self.outcome.status = "failed"
+            return False
+        self.console.stage_start(stage.name, stage.budget, names)
         if self.journal is not None:
-            self.journal.event("stage_start", stage=stage.name, budget=stage.budget, hosts=[h.host.name for h in hosts])
+            self.journal.event("stage_start", stage=stage.name, budget=stage.budget, hosts=names)
+        started = time.monotonic()
         timer = self._budget_timer("stage", stage.name, stage.budget)
         done_here: list[tuple[Step, HostState, StepResult]] = []
         failed = False
@@ -328,6 +341,8 @@ class Play:
                     done_here.append((step, hs, res))
                     if res.failed and not res.ignored:
                         failed = True
+                        if self.failure is None:
+                            self.failure = (stage.name, step, hs.host.name, res.msg)
                         if res.status is Status.UNREACHABLE:
                             hs.unreachable = True
                         elif stage.on_failure is not OnFailure.CONTINUE:
@@ -340,6 +355,7 @@ class Play:
             self.console.stage_end(stage.name, "interrupted")
             if self.journal is not None:
                 self.journal.event("stage_end", stage=stage.name, status="interrupted")
+            self.channel.stage_end(stage, "interrupted", time.monotonic() - started, names)
             raise
         finally:
             if timer:
@@ -350,6 +366,11 @@ class Play:
         self.console.stage_end(stage.name, status)
         if self.journal is not None:
             self.journal.event("stage_end", stage=stage.name, status=status)
+        if not self.channel.stage_end(stage, status, time.monotonic() - started, names) and not failed:
+            self.console.line(f"the incident channel could not be told that stage [{stage.name}] ended and it is required "
+                              "(notify: required: true): stopping after the stage", "bold red")
+            self.outcome.status = "failed"
+            return False
         if failed:
             self.outcome.status = "rolled back" if status == "rolled back" else "failed"
             return stage.on_failure is OnFailure.CONTINUE and any(hs.active for hs in self.states.values())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from engine.run.operator import Operator, Unattended
 from engine.run.recovery import check_decisions, resume_outlook
 from engine.run.catalog import resume_command, list_runs_text, load_state, show_text
 from engine.run.rollback import Rollback
+from engine.run.channel import register_credentials
 from engine.report.console import Console
 from engine.secrets import MASK, Secret
 
@@ -117,22 +119,23 @@ def _play_command(state: JournalState) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id: str, jdir: Path,
-             report: str | None, resumed: bool) -> RunEnd:
+             report: str | None, resumed: bool, hosts: list[str]) -> RunEnd:
     restore = play.interrupts.install()
     status, end = "failed", RunEnd.FAILED
+    error = ""  # the first line of an error that ended the run outside a step
     try:
         outcome = play.run()
         status = outcome.status
         end = {"succeeded": RunEnd.SUCCEEDED, "interrupted": RunEnd.INTERRUPTED, "aborted": RunEnd.ABORTED}.get(status, RunEnd.FAILED)
     except AbortStep as exc:  # the second Ctrl-C (see engine.run.play)
         console.line(str(exc), "bold red")
-        status, end = "interrupted", RunEnd.INTERRUPTED
+        status, end, error = "interrupted", RunEnd.INTERRUPTED, str(exc)
     except NeedsDecision as exc:
         console.line(exc.render(), "bold red")
-        status, end = "interrupted", RunEnd.NEEDS_DECISION
+        status, end, error = "interrupted", RunEnd.NEEDS_DECISION, exc.message
     except RunbookError as exc:
         console.line(exc.render(), "bold red")
-        status, end = "failed", RunEnd.FAILED
+        status, end, error = "failed", RunEnd.FAILED, (f"{exc.source}: " if exc.source else "") + exc.message
         if isinstance(exc, InputError) and not (play.outcome.results or resumed):
             end = RunEnd.INVALID  # "invalid input, nothing was executed" holds only while nothing ran
     finally:
@@ -143,6 +146,9 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
     except JournalError as exc:  # a full disk: the run stopped before its next side effect
         console.line(f"the end of the run could not be journaled either: {exc.message}", "bold red")
     duration = play.outcome.duration
+    if not _final_line(play, status, duration, rb, run_id, jdir, report, resumed, hosts, error) and end is RunEnd.SUCCEEDED:
+        console.line("the incident channel could not be told the final line and it is required (notify: required: true)", "bold red")
+        end = RunEnd.FAILED
     console.print_recap(run_id, status, duration, rb.budget, _next_steps(run_id, jdir, status, rb, play.opts.extra_vars))
     journal.close()
     if report:
@@ -155,6 +161,22 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
             console.line(f"could not write the report to {report}: {exc.strerror} — "
                          f"runbook report {run_id} --format {_format_of(report)} -o PATH writes it from the journal", "bold red")
     return end
+
+
+def _final_line(play: Play, status: str, duration: float, rb: Runbook, run_id: str, jdir: Path, report: str | None,
+                resumed: bool, hosts: list[str], error: str) -> bool:
+    """The run's last line to its incident channel (runbook-level notify:), whatever the end."""
+    from engine.run.channel import failure_detail
+
+    detail = failure_detail(play.failure, error)
+    if status == "interrupted" and play.interrupts.presses:
+        detail = f" by the operator ({play.interrupts.signal_name})" + \
+            (f" during stage [{play.current_stage}]" if play.current_stage else "") + detail
+    nxt = ""
+    if status != "succeeded" and not play.opts.check:
+        nxt = f"to continue: {resume_command(run_id, jdir)}"
+    what = f"run {run_id}" + (" (resumed)" if resumed else "")
+    return play.channel.run_end(what, status, duration, rb.budget, hosts, detail, report, nxt)
 
 
 def _lost_secrets(extra: dict[str, Any], run_id: str, what: str, operator: Operator) -> dict[str, Any]:
@@ -247,6 +269,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         _writable_dir(Path(opts["report"]).resolve().parent, "the report's directory", "choose another --report path")
     run_id = new_run_id()
     register_templated_secrets(inv, rb.vars, extra_vars)
+    register_credentials(rb, extra_vars)  # -e notify_url=… is a token: masked before the header is written
     console = Console(verbose=opts.get("verbose", 0), diff=bool(opts.get("diff")))
     for w in loaded.warnings:
         console.warn(w.render())
@@ -290,7 +313,7 @@ def new_run(loaded: Loaded, inv: Inventory, extra_vars: dict[str, Any], opts: di
         console.run_start(run_id, rb.name, rb.path, hosts, bool(opts.get("check")),
                           resume_cmd=None if opts.get("check") else resume_command(run_id, jdir))  # a check run is not resumed
         play = Play(rb, inv, _options(opts, jdir, extra_vars), console, run_id=run_id, journal=journal, operator=operator)
-        return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False)
+        return _execute(play, journal, console, rb, run_id, jdir, opts.get("report"), resumed=False, hosts=hosts)
 
 
 def _discard_run_dir(jdir: Path, run_id: str) -> None:
@@ -344,6 +367,7 @@ def _reload(state: JournalState, force: bool, what: str, operator: Operator) -> 
                                    opts.get("vault_password_file"), allow_unused_vars=True)
     extra = _lost_secrets(extra, state.run_id, what, operator)
     register_templated_secrets(inv, loaded.runbook.vars, extra)
+    register_credentials(loaded.runbook, extra)
     return loaded, inv, extra, opts
 
 
@@ -403,7 +427,7 @@ def resume_run(run_id: str, *, yes: bool, force: bool, decisions: dict[str, str]
         options = _options(opts, jdir, extra)
         options.decisions = decisions
         play = Play(loaded.runbook, inv, options, console, run_id=run_id, journal=journal, prior=state, operator=operator)
-        return _execute(play, journal, console, loaded.runbook, run_id, jdir, None, resumed=True)
+        return _execute(play, journal, console, loaded.runbook, run_id, jdir, None, resumed=True, hosts=hosts)
 
 
 def _step_keys(rb: Runbook) -> set[str]:
@@ -440,6 +464,7 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
         play.env.check_mode = False
         rollback = Rollback(state, play.executor, play.states, loaded.runbook, console, decisions or {})
         status, end, started = "rolled back", RunEnd.SUCCEEDED, False
+        t0, detail = time.monotonic(), ""
         try:
             pending = rollback.plan()
             if not pending:
@@ -458,8 +483,12 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
                     return RunEnd.ABORTED
             journal.event("rollback_start")
             started = True
+            play.channel.post("rollback_start", f"{loaded.runbook.name}: rollback of run {run_id} started: {len(pending)} "
+                              f"step(s) to undo, newest first", "", hosts)
 
             def stopped(item: Any) -> None:
+                nonlocal detail
+                detail = f" at {item.do.step} on {item.do.host}"
                 console.line(f"rollback stopped at {item.do.step} on {item.do.host}: fix the cause, then run "
                              f"`runbook rollback {run_id}{journal_flag(jdir)}` again (what is undone stays undone)", "bold red")
 
@@ -468,11 +497,18 @@ def rollback_run(run_id: str, *, yes: bool, force: bool, journal_dir: str | None
         except NeedsDecision as exc:
             console.line(exc.render(), "bold red")
             status, end = "rollback failed", RunEnd.NEEDS_DECISION
+            detail = f": {exc.message.splitlines()[0]}" if exc.message else ""
             started = True
+        except RunbookError as exc:  # reported by the CLI; the journal and the channel must not say "rolled back"
+            status, end = "rollback failed", RunEnd.FAILED
+            detail = f": {exc.message.splitlines()[0]}" if exc.message else ""
+            raise
         finally:
             play.close()
             if started:
                 journal.event("run_end", status=status)
+                again = "" if end is RunEnd.SUCCEEDED else f"to go on: runbook rollback {run_id}{journal_flag(jdir)}"
+                play.channel.run_end(f"rollback of run {run_id}", status, time.monotonic() - t0, None, hosts, detail, None, again)
             journal.close()
     console.line(f"{status}: run {run_id}", "bold green" if end is RunEnd.SUCCEEDED else "bold red")
     return end

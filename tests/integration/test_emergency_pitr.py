@@ -141,11 +141,16 @@ def test_p0_nothing_lost_but_the_incident(lab: PitrLab) -> None:
     # the incident channel got the assessment, each stage and the final line, in order
     lines = channel.read_text().splitlines()
     assert len(lines) >= 6, lines
-    assert "db1 P0: 2 problem(s) in shop's core tables" in lines[0]
-    assert any("writes stopped at" in x for x in lines) and any("recovery of the core tables started" in x for x in lines)
+    assert lines[0].startswith("db1: stage [assess] started (budget 5m00s) — Emergency recovery, run ")
+    assert "db1 P0: 2 problem(s) in shop's core tables" in lines[1]
+    assert lines[2].startswith("db1: stage [assess] ok in ")
+    assert any("writes stopped at" in x for x in lines)
+    assert any(x.startswith("db1: stage [restore core tables] started (budget 30m00s)") for x in lines)
+    assert any(x.startswith("db1: stage [restore core tables] ok in ") for x in lines)
     assert any("writes reopened" in x for x in lines)
     assert any("core recovery done" in x and "replayed" in x for x in lines)
-    assert "full recovery done" in lines[-1]
+    assert "full recovery done" in lines[-3] and lines[-2].startswith("db1: stage [full recovery] ok in ")
+    assert lines[-1].startswith(f"Emergency recovery: run {run_id} SUCCEEDED in "), lines[-1]
     assert "Traceback" not in out
     # the damage report names the incident, the stop-writes question repeats it
     assert "TRUNCATE shop.order_items" in out and "DELETE shop.orders (1000 row(s))" in out

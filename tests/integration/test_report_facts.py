@@ -104,6 +104,10 @@ def test_the_report_shows_the_command_the_killed_sessions_and_the_rows_left_in_t
     assert (orders["table"], orders["snapshot_rows"], orders["keys_not_restored"], orders["versions_replaced"],
             orders["rows"]) == ("orders", 41, 2, 1, 3), orders
     assert left["rows"] == 3 and "primary key" in left["how"]
+    # no binlog replay brought those writes back: the snapshot is their only copy, never "drop it"
+    (snap,) = [t for t in data["todo"] if "_rb_snap_" in t]
+    assert "holds the only copy of the writes made since the backup" in snap and "3 row(s) counted" in snap, snap
+    assert "snapshots drop" not in snap, snap
     for fmt in ("md", "html"):
         text = subprocess.run([sys.executable, "-m", "engine.cli", "report", data["run"]["run_id"], "--format", fmt],
                               cwd=work, env=env, capture_output=True, text=True, timeout=60).stdout

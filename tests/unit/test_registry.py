@@ -48,3 +48,12 @@ def test_a_declaration_stands_in_only_for_an_action_without_static_checks_of_its
         assert found["own"] == own, name
         assert (found["params_schema"], found["free_form"], tuple(found["condition_params"])) == (
             cls.params_schema, cls.free_form, cls.condition_params), name
+
+
+def test_every_run_key_names_an_action_that_can_be_the_run_channel() -> None:
+    from engine.actions.registry import RUN_KEYS
+
+    for key, action in RUN_KEYS.items():
+        cls = REGISTRY[action]
+        assert cls.channel_message, f"runbook key {key!r}: {action} declares no channel_message"
+        assert cls.channel_message in cls.params_schema["properties"], key

@@ -80,3 +80,46 @@ def test_markdown_and_json_carry_the_same_record(model_and_runbook, tmp_path: Pa
     data = json.loads(render_report(state, "json"))
     assert data["todo"][0].startswith("Writes are still fenced on db1")
     assert [d["kind"] for d in data["decisions"]] == ["confirmation", "decision"]
+
+
+def _restore_run(tmp_path: Path, replay_from: dict[str, object] | None, replay_ok: bool = True) -> list[str]:
+    """A run that snapshots, restores (the dump at mysql-bin.000003:1000) and maybe replays."""
+    from engine.journal import Journal
+
+    with Journal.create(tmp_path, "r2", {"runbook": "x.yml", "operator": "dba", "hosts": ["db1"]}) as j:
+        j.event("stage_start", stage="s", hosts=["db1"])
+        steps: list[tuple[str, str, dict[str, object]]] = [
+            ("s/snap", "changed", {"snapshot_schema": "_rb_snap_r2"}),
+            ("s/restore", "changed", {"rows": 50, "tables": {"orders": {"status": "loaded", "rows": 50}},
+                                      "binlog_start": {"file": "mysql-bin.000003", "pos": 1000, "gtid": "0-1-42"},
+                                      "only_in_snapshot": {"rows": 3, "tables": {}}})]
+        if replay_from is not None:
+            steps.append(("s/replay", "changed" if replay_ok else "failed",
+                          {"transactions": 9, "rows": 12, "start": replay_from, "stopped_at": None, "end": None}))
+        for key, status, reg in steps:
+            seq = j.intent(key, "db1", "d", attempt=1, phase="do")
+            j.outcome(seq, key, "db1", status, changed=status == "changed", duration=0.1, phase="do", registered=reg,
+                      undo={"x": 1} if key == "s/snap" else None)
+        j.event("stage_end", stage="s", status="ok")
+        j.event("run_end", status="succeeded" if replay_ok else "failed")
+    return list(build_model(read_journal(tmp_path, "r2")).todo)
+
+
+def test_a_restore_not_replayed_keeps_the_snapshot_as_the_only_copy(tmp_path: Path) -> None:
+    (snap,) = [t for t in _restore_run(tmp_path, None) if "_rb_snap_r2" in t]
+    assert "holds the only copy of the writes made since the backup" in snap
+    assert "“s/restore” (backup at mysql-bin.000003:1000, 3 row(s) counted)" in snap
+    assert "snapshots drop" not in snap and "Keep it and merge" in snap
+
+
+def test_a_failed_replay_or_one_that_starts_after_the_backup_does_not_count(tmp_path: Path) -> None:
+    (snap,) = [t for t in _restore_run(tmp_path, {"file": "mysql-bin.000003", "pos": 1000}, replay_ok=False) if "_rb_snap" in t]
+    assert "holds the only copy" in snap
+    (snap,) = [t for t in _restore_run(tmp_path / "late", {"file": "mysql-bin.000003", "pos": 5000}) if "_rb_snap" in t]
+    assert "holds the only copy" in snap
+
+
+def test_a_replay_from_the_backup_lets_the_snapshot_go_once_confirmed(tmp_path: Path) -> None:
+    (snap,) = [t for t in _restore_run(tmp_path, {"file": "mysql-bin.000003", "pos": 1000, "gtid": "0-1-42"}) if "_rb_snap" in t]
+    assert "Drop it once the data is confirmed: `runbook snapshots drop r2`" in snap
+    assert "only copy" not in snap

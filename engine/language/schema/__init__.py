@@ -78,10 +78,24 @@ RUNBOOK_KEYWORDS: dict[str, Any] = {
 }
 
 
+def channel_schema(cls: Any) -> dict[str, Any]:
+    """The schema of a runbook-level channel key (``notify:``): the action's arguments but the
+    message, which the engine writes (each stage's start and end, the final line)."""
+    schema = dict(cls.params_schema)
+    schema["properties"] = {k: v for k, v in schema.get("properties", {}).items() if k != cls.channel_message}
+    required = [k for k in schema.get("required", []) if k != cls.channel_message]
+    schema.pop("required", None)
+    if required:
+        schema["required"] = required
+    schema["description"] = (f"the run's incident channel: the arguments of a {cls.name} step but {cls.channel_message}; "
+                             "it gets each stage's start and end and the run's final line (failed, interrupted, rolled back too)")
+    return schema
+
+
 def runbook_schema(params: bool = True) -> dict[str, Any]:
     """The runbook's JSON Schema; ``params=False``: each action's params left open ({}),
     the structure only (the loader checks params per action, importing only those used)."""
-    from engine.actions.registry import REGISTRY, action_names
+    from engine.actions.registry import REGISTRY, RUN_KEYS, action_names
 
     step_props = dict(STEP_KEYWORDS)
     for name in action_names():
@@ -93,13 +107,16 @@ def runbook_schema(params: bool = True) -> dict[str, Any]:
         if cls.__doc__:
             schema.setdefault("description", cls.__doc__.strip().splitlines()[0])
         step_props[name] = schema
+    top = dict(RUNBOOK_KEYWORDS)
+    for key, action in RUN_KEYS.items():
+        top[key] = channel_schema(REGISTRY[action]) if params else {}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://runbook-engine.dev/schema/runbook.schema.json",
         "title": "runbook",
         "type": "object",
         "required": ["name", "stages"],
-        "properties": RUNBOOK_KEYWORDS,
+        "properties": top,
         "additionalProperties": False,
         "$defs": {
             "stage": {
