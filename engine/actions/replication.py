@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from engine.actions.base import Action, Probe, register
+from engine.actions.base import Action, Probe, duration_problem, register
 from engine.actions.guard import check_identity
 from engine.actions.replication_view import Peers, read_again, state_data
 from engine.errors import ActionError
@@ -83,13 +83,7 @@ class Replication(Action):
     @classmethod
     def static_problems(cls, args: Any) -> list[tuple[str, str]]:
         a = args if isinstance(args, dict) else {}
-        out: list[tuple[str, str]] = []
-        value = a.get("timeout")
-        if value is not None and not (isinstance(value, str) and "{{" in value):
-            try:
-                parse_duration(value)
-            except ValueError as exc:
-                out.append(("timeout", str(exc)))
+        out = duration_problem(a, "timeout")
         state = a.get("state")
         if state == "following" and not a.get("source"):
             out.append(("source", "state: following needs source: (the inventory host to replicate from)"))
