@@ -24,6 +24,26 @@ def cli(*args: str, cwd: Path, home: Path, timeout: float = 60) -> subprocess.Co
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def cli_in(*args: str, cwd: Path, env_extra: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """`runbook` run in ``cwd`` with its home in ``cwd/home``, no fault hook of the test's own
+    environment, no terminal; a traceback fails the test."""
+    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(cwd / "home"))
+    for k in [k for k in env if k.startswith("RUNBOOK_FAULT_")]:
+        env.pop(k)
+    env.update(env_extra or {})
+    res = subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                         timeout=timeout, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
+    return res
+
+
+def only_run(cwd: Path) -> str:
+    """The id of the one run in ``cwd/home`` (as :func:`cli_in` keeps it)."""
+    runs = [p.name for p in (cwd / "home").iterdir() if p.is_dir() and p.name[0].isdigit()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
 def out_of(res: subprocess.CompletedProcess[str]) -> str:
     out = res.stdout + res.stderr
     assert "Traceback" not in out, out
