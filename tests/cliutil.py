@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
@@ -60,6 +61,32 @@ def rows(db: pymysql.connections.Connection, sql: str) -> list[tuple]:
     with db.cursor() as cur:
         cur.execute(sql)
         return list(cur.fetchall())
+
+
+def rows_on(conn: pymysql.connections.Connection, *statements: str, args: Any = None) -> list[tuple[Any, ...]]:
+    """Run the statements on ``conn`` (each with ``args``), then close it: the rows of the last one."""
+    try:
+        out: list[tuple[Any, ...]] = []
+        with conn.cursor() as cur:
+            for s in statements:
+                cur.execute(s, args)
+                out = list(cur.fetchall())
+        return out
+    finally:
+        conn.close()
+
+
+def run_script(script: str, **connect: Any) -> None:
+    """A script of several statements on a connection of its own (``connect``: pymysql.connect's
+    arguments), autocommit; every result read, so an error in any statement raises."""
+    conn = pymysql.connect(autocommit=True, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS, **connect)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(script)
+            while cur.nextset():
+                pass
+    finally:
+        conn.close()
 
 
 def wait_for_journal_record(home: Path, proc: subprocess.Popen[str], what: str, **fields: object) -> None:

@@ -13,6 +13,7 @@ import pymysql
 from engine.cli.lab import Lab, down, up
 from engine.cli.lab_topology import replicate
 from engine.errors import RunbookError
+from tests.cliutil import rows_on
 
 
 class Topology:
@@ -70,16 +71,7 @@ class Topology:
 
     def sql(self, name: str, *statements: str) -> list[tuple[Any, ...]]:
         """Run the statements on ``name``; the rows of the last one."""
-        c = self.conn(name)
-        try:
-            rows: list[tuple[Any, ...]] = []
-            with c.cursor() as cur:
-                for s in statements:
-                    cur.execute(s)
-                    rows = list(cur.fetchall())
-            return rows
-        finally:
-            c.close()
+        return rows_on(self.conn(name), *statements)
 
     def one(self, name: str, statement: str) -> Any:
         rows = self.sql(name, statement)

@@ -20,6 +20,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from tests.cliutil import rows_on
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,16 +45,7 @@ class Lab:
         return res.returncode, res.stdout + res.stderr
 
     def sql(self, *stmts: str) -> list[tuple[object, ...]]:
-        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", autocommit=True)
-        try:
-            with conn.cursor() as cur:
-                rows: list[tuple[object, ...]] = []
-                for s in stmts:
-                    cur.execute(s)
-                    rows = list(cur.fetchall())
-                return rows
-        finally:
-            conn.close()
+        return rows_on(pymysql.connect(host="127.0.0.1", port=self.port, user="root", autocommit=True), *stmts)
 
     def load_shop_and_back_it_up(self) -> None:
         """The shop (scripts/lab-shop.sql, through the mysql client as a user would load it) and
