@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pymysql
+import pytest
 
 from engine.cli.lab import Lab, down, up
 from engine.cli.lab_topology import replicate
@@ -112,3 +114,13 @@ class Topology:
     def checksum(self, name: str, table: str) -> tuple[int, Any]:
         row = self.sql(name, f"SELECT COUNT(*), BIT_XOR(CRC32(CONCAT_WS('#', id, v))) FROM {table}")[0]
         return int(row[0]), row[1]
+
+
+@pytest.fixture(scope="module")
+def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    """One lab with two replicas for the whole test module, taken down afterwards."""
+    t = Topology(tmp_path_factory.mktemp("topology") / "home")
+    try:
+        yield t
+    finally:
+        t.close()
