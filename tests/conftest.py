@@ -29,6 +29,17 @@ MYSQL_PORT = int(os.environ.get("RUNBOOK_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("RUNBOOK_TEST_MYSQL_USER", "root")
 MYSQL_PASSWORD = os.environ.get("RUNBOOK_TEST_MYSQL_PASSWORD", "")
 
+#: an inventory of one local host, db1, whose MySQL is the test server
+DB1_INVENTORY = f"""
+all:
+  hosts:
+    db1:
+      connection: local
+      mysql_host: {MYSQL_HOST}
+      mysql_port: {MYSQL_PORT}
+      mysql_user: {MYSQL_USER}
+"""
+
 
 def mysql_root() -> pymysql.connections.Connection:
     return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD, autocommit=True)

@@ -18,6 +18,7 @@ import getpass
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -85,6 +86,14 @@ class SshdServer:
         pairs = [("ssh_host", self.host), ("ssh_port", self.port), ("ssh_user", self.user), ("ssh_key", self.key_file),
                  ("ssh_known_hosts", self.known_hosts), ("ssh_config", self.config_file)]
         return "\n".join(f"{pad}{k}: {v}" for k, v in pairs)
+
+    def drop_connections(self) -> None:
+        """SIGKILL the per-connection sshd processes (this server's children): every TCP
+        connection drops, the server keeps listening."""
+        assert self.proc is not None
+        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+        for pid in children:
+            os.kill(int(pid), signal.SIGKILL)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from engine.language.durations import parse_duration
 from engine.model import StepResult
 
 if TYPE_CHECKING:
@@ -184,6 +185,19 @@ class Action:
 
 
 MARKS = "marks"  # run_state key: mark name -> host -> the registered value
+
+
+def duration_problem(args: Any, *keys: str) -> list[tuple[str, str]]:
+    """For :meth:`Action.static_problems`: the first of ``keys`` whose value is not a duration
+    (``[(key, message)]``, or ``[]``). A template is left for when it is rendered."""
+    for key in keys:
+        value = args.get(key) if isinstance(args, dict) else None
+        if value is not None and not (isinstance(value, str) and "{{" in value):
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                return [(key, str(exc))]
+    return []
 
 
 def record_marks(run_state: dict[str, Any], cls: type[Action], host: str, registered: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from engine.actions.base import Action, register
+from engine.actions.base import Action, duration_problem, register
 from engine.language.durations import format_duration, parse_duration
 from engine.errors import CommandTimeout, ConnectError, SqlError
 from engine.model import Status, StepResult
@@ -103,14 +103,7 @@ class InnodbRecovery(Action):
 
     @classmethod
     def static_problems(cls, args: Any) -> list[tuple[str, str]]:
-        for key in ("timeout", "poll", "sample"):
-            value = (args or {}).get(key)
-            if value is not None and not (isinstance(value, str) and "{{" in value):
-                try:
-                    parse_duration(value)
-                except ValueError as exc:
-                    return [(key, str(exc))]
-        return []
+        return duration_problem(args, "timeout", "poll", "sample")
 
     def apply(self) -> StepResult:
         args = self.args or {}

@@ -23,6 +23,7 @@ from engine.actions.guard import (
 )
 from engine.errors import SqlError
 from engine.model import Status, StepResult
+from engine.mysql.spelling import UNKNOWN_SYNTAX, first_spelling
 from engine.transport.base import Sql
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
@@ -53,48 +54,39 @@ def _binlog(sql: Sql, v: dict[str, str | None], flavor: str) -> dict[str, Any]:
     }
     if not enabled:
         return out
-    # MySQL 8.4 removed SHOW MASTER STATUS; MariaDB and older MySQL lack the new spelling.
-    for stmt in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):
-        try:
-            rows = sql.query(stmt).rows
-        except SqlError as exc:
-            if exc.errno in (1064, 1227):  # unknown syntax / needs BINLOG MONITOR
-                continue
-            raise
-        if rows:
-            out["file"] = rows[0].get("File")
-            out["position"] = _int(rows[0].get("Position"))
-        break
+    # 1227: needs BINLOG MONITOR (the facts are gathered without it)
+    rows = first_spelling(sql, ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"), skip=(UNKNOWN_SYNTAX, 1227))
+    if rows:
+        out["file"] = rows[0].get("File")
+        out["position"] = _int(rows[0].get("Position"))
     return out
 
 
 def _replication(sql: Sql) -> tuple[str | None, dict[str, Any] | None]:
     """(role, replication) from SHOW REPLICA/SLAVE STATUS; role None when not allowed to look."""
-    for stmt in ("SHOW REPLICA STATUS", "SHOW SLAVE STATUS"):
-        try:
-            rows = sql.query(stmt).rows
-        except SqlError as exc:
-            if exc.errno == 1064:
-                continue
-            if exc.errno == 1227:  # needs REPLICATION CLIENT / SLAVE MONITOR
-                return None, None
-            raise
-        if not rows:
-            return "primary", None
-        r = rows[0]
+    try:
+        rows = first_spelling(sql, ("SHOW REPLICA STATUS", "SHOW SLAVE STATUS"))
+    except SqlError as exc:
+        if exc.errno == 1227:  # needs REPLICATION CLIENT / SLAVE MONITOR
+            return None, None
+        raise
+    if rows is None:
+        return None, None
+    if not rows:
+        return "primary", None
+    r = rows[0]
 
-        def pick(*names: str, r: dict[str, Any] = r) -> Any:
-            return next((r[n] for n in names if n in r), None)
+    def pick(*names: str) -> Any:
+        return next((r[n] for n in names if n in r), None)
 
-        return "replica", {
-            "source_host": pick("Source_Host", "Master_Host"),
-            "source_port": _int(pick("Source_Port", "Master_Port")),
-            "io_running": pick("Replica_IO_Running", "Slave_IO_Running"),
-            "sql_running": pick("Replica_SQL_Running", "Slave_SQL_Running"),
-            "seconds_behind": _int(pick("Seconds_Behind_Source", "Seconds_Behind_Master")),
-            "last_error": pick("Last_Error") or None,
-        }
-    return None, None
+    return "replica", {
+        "source_host": pick("Source_Host", "Master_Host"),
+        "source_port": _int(pick("Source_Port", "Master_Port")),
+        "io_running": pick("Replica_IO_Running", "Slave_IO_Running"),
+        "sql_running": pick("Replica_SQL_Running", "Slave_SQL_Running"),
+        "seconds_behind": _int(pick("Seconds_Behind_Source", "Seconds_Behind_Master")),
+        "last_error": pick("Last_Error") or None,
+    }
 
 
 def _innodb(sql: Sql) -> dict[str, int | None]:

@@ -21,7 +21,7 @@ import shlex
 import time
 from typing import Any, ClassVar
 
-from engine.actions.base import Action, Probe, register
+from engine.actions.base import Action, Probe, duration_problem, register
 from engine.language.durations import format_duration, parse_duration
 from engine.errors import ActionError, CommandTimeout, ConnectError, SqlError
 from engine.model import Status, StepResult
@@ -86,13 +86,7 @@ class MysqlService(Action):
 
     @classmethod
     def static_problems(cls, args: Any) -> list[tuple[str, str]]:
-        value = (args or {}).get("timeout")
-        if value is not None and not (isinstance(value, str) and "{{" in value):
-            try:
-                parse_duration(value)
-            except ValueError as exc:
-                return [("timeout", str(exc))]
-        return []
+        return duration_problem(args, "timeout")
 
     # -- settings ------------------------------------------------------------------------------
     def _opt(self, key: str, host_var: str | None = None) -> Any:

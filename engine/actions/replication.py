@@ -31,10 +31,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from engine.actions.base import Probe, register
+from engine.actions.base import Probe, duration_problem, register
 from engine.actions.guard import check_identity
 from engine.actions.replication_step import ReplicationStep
-from engine.language.durations import parse_duration
 from engine.model import Status, StepResult
 
 
@@ -80,13 +79,7 @@ class Replication(ReplicationStep):
     @classmethod
     def static_problems(cls, args: Any) -> list[tuple[str, str]]:
         a = args if isinstance(args, dict) else {}
-        out: list[tuple[str, str]] = []
-        value = a.get("timeout")
-        if value is not None and not (isinstance(value, str) and "{{" in value):
-            try:
-                parse_duration(value)
-            except ValueError as exc:
-                out.append(("timeout", str(exc)))
+        out = duration_problem(a, "timeout")
         state = a.get("state")
         if state == "following" and not a.get("source"):
             out.append(("source", "state: following needs source: (the inventory host to replicate from)"))

@@ -7,7 +7,7 @@ import socket
 import time
 from typing import Any
 
-from engine.actions.base import Action, register
+from engine.actions.base import Action, duration_problem, register
 from engine.language.durations import parse_duration
 from engine.errors import ConnectError, OutcomeUnknown, SqlError
 from engine.model import CommandResult, Status, StepResult
@@ -54,13 +54,7 @@ class WaitFor(Action):
         kinds = [k for k in ("sql", "shell", "port") if k in (args or {})]
         if len(kinds) != 1:
             return [("", "wait_for needs exactly one of sql, shell or port")]
-        for key in ("timeout", "sleep", "delay"):
-            if key in args and not (isinstance(args[key], str) and "{{" in args[key]):
-                try:
-                    parse_duration(args[key])
-                except ValueError as exc:
-                    return [(key, str(exc))]
-        return []
+        return duration_problem(args, "timeout", "sleep", "delay")
 
     def _poll(self, limit: float) -> tuple[bool, str]:
         """One poll, bounded by ``limit`` seconds (what is left of wait_for's timeout and of the

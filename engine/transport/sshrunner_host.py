@@ -126,6 +126,18 @@ def main():
             outbuf.extend(HEAD.pack(kind, jid, len(payload)))
             outbuf.extend(payload)
 
+    def send():
+        """As much of ``outbuf`` as the engine's pipe takes now; a write error other than a
+        full pipe means the engine is gone (its output is dropped, commands run on)."""
+        nonlocal engine_gone
+        try:
+            n = os.write(1, outbuf)
+            del outbuf[:n]
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                engine_gone = True
+                del outbuf[:]
+
     def kill(job, how):
         if job.how == 0:
             job.how = how
@@ -261,13 +273,7 @@ def main():
                     close_fd(fd)
         for fd in writable:
             if fd == 1:
-                try:
-                    n = os.write(1, outbuf)
-                    del outbuf[:n]
-                except OSError as exc:
-                    if exc.errno != errno.EAGAIN:
-                        engine_gone = True
-                        del outbuf[:]
+                send()
                 continue
             job = by_fd.get(fd)
             if job is None or job.stdin_fd != fd:
@@ -294,13 +300,7 @@ def main():
             if job.status is not None and (not job.fds or job.how):
                 finish(job)
         if outbuf and not engine_gone:
-            try:
-                n = os.write(1, outbuf)
-                del outbuf[:n]
-            except OSError as exc:
-                if exc.errno != errno.EAGAIN:
-                    engine_gone = True
-                    del outbuf[:]
+            send()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from engine.mysql.instance import MariadbInstance
 from engine.transport.binlog_dump import BinlogDump
 from engine.transport.local import LocalShell
 from engine.transport.mysql import MysqlSession
+from tests.cliutil import rows_on, run_script
 
 
 class Server:
@@ -40,24 +41,11 @@ class Server:
         return MysqlSettings(host="127.0.0.1", port=self.inst.port, user="root")
 
     def execute(self, script: str, schema: str | None = None) -> None:
-        conn = pymysql.connect(host="127.0.0.1", port=self.inst.port, user="root", database=schema, autocommit=True,
-                               client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(script)
-                while cur.nextset():
-                    pass
-        finally:
-            conn.close()
+        run_script(script, host="127.0.0.1", port=self.inst.port, user="root", database=schema)
 
     def query(self, sql: str, args: Any = None, schema: str | None = None) -> list[tuple[Any, ...]]:
-        conn = pymysql.connect(host="127.0.0.1", port=self.inst.port, user="root", database=schema, autocommit=True)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, args)
-                return list(cur.fetchall())
-        finally:
-            conn.close()
+        return rows_on(pymysql.connect(host="127.0.0.1", port=self.inst.port, user="root", database=schema, autocommit=True),
+                       sql, args=args)
 
     def position(self) -> tuple[str, int]:
         """Where the binlog ends now (SHOW MASTER STATUS)."""

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pymysql
+import pytest
 
 from engine.cli.lab import Lab, down, up
 from engine.cli.lab_topology import replicate
 from engine.errors import RunbookError
+from tests.cliutil import rows_on
 
 
 class Topology:
@@ -70,16 +73,7 @@ class Topology:
 
     def sql(self, name: str, *statements: str) -> list[tuple[Any, ...]]:
         """Run the statements on ``name``; the rows of the last one."""
-        c = self.conn(name)
-        try:
-            rows: list[tuple[Any, ...]] = []
-            with c.cursor() as cur:
-                for s in statements:
-                    cur.execute(s)
-                    rows = list(cur.fetchall())
-            return rows
-        finally:
-            c.close()
+        return rows_on(self.conn(name), *statements)
 
     def one(self, name: str, statement: str) -> Any:
         rows = self.sql(name, statement)
@@ -120,3 +114,13 @@ class Topology:
     def checksum(self, name: str, table: str) -> tuple[int, Any]:
         row = self.sql(name, f"SELECT COUNT(*), BIT_XOR(CRC32(CONCAT_WS('#', id, v))) FROM {table}")[0]
         return int(row[0]), row[1]
+
+
+@pytest.fixture(scope="module")
+def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    """One lab with two replicas for the whole test module, taken down afterwards."""
+    t = Topology(tmp_path_factory.mktemp("topology") / "home")
+    try:
+        yield t
+    finally:
+        t.close()

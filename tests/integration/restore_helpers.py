@@ -9,10 +9,10 @@ import subprocess
 import sys
 from typing import Any
 
-import pymysql
 
 from engine.actions.restore import Restore
 from engine.model import StepResult
+from tests.cliutil import rows_on, run_script
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, mysql_root
 from tests.integration.test_dr_actions import make_ctx, run_step
 
@@ -57,25 +57,11 @@ BASE_TABLES = ["parent", "child", "cyc_a", "cyc_b", "tree", "nopk", "odd", "trig
 
 
 def execute(schema: str | None, script: str) -> None:
-    conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD, database=schema,
-                           autocommit=True, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(script)
-            while cur.nextset():
-                pass
-    finally:
-        conn.close()
+    run_script(script, host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD, database=schema)
 
 
 def query(sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-    conn = mysql_root()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            return list(cur.fetchall())
-    finally:
-        conn.close()
+    return rows_on(mysql_root(), sql, args=params)
 
 
 def dump(schema: str, path: str, *options: str, tables: list[str] | None = None) -> str:

@@ -34,7 +34,13 @@ def make_ctx(host_vars: dict[str, Any] | None = None, *, run_state: dict[str, An
     base: dict[str, Any] = {"mysql_host": MYSQL_HOST, "mysql_port": MYSQL_PORT, "mysql_user": MYSQL_USER}
     if MYSQL_PASSWORD:
         base["mysql_password"] = MYSQL_PASSWORD
-    host = Host(name=name, vars={**base, **(host_vars or {})}, groups=(), connection=connection)
+    return ctx_of({**base, **(host_vars or {})}, run_state=run_state, name=name, connection=connection, step_key=step_key)
+
+
+def ctx_of(host_vars: dict[str, Any], *, run_state: dict[str, Any] | None = None, name: str = "db1",
+           connection: str = "local", step_key: str = "stage/step") -> ActionContext:
+    """The context of one step on a host with exactly these vars, in a run of its own."""
+    host = Host(name=name, vars=host_vars, groups=(), connection=connection)
     return ActionContext(host=host, conns=Connections(host), vars={}, run_id="t" + uuid.uuid4().hex[:12],
                          check_mode=False, step_key=step_key, source=None,
                          run_state={} if run_state is None else run_state)

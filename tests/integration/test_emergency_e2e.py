@@ -20,6 +20,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from tests.cliutil import rows_on
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,16 +45,7 @@ class Lab:
         return res.returncode, res.stdout + res.stderr
 
     def sql(self, *stmts: str) -> list[tuple[object, ...]]:
-        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", autocommit=True)
-        try:
-            with conn.cursor() as cur:
-                rows: list[tuple[object, ...]] = []
-                for s in stmts:
-                    cur.execute(s)
-                    rows = list(cur.fetchall())
-                return rows
-        finally:
-            conn.close()
+        return rows_on(pymysql.connect(host="127.0.0.1", port=self.port, user="root", autocommit=True), *stmts)
 
     def load_shop_and_back_it_up(self) -> None:
         """The shop (scripts/lab-shop.sql, through the mysql client as a user would load it) and
@@ -78,22 +71,31 @@ class Lab:
     def runs(self) -> set[str]:
         return {p.name for p in self.home.iterdir() if p.is_dir() and p.name[:1].isdigit()}
 
-    def play(self, env_extra: dict[str, str] | None = None) -> tuple[int, str, str]:
+    def play(self, env_extra: dict[str, str] | None = None, extra: tuple[str, ...] = (), timeout: float = 240
+             ) -> tuple[int, str, str]:
+        """`runbook play runbooks/emergency.yml` on the lab's shop from ``self.backup``: (rc, output, run id)."""
         before = self.runs()
         rc, out = self.cli("play", str(ROOT / "runbooks" / "emergency.yml"), "-i", str(self.home / "lab" / "inventory.yml"),
-                           "-e", "schema=shop", "-e", f"backup={self.backup}", *WATCH, "--yes", env_extra=env_extra)
+                           "-e", "schema=shop", "-e", f"backup={self.backup}", *WATCH, *extra, "--yes", env_extra=env_extra,
+                           timeout=timeout)
         new = self.runs() - before
         assert len(new) == 1, out
         return rc, out, new.pop()
 
-    def assert_recovered(self, run_id: str, expected_sums: list[tuple[object, ...]]) -> None:
-        assert self.checksums() == expected_sums, "the core tables differ from the backup"
+    def verified_after_assess(self, run_id: str) -> list[dict[str, object]]:
+        """The run's checks after the assess stage (its report): there are some, none failed;
+        and writes are open again."""
         assert self.sql("SELECT @@global.read_only") == [(0,)], "writes are still fenced"
         rc, out = self.cli("report", run_id, "--format", "json", "-o", str(self.root / f"{run_id}.json"))
         assert rc == 0, out
         checks = json.loads((self.root / f"{run_id}.json").read_text())["verification"]
         after = [c for c in checks if c["stage"] != "assess"]
         assert after and all(c["result"] != "fail" for c in after), after
+        return after
+
+    def assert_recovered(self, run_id: str, expected_sums: list[tuple[object, ...]]) -> None:
+        assert self.checksums() == expected_sums, "the core tables differ from the backup"
+        after = self.verified_after_assess(run_id)
         stages = {c["stage"] for c in after}
         assert {RESTORE_STAGE, "full recovery"} <= stages
 

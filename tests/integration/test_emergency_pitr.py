@@ -99,23 +99,12 @@ class PitrLab(Lab):
         assert self.sums("shop") != self.sums("shop_ref")
 
     def play_pitr(self, env_extra: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> tuple[int, str, str]:
-        before = self.runs()
-        rc, out = self.cli("play", str(ROOT / "runbooks" / "emergency.yml"), "-i", str(self.home / "lab" / "inventory.yml"),
-                           "-e", "schema=shop", "-e", f"backup={self.backup}", *WATCH, *extra, "--yes", "--report",
-                           str(self.root / "pitr.json"), env_extra=env_extra, timeout=400)
-        new = self.runs() - before
-        assert len(new) == 1, out
-        return rc, out, new.pop()
+        return self.play(env_extra, (*extra, "--report", str(self.root / "pitr.json")), timeout=400)
 
     def assert_nothing_lost_but_the_incident(self, run_id: str) -> None:
         want = self.sums("shop_ref")
         assert self.sums("shop") == want, "the core tables differ from the reference copy (every write but the incident)"
-        assert self.sql("SELECT @@global.read_only") == [(0,)], "writes are still fenced"
-        rc, out = self.cli("report", run_id, "--format", "json", "-o", str(self.root / f"{run_id}.json"))
-        assert rc == 0, out
-        checks = json.loads((self.root / f"{run_id}.json").read_text())["verification"]
-        after = [c for c in checks if c["stage"] != "assess"]
-        assert after and all(c["result"] != "fail" for c in after), after
+        self.verified_after_assess(run_id)
         # the replica caught up: the same tables there (the caught_up step waited for it)
         assert self.sums("shop", self.replica_port()) == want
 

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,6 @@ pytestmark = [pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 FAILOVER = str(ROOT / "runbooks" / "failover.yml")
 TABLES = ("shop.orders", "shop.items")
-
-
-@pytest.fixture(scope="module")
-def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    t = Topology(tmp_path_factory.mktemp("failover") / "home")
-    try:
-        yield t
-    finally:
-        t.close()
 
 
 def scenario(topo: Topology) -> dict[str, Any]:

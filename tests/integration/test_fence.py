@@ -9,14 +9,13 @@ locked), issue 17 item 4 (freeze a delayed replica).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.mysql.instance import MariadbInstance
+from tests.cliutil import cli_in as cli
+from tests.cliutil import only_run
 from tests.integration.fence_helpers import Db
 
 pytestmark = pytest.mark.integration
@@ -27,23 +26,6 @@ def inventory(path: Path, inst: MariadbInstance, user: str = "root", password: s
     path.write_text("all:\n  hosts:\n"
                     f"    db1: {{connection: local, mysql_host: 127.0.0.1, mysql_port: {inst.port}, mysql_user: {user}{pw}}}\n")
     return path
-
-
-def cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(cwd / "home"))
-    for k in [k for k in env if k.startswith("RUNBOOK_FAULT_")]:
-        env.pop(k)
-    env.update(env_extra or {})
-    res = subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                         timeout=timeout, stdin=subprocess.DEVNULL)
-    assert "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
-    return res
-
-
-def only_run(cwd: Path) -> str:
-    runs = [p.name for p in (cwd / "home").iterdir() if p.is_dir() and p.name[0].isdigit()]
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 def runbook(path: Path, *steps: str, on_failure: str = "abort") -> Path:

@@ -4,22 +4,21 @@ the registered fields, the privilege check before any change, check mode."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pymysql
 import pytest
 
-from engine.actions.base import Action
 from engine.actions.resume_writes import ResumeWrites
 from engine.actions.stop_writes import StopWrites
 from engine.errors import ActionError, SqlError
-from engine.model import Host, Status, StepResult
+from engine.model import Status
 from engine.mysql.diagnosis import diagnose
 from engine.mysql.fence import FENCE_KEY, read_fence_state
-from engine.run.context import ActionContext, Connections
+from engine.run.context import ActionContext
 from engine.secrets import Secret
 from tests.integration.fence_helpers import Db
+from tests.integration.test_dr_actions import ctx_of, run_step
 
 pytestmark = pytest.mark.integration
 
@@ -28,22 +27,7 @@ def make_ctx(db: Db, user: str = "root", password: str = "", run_state: dict[str
     vars_: dict[str, Any] = {"mysql_host": db.inst.host, "mysql_port": db.inst.port, "mysql_user": user}
     if password:
         vars_["mysql_password"] = password
-    host = Host(name="db1", vars=vars_, groups=(), connection="local")
-    return ActionContext(host=host, conns=Connections(host), vars={}, run_id="t" + uuid.uuid4().hex[:12], check_mode=False,
-                         step_key="s/fence", source=None, run_state={} if run_state is None else run_state)
-
-
-def run_step(cls: type[Action], args: dict[str, Any], ctx: ActionContext) -> StepResult:
-    """What the executor does: probe; done → ok; else apply and probe again (must converge)."""
-    action = cls(args, ctx)
-    before = action.probe()
-    if before is not None and before.done:
-        return StepResult(Status.OK, msg="nothing to do", data=dict(before.state))
-    result = action.apply()
-    if not result.failed:
-        after = cls(args, ctx).probe()
-        assert after is not None and after.done, f"{cls.name} did not converge: {after}"
-    return result
+    return ctx_of(vars_, run_state=run_state, step_key="s/fence")
 
 
 def test_fence_blocks_the_application_and_undo_reopens(fence_db: Db) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.mysql.instance import MariadbInstance
-from tests.integration.test_fence import cli, only_run
+from tests.cliutil import cli_in as cli
+from tests.cliutil import only_run
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.cliutil import cli_in as cli
+from tests.cliutil import only_run
 from tests.integration.fence_helpers import Db
-from tests.integration.test_fence import cli, inventory, only_run, runbook
+from tests.integration.test_fence import inventory, runbook
 
 pytestmark = pytest.mark.integration
 

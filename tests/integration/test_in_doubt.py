@@ -339,10 +339,7 @@ all:
 """)
     proc = _start_play(tmp_path)
     _wait_running(db, tag, proc)
-    assert private_sshd.proc is not None
-    children = subprocess.run(["pgrep", "-P", str(private_sshd.proc.pid)], capture_output=True, text=True).stdout.split()
-    for pid in children:  # the connection's own sshd processes: the TCP connection drops
-        os.kill(int(pid), signal.SIGKILL)
+    private_sshd.drop_connections()
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 1, out
     run_id = out.split("RUN ", 1)[1].split()[0]

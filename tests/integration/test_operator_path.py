@@ -26,23 +26,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MYSQL_HOST, MYSQL_PORT, MYSQL_USER
+from tests.conftest import DB1_INVENTORY
 from tests.integration.restore_helpers import checksums, dump, execute, query
 
 pytestmark = pytest.mark.integration
 
 SEED = int(os.environ.get("RUNBOOK_TEST_SEED") or 20261201)  # fixed: a failure repeats; set it to explore
 TABLES = ["parents", "children"]
-
-INVENTORY = f"""
-all:
-  hosts:
-    db1:
-      connection: local
-      mysql_host: {MYSQL_HOST}
-      mysql_port: {MYSQL_PORT}
-      mysql_user: {MYSQL_USER}
-"""
 
 RUNBOOK = """
 name: restore the shop
@@ -133,7 +123,7 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
     backup = dump(schema, str(tmp_path / "shop.sql"), "--net-buffer-length=4096")
     gate = tmp_path / "gate"
     gate.touch()
-    (tmp_path / "inv.yml").write_text(INVENTORY)
+    (tmp_path / "inv.yml").write_text(DB1_INVENTORY)
     (tmp_path / "rb.yml").write_text(RUNBOOK.format(schema=schema, backup=backup, gate=gate, rows=2000))
     yield Shop(tmp_path, schema, Path(backup), gate)
     execute(None, f"SET FOREIGN_KEY_CHECKS=0; DROP DATABASE IF EXISTS `{schema}`")

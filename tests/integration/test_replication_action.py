@@ -5,7 +5,6 @@ previous topology, and the refusals that keep data safe."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,15 +31,6 @@ stages:
     steps:
       - {name: look at the primary, replication: {state: status}, register: prim}
 """
-
-
-@pytest.fixture(scope="module")
-def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    t = Topology(tmp_path_factory.mktemp("repl") / "home")
-    try:
-        yield t
-    finally:
-        t.close()
 
 
 def play(topo: Topology, tmp: Path, text: str, *extra: str):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MYSQL_HOST, MYSQL_PORT, MYSQL_USER
+from tests.conftest import DB1_INVENTORY
 from tests.integration.restore_helpers import checksums, dump, execute, query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -38,16 +38,6 @@ stages:
         register: r
       - name: Counted
         assert: {{that: ["r.rows == 3000", "r.core_ok", "not r.partial"]}}
-"""
-
-INVENTORY = f"""
-all:
-  hosts:
-    db1:
-      connection: local
-      mysql_host: {MYSQL_HOST}
-      mysql_port: {MYSQL_PORT}
-      mysql_user: {MYSQL_USER}
 """
 
 
@@ -78,7 +68,7 @@ def test_play_killed_mid_restore_then_resume(schemas: tuple[str, str], tmp_path:
     src, dst = schemas
     path = dump(src, str(tmp_path / "items.sql.gz"), "--net-buffer-length=4096")
     (tmp_path / "rb.yml").write_text(RUNBOOK.format(target=dst, path=path))
-    (tmp_path / "inv.yml").write_text(INVENTORY)
+    (tmp_path / "inv.yml").write_text(DB1_INVENTORY)
     home = tmp_path / "home"
     killed = _cli(home, "play", "rb.yml", "-i", "inv.yml", "--yes", env={"RUNBOOK_FAULT_RESTORE_KILL": "after_commit:3"})
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
@@ -99,7 +89,7 @@ def test_truncate_refused_without_snapshot(schemas: tuple[str, str], tmp_path: P
     path = dump(src, str(tmp_path / "items.sql"))
     text = RUNBOOK.format(target=dst, path=path).replace(f"      - name: Snapshot\n        snapshot: {{schema: {dst}, tables: [items]}}\n", "")
     (tmp_path / "rb.yml").write_text(text)
-    (tmp_path / "inv.yml").write_text(INVENTORY)
+    (tmp_path / "inv.yml").write_text(DB1_INVENTORY)
     home = tmp_path / "home"
     out = _cli(home, "play", "rb.yml", "-i", "inv.yml", "--yes")
     assert out.returncode == 1
@@ -111,7 +101,7 @@ def test_check_mode_prints_plan(schemas: tuple[str, str], tmp_path: Path) -> Non
     src, dst = schemas
     path = dump(src, str(tmp_path / "items.sql"))
     (tmp_path / "rb.yml").write_text(RUNBOOK.format(target=dst, path=path))
-    (tmp_path / "inv.yml").write_text(INVENTORY)
+    (tmp_path / "inv.yml").write_text(DB1_INVENTORY)
     out = _cli(tmp_path / "home", "play", "rb.yml", "-i", "inv.yml", "--check")
     assert "items: 3,000 rows" in out.stdout, out.stdout + out.stderr
     assert query(f"SELECT COUNT(*) FROM `{dst}`.items")[0][0] == 2

@@ -127,10 +127,7 @@ def test_connection_dropped_under_a_command_is_in_doubt(tmp_path: Path, private_
     work = _setup(tmp_path, private_sshd, "sleep 30")
     proc = _start(tmp_path)
     _wait_for(work / "started", proc)
-    assert private_sshd.proc is not None
-    children = subprocess.run(["pgrep", "-P", str(private_sshd.proc.pid)], capture_output=True, text=True).stdout.split()
-    for pid in children:  # the connection's own sshd processes: the TCP connection drops
-        os.kill(int(pid), signal.SIGKILL)
+    private_sshd.drop_connections()
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 1, out
     _ran_under_the_runner(work)

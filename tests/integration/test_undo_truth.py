@@ -8,36 +8,17 @@ between a side effect and its outcome use the fault hook ``RUNBOOK_FAULT_KILL_BE
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pymysql
 import pytest
 
-from tests.cliutil import rows
+from tests.cliutil import cli_in as cli
+from tests.cliutil import only_run, rows
 
 pytestmark = pytest.mark.integration
-
-
-def cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(cwd / "home"))
-    env.pop("RUNBOOK_FAULT_KILL_AT_SEQ", None)
-    env.pop("RUNBOOK_FAULT_KILL_BEFORE_OUTCOME", None)
-    env.update(env_extra or {})
-    res = subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                         timeout=timeout, stdin=subprocess.DEVNULL)
-    assert "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
-    return res
-
-
-def only_run(cwd: Path) -> str:
-    runs = [p.name for p in (cwd / "home").iterdir() if p.is_dir() and p.name[0].isdigit()]
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 def connect(port: int) -> pymysql.connections.Connection:

@@ -11,6 +11,7 @@ has only with ``binlog_row_metadata=MINIMAL|FULL`` — otherwise it comes from t
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -126,51 +127,50 @@ class Layout:
                 off += c.prefix + int.from_bytes(d[off:off + c.prefix], "little")
         return off
 
-    def decode_some(self, d: bytes, off: int, present: list[int], wanted: list[int]) -> tuple[Any, ...]:
-        """The values of the ``wanted`` columns of the image at ``off`` (ABSENT when not in it)."""
-        want = set(wanted)
-        got: dict[int, Any] = {}
+    def cells(self, d: bytes, off: int, present: list[int]) -> Iterator[tuple[int, int, int]]:
+        """``(column, start, end)`` of each value in the image at ``off``, in order; a NULL is
+        ``(column, -1, -1)``. (``walk`` keeps its own loop: it runs on every image of every
+        event read, and through this generator it takes half as long again.)"""
         cols = self.columns
         nb = (len(present) + 7) >> 3
         nulls = d[off:off + nb]
         off += nb
         for j, ci in enumerate(present):
             if nulls[j >> 3] & (1 << (j & 7)):
-                if ci in want:
-                    got[ci] = None
+                yield ci, -1, -1
                 continue
             c = cols[ci]
-            n = c.fixed or c.prefix + int.from_bytes(d[off:off + c.prefix], "little")
+            if c.fixed:
+                yield ci, off, off + c.fixed
+                off += c.fixed
+            else:
+                n = int.from_bytes(d[off:off + c.prefix], "little")
+                yield ci, off + c.prefix, off + c.prefix + n
+                off += c.prefix + n
+
+    def _value(self, ci: int, raw: bytes) -> Any:
+        c = self.columns[ci]
+        try:
+            return value(c, raw, self.signed[ci])
+        except (ValueError, IndexError, struct.error) as exc:
+            raise BinlogError(f"{self.table.name} column {ci + 1}: cannot decode {raw.hex()} as type {c.type}: {exc}") from None
+
+    def decode_some(self, d: bytes, off: int, present: list[int], wanted: list[int]) -> tuple[Any, ...]:
+        """The values of the ``wanted`` columns of the image at ``off`` (ABSENT when not in it)."""
+        want = set(wanted)
+        got: dict[int, Any] = {}
+        for ci, start, end in self.cells(d, off, present):
             if ci in want:
-                raw = d[off:off + n] if c.fixed else d[off + c.prefix:off + n]
-                got[ci] = value(c, bytes(raw), self.signed[ci])
+                got[ci] = None if start < 0 else self._value(ci, bytes(d[start:end]))
                 if len(got) == len(want):
                     break
-            off += n
         return tuple(got.get(i, ABSENT) for i in wanted)
 
     def decode(self, d: bytes, off: int, present: list[int]) -> list[Any]:
         """Every column's value in the image at ``off`` (None: NULL, ABSENT: not in the image)."""
         out: list[Any] = [ABSENT] * len(self.columns)
-        nb = (len(present) + 7) >> 3
-        nulls = d[off:off + nb]
-        off += nb
-        for j, ci in enumerate(present):
-            if nulls[j >> 3] & (1 << (j & 7)):
-                out[ci] = None
-                continue
-            c = self.columns[ci]
-            if c.fixed:
-                raw = d[off:off + c.fixed]
-                off += c.fixed
-            else:
-                n = int.from_bytes(d[off:off + c.prefix], "little")
-                raw = d[off + c.prefix:off + c.prefix + n]
-                off += c.prefix + n
-            try:
-                out[ci] = value(c, bytes(raw), self.signed[ci])
-            except (ValueError, IndexError, struct.error) as exc:
-                raise BinlogError(f"{self.table.name} column {ci + 1}: cannot decode {raw.hex()} as type {c.type}: {exc}") from None
+        for ci, start, end in self.cells(d, off, present):
+            out[ci] = None if start < 0 else self._value(ci, bytes(d[start:end]))
         return out
 
 

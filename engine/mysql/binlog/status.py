@@ -9,8 +9,8 @@ pos = server_position(sql, "mariadb")   # BinlogPosition('binlog.000003', 1234, 
 
 from __future__ import annotations
 
-from engine.errors import SqlError
 from engine.mysql.binlog.position import BinlogPosition
+from engine.mysql.spelling import first_spelling
 from engine.transport.base import Sql
 
 
@@ -23,16 +23,8 @@ def server_position(sql: Sql, flavor: str) -> BinlogPosition | None:
         return None
     gtid = v.get("gtid_binlog_pos") if flavor == "mariadb" else v.get("gtid_executed")
     file = pos = None
-    # MySQL 8.4 removed SHOW MASTER STATUS; MariaDB and older MySQL lack the new spelling.
-    for stmt in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):
-        try:
-            rows = sql.query(stmt).rows
-        except SqlError as exc:
-            if exc.errno == 1064:
-                continue
-            raise
-        if rows:
-            file, pos = rows[0].get("File"), rows[0].get("Position")
-        break
+    rows = first_spelling(sql, ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"))
+    if rows:
+        file, pos = rows[0].get("File"), rows[0].get("Position")
     gtid_text = "".join(str(gtid).split()) if gtid not in (None, "") else None  # MySQL wraps long sets
     return BinlogPosition(file=str(file) if file else None, pos=int(pos) if pos not in (None, "") else None, gtid=gtid_text)
