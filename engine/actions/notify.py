@@ -28,7 +28,7 @@ import urllib.parse
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from engine.actions.base import Action, register
+from engine.actions.base import Action, duration_problem, register
 from engine.errors import ActionError
 from engine.language.durations import parse_duration
 from engine.model import Status, StepResult
@@ -123,14 +123,7 @@ class Notify(Action):
         url = args.get("url")
         if isinstance(url, str) and url and "{{" not in url and urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             return [("url", f"{redact_url(url)} is not an http(s) URL")]
-        for key in ("timeout", "delay"):
-            value = args.get(key)
-            if value is not None and not (isinstance(value, str) and "{{" in value):
-                try:
-                    parse_duration(value)
-                except ValueError as exc:
-                    return [(key, str(exc))]
-        return []
+        return duration_problem(args, "timeout", "delay")
 
     # -- what would go out ---------------------------------------------------------------
     def _message(self) -> str:
