@@ -23,7 +23,6 @@ when there is none helps the in-progress table with the most bytes left.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -176,6 +175,7 @@ class Loader:
             files[False] = open(self.dump_path, "rb")  # noqa: SIM115  (closed in finally, with the worker)
             if self.index.side_path:
                 files[True] = open(self.index.side_path, "rb")  # noqa: SIM115
+            fds = {side: f.fileno() for side, f in files.items()}
             while True:
                 with sh.cond:
                     while True:
@@ -188,10 +188,7 @@ class Loader:
                         sh.cond.wait(0.5)
                 t, b = job
                 try:
-                    f = files[b.side]
-                    body = os.pread(f.fileno(), b.length, b.offset)
-                    if len(body) != b.length:
-                        raise RunbookError(f"the dump changed while restoring: short read at {b.offset}")
+                    body = b.read(fds)
                     result = self._batch(w, t, b, body)
                     with sh.cond:
                         st = sh.stats[t.name]

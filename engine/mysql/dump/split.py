@@ -20,7 +20,7 @@ import hashlib
 import re
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from engine.errors import RunbookError
 
@@ -200,6 +200,14 @@ _FAST_DATA_HEX = _F_HEAD + _f_rows(rb"[0-9A-Za-z.,+ \t]*+", b"rowsx")
 
 _PATTERNS: dict[bytes, re.Pattern[bytes]] = {}
 
+# A guessed statement (see engine/mysql/dump/prove.py): the gap and an INSERT head matched here,
+# its end taken at the first ";\n"; the helpers run the fast alternatives below on its bytes.
+_GUESS_HEAD = re.compile(rb"(?s)" + _GAP + rb"(?P<h>" + _F_HEAD + rb")")
+FAST_STATEMENT = re.compile(rb"(?s)" + _FAST_DATA + rb";")
+FAST_STATEMENT_HEX = re.compile(rb"(?s)" + _FAST_DATA_HEX + rb";")
+#: a guess whose ";\n" is not within this many bytes is left to the tokenizer
+GUESS_MAX = 16 * 1024 * 1024
+
 
 def statement_pattern(delim: bytes) -> re.Pattern[bytes]:
     """The compiled matcher for one delimiter: gap, then a sandbox line, a DELIMITER command,
@@ -212,6 +220,13 @@ def statement_pattern(delim: bytes) -> re.Pattern[bytes]:
             + _body(delim) + rb")(?P<end>" + re.escape(delim) + rb")?)")
         _PATTERNS[delim] = pat
     return pat
+
+
+def _row_per_line(buf: bytes, rs: int, e: int) -> bool:
+    """Worth a guess: the rows look like mariadb-dump's one per line (MySQL's one-line layout
+    never takes the fast path: its guess would always fail)."""
+    window = min(e, rs + 65536)
+    return buf.find(b"),\n(", rs, window) >= 0 or buf.find(b"),(", rs, window) < 0
 
 
 class RawStatement(NamedTuple):
@@ -235,11 +250,14 @@ class Splitter:
     """Iterates the :class:`RawStatement` s of a :class:`ByteSource`; ``tail`` is the text after
     the last statement once the iteration has ended (the trailer comment lives there)."""
 
-    def __init__(self, source: ByteSource, chunk: int = CHUNK) -> None:
+    def __init__(self, source: ByteSource, chunk: int = CHUNK, prover: Any = None) -> None:
         self.source = source
         self.chunk = chunk
         self.tail = b""
         self.delimiter = b";"
+        #: a :class:`engine.mysql.dump.prove.Prover`: big INSERTs are guessed and proven by it
+        #: (only where stream offsets are file offsets: a plain file)
+        self.prover = prover if not source.gzip else None
 
     def __iter__(self) -> Iterator[RawStatement]:
         src, name = self.source, self.source.name
@@ -249,7 +267,30 @@ class Splitter:
         eof = False
         delim = b";"
         pat = statement_pattern(delim)
+        prover = self.prover
+        guess_min = prover.min_bytes if prover is not None else 0
         while True:
+            g = _GUESS_HEAD.match(buf, pos) if prover is not None and delim == b";" else None
+            if g is not None:
+                rs = g.end()
+                e = buf.find(b";\n", rs)
+                if e < 0 and not eof and len(buf) - pos < GUESS_MAX:
+                    more = src.read(max(self.chunk, len(buf) - pos))
+                    if more:
+                        base += pos
+                        buf = buf[pos:] + more
+                        pos = 0
+                    else:
+                        eof = True
+                    continue
+                st = g.start("h")
+                if e >= 0 and e + 1 - st >= guess_min and _row_per_line(buf, rs, e):
+                    assert prover is not None
+                    prover.submit(base + st, e + 1 - st, rs - st)
+                    yield RawStatement("sql", buf[st:e], base + st, e + 1 - st, delim, buf[pos:st], buf.count(b"\n", rs, e + 1) + 1,
+                                       rs - st, True)
+                    pos = e + 1
+                    continue
             m = pat.match(buf, pos)
             assert m is not None  # the pattern can match the empty string
             end = m.end()
