@@ -58,8 +58,10 @@ def _batches(run_id: str) -> list[tuple[object, ...]]:
     return rows
 
 
-def test_kill_at_every_batch_boundary(source: str, tmp_path: str) -> None:
-    path = dump(source, os.path.join(tmp_path, "d.sql"), "--net-buffer-length=4096")
+@pytest.mark.parametrize("net_buffer", [4096, 1024])
+def test_kill_at_every_batch_boundary(source: str, tmp_path: str, net_buffer: int) -> None:
+    """4096: one INSERT per batch; 1024: batches joining several INSERTs, read as ranges of the dump."""
+    path = dump(source, os.path.join(tmp_path, "d.sql"), f"--net-buffer-length={net_buffer}")
     expected = checksums(source, TABLES)
     # the uninterrupted restore: how many batches there are
     ref_target = f"rbt_kref_{uuid.uuid4().hex[:8]}"
@@ -69,6 +71,17 @@ def test_kill_at_every_batch_boundary(source: str, tmp_path: str) -> None:
         assert ref.status is Status.CHANGED, ref.msg
         n_batches = len(_batches(ref_run))
         assert n_batches >= 6
+        if net_buffer == 1024:  # the case this parameter is for: merged batches read from the dump
+            from engine.actions.restore.source import DumpSource
+
+            src = DumpSource({"file": path, "file_on": "control"}, None)
+            try:
+                src.load(4096, 8 << 20)
+                assert src.index is not None
+                assert any(len(b.segments) > 1 and not any(side for side, _, _ in b.segments)
+                           for t in src.index.tables.values() for b in t.batches)
+            finally:
+                src.close()
     finally:
         execute(None, f"DROP DATABASE IF EXISTS `{ref_target}`")
     for n in range(1, n_batches + 1):

@@ -44,9 +44,18 @@ class Prover:
         self.min_bytes = min_bytes
         root = str(Path(__file__).resolve().parents[3])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
-        self.procs = [subprocess.Popen([sys.executable, "-m", "engine.mysql.dump.prove", path], stdin=subprocess.PIPE, bufsize=0,
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=root)
-                      for _ in range(max(1, helpers))]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        try:
+            for _ in range(max(1, helpers)):
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "engine.mysql.dump.prove", path], stdin=subprocess.PIPE, bufsize=0,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=root,
+                    # not in the terminal's process group: a Ctrl-C is the run's to handle (it stops
+                    # them with close()); a dead parent closes their stdin, and they end
+                    start_new_session=True))
+        except OSError:
+            self.close()
+            raise
         self.load = [0] * len(self.procs)  # bytes handed to each helper
         self.sent = 0
         self.result: list[str] | None = None
