@@ -265,6 +265,7 @@ class Restore(Phases, Action):
             self._prepare(control, plan, index, done, sid)
             done = prog.done(sql, sid)
             t = time.monotonic()
+            self._phases["prepare"] = t - start - self._phases["check"]  # plan, DDL, truncates
             shared = self._load(plan, index, done, sid, make, control)
             self._phases["load"] = time.monotonic() - t
             t = time.monotonic()
