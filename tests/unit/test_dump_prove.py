@@ -13,6 +13,7 @@ import pytest
 from engine.actions.restore.source import DumpSource
 from engine.mysql.dump import DumpError, DumpReader, Kind, scan_dump
 from engine.mysql.dump.prove import Prover, Unproven, prove
+from tests.unit.dumpfuzz import mangle
 
 HEADER = (b"-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n--\n"
           b"-- Host: 127.0.0.1    Database: shop\n\n/*!40101 SET NAMES utf8mb4 */;\n")
@@ -85,17 +86,8 @@ def test_a_proven_guess_changes_nothing(tmp_path: Path) -> None:
     proven = unproven = 0
     path = tmp_path / "d.sql"
     for case in range(400):
-        d = bytearray(base)
-        for _ in range(rnd.randint(0 if case < 5 else 1, 4)):
-            pos = rnd.randrange(len(d))
-            op = rnd.random()
-            if op < 0.6:
-                d[pos:pos] = rnd.choice(pieces)
-            elif op < 0.8:
-                del d[pos:pos + rnd.randint(1, 20)]
-            else:
-                d[pos] = rnd.randrange(256)
-        path.write_bytes(bytes(d))
+        d = mangle(base, pieces, rnd, edits=(0 if case < 5 else 1, 4), insert=0.6, delete=0.8)
+        path.write_bytes(d)
         plain = statements(path, None)
         try:
             guessed = statements(path, InProcess(path))
@@ -107,7 +99,7 @@ def test_a_proven_guess_changes_nothing(tmp_path: Path) -> None:
         want, want_err, _ = plain
         for off in inexact:  # the restore marks their tables not LOAD DATA safe (DumpSource._read)
             got = [(*s[:6], False, *s[7:]) if s[0] != "tail" and s[2] == off else s for s in got]
-        assert (got, err) == (want, want_err), bytes(d)
+        assert (got, err) == (want, want_err), d
     assert proven > 100 and unproven > 10
 
 
