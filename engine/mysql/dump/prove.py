@@ -11,22 +11,25 @@ at the guessed end. Equal match, equal statement: the guess changes nothing.
 
 A guess the helpers do not prove (a ``;\\n`` inside a string, a hand-written file) makes
 :meth:`Prover.wait` raise :class:`Unproven`, and the caller reads the file again without
-guessing. Nothing is decided from a guess before :meth:`Prover.wait` returned: the reader waits
-before its last statement is handed out, and a caller that stops early on an error waits too
-(a guess that went wrong can make a later statement look broken).
+guessing. Nothing is decided from a guess before :meth:`Prover.wait` returned: the restore's
+check (:mod:`engine.actions.restore.source`) waits after its pass, and after an error too (a
+guess that went wrong can make a later statement look broken: then the plain pass judges).
 
-    python -m engine.mysql.dump.prove FILE     # a helper: "offset length" lines in, verdicts out
+The helpers run :mod:`engine.mysql.dump.fastpath` as a script: the same patterns the reader
+uses (it imports them from there), and the standard library only, so a helper starts in
+milliseconds.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 from engine.errors import RunbookError
+from engine.mysql.dump.fastpath import prove
+
+__all__ = ["Prover", "Unproven", "prove"]
 
 #: a statement at least this long is worth a helper (shorter ones are matched in place)
 PROVE_MIN = 64 * 1024
@@ -42,14 +45,15 @@ class Prover:
 
     def __init__(self, path: str, helpers: int = HELPERS, min_bytes: int = PROVE_MIN) -> None:
         self.min_bytes = min_bytes
-        root = str(Path(__file__).resolve().parents[3])
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+        from engine.mysql.dump import fastpath
+
         self.procs: list[subprocess.Popen[bytes]] = []
         try:
             for _ in range(max(1, helpers)):
                 self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "engine.mysql.dump.prove", path], stdin=subprocess.PIPE, bufsize=0,
-                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=root,
+                    # isolated, no site: the script needs the standard library only
+                    [sys.executable, "-I", "-S", fastpath.__file__, path], stdin=subprocess.PIPE, bufsize=0,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                     # not in the terminal's process group: a Ctrl-C is the run's to handle (it stops
                     # them with close()); a dead parent closes their stdin, and they end
                     start_new_session=True))
@@ -123,39 +127,3 @@ class Prover:
                         f.close()
                     except OSError:
                         pass
-
-
-def prove(data: bytes, values_at: int) -> str:
-    """What the reader's own match would say of ``data`` (a whole statement with its ``;``): its
-    fast path matches from the start, its rows begin at ``values_at`` and it ends exactly at the
-    end — ``"safe"`` (LOAD DATA can carry it), ``"x"`` (hex, bit or word literals) — or
-    ``"bad"``. The order is the reader's: the first alternative that matches is the one it takes."""
-    from engine.mysql.dump.split import FAST_STATEMENT, FAST_STATEMENT_HEX
-
-    for pat, group, verdict in ((FAST_STATEMENT, "rows", "safe"), (FAST_STATEMENT_HEX, "rowsx", "x")):
-        m = pat.match(data)
-        if m is not None:
-            return verdict if m.end() == len(data) and m.start(group) == values_at else "bad"
-    return "bad"
-
-
-def _serve(path: str) -> int:
-    """The helper: for each ``offset length`` line, nothing when proven LOAD DATA safe, else
-    ``offset x`` or ``offset bad``; then ``ok N`` (N: statements read)."""
-    proven = 0
-    with open(path, "rb") as f:
-        fd = f.fileno()
-        for line in sys.stdin.buffer:
-            off, n, values_at = (int(x) for x in line.split())
-            data = os.pread(fd, n, off)
-            verdict = prove(data, values_at) if len(data) == n else "bad"
-            if verdict != "safe":
-                sys.stdout.buffer.write(b"%d %s\n" % (off, verdict.encode()))
-            proven += 1
-    sys.stdout.buffer.write(b"ok %d\n" % proven)
-    sys.stdout.buffer.flush()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_serve(sys.argv[1]))

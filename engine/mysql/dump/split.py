@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO, NamedTuple
 
 from engine.errors import RunbookError
+from engine.mysql.dump.fastpath import _F_HEAD, _FAST_DATA, _FAST_DATA_HEX
 
 CHUNK = 8 * 1024 * 1024
 RAW_CHUNK = 1024 * 1024
@@ -174,37 +175,15 @@ def _body(delim: bytes) -> bytes:
     return plain + b"(?:(?:" + b"|".join(alts) + b")" + plain + b")*+"
 
 
-# The fast path for the bulk of a dump: an extended INSERT in mariadb-dump's layout (one row
-# per line, rows separated by ",\n"), whose strings hold no raw newline (mysqldump escapes
-# them) and whose rows hold no 0x…, _binary, b'…', X'…', comment or function call. Matched,
-# every newline in the row list is a row separator, so rows = newlines + 1, exactly, and the
-# statement is safe for LOAD DATA. Anything else falls through to the general tokenizer.
-_F_ID = rb"(?:`[^`\n]*+`|[A-Za-z0-9_$]++)"
-_F_STR = rb"'[^'\\\n]*+(?:(?:\\[^\n]|'')[^'\\\n]*+)*+'"
-
-
-def _f_rows(plain: bytes, group: bytes) -> bytes:
-    row = rb"\(" + plain + rb"(?:(?:" + _F_STR + rb"|-(?!-))" + plain + rb")*+\)"
-    return rb"(?P<" + group + rb">(?:" + row + rb",\n)*+" + row + rb")"
-
-
-_F_HEAD = (rb"(?i:INSERT|REPLACE)(?:\s++(?i:IGNORE|DELAYED|LOW_PRIORITY|HIGH_PRIORITY))*+\s++(?i:INTO)\s++" + _F_ID
-           + rb"(?:\s*+\.\s*+" + _F_ID + rb")?\s*+(?:\(" + _F_ID + rb"(?:\s*+,\s*+" + _F_ID + rb")*+\)\s*+)?"
-           rb"(?i:VALUES)[ \n]?+")
-# Outside strings a LOAD DATA-safe row holds only numbers and NULL (a whitelist: DEFAULT, TRUE or
-# a function would load as text).
-_FAST_DATA = _F_HEAD + _f_rows(rb"[0-9.,eE+ \tNUL]*+", b"rows")
-# The same with any word outside strings: a --hex-blob dump (0x… literals; X'…' and b'…' too),
-# or DEFAULT/TRUE in a hand-written file: rows still exact, not LOAD DATA safe.
-_FAST_DATA_HEX = _F_HEAD + _f_rows(rb"[0-9A-Za-z.,+ \t]*+", b"rowsx")
+# The fast path for the bulk of a dump (mariadb-dump's extended INSERTs): its patterns live in
+# engine/mysql/dump/fastpath.py, a module of the standard library only, which the whole-file
+# check's helper processes run as a script (engine/mysql/dump/prove.py).
 
 _PATTERNS: dict[bytes, re.Pattern[bytes]] = {}
 
 # A guessed statement (see engine/mysql/dump/prove.py): the gap and an INSERT head matched here,
-# its end taken at the first ";\n"; the helpers run the fast alternatives below on its bytes.
+# its end taken at the first ";\n"; the helpers run the fast alternatives on its bytes.
 _GUESS_HEAD = re.compile(rb"(?s)" + _GAP + rb"(?P<h>" + _F_HEAD + rb")")
-FAST_STATEMENT = re.compile(rb"(?s)" + _FAST_DATA + rb";")
-FAST_STATEMENT_HEX = re.compile(rb"(?s)" + _FAST_DATA_HEX + rb";")
 #: a guess whose ";\n" is not within this many bytes is left to the tokenizer
 GUESS_MAX = 16 * 1024 * 1024
 
