@@ -249,7 +249,10 @@ class Splitter:
         prover = self.prover
         guess_min = prover.min_bytes if prover is not None else 0
         while True:
-            g = _GUESS_HEAD.match(buf, pos) if prover is not None and delim == b";" else None
+            # a guess only where no ";\n" comes within guess_min bytes (a small statement, as in a
+            # --skip-extended-insert dump, is not worth a helper: no regex spent on it twice)
+            g = (_GUESS_HEAD.match(buf, pos) if prover is not None and delim == b";"
+                 and buf.find(b";\n", pos, pos + guess_min) < 0 else None)
             if g is not None:
                 rs = g.end()
                 e = buf.find(b";\n", rs)
