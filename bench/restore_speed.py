@@ -2,7 +2,8 @@
 
     python bench/restore_speed.py [--rounds 3] [--scale 30] [--configs restore,myloader,myloader-1file,mysql]
                                   [--binlog on,off] [--server production|lab]
-    (a config ``restore:batch_bytes=4194304:parallel=4`` passes those arguments to the step)
+    (a config ``restore:batch_bytes=4194304:parallel=4`` passes those arguments to the step;
+    ``restore@/work/main`` runs another checkout's engine, for an A/B in one run)
 
 employees ×30 (3.9 M rows, ≈172 MB of SQL, built by ``bench/employees30.py``; mydumper dumps the
 same rows once for myloader) is loaded into an empty schema of a private MariaDB
@@ -17,7 +18,8 @@ same rows once for myloader) is loaded into an empty schema of a private MariaDB
 Interleaved in every round, each tool loads into a fresh empty schema, timed as a whole process:
 
 * ``restore``: ``runbook play`` of a one-step runbook (``restore`` with ``parallel: 2``, the file
-  on the control machine) — start-up, validation, journal, lock, plan, load, report: all of it;
+  on the control machine) — start-up, validation, journal, lock, plan, load, report: all of it
+  (its bytecode cached, as in an installed package: see ``python_env``);
 * ``myloader --threads 2 --enable-binlog`` (binlog on), ``--threads 2`` (binlog off), from a
   ``mydumper --rows 100000`` dump (chunks of one table load in parallel, as a DBA tunes it);
   ``myloader-1file``: the same from mydumper's default dump (one file, one transaction per table);
@@ -109,6 +111,16 @@ def timed(cmd: list[str], stdin_path: str | None = None, env: dict[str, str] | N
     return wall, usage.ru_maxrss / 1024, out, usage.ru_utime + usage.ru_stime
 
 
+def python_env(tree: Path, **more: str) -> dict[str, str]:
+    """The environment of a ``runbook`` process: ``tree``'s engine, its bytecode cached (as an
+    installed package has it — pip compiles at install; this lab sets PYTHONDONTWRITEBYTECODE,
+    which would make every run compile ~240 modules, ≈0.3 s) and compiled once up front."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(more, PYTHONPATH=str(tree), PYTHONPYCACHEPREFIX=str(CACHE / "pycache" / str(tree).strip("/").replace("/", "+")))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "engine"], env=env, cwd=tree, check=True, capture_output=True)
+    return env
+
+
 def restore_files(work: Path, dump: Path, port: int, binlog: bool, file_on: str, extra: dict[str, str]) -> tuple[Path, Path]:
     rb = work / f"restore-{'on' if binlog else 'off'}.yml"
     more = "".join(f"\n          {k}: {v}" for k, v in extra.items())
@@ -161,18 +173,20 @@ def main() -> None:
     srv = Server(opts.server)
     work = Path(tempfile.mkdtemp(prefix="rb-bench-restore-"))
     try:
-        srv.sql("CREATE DATABASE src")
-        timed(srv.client("src"), str(dump))
-        rows_total = sum(int(srv.sql(f"SELECT COUNT(*) FROM src.{t}")) for t in TABLES)
-        mdumps = {}
-        for kind, extra in (("myloader", ["--rows", str(opts.mydumper_rows)]), ("myloader-1file", [])):
-            mdump = CACHE / (f"mydumper{opts.scale}" + (f"-rows{opts.mydumper_rows}" if extra else ""))
-            if not (mdump / "metadata").exists():
+        mdumps = {kind: CACHE / (f"mydumper{opts.scale}" + (f"-rows{opts.mydumper_rows}" if extra else ""))
+                  for kind, extra in (("myloader", True), ("myloader-1file", False))}
+        counted = CACHE / f"employees{opts.scale}.rows"  # written with the mydumper dumps: the source is loaded once
+        if not counted.exists() or not all((m / "metadata").exists() for m in mdumps.values()):
+            srv.sql("CREATE DATABASE src")
+            timed(srv.client("src"), str(dump))
+            counted.write_text(str(sum(int(srv.sql(f"SELECT COUNT(*) FROM src.{t}")) for t in TABLES)))
+            for kind, mdump in mdumps.items():
+                extra = ["--rows", str(opts.mydumper_rows)] if kind == "myloader" else []
                 shutil.rmtree(mdump, ignore_errors=True)
                 subprocess.run(["mydumper", "-h", "127.0.0.1", "-P", str(srv.port), "-u", "root", "-B", "src", "-o", str(mdump),
                                 "--threads", "2", *extra], check=True, capture_output=True)
-            mdumps[kind] = mdump
-        srv.sql("DROP DATABASE src")
+            srv.sql("DROP DATABASE src")
+        rows_total = int(counted.read_text())
         results: dict[str, list[tuple[float, float]]] = {}
         loads = []
         print(f"employees x{opts.scale}: {rows_total:,} rows, {dump.stat().st_size / 1e6:.0f} MB of SQL; {os.cpu_count()} cores; "
@@ -193,14 +207,17 @@ def main() -> None:
                         wall, rss, _, cpu = timed(["myloader", "-h", "127.0.0.1", "-P", str(srv.port), "-u", "root", "-d",
                                                    str(mdumps[cfg]), "-B", "dst", "--threads", "2", *extra])
                     else:
-                        # "restore" (parallel 2, the step's defaults), or "restore:key=value:key=value"
-                        extra = dict(kv.split("=", 1) for kv in cfg.split(":")[1:])
+                        # "restore" (parallel 2, the step's defaults), or "restore:key=value:key=value";
+                        # "restore@/other/checkout…" runs that tree's engine (an A/B in the same run)
+                        head, *kvs = cfg.split(":")
+                        run_tree = Path(head.split("@", 1)[1]).resolve() if "@" in head else tree
+                        extra = dict(kv.split("=", 1) for kv in kvs)
                         extra.setdefault("parallel", "2")
                         rb, inv = restore_files(work, dump, srv.port, binlog == "on", opts.file_on, extra)
                         home = work / "home"
-                        env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(work / "locks"),
-                                   PYTHONPATH=str(tree))
-                        wall, rss, out, cpu = timed([sys.executable, "-m", "engine.cli", "play", str(rb), "-i", str(inv)], env=env, cwd=tree)
+                        env = python_env(run_tree, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(work / "locks"))
+                        wall, rss, out, cpu = timed([sys.executable, "-m", "engine.cli", "play", str(rb), "-i", str(inv)], env=env,
+                                                    cwd=run_tree)
                         note = f"  phases {phases_of(home, out)}"
                     after = srv.status()
                     d = {k: after[k] - before.get(k, 0) for k in after}

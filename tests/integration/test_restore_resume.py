@@ -58,17 +58,33 @@ def _batches(run_id: str) -> list[tuple[object, ...]]:
     return rows
 
 
-def test_kill_at_every_batch_boundary(source: str, tmp_path: str) -> None:
+@pytest.mark.parametrize("batch_bytes", [4096, 9000])
+def test_kill_at_every_batch_boundary(source: str, tmp_path: str, batch_bytes: int) -> None:
+    """4096: one INSERT (≈ 4 KB) per batch; 9000: batches joining two INSERTs, read as ranges of the dump."""
     path = dump(source, os.path.join(tmp_path, "d.sql"), "--net-buffer-length=4096")
+
+    def args(path: str, target: str, parallel: int = 2) -> dict[str, object]:
+        return dict(_args(path, target, parallel), batch_bytes=batch_bytes)
     expected = checksums(source, TABLES)
     # the uninterrupted restore: how many batches there are
     ref_target = f"rbt_kref_{uuid.uuid4().hex[:8]}"
     ref_run = "t" + uuid.uuid4().hex[:12]
     try:
-        ref = restore(_args(path, ref_target), run_id=ref_run)
+        ref = restore(args(path, ref_target), run_id=ref_run)
         assert ref.status is Status.CHANGED, ref.msg
         n_batches = len(_batches(ref_run))
-        assert n_batches >= 6
+        assert n_batches >= (6 if batch_bytes == 4096 else 3)
+        if batch_bytes == 9000:  # the case this parameter is for: merged batches read from the dump
+            from engine.actions.restore.source import DumpSource
+
+            src = DumpSource({"file": path, "file_on": "control"}, None)
+            try:
+                src.load(batch_bytes, 8 << 20)
+                assert src.index is not None
+                assert any(len(b.segments) > 1 and not any(side for side, _, _ in b.segments)
+                           for t in src.index.tables.values() for b in t.batches)
+            finally:
+                src.close()
     finally:
         execute(None, f"DROP DATABASE IF EXISTS `{ref_target}`")
     for n in range(1, n_batches + 1):
@@ -77,11 +93,11 @@ def test_kill_at_every_batch_boundary(source: str, tmp_path: str) -> None:
             run_id = "t" + uuid.uuid4().hex[:12]
             try:
                 # one connection: the N-th batch to commit is the N-th batch started, so the boundary is exact
-                child = restore_in_child(_args(path, target, 1), run_id, {"RUNBOOK_FAULT_RESTORE_KILL": f"{when}:{n}"})
+                child = restore_in_child(args(path, target, 1), run_id, {"RUNBOOK_FAULT_RESTORE_KILL": f"{when}:{n}"})
                 assert child.returncode == -signal.SIGKILL, (when, n, child.stdout, child.stderr[-2000:])
                 committed = len(_batches(run_id))
                 assert committed == (n if when == "after_commit" else n - 1)
-                res = restore(_args(path, target), run_id=run_id)
+                res = restore(args(path, target), run_id=run_id)
                 assert res.status is Status.CHANGED, (when, n, res.msg)
                 assert checksums(target, TABLES) == expected, (when, n)
                 rows = _batches(run_id)

@@ -19,6 +19,7 @@ from engine.mysql.dump import (
     scan_dump,
 )
 from engine.mysql.dump.split import ByteSource, Splitter
+from tests.unit.dumpfuzz import mangle
 
 HEADER = (b"/*M!999999\\- enable the sandbox mode */ \n"
           b"-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n--\n"
@@ -551,17 +552,7 @@ def test_mangled_dumps_raise_only_dump_errors() -> None:
               b"/*!50001 ", b"CREATE TABLE x (", b"INSERT INTO t VALUES (", b"\x00", b"\xff", b"PRIMARY KEY", b"REFERENCES"]
     rnd = random.Random(20261130)
     for _ in range(300):
-        d = bytearray(base)
-        for _ in range(rnd.randint(1, 4)):
-            pos = rnd.randrange(len(d))
-            op = rnd.random()
-            if op < 0.5:
-                d[pos:pos] = rnd.choice(pieces)
-            elif op < 0.75:
-                del d[pos:pos + rnd.randint(1, 20)]
-            else:
-                d[pos] = rnd.randrange(256)
-        data = bytes(d)
+        data = mangle(base, pieces, rnd)
         if rnd.random() < 0.3:
             data = gzip.compress(data)
         if rnd.random() < 0.2:

@@ -2,10 +2,10 @@
 and keeps the statements the control connection runs (header SETs, table DDL, triggers, views,
 routines, events) in file order.
 
-A batch is a byte range of a row list — ``(…),\\n(…)`` — either inside the dump itself (one
-extended INSERT, the common case: mysqldump caps them near 1 MB) or in a side file where small
-statements were merged (``--skip-extended-insert``: one row per statement) and statements
-larger than a batch were cut by rows. Batches are identified by ``(table, first ordinal, part)``
+A batch is a row list — ``(…),\\n(…)`` — made of byte ranges inside the dump itself (extended
+INSERTs, the common case: mysqldump caps them near 1 MB, so a batch of several MiB joins several
+of them) or in a side file where small statements were merged (``--skip-extended-insert``: one
+row per statement) and statements larger than a batch were cut by rows. Batches are identified by ``(table, first ordinal, part)``
 and cut the same way on every attempt (the sizes are stored with the run), so the progress
 table means the same thing after a resume.
 """
@@ -20,7 +20,13 @@ from typing import Any, BinaryIO
 from engine.actions.restore.convert import strip_body
 from engine.mysql.dump.classify import head_of
 from engine.mysql.dump.safety import REFUSE, SKIP, judge_other, judge_set, strip_qualifier
+from engine.errors import RunbookError
 from engine.mysql.dump.source import spool_file
+
+
+#: a statement of at least 1/SEGMENTS of a batch joins it as a range of the dump (smaller ones are
+#: copied into the side file: a batch of one-row statements would be thousands of reads)
+SEGMENTS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +39,30 @@ class Batch:
     offset: int
     length: int
     newline_layout: bool  # rows separated by ",\n" (mariadb-dump) rather than "," (MySQL)
+    #: merged statements: the row lists ``(side, offset, length)`` joined by ",\n" (``offset`` is
+    #: then unused, ``length`` the joined size); empty for one range
+    segments: tuple[tuple[bool, int, int], ...] = ()
 
     @property
     def key(self) -> tuple[str, int, int]:
         return (self.table, self.first, self.part)
+
+    def read(self, fds: dict[bool, int]) -> bytes:
+        """The batch's row list, read from the dump (``fds[False]``) or the side file (``fds[True]``)."""
+        if not self.segments:
+            return _pread(fds[self.side], self.length, self.offset)
+        body = b",\n".join(_pread(fds[side], n, at) for side, at, n in self.segments)
+        if len(body) != self.length:
+            raise RunbookError(f"the dump changed while restoring: batch at statement {self.first} of {self.table} is "
+                               f"{len(body)} bytes, not {self.length}")
+        return body
+
+
+def _pread(fd: int, n: int, at: int) -> bytes:
+    data = os.pread(fd, n, at)
+    if len(data) != n:
+        raise RunbookError(f"the dump changed while restoring: short read at {at}")
+    return data
 
 
 @dataclass
@@ -124,9 +150,10 @@ class IndexBuilder:
         self.side: BinaryIO | None = None
         self.side_path: str | None = None
         self.side_pos = 0
-        # pending small statements of one table, merged into one side-file batch
+        # pending small statements of one table, merged into one batch: their row lists in the
+        # dump itself (or, for MySQL's one-line layout, re-cut one row per line into the side file)
         self.pend_table: str | None = None
-        self.pend: list[bytes] = []
+        self.pend: list[tuple[bool, int, int]] = []
         self.pend_bytes = 0
         self.pend_first = self.pend_last = 0
 
@@ -142,10 +169,13 @@ class IndexBuilder:
     def _flush(self) -> None:
         if self.pend_table is None:
             return
-        body = b",\n".join(self.pend)
-        at = self._side_write(body)
-        self.tables[self.pend_table].batches.append(Batch(self.pend_table, self.pend_first, self.pend_last, 0, True, at,
-                                                          len(body), True))
+        length = sum(n for _, _, n in self.pend) + 2 * (len(self.pend) - 1)
+        if len(self.pend) == 1:
+            side, at, _ = self.pend[0]
+            batch = Batch(self.pend_table, self.pend_first, self.pend_last, 0, side, at, length, True)
+        else:
+            batch = Batch(self.pend_table, self.pend_first, self.pend_last, 0, False, -1, length, True, tuple(self.pend))
+        self.tables[self.pend_table].batches.append(batch)
         self.pend_table, self.pend, self.pend_bytes = None, [], 0
 
     def _refuse(self, st: Any, reason: str) -> None:
@@ -259,10 +289,18 @@ class IndexBuilder:
             if self.pend_table != table or self.pend_bytes + n > self.batch_bytes:
                 self._flush()
                 self.pend_table, self.pend_first = table, st.ordinal
-            if newline:
-                self.pend.append(body.tobytes())
-            else:  # MySQL's one-line layout: put each row on its own line, as mariadb-dump does
-                self.pend.append(b",\n".join(bytes(r) for r in iter_rows(st)))
+            if newline and n * SEGMENTS >= self.batch_bytes:  # read from the dump itself: not copied
+                self.pend.append((False, st.offset + st.values_at, n))
+            else:
+                # small statements (--skip-extended-insert: one row each) are copied into one
+                # side-file range; MySQL's one-line layout gets each row on its own line
+                data = body.tobytes() if newline else b",\n".join(bytes(r) for r in iter_rows(st))
+                if self.pend and self.pend[-1][0] and sum(self.pend[-1][1:]) == self.side_pos:
+                    _, at, size = self.pend[-1]
+                    self._side_write(b",\n" + data)
+                    self.pend[-1] = (True, at, size + 2 + len(data))
+                else:
+                    self.pend.append((True, self._side_write(data), len(data)))
             self.pend_bytes += n
             self.pend_last = st.ordinal
 

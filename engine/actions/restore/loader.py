@@ -18,15 +18,17 @@ sees 1062). Never a partial retry inside a transaction (mydumper PR #1162).
 
 Scheduling is MySQL Shell's (``dump_reader.cc`` ``schedule_chunk_proportionally``): a free
 worker takes a table nobody is loading — parents first, then the most bytes left — and only
-when there is none helps the in-progress table with the most bytes left.
+when there is none helps the in-progress table with the most bytes left. Within a table a worker
+goes on with the batch after its last one; one that joins a busy table starts in the middle of
+the longest run of batches nobody took, so two workers append to two far-apart key ranges of
+the index instead of fighting over its last page (see ``_take``).
 """
 
 from __future__ import annotations
 
-import os
+import bisect
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +82,7 @@ class TableStats:
 class Shared:
     """State every worker thread reads and writes under ``cond``."""
 
-    pending: dict[str, deque[Batch]]
+    pending: dict[str, list[Batch]]  # per table, in file order
     running: dict[str, int]
     left: dict[str, int]
     stats: dict[str, TableStats]
@@ -105,12 +107,12 @@ class Loader:
         self.fault = Fault()
         self.allow_warnings = allow_warnings
         self.tables = plan.by_name()
-        pending: dict[str, deque[Batch]] = {}
+        pending: dict[str, list[Batch]] = {}
         stats: dict[str, TableStats] = {}
         left: dict[str, int] = {}
         for t in plan.tables:
             st = stats[t.name] = TableStats()
-            q: deque[Batch] = deque()
+            q: list[Batch] = []
             for b in index.tables[t.name].batches:
                 d = done.get(b.key)
                 if d is not None:
@@ -123,6 +125,8 @@ class Loader:
                     q.append(b)
             pending[t.name] = q
             left[t.name] = sum(b.length for b in q)
+        #: each batch's place in its table's file order
+        self.position = {b.key: i for t in plan.tables for i, b in enumerate(index.tables[t.name].batches)}
         self.shared = Shared(pending=pending, running={t.name: 0 for t in plan.tables}, left=left, stats=stats)
 
     # -- scheduling ----------------------------------------------------------------------
@@ -135,9 +139,10 @@ class Loader:
         preference (the pick rule takes parents first), so no connection idles."""
         return not t.fk_checks or all(self._finished(p) for p in t.parents)
 
-    def _pick(self) -> tuple[TablePlan, Batch] | None:
+    def _pick(self, last: dict[str, int]) -> tuple[TablePlan, Batch] | None:
         """Shell's rule: a table nobody loads (parents first, most bytes left), else the busy
-        table with the most bytes left. Caller holds the lock."""
+        table with the most bytes left (``last``: this worker's latest batch per table, by
+        position). Caller holds the lock."""
         sh = self.shared
         ready = [t for t in self.plan.tables if sh.pending[t.name] and t.name not in sh.failed and self._ready(t)
                  and (t.transactional or sh.running[t.name] == 0)]  # MyISAM/Aria: one batch at a time
@@ -146,13 +151,34 @@ class Loader:
         idle = [t for t in ready if sh.running[t.name] == 0]
         pool = idle or ready
         t = min(pool, key=lambda x: (x.level, -sh.left[x.name], x.name)) if idle else max(pool, key=lambda x: sh.left[x.name])
-        b = sh.pending[t.name].popleft()
+        b = self._take(t.name, last.get(t.name))
+        last[t.name] = self.position[b.key]
         sh.running[t.name] += 1
         sh.left[t.name] -= b.length
         st = sh.stats[t.name]
         if st.started is None:
             st.started = time.monotonic()
         return t, b
+
+    def _take(self, name: str, last: int | None) -> Batch:
+        """The batch after this worker's ``last`` one when nobody took it; else the first one of an
+        idle table; else (joining workers on a busy table) the middle of the longest run of
+        consecutive batches left, so each worker writes its own key range. Caller holds the lock."""
+        q = self.shared.pending[name]
+        pos = self.position
+        if last is not None:
+            k = bisect.bisect_left(q, last + 1, key=lambda b: pos[b.key])
+            if k < len(q) and pos[q[k].key] == last + 1:
+                return q.pop(k)
+        if self.shared.running[name] == 0:
+            return q.pop(0)
+        best, best_len, start = 0, 0, 0
+        for i in range(1, len(q) + 1):
+            if i == len(q) or pos[q[i].key] != pos[q[i - 1].key] + 1:
+                if i - start > best_len:
+                    best, best_len = start, i - start
+                start = i
+        return q.pop(best + best_len // 2)
 
     def _all_done(self) -> bool:
         return all(self._finished(t.name) for t in self.plan.tables)
@@ -171,27 +197,26 @@ class Loader:
     def _work(self) -> None:
         sh = self.shared
         w = Worker(self.make_session, self.index.header, self.binlog, strict=not self.allow_warnings)
+        last: dict[str, int] = {}  # this worker's latest batch per table (its place in file order)
         files: dict[bool, Any] = {}
         try:
             files[False] = open(self.dump_path, "rb")  # noqa: SIM115  (closed in finally, with the worker)
             if self.index.side_path:
                 files[True] = open(self.index.side_path, "rb")  # noqa: SIM115
+            fds = {side: f.fileno() for side, f in files.items()}
             while True:
                 with sh.cond:
                     while True:
                         if sh.stop or self._all_done():
                             sh.cond.notify_all()
                             return
-                        job = self._pick()
+                        job = self._pick(last)
                         if job is not None:
                             break
                         sh.cond.wait(0.5)
                 t, b = job
                 try:
-                    f = files[b.side]
-                    body = os.pread(f.fileno(), b.length, b.offset)
-                    if len(body) != b.length:
-                        raise RunbookError(f"the dump changed while restoring: short read at {b.offset}")
+                    body = b.read(fds)
                     result = self._batch(w, t, b, body)
                     with sh.cond:
                         st = sh.stats[t.name]

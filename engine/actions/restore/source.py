@@ -68,8 +68,52 @@ class DumpSource:
 
     def _read(self, batch_bytes: int, split_bytes: int) -> Any:
         """One pass: the check (scan) feeds the index builder. Statements a restore does not run
-        are refused here, each with its line."""
-        from engine.mysql.dump import DumpReader, parse_create_table, scan_dump
+        are refused here, each with its line. The pass guesses where the big INSERTs end and
+        helper processes prove each guess (:mod:`engine.mysql.dump.prove`): the check uses both
+        cores. It is trusted only once every guess is proven; else the file is read again
+        without guessing."""
+        from engine.mysql.dump.prove import Prover, Unproven
+
+        for guess in (True, False):
+            prover = None
+            if guess:
+                try:
+                    prover = Prover(self.fetch().path)
+                except OSError:  # no helper process (a process limit): the plain pass alone
+                    continue
+            builder: IndexBuilder | None = None
+            try:
+                scan, builder, by_offset = self._pass(batch_bytes, split_bytes, prover)
+                inexact = prover.wait() if prover is not None else set()
+            except RunbookError as exc:
+                if builder is not None:
+                    builder.discard()
+                if prover is not None:  # a wrong guess can make a later statement look broken
+                    try:
+                        prover.wait()
+                    except Unproven:
+                        continue
+                raise self._refuse(f"refusing {self.args['file']}: {exc.message}; nothing was written", exc.hint) from None
+            except BaseException:
+                if builder is not None:
+                    builder.discard()
+                raise
+            finally:
+                if prover is not None:
+                    prover.close()
+            if any(off not in by_offset for off in inexact):
+                assert builder is not None
+                builder.discard()
+                continue  # which table holds it is unknown: read the file plainly
+            for off in inexact:  # rows exact, but a literal LOAD DATA would read as text
+                by_offset[off].load_data_safe = False
+            return self._checked(scan, builder)
+        raise AssertionError("the plain pass either returns or raises")
+
+    def _pass(self, batch_bytes: int, split_bytes: int, prover: Any) -> tuple[Any, IndexBuilder, dict[int, Any]]:
+        """The check's pass, feeding the index builder; ``by_offset``: the table of each statement
+        the prover was given."""
+        from engine.mysql.dump import DumpReader, scan_dump
 
         dump = self.fetch()
         wanted = set(self.args["tables"]) if self.args.get("tables") else None
@@ -77,6 +121,8 @@ class DumpSource:
         header_dbs = list(reader.header.databases or [])
         builder = IndexBuilder(wanted, batch_bytes=batch_bytes, split_bytes=split_bytes,
                                own_schema=header_dbs[0] if len(header_dbs) == 1 else None)
+        guessed: dict[int, tuple[str | None, str]] = {}
+        min_bytes = prover.min_bytes if prover is not None else 0
 
         class _Tee(DumpReader):
             """The check's own pass also feeds the index: the dump is split once."""
@@ -84,16 +130,24 @@ class DumpSource:
             def statements(self, *, hash_file: bool = False) -> Any:
                 for st in super().statements(hash_file=hash_file):
                     builder.feed(st)
+                    if prover is not None and st.length >= min_bytes and st.rows >= 0:
+                        guessed[st.offset] = (st.schema, st.table or "")
                     yield st
 
+        tee = _Tee(dump.path)
+        tee.prover = prover
         try:
-            scan = scan_dump(_Tee(dump.path), tables=None)
-        except RunbookError as exc:
-            builder.discard()
-            raise self._refuse(f"refusing {self.args['file']}: {exc.message}; nothing was written", exc.hint) from None
+            scan = scan_dump(tee, tables=None)
         except BaseException:
             builder.discard()
             raise
+        tables = {(t.schema, t.name): t for t in scan.tables.values()}
+        return scan, builder, {off: tables[key] for off, key in guessed.items() if key in tables}
+
+    def _checked(self, scan: Any, builder: IndexBuilder) -> Any:
+        from engine.mysql.dump import parse_create_table
+
+        dump = self.fetch()
         if self.index is not None:
             self.index.close()
         self.index = index = builder.finish()

@@ -35,7 +35,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from engine.mysql.dump.classify import (
     SET_NAMES,
@@ -117,6 +117,9 @@ class DumpReader:
         self.chunk = chunk
         self.source: ByteSource | None = None  # the byte source of the latest pass (sizes, sha256)
         self.splitter: Splitter | None = None
+        #: an :class:`engine.mysql.dump.prove.Prover` of this (plain) file: big INSERTs are guessed
+        #: and proven by its helpers; its ``wait()`` must return before the pass is trusted
+        self.prover: Any = None
         self.header = self._sniff()
 
     @property
@@ -172,7 +175,8 @@ class DumpReader:
         f, owned = self._raw()
         try:
             src = self.source = ByteSource(f, self.name, hash_file=hash_file)
-            sp = self.splitter = Splitter(src, **({"chunk": self.chunk} if self.chunk else {}))
+            sp = self.splitter = Splitter(src, **({"chunk": self.chunk} if self.chunk else {}),
+                                          prover=self.prover if self._fileobj is None else None)
             cl = Classifier()
             pending: Statement | None = None
             classify, ddl = cl.classify, Kind.TABLE_DDL

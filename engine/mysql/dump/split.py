@@ -20,9 +20,10 @@ import hashlib
 import re
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from engine.errors import RunbookError
+from engine.mysql.dump.fastpath import _F_HEAD, _FAST_DATA, _FAST_DATA_HEX
 
 CHUNK = 8 * 1024 * 1024
 RAW_CHUNK = 1024 * 1024
@@ -174,31 +175,17 @@ def _body(delim: bytes) -> bytes:
     return plain + b"(?:(?:" + b"|".join(alts) + b")" + plain + b")*+"
 
 
-# The fast path for the bulk of a dump: an extended INSERT in mariadb-dump's layout (one row
-# per line, rows separated by ",\n"), whose strings hold no raw newline (mysqldump escapes
-# them) and whose rows hold no 0x…, _binary, b'…', X'…', comment or function call. Matched,
-# every newline in the row list is a row separator, so rows = newlines + 1, exactly, and the
-# statement is safe for LOAD DATA. Anything else falls through to the general tokenizer.
-_F_ID = rb"(?:`[^`\n]*+`|[A-Za-z0-9_$]++)"
-_F_STR = rb"'[^'\\\n]*+(?:(?:\\[^\n]|'')[^'\\\n]*+)*+'"
-
-
-def _f_rows(plain: bytes, group: bytes) -> bytes:
-    row = rb"\(" + plain + rb"(?:(?:" + _F_STR + rb"|-(?!-))" + plain + rb")*+\)"
-    return rb"(?P<" + group + rb">(?:" + row + rb",\n)*+" + row + rb")"
-
-
-_F_HEAD = (rb"(?i:INSERT|REPLACE)(?:\s++(?i:IGNORE|DELAYED|LOW_PRIORITY|HIGH_PRIORITY))*+\s++(?i:INTO)\s++" + _F_ID
-           + rb"(?:\s*+\.\s*+" + _F_ID + rb")?\s*+(?:\(" + _F_ID + rb"(?:\s*+,\s*+" + _F_ID + rb")*+\)\s*+)?"
-           rb"(?i:VALUES)[ \n]?+")
-# Outside strings a LOAD DATA-safe row holds only numbers and NULL (a whitelist: DEFAULT, TRUE or
-# a function would load as text).
-_FAST_DATA = _F_HEAD + _f_rows(rb"[0-9.,eE+ \tNUL]*+", b"rows")
-# The same with any word outside strings: a --hex-blob dump (0x… literals; X'…' and b'…' too),
-# or DEFAULT/TRUE in a hand-written file: rows still exact, not LOAD DATA safe.
-_FAST_DATA_HEX = _F_HEAD + _f_rows(rb"[0-9A-Za-z.,+ \t]*+", b"rowsx")
+# The fast path for the bulk of a dump (mariadb-dump's extended INSERTs): its patterns live in
+# engine/mysql/dump/fastpath.py, a module of the standard library only, which the whole-file
+# check's helper processes run as a script (engine/mysql/dump/prove.py).
 
 _PATTERNS: dict[bytes, re.Pattern[bytes]] = {}
+
+# A guessed statement (see engine/mysql/dump/prove.py): the gap and an INSERT head matched here,
+# its end taken at the first ";\n"; the helpers run the fast alternatives on its bytes.
+_GUESS_HEAD = re.compile(rb"(?s)" + _GAP + rb"(?P<h>" + _F_HEAD + rb")")
+#: a guess whose ";\n" is not within this many bytes is left to the tokenizer
+GUESS_MAX = 16 * 1024 * 1024
 
 
 def statement_pattern(delim: bytes) -> re.Pattern[bytes]:
@@ -212,6 +199,13 @@ def statement_pattern(delim: bytes) -> re.Pattern[bytes]:
             + _body(delim) + rb")(?P<end>" + re.escape(delim) + rb")?)")
         _PATTERNS[delim] = pat
     return pat
+
+
+def _row_per_line(buf: bytes, rs: int, e: int) -> bool:
+    """Worth a guess: the rows look like mariadb-dump's one per line (MySQL's one-line layout
+    never takes the fast path: its guess would always fail)."""
+    window = min(e, rs + 65536)
+    return buf.find(b"),\n(", rs, window) >= 0 or buf.find(b"),(", rs, window) < 0
 
 
 class RawStatement(NamedTuple):
@@ -235,11 +229,14 @@ class Splitter:
     """Iterates the :class:`RawStatement` s of a :class:`ByteSource`; ``tail`` is the text after
     the last statement once the iteration has ended (the trailer comment lives there)."""
 
-    def __init__(self, source: ByteSource, chunk: int = CHUNK) -> None:
+    def __init__(self, source: ByteSource, chunk: int = CHUNK, prover: Any = None) -> None:
         self.source = source
         self.chunk = chunk
         self.tail = b""
         self.delimiter = b";"
+        #: a :class:`engine.mysql.dump.prove.Prover`: big INSERTs are guessed and proven by it
+        #: (only where stream offsets are file offsets: a plain file)
+        self.prover = prover if not source.gzip else None
 
     def __iter__(self) -> Iterator[RawStatement]:
         src, name = self.source, self.source.name
@@ -249,7 +246,33 @@ class Splitter:
         eof = False
         delim = b";"
         pat = statement_pattern(delim)
+        prover = self.prover
+        guess_min = prover.min_bytes if prover is not None else 0
         while True:
+            # a guess only where no ";\n" comes within guess_min bytes (a small statement, as in a
+            # --skip-extended-insert dump, is not worth a helper: no regex spent on it twice)
+            g = (_GUESS_HEAD.match(buf, pos) if prover is not None and delim == b";"
+                 and buf.find(b";\n", pos, pos + guess_min) < 0 else None)
+            if g is not None:
+                rs = g.end()
+                e = buf.find(b";\n", rs)
+                if e < 0 and not eof and len(buf) - pos < GUESS_MAX:
+                    more = src.read(max(self.chunk, len(buf) - pos))
+                    if more:
+                        base += pos
+                        buf = buf[pos:] + more
+                        pos = 0
+                    else:
+                        eof = True
+                    continue
+                st = g.start("h")
+                if e >= 0 and e + 1 - st >= guess_min and _row_per_line(buf, rs, e):
+                    assert prover is not None
+                    prover.submit(base + st, e + 1 - st, rs - st)
+                    yield RawStatement("sql", buf[st:e], base + st, e + 1 - st, delim, buf[pos:st], buf.count(b"\n", rs, e + 1) + 1,
+                                       rs - st, True)
+                    pos = e + 1
+                    continue
             m = pat.match(buf, pos)
             assert m is not None  # the pattern can match the empty string
             end = m.end()
