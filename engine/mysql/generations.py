@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from engine.mysql.introspect import table_exists
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
 
@@ -37,11 +38,6 @@ DDL = """CREATE TABLE IF NOT EXISTS {table} (
   step_key VARCHAR(255) NULL,
   PRIMARY KEY (schema_name, table_name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
-
-
-def _exists(sql: Sql) -> bool:
-    return bool(sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                          [SCHEMA, TABLE]).rows)
 
 
 def bump(sql: Sql, schema: str, tables: Iterable[str], *, run_id: str, step_key: str) -> None:
@@ -63,7 +59,7 @@ def bump(sql: Sql, schema: str, tables: Iterable[str], *, run_id: str, step_key:
 def signature(sql: Sql, schema: str, tables: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> int:
     """The sum of the generations of ``tables`` of ``schema`` (every table of it when None,
     but ``exclude``): 0 until one of them is swapped, and it only grows. Read-only."""
-    if not _exists(sql):
+    if not table_exists(sql, SCHEMA, TABLE):
         return 0
     where, params = "schema_name = %s", [schema]
     if tables is not None:

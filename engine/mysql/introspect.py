@@ -175,3 +175,25 @@ def foreign_keys(sql: Sql, schema: str, table: str) -> list[dict[str, Any]]:
     return [{"name": fk.name, "columns": list(fk.columns), "ref_schema": fk.ref_schema, "ref_table": fk.ref_table,
              "ref_columns": list(fk.ref_columns), "on_update": fk.on_update, "on_delete": fk.on_delete}
             for fk in schema_foreign_keys(sql, schema, table)]
+
+
+def table_exists(sql: Sql, schema: str, table: str) -> bool:
+    """A base table or view ``schema.table`` exists (one indexed lookup of information_schema)."""
+    return bool(sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                          [schema, table]).rows)
+
+
+def step_run_row(sql: Sql, schema: str, table: str, step_id: str) -> dict[str, Any] | None:
+    """The row of a resumable step (restore, binlog replay) in its runs table: text columns
+    decoded and ``result`` parsed; None when there is none, also when the table does not exist
+    yet (a read-only probe creates nothing)."""
+    import json
+
+    if not table_exists(sql, schema, table):
+        return None
+    rows = sql.query(f"SELECT * FROM {qualified(schema, table)} WHERE step_id = %s", [step_id]).rows
+    if not rows:
+        return None
+    out = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in rows[0].items()}
+    out["result"] = json.loads(out["result"]) if out.get("result") else None
+    return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.mysql.introspect import table_exists
 from engine.actions.restore import progress as prog
 from engine.actions.restore.index import ControlStatement, DumpIndex
 from engine.actions.restore.loader import Shared
@@ -68,7 +69,7 @@ class Phases:
                 t = tables[st.table]
                 if t.name in committed or t.ddl == "keep":
                     continue  # a table holding committed batches is never dropped or re-created
-                if t.ddl == "create" and (st.verb != "create" or _exists(control, schema, t.name)):
+                if t.ddl == "create" and (st.verb != "create" or table_exists(control, schema, t.name)):
                     continue  # create_missing never drops; made by an earlier attempt of this step (no batch committed yet)
                 control.query(st.text)
                 if st.verb == "create":
@@ -108,7 +109,7 @@ class Phases:
     def _sequence_ddl(self, control: MysqlSession, st: ControlStatement, schema: str) -> None:
         """A MariaDB sequence (DROP/CREATE SEQUENCE, DO SETVAL): created when missing, re-created
         under ``recreate``; its position is set again either way (SETVAL never moves it back)."""
-        exists = _exists(control, schema, st.table or "")
+        exists = table_exists(control, schema, st.table or "")
         recreate = self.args.get("schema_mismatch") == "recreate"
         if st.verb == "drop" and not recreate:
             return
@@ -188,7 +189,7 @@ class Phases:
                     continue
             prog.trigger_restored(control, sid, trg["tbl"], trg["name"])
         for table, before in prog.saved_counters(control, sid).items():
-            if _exists(control, schema, table) and before > _counter(control, schema, table):
+            if table_exists(control, schema, table) and before > _counter(control, schema, table):
                 control.query(f"ALTER TABLE {qualified(schema, table)} AUTO_INCREMENT = {int(before)}")
         return warnings
 
@@ -222,6 +223,3 @@ def _counter(sql: Any, schema: str, table: str) -> int:
     return int(rows[0]["a"] or 0) if rows else 0
 
 
-def _exists(sql: Any, schema: str, table: str) -> bool:
-    return bool(sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                          [schema, table]).rows)

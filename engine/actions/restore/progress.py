@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from engine.mysql.introspect import step_run_row, table_exists
 from engine.errors import ActionError, SqlError
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
@@ -119,11 +120,6 @@ def ensure(sql: Sql) -> None:
     sql.query(TABLES_DDL.format(table=qualified(SCHEMA, TABLES)))
 
 
-def _table_exists(sql: Sql, name: str) -> bool:
-    return bool(sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                          [SCHEMA, name]).rows)
-
-
 def save_counter(sql: Sql, sid: str, table: str, value: int) -> None:
     """The live AUTO_INCREMENT before the table is emptied or re-created (the first value wins:
     a resume after the truncate must not record the truncated table's)."""
@@ -133,7 +129,7 @@ def save_counter(sql: Sql, sid: str, table: str, value: int) -> None:
 
 
 def saved_counters(sql: Sql, sid: str) -> dict[str, int]:
-    if not _table_exists(sql, TABLES):
+    if not table_exists(sql, SCHEMA, TABLES):
         return {}
     rows = sql.query(f"SELECT tbl, auto_increment_before AS v FROM {qualified(SCHEMA, TABLES)} WHERE step_id = %s"
                      " AND auto_increment_before IS NOT NULL", [sid]).rows
@@ -146,7 +142,7 @@ def mark_created(sql: Sql, sid: str, table: str) -> None:
 
 
 def created_tables(sql: Sql, sid: str) -> set[str]:
-    if not _table_exists(sql, TABLES):
+    if not table_exists(sql, SCHEMA, TABLES):
         return set()
     return {_s(r["tbl"]) for r in sql.query(f"SELECT tbl FROM {qualified(SCHEMA, TABLES)} WHERE step_id = %s AND created = 1",
                                             [sid]).rows}
@@ -185,21 +181,11 @@ def trigger_restored(sql: Sql, sid: str, table: str, name: str) -> None:
               [sid, table, name])
 
 
-def _exists(sql: Sql) -> bool:
-    return bool(sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                          [SCHEMA, RUNS]).rows)
-
-
 def run_row(sql: Sql, sid: str) -> dict[str, Any] | None:
     """The run row of a step, or None (also when the tables do not exist: a read-only probe)."""
-    if not _exists(sql):
-        return None
-    rows = sql.query(f"SELECT * FROM {runs_table()} WHERE step_id = %s", [sid]).rows
-    if not rows:
-        return None
-    out = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in rows[0].items()}
-    out["options"] = json.loads(out["options"] or "{}")
-    out["result"] = json.loads(out["result"]) if out.get("result") else None
+    out = step_run_row(sql, SCHEMA, RUNS, sid)
+    if out is not None:
+        out["options"] = json.loads(out["options"] or "{}")
     return out
 
 
@@ -223,7 +209,7 @@ def begin(sql: Sql, sid: str, *, run_id: str, step_key: str, host: str, schema: 
 
 def done(sql: Sql, sid: str) -> dict[tuple[str, int, int], Done]:
     """Every committed batch of the step: ``(table, batch, part) → Done``."""
-    if not _exists(sql):
+    if not table_exists(sql, SCHEMA, RUNS):
         return {}
     rows = sql.query(f"SELECT tbl, batch, part, `rows`, ignored, bytes FROM {progress_table()} WHERE step_id = %s", [sid]).rows
     return {(_s(r["tbl"]), int(r["batch"]), int(r["part"])): Done(int(r["rows"]), int(r["ignored"]), int(r["bytes"]))

@@ -21,6 +21,7 @@ import os
 import shlex
 from typing import Any, ClassVar
 
+from engine.mysql.introspect import table_exists
 from engine.actions.base import Action, Probe, register
 from engine.actions.disk_space import assess
 from engine.actions.snapshot import swap
@@ -46,11 +47,6 @@ from engine.mysql.snapshots import (
 from engine.mysql.checksum import NO_ROWS, Digest, chunk_digest, table_checksum
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
-
-
-def _exists(sql: Sql, schema: str, table: str) -> bool:
-    return bool(sql.query("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                          [schema, table]).rows)
 
 
 @register
@@ -105,7 +101,7 @@ class Snapshot(Action):
         return tables
 
     def _manifest(self, sql: Sql) -> dict[tuple[str, str], dict[str, Any]]:
-        if not _exists(sql, self._schema, MANIFEST):
+        if not table_exists(sql, self._schema, MANIFEST):
             return {}
         return {(m["source_schema"], m["source_table"]): m for m in manifest_rows(sql, self._schema)
                 if m["step_key"] == self.ctx.step_key}
@@ -161,7 +157,7 @@ class Snapshot(Action):
         schema, method = a["schema"], a.get("method", "server")
         ident = check_identity(ctx, f"snapshot {schema}")
         tables = self._tables(sql)
-        absent = [t for t in tables if not _exists(sql, schema, t)]
+        absent = [t for t in tables if not table_exists(sql, schema, t)]
         v = global_variables(sql, ["datadir", "read_only", "super_read_only"])
         if as_bool(v["super_read_only"]) and method == "server":
             # MySQL's super_read_only stops the engine's own account too; say so before copying.
@@ -318,7 +314,7 @@ class Snapshot(Action):
     def _dump(self, sql: Sql, schema: str, tables: list[str], ident: dict[str, Any]) -> dict[str, Any]:
         path = self.args["path"]
         results: dict[str, Any] = {}
-        present = [t for t in tables if _exists(sql, schema, t)]
+        present = [t for t in tables if table_exists(sql, schema, t)]
         for t in tables:
             if t not in present:
                 self._record(sql, schema, t, t, ident, "dump", absent=True)
@@ -361,7 +357,7 @@ class Snapshot(Action):
         sql, ctx = self.ctx.sql(), self.ctx
         snap_schema = record["snapshot_schema"]
         ident = check_identity(ctx, f"restore the snapshot of {record['schema']}")
-        if not _exists(sql, snap_schema, MANIFEST):
+        if not table_exists(sql, snap_schema, MANIFEST):
             raise ActionError(f"snapshot {snap_schema} is gone: nothing to restore from")
         entries = [m for m in manifest_rows(sql, snap_schema) if m["step_key"] == record["step_key"]
                    and m["source_schema"] == record["schema"] and m["source_table"] in record["tables"]]
@@ -371,7 +367,7 @@ class Snapshot(Action):
         swap.settle_planned(sql, snap_schema, entries)
         pending = [m for m in entries if m["status"] != "restored"]
         copies = [m for m in pending if not is_absent(m)]
-        if copies and copies[0]["method"] == "dump" and not all(_exists(sql, snap_schema, m["snap_table"]) for m in copies):
+        if copies and copies[0]["method"] == "dump" and not all(table_exists(sql, snap_schema, m["snap_table"]) for m in copies):
             self._load_dump(sql, copies)
         swapped = swap.swap(sql, snap_schema, pending, run_id=ctx.run_id, step_key=ctx.step_key) if pending else []
         with swap.FkChecksOff(sql):

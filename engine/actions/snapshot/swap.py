@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.mysql.introspect import table_exists
 from engine.actions.guard import sibling_session
 from engine.errors import ActionError, SqlError
 from engine.model import Status, StepResult
@@ -59,11 +60,6 @@ def table_names(sql: Sql, schema: str) -> set[str]:
                                             [schema]).rows}
 
 
-def _exists(sql: Sql, schema: str, table: str) -> bool:
-    return bool(sql.query("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                          [schema, table]).rows)
-
-
 def settle_planned(sql: Sql, snap_schema: str, entries: list[dict[str, Any]]) -> None:
     """A swap planned by an undo that was killed: did its RENAME happen? The names say (the
     copy has left the snapshot schema), so the manifest catches up instead of every later undo
@@ -74,9 +70,9 @@ def settle_planned(sql: Sql, snap_schema: str, entries: list[dict[str, Any]]) ->
     existing = table_names(sql, snap_schema)
     for m in planned:
         if is_absent(m):  # the RENAME took the created table away, or it did not
-            if not _exists(sql, m["source_schema"], m["source_table"]):
+            if not table_exists(sql, m["source_schema"], m["source_table"]):
                 mark_restored(sql, snap_schema, m)
-        elif m["snap_table"] not in existing and _exists(sql, m["source_schema"], m["source_table"]):
+        elif m["snap_table"] not in existing and table_exists(sql, m["source_schema"], m["source_table"]):
             mark_restored(sql, snap_schema, m)
 
 
@@ -157,7 +153,7 @@ def swap(sql: Sql, snap_schema: str, pending: list[dict[str, Any]], *, run_id: s
     for m in pending:
         if m["snap_table"] not in existing and not is_absent(m):
             raise ActionError(f"snapshot copy {snap_schema}.{m['snap_table']} is missing: cannot restore {m['source_table']}")
-        if _exists(sql, m["source_schema"], m["source_table"]):
+        if table_exists(sql, m["source_schema"], m["source_table"]):
             name, n = m.get("displaced_table") or fit(f"{m['snap_table']}__displaced"), 1
             while name in existing or name in displaced.values():
                 n += 1
@@ -252,7 +248,7 @@ def verify(sql: Sql, entries: list[dict[str, Any]], swapped: list[str]) -> StepR
     warnings: list[str] = []
     for m in entries:
         if is_absent(m):  # the way back is "no such table"
-            there = _exists(sql, m["source_schema"], m["source_table"])
+            there = table_exists(sql, m["source_schema"], m["source_table"])
             results[m["source_table"]] = {"absent": True, "ok": not there, "displaced_table": m.get("displaced_table")}
             if there:
                 bad.append(f"{m['source_table']} exists, but it did not when the snapshot was taken")

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from engine.mysql.introspect import step_run_row, table_exists
 from engine.errors import ActionError, SqlError
 from engine.mysql.sqlutil import qualified, quote_ident
 from engine.transport.base import Sql
@@ -71,21 +72,11 @@ def ensure(sql: Sql) -> None:
     sql.query(RUNS_DDL.format(table=qualified(SCHEMA, RUNS)))
 
 
-def _exists(sql: Sql) -> bool:
-    return bool(sql.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                          [SCHEMA, RUNS]).rows)
-
-
 def run_row(sql: Sql, sid: str) -> dict[str, Any] | None:
     """The step's run row (None also when the tables do not exist: a read-only probe)."""
-    if not _exists(sql):
-        return None
-    rows = sql.query(f"SELECT * FROM {qualified(SCHEMA, RUNS)} WHERE step_id = %s", [sid]).rows
-    if not rows:
-        return None
-    out = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in rows[0].items()}
-    out["window"] = json.loads(out.pop("window_json") or "{}")
-    out["result"] = json.loads(out["result"]) if out.get("result") else None
+    out = step_run_row(sql, SCHEMA, RUNS, sid)
+    if out is not None:
+        out["window"] = json.loads(out.pop("window_json") or "{}")
     return out
 
 
@@ -118,7 +109,7 @@ class Committed:
 
 
 def committed(sql: Sql, sid: str) -> Committed:
-    if not _exists(sql):
+    if not table_exists(sql, SCHEMA, RUNS):
         return Committed()
     t = qualified(SCHEMA, PROGRESS)
     agg = sql.query(f"SELECT COUNT(*) AS g, COALESCE(SUM(transactions), 0) AS t, COALESCE(SUM(`rows`), 0) AS r,"
