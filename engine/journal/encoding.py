@@ -91,6 +91,12 @@ def _secret_key_in(line: str) -> bool:
     return any(w in low for w in ("pass", "secret", "token", "api_key")) and _SECRET_KEY_JSON.search(line) is not None
 
 
+#: ``json.dumps(x, default=_convert, ensure_ascii=False, separators=(",", ":"))``, built once:
+#: dumps with arguments builds an encoder for every call (two records per step). Reentrant
+#: (each call makes its own circular-reference markers), so shared by the worker threads.
+_ENCODER = json.JSONEncoder(default=_convert, ensure_ascii=False, separators=(",", ":"))
+
+
 def encode(fields: dict[str, Any]) -> str:
     """Secrets masked, then one compact JSON object on one line (no newline)."""
     if MASKER.json_safe:
@@ -98,7 +104,7 @@ def encode(fields: dict[str, Any]) -> str:
         # masked in the text, which is exact when every secret reads the same in JSON; a key
         # that asks for masking of its value, or a mask that broke the JSON, takes the walk.
         try:
-            line = json.dumps(fields, default=_convert, ensure_ascii=False, separators=(",", ":"))
+            line = _ENCODER.encode(fields)
         except (TypeError, ValueError):
             line = ""
         if line and not _secret_key_in(line):
@@ -118,7 +124,7 @@ def walk_encode(fields: dict[str, Any]) -> str:
     then JSON, then a last pass over the text for keys (the fast path must equal it)."""
     masked = MASKER.data(fields)
     try:
-        line = json.dumps(masked, default=_convert, ensure_ascii=False, separators=(",", ":"))
+        line = _ENCODER.encode(masked)
     except (TypeError, ValueError):
         return _slow(masked)
     # MASKER.data masks values, not dict keys, and a key can hold a secret: PyMySQL names a

@@ -60,6 +60,21 @@ class Recap:
         return self.hosts.setdefault(host, HostTally())
 
 
+#: SGR codes of the styles the console uses. Rendering a line with rich costs ~60 µs (every
+#: step's line, on the main thread between two steps); the same bytes written directly, ~6 µs.
+_SGR = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36"}
+
+
+def _styled(text: str, style: str) -> str | None:
+    """``text`` in ``style`` exactly as rich prints it (each line wrapped in its codes), or None
+    when rich must do it: a style or a character (a tab, which rich expands) this does not know."""
+    words = style.split()
+    if "\t" in text or not words or any(w not in _SGR for w in words):
+        return None
+    on = "\x1b[" + ";".join(_SGR[w] for w in words) + "m"
+    return "\n".join(on + part + "\x1b[0m" if part else "" for part in text.split("\n")) + "\n"
+
+
 class Console:
     """Prints the run. Thread-safe: hosts report from worker threads."""
 
@@ -89,9 +104,14 @@ class Console:
         text = visible(MASKER.text(text))
         with self._lock:
             if self._rich is not None and style:
-                from rich.text import Text
+                fast = _styled(text, style) if self._rich.color_system else None
+                if fast is not None:
+                    self.out.write(fast)
+                    self.out.flush()
+                else:
+                    from rich.text import Text
 
-                self._rich.print(Text(text, style=style))
+                    self._rich.print(Text(text, style=style))
             else:
                 self.out.write(text + "\n")
                 self.out.flush()

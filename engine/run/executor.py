@@ -180,15 +180,16 @@ class Executor(Probing):
             if watch is not None:
                 watch.stop()
         result.duration = time.perf_counter() - start
+        registered = result.registered()  # built once: the journal's record and the host's facts
         if journal is not None and seq is not None:
             journal.outcome(seq, step.key, hs.host.name, "unknown" if result.uncertain else result.status.value, changed=result.changed,
-                            registered=result.registered(), duration=result.duration, msg=result.msg,
+                            registered=registered, duration=result.duration, msg=result.msg,
                             undo=result.undo, evidence=result.evidence)
         if journal is not None and self._identity(hs) != known:
             # The identity guard's memory must outlive this process: resume and rollback
             # check destructive steps against the server the run first saw.
             journal.event("identity", host=hs.host.name, identity=self._identity(hs))
-        self.remember(step, hs, result)
+        self.remember(step, hs, result, registered)
         return result
 
     def variables_for(self, hs: HostState, stage: str) -> dict[str, Any]:
@@ -220,12 +221,16 @@ class Executor(Probing):
             view = step.args
         return args_digest(step.action, view), rendered, quiet
 
-    def remember(self, step: Step, hs: HostState, result: StepResult) -> None:
-        record_marks(self.env.run_state, get_action(step.action), hs.host.name, result.registered())
+    def remember(self, step: Step, hs: HostState, result: StepResult, registered: dict[str, Any] | None = None) -> None:
+        """Keep what the step registered. ``registered``: ``result.registered()`` when the
+        caller built it already (a fresh dict that only the journal read, to encode it)."""
+        cls = get_action(step.action)
+        reg = result.registered() if registered is None else registered
+        record_marks(self.env.run_state, cls, hs.host.name, reg)
         if step.register:
-            hs.facts[step.register] = result.registered()
+            hs.facts[step.register] = reg
         if result.status is Status.OK:
-            hs.facts.update(get_action(step.action).facts_set(result.registered()))
+            hs.facts.update(cls.facts_set(reg))
 
     def _run_loop(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None) -> StepResult:
         if step.when is not None and not loop_sees_item(step) and not ENGINE.truth(step.when, vars_):

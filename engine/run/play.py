@@ -123,6 +123,7 @@ class Play:
                 host = with_extra_vars(host, opts.extra_vars)
                 self.states[name] = HostState(host, Connections(host, on_sql_connect=self._sql_connected))
         self._hostvars = _HostVarsView(self)
+        self._names: dict[str, tuple[str, tuple[str, ...]]] = {}  # see _host_names
         self._step_hosts: list[str] | None = None  # play_hosts while a step runs (see _run_step)
         self._workers = _Workers()
         self._peer_conns: dict[str, Connections] = {}
@@ -172,10 +173,11 @@ class Play:
             self.journal.event("sql_connection", host=host, connection_id=connection_id)
 
     def _magic(self, hs: HostState, stage: str) -> dict[str, Any]:
+        short, groups = self._host_names(hs)
         return {
             "inventory_hostname": hs.host.name,
-            "inventory_hostname_short": hs.host.name if is_ip(hs.host.name) else hs.host.name.split(".")[0],
-            "group_names": sorted(g for g in hs.host.groups if g != "all"),  # as Ansible: sorted, ungrouped included
+            "inventory_hostname_short": short,
+            "group_names": list(groups),  # a copy: a template must not change the next step's
             "groups": self.inv.groups,
             "hostvars": self._hostvars,
             "run_id": self.run_id,
@@ -184,6 +186,17 @@ class Play:
             "ansible_check_mode": self.opts.check,
             "play_hosts": list(self._step_hosts) if self._step_hosts is not None else self._active_names(),
         }
+
+    def _host_names(self, hs: HostState) -> tuple[str, tuple[str, ...]]:
+        """A host's short name and group names, which do not change during a run: worked out
+        once per host, not once per step (``is_ip`` runs a handful of regexes)."""
+        known = self._names.get(hs.host.name)
+        if known is None:
+            name = hs.host.name
+            known = (name if is_ip(name) else name.split(".")[0],
+                     tuple(sorted(g for g in hs.host.groups if g != "all")))  # as Ansible: sorted, ungrouped included
+            self._names[name] = known
+        return known
 
     def _active_names(self) -> list[str]:
         return [h for h, s in self.states.items() if s.active]

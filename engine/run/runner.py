@@ -3,6 +3,7 @@ runs and show, which need nothing but the run id."""
 
 from __future__ import annotations
 
+import gc
 import getpass
 import os
 import socket
@@ -122,6 +123,10 @@ def _execute(play: Play, journal: Journal, console: Console, rb: Runbook, run_id
              report: str | None, resumed: bool, hosts: list[str]) -> RunEnd:
     restore = play.interrupts.install()
     status, end = "failed", RunEnd.FAILED
+    # What exists now (modules, the runbook, the inventory, compiled templates) lives as long
+    # as the run: out of the collector's sight, the collections that steps' garbage triggers
+    # do not walk it again and again (they were ~3% of a shell step's instructions).
+    gc.freeze()
     error = ""  # the first line of an error that ended the run outside a step
     try:
         outcome = play.run()

@@ -246,7 +246,8 @@ class SshShell:
         """
         data = stdin.encode() if isinstance(stdin, str) else stdin
         script = shell_script(cmd, chdir, env)  # a bad env name fails here, before anything is sent
-        shown, what = MASKER.text(cmd)[:200], MASKER.text(cmd)
+        what = MASKER.text(cmd)
+        shown = what[:200]
         transport = self._ensure()
         runner = self._runner_on(transport)
         if runner is None:

@@ -677,3 +677,19 @@ def test_concurrent_appends_from_eight_threads(jdir: Path) -> None:
         assert own == sorted(own)
     state = read_journal(jdir, "r1")
     assert len(state.done()) == 400 and not state.in_doubt() and not state.warnings
+
+
+def test_timestamp_reads_as_isoformat_writes_it() -> None:
+    """now() formats the second once per second: the text must stay what
+    datetime.now(UTC).isoformat(timespec="microseconds") writes (readers parse it)."""
+    from datetime import UTC, datetime
+
+    from engine.journal.layout import now
+
+    before = datetime.now(UTC)
+    stamps = [now() for _ in range(1000)]
+    after = datetime.now(UTC)
+    for s in stamps:
+        assert len(s) == len(before.isoformat(timespec="microseconds")) and s.endswith("+00:00")
+        assert before.replace(microsecond=0) <= datetime.fromisoformat(s) <= after
+    assert stamps == sorted(stamps)
