@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.employees30 import ensure_dump
+from bench.pyenv import engine_env
 from engine.mysql.instance import MariadbInstance
 
 CACHE = Path("/tmp/runbook-bench")
@@ -112,13 +113,8 @@ def timed(cmd: list[str], stdin_path: str | None = None, env: dict[str, str] | N
 
 
 def python_env(tree: Path, **more: str) -> dict[str, str]:
-    """The environment of a ``runbook`` process: ``tree``'s engine, its bytecode cached (as an
-    installed package has it — pip compiles at install; this lab sets PYTHONDONTWRITEBYTECODE,
-    which would make every run compile ~240 modules, ≈0.3 s) and compiled once up front."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(more, PYTHONPATH=str(tree), PYTHONPYCACHEPREFIX=str(CACHE / "pycache" / str(tree).strip("/").replace("/", "+")))
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "engine"], env=env, cwd=tree, check=True, capture_output=True)
-    return env
+    """The environment of a ``runbook`` process: ``tree``'s engine, its bytecode cached (bench/pyenv.py)."""
+    return engine_env(tree, **more)
 
 
 def restore_files(work: Path, dump: Path, port: int, binlog: bool, file_on: str, extra: dict[str, str]) -> tuple[Path, Path]:

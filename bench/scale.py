@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.pyenv import engine_env
 from engine.mysql.instance import MariadbInstance
 from tests.sshd import start_sshd
 
@@ -81,7 +82,7 @@ def cpu_of(pid: int, children: bool) -> float:
 
 def play(tree: Path, rb: Path, inv: Path, n: int, home: Path) -> tuple[float, float, float] | str:
     """(wall s, CPU s, peak RSS MB) of one whole `runbook play` process, or why it failed."""
-    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(home / "locks"), PYTHONPATH=str(tree))
+    env = engine_env(tree, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(home / "locks"))
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "play", str(rb), "-i", str(inv), "--forks", str(n), "--yes"],
                             cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

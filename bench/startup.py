@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.pyenv import engine_env
 from tests.sshd import start_sshd
 
 ONE_STEP = "name: one step\nstages:\n  - name: s\n    steps:\n      - name: t\n        shell: 'true'\n"
@@ -34,7 +35,7 @@ ONE_STEP = "name: one step\nstages:\n  - name: s\n    steps:\n      - name: t\n 
 
 def timed(tree: Path, args: list[str], env: dict[str, str]) -> tuple[float, float]:
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=tree, env=dict(env, PYTHONPATH=str(tree)),
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=tree, env=engine_env(tree, env),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     err = proc.stderr.read()
@@ -48,7 +49,7 @@ def timed(tree: Path, args: list[str], env: dict[str, str]) -> tuple[float, floa
 def import_share(tree: Path, args: list[str], env: dict[str, str]) -> tuple[float, list[tuple[float, str]]]:
     """(seconds importing, the heaviest top-level imports) from -X importtime."""
     res = subprocess.run([sys.executable, "-X", "importtime", "-m", "engine.cli", *args], cwd=tree,
-                         env=dict(env, PYTHONPATH=str(tree)), capture_output=True, text=True)
+                         env=engine_env(tree, env), capture_output=True, text=True)
     top: list[tuple[float, str]] = []
     for line in res.stderr.splitlines():
         m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", line)

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import paramiko
 
+from bench.pyenv import engine_env
 from engine.model import MysqlSettings
 from engine.transport.mysql import MysqlSession
 from engine.transport.ssh import SshShell
@@ -64,7 +65,7 @@ def timed_play(tree: Path, rb: Path, inv: Path, home: Path) -> tuple[float, floa
     """(wall s, CPU s) of one whole `runbook play` process."""
     # Host locks are machine-wide: a private lock dir keeps the bench's "db1" apart from the
     # tests others run on this machine at the same time.
-    env = dict(os.environ, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(home / "locks"), PYTHONPATH=str(tree))
+    env = engine_env(tree, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(home / "locks"))
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "play", str(rb), "-i", str(inv)], env=env, cwd=tree,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

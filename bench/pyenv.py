@@ -1,0 +1,26 @@
+"""The environment a benchmarked ``runbook`` process runs in, as an installed engine has it.
+
+pip compiles a package's modules when it installs it; this lab sets PYTHONDONTWRITEBYTECODE,
+which would make every ``runbook`` process compile the engine's ~240 modules again (≈0.3 s of
+CPU that no installed engine pays). The benches compile each tree once, into a cache of their
+own (PYTHONPYCACHEPREFIX: nothing is written into the checkout), and run with it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CACHE = Path("/tmp/runbook-bench/pycache")
+_compiled: set[Path] = set()
+
+
+def engine_env(tree: Path, base: dict[str, str] | None = None, **more: str) -> dict[str, str]:
+    """``base`` (default: this process's environment) for ``tree``'s engine, bytecode cached."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(more, PYTHONPATH=str(tree), PYTHONPYCACHEPREFIX=str(CACHE / str(tree).strip("/").replace("/", "+")))
+    if tree not in _compiled:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "engine"], env=env, cwd=tree, check=True, capture_output=True)
+        _compiled.add(tree)
+    return env
