@@ -21,29 +21,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.pyenv import engine_env
+from bench.pyenv import engine_env, timed_engine
 from tests.sshd import start_sshd
 
 ONE_STEP = "name: one step\nstages:\n  - name: s\n    steps:\n      - name: t\n        shell: 'true'\n"
 
 
 def timed(tree: Path, args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=tree, env=engine_env(tree, env),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(args)} failed in {tree}:\n{err.decode(errors='replace')[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime
+    return timed_engine(tree, args, engine_env(tree, env))
 
 
 def import_share(tree: Path, args: list[str], env: dict[str, str]) -> tuple[float, list[tuple[float, str]]]:

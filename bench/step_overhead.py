@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import paramiko
 
-from bench.pyenv import engine_env
+from bench.pyenv import engine_env, timed_engine
 from engine.model import MysqlSettings
 from engine.transport.mysql import MysqlSession
 from engine.transport.ssh import SshShell
@@ -66,16 +66,7 @@ def timed_play(tree: Path, rb: Path, inv: Path, home: Path) -> tuple[float, floa
     # Host locks are machine-wide: a private lock dir keeps the bench's "db1" apart from the
     # tests others run on this machine at the same time.
     env = engine_env(tree, NO_COLOR="1", RUNBOOK_HOME=str(home), RUNBOOK_LOCK_DIR=str(home / "locks"))
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "play", str(rb), "-i", str(inv)], env=env, cwd=tree,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    took = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"runbook play failed ({tree}):\n{out.decode(errors='replace')[-3000:]}")
-    return took, usage.ru_utime + usage.ru_stime
+    return timed_engine(tree, ["play", str(rb), "-i", str(inv)], env)
 
 
 def bare_paramiko(sshd: SshdServer, n: int) -> float:
