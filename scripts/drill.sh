@@ -58,10 +58,12 @@ traffic() {  # first order id, count, orders whose status moves new -> paid -> s
 import sys
 first, n, lo, hi, pause = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 def txn(*stmts):
+    # One clock reading per transaction: NOW() is each statement's own start time, and the
+    # copy's statement can fall in the next second (the copy would then differ by the harness).
     body = " ".join(s.replace("{s}", sc) for sc in ("shop", "shop_ref") for s in stmts)
-    print(f"START TRANSACTION; {body} COMMIT;" + (f" DO SLEEP({pause});" if pause != "0" else ""))
+    print(f"START TRANSACTION; SET @now = NOW(); {body} COMMIT;" + (f" DO SLEEP({pause});" if pause != "0" else ""))
 for i in range(first, first + n):
-    txn(f"INSERT INTO {{s}}.orders VALUES ({i}, {1 + i % 2000}, NOW(), 'new');",
+    txn(f"INSERT INTO {{s}}.orders VALUES ({i}, {1 + i % 2000}, @now, 'new');",
         f"INSERT INTO {{s}}.order_items VALUES ({i}, 1, {1 + i % 200}, 2), ({i}, 2, {1 + i * 7 % 200}, 1);")
 for o in range(lo, hi):
     txn(f"UPDATE {{s}}.orders SET status = 'paid' WHERE id = {o};")
