@@ -94,7 +94,13 @@ wait "$app_pid" 2>/dev/null || true; app_pid=""
 runbook report "$run_id" --format json -o "$out/emergency.json" >/dev/null
 
 written=$(sql -N -e "SELECT COUNT(*) FROM shop_ref.orders WHERE id > 21000")
-[ "$(sums shop)" = "$(sums shop_ref)" ] || { diff <(sums shop_ref) <(sums shop) >&2; fail "the core tables differ from the reference copy (every write but the incident)"; }
+rowdiff() {  # the rows of each core table on one side only (at most 5 each way), to say what differs
+  for t in $CORE; do
+    sql -e "(SELECT 'only in shop_ref' AS side, r.* FROM (SELECT * FROM shop_ref.$t EXCEPT SELECT * FROM shop.$t) r LIMIT 5)
+            UNION ALL (SELECT 'only in shop', s.* FROM (SELECT * FROM shop.$t EXCEPT SELECT * FROM shop_ref.$t) s LIMIT 5)" >&2
+  done
+}
+[ "$(sums shop)" = "$(sums shop_ref)" ] || { rowdiff; fail "the core tables differ from the reference copy (every write but the incident)"; }
 [ "$(sums shop "$replica_port")" = "$(sums shop_ref)" ] || fail "the replica db2 differs from the reference copy"
 [ "$(sql -N -e 'SELECT @@read_only')" = 0 ] || fail "writes are still fenced (read_only=ON)"
 python3 - "$out/emergency.json" <<'EOF' || fail "a verify check did not pass"
