@@ -8,8 +8,10 @@ Read from the journal alone, by what steps registered (never by an action's name
   may be dropped depends on what else the run registered on that host: a restore (it registered
   the dump's coordinates, ``binlog_start``) put the backup's rows back, so the writes made since
   the backup that it overwrote or emptied live only in the snapshot — unless a later binlog
-  replay of the run (it registered ``stopped_at`` and the ``start`` it replayed from) started
-  at or before those coordinates and brought them back. Only then is the drop command offered;
+  replay of the run (it registered ``stopped_at``, the ``start`` it replayed from and the ``end``
+  it reached) started at or before those coordinates and reached the position at which the run
+  fenced the host (a fence registers its ``binlog``): a replay that stopped before the fence
+  (``stop_before``) left the writes after that point in the snapshot alone. Only then is the drop command offered;
   otherwise the snapshot must be kept and merged;
 * steps in doubt, a failed or interrupted run: resume or roll back;
 * stages of the runbook that never started (skipped by ``--tags``/``--skip-tags``/``when``, or
@@ -89,6 +91,8 @@ def operator_todo(records: list[dict[str, Any]], header: dict[str, Any], run_id:
     fence: dict[str, str | None] = {}  # host -> step that fenced it (None: open)
     snapshots: dict[tuple[str, str], str] = {}  # (step, host) -> snapshot schema
     restores: dict[tuple[str, str], _Restore] = {}  # (step, host) -> a restore not replayed yet
+    fenced_at: dict[str, dict[str, Any]] = {}  # host -> where the run's latest fence took effect
+    snap_tables: dict[str, frozenset[str]] = {}  # snapshot schema -> the tables it copied
     for rec in records:
         if rec.get("type") != "outcome" or rec.get("status") not in ("ok", "changed"):
             continue
@@ -105,14 +109,19 @@ def operator_todo(records: list[dict[str, Any]], header: dict[str, Any], run_id:
             continue
         if state is not None and isinstance(state.get("read_only"), bool):
             fence[host] = step if state["read_only"] else None
+            if state["read_only"] and isinstance(reg.get("binlog"), dict):
+                fenced_at[host] = reg["binlog"]
         if isinstance(reg.get("snapshot_schema"), str):
             snapshots[(step, host)] = reg["snapshot_schema"]
+            snap_tables[reg["snapshot_schema"]] = _table_names(reg)
         if "binlog_start" in reg:
-            restores[(step, host)] = _Restore(step, host, reg.get("binlog_start"), _rows_left(reg))
+            left = reg.get("only_in_snapshot")
+            restores[(step, host)] = _Restore(step, host, reg.get("binlog_start"), _rows_left(reg), _table_names(reg),
+                                              left.get("snapshot_schema") if isinstance(left, dict) else None)
         elif "stopped_at" in reg and isinstance(reg.get("start"), dict):
             for key, r in list(restores.items()):
-                if r.host == host and _at_or_before(reg["start"], r.start):
-                    del restores[key]  # its writes since the backup were replayed after it
+                if r.host == host and _at_or_before(reg["start"], r.start) and _at_or_before(fenced_at.get(host), reg.get("end")):
+                    del restores[key]  # its writes since the backup, up to the fence, were replayed after it
     todo: list[str] = []
     for host, fenced_by in sorted(fence.items()):
         if fenced_by:
@@ -132,7 +141,7 @@ def operator_todo(records: list[dict[str, Any]], header: dict[str, Any], run_id:
             todo.append(f"Stage(s) not run: {', '.join(missing)}. Run them later with `runbook play {runbook} --tags …` "
                         "(their tags) or `--start-at \"STAGE/STEP\"`, or record why they are not needed.")
     for (step, host), schema in sorted(snapshots.items()):
-        lost = [r for r in restores.values() if r.host == host]
+        lost = [r for r in restores.values() if r.host == host and r.overwrote(schema, snap_tables.get(schema, frozenset()))]
         if lost:
             todo.append(f"Snapshot {schema} on {host} (from “{step}”) holds the only copy of the writes made since the backup "
                         f"that {_restores_text(lost)} overwrote or emptied: no binlog replay of this run brought them back. "
@@ -152,6 +161,20 @@ class _Restore:
     host: str
     start: Any  # the dump's coordinates {file, pos, gtid}, None when the dump has none
     rows_left: int | None  # rows it counted as left only in the snapshot, when it counted
+    tables: frozenset[str]  # the tables it restored
+    snapshot: str | None  # the snapshot it compared itself with (only_in_snapshot), if any
+
+    def overwrote(self, schema: str, copied: frozenset[str]) -> bool:
+        """Its writes are in snapshot ``schema`` (which copied ``copied``): the one it compared
+        itself with, else one that copied a table it restored (unknown tables: assume so)."""
+        if self.snapshot is not None:
+            return self.snapshot == schema
+        return not self.tables or not copied or bool(self.tables & copied)
+
+
+def _table_names(reg: dict[str, Any]) -> frozenset[str]:
+    tables = reg.get("tables")
+    return frozenset(str(t) for t in tables) if isinstance(tables, (dict, list)) else frozenset()
 
 
 def _rows_left(reg: dict[str, Any]) -> int | None:
@@ -170,13 +193,15 @@ def _restores_text(restores: list[_Restore]) -> str:
     return " and ".join(parts)
 
 
-def _at_or_before(replayed_from: dict[str, Any], backup_at: Any) -> bool:
-    """The replay started at or before the backup's coordinates: it covers every write since."""
-    if not isinstance(backup_at, dict):
-        return False  # a dump without coordinates: nothing says where its writes begin
-    if replayed_from.get("gtid") and replayed_from.get("gtid") == backup_at.get("gtid"):
+def _at_or_before(first: Any, then: Any) -> bool:
+    """Binlog position ``first`` is at or before ``then`` (a replay's start and the backup's
+    coordinates; the fence and the replay's end). Unknown either way: False (a dump without
+    coordinates, a run without a fence: nothing says the writes were covered)."""
+    if not (isinstance(first, dict) and isinstance(then, dict)):
+        return False
+    if first.get("gtid") and first.get("gtid") == then.get("gtid"):
         return True
-    f1, f2, p1, p2 = replayed_from.get("file"), backup_at.get("file"), replayed_from.get("pos"), backup_at.get("pos")
+    f1, f2, p1, p2 = first.get("file"), then.get("file"), first.get("pos"), then.get("pos")
     if not (isinstance(f1, str) and isinstance(f2, str) and isinstance(p1, int) and isinstance(p2, int)):
         return False
     return (f1, p1) <= (f2, p2)  # binlog files of one server sort by name (mysql-bin.000012)

@@ -82,20 +82,27 @@ def test_markdown_and_json_carry_the_same_record(model_and_runbook, tmp_path: Pa
     assert [d["kind"] for d in data["decisions"]] == ["confirmation", "decision"]
 
 
-def _restore_run(tmp_path: Path, replay_from: dict[str, object] | None, replay_ok: bool = True) -> list[str]:
-    """A run that snapshots, restores (the dump at mysql-bin.000003:1000) and maybe replays."""
+FENCE = {"file": "mysql-bin.000003", "pos": 9000, "gtid": "0-1-77"}
+
+
+def _restore_run(tmp_path: Path, replay_from: dict[str, object] | None, replay_ok: bool = True,
+                 replay_end: dict[str, object] | None = None) -> list[str]:
+    """A run that fences (at mysql-bin.000003:9000), snapshots, restores (the dump at
+    mysql-bin.000003:1000) and maybe replays (by default up to the fence)."""
     from engine.journal import Journal
 
     with Journal.create(tmp_path, "r2", {"runbook": "x.yml", "operator": "dba", "hosts": ["db1"]}) as j:
         j.event("stage_start", stage="s", hosts=["db1"])
         steps: list[tuple[str, str, dict[str, object]]] = [
-            ("s/snap", "changed", {"snapshot_schema": "_rb_snap_r2"}),
+            ("s/fence", "changed", {"state": {"read_only": True}, "binlog": FENCE}),
+            ("s/snap", "changed", {"snapshot_schema": "_rb_snap_r2", "tables": {"orders": {"rows": 50}}}),
             ("s/restore", "changed", {"rows": 50, "tables": {"orders": {"status": "loaded", "rows": 50}},
                                       "binlog_start": {"file": "mysql-bin.000003", "pos": 1000, "gtid": "0-1-42"},
                                       "only_in_snapshot": {"rows": 3, "tables": {}}})]
         if replay_from is not None:
             steps.append(("s/replay", "changed" if replay_ok else "failed",
-                          {"transactions": 9, "rows": 12, "start": replay_from, "stopped_at": None, "end": None}))
+                          {"transactions": 9, "rows": 12, "start": replay_from, "stopped_at": None,
+                           "end": replay_end or {"file": FENCE["file"], "pos": FENCE["pos"], "gtid": None}}))
         for key, status, reg in steps:
             seq = j.intent(key, "db1", "d", attempt=1, phase="do")
             j.outcome(seq, key, "db1", status, changed=status == "changed", duration=0.1, phase="do", registered=reg,
@@ -123,3 +130,32 @@ def test_a_replay_from_the_backup_lets_the_snapshot_go_once_confirmed(tmp_path: 
     (snap,) = [t for t in _restore_run(tmp_path, {"file": "mysql-bin.000003", "pos": 1000, "gtid": "0-1-42"}) if "_rb_snap" in t]
     assert "Drop it once the data is confirmed: `runbook snapshots drop r2`" in snap
     assert "only copy" not in snap
+
+
+def test_a_replay_that_stopped_before_the_fence_keeps_the_snapshot(tmp_path: Path) -> None:
+    # stop_before the incident: the writes after it, overwritten by the restore, are only in the snapshot
+    start = {"file": "mysql-bin.000003", "pos": 1000, "gtid": "0-1-42"}
+    (snap,) = [t for t in _restore_run(tmp_path, start, replay_end={"file": "mysql-bin.000003", "pos": 5000}) if "_rb_snap" in t]
+    assert "holds the only copy" in snap and "snapshots drop" not in snap
+
+
+def test_a_later_restore_of_other_tables_does_not_hold_the_snapshot(tmp_path: Path) -> None:
+    # emergency.yml's full recovery: after the replay, the other tables restored (rows added only);
+    # the snapshot of the core tables holds nothing of theirs
+    from engine.journal import Journal
+
+    start = {"file": "mysql-bin.000003", "pos": 1000, "gtid": "0-1-42"}
+    with Journal.create(tmp_path, "r3", {"runbook": "x.yml", "operator": "dba", "hosts": ["db1"]}) as j:
+        j.event("stage_start", stage="s", hosts=["db1"])
+        for key, reg in [("s/fence", {"state": {"read_only": True}, "binlog": FENCE}),
+                         ("s/snap", {"snapshot_schema": "_rb_snap_r3", "tables": {"orders": {"rows": 50}}}),
+                         ("s/restore", {"tables": {"orders": {"rows": 50}}, "binlog_start": start,
+                                        "only_in_snapshot": {"snapshot_schema": "_rb_snap_r3", "rows": 3}}),
+                         ("s/replay", {"start": start, "stopped_at": None, "end": {"file": FENCE["file"], "pos": FENCE["pos"]}}),
+                         ("s/rest", {"tables": {"reviews": {"rows": 0}}, "binlog_start": start})]:
+            seq = j.intent(key, "db1", "d", attempt=1, phase="do")
+            j.outcome(seq, key, "db1", "changed", changed=True, duration=0.1, phase="do", registered=reg)
+        j.event("stage_end", stage="s", status="ok")
+        j.event("run_end", status="succeeded")
+    (snap,) = [t for t in build_model(read_journal(tmp_path, "r3")).todo if "_rb_snap_r3" in t]
+    assert "Drop it once the data is confirmed" in snap and "only copy" not in snap
