@@ -14,6 +14,7 @@ from typing import Any
 import pymysql
 import pytest
 
+from tests.datasets import DATASETS
 from engine.actions.base import Action
 from engine.actions.disk_space import DiskSpace
 from engine.actions.mysql_facts import MysqlFacts
@@ -26,7 +27,7 @@ from engine.model import Host, Status, StepResult
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER
 
 pytestmark = pytest.mark.integration
-DATASET = os.path.join(os.path.dirname(__file__), "../../../shared/datasets/employees-10k.sql.gz")
+DATASET = str(DATASETS / "employees-10k.sql.gz")
 
 
 def make_ctx(host_vars: dict[str, Any] | None = None, *, run_state: dict[str, Any] | None = None,

@@ -22,12 +22,12 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from tests.datasets import DATASETS
 from engine.mysql.dump import DumpError, DumpReader, Kind, Statement, count_rows, iter_rows, scan_dump
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, mysql_root
 
 pytestmark = pytest.mark.integration
 
-DATASETS = Path("/work/shared/datasets")
 BASE_TABLES = ["awkward", "no_pk", "cyc_a", "cyc_b", "emp", "parent", "child", "audit"]
 
 SCHEMA_SQL = r"""

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.datasets import DATASETS
 from engine.actions.restore import Restore
 from engine.model import Status
 from tests.conftest import MYSQL_HOST, MYSQL_PORT, MYSQL_USER
@@ -21,8 +22,6 @@ from tests.integration.restore_helpers import checksums, dump, execute, query
 from tests.integration.test_dr_actions import make_ctx, run_step
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-DATASETS = Path("/work/shared/datasets") if not (Path(__file__).resolve().parents[3] / "shared").exists() \
-    else Path(__file__).resolve().parents[3] / "shared" / "datasets"
 
 
 def _load(schema: str, files: list[str], db_name: str) -> None:
