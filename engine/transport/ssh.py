@@ -264,7 +264,8 @@ class SshShell:
 
     def _runner_on(self, transport: paramiko.Transport) -> RemoteRunner | None:
         """The connection's runner (None: the host has none, or this is the connection's first
-        command: that one launches the runner and takes an exec channel while python starts)."""
+        command: that one launches the runner and takes an exec channel while python starts,
+        unless more than ``_FLEET`` connections are up)."""
         runner = self._runner
         if runner is not None and runner.alive and self._runner_transport is transport:
             return runner

@@ -34,7 +34,8 @@ import time
 # The built-in modules, not their Python wrappers: ``os`` imports posixpath, stat and abc, and
 # ``signal`` imports enum (and through it functools, collections, operator): together 37% of
 # the instructions of a runner's start (56 -> 35 million; python3 -I -S alone is 21), paid once
-# per connection on every host. The names used here are the same in both.
+# per connection on every host. The names used here are the same in both (posix.environ holds
+# bytes, which posix_spawn takes as they are).
 import posix as os
 
 try:
