@@ -38,6 +38,11 @@ _KILL_WAIT = 5.0  # then the engine asks for the kill itself and waits this long
 _CONNECT_TRIES = 3  # a handshake dropped by the server is tried again (nothing was sent yet)
 _MAX_HOPS = 5  # ProxyJump chains longer than this are a config loop
 _NET_ERRORS = (paramiko.SSHException, OSError, EOFError)
+# With more connections than this open at once, a connection's first command waits for its
+# runner instead of taking an exec channel while python starts (see SshShell._runner_on).
+_FLEET = os.cpu_count() or 2
+_OPEN_LOCK = threading.Lock()
+_open = 0  # connections of this process that are up now
 
 # paramiko's transport thread logs its failures (a port that answers but does not speak SSH)
 # with a traceback, which Python's last-resort handler prints on stderr. Ours is the one-line
@@ -94,7 +99,10 @@ class SshShell:
                     self._transport.close()
                 for attempt in range(_CONNECT_TRIES):
                     try:
+                        fresh = self._transport is None
                         self._transport = self._connect()
+                        if fresh:
+                            _count_open(+1)
                         break
                     except _HandshakeLost:
                         # The server (or a loaded machine) dropped the handshake: nothing was sent
@@ -256,7 +264,8 @@ class SshShell:
 
     def _runner_on(self, transport: paramiko.Transport) -> RemoteRunner | None:
         """The connection's runner (None: the host has none, or this is the connection's first
-        command: that one launches the runner and takes an exec channel while python starts)."""
+        command: that one launches the runner and takes an exec channel while python starts,
+        unless more than ``_FLEET`` connections are up)."""
         runner = self._runner
         if runner is not None and runner.alive and self._runner_transport is transport:
             return runner
@@ -276,8 +285,12 @@ class SshShell:
                     self._launch, self._runner_transport = Launch(transport, self.settings.connect_timeout), transport
                 except _NET_ERRORS as exc:
                     raise ConnectError(f"ssh to {self.name}: cannot open a session: {exc}") from None
-                if not self._replaced:
-                    return None  # the connection's first command does not wait for python to start
+                if not self._replaced and _open <= _FLEET:
+                    # The connection's first command does not wait for python to start (~15 ms)
+                    # on one host or a few. With many hosts at once it does: the extra exec
+                    # channel costs the control node ~0.8 ms of CPU per host (shared by all of
+                    # them) and each host a session, a login shell and sh (~4 ms of its CPU).
+                    return None
             started = self._launch.poll(wait=True)  # the next ones do: from the second on, one path
             self._launch = None
             if isinstance(started, str):
@@ -420,5 +433,12 @@ class SshShell:
             if self._transport is not None:
                 self._transport.close()
                 self._transport = None
+                _count_open(-1)
             for jump in reversed(self._jumps):
                 jump.close()  # kept: a later run() reconnects through the same hops
+
+
+def _count_open(delta: int) -> None:
+    global _open
+    with _OPEN_LOCK:
+        _open += delta

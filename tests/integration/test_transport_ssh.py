@@ -402,6 +402,43 @@ def test_host_without_python3_runs_one_exec_channel_per_command(sshd: SshdServer
         sh.close()
 
 
+def test_one_host_runs_its_first_command_on_an_exec_channel_while_the_runner_starts(sshd: SshdServer,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.transport.ssh as ssh
+
+    monkeypatch.setattr(ssh, "_FLEET", 1000)  # however many connections other tests left open
+    sh = SshShell(sshd.settings())
+    try:
+        res = sh.run("echo $PPID")
+        assert sh._runner is None  # still starting: the command did not wait for it
+        assert "python3" not in Path(f"/proc/{res.stdout.strip()}/comm").read_text()
+        assert sh.run("true").rc == 0 and sh._runner is not None
+    finally:
+        sh.close()
+
+
+def test_with_many_connections_open_the_first_command_waits_for_the_runner(sshd: SshdServer,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.transport.ssh as ssh
+
+    # A fleet: more connections up than _FLEET. The first command of each takes no exec channel
+    # (a session, a login shell and sh on the host, CPU on the control node): it runs on the runner.
+    monkeypatch.setattr(ssh, "_FLEET", 1)
+    shells = [SshShell(sshd.settings()) for _ in range(3)]
+    try:
+        before = ssh._open
+        for sh in shells:
+            sh._ensure()
+        assert ssh._open == before + 3
+        res = shells[-1].run("echo $PPID; exit 3")
+        assert res.rc == 3 and shells[-1]._runner is not None and shells[-1].no_runner is None
+        assert Path(f"/proc/{res.stdout.strip()}/comm").read_text().startswith("python3")
+    finally:
+        for sh in shells:
+            sh.close()
+    assert ssh._open == before  # closing counts them out
+
+
 def test_a_runner_that_died_between_commands_is_replaced_and_nothing_is_in_doubt(sshd: SshdServer) -> None:
     sh = SshShell(sshd.settings())
     try:
