@@ -28,9 +28,10 @@ def first_keyword(sql: str) -> str:
     return m.group(1).lower() if m else ""
 
 
-#: text :func:`code_words` may split with one regex: ASCII, and nothing that starts a string, a
-#: quoted identifier, a comment or a variable (``-`` and ``/`` only when no ``--``/``/*`` follows)
-_PLAIN_TEXT = re.compile(r"(?:[^\x80-\U0010ffff'\"`#@\\/-]|-(?!-)|/(?!\*))*\Z")
+#: ASCII text (``str.isascii`` first: a class of all non-ASCII characters costs ~4 ms to compile)
+#: that :func:`code_words` may split with one regex: nothing that starts a string, a quoted
+#: identifier, a comment or a variable (``-`` and ``/`` only when no ``--``/``/*`` follows)
+_PLAIN_TEXT = re.compile(r"(?:[^'\"`#@\\/-]|-(?!-)|/(?!\*))*\Z")
 #: a word as :func:`code_words` makes it of plain text: letters, digits, ``_$`` and inner dots
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$.]*|\S")
 
@@ -46,7 +47,7 @@ def code_words(sql: str, *, backslash_escapes: bool = True) -> list[str]:
 
     ``code_words("SELECT 1 INTO/**/OUTFILE 'x'") == ["select", "1", "into", "outfile", "'…'"]``
     """
-    if _PLAIN_TEXT.match(sql):
+    if sql.isascii() and _PLAIN_TEXT.match(sql):
         # No quote, comment, variable or non-ASCII character: the scan would only split words
         # from punctuation. The same words, several times faster (a statement per SQL step).
         return _PLAIN_WORD.findall(sql.lower())
