@@ -9,7 +9,8 @@ commands without the engine, on one connection each:
 
 * bare paramiko exec: ``open_session`` + ``exec_command('true')`` + exit status on one
   transport, what any paramiko-based tool pays per command (the per-command channel);
-* runbook's transport alone: ``SshShell.run('true')`` (the long-lived runner);
+* runbook's transport alone: ``SshShell.run('true')`` (the long-lived runner), broken down:
+  the runner's host program over local pipes (no SSH), and a bare spawn of ``/bin/sh -c true``;
 * bare PyMySQL: ``SELECT %s`` on one session.
 
 Engine overhead = per step − the transport alone. The journal's share is timed in-process.
@@ -107,6 +108,55 @@ def raw_ssh(sshd: SshdServer, n: int) -> float:
     took = (time.perf_counter() - t0) / n
     shell.close()
     return took
+
+
+def runner_over_pipes(n: int) -> float:
+    """Seconds per command of the SSH runner's host program fed over local pipes, without SSH:
+    the runner's loop and its spawn of ``/bin/sh -c true``, no sshd, no paramiko."""
+    from engine.transport.sshrunner import _PROGRAM, HEAD, RUN
+
+    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _PROGRAM], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    assert proc.stdin is not None and proc.stdout is not None
+    fin, fout = proc.stdin.fileno(), proc.stdout.fileno()
+    buf = bytearray()
+
+    def until(kind: bytes) -> None:
+        nonlocal buf
+        while True:
+            while len(buf) >= HEAD.size and len(buf) >= HEAD.size + HEAD.unpack_from(buf)[2]:
+                k, _, size = HEAD.unpack_from(buf)
+                del buf[:HEAD.size + size]
+                if k == kind:
+                    return
+            data = os.read(fout, 1 << 16)
+            if not data:
+                raise SystemExit("the runner ended")
+            buf += data
+
+    def one(i: int) -> None:
+        body = RUN.pack(-1.0, 0, 4) + b"true"
+        os.write(fin, HEAD.pack(b"R", i, len(body)) + body)
+        until(b"X")
+
+    until(b"H")
+    one(0)
+    t0 = time.perf_counter()
+    for i in range(n):
+        one(i + 1)
+    took = (time.perf_counter() - t0) / n
+    proc.stdin.close()
+    proc.wait()
+    return took
+
+
+def spawn_floor(n: int) -> float:
+    """Seconds per ``posix_spawn('/bin/sh', '-c', 'true')`` + ``waitpid`` from Python: the part of
+    a command no transport can remove."""
+    env = dict(os.environb)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        os.waitpid(os.posix_spawn("/bin/sh", ["/bin/sh", "-c", "true"], env), 0)
+    return (time.perf_counter() - t0) / n
 
 
 def raw_sql(n: int) -> float:
@@ -208,15 +258,20 @@ def main() -> None:
                 runbook(kind, steps[kind] + 1, work / f"{kind}-{steps[kind] + 1}.yml")
             runs: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
             loads = []
-            bare_exec, ssh_raw, sql_raw = [], [], []
-            for _ in range(args.rounds):
+            bare_exec, ssh_raw, sql_raw, pipes, spawns = [], [], [], [], []
+            for r in range(args.rounds):
                 for kind in ("shell", "sql"):
-                    for label, tree in trees:
+                    # Each tree goes first every other round: the first shell runs of a round
+                    # follow the previous round's 1,000-step SQL runs (their journals still being
+                    # written back), and measured ~1 ms per step slower, whichever tree it was.
+                    for label, tree in (trees if r % 2 == 0 else trees[::-1]):
                         for k in (1, steps[kind] + 1):
                             runs.setdefault((label, kind, k), []).append(timed_play(tree, work / f"{kind}-{k}.yml", inv, work / "home"))
                 bare_exec.append(bare_paramiko(sshd, n))
                 ssh_raw.append(raw_ssh(sshd, n))
                 sql_raw.append(raw_sql(n))
+                pipes.append(runner_over_pipes(n))
+                spawns.append(spawn_floor(n))
                 loads.append(os.getloadavg()[0])
             journal = journal_share(work, inv, n)
             ansible = ansible_per_task(sshd, work, args.ansible_steps) if args.ansible_steps else None
@@ -231,6 +286,8 @@ def main() -> None:
           f"sshd on loopback; load average {med(loads):.2f} on {os.cpu_count()} cores")
     print(f"  bare paramiko exec_command('true') on one transport: {ms(exec_)} per command (one channel each)")
     print(f"  runbook's transport alone, SshShell.run('true'):      {ms(ssh_)} per command (the runner)")
+    print(f"    of which the runner over local pipes (no SSH):     {ms(med(pipes))} per command, "
+          f"of which posix_spawn of /bin/sh -c true + wait: {ms(med(spawns))}")
     print(f"  bare PyMySQL SELECT:                                 {ms(sql_)} per query")
     shell_step = 0.0
     for label, _ in trees:

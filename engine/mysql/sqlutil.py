@@ -28,6 +28,14 @@ def first_keyword(sql: str) -> str:
     return m.group(1).lower() if m else ""
 
 
+#: ASCII text (``str.isascii`` first: a class of all non-ASCII characters costs ~4 ms to compile)
+#: that :func:`code_words` may split with one regex: nothing that starts a string, a quoted
+#: identifier, a comment or a variable (``-`` and ``/`` only when no ``--``/``/*`` follows)
+_PLAIN_TEXT = re.compile(r"(?:[^'\"`#@\\/-]|-(?!-)|/(?!\*))*\Z")
+#: a word as :func:`code_words` makes it of plain text: letters, digits, ``_$`` and inner dots
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_$][A-Za-z0-9_$.]*|\S")
+
+
 def code_words(sql: str, *, backslash_escapes: bool = True) -> list[str]:
     """The statement as the server parses it, word by word, lower case: comments dropped (but
     the text of executable comments ``/*! … */``, ``/*!50100 … */``, ``/*M! … */`` kept, as the
@@ -39,6 +47,15 @@ def code_words(sql: str, *, backslash_escapes: bool = True) -> list[str]:
 
     ``code_words("SELECT 1 INTO/**/OUTFILE 'x'") == ["select", "1", "into", "outfile", "'…'"]``
     """
+    if sql.isascii() and _PLAIN_TEXT.match(sql):
+        # No quote, comment, variable or non-ASCII character: the scan would only split words
+        # from punctuation. The same words, several times faster (a statement per SQL step).
+        return _PLAIN_WORD.findall(sql.lower())
+    return _scanned_words(sql, backslash_escapes)
+
+
+def _scanned_words(sql: str, backslash_escapes: bool) -> list[str]:
+    """:func:`code_words` of any text, character by character."""
     words: list[str] = []
     word: list[str] = []
 
@@ -115,11 +132,28 @@ def is_read_only(sql: str) -> bool:
     return _read_only_cached(sql)
 
 
+def _readings(sql: str) -> tuple[list[str], ...]:
+    """The statement's words under each reading of a backslash in a string: one reading when
+    the text has no backslash (both are the same then)."""
+    words = code_words(sql)
+    return (words,) if "\\" not in sql else (words, code_words(sql, backslash_escapes=False))
+
+
 def _read_only(sql: str) -> bool:
-    return _read_only_words(code_words(sql)) and _read_only_words(code_words(sql, backslash_escapes=False))
+    return all(_read_only_words(words) for words in _readings(sql))
 
 
-_read_only_cached = functools.lru_cache(maxsize=1024)(_read_only)  # a step's statement, on every host
+@functools.lru_cache(maxsize=1024)
+def _classified(sql: str) -> tuple[bool, bool]:
+    """(read-only, keeps its session) of a step's statement, split into words once: the
+    executor asks the first for the journal's digest, the session the second as it runs it."""
+    readings = _readings(sql)
+    read_only = all(_read_only_words(words) for words in readings)
+    return read_only, read_only and all(_keeps_words(words) for words in readings)
+
+
+def _read_only_cached(sql: str) -> bool:
+    return _classified(sql)[0]
 
 # Words a "(" may follow in a plain read: SQL keywords, and built-in functions that only compute
 # a value. Any other call (a stored function could SET a variable) makes a statement unclean.
@@ -149,22 +183,18 @@ def keeps_session(sql: str) -> bool:
     stored function may ``SET`` anything). After such a statement the session needs no reset."""
     if len(sql) > _CACHED_TEXT:
         return False
-    return _keeps_session(sql)
+    return _classified(sql)[1]
 
 
-@functools.lru_cache(maxsize=1024)
-def _keeps_session(sql: str) -> bool:
-    if not is_read_only(sql):
+def _keeps_words(words: list[str]) -> bool:
+    """No assignment, no SQL_CALC_FOUND_ROWS, no call but of built-ins that only compute."""
+    if "sql_calc_found_rows" in words:
         return False
-    for escapes in (True, False):
-        words = code_words(sql, backslash_escapes=escapes)
-        if "sql_calc_found_rows" in words:
+    for prev, nxt in itertools.pairwise(words):
+        if (prev == ":" and nxt == "=") or (nxt == "(" and prev[:1].isalpha() and prev not in _PLAIN_CALLS):
             return False
-        for prev, nxt in itertools.pairwise(words):
-            if (prev == ":" and nxt == "=") or (nxt == "(" and prev[:1].isalpha() and prev not in _PLAIN_CALLS):
-                return False
-            if nxt == "(" and prev[:1] in ("`", "@"):
-                return False
+        if nxt == "(" and prev[:1] in ("`", "@"):
+            return False
     return True
 
 

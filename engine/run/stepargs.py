@@ -17,8 +17,13 @@ from engine.secrets import MASKER
 from engine.templating.render import ENGINE, names_in
 
 
+#: ``json.dumps(x, sort_keys=True, default=str)``, built once (dumps with arguments builds an
+#: encoder at every call, and every step's intent has a digest); the text, so the digest, is the same
+_DIGEST_JSON = json.JSONEncoder(sort_keys=True, default=str)
+
+
 def args_digest(action: str, args: Any) -> str:
-    text = json.dumps([action, MASKER.data(args)], sort_keys=True, default=str)
+    text = _DIGEST_JSON.encode([action, MASKER.data(args)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

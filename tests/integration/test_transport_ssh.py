@@ -151,6 +151,27 @@ def test_concurrent_commands_share_the_connection(shell: SshShell) -> None:
     assert sorted(results, key=int) == [str(i) for i in range(8)]
 
 
+def test_commands_that_close_their_output_before_exiting_end_among_quick_ones(shell: SshShell) -> None:
+    """The runner learns that a command which closed its stdout/stderr early has exited only from
+    SIGCHLD (no end of output marks it): the wake-up of each exit must reach the loop, also when
+    it lands while the runner reaps another command. Were one lost, the command would end only
+    at its timeout (a CommandTimeout here) instead of with its exit code."""
+    results: dict[str, int] = {}
+    shell.run("true")  # the runner is up: every command below goes to it
+
+    def work(name: str, cmd: str) -> None:
+        results[name] = shell.run(cmd, timeout=60).rc
+
+    jobs = [(f"closed{i}", f"exec >/dev/null 2>&1; sleep 0.0{i % 10}; exit 3") for i in range(12)]
+    jobs += [(f"quick{i}", "true") for i in range(12)]
+    threads = [threading.Thread(target=work, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {name: 3 if name.startswith("closed") else 0 for name, _ in jobs}
+
+
 def test_dropped_connection_mid_command_is_in_doubt_then_reconnects(shell: SshShell) -> None:
     # Was a ConnectError (unreachable: resume ran it again); the command was sent, so its
     # outcome is unknown (issue 7 item 3).
