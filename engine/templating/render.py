@@ -27,6 +27,7 @@ import jinja2.meta
 import jinja2.nodes
 from jinja2.runtime import Context, missing
 
+from engine.templating.quick import expression_names, plain_names
 from engine.templating.sandbox import BoundedSandbox, undeclared_names
 
 from engine.errors import InputError, TemplateError
@@ -245,16 +246,25 @@ class TemplateEngine:
         megabyte is parsed once, whatever asks): the error it gives when it compiles, or None;
         the names it reads; the names it reads only under a guard. The code generator runs, as
         when the template is used, so an unknown filter or test is found here and not in the
-        middle of a run; nothing is evaluated."""
+        middle of a run — except where :mod:`engine.templating.quick` knows its answer for
+        certain (text and expressions whose filters and tests exist); nothing is evaluated."""
         found = self._analysis.get(source)
         if found is None:
-            try:
-                with compile_errors(""):
-                    ast = self.env.parse(source)
-                    names = undeclared_names(ast)
-                found = _Analysis(None, frozenset(names), frozenset(_guarded(ast)))
-            except TemplateError as exc:
-                found = _Analysis(exc.message, frozenset(), frozenset())
+            env = self.env
+            plain = plain_names(source, env.globals)  # text and {{ a.b }} only: no parse (quick.py)
+            if plain is not None:
+                found = _Analysis(None, frozenset(plain), frozenset())
+            else:
+                try:
+                    with compile_errors(""):
+                        ast = env.parse(source)
+                        # the code generator only where its answer is not certain without it
+                        names = expression_names(ast, env.filters, env.tests, env.globals)
+                        if names is None:
+                            names = undeclared_names(ast)
+                    found = _Analysis(None, frozenset(names), frozenset(_guarded(ast)))
+                except TemplateError as exc:
+                    found = _Analysis(exc.message, frozenset(), frozenset())
             with self._lock:
                 if len(self._analysis) > 100_000:  # a generated runbook must not grow this forever
                     self._analysis.clear()
