@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -60,6 +59,8 @@ class _Group(click.Group):
         except BrokenPipeError:
             sys.exit(1)
         except Exception as exc:  # a bug of ours: say so, keep the traceback out of the operator's way
+            import traceback
+
             from engine.journal.layout import journal_dir as _jdir
             from engine.secrets import MASKER
 
