@@ -29,6 +29,7 @@ from jinja2.runtime import Context, missing
 
 from engine.templating.quick import expression_names, plain_names
 from engine.templating.sandbox import BoundedSandbox, undeclared_names
+from engine.templating.shared_cache import SharedCache
 
 from engine.errors import InputError, TemplateError
 from engine.secrets import MASKER, SECRET_KEY, Secret, reveal
@@ -220,6 +221,8 @@ class TemplateEngine:
         self._expr_cache: dict[str, Any] = {}
         self._tmpl_cache: dict[str, jinja2.Template] = {}
         self._analysis: dict[str, _Analysis] = {}
+        #: analyses kept across processes (engine/templating/shared_cache.py); the CLI opens it
+        self.shared: SharedCache | None = None
         self._lock = threading.Lock()
 
     # -- compile -------------------------------------------------------------------------
@@ -252,8 +255,11 @@ class TemplateEngine:
         if found is None:
             env = self.env
             plain = plain_names(source, env.globals)  # text and {{ a.b }} only: no parse (quick.py)
+            shared = self.shared.get(source) if self.shared is not None and plain is None else None
             if plain is not None:
                 found = _Analysis(None, frozenset(plain), frozenset())
+            elif shared is not None:
+                found = _Analysis(*shared)
             else:
                 try:
                     with compile_errors(""):
@@ -265,6 +271,9 @@ class TemplateEngine:
                     found = _Analysis(None, frozenset(names), frozenset(_guarded(ast)))
                 except TemplateError as exc:
                     found = _Analysis(exc.message, frozenset(), frozenset())
+                # "nested too deep" depends on the stack of the call, not only on the text
+                if self.shared is not None and not (found.error or "").startswith("expression nested too deep"):
+                    self.shared.put(source, (found.error, found.names, found.guarded))
             with self._lock:
                 if len(self._analysis) > 100_000:  # a generated runbook must not grow this forever
                     self._analysis.clear()
