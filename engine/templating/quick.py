@@ -12,7 +12,7 @@ Two paths, each answering only when it is certain — otherwise ``None``, and th
 the code generator as before, so every error and message stays Jinja2's own:
 
 * :func:`plain_names`: text with ``{{ name }}`` / ``{{ a.b.c }}`` only — no parse at all;
-* :func:`expression_names`: a parsed tree of text and expressions only, whose filters and tests
+* :func:`expression_reads`: a parsed tree of text and expressions only, whose filters and tests
   all exist, not deeper than :data:`MAX_DEPTH`.
 
 ``tests/unit/test_template_quick.py`` checks both against the code generator on every template
@@ -44,6 +44,9 @@ _EXPRESSION_NODES = frozenset({
     nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow, nodes.Concat, nodes.CondExpr,
     nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair, nodes.Call, nodes.Keyword,
 })
+#: a name inside what these filters and tests apply to may be undefined on purpose
+GUARD_FILTERS = frozenset({"default", "d"})
+GUARD_TESTS = frozenset({"defined", "undefined", "none"})
 #: deeper trees go to the code generator, which recurses and may give "nested too deep"
 #: (the parser builds ``a|f|f|f…`` and ``a.b.c…`` in loops, far deeper than it recurses)
 MAX_DEPTH = 48
@@ -60,32 +63,41 @@ def plain_names(source: str, globals_: Container[str]) -> set[str] | None:
     return {n for n in names if n not in globals_}
 
 
-def expression_names(ast: nodes.Template, filters: Container[str], tests: Container[str],
-                     globals_: Container[str]) -> set[str] | None:
-    """The names a parsed template reads when it is text and expressions only, every filter
-    and test in it exists and it is at most :data:`MAX_DEPTH` deep; None otherwise."""
+def expression_reads(ast: nodes.Template, filters: Container[str], tests: Container[str],
+                     globals_: Container[str]) -> tuple[set[str], set[str]] | None:
+    """(the names a parsed template reads, those it reads under a guard) when it is text and
+    expressions only, every filter and test in it exists and it is at most :data:`MAX_DEPTH`
+    deep; None otherwise. A name is guarded when it is inside what a guard filter or test
+    (:data:`GUARD_FILTERS`, :data:`GUARD_TESTS`) is applied to, as render's ``_guarded`` finds."""
     names: set[str] = set()
-    stack: list[tuple[nodes.Node, int]] = [(n, 1) for n in ast.body]
+    guarded: set[str] = set()
+    stack: list[tuple[nodes.Node, int, bool]] = [(n, 1, False) for n in ast.body]
     while stack:
-        node, depth = stack.pop()
+        node, depth, under_guard = stack.pop()
         kind = type(node)
         if kind not in _EXPRESSION_NODES or depth > MAX_DEPTH:
             return None
+        guard_of = None
         if kind is nodes.Name:
             if node.ctx != "load":  # type: ignore[attr-defined]
                 return None
             names.add(node.name)  # type: ignore[attr-defined]
+            if under_guard:
+                guarded.add(node.name)  # type: ignore[attr-defined]
         elif kind is nodes.Filter:
             if node.node is None or node.name not in filters:  # type: ignore[attr-defined]
                 return None
-        elif kind is nodes.Test and node.name not in tests:  # type: ignore[attr-defined]
-            return None
+            guard_of = node.node if node.name in GUARD_FILTERS else None  # type: ignore[attr-defined]
+        elif kind is nodes.Test:
+            if node.name not in tests:  # type: ignore[attr-defined]
+                return None
+            guard_of = node.node if node.name in GUARD_TESTS else None  # type: ignore[attr-defined]
         for field in node.fields:
             child = getattr(node, field, None)
             if isinstance(child, nodes.Node):
-                stack.append((child, depth + 1))
+                stack.append((child, depth + 1, under_guard or child is guard_of))
             elif isinstance(child, list):
-                stack.extend((c, depth + 1) for c in child if isinstance(c, nodes.Node))
+                stack.extend((c, depth + 1, under_guard) for c in child if isinstance(c, nodes.Node))
     if "self" in names:  # the generator binds it at the root: leave that case to it
         return None
-    return {n for n in names if n not in globals_}
+    return {n for n in names if n not in globals_}, guarded

@@ -27,7 +27,7 @@ import jinja2.meta
 import jinja2.nodes
 from jinja2.runtime import Context, missing
 
-from engine.templating.quick import expression_names, plain_names
+from engine.templating.quick import GUARD_FILTERS, GUARD_TESTS, expression_reads, plain_names
 from engine.templating.sandbox import BoundedSandbox, undeclared_names
 from engine.templating.shared_cache import SharedCache
 
@@ -265,10 +265,10 @@ class TemplateEngine:
                     with compile_errors(""):
                         ast = env.parse(source)
                         # the code generator only where its answer is not certain without it
-                        names = expression_names(ast, env.filters, env.tests, env.globals)
-                        if names is None:
-                            names = undeclared_names(ast)
-                    found = _Analysis(None, frozenset(names), frozenset(_guarded(ast)))
+                        reads = expression_reads(ast, env.filters, env.tests, env.globals)
+                        if reads is None:
+                            reads = undeclared_names(ast), _guarded(ast)
+                    found = _Analysis(None, frozenset(reads[0]), frozenset(reads[1]))
                 except TemplateError as exc:
                     found = _Analysis(exc.message, frozenset(), frozenset())
                 # "nested too deep" depends on the stack of the call, not only on the text
@@ -399,14 +399,12 @@ def _param(value: Any) -> Any:
     return value
 
 
-_GUARDS_FILTERS = {"default", "d"}
-_GUARDS_TESTS = {"defined", "undefined", "none"}
 
 
 def _guarded(ast: jinja2.nodes.Template) -> set[str]:
     out: set[str] = set()
     for node in ast.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
-        guard = _GUARDS_FILTERS if isinstance(node, jinja2.nodes.Filter) else _GUARDS_TESTS
+        guard = GUARD_FILTERS if isinstance(node, jinja2.nodes.Filter) else GUARD_TESTS
         if node.name in guard and node.node is not None:
             out.update(n.name for n in node.node.find_all(jinja2.nodes.Name))
             if isinstance(node.node, jinja2.nodes.Name):

@@ -148,5 +148,5 @@ def test_the_quick_paths_answer_for_most_shipped_templates() -> None:
     env = ENGINE.env
     valid = [s for s in found if _reference(s)[0] is None]
     quick_ones = [s for s in valid if quick.plain_names(s, env.globals) is not None
-                  or quick.expression_names(env.parse(s), env.filters, env.tests, env.globals) is not None]
+                  or quick.expression_reads(env.parse(s), env.filters, env.tests, env.globals) is not None]
     assert len(quick_ones) > 0.8 * len(valid)
