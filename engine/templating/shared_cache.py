@@ -27,6 +27,8 @@ from typing import Any
 
 #: entries kept at most; past it the file keeps only what this process used
 MAX_ENTRIES = 5_000
+#: a larger file is not ours to read (ours stays well under it): an empty cache
+MAX_BYTES = 4 << 20
 FILE_NAME = "templates.json"
 _ENGINE_MODULES = ("render.py", "sandbox.py", "quick.py", "shared_cache.py")
 
@@ -38,6 +40,8 @@ def cache_dir() -> Path | None:
     if explicit is not None:
         return Path(explicit) if explicit else None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):  # no home to expand "~" to: no cache, rather than a "~" here
+        return None
     return Path(base) / "runbook"
 
 
@@ -78,6 +82,8 @@ class SharedCache:
         self._used: set[str] = set()
         self._added = False
         try:
+            if self.path.stat().st_size > MAX_BYTES:
+                raise ValueError("not a cache of ours")
             data = json.loads(self.path.read_bytes())
             if isinstance(data, dict) and data.get("salt") == salt and isinstance(data.get("entries"), dict):
                 self._entries = data["entries"]
@@ -87,13 +93,11 @@ class SharedCache:
     def get(self, source: str) -> Entry | None:
         key = _key(source)
         found = self._entries.get(key)
-        try:
-            error, names, guarded = found  # type: ignore[misc]
-            entry = (error if isinstance(error, str) else None, frozenset(map(str, names)), frozenset(map(str, guarded)))
-        except (TypeError, ValueError):
-            return None  # absent, or not an entry of ours: analysed again
+        if not (isinstance(found, list) and len(found) == 3 and (found[0] is None or isinstance(found[0], str))
+                and all(isinstance(x, list) and all(isinstance(n, str) for n in x) for x in found[1:])):
+            return None  # absent, or not an entry as this module writes them: analysed again
         self._used.add(key)
-        return entry
+        return found[0], frozenset(found[1]), frozenset(found[2])
 
     def put(self, source: str, entry: Entry) -> None:
         key = _key(source)

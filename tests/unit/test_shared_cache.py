@@ -125,3 +125,17 @@ def test_validate_with_a_warm_cache_says_the_same(tmp_path: Path) -> None:
     assert _validate(rb, cache)[0] == 0
     rb.write_text(broken)
     assert _validate(rb, cache) == cold
+
+
+def test_an_entry_not_written_by_the_cache_is_analysed_again(tmp_path: Path) -> None:
+    """A hand-edited file cannot make a broken template pass: an entry of another shape is
+    no entry."""
+    import json
+
+    broken = "{{ a | lenght }}"
+    key = shared_cache._key(broken)
+    for odd in ([5, [], []], [None, "a", []], [None, [1], []], [None, []], {"e": None}, None):
+        (tmp_path / shared_cache.FILE_NAME).write_text(json.dumps({"salt": "s", "entries": {key: odd}}))
+        engine = render.TemplateEngine()
+        engine.shared = SharedCache(tmp_path, "s")
+        assert "lenght" in (engine.syntax_error(broken) or ""), odd
