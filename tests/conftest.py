@@ -18,6 +18,9 @@ pytest_plugins = ["tests.sshd", "tests.integration.binlog_helpers"]
 # Host locks are machine-wide (engine.journal.lock.host_lock_dir): test sessions of several
 # people at once, all naming their host "ctl" or "db1", must not lock each other out.
 os.environ.setdefault("RUNBOOK_LOCK_DIR", tempfile.mkdtemp(prefix="rbt_locks_"))
+# The cache of template analyses (engine/templating/shared_cache.py) of the session's own: the
+# tests' `runbook` processes share it (so it is exercised), the user's ~/.cache is left alone.
+os.environ.setdefault("RUNBOOK_CACHE_DIR", tempfile.mkdtemp(prefix="rbt_cache_"))
 
 # Every `runbook` a test starts (python -m engine.cli, scripts) imports the engine of this
 # checkout, not whichever checkout `pip install -e` last pointed at (git worktrees side by side).

@@ -8,14 +8,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine.actions.base import run_mark
-from engine.actions.guard import session_settings
 from engine.errors import ActionError
 from engine.mysql.binlog.position import BinlogPosition
-from engine.mysql.binlog.reader import EndAt, Transaction
-from engine.mysql.binlog.sources import ArchiveSource, BinlogSource, ServerSource
-from engine.mysql.binlog.window import Point, Start, epoch_of, parse_point, resolve_start
 
+# The binlog reader, sources and window are imported when a step runs: validation imports
+# this module for window_problems() and the schemas only (runbook validate's start-up).
 if TYPE_CHECKING:
+    from engine.mysql.binlog.reader import EndAt, Transaction
+    from engine.mysql.binlog.sources import BinlogSource
+    from engine.mysql.binlog.window import Point, Start
     from engine.run.context import ActionContext
 
 _LIST = {"type": "array", "items": {"type": "string", "minLength": 1}}
@@ -62,6 +63,9 @@ class BinlogInputs:
         return [str(x) for x in t] if t else None
 
     def source(self) -> BinlogSource:
+        from engine.actions.guard import session_settings
+        from engine.mysql.binlog.sources import ArchiveSource, ServerSource
+
         where = str(self.args.get("binlogs") or "server")
         host = self.ctx.host.name
         if where == "server":
@@ -93,9 +97,13 @@ class BinlogInputs:
         return pos
 
     def start(self, source: BinlogSource) -> Start:
+        from engine.mysql.binlog.window import resolve_start
+
         return resolve_start(source, self.start_position())
 
     def to_epoch(self, text: str) -> float:
+        from engine.mysql.binlog.window import epoch_of
+
         def server(t: str) -> float:
             v = self.ctx.sql().query("SELECT UNIX_TIMESTAMP(%s) AS e", [t]).rows[0]["e"]
             if v is None:
@@ -105,6 +113,8 @@ class BinlogInputs:
         return epoch_of(text, server)
 
     def point(self, value: Any, what: str) -> Point:
+        from engine.mysql.binlog.window import parse_point
+
         return parse_point(value, what, to_epoch=self.to_epoch)
 
     def fence(self) -> BinlogPosition | None:
@@ -116,6 +126,7 @@ def end_of(point: Point | None, fence: BinlogPosition | None) -> tuple[EndAt | N
     """The window's end from ``stop_before`` and the run's fence: a position, and/or a test
     ending it before a transaction (a GTID, a time, past the fence's GTID state)."""
     from engine.mysql.binlog.covered import Covered
+    from engine.mysql.binlog.reader import EndAt
     from engine.mysql.binlog.window import earlier
 
     end: EndAt | None = None

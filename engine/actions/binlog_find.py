@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.actions._binlog import COMMON, WINDOW, BinlogInputs, end_of, window_problems
 from engine.actions.base import Action, register
-from engine.actions.guard import server_flavor
 from engine.errors import ActionError
 from engine.model import Status, StepResult
 from engine.mysql.binlog.position import BinlogPosition
-from engine.mysql.binlog.reader import BinlogReader, Transaction
-from engine.mysql.binlog.window import ReadProgress, earlier, end_of_binlogs, iso, window_bytes
 from engine.secrets import MASKER
+
+# the reader and the window are imported when the step runs: validation imports this module
+# for static_problems() only (runbook validate's start-up)
+if TYPE_CHECKING:
+    from engine.mysql.binlog.reader import Transaction
 
 SUSPICIOUS_DDL = {"drop", "truncate", "rename", "alter"}
 MAX_EVENTS = 1000
@@ -69,6 +71,10 @@ class BinlogFind(Action):
         return out
 
     def apply(self) -> StepResult:
+        from engine.actions.guard import server_flavor
+        from engine.mysql.binlog.reader import BinlogReader
+        from engine.mysql.binlog.window import ReadProgress, earlier, end_of_binlogs, window_bytes
+
         t0 = time.monotonic()
         inputs = BinlogInputs(self.ctx, self.args)
         source = inputs.source()
@@ -119,6 +125,8 @@ class BinlogFind(Action):
 
 
 def _event(txn: Transaction, kind: str, schema: str, table: str | None, rows: int | None, statement: str) -> dict[str, Any]:
+    from engine.mysql.binlog.window import iso
+
     text = MASKER.text(statement or "")
     return {"gtid": txn.gtid, "file": txn.file, "pos": txn.pos, "end_pos": txn.end_pos, "time": iso(txn.time), "kind": kind,
             "schema": schema, "table": table, "rows": rows, "statement": text if len(text) <= 2000 else text[:1999] + "…"}

@@ -11,21 +11,24 @@ committing with its row in ``_runbook.binlog_progress``, so a kill at any instan
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.actions._binlog import COMMON, POINT, WINDOW, BinlogInputs, end_of, window_problems
 from engine.actions.base import Action, Probe, register
-from engine.actions.guard import check_identity
 from engine.errors import ActionError, SqlError
 from engine.model import Status, StepResult
-from engine.mysql.binlog import progress as prog
-from engine.mysql.binlog.apply import Applier, ApplyOptions, ApplyStats
-from engine.mysql.binlog.conflicts import ConflictError
-from engine.mysql.binlog.plan import ReplayPlan, scan
 from engine.mysql.binlog.position import BinlogPosition
-from engine.mysql.binlog.reader import BinlogReader, EndAt, Transaction
-from engine.mysql.binlog.tables import LiveTable, live_tables, require_tables
-from engine.mysql.binlog.window import Point, Start
+
+# The progress table, the applier, the planner and the reader are imported when the step
+# runs: validation imports this module for static_problems() only (runbook validate's start-up).
+if TYPE_CHECKING:
+    from engine.mysql.binlog import progress as prog
+    from engine.mysql.binlog.apply import ApplyStats
+    from engine.mysql.binlog.conflicts import ConflictError
+    from engine.mysql.binlog.plan import ReplayPlan
+    from engine.mysql.binlog.reader import BinlogReader, EndAt, Transaction
+    from engine.mysql.binlog.tables import LiveTable
+    from engine.mysql.binlog.window import Point, Start
 
 
 class _Progress:
@@ -35,6 +38,8 @@ class _Progress:
         self.sid, self.ids = sid, ids
 
     def claim(self, sql: Any, group: list[Transaction], rows: int) -> bool:
+        from engine.mysql.binlog import progress as prog
+
         first, last = group[0], group[-1]
         try:
             sql.query(prog.CLAIM, [self.sid, first.file, first.pos, last.file, last.end_pos, first.gtid, last.gtid, *self.ids,
@@ -46,6 +51,8 @@ class _Progress:
         return True
 
     def amend(self, sql: Any, group: list[Transaction], rows: int, conflicts: int) -> None:
+        from engine.mysql.binlog import progress as prog
+
         sql.query(prog.CONFLICTS, [conflicts, rows, self.sid, group[0].file, group[0].pos])
 
 
@@ -102,6 +109,8 @@ class BinlogReplay(Action):
         """Keyed by the generation of the target tables too: after a snapshot undo swapped them
         back (engine.mysql.generations), the replay's earlier progress describes displaced
         tables, and the replay runs again."""
+        from engine.mysql.binlog import progress as prog
+
         from engine.mysql.generations import signature
 
         tables = self.args.get("tables")
@@ -126,6 +135,8 @@ class BinlogReplay(Action):
 
     def _reader(self, source: Any, start: Start, at: tuple[str, int], end: EndAt | None, stop: Any, skip: list[Point],
                 live: dict[str, LiveTable], *, count: bool) -> BinlogReader:
+        from engine.mysql.binlog.reader import BinlogReader
+
         unsigned = {lt.table: lt.unsigned for lt in live.values()}
         return BinlogReader(source, schema=self.inputs.schema, tables=set(live), start=at, end=end, covered=start.covered,
                             stop=stop, keep=(lambda t: False) if count else (lambda t: not any(p.matches(t) for p in skip)),
@@ -133,6 +144,8 @@ class BinlogReplay(Action):
                             count=lambda t: any(p.matches(t) for p in skip))
 
     def _live(self) -> dict[str, LiveTable]:
+        from engine.mysql.binlog.tables import live_tables, require_tables
+
         live = live_tables(self.ctx.sql(), self._into, self.inputs.tables)
         require_tables(live, self.inputs.tables, self._into)
         if not live:
@@ -141,6 +154,8 @@ class BinlogReplay(Action):
 
     def _plan(self, source: Any, *, count: bool = True) -> tuple[ReplayPlan, Start, EndAt | None, Any, list[Point], dict[str, LiveTable]]:
         """The first pass (``count``: every row counted — check mode says how many)."""
+        from engine.mysql.binlog.plan import scan
+
         start, end, stop, stop_point, skip = self._window(source)
         live = self._live()
         reader = self._reader(source, start, (start.file, start.pos), end, stop, skip, live, count=True)
@@ -158,6 +173,8 @@ class BinlogReplay(Action):
 
     # -- contract ---------------------------------------------------------------------------
     def probe(self) -> Probe:
+        from engine.mysql.binlog import progress as prog
+
         sql = self.ctx.sql()
         row = prog.run_row(sql, self._sid)
         what = f"replay the binlogs of {self.inputs.schema}"
@@ -200,6 +217,11 @@ class BinlogReplay(Action):
             source.close()
 
     def _apply(self, source: Any, t0: float) -> StepResult:
+        from engine.actions.guard import check_identity
+        from engine.mysql.binlog import progress as prog
+        from engine.mysql.binlog.apply import Applier, ApplyOptions
+        from engine.mysql.binlog.conflicts import ConflictError
+
         ctx, sql = self.ctx, self.ctx.sql()
         plan, start, end, stop, skip, live = self._plan(source, count=False)
         if plan.problems:
@@ -250,6 +272,8 @@ class BinlogReplay(Action):
 
     def _done(self, sql: Any, sid: str, stats: ApplyStats, before: prog.Committed, plan: ReplayPlan, start: Start,
               end: EndAt | None, reader: BinlogReader, t0: float) -> StepResult:
+        from engine.mysql.binlog import progress as prog
+
         data = self._result(stats, before, plan, start, end, reader, t0)
         prog.finish(sql, sid, data)
         rate = data["rows"] / data["seconds"] if data["seconds"] else 0

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import ActionError
 from engine.model import MysqlSettings
 from engine.transport.base import Sql
-from engine.transport.mysql import MysqlSession
 
 if TYPE_CHECKING:
     from engine.run.context import ActionContext
+    from engine.transport.mysql import MysqlSession  # imported where a session is made or asked for: not to validate
 
 IDENTITY_KEY = "identity"
 
@@ -93,6 +93,8 @@ def server_flavor(sql: Sql) -> tuple[str, tuple[int, int, int]]:
 
 def session_settings(sql: Sql) -> MysqlSettings:
     """The connection settings behind a session (to reach the same server as someone else)."""
+    from engine.transport.mysql import MysqlSession
+
     if not isinstance(sql, MysqlSession):
         raise ActionError("this action needs a MySQL session with connection settings")
     return sql.settings
@@ -103,6 +105,8 @@ def sibling_session(sql: Sql, **changes: Any) -> MysqlSession:
     user (prove a fence), a default database (statements that name tables unqualified). Its
     connections are told to whoever ``sql``'s are (the run's journal: a resume stops what a
     dead process left running on any of them, a snapshot's copy workers too)."""
+    from engine.transport.mysql import MysqlSession
+
     settings = dataclasses.replace(session_settings(sql), **changes)
     return MysqlSession(settings, tunnel=getattr(sql, "_tunnel", None), on_connect=getattr(sql, "on_connect", None))
 

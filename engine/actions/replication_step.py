@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 from engine.actions.base import Action
 from engine.errors import ActionError
 from engine.language.durations import format_duration, parse_duration
-from engine.mysql.replication import ReplicationState
 from engine.secrets import Secret
 
-if TYPE_CHECKING:  # the view (failover assessment) is imported when a step runs, not to validate one
+if TYPE_CHECKING:  # the view (failover assessment) and the server's state are imported when a step runs, not to validate one
     from engine.actions.replication_view import Peers
+    from engine.mysql.replication import ReplicationState
 
 
 class ReplicationStep(Action):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -60,6 +59,8 @@ class _Group(click.Group):
         except BrokenPipeError:
             sys.exit(1)
         except Exception as exc:  # a bug of ours: say so, keep the traceback out of the operator's way
+            import traceback
+
             from engine.journal.layout import journal_dir as _jdir
             from engine.secrets import MASKER
 
@@ -87,6 +88,21 @@ def main() -> None:
     """runbook: declarative, crash-safe runbooks for MySQL and MariaDB disaster recovery."""
 
 
+def _load(*args: Any, **kwargs: Any) -> Any:
+    """:func:`load_all` with the user's cache of template analyses: a runbook validated before
+    has its known templates' syntax and names from it (engine/templating/shared_cache.py)."""
+    from engine.templating.render import ENGINE
+    from engine.templating.shared_cache import open_shared_cache
+
+    ENGINE.shared = open_shared_cache()
+    try:
+        return load_all(*args, **kwargs)
+    finally:
+        if ENGINE.shared is not None:
+            ENGINE.shared.save()
+        ENGINE.shared = None  # the run renders; it does not add to the cache
+
+
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(t.strip() for v in values for t in v.split(",") if t.strip())
 
@@ -104,7 +120,7 @@ def validate(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...],
     """Check a runbook (and inventory) without touching any host."""
     from engine.inventory import limit_pattern
 
-    loaded, inv, _ = load_all(runbook, inventories, extra, limit, vault_password_file, allow_unused_vars=allow_unused_vars)
+    loaded, inv, _ = _load(runbook, inventories, extra, limit, vault_password_file, allow_unused_vars=allow_unused_vars)
     limit = limit_pattern(limit)
     for w in loaded.warnings:
         click.echo("warning: " + w.render(), err=True)
@@ -148,7 +164,7 @@ def play(runbook: str, inventories: tuple[str, ...], extra: tuple[str, ...], che
 
     if report and Path(report).suffix.lower() not in (".json", ".xml", ".html", ".md"):
         raise InputError(f"--report {report}: unknown suffix", hint="use .json, .xml (JUnit), .html or .md")
-    loaded, inv, extra_vars = load_all(runbook, inventories, extra, limit, vault_password_file, allow_unused_vars=allow_unused_vars)
+    loaded, inv, extra_vars = _load(runbook, inventories, extra, limit, vault_password_file, allow_unused_vars=allow_unused_vars)
     from engine.inventory import limit_pattern
 
     limit = limit_pattern(limit)  # @FILE read once: the journal keeps the hosts it named

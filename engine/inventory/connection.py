@@ -11,7 +11,6 @@ inventory``, and never refused.
 
 from __future__ import annotations
 
-import configparser
 import os
 import shlex
 from typing import Any
@@ -192,6 +191,8 @@ def option_file_problem(path: str) -> tuple[str, Source] | None:
     the line; None when it is readable or absent (absence is reported when connecting)."""
     if not os.path.isfile(path):
         return None
+    import configparser  # only for an inventory that names an option file
+
     parser = configparser.RawConfigParser(allow_no_value=True, strict=False)
     try:
         with open(path, encoding="utf-8") as fh:

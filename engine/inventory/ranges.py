@@ -12,6 +12,7 @@ same acceptance, including their quirks), written here from their documentation 
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 
@@ -28,7 +29,9 @@ _DOTTED_V4 = rf"(?:{_V4}\.){{3}}{_V4}"
 _BRACKETED_PORT = re.compile(r"^\[(.+)\]:([0-9]+)$")
 _HOST_PORT = re.compile(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$")
 _IPV4 = re.compile(rf"^{_DOTTED_V4}$", re.I)
-_IPV6 = re.compile(
+#: IPv6, compiled when an address with a colon first needs it (≈ half of the import of this
+#: module: an inventory of names never needs it); every alternative holds a ":"
+_IPV6_RX = (
     "^(?:"
     + "|".join([
         rf"(?:{_V6}:){{7}}{_V6}",
@@ -45,12 +48,18 @@ _IPV6 = re.compile(
         rf"::(?:ffff:)?(?:{_V6}\.){{3}}{_V6}",
         rf"(?:0:){{5}}ffff:(?:{_V6}\.){{3}}{_V6}",
     ])
-    + ")$",
-    re.I,
+    + ")$"
 )
 _HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$", re.I | re.UNICODE)
 
-IP_LIKE = (_IPV4, _IPV6)
+
+@functools.cache
+def _ipv6() -> re.Pattern[str]:
+    return re.compile(_IPV6_RX, re.I)
+
+
+def _is_ipv6(address: str) -> bool:
+    return ":" in address and _ipv6().match(address) is not None
 
 
 class RangeError(ValueError):
@@ -66,7 +75,7 @@ def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | 
         m = rx.match(address)
         if m:
             address, port = m.group(1), int(m.group(2))
-    if not any(rx.match(address) for rx in (_IPV4, _IPV6, _HOSTNAME)):
+    if not (_IPV4.match(address) or _is_ipv6(address) or _HOSTNAME.match(address)):
         raise ValueError(f"not a valid network hostname: {address}")
     if not allow_ranges and "[" in address:
         raise ValueError("a range where none is allowed")
@@ -133,4 +142,4 @@ def expand_range(line: str) -> list[str]:
 
 
 def is_ip(name: str) -> bool:
-    return any(rx.match(name) for rx in IP_LIKE)
+    return _IPV4.match(name) is not None or _is_ipv6(name)

@@ -13,11 +13,7 @@ The cipher comes from ``cryptography`` (already installed as paramiko's dependen
 
 from __future__ import annotations
 
-import binascii
-import hashlib
-import hmac
 import os
-import subprocess
 
 from engine.errors import InputError, Source
 
@@ -31,6 +27,8 @@ def is_vaulted(text: str) -> bool:
 def read_password(path: str) -> bytes:
     """The password in a vault password file; an executable file is run and its output used,
     as Ansible does (a password manager's client, say)."""
+    import subprocess  # here, as the crypto below: a run without a vault does not import them
+
     p = os.path.expanduser(path)
     try:
         if os.access(p, os.X_OK) and not os.path.isdir(p):
@@ -49,6 +47,10 @@ def read_password(path: str) -> bytes:
 
 def decrypt(vaulttext: str, password: bytes, name: str, source: Source | None = None) -> str:
     """The plaintext of one vaulted value or file; a wrong password is a located error."""
+    import binascii
+    import hashlib
+    import hmac
+
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     lines = vaulttext.strip().splitlines()

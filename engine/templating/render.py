@@ -27,7 +27,9 @@ import jinja2.meta
 import jinja2.nodes
 from jinja2.runtime import Context, missing
 
+from engine.templating.quick import GUARD_FILTERS, GUARD_TESTS, expression_reads, plain_names
 from engine.templating.sandbox import BoundedSandbox, undeclared_names
+from engine.templating.shared_cache import SharedCache
 
 from engine.errors import InputError, TemplateError
 from engine.secrets import MASKER, SECRET_KEY, Secret, reveal
@@ -219,6 +221,8 @@ class TemplateEngine:
         self._expr_cache: dict[str, Any] = {}
         self._tmpl_cache: dict[str, jinja2.Template] = {}
         self._analysis: dict[str, _Analysis] = {}
+        #: analyses kept across processes (engine/templating/shared_cache.py); the CLI opens it
+        self.shared: SharedCache | None = None
         self._lock = threading.Lock()
 
     # -- compile -------------------------------------------------------------------------
@@ -245,16 +249,31 @@ class TemplateEngine:
         megabyte is parsed once, whatever asks): the error it gives when it compiles, or None;
         the names it reads; the names it reads only under a guard. The code generator runs, as
         when the template is used, so an unknown filter or test is found here and not in the
-        middle of a run; nothing is evaluated."""
+        middle of a run — except where :mod:`engine.templating.quick` knows its answer for
+        certain (text and expressions whose filters and tests exist); nothing is evaluated."""
         found = self._analysis.get(source)
         if found is None:
-            try:
-                with compile_errors(""):
-                    ast = self.env.parse(source)
-                    names = undeclared_names(ast)
-                found = _Analysis(None, frozenset(names), frozenset(_guarded(ast)))
-            except TemplateError as exc:
-                found = _Analysis(exc.message, frozenset(), frozenset())
+            env = self.env
+            plain = plain_names(source, env.globals)  # text and {{ a.b }} only: no parse (quick.py)
+            shared = self.shared.get(source) if self.shared is not None and plain is None else None
+            if plain is not None:
+                found = _Analysis(None, frozenset(plain), frozenset())
+            elif shared is not None:
+                found = _Analysis(*shared)
+            else:
+                try:
+                    with compile_errors(""):
+                        ast = env.parse(source)
+                        # the code generator only where its answer is not certain without it
+                        reads = expression_reads(ast, env.filters, env.tests, env.globals)
+                        if reads is None:
+                            reads = undeclared_names(ast), _guarded(ast)
+                    found = _Analysis(None, frozenset(reads[0]), frozenset(reads[1]))
+                except TemplateError as exc:
+                    found = _Analysis(exc.message, frozenset(), frozenset())
+                # "nested too deep" depends on the stack of the call, not only on the text
+                if self.shared is not None and not (found.error or "").startswith("expression nested too deep"):
+                    self.shared.put(source, (found.error, found.names, found.guarded))
             with self._lock:
                 if len(self._analysis) > 100_000:  # a generated runbook must not grow this forever
                     self._analysis.clear()
@@ -380,14 +399,12 @@ def _param(value: Any) -> Any:
     return value
 
 
-_GUARDS_FILTERS = {"default", "d"}
-_GUARDS_TESTS = {"defined", "undefined", "none"}
 
 
 def _guarded(ast: jinja2.nodes.Template) -> set[str]:
     out: set[str] = set()
     for node in ast.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
-        guard = _GUARDS_FILTERS if isinstance(node, jinja2.nodes.Filter) else _GUARDS_TESTS
+        guard = GUARD_FILTERS if isinstance(node, jinja2.nodes.Filter) else GUARD_TESTS
         if node.name in guard and node.node is not None:
             out.update(n.name for n in node.node.find_all(jinja2.nodes.Name))
             if isinstance(node.node, jinja2.nodes.Name):

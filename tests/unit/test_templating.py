@@ -304,9 +304,9 @@ def test_render_sql_quotes_around_ident_or_raw_and_in_comments_are_allowed() -> 
     assert ENGINE.render_sql("SELECT CONCAT('%', {{ v }}, '%')", {"v": "a"}) == ("SELECT CONCAT('%%', %s, '%%')", ["a"])
 
 
-def _validate_counting(tmp_path: Path, n: int) -> tuple[int, int]:
+def _validate_counting(tmp_path: Path, n: int, expr: str = "{{ x | int }}") -> tuple[int, int]:
     """(Python calls, Jinja2 parses) made by ``runbook validate``'s loading of a runbook whose
-    one step holds a one-line template of ``n`` expressions."""
+    one step holds a one-line template of ``n`` expressions ``expr``."""
     import sys
 
     import engine.templating.render as render
@@ -315,7 +315,7 @@ def _validate_counting(tmp_path: Path, n: int) -> tuple[int, int]:
     render.ENGINE.__init__()  # type: ignore[misc]  # a cold cache: the big template is new
     rb = tmp_path / f"big{n}.yml"
     rb.write_text("name: big\nvars:\n  x: 1\nstages:\n  - name: s\n    steps:\n      - name: a\n"
-                  "        shell: \"echo " + " ".join(["{{ x }}"] * n) + "\"\n")
+                  "        shell: \"echo " + " ".join([expr] * n) + "\"\n")
     calls = parses = 0
     real_parse = render.ENGINE.env.parse
 
@@ -346,3 +346,8 @@ def test_validating_a_huge_template_is_linear(tmp_path: Path) -> None:
     big, big_parses = _validate_counting(tmp_path, 15_000)
     assert big <= 12 * small, (small, big)
     assert (small_parses, big_parses) == (1, 1)
+    # plain references are read without Jinja2's parser (engine/templating/quick.py), as linearly
+    small, small_parses = _validate_counting(tmp_path, 1_500, "{{ x }}")
+    big, big_parses = _validate_counting(tmp_path, 15_000, "{{ x }}")
+    assert big <= 12 * small, (small, big)
+    assert (small_parses, big_parses) == (0, 0)

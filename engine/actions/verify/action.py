@@ -8,23 +8,22 @@ import os
 import time
 from collections import ChainMap
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.actions.base import Action, register
-from engine.actions.guard import server_flavor, sibling_session
 from engine.actions.verify import params
-from engine.actions.verify.model import Check, Sessions
-from engine.actions.verify.plan import NotYet, Planner, merged_required, missing_table
-from engine.actions.verify.pool import run_tasks
-from engine.actions.verify.record import record
 from engine.actions.verify.suites import Suite, find_suite, load_suite, suite_problems
 from engine.errors import ActionError, ConnectError, InputError, SqlError, ValidationFailed
 from engine.model import Status, StepResult
-from engine.mysql.introspect import base_tables, schema_exists, table_sizes
-from engine.mysql.limits import BoundedSql
 from engine.secrets import MASKER
-from engine.mysql.sqlutil import quote_ident
 from engine.templating.render import ENGINE, has_template
+
+# The planner, its checks and the sessions are imported when the step runs: validation imports
+# this module for its static checks only (params, suites: runbook validate's start-up).
+if TYPE_CHECKING:
+    from engine.actions.verify.model import Check, Sessions
+    from engine.actions.verify.plan import Planner
+    from engine.mysql.limits import BoundedSql
 
 DEFAULT_PARALLEL = 2
 
@@ -142,6 +141,8 @@ class Verify(Action):
         return os.path.dirname(os.path.abspath(src)) if src else None
 
     def apply(self) -> StepResult:
+        from engine.actions.verify.plan import NotYet
+
         try:
             return self._verify()
         except NotYet as exc:
@@ -150,6 +151,14 @@ class Verify(Action):
             return StepResult(Status.SKIPPED, msg=f"check mode: cannot tell before the earlier steps run ({exc.message})")
 
     def _verify(self) -> StepResult:
+        from engine.actions.guard import server_flavor, sibling_session
+        from engine.actions.verify.model import Sessions
+        from engine.actions.verify.plan import Planner, merged_required, missing_table
+        from engine.actions.verify.pool import run_tasks
+        from engine.mysql.introspect import base_tables, schema_exists, table_sizes
+        from engine.mysql.limits import BoundedSql
+        from engine.mysql.sqlutil import quote_ident
+
         ctx = self.ctx
         start = time.perf_counter()
         args = render_args(self.args, ctx.vars)
@@ -235,6 +244,8 @@ class Verify(Action):
 
     def _result(self, checks: list[Check], args: dict[str, Any], schema: str, seconds: float,
                 suites: list[Suite]) -> StepResult:
+        from engine.actions.verify.record import record
+
         ctx = self.ctx
         summary = {"pass": 0, "fail": 0, "warn": 0}
         for c in checks:
