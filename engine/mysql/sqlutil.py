@@ -326,6 +326,8 @@ def quoted_placeholders(sql: str) -> list[str]:
     is bound as a parameter that brings its own quotes: ``'' + 'v' + ''``, i.e. an empty string
     followed by the value as *unquoted* SQL text. A value like `` OR 1=1 -- `` then injects.
     """
+    if "{{" not in sql:  # the blocks are found where "{{" starts one: none, nothing to scan
+        return []
     return list(_quoted(sql)) if len(sql) <= _CACHED_TEXT else _quoted_text(sql)
 
 

@@ -355,6 +355,8 @@ class TemplateEngine:
         """
         if "{%" in sql:
             raise TemplateError("{% ... %} blocks are not allowed in SQL text", hint="use loop: on the step, or | raw on a rendered value")
+        if "{{" not in sql:  # nothing to bind or splice: the text as it is, no parameters
+            return sql, []
         quoted = quoted_value_placeholders(sql)
         if quoted:
             raise TemplateError(f"{quoted[0]} is inside quotes in SQL text: the value is a bound parameter and brings its own quotes",
