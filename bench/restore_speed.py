@@ -235,6 +235,12 @@ def main() -> None:
             ratio = f"{wall / statistics.median(r[0] for r in ref):.2f}x" if ref else "-"
             print(f"{name:<22} {wall:8.2f} {rows_total / wall:>10,.0f} {rss:12.1f} {statistics.median(r[2] for r in runs):13.1f} "
                   f"{statistics.median(r[3] for r in runs):13.1f} {ratio:>12}")
+        # each round's own ratio (the same minute of machine load on both sides): the figure to
+        # read on a shared machine, where the medians' walls come from different minutes
+        for name, runs in results.items():
+            ref = results.get("myloader binlog " + name.rsplit(" ", 1)[-1])
+            if ref and not name.startswith("myloader binlog"):
+                print(f"{name}: per round vs myloader " + ", ".join(f"{a[0] / b[0]:.2f}x" for a, b in zip(runs, ref, strict=False)))
         print("goal: restore <= 0.8x of myloader (x30, binlog on)")
     finally:
         srv.stop()

@@ -270,3 +270,19 @@ def test_hand_dump_helper_is_loadable(tmp_path: Path, schema: str) -> None:
                                                                "INSERT INTO `x` VALUES (1);"))
     res = play(tmp_path, restore_step(file=path, schema=schema, schema_mismatch="create_missing", file_on="control"))
     assert res.returncode == 0, out_of(res)
+
+
+@pytest.mark.parametrize(("rows", "key", "value"), [("(1,'a'),(1,'b'),(2,'c')", "PRIMARY", "1"),
+                                                    ("(1,'a'),(2,'a'),(3,'c')", "v", "a")])
+def test_a_duplicate_in_the_first_batch_of_an_empty_table_names_its_key(tmp_path: Path, schema: str, rows: str, key: str,
+                                                                         value: str) -> None:
+    """Was: 1180 'Got error 1 "Operation not permitted" during COMMIT', no key, no value. With
+    unique_checks=0 and foreign_key_checks=0, MariaDB 10.6+ turns the first insert into an empty
+    InnoDB table into a bulk insert, which finds duplicates only when it sorts the rows."""
+    create = "CREATE TABLE `d` (`id` int NOT NULL, `v` varchar(10) NOT NULL, PRIMARY KEY (`id`), UNIQUE KEY `v` (`v`))"
+    path = hand_dump(tmp_path / "d.sql", "shop", table_section("d", create, f"INSERT INTO `d` VALUES {rows};"))
+    res = play(tmp_path, restore_step(file=path, schema=schema, schema_mismatch="create_missing", file_on="control"))
+    out = out_of(res)
+    assert res.returncode == 1, out
+    assert "1062" in out and f"Duplicate entry '{value}' for key '{key}'" in out, out
+    assert count(schema, "d") == 0
