@@ -83,15 +83,18 @@ class TemplateEngine:
     def jinja(self) -> Jinja:
         """The Jinja2 environment and compiled templates (engine/templating/environment.py),
         built on first use."""
-        found = self._jinja
-        if found is None:
-            from engine.templating.environment import Jinja
+        return self._jinja or self.load_jinja()
 
-            with self._lock:
-                if self._jinja is None:
-                    self._jinja = Jinja(self.render)
-                found = self._jinja
-        return found
+    def load_jinja(self) -> Jinja:
+        """Import Jinja2 and build the environment now, if not yet done. A run calls it before
+        its host workers start: the import then happens in the main thread as before, not in
+        the first worker that renders (inside a step's time, with the others waiting on it)."""
+        from engine.templating.environment import Jinja
+
+        with self._lock:
+            if self._jinja is None:
+                self._jinja = Jinja(self.render)
+            return self._jinja
 
     @property
     def env(self) -> _Env:
