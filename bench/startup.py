@@ -72,11 +72,16 @@ def main() -> None:
                 "play, 1 step, local": ["play", str(work / "rb.yml"), "-i", str(work / "local.yml")],
                 "play, 1 step, ssh": ["play", str(work / "rb.yml"), "-i", str(work / "ssh.yml")],
             }
-            # the cached run's cache is filled by a first validate of each tree, before the rounds
+            # the cached run's cache is filled by a first validate of each tree, before the rounds;
+            # one cache directory per tree: the trees' caches have different salts (the engine's
+            # templating sources differ), and one shared file would be rewritten by each tree in
+            # turn, so every "cached" run would find the other tree's salt and parse everything
             envs = {name: dict(env, RUNBOOK_CACHE_DIR="" if "no cache" in name else str(work / "cache")) for name in commands}
-            for _, tree in trees:
+            tree_envs = {(name, label): dict(e, RUNBOOK_CACHE_DIR=str(work / "cache" / str(i))) if e["RUNBOOK_CACHE_DIR"] else e
+                         for name, e in envs.items() for i, (label, _) in enumerate(trees)}
+            for label, tree in trees:
                 a = [x.replace(str(ROOT), str(tree)) if x.startswith(str(ROOT)) else x for x in validate]
-                timed(tree, a, envs["validate, cached"])
+                timed(tree, a, tree_envs[("validate, cached", label)])
             results: dict[tuple[str, str], list[tuple[float, float]]] = {}
             loads = []
             for _ in range(opts.rounds):
@@ -84,9 +89,9 @@ def main() -> None:
                     for label, tree in trees:
                         # the baseline validates its own emergency.yml (the SOP changes with the engine)
                         a = [x.replace(str(ROOT), str(tree)) if x.startswith(str(ROOT)) else x for x in args]
-                        results.setdefault((name, label), []).append(timed(tree, a, envs[name]))
+                        results.setdefault((name, label), []).append(timed(tree, a, tree_envs[(name, label)]))
                 loads.append(os.getloadavg()[0])
-            shares = {name: import_share(ROOT, args, envs[name]) for name, args in commands.items() if name != "validate, cached"}
+            shares = {name: import_share(ROOT, args, tree_envs[(name, trees[0][0])]) for name, args in commands.items()}
         finally:
             sshd.stop()
     print(f"start-up, {opts.rounds} interleaved rounds, medians; load average {statistics.median(loads):.2f} "

@@ -15,19 +15,18 @@ import os
 import shlex
 from typing import Any
 
-import jinja2
 
 from engine.errors import ConnectError, InputError, Problem, Source
 from engine.model import Host, HostKeyPolicy, MysqlSettings, SshSettings
 from engine.secrets import SECRET_KEY, Secret
-from engine.templating.render import ENGINE, lazify
+from engine.templating.render import ENGINE, is_undefined, lazify
 from engine.transport.become import Become
 
 _TRUE = (True, "true", "True", "yes", "on", "1", 1)
 
 
 def _undefined_reason(key: str, value: Any) -> str | None:
-    if isinstance(value, jinja2.Undefined):
+    if is_undefined(value):
         return getattr(value, "_undefined_hint", None) or f"{key} is undefined"
     return None
 
@@ -239,7 +238,7 @@ def become_settings(host: Host) -> Become | None:
     exe = _host_value(host, "ansible_become_exe")
     if exe not in (None, "", "sudo"):
         raise InputError(f"host {host.name}: ansible_become_exe {exe!r} is not supported (runbook runs sudo)", source=host.source)
-    if any(isinstance(host.vars.get(k), jinja2.Undefined) or host.vars.get(k) not in (None, "") for k in _BECOME_PASSWORDS):
+    if any(is_undefined(host.vars.get(k)) or host.vars.get(k) not in (None, "") for k in _BECOME_PASSWORDS):
         raise InputError(f"host {host.name} has a become password: runbook runs sudo -n, which never types one",
                          source=host.source, hint=f"allow {user} through sudo without a password (NOPASSWD) for the SSH user, or drop ansible_become")
     flags = _host_value(host, "ansible_become_flags")

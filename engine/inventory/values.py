@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jinja2
 
 from engine.templating.render import UnsafeText
 
@@ -47,6 +46,8 @@ def vault_hint(name: str) -> str:
 def template_view(name: str, value: Any) -> Any:
     """What templates see: a vaulted value becomes undefined with a message naming the variable."""
     if isinstance(value, VaultValue):
+        import jinja2  # only for a vaulted value without its password
+
         return jinja2.StrictUndefined(hint=vault_hint(name), name=name)
     return value
 

@@ -14,12 +14,12 @@ from engine.language.loader import CHANNEL_VARS, MAGIC_VARS
 from engine.model import Runbook, Stage, Step
 from engine.language.schema_messages import path_str
 from engine.language.template_checks import condition_text
-from engine.templating.render import ENGINE, required_names
+from engine.templating.render import GLOBAL_NAMES, required_names
 from engine.language.yamlio import MDict, load_yaml, source_at
 
 
 def defined_names(rb: Runbook, inv: Inventory, extra: dict[str, Any]) -> set[str]:
-    names = set(MAGIC_VARS) | set(ENGINE.env.globals) | set(rb.vars) | set(extra)
+    names = set(MAGIC_VARS) | set(GLOBAL_NAMES) | set(rb.vars) | set(extra)
     for host in inv.hosts.values():
         names |= {k for k in host.vars if isinstance(k, str)}  # other keys were reported; the did-you-mean sorts names
     for stage in rb.stages:
@@ -95,7 +95,7 @@ def cross_check(rb: Runbook, inv: Inventory, extra: dict[str, Any], limit: str |
     for name, value in rb.vars.items():
         for var in sorted(required_names([value]) - known):
             problems.append(Problem(places.runbook(rb, ["vars", name]), f"vars.{name}", f"variable {var!r} is not defined anywhere", _hint(var, known)))
-    run_names = set(ENGINE.env.globals) | set(rb.vars) | set(extra) | CHANNEL_VARS
+    run_names = set(GLOBAL_NAMES) | set(rb.vars) | set(extra) | CHANNEL_VARS
     for key, args in rb.channels.items():
         # the run's channel is rendered with the run's variables only: no host's, no register
         sees = f"the run's {key}: sees only vars:, -e and {', '.join(sorted(CHANNEL_VARS))}"

@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from jinja2 import nodes
-
 from engine.actions.registry import REGISTRY, declaration
 from engine.inventory import Inventory
 from engine.language.loader import MAGIC_VARS
@@ -55,21 +53,13 @@ class Reads:
             self._hostvars(v)
 
     def _hostvars(self, source: str) -> None:
-        if "hostvars" not in source or ENGINE.syntax_error(source):
+        if "hostvars" not in source:
             return
-        for path in _paths_to(ENGINE.env.parse(source), "hostvars"):
-            # hostvars[h].x, hostvars[h]['x'], hostvars.h.x name x; anything else may read any name
-            if len(path) >= 2 and isinstance(path[-1], (nodes.Getitem, nodes.Getattr)):
-                host, outer = path[-1], path[-2]
-                if isinstance(outer, nodes.Getattr) and outer.node is host:
-                    self.names.add(outer.attr)
-                    continue
-                if isinstance(outer, nodes.Getitem) and outer.node is host and isinstance(outer.arg, nodes.Const) \
-                        and isinstance(outer.arg.value, str):
-                    self.names.add(outer.arg.value)
-                    continue
-            if not self.anything:
-                self.anything = f"a template reads hostvars in a way that may reach any variable: {source[:80]!r}"
+        # hostvars[h].x, hostvars[h]['x'], hostvars.h.x name x; anything else may read any name
+        names, anything = ENGINE.hostvars_reads(source)
+        self.names |= names
+        if anything and not self.anything:
+            self.anything = f"a template reads hostvars in a way that may reach any variable: {source[:80]!r}"
 
 
 def _strings(values: Iterable[Any]) -> Iterable[str]:
@@ -82,15 +72,6 @@ def _strings(values: Iterable[Any]) -> Iterable[str]:
             yield from _strings(v.values())
         elif isinstance(v, (list, tuple)):
             yield from _strings(v)
-
-
-def _paths_to(node: nodes.Node, name: str, above: tuple[nodes.Node, ...] = ()) -> Iterable[tuple[nodes.Node, ...]]:
-    """For each ``Name(name)`` load: the chain of nodes above it, nearest last (Name excluded)."""
-    if isinstance(node, nodes.Name) and node.name == name and node.ctx == "load":
-        yield above
-        return
-    for child in node.iter_child_nodes():
-        yield from _paths_to(child, name, above + (node,))
 
 
 def _step_values(step: Step) -> list[Any]:

@@ -116,6 +116,7 @@ class Play:
         self.desk = OperatorDesk(self.operator, lambda: self.interrupts.presses > 0)
         self.run_id, self.journal = run_id, journal
         self.runbook_vars = lazify(rb.vars)
+        ENGINE.load_jinja()  # a run renders: Jinja2 imported here, before the host workers start
         extra = lazify(opts.extra_vars)
         limit_hosts = set(match_pattern(opts.limit, inv)) if opts.limit else None
         self.states: dict[str, HostState] = {}

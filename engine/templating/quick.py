@@ -21,10 +21,13 @@ of the shipped runbooks, the fuzzer's mutations of them and a list of edge cases
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Container
+from typing import TYPE_CHECKING
 
-from jinja2 import nodes
+if TYPE_CHECKING:  # imported where a tree is walked: plain_names must not import Jinja2
+    from jinja2 import nodes
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 #: text without braces and ``{{ name }}`` / ``{{ a.b }}`` blocks (no whitespace control, no
@@ -37,13 +40,19 @@ _PLAIN_REF = re.compile(rf"\{{\{{[ \t\r\n]*({_NAME})")
 _NOT_PLAIN = frozenset({"true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if",
                         "else", "self"})
 
-#: the node types of a template made of text and expressions only (exact types: no subclass)
-_EXPRESSION_NODES = frozenset({
-    nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.Getattr, nodes.Getitem, nodes.Slice,
-    nodes.Filter, nodes.Test, nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.Neg, nodes.Pos,
-    nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow, nodes.Concat, nodes.CondExpr,
-    nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair, nodes.Call, nodes.Keyword,
-})
+@functools.cache
+def _expression_nodes() -> frozenset[type]:
+    """The node types of a template made of text and expressions only (exact types: no subclass)."""
+    from jinja2 import nodes
+
+    return frozenset({
+        nodes.Output, nodes.TemplateData, nodes.Name, nodes.Const, nodes.Getattr, nodes.Getitem, nodes.Slice,
+        nodes.Filter, nodes.Test, nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.Neg, nodes.Pos,
+        nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow, nodes.Concat, nodes.CondExpr,
+        nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair, nodes.Call, nodes.Keyword,
+    })
+
+
 #: a name inside what these filters and tests apply to may be undefined on purpose
 GUARD_FILTERS = frozenset({"default", "d"})
 GUARD_TESTS = frozenset({"defined", "undefined", "none"})
@@ -69,13 +78,16 @@ def expression_reads(ast: nodes.Template, filters: Container[str], tests: Contai
     expressions only, every filter and test in it exists and it is at most :data:`MAX_DEPTH`
     deep; None otherwise. A name is guarded when it is inside what a guard filter or test
     (:data:`GUARD_FILTERS`, :data:`GUARD_TESTS`) is applied to, as render's ``_guarded`` finds."""
+    from jinja2 import nodes
+
+    expression_nodes = _expression_nodes()
     names: set[str] = set()
     guarded: set[str] = set()
     stack: list[tuple[nodes.Node, int, bool]] = [(n, 1, False) for n in ast.body]
     while stack:
         node, depth, under_guard = stack.pop()
         kind = type(node)
-        if kind not in _EXPRESSION_NODES or depth > MAX_DEPTH:
+        if kind not in expression_nodes or depth > MAX_DEPTH:
             return None
         guard_of = None
         if kind is nodes.Name:

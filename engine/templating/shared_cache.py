@@ -2,7 +2,8 @@
 ``play`` of a runbook seen before skip Jinja2's parser for the templates they already know).
 
 An entry is the analysis of one template **text** — its compile error or None, the names it
-reads, the names it reads under a guard — which depends on nothing but that text and the code
+reads, the names it reads under a guard, the names it reads through ``hostvars[h].x`` and
+whether it reads ``hostvars`` in a way that may reach any name — which depends on nothing but that text and the code
 that analyses it: not on the file it came from, an include, the inventory, vars files or -e
 (the cross-checks that use those run every time). So an entry is keyed by the SHA-256 of the
 text, and the whole file by a salt of everything the analysis depends on: the Python version,
@@ -30,9 +31,9 @@ MAX_ENTRIES = 5_000
 #: a larger file is not ours to read (ours stays well under it): an empty cache
 MAX_BYTES = 4 << 20
 FILE_NAME = "templates.json"
-_ENGINE_MODULES = ("render.py", "sandbox.py", "quick.py", "shared_cache.py")
+_ENGINE_MODULES = ("render.py", "environment.py", "values.py", "sandbox.py", "quick.py", "shared_cache.py")
 
-Entry = tuple[str | None, frozenset[str], frozenset[str]]
+Entry = tuple[str | None, frozenset[str], frozenset[str], frozenset[str], bool]
 
 
 def cache_dir() -> Path | None:
@@ -93,15 +94,16 @@ class SharedCache:
     def get(self, source: str) -> Entry | None:
         key = _key(source)
         found = self._entries.get(key)
-        if not (isinstance(found, list) and len(found) == 3 and (found[0] is None or isinstance(found[0], str))
-                and all(isinstance(x, list) and all(isinstance(n, str) for n in x) for x in found[1:])):
+        if not (isinstance(found, list) and len(found) == 5 and (found[0] is None or isinstance(found[0], str))
+                and all(isinstance(x, list) and all(isinstance(n, str) for n in x) for x in found[1:4])
+                and isinstance(found[4], bool)):
             return None  # absent, or not an entry as this module writes them: analysed again
         self._used.add(key)
-        return found[0], frozenset(found[1]), frozenset(found[2])
+        return found[0], frozenset(found[1]), frozenset(found[2]), frozenset(found[3]), found[4]
 
     def put(self, source: str, entry: Entry) -> None:
         key = _key(source)
-        self._entries[key] = [entry[0], sorted(entry[1]), sorted(entry[2])]
+        self._entries[key] = [entry[0], sorted(entry[1]), sorted(entry[2]), sorted(entry[3]), entry[4]]
         self._used.add(key)
         self._added = True
 

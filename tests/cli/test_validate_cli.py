@@ -182,3 +182,32 @@ def test_shipped_runbooks_validate(path: Path) -> None:
 def test_there_are_shipped_runbooks() -> None:
     assert any(p.name == "hello.yml" for p in RUNBOOKS)
     assert _header_args(ROOT / "runbooks" / "hello.yml") == ["-i", "inventory/local.yml"]
+
+
+_MODULES_AFTER = """
+import runpy, sys
+sys.argv = ["runbook", *sys.argv[1:]]
+try:
+    runpy.run_module("engine.cli", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+print("exit", code, "jinja2", "jinja2" in sys.modules, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("path", RUNBOOKS, ids=lambda p: p.name)
+def test_validating_a_runbook_seen_before_does_not_import_jinja2(path: Path, tmp_path: Path) -> None:
+    """A second validate has every template's analysis from the cache (or from the quick path):
+    Jinja2 — a tenth of validate's start-up — is imported only when a template must be parsed
+    (engine/templating/render.py, TemplateEngine.jinja). The first run fills the cache."""
+    args = _header_args(path)
+    if "-i" not in args:
+        args += ["-i", LOCAL]
+    env = dict(os.environ, NO_COLOR="1", RUNBOOK_CACHE_DIR=str(tmp_path / "cache"),
+               RUNBOOK_HOME=str(tmp_path / "home"))
+    cmd = [sys.executable, "-c", _MODULES_AFTER, "validate", str(path.relative_to(ROOT)), *args]
+    for _ in range(2):
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.stdout.startswith("ok: "), proc.stdout + proc.stderr
+    assert proc.stderr.splitlines()[-1] == "exit 0 jinja2 False", proc.stderr

@@ -21,8 +21,8 @@ TEMPLATES = [
 ]
 
 
-def _analyses(engine: render.TemplateEngine) -> list[tuple[str | None, frozenset[str], frozenset[str]]]:
-    return [(a.error, a.names, a.guarded) for a in map(engine._analyze, TEMPLATES)]
+def _analyses(engine: render.TemplateEngine) -> list[tuple[str | None, frozenset[str], frozenset[str], frozenset[str], bool]]:
+    return [(a.error, a.names, a.guarded, a.hostvars, a.hostvars_any) for a in map(engine._analyze, TEMPLATES)]
 
 
 def _counting_parse(engine: render.TemplateEngine) -> list[str]:
@@ -72,7 +72,7 @@ def test_a_damaged_file_is_an_empty_cache_and_an_unwritable_one_no_cache(tmp_pat
     assert _analyses(engine) == _analyses(render.TemplateEngine())
     (tmp_path / "a file").write_text("")
     cache = SharedCache(tmp_path / "a file" / "runbook", "s")  # a directory that cannot be made (even by root)
-    cache.put("{{ a + }}", ("err", frozenset(), frozenset()))
+    cache.put("{{ a + }}", ("err", frozenset(), frozenset(), frozenset(), False))
     cache.save()  # nothing raised: no cache, nothing else changes
 
 
@@ -134,7 +134,8 @@ def test_an_entry_not_written_by_the_cache_is_analysed_again(tmp_path: Path) -> 
 
     broken = "{{ a | lenght }}"
     key = shared_cache._key(broken)
-    for odd in ([5, [], []], [None, "a", []], [None, [1], []], [None, []], {"e": None}, None):
+    for odd in ([5, [], [], [], False], [None, "a", [], [], False], [None, [1], [], [], False], [None, [], [], [], 0],
+                [None, [], []], [None, []], {"e": None}, None):
         (tmp_path / shared_cache.FILE_NAME).write_text(json.dumps({"salt": "s", "entries": {key: odd}}))
         engine = render.TemplateEngine()
         engine.shared = SharedCache(tmp_path, "s")

@@ -15,7 +15,8 @@ import yaml
 
 from engine.errors import TemplateError
 from engine.templating import quick
-from engine.templating.render import ENGINE, _guarded, compile_errors
+from engine.templating.environment import _guarded, compile_errors
+from engine.templating.render import ENGINE
 from engine.templating.sandbox import undeclared_names
 from tests.fuzz.mutate import corpus, make_case
 
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _reference(source: str) -> tuple[str | None, frozenset[str], frozenset[str]]:
     """The analysis as validation made it before quick.py: parse, then the code generator."""
     try:
-        with compile_errors(""):
+        with compile_errors("", ENGINE.env):
             ast = ENGINE.env.parse(source)
             names = undeclared_names(ast)
         return None, frozenset(names), frozenset(_guarded(ast))

@@ -351,3 +351,20 @@ def test_validating_a_huge_template_is_linear(tmp_path: Path) -> None:
     big, big_parses = _validate_counting(tmp_path, 15_000, "{{ x }}")
     assert big <= 12 * small, (small, big)
     assert (small_parses, big_parses) == (0, 0)
+
+
+def test_the_global_names_known_without_jinja2_are_the_environments() -> None:
+    """Validation subtracts GLOBAL_NAMES from what a template reads without building the
+    environment (so without importing Jinja2): a Jinja2 that adds or drops a global must fail
+    here, not make validate call a global an undefined variable."""
+    from engine.templating.render import GLOBAL_NAMES
+
+    assert set(ENGINE.env.globals) == GLOBAL_NAMES
+
+
+def test_a_lazy_variable_renders_with_the_engine_that_reads_it() -> None:
+    from engine.templating.render import TemplateEngine
+
+    other = TemplateEngine()
+    assert other.render("{{ a }}", lazify({"a": "{{ b }}-x", "b": 1})) == "1-x"
+    assert ENGINE.truth("a == '1-x'", lazify({"a": "{{ b }}-x", "b": 1})) is True
