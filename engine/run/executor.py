@@ -156,20 +156,26 @@ class Executor(Probing):
         if prior is not None:
             attempt = max(attempt, prior.attempt + 1)
         hs.conns.begin_step()  # session state of the previous step (USE, SET ...) is gone
+        when = self._when(step, vars_)
+        skipped = when is False
         if journal is not None:
             # Outside the try: a journal that cannot be written (a full disk) must stop the run
             # before this side effect, not be journaled (it cannot be) as the step's failure.
             digest, rendered, quiet = self._digest_and_args(step, vars_)
-            # A step that changes nothing need not wait for its intent to reach the disk.
-            seq = journal.intent(step.key, hs.host.name, digest, attempt, durable=not quiet)
+            # A step that changes nothing need not wait for its intent to reach the disk. One its
+            # `when:` skips says so: killed before its outcome, resume knows it did nothing.
+            seq = journal.intent(step.key, hs.host.name, digest, attempt, durable=not (quiet or skipped),
+                                 extra={"when": False} if skipped else None)
         else:
             rendered = _UNRENDERED
         watch = _StepWatch(hs, step.timeout) if step.timeout is not None else None
         try:
-            if step.loop is not None:
+            if skipped:
+                result = StepResult(Status.SKIPPED, msg="when: false")
+            elif step.loop is not None:
                 result = self._run_loop(step, hs, vars_, attempt, deadline)
             else:
-                result = self._run_one(step, hs, vars_, attempt, deadline, rendered)
+                result = self._run_one(step, hs, vars_, attempt, deadline, rendered, when_true=when is True)
         except RunbookError as exc:
             result = _classify(exc)
             if step.source and str(step.source) not in result.msg:
@@ -194,6 +200,18 @@ class Executor(Probing):
 
     def variables_for(self, hs: HostState, stage: str) -> dict[str, Any]:
         return variables(self.env, hs, stage)
+
+    @staticmethod
+    def _when(step: Step, vars_: dict[str, Any]) -> bool | None:
+        """The step's ``when:``, decided before its intent (which records a skip); None when
+        there is none to decide here: no ``when``, a loop's (evaluated per item), or one that
+        cannot be evaluated (the step's own run reports it; check mode: "cannot tell")."""
+        if step.when is None or step.loop is not None:
+            return None
+        try:
+            return ENGINE.truth(step.when, vars_)
+        except RunbookError:
+            return None
 
     def _identity(self, hs: HostState) -> Any:
         return self.env.run_state.get(IDENTITY, {}).get(hs.host.name)
@@ -269,11 +287,12 @@ class Executor(Probing):
                           uncertain=any(r.uncertain for r in results))
 
     def _run_one(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None,
-                 rendered: Any = None) -> StepResult:
+                 rendered: Any = None, when_true: bool = False) -> StepResult:
+        """``when_true``: the step's ``when:`` was found true already (not evaluated again)."""
         rendered = _UNRENDERED if rendered is None else rendered
         if self.env.check_mode:
             try:
-                result = self._run_one_inner(step, hs, vars_, attempt, deadline, rendered)
+                result = self._run_one_inner(step, hs, vars_, attempt, deadline, rendered, when_true)
             except (TemplateError, SqlError) as exc:
                 # An honest plan: what an earlier step only simulated (a table, a registered
                 # stdout) is not there to probe or render. Say so instead of failing the plan.
@@ -283,7 +302,7 @@ class Executor(Probing):
             if step.register and (would or untold):
                 hs.simulated[step.register] = step.name
             return result
-        return self._run_one_inner(step, hs, vars_, attempt, deadline, rendered)
+        return self._run_one_inner(step, hs, vars_, attempt, deadline, rendered, when_true)
 
     @staticmethod
     def _cannot_tell(hs: HostState) -> StepResult:
@@ -306,9 +325,9 @@ class Executor(Probing):
         return f"without running earlier steps ({exc.render()})"
 
     def _run_one_inner(self, step: Step, hs: HostState, vars_: dict[str, Any], attempt: int, deadline: float | None,
-                       rendered: Any = None) -> StepResult:
+                       rendered: Any = None, when_true: bool = False) -> StepResult:
         env = self.env
-        if step.when is not None and not ENGINE.truth(step.when, vars_):
+        if step.when is not None and not when_true and not ENGINE.truth(step.when, vars_):
             return StepResult(Status.SKIPPED, msg="when: false")
         cls = get_action(step.action)
         timeout = step.timeout

@@ -102,6 +102,12 @@ class Resumer:
             res.note = "from the journal"  # type: ignore[attr-defined]
             return res
         # In doubt: an intent without an outcome, or an outcome "unknown".
+        if st.extra.get("when") is False and not st.undo_pending:
+            # Its `when:` skipped it: the attempt made no action and sent nothing (its
+            # arguments, which may read what a failed step never registered, were never used).
+            # It runs again: the condition is evaluated anew.
+            self._unused_decision(step, hs, "its when: was false, so it did nothing; it runs again")
+            return None
         self.settle_orphans(hs)
         now = self.executor.digest(step, variables(self.executor.env, hs, stage.name))
         if st.digest and now != st.digest:

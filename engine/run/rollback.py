@@ -218,6 +218,8 @@ class Rollback:
         step = self.steps.get(st.step)
         if step is None or not (get_action(step.action).reversible or step.undo is not None):
             return None
+        if st.extra.get("when") is False:
+            return None  # its `when:` skipped it: it did nothing, there is nothing to undo
         hs = self._host(st.host, st.step)
         found = self.executor.probe_only(step, hs, step.stage)
         journal = self.env.journal
