@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.actions.base import Action
 from engine.actions.registry import REGISTRY, RUN_KEYS, declaration
 from engine.language.durations import parse_duration
 from engine.errors import InputError, Problem, Source, ValidationFailed
@@ -423,7 +424,9 @@ def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str, 
             # "rules.1.sql": list indexes as ints, so source_at finds the item's line
             full = path + [int(s) if s.isdigit() else s for s in suffix.split(".") if s] if suffix else path
             problems.append(Problem(source_at(root, full, file), path_str(full), message))
-        if file and not problems:
+        # only an action with file checks of its own (verify's suites) needs the runbook's
+        # directory: the base class finds nothing, and abspath is a getcwd per step
+        if file and not problems and _has_file_checks(cls):
             for found in cls.file_problems(args, os.path.dirname(os.path.abspath(file))):
                 if isinstance(found, Problem):
                     problems.append(found)
@@ -431,6 +434,10 @@ def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str, 
                     full = path + [int(s) if s.isdigit() else s for s in found[0].split(".") if s] if found[0] else path
                     problems.append(Problem(source_at(root, full, file), path_str(full), found[1]))
     return problems
+
+
+def _has_file_checks(cls: Any) -> bool:
+    return getattr(cls.file_problems, "__func__", None) is not Action.file_problems.__func__
 
 
 def rendered_problems(cls: Any, args: Any) -> list[str]:

@@ -423,19 +423,23 @@ def source_at(root: Any, path: list[Any], file: str) -> Source:
     """The position of ``path`` (keys and indexes) inside ``root``; falls back to the nearest
     container that has a position."""
     node = root
-    best = Source(file, getattr(root, "line", 1) or 1, getattr(root, "col", 1) or 1)
+    # one Source at the end: this runs for every step of a runbook, and building a Source at
+    # each level of the path cost more than the walk
+    where: tuple[str, int, int] | None = None
     for part in path:
         if isinstance(node, MDict) and part in node:
-            line, col = node.value_pos.get(part, node.key_pos.get(part, (node.line, node.col)))
-            best = Source(node.file or file, line, col)
+            pos = node.value_pos.get(part) or node.key_pos.get(part) or (node.line, node.col)
+            where = (node.file or file, pos[0], pos[1])
             node = node[part]
         elif isinstance(node, MList) and isinstance(part, int) and 0 <= part < len(node):
             line, col = node.item_pos[part] if part < len(node.item_pos) else (node.line, node.col)
-            best = Source(node.file or file, line, col)
+            where = (node.file or file, line, col)
             node = node[part]
         else:
             break
-    return best
+    if where is None:
+        return Source(file, getattr(root, "line", 1) or 1, getattr(root, "col", 1) or 1)
+    return Source(*where)
 
 
 def key_source(mapping: Any, key: Any, file: str) -> Source:
