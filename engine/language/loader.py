@@ -26,7 +26,7 @@ from engine.language.schema_check import SchemaChecker, checker
 from engine.language.schema_messages import did_you_mean, path_str, schema_problems, templated, type_name
 from engine.language.template_checks import check_condition, check_templates
 from engine.templating.render import QUOTED_HINT, has_template, quoted_value_placeholders
-from engine.language.yamlio import key_source, load_yaml, source_at
+from engine.language.yamlio import MDict, MList, key_source, load_yaml, source_at
 
 MAGIC_VARS = {"inventory_hostname", "hostvars", "groups", "run_id", "stage", "check_mode", "group_names",
               "play_hosts", "ansible_check_mode", "inventory_hostname_short", "omit"}
@@ -218,11 +218,15 @@ def _build_stage(raw: dict[str, Any], root: Any, file: str, spath: list[Any], in
     steps: list[Step] = []
     seen: dict[str, Source] = {}
     if isinstance(steps_raw, list):
+        # where each step stands: what source_at(root, path) finds by walking from the root
+        # again for every step, read off the list itself when the walk would end there
+        steps_src = _item_sources(root, spath + ["steps"], steps_raw, file)
         for i, st in enumerate(steps_raw):
             path = spath + ["steps", i]
             if not isinstance(st, dict):
                 continue
-            step = _build_step(st, root, file, path, name, i, problems, warnings)
+            step = _build_step(st, root, file, path, name, i, problems, warnings,
+                               src=steps_src[i] if steps_src is not None else None)
             if step is None:
                 continue
             if step.name in seen:
@@ -267,9 +271,24 @@ def _tags(value: Any) -> tuple[str, ...]:
     return tuple(str(t) for t in value)
 
 
+def _item_sources(root: Any, path: list[Any], items: Any, file: str) -> list[Source] | None:
+    """``source_at(root, path + [i], file)`` for every item of ``items`` (the node at ``path``),
+    or None when the list is not the marked one the walk would reach (then each is looked up)."""
+    node = root
+    for part in path:
+        if not ((isinstance(node, MDict) and part in node) or (isinstance(node, MList) and isinstance(part, int) and 0 <= part < len(node))):
+            return None
+        node = node[part]
+    if node is not items or not isinstance(items, MList) or len(items.item_pos) != len(items):
+        return None
+    where = items.file or file
+    return [Source(where, line, col) for line, col in items.item_pos]
+
+
 def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stage: str, index: int,
-                problems: list[Problem], warnings: list[Problem]) -> Step | None:
-    src = source_at(root, path, file)
+                problems: list[Problem], warnings: list[Problem], *, src: Source | None = None) -> Step | None:
+    if src is None:
+        src = source_at(root, path, file)
     actions = [k for k in raw if k in REGISTRY]
     if not actions:
         unknown = [k for k in raw if k not in STEP_KEYWORDS and k not in REGISTRY]

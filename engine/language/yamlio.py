@@ -242,8 +242,10 @@ class _Loader(yaml.SafeLoader):
                 self.duplicates.append((line, col, key))
             data[key] = value_node.value if value_node.tag == plain and type(value_node) is yaml.ScalarNode \
                 else self.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
-            data.key_pos[key] = _pos(key_node)
-            data.value_pos[key] = _pos(value_node)
+            mark = key_node.start_mark  # _pos, inline: twice for every key of the file
+            data.key_pos[key] = (mark.line + 1, mark.column + 1)
+            mark = value_node.start_mark
+            data.value_pos[key] = (mark.line + 1, mark.column + 1)
 
     def _plain_str_tag(self) -> Any:
         """The str tag when this loader constructs it as PyYAML's SafeConstructor does (the
