@@ -359,7 +359,7 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
     delay = _duration(raw["delay"], root, path + ["delay"], file, problems) if "delay" in raw else None
     timeout = _duration(raw["timeout"], root, path + ["timeout"], file, problems) if "timeout" in raw else None
     loop_control = raw.get("loop_control") or {}
-    return Step(
+    return Step.build(
         name=name,
         action=action,
         args=args,
@@ -456,7 +456,7 @@ def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str, 
 
 
 def _has_file_checks(cls: Any) -> bool:
-    return getattr(cls.file_problems, "__func__", None) is not Action.file_problems.__func__
+    return getattr(cls.file_problems, "__func__", None) is not getattr(Action.file_problems, "__func__", None)
 
 
 def rendered_problems(cls: Any, args: Any) -> list[str]:

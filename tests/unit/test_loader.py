@@ -317,3 +317,25 @@ def test_step_sources_are_where_source_at_finds_them(tmp_path: Path) -> None:
         for step in stage.steps:
             assert step.source == source_at(doc, spath + ["steps", step.index], file)
     assert [(s.source.line, s.source.col) for s in rb.stages[0].steps] == [(5, 9), (8, 9)]
+
+
+def test_step_build_is_the_dataclass_constructor() -> None:
+    """``Step.build`` (the loader's fast way) makes the Step that ``Step(...)`` makes, and
+    refuses what it refuses."""
+    import dataclasses
+
+    from engine.errors import Source
+    from engine.model import Step
+
+    values: dict[str, Any] = dict(name="n", action="sql", args="SELECT 1", source=Source("f", 3, 5), stage="s", index=2,
+                                  when="x", register="r", retries=3, tags=("a",), raw={"name": "n"})
+    built, made = Step.build(**values), Step(**values)
+    assert built == made and type(built) is Step
+    assert {f.name: getattr(built, f.name) for f in dataclasses.fields(Step)} == {f.name: getattr(made, f.name) for f in dataclasses.fields(Step)}
+    assert Step.build(name="n", action="a", args=None, source=Source("f"), stage="s", index=0).delay == 1.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.name = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Step.build(name="n", action="sql")
+    with pytest.raises(TypeError):
+        Step.build(**values, bogus=1)
