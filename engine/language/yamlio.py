@@ -109,7 +109,7 @@ class _Composer:
         done: Any
         get_event = ld.get_event
         resolve = ld.resolve
-        resolved: dict[tuple[str, Any], str] = {}  # keys (name:, sql:) repeat on every step
+        resolved: dict[tuple[Any, Any], str] = {}  # keys (name:, sql:) repeat on every step
         while True:
             ev: Any = get_event()
             if type(ev) is _ScalarEvent and ev.tag is None:
@@ -175,7 +175,10 @@ class _Composer:
                 else:
                     kind = yaml.SequenceNode if isinstance(ev, yaml.SequenceStartEvent) else yaml.MappingNode
                     if tag is None or tag == "!":
-                        tag = ld.resolve(kind, None, ev.implicit)
+                        key = (kind, ev.implicit)  # a step's mapping: one resolve per document
+                        tag = resolved.get(key)
+                        if tag is None:
+                            tag = resolved[key] = resolve(kind, None, ev.implicit)
                     node = kind(tag, [], ev.start_mark, None, flow_style=ev.flow_style)
                     if len(stack) >= MAX_DEPTH:
                         raise Refused(None, None, f"nested more than {MAX_DEPTH} levels deep", ev.start_mark)
