@@ -113,9 +113,8 @@ class _Composer:
         while True:
             ev: Any = get_event()
             if type(ev) is _ScalarEvent and ev.tag is None:
-                # The common case, handled first and alone (a runbook is mostly untagged scalars):
-                # what the general branch below does for it, without the checks that only a tag,
-                # a collection or an alias needs.
+                # The common case, first and short (a runbook is mostly untagged scalars): what
+                # the last branch does for it, without the checks only a tag or a collection needs.
                 key = (ev.value, ev.implicit[0])  # all resolve reads of a scalar's implicit
                 tag = resolved.get(key)
                 if tag is None:
@@ -123,26 +122,10 @@ class _Composer:
                 node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, style=ev.style)
                 if ev.anchor is not None:
                     anchors[ev.anchor] = node
-                total += 1
-                if total > MAX_NODES:
-                    raise Refused(None, None, f"this document expands to more than {MAX_NODES:,} values "
-                                  "(aliases copy what they refer to: an alias bomb?)", ev.start_mark)
-                if not stack:
-                    root = node
-                    continue
-                frame = stack[-1]
-                frame[2] += 1
-                if frame[5]:
-                    frame[0].value.append(node)
-                elif frame[3] is None:
-                    frame[3] = node
-                else:
-                    frame[0].value.append((frame[3], node))
-                    frame[3] = None
-                continue
-            if isinstance(ev, yaml.DocumentEndEvent):
+                done = (node, 1, 0)
+            elif isinstance(ev, yaml.DocumentEndEvent):
                 break
-            if isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            elif isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 node, _, size, _, tallest, _ = stack.pop()
                 node.end_mark = ev.end_mark
                 open_ids.discard(id(node))
@@ -199,14 +182,14 @@ class _Composer:
                 continue
             frame = stack[-1]
             frame[2] += size
-            frame[4] = max(frame[4], height)
-            parent = frame[0]
-            if isinstance(parent, yaml.SequenceNode):
-                parent.value.append(node)
+            if height > frame[4]:
+                frame[4] = height
+            if frame[5]:  # a sequence
+                frame[0].value.append(node)
             elif frame[3] is None:
                 frame[3] = node
             else:
-                parent.value.append((frame[3], node))
+                frame[0].value.append((frame[3], node))
                 frame[3] = None
         if not ld.check_event(yaml.StreamEndEvent):
             ev = ld.get_event()
