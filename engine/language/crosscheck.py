@@ -116,8 +116,12 @@ def cross_check(rb: Runbook, inv: Inventory, extra: dict[str, Any], limit: str |
             for var in sorted(required_names([stage.confirm]) - known):
                 problems.append(Problem(places.stage(stage, "confirm"), f"stages[{stage.index}].confirm", f"variable {var!r} is not defined anywhere", _hint(var, known)))
         for step in stage.steps:
-            local = _local_names(step)
+            local: set[str] | None = None
             for path, value in _step_templates(step):
+                if isinstance(value, str) and "{{" not in value and "{%" not in value:
+                    continue  # no template reads nothing (most steps' text): skip the walk
+                if local is None:
+                    local = _local_names(step)
                 missing = required_names([value]) - known - (local if path[0] == step.action else set())
                 if path[0] in ("until", "failed_when", "changed_when"):
                     missing.discard("result")  # the executor gives these conditions the step's own result

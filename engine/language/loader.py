@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.actions.base import Action
 from engine.actions.registry import REGISTRY, RUN_KEYS, declaration
 from engine.language.durations import parse_duration
 from engine.errors import InputError, Problem, Source, ValidationFailed
@@ -25,7 +26,7 @@ from engine.language.schema_check import SchemaChecker, checker
 from engine.language.schema_messages import did_you_mean, path_str, schema_problems, templated, type_name
 from engine.language.template_checks import check_condition, check_templates
 from engine.templating.render import QUOTED_HINT, has_template, quoted_value_placeholders
-from engine.language.yamlio import key_source, load_yaml, source_at
+from engine.language.yamlio import MDict, MList, key_source, load_yaml, source_at
 
 MAGIC_VARS = {"inventory_hostname", "hostvars", "groups", "run_id", "stage", "check_mode", "group_names",
               "play_hosts", "ansible_check_mode", "inventory_hostname_short", "omit"}
@@ -217,11 +218,15 @@ def _build_stage(raw: dict[str, Any], root: Any, file: str, spath: list[Any], in
     steps: list[Step] = []
     seen: dict[str, Source] = {}
     if isinstance(steps_raw, list):
+        # where each step stands: what source_at(root, path) finds by walking from the root
+        # again for every step, read off the list itself when the walk would end there
+        steps_src = _item_sources(root, spath + ["steps"], steps_raw, file)
         for i, st in enumerate(steps_raw):
             path = spath + ["steps", i]
             if not isinstance(st, dict):
                 continue
-            step = _build_step(st, root, file, path, name, i, problems, warnings)
+            step = _build_step(st, root, file, path, name, i, problems, warnings,
+                               src=steps_src[i] if steps_src is not None else None)
             if step is None:
                 continue
             if step.name in seen:
@@ -266,9 +271,24 @@ def _tags(value: Any) -> tuple[str, ...]:
     return tuple(str(t) for t in value)
 
 
+def _item_sources(root: Any, path: list[Any], items: Any, file: str) -> list[Source] | None:
+    """``source_at(root, path + [i], file)`` for every item of ``items`` (the node at ``path``),
+    or None when the list is not the marked one the walk would reach (then each is looked up)."""
+    node = root
+    for part in path:
+        if not ((isinstance(node, MDict) and part in node) or (isinstance(node, MList) and isinstance(part, int) and 0 <= part < len(node))):
+            return None
+        node = node[part]
+    if node is not items or not isinstance(items, MList) or len(items.item_pos) != len(items):
+        return None
+    where = items.file or file
+    return [Source(where, line, col) for line, col in items.item_pos]
+
+
 def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stage: str, index: int,
-                problems: list[Problem], warnings: list[Problem]) -> Step | None:
-    src = source_at(root, path, file)
+                problems: list[Problem], warnings: list[Problem], *, src: Source | None = None) -> Step | None:
+    if src is None:
+        src = source_at(root, path, file)
     actions = [k for k in raw if k in REGISTRY]
     if not actions:
         unknown = [k for k in raw if k not in STEP_KEYWORDS and k not in REGISTRY]
@@ -339,7 +359,7 @@ def _build_step(raw: dict[str, Any], root: Any, file: str, path: list[Any], stag
     delay = _duration(raw["delay"], root, path + ["delay"], file, problems) if "delay" in raw else None
     timeout = _duration(raw["timeout"], root, path + ["timeout"], file, problems) if "timeout" in raw else None
     loop_control = raw.get("loop_control") or {}
-    return Step(
+    return Step.build(
         name=name,
         action=action,
         args=args,
@@ -423,7 +443,9 @@ def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str, 
             # "rules.1.sql": list indexes as ints, so source_at finds the item's line
             full = path + [int(s) if s.isdigit() else s for s in suffix.split(".") if s] if suffix else path
             problems.append(Problem(source_at(root, full, file), path_str(full), message))
-        if file and not problems:
+        # only an action with file checks of its own (verify's suites) needs the runbook's
+        # directory: the base class finds nothing, and abspath is a getcwd per step
+        if file and not problems and _has_file_checks(cls):
             for found in cls.file_problems(args, os.path.dirname(os.path.abspath(file))):
                 if isinstance(found, Problem):
                     problems.append(found)
@@ -431,6 +453,10 @@ def _param_problems(cls: Any, args: Any, root: Any, path: list[Any], file: str, 
                     full = path + [int(s) if s.isdigit() else s for s in found[0].split(".") if s] if found[0] else path
                     problems.append(Problem(source_at(root, full, file), path_str(full), found[1]))
     return problems
+
+
+def _has_file_checks(cls: Any) -> bool:
+    return getattr(cls.file_problems, "__func__", None) is not getattr(Action.file_problems, "__func__", None)
 
 
 def rendered_problems(cls: Any, args: Any) -> list[str]:

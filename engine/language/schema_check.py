@@ -79,6 +79,21 @@ def _same(a: Any, b: Any) -> bool:
 _DESCENDING = frozenset({"ref", "properties", "additionalProperties", "propertyNames", "items", "allOf", "if"})
 
 
+def _all_of(checks: list[Check]) -> Check:
+    """The conjunction of ``checks``, in order. Two or three (most schemas: a type and a
+    keyword or two) without the generator ``all()`` would need: this runs for every value of a
+    runbook."""
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        a, b = checks
+        return lambda x: a(x) and b(x)
+    if len(checks) == 3:
+        a, b, c = checks
+        return lambda x: a(x) and b(x) and c(x)
+    return lambda x: all(c(x) for c in checks)
+
+
 class _Compiler:
     def __init__(self, root: Any, skip: Check | None):
         self.root = root
@@ -116,7 +131,7 @@ class _Compiler:
             checks.append(make(value, schema) if key.lstrip("$") in _DESCENDING else self._strict(make, value, schema))
         if not checks:
             return _true
-        return self._skippable(checks[0] if len(checks) == 1 else (lambda x: all(c(x) for c in checks)))
+        return self._skippable(_all_of(checks))
 
     def _strict(self, make: Any, value: Any, schema: dict[str, Any]) -> Check:
         """A keyword that reports on the value as a whole (``anyOf``, ``not``...): the errors
@@ -203,15 +218,28 @@ class _Compiler:
     def k_properties(self, props: Any, _: dict[str, Any]) -> Check:
         if not isinstance(props, dict):
             raise _Unsupported("properties")
-        checks = [(name, self.compile(sub)) for name, sub in props.items()]
-        return lambda x: not isinstance(x, dict) or all(c(x[n]) for n, c in checks if n in x)
+        checks = {name: self.compile(sub) for name, sub in props.items()}
+        # by the value's keys, not the schema's: a step has 3 or 4 keys, its schema ~60 (every
+        # step keyword and action); the checks are pure, so the order they run in is no matter
+        get = checks.get
+
+        def check(x: Any) -> bool:
+            if not isinstance(x, dict):
+                return True
+            for k, v in x.items():
+                c = get(k)
+                if c is not None and not c(v):
+                    return False
+            return True
+
+        return check
 
     def k_additionalProperties(self, sub: Any, schema: dict[str, Any]) -> Check:
         if "patternProperties" in schema:
             raise _Unsupported("additionalProperties with patternProperties")
         known = frozenset(schema.get("properties") or ())
         if sub is False:
-            return lambda x: not isinstance(x, dict) or all(k in known for k in x)
+            return lambda x: not isinstance(x, dict) or known.issuperset(x)
         check = self.compile(sub)
         return lambda x: not isinstance(x, dict) or all(check(v) for k, v in x.items() if k not in known)
 
@@ -245,8 +273,7 @@ class _Compiler:
         return lambda x: sum(1 for c in checks if c(x)) == 1
 
     def k_allOf(self, subs: Any, _: dict[str, Any]) -> Check:
-        checks = self._all(subs)
-        return lambda x: all(c(x) for c in checks)
+        return _all_of(self._all(subs))
 
     def k_not(self, sub: Any, _: dict[str, Any]) -> Check:
         check = self.compile(sub)

@@ -37,6 +37,8 @@ def type_name(value: Any) -> str:
 
 def templated(value: Any) -> bool:
     """A value whose schema errors are not reported: a template, checked once rendered."""
+    if type(value) is str:  # has_template's test of plain text, inline: this runs on every value
+        return "{{" in value or "{%" in value
     return isinstance(value, str) and has_template(value)
 
 

@@ -76,6 +76,12 @@ def _short_tag(tag: str) -> str:
     return tag.replace("tag:yaml.org,2002:", "!!")
 
 
+_ScalarEvent = yaml.ScalarEvent
+_STR_TAG = "tag:yaml.org,2002:str"
+_SAFE_STR = yaml.constructor.SafeConstructor.construct_yaml_str
+_NO_TAG = object()
+
+
 class _Composer:
     """PyYAML's composer, iterative and with limits: nesting depth, the size of what aliases
     expand to (counted as the tree is built, so a bomb is refused after a few thousand nodes
@@ -95,17 +101,32 @@ class _Composer:
         sizes: dict[int, int] = {}
         heights: dict[int, int] = {}  # levels of collections in a node, its aliases expanded
         open_ids: set[int] = set()
-        # frames: [node, anchor, expanded size so far, pending key node (mappings), tallest child]
+        # frames: [node, anchor, expanded size so far, pending key node (mappings), tallest child,
+        # whether it is a sequence]
         stack: list[list[Any]] = []
         total = 0
         root: yaml.Node | None = None
         done: Any
+        get_event = ld.get_event
+        resolve = ld.resolve
+        resolved: dict[tuple[Any, Any], str] = {}  # keys (name:, sql:) repeat on every step
         while True:
-            ev: Any = ld.get_event()
-            if isinstance(ev, yaml.DocumentEndEvent):
+            ev: Any = get_event()
+            if type(ev) is _ScalarEvent and ev.tag is None:
+                # The common case, first and short (a runbook is mostly untagged scalars): what
+                # the last branch does for it, without the checks only a tag or a collection needs.
+                key = (ev.value, ev.implicit[0])  # all resolve reads of a scalar's implicit
+                tag = resolved.get(key)
+                if tag is None:
+                    tag = resolved[key] = resolve(yaml.ScalarNode, ev.value, ev.implicit)
+                node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, style=ev.style)
+                if ev.anchor is not None:
+                    anchors[ev.anchor] = node
+                done = (node, 1, 0)
+            elif isinstance(ev, yaml.DocumentEndEvent):
                 break
-            if isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                node, _, size, _, tallest = stack.pop()
+            elif isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                node, _, size, _, tallest, _ = stack.pop()
                 node.end_mark = ev.end_mark
                 open_ids.discard(id(node))
                 sizes[id(node)] = size
@@ -137,7 +158,10 @@ class _Composer:
                 else:
                     kind = yaml.SequenceNode if isinstance(ev, yaml.SequenceStartEvent) else yaml.MappingNode
                     if tag is None or tag == "!":
-                        tag = ld.resolve(kind, None, ev.implicit)
+                        key = (kind, ev.implicit)  # a step's mapping: one resolve per document
+                        tag = resolved.get(key)
+                        if tag is None:
+                            tag = resolved[key] = resolve(kind, None, ev.implicit)
                     node = kind(tag, [], ev.start_mark, None, flow_style=ev.flow_style)
                     if len(stack) >= MAX_DEPTH:
                         raise Refused(None, None, f"nested more than {MAX_DEPTH} levels deep", ev.start_mark)
@@ -146,7 +170,7 @@ class _Composer:
                 if ev.anchor is not None:
                     anchors[ev.anchor] = node
                 if done is None:
-                    stack.append([node, ev.anchor, 1, None, 0])
+                    stack.append([node, ev.anchor, 1, None, 0, kind is yaml.SequenceNode])
                     continue
             node, size, height = done
             total += size
@@ -158,14 +182,14 @@ class _Composer:
                 continue
             frame = stack[-1]
             frame[2] += size
-            frame[4] = max(frame[4], height)
-            parent = frame[0]
-            if isinstance(parent, yaml.SequenceNode):
-                parent.value.append(node)
+            if height > frame[4]:
+                frame[4] = height
+            if frame[5]:  # a sequence
+                frame[0].value.append(node)
             elif frame[3] is None:
                 frame[3] = node
             else:
-                parent.value.append((frame[3], node))
+                frame[0].value.append((frame[3], node))
                 frame[3] = None
         if not ld.check_event(yaml.StreamEndEvent):
             ev = ld.get_event()
@@ -187,8 +211,12 @@ class _Loader(yaml.SafeLoader):
         data.file, (data.line, data.col) = self.filename, _pos(node)
         yield data
         self.flatten_mapping(node)
+        plain = self._plain_str_tag()
         for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            # an untagged text (most keys and values) is its own value: construct_object would
+            # reach the same through four calls (see _plain_str_tag)
+            key = key_node.value if key_node.tag == plain and type(key_node) is yaml.ScalarNode \
+                else self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
             try:
                 hash(key)
             except TypeError:
@@ -198,16 +226,29 @@ class _Loader(yaml.SafeLoader):
             if key in data:
                 line, col = _pos(key_node)
                 self.duplicates.append((line, col, key))
-            data[key] = self.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
-            data.key_pos[key] = _pos(key_node)
-            data.value_pos[key] = _pos(value_node)
+            data[key] = value_node.value if value_node.tag == plain and type(value_node) is yaml.ScalarNode \
+                else self.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+            mark = key_node.start_mark  # _pos, inline: twice for every key of the file
+            data.key_pos[key] = (mark.line + 1, mark.column + 1)
+            mark = value_node.start_mark
+            data.value_pos[key] = (mark.line + 1, mark.column + 1)
+
+    def _plain_str_tag(self) -> Any:
+        """The str tag when this loader constructs it as PyYAML's SafeConstructor does (the
+        scalar's text, unchanged), else a value no tag is. The constructed text is not kept in
+        ``constructed_objects``: an alias of it constructs an equal str again."""
+        if type(self).yaml_constructors.get(_STR_TAG) is _SAFE_STR:
+            return _STR_TAG
+        return _NO_TAG
 
     def construct_yaml_seq(self, node: yaml.SequenceNode) -> Any:  # type: ignore[override]
         data = MList()
         data.file, (data.line, data.col) = self.filename, _pos(node)
         yield data
+        plain = self._plain_str_tag()
         for child in node.value:
-            data.append(self.construct_object(child, deep=True))  # type: ignore[no-untyped-call]
+            data.append(child.value if child.tag == plain and type(child) is yaml.ScalarNode
+                        else self.construct_object(child, deep=True))  # type: ignore[no-untyped-call]
             data.item_pos.append(_pos(child))
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:  # type: ignore[override]
@@ -267,6 +308,7 @@ if getattr(yaml, "__with_libyaml__", False):
         construct_object = _Loader.construct_object
         construct_timestamp_text = _Loader.construct_timestamp_text
         construct_yaml_int = _Loader.construct_yaml_int
+        _plain_str_tag = _Loader._plain_str_tag
 
     _install(_CLoader)
 
@@ -423,19 +465,23 @@ def source_at(root: Any, path: list[Any], file: str) -> Source:
     """The position of ``path`` (keys and indexes) inside ``root``; falls back to the nearest
     container that has a position."""
     node = root
-    best = Source(file, getattr(root, "line", 1) or 1, getattr(root, "col", 1) or 1)
+    # one Source at the end: this runs for every step of a runbook, and building a Source at
+    # each level of the path cost more than the walk
+    where: tuple[str, int, int] | None = None
     for part in path:
         if isinstance(node, MDict) and part in node:
-            line, col = node.value_pos.get(part, node.key_pos.get(part, (node.line, node.col)))
-            best = Source(node.file or file, line, col)
+            pos = node.value_pos.get(part) or node.key_pos.get(part) or (node.line, node.col)
+            where = (node.file or file, pos[0], pos[1])
             node = node[part]
         elif isinstance(node, MList) and isinstance(part, int) and 0 <= part < len(node):
             line, col = node.item_pos[part] if part < len(node.item_pos) else (node.line, node.col)
-            best = Source(node.file or file, line, col)
+            where = (node.file or file, line, col)
             node = node[part]
         else:
             break
-    return best
+    if where is None:
+        return Source(file, getattr(root, "line", 1) or 1, getattr(root, "col", 1) or 1)
+    return Source(*where)
 
 
 def key_source(mapping: Any, key: Any, file: str) -> Source:

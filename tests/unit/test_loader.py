@@ -298,3 +298,44 @@ def test_a_runbook_without_stages_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed) as exc:
         load_runbook(str(path))
     assert [(p.source.line, p.message) for p in exc.value.problems] == [(1, "missing required key 'stages'")]
+
+
+def test_step_sources_are_where_source_at_finds_them(tmp_path: Path) -> None:
+    """The loader reads each step's position off its stage's list (one walk per stage): the
+    same place a walk from the root finds, for a stage of the file and an imported one."""
+    from engine.language.yamlio import load_yaml, source_at
+
+    (tmp_path / "more.yml").write_text("- name: imported\n  steps:\n    - {name: c, shell: 'true'}\n"
+                                       "    -   name: d\n        sql: SELECT 1\n")
+    rb_file = tmp_path / "rb.yml"
+    rb_file.write_text("name: r\nstages:\n  - name: s\n    steps:\n      - name: a\n        sql: SELECT 1\n"
+                       "      -\n        name: b\n        shell: 'true'\n  - import: more.yml\n")
+    rb = load_runbook(str(rb_file)).runbook
+    docs = [(load_yaml(rb_file), ["stages", 0], str(rb_file)), (load_yaml(tmp_path / "more.yml"), [0], str(tmp_path / "more.yml"))]
+    assert [len(s.steps) for s in rb.stages] == [2, 2]
+    for stage, (doc, spath, file) in zip(rb.stages, docs):
+        for step in stage.steps:
+            assert step.source == source_at(doc, spath + ["steps", step.index], file)
+    assert [(s.source.line, s.source.col) for s in rb.stages[0].steps] == [(5, 9), (8, 9)]
+
+
+def test_step_build_is_the_dataclass_constructor() -> None:
+    """``Step.build`` (the loader's fast way) makes the Step that ``Step(...)`` makes, and
+    refuses what it refuses."""
+    import dataclasses
+
+    from engine.errors import Source
+    from engine.model import Step
+
+    values: dict[str, Any] = dict(name="n", action="sql", args="SELECT 1", source=Source("f", 3, 5), stage="s", index=2,
+                                  when="x", register="r", retries=3, tags=("a",), raw={"name": "n"})
+    built, made = Step.build(**values), Step(**values)
+    assert built == made and type(built) is Step
+    assert {f.name: getattr(built, f.name) for f in dataclasses.fields(Step)} == {f.name: getattr(made, f.name) for f in dataclasses.fields(Step)}
+    assert Step.build(name="n", action="a", args=None, source=Source("f"), stage="s", index=0).delay == 1.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.name = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Step.build(name="n", action="sql")
+    with pytest.raises(TypeError):
+        Step.build(**values, bogus=1)
