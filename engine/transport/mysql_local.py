@@ -40,7 +40,8 @@ _STEP = 1 << 20
 def _write_packet(conn: Any, chunk: memoryview) -> None:
     """PyMySQL's ``write_packet`` without its copy: the 4-byte header, then the chunk as it lies
     in the batch (``write_packet`` concatenates both into a new bytes object, and the caller
-    had sliced a copy of the chunk too: 3 copies of every batch, ≈ 0.05 CPU-s per 180 MB)."""
+    had sliced a copy of the chunk too; with the payload's own copy, sending the x30 dump's batches
+    took 0.138 CPU-s, now 0.106). Never an empty chunk: that packet ends the data."""
     n = len(chunk)
     conn._write_bytes(bytes((n & 0xFF, (n >> 8) & 0xFF, n >> 16, conn._next_seq_id)))
     conn._write_bytes(chunk)
