@@ -41,6 +41,8 @@ class _OnFirstUse:
 if TYPE_CHECKING:
     import pymysql
     import pymysql.err
+
+    from engine.transport.mysql_local import Payload
 else:
     pymysql = _OnFirstUse("pymysql")
 
@@ -308,8 +310,9 @@ class MysqlSession:
         return SqlResult(sql=sql if isinstance(sql, str) else _text(sql)[:200], columns=columns, rows=rows, rowcount=int(rowcount or 0),
                          duration=time.perf_counter() - start, warnings=warnings, info=info)
 
-    def load_local(self, sql: str | bytes, name: str, data: bytes | bytearray | memoryview, *, timeout: float | None = None) -> SqlResult:
-        """Run ``LOAD DATA LOCAL INFILE '<name>' …`` feeding ``data`` from memory.
+    def load_local(self, sql: str | bytes, name: str, data: Payload, *, timeout: float | None = None) -> SqlResult:
+        """Run ``LOAD DATA LOCAL INFILE '<name>' …`` feeding ``data`` from memory (a tuple of
+        buffers: their concatenation, sent part after part without joining them).
 
         The session must have been made with ``local_infile=True``; only ``name`` is served."""
         if not self.local_infile:

@@ -11,6 +11,9 @@ import pymysql
 import pymysql.connections
 import pymysql.err
 
+Buffer = bytes | bytearray | memoryview
+Payload = Buffer | tuple[Buffer, ...]
+
 _TLS_OPTIONS = ("ssl", "ssl_ca", "ssl_cert", "ssl_key", "ssl_verify_cert", "ssl_verify_identity", "ssl_disabled", "read_default_file")
 _preferred_lock = threading.Lock()
 _preferred: ssl.SSLContext | None = None
@@ -30,6 +33,21 @@ def _preferred_context() -> ssl.SSLContext:
         return _preferred
 
 
+#: PyMySQL sends 16 KiB packets; 1 MiB ones cut the per-packet cost
+_STEP = 1 << 20
+
+
+def _write_packet(conn: Any, chunk: memoryview) -> None:
+    """PyMySQL's ``write_packet`` without its copy: the 4-byte header, then the chunk as it lies
+    in the batch (``write_packet`` concatenates both into a new bytes object, and the caller
+    had sliced a copy of the chunk too; with the payload's own copy, sending the x30 dump's batches
+    took 0.138 CPU-s, now 0.106). Never an empty chunk: that packet ends the data."""
+    n = len(chunk)
+    conn._write_bytes(bytes((n & 0xFF, (n >> 8) & 0xFF, n >> 16, conn._next_seq_id)))
+    conn._write_bytes(chunk)
+    conn._next_seq_id = (conn._next_seq_id + 1) % 256
+
+
 class LocalResult(pymysql.connections.MySQLResult):
     """Answers the server's ``LOAD DATA LOCAL`` request from memory, never from disk.
 
@@ -44,10 +62,11 @@ class LocalResult(pymysql.connections.MySQLResult):
             name = load.filename.decode("utf-8", "replace") if isinstance(load.filename, bytes) else str(load.filename)
             if payload is None or name != payload[0]:
                 raise pymysql.err.OperationalError(1148, f"LOAD DATA LOCAL of {name!r} was not asked for")
-            view = memoryview(payload[1])
-            step = 1 << 20  # PyMySQL sends 16 KiB packets; 1 MiB ones cut the per-packet cost
-            for i in range(0, len(view), step):
-                conn.write_packet(bytes(view[i:i + step]))  # type: ignore[union-attr]
+            data = payload[1]
+            for part in data if isinstance(data, tuple) else (data,):
+                view = memoryview(part)
+                for i in range(0, len(view), _STEP):
+                    _write_packet(conn, view[i:i + _STEP])
         finally:
             conn.write_packet(b"")  # type: ignore[union-attr]  # end of data
             ok = conn._read_packet()  # type: ignore[union-attr]
@@ -59,7 +78,8 @@ class LocalResult(pymysql.connections.MySQLResult):
 class Connection(pymysql.connections.Connection):
     """A PyMySQL connection whose LOAD DATA LOCAL reads a registered in-memory payload."""
 
-    _rb_payload: tuple[str, bytes | bytearray | memoryview] | None = None
+    #: the statement's file name and its content: one buffer, or parts sent one after the other
+    _rb_payload: tuple[str, Payload] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any):
         # No TLS option (nor an option file that may hold some): PyMySQL's PREFERRED mode,

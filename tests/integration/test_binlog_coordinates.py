@@ -57,6 +57,10 @@ def test_mysql_forms() -> None:
     assert (found.position.file, found.position.pos) == ("binlog.000007", 157)
     assert found.position.gtid == f"{u}:1-5,{u.replace('3e', '4f')}:1-3"
     assert parse_coordinates(b"-- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;\n") is None
+    # any case, as the server reads them (each pattern is searched only where its word is, case-folded)
+    low = parse_coordinates(b"-- change Master to master_log_file='b.000001', master_log_pos=4;\n", b"set global Gtid_Slave_Pos='0-1-5';\n")
+    assert low is not None and (low.position.file, low.position.pos, low.position.gtid) == ("b.000001", 4, "0-1-5")
+    assert parse_coordinates(b"SET @@global.gtid_Purged='" + u.encode() + b":1-2';\n").position.gtid == f"{u}:1-2"  # type: ignore[union-attr]
 
 
 def test_restore_registers_binlog_start(binlog_server: Server, bschema: str, schema: str, tmp_path: Path) -> None:

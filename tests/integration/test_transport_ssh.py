@@ -355,6 +355,28 @@ def test_mysql_through_the_tunnel(shell: SshShell, mysql_settings: MysqlSettings
         session.close()
 
 
+def test_load_data_local_through_the_tunnel(shell: SshShell, mysql_settings: MysqlSettings) -> None:
+    """A restore batch goes as LOAD DATA LOCAL in parts (the rows, then the terminator), each cut
+    into 1 MiB packets written from memoryviews of the batch: every row arrives, also over the
+    SSH channel (paramiko takes the views as they are)."""
+    session = MysqlSession(MysqlSettings(host="127.0.0.1", port=3306, user="root"), tunnel=shell.open_tunnel, local_infile=True)
+    db = f"rbt_tunnel_{os.getpid()}"
+    rows = [b"(%d,'%s')" % (i, b"v" * (i % 97)) for i in range(60000)]
+    body = b",\n".join(rows)
+    assert len(body) > (2 << 20)  # three packets, the last one partial
+    try:
+        session.query(f"CREATE DATABASE {db}")
+        session.query(f"CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(100))")
+        r = session.load_local(f"LOAD DATA LOCAL INFILE 'rb:t' INTO TABLE {db}.t FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY"
+                               " '\\'' LINES STARTING BY '(' TERMINATED BY '),\\n'", "rb:t", (memoryview(body), b",\n"))
+        assert r.rowcount == 60000 and r.warnings == 0
+        got = session.query(f"SELECT COUNT(*) AS n, SUM(id) AS s, SUM(LENGTH(v)) AS l FROM {db}.t").rows[0]
+        assert (got["n"], int(got["s"]), int(got["l"])) == (60000, sum(range(60000)), sum(i % 97 for i in range(60000)))
+    finally:
+        session.query(f"DROP DATABASE IF EXISTS {db}")
+        session.close()
+
+
 def test_mysql_timeout_through_the_tunnel(shell: SshShell, mysql_settings: MysqlSettings) -> None:
     session = MysqlSession(MysqlSettings(host="127.0.0.1", port=3306, user="root"), tunnel=shell.open_tunnel)
     try:

@@ -161,3 +161,18 @@ def test_a_refusal_after_a_wrong_guess_is_judged_by_the_plain_pass(tmp_path: Pat
         assert src.load(1 << 20, 8 << 20).tables["a"].rows == 6000
     finally:
         src.close()
+
+
+def test_the_guess_finds_a_statement_end_as_bytes_find_does() -> None:
+    """The guess's search for ";\\n" (memchr of the ";", then a look at the next byte; back to the
+    plain search after a run of lone ";") answers as ``bytes.find`` does, window ends included."""
+    from engine.mysql.dump.split import _statement_end
+
+    rnd = random.Random(20261208)
+    for _ in range(3000):
+        n = rnd.randrange(0, 40)
+        buf = bytes(rnd.choice(b";;;\n\nab") for _ in range(n))
+        start = rnd.randrange(0, n + 2)
+        end = rnd.choice([None, rnd.randrange(0, n + 3)])
+        want = buf.find(b";\n", start) if end is None else buf.find(b";\n", start, end)
+        assert _statement_end(buf, start, end) == want, (buf, start, end)

@@ -45,7 +45,7 @@ def test_load_data_conversion() -> None:
     assert sql.startswith("LOAD DATA LOCAL INFILE 'rb:t:0:0' IGNORE INTO TABLE `t` CHARACTER SET utf8mb4")
     assert sql.endswith("LINES STARTING BY '(' TERMINATED BY '),\\n' (`id`, `v`, @rb_skip)")
     assert "TERMINATED BY ')," + "'" in shape().load_data_sql("x", False)
-    assert load_data_payload(b"(1),\n(2)", True) == b"(1),\n(2),\n"
+    assert b"".join(load_data_payload(b"(1),\n(2)", True)) == b"(1),\n(2),\n"
     v = shape(verify_literals=True)
     assert v.uses_load_data(b"(1,'a',2)") and shape().uses_load_data(b"(1,0x00ff,2)")  # the scan vouched for the table
     assert not v.uses_load_data(b"(1,0x00ff,2)") and not v.uses_load_data(b"(1,_binary 'x',2)")

@@ -72,9 +72,11 @@ class Shape:
         return not self.verify_literals or _INEXACT.search(body) is None
 
 
-def load_data_payload(body: bytes | memoryview, newline_layout: bool) -> bytes:
-    """The body as LOAD DATA lines: every row, the last one included, ends with the terminator."""
-    return bytes(body) + (b",\n" if newline_layout else b",")
+def load_data_payload(body: bytes | memoryview, newline_layout: bool) -> tuple[bytes | memoryview, bytes]:
+    """The body as LOAD DATA lines: every row, the last one included, ends with the terminator —
+    as two parts the session sends one after the other (the 4 MiB body is not copied to append
+    two bytes)."""
+    return body, (b",\n" if newline_layout else b",")
 
 
 def types_allow_load_data(types: list[str]) -> bool:

@@ -50,11 +50,15 @@ class DumpCoordinates:
 def parse_coordinates(head: bytes, tail: bytes = b"") -> DumpCoordinates | None:
     """The coordinates in a dump's head and tail, or None when it has none."""
     file = pos = gtid = None
-    m = _FILEPOS.search(head)
+    # Each pattern is searched only where its word is (bytes.lower folds ASCII as re.I does): a
+    # case-insensitive search of a 1 MiB head costs ≈ 5 ms a pattern, on the restore's last step.
+    low = head.lower()
+    m = _FILEPOS.search(head) if b"change" in low else None
     if m:
         file, pos = m.group(1).decode("utf-8", "replace"), int(m.group(2))
-    for text in (head, tail):
-        g = _MARIA_GTID.search(text) or _MYSQL_GTID.search(text)
+    for text, folded in ((head, low), (tail, tail.lower())):
+        g = ((_MARIA_GTID.search(text) if b"gtid_slave_pos" in folded else None)
+             or (_MYSQL_GTID.search(text) if b"gtid_purged" in folded else None))
         if g and g.group(1).strip():
             gtid = re.sub(r"\s+", "", g.group(1).decode("utf-8", "replace")).lstrip("+")
             break

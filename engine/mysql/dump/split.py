@@ -201,6 +201,22 @@ def statement_pattern(delim: bytes) -> re.Pattern[bytes]:
     return pat
 
 
+def _statement_end(buf: bytes, start: int, end: int | None = None) -> int:
+    """``buf.find(b";\\n", start, end)``, by ``memchr`` of the ``;``: CPython searches a two-byte
+    needle byte by byte (0.16 CPU-s over a 180 MB dump, against 0.01 s for the ``;``, which is
+    rare inside a dump's rows). A run of ``;`` not followed by a newline (strings full of them)
+    goes back to the plain search after a few, so no input costs more than it did."""
+    last = (len(buf) if end is None else min(end, len(buf))) - 1  # where a ";" can be: one byte before the end
+    if last <= start:
+        return -1
+    i = buf.find(b";", start, last)
+    for _ in range(8):
+        if i < 0 or buf[i + 1] == 10:
+            return i
+        i = buf.find(b";", i + 1, last)
+    return buf.find(b";\n", i, last + 1) if i >= 0 else -1
+
+
 def _row_per_line(buf: bytes, rs: int, e: int) -> bool:
     """Worth a guess: the rows look like mariadb-dump's one per line (MySQL's one-line layout
     never takes the fast path: its guess would always fail)."""
@@ -252,10 +268,10 @@ class Splitter:
             # a guess only where no ";\n" comes within guess_min bytes (a small statement, as in a
             # --skip-extended-insert dump, is not worth a helper: no regex spent on it twice)
             g = (_GUESS_HEAD.match(buf, pos) if prover is not None and delim == b";"
-                 and buf.find(b";\n", pos, pos + guess_min) < 0 else None)
+                 and _statement_end(buf, pos, pos + guess_min) < 0 else None)
             if g is not None:
                 rs = g.end()
-                e = buf.find(b";\n", rs)
+                e = _statement_end(buf, rs)
                 if e < 0 and not eof and len(buf) - pos < GUESS_MAX:
                     more = src.read(max(self.chunk, len(buf) - pos))
                     if more:
