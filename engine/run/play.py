@@ -431,10 +431,11 @@ class Play:
             _, res = results[0]
             for hs in hosts[1:]:
                 self.executor.remember(step, hs, res)
-        for hs, res in results:
-            note = getattr(res, "note", "")
-            self.console.step_result(step.name, hs.host.name, res, note=note)
-            self.outcome.results.append((stage.name, step.name, hs.host.name, res))
+        with self.console.batch():
+            for hs, res in results:
+                note = getattr(res, "note", "")
+                self.console.step_result(step.name, hs.host.name, res, note=note)
+                self.outcome.results.append((stage.name, step.name, hs.host.name, res))
         return results
 
     def _dispatch(self, stage: Stage, step: Step, hosts: list[HostState]) -> dict[str, StepResult]:
@@ -444,9 +445,10 @@ class Play:
         pending = deque(hosts)
         running: set[_Task] = set()
         out: dict[str, StepResult] = {}
-        # Finished tasks arrive on a queue: waiting on all running ones at each wake-up would be
-        # quadratic in the number of hosts.
-        finished: queue.SimpleQueue[_Task] = queue.SimpleQueue()
+        # Finished tasks are collected for the main thread (waiting on all running ones at each
+        # wake-up would be quadratic in the number of hosts), which wakes when it has something
+        # to do: a host to start, or the last result of the step (see _Finished).
+        finished = _Finished()
         try:
             while pending or running:
                 self.notice()
@@ -456,24 +458,19 @@ class Play:
                     self._workers.submit(task)
                 if not running:
                     break  # interrupted: the queued hosts do not start
-                try:
-                    task = finished.get(timeout=0.1)
-                    while True:
-                        running.discard(task)
-                        if task.error is not None:
-                            raise task.error
-                        assert task.result is not None
-                        out[task.hs.host.name] = task.result
-                        task = finished.get_nowait()
-                except queue.Empty:
-                    pass
+                for task in finished.take(1 if pending else len(running), timeout=0.1):
+                    running.discard(task)
+                    if task.error is not None:
+                        raise task.error
+                    assert task.result is not None
+                    out[task.hs.host.name] = task.result
                 self.desk.serve()
         except AbortStep:
             self._abort(running, finished)
             raise
         return out
 
-    def _abort(self, running: set[_Task], finished: queue.SimpleQueue[_Task]) -> None:
+    def _abort(self, running: set[_Task], finished: _Finished) -> None:
         """The second interrupt: the run stops within half a second, whatever runs.
 
         1. A step about to end on its own gets ``ABORT_GRACE`` seconds: what it reports then
@@ -488,10 +485,10 @@ class Play:
         left = set(running)
         deadline = time.monotonic() + ABORT_GRACE
         while left:
-            try:
-                left.discard(finished.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
+            ended = finished.take(1, timeout=max(0.0, deadline - time.monotonic()))
+            if not ended:
                 break
+            left.difference_update(ended)
         self._aborted = True
         if self.journal is not None:
             self.journal.abort()
@@ -531,12 +528,46 @@ class AbortStep(KeyboardInterrupt):
     resume) and the run ends as interrupted (exit 130)."""
 
 
+class _Finished:
+    """Where workers leave their finished tasks for the main thread, which is woken only once
+    enough of them are there: with every host of a step running, once for the step's last
+    result instead of once per host (at 100 hosts, 100 wake-ups of the main thread per step,
+    each a hand-over of the interpreter lock among busy workers)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: list[_Task] = []
+        self._need = 0  # how many tasks wake the main thread (0: it is not waiting)
+        self._ready = threading.Event()
+
+    def put(self, task: _Task) -> None:
+        with self._lock:
+            self._tasks.append(task)
+            if self._need and len(self._tasks) >= self._need:
+                self._ready.set()
+
+    def take(self, need: int, timeout: float) -> list[_Task]:
+        """The finished tasks, once there are ``need`` of them or ``timeout`` seconds passed
+        (the main loop must still watch for interrupts and the operator's questions)."""
+        with self._lock:
+            wait = len(self._tasks) < need
+            if wait:
+                self._need = need
+                self._ready.clear()
+        if wait:
+            self._ready.wait(timeout)
+        with self._lock:
+            self._need = 0
+            tasks, self._tasks = self._tasks, []
+        return tasks
+
+
 class _Task:
     """One step on one host, handed to a worker; it comes back on ``done`` when finished."""
 
     __slots__ = ("done", "error", "fn", "hs", "result", "stage", "step")
 
-    def __init__(self, fn: Any, step: Step, hs: HostState, stage: str, done: queue.SimpleQueue[_Task]):
+    def __init__(self, fn: Any, step: Step, hs: HostState, stage: str, done: _Finished):
         self.fn, self.step, self.hs, self.stage, self.done = fn, step, hs, stage, done
         self.result: StepResult | None = None
         self.error: BaseException | None = None

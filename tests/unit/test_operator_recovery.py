@@ -143,15 +143,13 @@ def test_a_second_ctrl_c_never_waits_on_a_stuck_step(tmp_path: Path) -> None:
     hs: Any = HostState.__new__(HostState)
     hs.host = type("H", (), {"name": "db1"})()
     hs.conns = conns
-    import queue
+    from engine.run.play import _Finished, _Task
 
-    from engine.run.play import _Task
-
-    never = _Task(None, None, hs, "s", queue.SimpleQueue())  # type: ignore[arg-type]  # a step that never comes back
+    never = _Task(None, None, hs, "s", _Finished())  # type: ignore[arg-type]  # a step that never comes back
     done = threading.Event()
 
     def abort() -> None:
-        play._abort({never}, queue.SimpleQueue())
+        play._abort({never}, _Finished())
         play.states = {"db1": hs}
         play.close()
         done.set()
