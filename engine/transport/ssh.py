@@ -50,6 +50,27 @@ _open = 0  # connections of this process that are up now
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
+class _Packetizer(paramiko.Packetizer):
+    """paramiko's handshake timeout kept as a deadline: paramiko starts a ``threading.Timer``
+    for it, one more thread started (and cancelled) per connection. The reader thread asks
+    :meth:`handshake_timed_out` as it waits for the server, as it asked about the timer."""
+
+    _handshake_deadline: float | None = None
+    _handshake_done = False
+
+    def start_handshake(self, timeout: float) -> None:
+        if self._handshake_deadline is None:
+            self._handshake_deadline = time.monotonic() + float(timeout)
+
+    def handshake_timed_out(self) -> bool:
+        deadline = self._handshake_deadline
+        return deadline is not None and not self._handshake_done and time.monotonic() >= deadline
+
+    def complete_handshake(self) -> None:
+        if self._handshake_deadline is not None:
+            self._handshake_done = True
+
+
 class _Transport(paramiko.Transport):
     # paramiko's reader thread wakes every 0.1 s to look at its flags while it waits for the
     # server, from the handshake on (35 ms of CPU a second for 100 idle connections; with a
@@ -140,7 +161,7 @@ class SshShell:
         sock = self._open_socket(t)
         transport: paramiko.Transport | None = None
         try:
-            transport = _Transport(sock)
+            transport = _Transport(sock, packetizer_class=_Packetizer)
             transport.set_keepalive(30)  # long silent steps must not lose the connection to a NAT
             prefer_known_key_types(transport, known)
             opts = transport.get_security_options()
