@@ -50,6 +50,44 @@ _open = 0  # connections of this process that are up now
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
+class _Packetizer(paramiko.Packetizer):
+    """paramiko's handshake timeout kept as a deadline: paramiko starts a ``threading.Timer``
+    for it, one more thread started (and cancelled) per connection. The reader thread asks
+    :meth:`handshake_timed_out` as it waits for the server, as it asked about the timer."""
+
+    _handshake_deadline: float | None = None
+    _handshake_done = False
+
+    def start_handshake(self, timeout: float) -> None:
+        if self._handshake_deadline is None:
+            self._handshake_deadline = time.monotonic() + float(timeout)
+
+    def handshake_timed_out(self) -> bool:
+        deadline = self._handshake_deadline
+        return deadline is not None and not self._handshake_done and time.monotonic() >= deadline
+
+    def complete_handshake(self) -> None:
+        if self._handshake_deadline is not None:
+            self._handshake_done = True
+
+
+class _Transport(paramiko.Transport):
+    # paramiko's reader thread wakes every 0.1 s to look at its flags while it waits for the
+    # server, from the handshake on (35 ms of CPU a second for 100 idle connections; with a
+    # hundred handshakes at once, each waiting seconds for a busy sshd, thousands of wakeups).
+    # Once a second is enough: closing does not wait for it, the keepalive is every 30 s, the
+    # banner and handshake timeouts are 15 s.
+    _active_check_timeout = _IDLE_WAKE
+
+    def _parse_debug(self, m: paramiko.Message) -> None:
+        """sshd sends an SSH_MSG_DEBUG on every login (``authorized_keys:1: key options:
+        ...``); paramiko escapes it byte by byte in Python (~0.1 M instructions per
+        connection) for a DEBUG log line that the NullHandler above drops. Read and ignored."""
+        m.get_boolean()  # always_display
+        m.get_string()  # the message
+        m.get_string()  # its language
+
+
 class _HandshakeLost(ConnectError):
     """The connection ended during the SSH handshake (a server at its MaxStartups, a machine
     too loaded to answer in time, a port that is not sshd): worth one more try or two."""
@@ -123,20 +161,16 @@ class SshShell:
         sock = self._open_socket(t)
         transport: paramiko.Transport | None = None
         try:
-            transport = paramiko.Transport(sock)
+            transport = _Transport(sock, packetizer_class=_Packetizer)
             transport.set_keepalive(30)  # long silent steps must not lose the connection to a NAT
             prefer_known_key_types(transport, known)
             opts = transport.get_security_options()
             # AEAD first: paramiko checks a separate MAC in Python, byte by byte, on every packet
             opts.ciphers = (*(c for c in _AEAD if c in opts.ciphers), *(c for c in opts.ciphers if c not in _AEAD))
-            transport.start_client(timeout=self.settings.connect_timeout)
+            _negotiate(transport, self.settings.connect_timeout)
             check_host_key(transport.get_remote_server_key(), known, known_path, policy=self.settings.host_key_checking,
                            known_name=t.known_name, hostname=t.hostname, port=t.port)
             self._authenticate(t, transport)
-            # paramiko's reader thread wakes every 0.1 s to look at its flags (35 ms of CPU a
-            # second for 100 idle connections); once connected, once a second is enough
-            # (closing does not wait for it, and the keepalive is every 30 s).
-            transport.sock.settimeout(_IDLE_WAKE)
             return transport
         except ConnectError:
             (transport or sock).close()
@@ -204,9 +238,9 @@ class SshShell:
             tried.append(label)
             try:
                 if key is not None:
-                    transport.auth_publickey(t.user, key)
+                    _auth(transport, lambda done: transport.auth_publickey(t.user, key, done))
                 else:
-                    transport.auth_password(t.user, password or "")
+                    _auth(transport, lambda done: transport.auth_password(t.user, password or "", done))
             except paramiko.BadAuthenticationType as exc:
                 allowed[:] = list(exc.allowed_types)
                 return False
@@ -436,6 +470,40 @@ class SshShell:
                 _count_open(-1)
             for jump in reversed(self._jumps):
                 jump.close()  # kept: a later run() reconnects through the same hops
+
+
+# paramiko's own waits for the handshake and for an answer to authentication wake every 0.1 s
+# (a lock with a timeout, the flags, the clock): with a hundred connections at once, each
+# waiting seconds for a busy sshd, thousands of wakeups of the control node. Given an event,
+# paramiko sets it when it is done or has failed; these wait for it once, then decide as
+# paramiko's waits do (Transport.start_client, AuthHandler.wait_for_response).
+def _negotiate(transport: paramiko.Transport, timeout: float) -> None:
+    """The handshake; a transport that is still negotiating at ``timeout`` is left to the
+    caller's next step to fail (``get_remote_server_key``: "No existing session"), as paramiko does."""
+    done = threading.Event()
+    transport.start_client(event=done)
+    done.wait(timeout)
+    if not transport.is_active():
+        raise transport.get_exception() or paramiko.SSHException("Negotiation failed.")
+
+
+def _auth(transport: paramiko.Transport, start: Any) -> None:
+    """One authentication attempt, ``start(event)``: returns once the server accepted it;
+    raises :class:`paramiko.AuthenticationException` (or its BadAuthenticationType) otherwise."""
+    done = threading.Event()
+    start(done)
+    if not done.wait(transport.auth_timeout) and transport.is_active():
+        raise paramiko.AuthenticationException("Authentication timeout.")
+    if not transport.is_active():
+        exc = transport.get_exception()
+        if exc is None or isinstance(exc, EOFError):
+            exc = paramiko.AuthenticationException("Authentication failed: transport shut down or saw EOF")
+        raise exc
+    if not transport.is_authenticated():
+        exc = transport.get_exception()
+        if isinstance(exc, paramiko.ssh_exception.PartialAuthentication):
+            return  # more methods wanted: not authenticated, as paramiko's return value says
+        raise exc or paramiko.AuthenticationException("Authentication failed.")
 
 
 def _count_open(delta: int) -> None:
