@@ -62,9 +62,11 @@ def _intent_seq(home: Path, step_name: str) -> int:
     raise AssertionError(f"no intent of {step_name!r} in {journal}")
 
 
-def test_a_step_skipped_by_when_and_killed_before_its_outcome_resumes(tmp_path: Path) -> None:
+def _killed_at_the_skipped_step(tmp_path: Path, runbook: str) -> tuple[Path, str, Path]:
+    """A first run finds the intent's record number of the step ``when:`` skips; a second run
+    is killed at it. Returns the second run's home, its id and the output file."""
     rb, inv, out = tmp_path / "rb.yml", tmp_path / "inv.yml", tmp_path / "out.txt"
-    rb.write_text(RUNBOOK)
+    rb.write_text(runbook)
     inv.write_text(INVENTORY)
     first = tmp_path / "first"
     res = _cli(first, "play", str(rb), "-i", str(inv), "-e", f"out={out}")
@@ -76,6 +78,11 @@ def test_a_step_skipped_by_when_and_killed_before_its_outcome_resumes(tmp_path: 
     res = _cli(home, "play", str(rb), "-i", str(inv), "-e", f"out={out}", fault={"RUNBOOK_FAULT_KILL_AT_SEQ": str(seq)})
     assert res.returncode in (-9, 137), f"not killed at record {seq}: rc={res.returncode}\n{res.stdout}{res.stderr}"
     (run,) = [d.name for d in home.iterdir() if (d / "journal.jsonl").exists()]
+    return home, run, out
+
+
+def test_a_step_skipped_by_when_and_killed_before_its_outcome_resumes(tmp_path: Path) -> None:
+    home, run, out = _killed_at_the_skipped_step(tmp_path, RUNBOOK)
     res = _cli(home, "resume", run, "--yes")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "undefined" not in res.stdout
@@ -85,21 +92,11 @@ def test_a_step_skipped_by_when_and_killed_before_its_outcome_resumes(tmp_path: 
 def test_rollback_of_a_run_killed_at_a_skipped_step_has_nothing_of_it_to_undo(tmp_path: Path) -> None:
     """The same kill, then ``runbook rollback``: the skipped step has an ``undo:``, so rollback
     looked at it and probed it, rendering the arguments it never used ("undefined variable")."""
-    rb, inv, out = tmp_path / "rb.yml", tmp_path / "inv.yml", tmp_path / "out.txt"
-    rb.write_text(RUNBOOK.replace('        shell: "echo {{ found.events | length }} >> {{ out }}"\n',
-                                  '        shell: "echo {{ found.events | length }} >> {{ out }}"\n'
-                                  '        undo: "echo undone >> {{ out }}"\n'))
-    inv.write_text(INVENTORY)
-    first = tmp_path / "first"
-    res = _cli(first, "play", str(rb), "-i", str(inv), "-e", f"out={out}")
-    assert res.returncode == 0, res.stdout + res.stderr
-    seq = _intent_seq(first, "Replay")
-    out.unlink()
-
-    home = tmp_path / "home"
-    res = _cli(home, "play", str(rb), "-i", str(inv), "-e", f"out={out}", fault={"RUNBOOK_FAULT_KILL_AT_SEQ": str(seq)})
-    assert res.returncode in (-9, 137), f"not killed at record {seq}: rc={res.returncode}\n{res.stdout}{res.stderr}"
-    (run,) = [d.name for d in home.iterdir() if (d / "journal.jsonl").exists()]
+    with_undo = RUNBOOK.replace('        shell: "echo {{ found.events | length }} >> {{ out }}"\n',
+                                '        shell: "echo {{ found.events | length }} >> {{ out }}"\n'
+                                '        undo: "echo undone >> {{ out }}"\n')
+    assert with_undo != RUNBOOK
+    home, run, out = _killed_at_the_skipped_step(tmp_path, with_undo)
     res = _cli(home, "rollback", run, "--yes")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "undefined" not in res.stdout
