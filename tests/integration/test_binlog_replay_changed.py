@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from engine.actions.binlog_replay import BinlogReplay
+from engine.errors import RunbookError
 from engine.model import Status
 from engine.mysql.binlog import events as E
 from engine.mysql.binlog.sources import read_stream
@@ -112,3 +113,37 @@ def test_unchanged_binlogs_replay_as_before(binlog_server: Server, bschema: str,
     res = _replay(binlog_server, inc, "server")
     assert res.status is Status.CHANGED, res.msg
     assert checksums(binlog_server, inc.schema) == checksums(binlog_server, inc.ref)
+
+
+def test_reset_master_between_the_passes_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the server: RESET MASTER between the passes numbers the binlogs from .000001 again,
+    other transactions at the positions the check read (a server of its own: RESET MASTER)."""
+    from engine.mysql.instance import MariadbInstance
+
+    inst = MariadbInstance(tmp_path / "db", server_id=12)
+    inst.start()
+    try:
+        srv = Server(inst)
+        srv.execute("CREATE DATABASE rbt_reset")
+        inc = make_incident(srv, "rbt_reset", tmp_path / "dump.sql")
+        disaster(srv, inc)
+        assert inc.end[0] == "binlog.000001"  # the window lies in the file RESET MASTER starts again
+
+        def reset() -> None:  # the dump restored again (the replay's target as it was), another history written
+            srv.execute("RESET MASTER")
+            srv.execute("CREATE DATABASE other; CREATE TABLE other.t (a INT PRIMARY KEY, b TEXT)")
+            for i in range(60):
+                srv.execute(f"INSERT INTO other.t VALUES ({i}, REPEAT('x', {i}))")
+
+        _between_passes(monkeypatch, reset)
+        try:
+            res = _replay(srv, inc, "server")
+            said = res.msg
+            assert res.status is Status.FAILED and res.data["transactions"] == 0, res.msg
+            assert "the binlog changed since the check" in said, said
+        except RunbookError as exc:  # the new binlog.000001 has no event at the start position: the server refuses the dump
+            said = exc.render()
+        assert "binlog.000001:" in said, said
+        assert srv.query("SELECT COUNT(*) FROM rbt_reset.orders WHERE note LIKE 'order %'")[0][0] == 0  # nothing applied
+    finally:
+        inst.stop()
