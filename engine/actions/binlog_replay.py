@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from engine.mysql.binlog import progress as prog
     from engine.mysql.binlog.apply import ApplyStats
     from engine.mysql.binlog.conflicts import ConflictError
+    from engine.mysql.binlog.judged import Judged
     from engine.mysql.binlog.plan import ReplayPlan
     from engine.mysql.binlog.reader import BinlogReader, EndAt, Transaction
     from engine.mysql.binlog.tables import LiveTable
@@ -141,7 +142,7 @@ class BinlogReplay(Action):
         return BinlogReader(source, schema=self.inputs.schema, tables=set(live), start=at, end=end, covered=start.covered,
                             stop=stop, keep=(lambda t: False) if count else (lambda t: not any(p.matches(t) for p in skip)),
                             count_rows=count, unsigned=lambda s, t: unsigned.get(t, set()), statements=False,
-                            count=lambda t: any(p.matches(t) for p in skip))
+                            count=lambda t: any(p.matches(t) for p in skip), digest=True)
 
     def _live(self) -> dict[str, LiveTable]:
         from engine.mysql.binlog.tables import live_tables, require_tables
@@ -152,8 +153,10 @@ class BinlogReplay(Action):
             raise ActionError(f"no base table in {self._into} on the target", hint="restore the tables first")
         return live
 
-    def _plan(self, source: Any, *, count: bool = True) -> tuple[ReplayPlan, Start, EndAt | None, Any, list[Point], dict[str, LiveTable]]:
-        """The first pass (``count``: every row counted — check mode says how many)."""
+    def _plan(self, source: Any, *, count: bool = True, judged: Judged | None = None
+              ) -> tuple[ReplayPlan, Start, EndAt | None, Any, list[Point], dict[str, LiveTable]]:
+        """The first pass (``count``: every row counted — check mode says how many; ``judged``:
+        what it read, recorded for the second)."""
         from engine.mysql.binlog.plan import scan
 
         start, end, stop, stop_point, skip = self._window(source)
@@ -168,7 +171,7 @@ class BinlogReplay(Action):
 
         bar = ReadProgress(self.ctx.progress, f"read the binlogs of {self.inputs.schema}",
                            window_bytes(source, (start.file, start.pos), end))
-        plan = scan(reader, skip, live, end=end, stop_point=stop_point, skip_hint=hint, on_progress=bar)
+        plan = scan(reader, skip, live, end=end, stop_point=stop_point, skip_hint=hint, on_progress=bar, judged=judged)
         return plan, start, end, stop, skip, live
 
     # -- contract ---------------------------------------------------------------------------
@@ -221,9 +224,11 @@ class BinlogReplay(Action):
         from engine.mysql.binlog import progress as prog
         from engine.mysql.binlog.apply import Applier, ApplyOptions
         from engine.mysql.binlog.conflicts import ConflictError
+        from engine.mysql.binlog.judged import BinlogChanged, Judged
 
         ctx, sql = self.ctx, self.ctx.sql()
-        plan, start, end, stop, skip, live = self._plan(source, count=False)
+        judged = Judged()
+        plan, start, end, stop, skip, live = self._plan(source, count=False, judged=judged)
         if plan.problems:
             raise ActionError("refusing to replay, nothing was written:\n  " + "\n  ".join(plan.problems),
                               hint="skip the transactions named (skip:), end the window before them (stop_before:), or fix the target")
@@ -249,12 +254,13 @@ class BinlogReplay(Action):
             max_packet = int(session.query("SELECT @@max_allowed_packet AS p").rows[0]["p"])
             applier = Applier(session, live, opts, _Progress(sid, (ctx.run_id, ctx.step_key, ctx.host.name)), max_packet=max_packet)
             try:
-                stats = applier.apply(reader.transactions(), on_commit=bar)
-            except ConflictError as exc:
+                # The second pass applies only what the first judged (a file may be rewritten between).
+                stats = applier.apply(judged.verify(reader.transactions(), at), on_commit=bar)
+            except (ConflictError, BinlogChanged) as exc:
                 return self._failed(exc, applier.stats, before, plan, start, end, t0)
         return self._done(sql, sid, stats, before, plan, start, end, reader, t0)
 
-    def _failed(self, exc: ConflictError, stats: ApplyStats, before: prog.Committed, plan: ReplayPlan, start: Start,
+    def _failed(self, exc: ConflictError | ActionError, stats: ApplyStats, before: prog.Committed, plan: ReplayPlan, start: Start,
                 end: EndAt | None, t0: float) -> StepResult:
         data = self._result(stats, before, plan, start, end, None, t0)
         return StepResult(Status.FAILED, msg=f"replay stopped: {exc.render()}", data=data,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.mysql.binlog.judged import Judged
 from engine.mysql.binlog.reader import BinlogReader, EndAt, Transaction
 from engine.mysql.binlog.tables import LiveTable, check_map
 from engine.mysql.binlog.window import Point, iso
@@ -47,11 +48,14 @@ def _where(t: Transaction) -> str:
 
 def scan(reader: BinlogReader, skip: list[Point], live: dict[str, LiveTable], *, end: EndAt | None,
          stop_point: Point | None, skip_hint: Callable[[Transaction], str],
-         on_progress: Callable[[BinlogReader], None] | None = None) -> ReplayPlan:
-    """Read the window once (rows counted, none kept) and plan the replay."""
+         on_progress: Callable[[BinlogReader], None] | None = None, judged: Judged | None = None) -> ReplayPlan:
+    """Read the window once (rows counted, none kept) and plan the replay; ``judged``
+    records what was read, for the second pass to apply nothing else."""
     plan = ReplayPlan()
     matched = [0] * len(skip)
     for txn in reader.transactions():
+        if judged is not None:
+            judged.add(txn)
         if on_progress is not None:
             on_progress(reader)
         hits = [i for i, p in enumerate(skip) if p.matches(txn)]

@@ -18,6 +18,7 @@ progress table speak of. Each event's CRC32 is checked when the binlog has them.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -58,6 +59,7 @@ class Transaction:
     kept: bool = True
     counted: bool = False  # its row images are walked and counted (see BinlogReader's count)
     fde: FormatDescription | None = None  # the Format_description its events are read with
+    digest: int = 0  # CRC32 over its events' checksums (or bytes): see BinlogReader's ``digest``
     _standalone: bool = False
     _begun: bool = False
 
@@ -95,11 +97,11 @@ class BinlogReader:
                  end: EndAt | None = None, covered: Covered | None = None,
                  stop: Callable[[Transaction], bool] | None = None, keep: Callable[[Transaction], bool] | None = None,
                  count_rows: bool = False, unsigned: Callable[[str, str], set[int]] | None = None, statements: bool = True,
-                 count: Callable[[Transaction], bool] | None = None):
+                 count: Callable[[Transaction], bool] | None = None, digest: bool = False):
         self.source, self.schema, self.tables = source, schema, tables
         self.start, self.end, self.covered = start, end, covered
         self.stop, self.keep, self.count_rows, self.count = stop, keep, count_rows, count
-        self.unsigned = unsigned
+        self.unsigned, self.digest = unsigned, digest
         self.statements = statements  # keep the Annotate_rows / Rows_query text (binlog_find shows it)
         self.fde: FormatDescription | None = None
         self._layouts: dict[bytes, tuple[TableMap, Layout | None]] = {}
@@ -140,6 +142,7 @@ class BinlogReader:
         end_key = (file_key(self.end.file), self.end.pos) if self.end is not None else None
         rows_types, gtid_types, notes = E.ROWS_KIND, (E.MARIA_GTID, E.MYSQL_GTID, E.ANONYMOUS_GTID), (E.ANNOTATE_ROWS, E.ROWS_QUERY)
         fde: FormatDescription | None = None
+        digest, crc32 = self.digest, zlib.crc32
         for ev in self.source.events(file, pos):
             typ = ev.type
             if typ == E.FORMAT_DESCRIPTION:
@@ -177,6 +180,8 @@ class BinlogReader:
                     cur.kept = self.keep(cur)
                 cur.counted = self.count_rows or (self.count is not None and self.count(cur))
                 if typ != E.QUERY:
+                    if digest:
+                        cur.digest = crc32(ev.data[-4:] if fde.tail else ev.data)
                     continue
             if cur is None:
                 if typ in E.REFUSED:
@@ -184,6 +189,8 @@ class BinlogReader:
                 if typ == E.INCIDENT:
                     self.refusals.append(f"{ev.file}:{evpos}: an Incident event (the source lost events here)")
                 continue
+            if digest:  # the event's CRC32 covers its header (position) and body, and was verified above
+                cur.digest = crc32(ev.data[-4:] if fde.tail else ev.data, cur.digest)
             if typ in notes:
                 if self.statements:
                     annotate = E.parse_annotate(ev, fde)
