@@ -11,11 +11,12 @@ committing with its row in ``_runbook.binlog_progress``, so a kill at any instan
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.actions._binlog import COMMON, POINT, WINDOW, BinlogInputs, end_of, window_problems
 from engine.actions.base import Action, Probe, register
-from engine.errors import ActionError, SqlError
+from engine.errors import ActionError, RunbookError, SqlError
 from engine.model import Status, StepResult
 from engine.mysql.binlog.position import BinlogPosition
 
@@ -55,6 +56,25 @@ class _Progress:
         from engine.mysql.binlog import progress as prog
 
         sql.query(prog.CONFLICTS, [conflicts, rows, self.sid, group[0].file, group[0].pos])
+
+
+def _read_again(txns: Iterator[Transaction]) -> Iterator[Transaction]:
+    """The second pass's transactions. An error reading them (a file purged since the first
+    pass, the server's stream refused) ends the step with what was committed before it, as a
+    binlog that changed does; the applier's own errors never pass through here."""
+    from engine.mysql.binlog.judged import BinlogChanged
+
+    while True:
+        try:
+            txn = next(txns)
+        except StopIteration:
+            return
+        except BinlogChanged:
+            raise
+        except RunbookError as exc:
+            raise BinlogChanged(f"reading the binlogs again failed: {exc.message}; nothing after it was applied",
+                                hint=exc.hint or "read the binlogs from where they are kept unchanged, and run the step again") from None
+        yield txn
 
 
 @register
@@ -255,7 +275,7 @@ class BinlogReplay(Action):
             applier = Applier(session, live, opts, _Progress(sid, (ctx.run_id, ctx.step_key, ctx.host.name)), max_packet=max_packet)
             try:
                 # The second pass applies only what the first judged (a file may be rewritten between).
-                stats = applier.apply(judged.verify(reader.transactions(), at), on_commit=bar)
+                stats = applier.apply(judged.verify(_read_again(reader.transactions()), at), on_commit=bar)
             except (ConflictError, BinlogChanged) as exc:
                 return self._failed(exc, applier.stats, before, plan, start, end, t0)
         return self._done(sql, sid, stats, before, plan, start, end, reader, t0)

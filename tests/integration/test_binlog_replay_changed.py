@@ -140,10 +140,28 @@ def test_reset_master_between_the_passes_is_refused(tmp_path: Path, monkeypatch:
             res = _replay(srv, inc, "server")
             said = res.msg
             assert res.status is Status.FAILED and res.data["transactions"] == 0, res.msg
-            assert "the binlog changed since the check" in said, said
+            # the server refuses to stream the new binlog.000001 from the old position: a read error of
+            # the second pass, which ends the step with what was committed (none), as a change does
+            assert "the binlog changed since the check" in said or "reading the binlogs again failed" in said, said
         except RunbookError as exc:  # the new binlog.000001 has no event at the start position: the server refuses the dump
             said = exc.render()
         assert "binlog.000001:" in said, said
         assert srv.query("SELECT COUNT(*) FROM rbt_reset.orders WHERE note LIKE 'order %'")[0][0] == 0  # nothing applied
     finally:
         inst.stop()
+
+
+def test_a_file_purged_between_the_passes_fails_the_step_with_what_was_committed(
+        binlog_server: Server, bschema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file of the window gone when the second pass opens it (purged, moved): the step fails
+    with one line naming it and what was committed before — not an internal error."""
+    inc = make_incident(binlog_server, bschema, tmp_path / "dump.sql")
+    arch = _archive(binlog_server, tmp_path)
+    disaster(binlog_server, inc)
+    _between_passes(monkeypatch, lambda: (arch / inc.end[0]).unlink())
+    res = _replay(binlog_server, inc, str(arch))
+    assert res.status is Status.FAILED, res.msg
+    assert f"{inc.end[0]} cannot be read" in res.msg and "internal" not in res.msg.lower(), res.msg
+    assert "\n" not in res.msg and "Traceback" not in res.msg
+    assert res.data["transactions"] == 0
+    assert "0 transaction(s) committed before it" in (res.evidence or "")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.errors import ActionError
+from engine.errors import ActionError, FileReadError
 from engine.mysql.binlog import events as E
 from engine.mysql.binlog.events import BinlogError, Event
 
@@ -146,7 +146,13 @@ class ArchiveSource:
             raise ActionError(f"{file} is not among the {self.description} ({names[0] if names else 'none'} … "
                               f"{names[-1] if names else ''})", hint="archive every binlog from the dump's on, or read binlogs: server")
         for f in files[names.index(file):]:
-            with open_binlog(self._local_path(f)) as fh:
+            try:
+                fh = open_binlog(self._local_path(f))
+            except OSError as exc:  # listed a moment ago: purged or moved while the step ran
+                raise FileReadError(f"binlog {f.path} cannot be read ({exc.strerror or exc}); it was among the "
+                                    f"{self.description} when the step listed them",
+                                    hint="keep the archive unchanged while the step runs (purged or moved?), then run it again") from None
+            with fh:
                 yield from read_stream(fh, f.name, pos if f.name == file else 4)
 
     def close(self) -> None:
