@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+
 from engine.actions.restore.source import DumpSource
 from engine.mysql.dump import DumpError, DumpReader, Kind, scan_dump
 from engine.mysql.dump.prove import Prover, Unproven, prove
@@ -176,3 +177,43 @@ def test_the_guess_finds_a_statement_end_as_bytes_find_does() -> None:
         end = rnd.choice([None, rnd.randrange(0, n + 3)])
         want = buf.find(b";\n", start) if end is None else buf.find(b";\n", start, end)
         assert _statement_end(buf, start, end) == want, (buf, start, end)
+
+
+def test_a_helper_that_reads_other_bytes_proves_nothing(tmp_path: Path) -> None:
+    """The helpers open the file by path: when it is rewritten under the check (same length, a
+    valid INSERT still), a helper proves bytes the main process never indexed. Its proof must not
+    count: the statement stays unproven (was: proven, so the main process trusted its own guess
+    on the strength of someone else's bytes)."""
+    data = big_dump()
+    other = data.replace(b"'name ", b"'nome ")
+    assert len(other) == len(data) and other != data
+    seen, proved = tmp_path / "seen.sql", tmp_path / "proved.sql"
+    seen.write_bytes(data)
+    proved.write_bytes(other)
+    r = DumpReader(str(seen))
+    p = r.prover = Prover(str(proved))  # the file as the helpers find it
+    try:
+        scan_dump(r)
+        with pytest.raises(Unproven, match="other bytes"):
+            p.wait()
+    finally:
+        p.close()
+
+
+def test_a_batch_rewritten_after_the_check_is_refused_before_it_is_sent(tmp_path: Path) -> None:
+    """The loader preads each batch again: bytes other than the check's (same length) are refused."""
+    path = tmp_path / "d.sql"
+    data = big_dump()
+    path.write_bytes(data)
+    src = DumpSource({"file": str(path), "file_on": "control"}, None)
+    try:
+        src.load(1 << 18, 8 << 20)
+        assert src.index is not None
+        (batch,) = src.index.tables["a"].batches
+        with open(path, "rb") as f:
+            assert batch.read({False: f.fileno()})
+            path.write_bytes(data.replace(b"'name 5", b"'nome 5"))
+            with pytest.raises(DumpChanged, match="changed since the check"):
+                batch.read({False: f.fileno()})
+    finally:
+        src.close()
