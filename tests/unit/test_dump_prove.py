@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 
+from engine.actions.restore.index import DumpChanged
 from engine.actions.restore.source import DumpSource
 from engine.mysql.dump import DumpError, DumpReader, Kind, scan_dump
 from engine.mysql.dump.prove import Prover, Unproven, prove
@@ -48,7 +49,8 @@ class InProcess:
         self.data = path.read_bytes()
         self.subs: list[tuple[int, int, int]] = []
 
-    def submit(self, offset: int, length: int, values_at: int) -> None:
+    def submit(self, offset: int, length: int, values_at: int, text: Any) -> None:
+        assert bytes(text) + b";" == self.data[offset:offset + length]  # the reader's own bytes
         self.subs.append((offset, length, values_at))
 
     def wait(self) -> set[int]:
@@ -213,7 +215,31 @@ def test_a_batch_rewritten_after_the_check_is_refused_before_it_is_sent(tmp_path
         with open(path, "rb") as f:
             assert batch.read({False: f.fileno()})
             path.write_bytes(data.replace(b"'name 5", b"'nome 5"))
-            with pytest.raises(DumpChanged, match="changed since the check"):
+            with pytest.raises(DumpChanged, match=r"bytes [0-9,]+\.\.[0-9,]+ differ from those the check read"):
                 batch.read({False: f.fileno()})
+    finally:
+        src.close()
+
+
+def test_a_side_file_batch_is_checked_the_same_way(tmp_path: Path) -> None:
+    """One-row INSERTs are merged into the restore's own side file: its ranges carry digests too."""
+    path = tmp_path / "d.sql"
+    path.write_bytes(HEADER + CREATE % b"a" + b"".join(b"INSERT INTO `a` VALUES (%d,'v %d',NULL);\n" % (i, i)
+                                                       for i in range(200)) + TRAILER)
+    src = DumpSource({"file": str(path), "file_on": "control"}, None)
+    try:
+        src.load(1 << 20, 8 << 20)
+        assert src.index is not None and src.index.side_path
+        (batch,) = src.index.tables["a"].batches
+        assert batch.side and not batch.segments
+        with open(src.index.side_path, "r+b") as f:
+            body = batch.read({True: f.fileno()})
+            assert body.count(b"),\n(") == 199
+            f.seek(batch.offset + 1)
+            f.write(b"9")
+            f.flush()
+            with pytest.raises(DumpChanged) as caught:
+                batch.read({True: f.fileno()})
+            assert caught.value.side
     finally:
         src.close()
