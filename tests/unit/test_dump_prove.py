@@ -243,3 +243,26 @@ def test_a_side_file_batch_is_checked_the_same_way(tmp_path: Path) -> None:
             assert caught.value.side
     finally:
         src.close()
+
+
+def test_many_verdicts_do_not_fill_the_helpers_pipe(tmp_path: Path) -> None:
+    """Each proof's line goes back over a pipe: read only at ``wait``, a dump with thousands of
+    guessed statements filled it, the helper stopped reading its jobs and the check hung (here
+    every INSERT is guessed: ``min_bytes=1``). The thread's join is a guard against that hang."""
+    import threading
+
+    path = tmp_path / "d.sql"
+    path.write_bytes(HEADER + CREATE % b"a" + b"".join(b"INSERT INTO `a` VALUES (%d,'v',NULL);\n" % i for i in range(30000))
+                     + TRAILER)
+    r = DumpReader(str(path))
+    p = r.prover = Prover(str(path), min_bytes=1)
+    got: list[Any] = []
+    th = threading.Thread(target=lambda: got.append((scan_dump(r).tables["a"].rows, p.wait())), daemon=True)
+    try:
+        th.start()
+        th.join(120)
+        assert not th.is_alive(), "the check hung on the helpers' pipes"
+        assert got == [(30000, set())]
+        assert p.sent == 30000
+    finally:
+        p.close()

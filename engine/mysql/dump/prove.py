@@ -66,6 +66,12 @@ class Prover:
         except OSError:
             self.close()
             raise
+        # each helper's verdicts are read as they come: read only at wait(), thousands of lines
+        # filled the pipe, the helper stopped reading its jobs and submit() blocked for ever
+        self.outputs: list[list[bytes]] = [[] for _ in self.procs]
+        self.readers = [threading.Thread(target=_drain, args=(p, out), daemon=True) for p, out in zip(self.procs, self.outputs)]
+        for th in self.readers:
+            th.start()
         self.load = [0] * len(self.procs)  # bytes handed to each helper
         self.sent = 0
         self.result: list[str] | None = None
@@ -110,13 +116,14 @@ class Prover:
         bad: list[str] = []
         proven = 0  # lines the helpers read
         matched = 0  # proofs of the reader's own bytes
-        for p in self.procs:
-            assert p.stdin is not None and p.stdout is not None
+        for p, reader, out in zip(self.procs, self.readers, self.outputs):
+            assert p.stdin is not None
             try:
                 p.stdin.close()
             except OSError:
                 pass
-            lines = [ln.split() for ln in p.stdout.read().splitlines()]
+            reader.join()
+            lines = [ln.split() for ln in b"".join(out).splitlines()]
             p.wait()
             if p.returncode != 0 or not lines or len(lines[-1]) != 2 or lines[-1][0] != b"ok":
                 bad.append(f"helper exited {p.returncode}")
@@ -143,9 +150,22 @@ class Prover:
             if p.poll() is None:
                 p.kill()
             p.wait()
+        for th in getattr(self, "readers", ()):
+            th.join()  # the helper is gone: its stdout is at its end
+        for p in self.procs:
             for f in (p.stdin, p.stdout):
                 if f is not None:
                     try:
                         f.close()
                     except OSError:
                         pass
+
+
+def _drain(p: subprocess.Popen[bytes], out: list[bytes]) -> None:
+    """All of a helper's stdout, into ``out``."""
+    assert p.stdout is not None
+    try:
+        while chunk := p.stdout.read(65536):
+            out.append(chunk)
+    except (OSError, ValueError):  # closed under it by close()
+        pass
