@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+
+from engine.actions.restore.index import DumpChanged
 from engine.actions.restore.source import DumpSource
 from engine.mysql.dump import DumpError, DumpReader, Kind, scan_dump
 from engine.mysql.dump.prove import Prover, Unproven, prove
@@ -47,7 +49,8 @@ class InProcess:
         self.data = path.read_bytes()
         self.subs: list[tuple[int, int, int]] = []
 
-    def submit(self, offset: int, length: int, values_at: int) -> None:
+    def submit(self, offset: int, length: int, values_at: int, text: Any) -> None:
+        assert bytes(text) + b";" == self.data[offset:offset + length]  # the reader's own bytes
         self.subs.append((offset, length, values_at))
 
     def wait(self) -> set[int]:
@@ -176,3 +179,90 @@ def test_the_guess_finds_a_statement_end_as_bytes_find_does() -> None:
         end = rnd.choice([None, rnd.randrange(0, n + 3)])
         want = buf.find(b";\n", start) if end is None else buf.find(b";\n", start, end)
         assert _statement_end(buf, start, end) == want, (buf, start, end)
+
+
+def test_a_helper_that_reads_other_bytes_proves_nothing(tmp_path: Path) -> None:
+    """The helpers open the file by path: when it is rewritten under the check (same length, a
+    valid INSERT still), a helper proves bytes the main process never indexed. Its proof must not
+    count: the statement stays unproven (was: proven, so the main process trusted its own guess
+    on the strength of someone else's bytes)."""
+    data = big_dump()
+    other = data.replace(b"'name ", b"'nome ")
+    assert len(other) == len(data) and other != data
+    seen, proved = tmp_path / "seen.sql", tmp_path / "proved.sql"
+    seen.write_bytes(data)
+    proved.write_bytes(other)
+    r = DumpReader(str(seen))
+    p = r.prover = Prover(str(proved))  # the file as the helpers find it
+    try:
+        scan_dump(r)
+        with pytest.raises(Unproven, match="other bytes"):
+            p.wait()
+    finally:
+        p.close()
+
+
+def test_a_batch_rewritten_after_the_check_is_refused_before_it_is_sent(tmp_path: Path) -> None:
+    """The loader preads each batch again: bytes other than the check's (same length) are refused."""
+    path = tmp_path / "d.sql"
+    data = big_dump()
+    path.write_bytes(data)
+    src = DumpSource({"file": str(path), "file_on": "control"}, None)
+    try:
+        src.load(1 << 18, 8 << 20)
+        assert src.index is not None
+        (batch,) = src.index.tables["a"].batches
+        with open(path, "rb") as f:
+            assert batch.read({False: f.fileno()})
+            path.write_bytes(data.replace(b"'name 5", b"'nome 5"))
+            with pytest.raises(DumpChanged, match=r"bytes [0-9,]+\.\.[0-9,]+ differ from those the check read"):
+                batch.read({False: f.fileno()})
+    finally:
+        src.close()
+
+
+def test_a_side_file_batch_is_checked_the_same_way(tmp_path: Path) -> None:
+    """One-row INSERTs are merged into the restore's own side file: its ranges carry digests too."""
+    path = tmp_path / "d.sql"
+    path.write_bytes(HEADER + CREATE % b"a" + b"".join(b"INSERT INTO `a` VALUES (%d,'v %d',NULL);\n" % (i, i)
+                                                       for i in range(200)) + TRAILER)
+    src = DumpSource({"file": str(path), "file_on": "control"}, None)
+    try:
+        src.load(1 << 20, 8 << 20)
+        assert src.index is not None and src.index.side_path
+        (batch,) = src.index.tables["a"].batches
+        assert batch.side and not batch.segments
+        with open(src.index.side_path, "r+b") as f:
+            body = batch.read({True: f.fileno()})
+            assert body.count(b"),\n(") == 199
+            f.seek(batch.offset + 1)
+            f.write(b"9")
+            f.flush()
+            with pytest.raises(DumpChanged) as caught:
+                batch.read({True: f.fileno()})
+            assert caught.value.side
+    finally:
+        src.close()
+
+
+def test_many_verdicts_do_not_fill_the_helpers_pipe(tmp_path: Path) -> None:
+    """Each proof's line goes back over a pipe: read only at ``wait``, a dump with thousands of
+    guessed statements filled it, the helper stopped reading its jobs and the check hung (here
+    every INSERT is guessed: ``min_bytes=1``). The thread's join is a guard against that hang."""
+    import threading
+
+    path = tmp_path / "d.sql"
+    path.write_bytes(HEADER + CREATE % b"a" + b"".join(b"INSERT INTO `a` VALUES (%d,'v',NULL);\n" % i for i in range(30000))
+                     + TRAILER)
+    r = DumpReader(str(path))
+    p = r.prover = Prover(str(path), min_bytes=1)
+    got: list[Any] = []
+    th = threading.Thread(target=lambda: got.append((scan_dump(r).tables["a"].rows, p.wait())), daemon=True)
+    try:
+        th.start()
+        th.join(120)
+        assert not th.is_alive(), "the check hung on the helpers' pipes"
+        assert got == [(30000, set())]
+        assert p.sent == 30000
+    finally:
+        p.close()

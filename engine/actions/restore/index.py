@@ -8,10 +8,16 @@ of them) or in a side file where small statements were merged (``--skip-extended
 row per statement) and statements larger than a batch were cut by rows. Batches are identified by ``(table, first ordinal, part)``
 and cut the same way on every attempt (the sizes are stored with the run), so the progress
 table means the same thing after a resume.
+
+The loader reads each batch again (``pread`` at its ranges) — from a dump that is often the
+user's own file, read in place, which a backup job may rewrite while the restore runs. So every
+range carries the sha256 of the bytes the check read there, and :meth:`Batch.read` refuses other
+bytes (:class:`DumpChanged`) before any of them is sent: what is loaded is what was checked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -42,27 +48,38 @@ class Batch:
     #: merged statements: the row lists ``(side, offset, length)`` joined by ",\n" (``offset`` is
     #: then unused, ``length`` the joined size); empty for one range
     segments: tuple[tuple[bool, int, int], ...] = ()
+    #: the sha256 of each range as the check read it (one per segment, else one)
+    sums: tuple[bytes, ...] = ()
 
     @property
     def key(self) -> tuple[str, int, int]:
         return (self.table, self.first, self.part)
 
     def read(self, fds: dict[bool, int]) -> bytes:
-        """The batch's row list, read from the dump (``fds[False]``) or the side file (``fds[True]``)."""
-        if not self.segments:
-            return _pread(fds[self.side], self.length, self.offset)
-        body = b",\n".join(_pread(fds[side], n, at) for side, at, n in self.segments)
-        if len(body) != self.length:
-            raise RunbookError(f"the dump changed while restoring: batch at statement {self.first} of {self.table} is "
-                               f"{len(body)} bytes, not {self.length}")
-        return body
+        """The batch's row list, read from the dump (``fds[False]``) or the side file (``fds[True]``),
+        each range compared with the check's sha256 of it (:class:`DumpChanged`)."""
+        ranges = self.segments or ((self.side, self.offset, self.length),)
+        if len(self.sums) != len(ranges):
+            raise RunbookError(f"batch at statement {self.first} of {self.table} has no digest of its bytes: not loaded")
+        pieces = [self._pread(fds, side, at, n, want) for (side, at, n), want in zip(ranges, self.sums)]
+        return pieces[0] if len(pieces) == 1 else b",\n".join(pieces)
+
+    def _pread(self, fds: dict[bool, int], side: bool, at: int, n: int, want: bytes) -> bytes:
+        data = os.pread(fds[side], n, at)
+        if len(data) != n or hashlib.sha256(data).digest() != want:
+            raise DumpChanged(self, side, at, n, short=len(data) != n)
+        return data
 
 
-def _pread(fd: int, n: int, at: int) -> bytes:
-    data = os.pread(fd, n, at)
-    if len(data) != n:
-        raise RunbookError(f"the dump changed while restoring: short read at {at}")
-    return data
+class DumpChanged(RunbookError):
+    """A batch's bytes are not those the check read (the file was rewritten since): nothing of
+    this batch is sent. The loader names the file and stops the restore."""
+
+    def __init__(self, batch: Batch, side: bool, at: int, n: int, *, short: bool) -> None:
+        super().__init__(f"it ends before byte {at + n:,}" if short
+                         else f"its bytes {at:,}..{at + n:,} differ from those the check read")
+        self.batch = batch
+        self.side = side  # in the restore's own side file, not the dump
 
 
 @dataclass
@@ -154,7 +171,10 @@ class IndexBuilder:
         # dump itself (or, for MySQL's one-line layout, re-cut one row per line into the side file)
         self.pend_table: str | None = None
         self.pend: list[tuple[bool, int, int]] = []
+        self.pend_sums: list[Any] = []  # each range's sha256 (a hash object while a side range grows)
         self.pend_bytes = 0
+        #: offset -> (row list length, sha256) of statements already hashed (the prover's guesses)
+        self.known: dict[int, tuple[int, bytes]] = {}
         self.pend_first = self.pend_last = 0
 
     def _side_write(self, data: bytes) -> int:
@@ -170,13 +190,22 @@ class IndexBuilder:
         if self.pend_table is None:
             return
         length = sum(n for _, _, n in self.pend) + 2 * (len(self.pend) - 1)
+        sums = tuple(h if isinstance(h, bytes) else h.digest() for h in self.pend_sums)
         if len(self.pend) == 1:
             side, at, _ = self.pend[0]
-            batch = Batch(self.pend_table, self.pend_first, self.pend_last, 0, side, at, length, True)
+            batch = Batch(self.pend_table, self.pend_first, self.pend_last, 0, side, at, length, True, (), sums)
         else:
-            batch = Batch(self.pend_table, self.pend_first, self.pend_last, 0, False, -1, length, True, tuple(self.pend))
+            batch = Batch(self.pend_table, self.pend_first, self.pend_last, 0, False, -1, length, True, tuple(self.pend), sums)
         self.tables[self.pend_table].batches.append(batch)
-        self.pend_table, self.pend, self.pend_bytes = None, [], 0
+        self.pend_table, self.pend, self.pend_sums, self.pend_bytes = None, [], [], 0
+
+    def _sum(self, st: Any, body: memoryview) -> bytes:
+        """The sha256 of a statement's row list as read by the check (hashed once: a big INSERT
+        the prover was given is already)."""
+        known = self.known.pop(st.offset, None)
+        if known is not None and known[0] == len(body):
+            return known[1]
+        return hashlib.sha256(body).digest()
 
     def _refuse(self, st: Any, reason: str) -> None:
         if len(self.refused) < 20:
@@ -277,30 +306,37 @@ class IndexBuilder:
                 size += len(row) + 2
                 if size >= self.batch_bytes:
                     data = b",\n".join(chunk)
-                    ti.batches.append(Batch(table, st.ordinal, st.ordinal, part, True, self._side_write(data), len(data), True))
+                    ti.batches.append(Batch(table, st.ordinal, st.ordinal, part, True, self._side_write(data), len(data), True,
+                                            (), (hashlib.sha256(data).digest(),)))
                     part, chunk, size = part + 1, [], 0
             if chunk:
                 data = b",\n".join(chunk)
-                ti.batches.append(Batch(table, st.ordinal, st.ordinal, part, True, self._side_write(data), len(data), True))
+                ti.batches.append(Batch(table, st.ordinal, st.ordinal, part, True, self._side_write(data), len(data), True,
+                                        (), (hashlib.sha256(data).digest(),)))
         elif n * 2 >= self.batch_bytes:
             self._flush()
-            ti.batches.append(Batch(table, st.ordinal, st.ordinal, 0, False, st.offset + st.values_at, n, newline))
+            ti.batches.append(Batch(table, st.ordinal, st.ordinal, 0, False, st.offset + st.values_at, n, newline, (),
+                                    (self._sum(st, body),)))
         else:
             if self.pend_table != table or self.pend_bytes + n > self.batch_bytes:
                 self._flush()
                 self.pend_table, self.pend_first = table, st.ordinal
             if newline and n * SEGMENTS >= self.batch_bytes:  # read from the dump itself: not copied
                 self.pend.append((False, st.offset + st.values_at, n))
+                self.pend_sums.append(self._sum(st, body))
             else:
                 # small statements (--skip-extended-insert: one row each) are copied into one
                 # side-file range; MySQL's one-line layout gets each row on its own line
                 data = body.tobytes() if newline else b",\n".join(bytes(r) for r in iter_rows(st))
                 if self.pend and self.pend[-1][0] and sum(self.pend[-1][1:]) == self.side_pos:
                     _, at, size = self.pend[-1]
-                    self._side_write(b",\n" + data)
-                    self.pend[-1] = (True, at, size + 2 + len(data))
+                    joined = b",\n" + data
+                    self._side_write(joined)
+                    self.pend[-1] = (True, at, size + len(joined))
+                    self.pend_sums[-1].update(joined)
                 else:
                     self.pend.append((True, self._side_write(data), len(data)))
+                    self.pend_sums.append(hashlib.sha256(data))
             self.pend_bytes += n
             self.pend_last = st.ordinal
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.actions.restore import progress as prog
-from engine.actions.restore.index import Batch, DumpIndex
+from engine.actions.restore.index import Batch, DumpChanged, DumpIndex
 from engine.actions.restore.plan import Plan, TablePlan
 from engine.actions.restore.rowcheck import DataWarning
 from engine.actions.restore.upsert import UpsertConflict
@@ -218,7 +218,10 @@ class Loader:
                         sh.cond.wait(0.5)
                 t, b = job
                 try:
-                    body = b.read(fds)
+                    try:
+                        body = b.read(fds)
+                    except DumpChanged as exc:
+                        raise Fatal(self._changed(exc), t.name, b) from None
                     result = self._batch(w, t, b, body)
                     with sh.cond:
                         st = sh.stats[t.name]
@@ -265,6 +268,19 @@ class Loader:
             for f in files.values():
                 f.close()
             w.reset()
+
+    def _changed(self, exc: DumpChanged) -> RunbookError:
+        """The whole restore stops: every batch not yet sent may hold bytes nobody checked."""
+        if exc.side:
+            where = f"the restore's own temporary file {self.index.side_path} (rows of {self.dump_path} copied by the check)"
+        else:
+            where = self.dump_path
+        return RunbookError(
+            f"{where} changed since the check ({exc.message}); nothing of the changed part was sent (the batches"
+            " committed before it stay, each one checked)",
+            hint="the file was rewritten while the restore ran (a backup job writing the next dump to the same path?):"
+                 " copy the dump to a path nothing writes to and restore from the copy again; `runbook resume` goes on"
+                 " only with the very file this step began with (its sha256 is compared)")
 
     def _batch(self, w: Worker, t: TablePlan, b: Batch, body: bytes) -> tuple[prog.Done, Written] | None:
         """Run one batch to its commit; None when an earlier attempt committed it. An InnoDB

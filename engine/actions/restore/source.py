@@ -123,6 +123,8 @@ class DumpSource:
                                own_schema=header_dbs[0] if len(header_dbs) == 1 else None)
         guessed: dict[int, tuple[str | None, str]] = {}
         min_bytes = prover.min_bytes if prover is not None else 0
+        if prover is not None:  # the row lists the prover hashed: the index keeps their digests
+            builder.known = prover.bodies
 
         class _Tee(DumpReader):
             """The check's own pass also feeds the index: the dump is split once."""

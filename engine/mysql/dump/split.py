@@ -284,7 +284,7 @@ class Splitter:
                 st = g.start("h")
                 if e >= 0 and e + 1 - st >= guess_min and _row_per_line(buf, rs, e):
                     assert prover is not None
-                    prover.submit(base + st, e + 1 - st, rs - st)
+                    prover.submit(base + st, e + 1 - st, rs - st, memoryview(buf)[st:e])  # the bytes read here
                     yield RawStatement("sql", buf[st:e], base + st, e + 1 - st, delim, buf[pos:st], buf.count(b"\n", rs, e + 1) + 1,
                                        rs - st, True)
                     pos = e + 1
