@@ -4,6 +4,8 @@ SQL on it, and readers over its binlogs (as archived files or over the replicati
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,6 +62,15 @@ class Server:
 
     def archive(self) -> ArchiveSource:
         return ArchiveSource(LocalShell(), self.binlog_dir, local=True)
+
+    def copy_binlogs(self, dest: Path) -> Path:
+        """The binlog files as an archive holds them: copied into ``dest`` (made), the server
+        writing on in its own."""
+        dest.mkdir()
+        for name in os.listdir(self.binlog_dir):
+            if name.startswith("binlog.0"):
+                shutil.copy(os.path.join(self.binlog_dir, name), dest / name)
+        return dest
 
     def server_source(self) -> ServerSource:
         st = self.settings()

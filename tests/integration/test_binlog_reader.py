@@ -5,8 +5,6 @@ tables' events left out, values decoded exactly, and a corrupt or truncated file
 from __future__ import annotations
 
 import gzip
-import os
-import shutil
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -119,12 +117,7 @@ def test_values_decode_exactly(binlog_server: Server, bschema: str) -> None:
 
 
 def _copy(srv: Server, tmp: Path) -> Path:
-    d = tmp / "arch"
-    d.mkdir()
-    for name in os.listdir(srv.binlog_dir):
-        if name.startswith("binlog.0"):
-            shutil.copy(os.path.join(srv.binlog_dir, name), d / name)
-    return d
+    return srv.copy_binlogs(tmp / "arch")
 
 
 def test_corrupt_and_truncated_files_are_refused(binlog_server: Server, bschema: str, tmp_path: Path) -> None:

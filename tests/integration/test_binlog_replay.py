@@ -5,8 +5,6 @@ GTIDs, nothing skipped; check mode writes nothing; what must be refused is, by n
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -41,12 +39,7 @@ def test_replay_all_but_the_mass_delete(binlog_server: Server, bschema: str, tmp
     binlogs = "server"
     if where == "archive":  # the binlog files as an archive would hold them (copied; the server keeps writing its own)
         binlog_server.execute("FLUSH BINARY LOGS")
-        arch = tmp_path / "archive"
-        arch.mkdir()
-        for name in os.listdir(binlog_server.binlog_dir):
-            if name.startswith("binlog.0"):
-                shutil.copy(os.path.join(binlog_server.binlog_dir, name), arch / name)
-        binlogs = str(arch)
+        binlogs = str(binlog_server.copy_binlogs(tmp_path / "archive"))
     disaster(binlog_server, inc)
     args = {"schema": inc.schema, "tables": ["customers", "orders", "items"], "from_dump": inc.dump, "binlogs": binlogs,
             "skip": [first], "stop_before": {"file": inc.end[0], "pos": inc.end[1]}, "batch": 5}

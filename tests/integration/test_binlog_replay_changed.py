@@ -5,8 +5,6 @@ what was committed before. An in-process hook runs between the passes (no timing
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 import zlib
 from collections.abc import Callable
@@ -28,12 +26,7 @@ pytestmark = pytest.mark.integration
 
 def _archive(srv: Server, tmp_path: Path) -> Path:
     srv.execute("FLUSH BINARY LOGS")
-    arch = tmp_path / "archive"
-    arch.mkdir()
-    for name in os.listdir(srv.binlog_dir):
-        if name.startswith("binlog.0"):
-            shutil.copy(os.path.join(srv.binlog_dir, name), arch / name)
-    return arch
+    return srv.copy_binlogs(tmp_path / "archive")
 
 
 def _between_passes(monkeypatch: pytest.MonkeyPatch, hook: Callable[[], None]) -> None:
