@@ -30,6 +30,7 @@ def test_the_same_window_passes_whole_and_from_a_resume() -> None:
     assert [t.pos for t in _judged().verify(FIRST, ("b.000001", 4))] == [100, 200, 300, 4]
     assert [t.pos for t in _judged().verify(FIRST[2:], ("b.000001", 250))] == [300, 4]
     assert [t.pos for t in _judged().verify(FIRST[3:], ("b.000002", 4))] == [4]
+    assert [t.pos for t in _judged().verify(FIRST[3:], ("b.000001", 350))] == [4]  # after the last of its file
 
 
 @pytest.mark.parametrize("second, said", [

@@ -49,12 +49,23 @@ class Judged:
         v = self._packed[i]
         return name, v >> 32, v & 0xFFFFFFFF  # (a position past 4 GiB shows its low bits)
 
+    def _first_from(self, at: tuple[str, int]) -> int:
+        """The index of the first transaction judged at or after ``at`` (a resume's start): whole
+        files before it are stepped over, positions compared only in its own file."""
+        at_file = file_key(at[0])
+        for f, (k, name) in enumerate(self._files):
+            end = self._files[f + 1][0] if f + 1 < len(self._files) else len(self._packed)
+            key = file_key(name)
+            if key > at_file:
+                return k
+            if key == at_file:
+                return next((i for i in range(k, end) if self._packed[i] >> 32 >= at[1]), end)
+        return len(self._packed)
+
     def verify(self, txns: Iterable[Transaction], at: tuple[str, int]) -> Iterator[Transaction]:
         """``txns`` (the second pass, from ``at``) as they come, each of the listed tables checked
         against the first pass before it is passed on; :class:`BinlogChanged` otherwise."""
-        i, n, at_key = 0, len(self._packed), (file_key(at[0]), at[1])
-        while i < n and (file_key(self._at(i)[0]), self._at(i)[1]) < at_key:  # before a resume's start
-            i += 1
+        i, n = self._first_from(at), len(self._packed)
         fi = 0  # the entry of _files holding index i
         for txn in txns:
             if txn.touched:
